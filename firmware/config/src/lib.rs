@@ -1,0 +1,15 @@
+//! Everything Coffer keeps in its state directory, as typed, validated data.
+//!
+//! The state directory has the same format on a development host and on the
+//! appliance's state partition, so a directory made with `coffer init` and
+//! `coffer user add` anywhere can seed an image.
+
+mod config;
+mod error;
+mod paths;
+mod users;
+
+pub use config::{Config, LogConfig, LoginThrottleConfig, ServerConfig, CONFIG_VERSION};
+pub use error::ConfigError;
+pub use paths::StatePaths;
+pub use users::{AuthorizedKey, KeyProfile, User, UserDb, UserName, validate_user_name};

@@ -1,0 +1,268 @@
+//! [`UserJail`]: every file operation of a session, confined to one directory.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps, CWD};
+
+use crate::path::{JailPath, UPLOAD_PREFIX};
+use crate::upload::Upload;
+
+/// The metadata the endpoint reports for a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub mode: u32,
+    pub size: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u64,
+    pub atime: i64,
+    pub mtime: i64,
+}
+
+impl Meta {
+    pub fn is_dir(&self) -> bool {
+        self.mode & 0o170_000 == 0o040_000
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.mode & 0o170_000 == 0o100_000
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.mode & 0o170_000 == 0o120_000
+    }
+
+    fn from_stat(st: &rustix::fs::Stat) -> Self {
+        Meta {
+            mode: st.st_mode,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            uid: st.st_uid,
+            gid: st.st_gid,
+            nlink: st.st_nlink,
+            atime: st.st_atime,
+            mtime: st.st_mtime,
+        }
+    }
+}
+
+/// One entry of a directory listing (temporary uploads are never listed).
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    pub meta: Meta,
+}
+
+/// A user's data area. All paths are client paths, resolved inside the area.
+#[derive(Debug)]
+pub struct UserJail {
+    root: OwnedFd,
+    root_path: PathBuf,
+}
+
+fn resolve_flags() -> ResolveFlags {
+    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
+}
+
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
+}
+
+/// Path of a descriptor through procfs, for the few calls (chmod, utimes)
+/// that have no form taking an O_PATH descriptor on Linux 6.1.
+fn proc_fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+impl UserJail {
+    /// Opens the area at `root`, which must be a directory.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        let fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        Ok(UserJail { root: fd, root_path: root.to_path_buf() })
+    }
+
+    pub fn root_path(&self) -> &Path {
+        &self.root_path
+    }
+
+    /// Opens `path` (following symlinks, inside the jail) with `flags`.
+    fn open_in_root(&self, path: &JailPath, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
+        Ok(rustix::fs::openat2(&self.root, path.relative(), flags | OFlags::CLOEXEC, mode, resolve_flags())?)
+    }
+
+    /// The parent directory of `path` and the final component, which the
+    /// caller must use with calls that do not follow symlinks.
+    fn parent<'p>(&self, path: &'p JailPath) -> io::Result<(OwnedFd, &'p [u8])> {
+        self.parent_opened(path, OFlags::PATH)
+    }
+
+    /// As [`Self::parent`], with the directory opened with `access` (`O_PATH`
+    /// cannot be fsynced, so uploads open their directory for reading).
+    fn parent_opened<'p>(&self, path: &'p JailPath, access: OFlags) -> io::Result<(OwnedFd, &'p [u8])> {
+        // The root has no parent: removing or renaming it is refused as busy.
+        let (parent, name) = path.split_last().ok_or_else(|| io::Error::from_raw_os_error(EBUSY))?;
+        let fd = self.open_in_root(&parent, access | OFlags::DIRECTORY, Mode::empty())?;
+        Ok((fd, name))
+    }
+
+    pub fn stat(&self, path: &JailPath) -> io::Result<Meta> {
+        let fd = self.open_in_root(path, OFlags::PATH, Mode::empty())?;
+        Ok(Meta::from_stat(&rustix::fs::fstat(&fd)?))
+    }
+
+    pub fn lstat(&self, path: &JailPath) -> io::Result<Meta> {
+        if path.is_root() {
+            return Ok(Meta::from_stat(&rustix::fs::fstat(&self.root)?));
+        }
+        let (dir, name) = self.parent(path)?;
+        Ok(Meta::from_stat(&rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?))
+    }
+
+    pub fn open_read(&self, path: &JailPath) -> io::Result<File> {
+        let fd = self.open_in_root(path, OFlags::RDONLY, Mode::empty())?;
+        let st = rustix::fs::fstat(&fd)?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            return Err(io::Error::from_raw_os_error(21)); // EISDIR
+        }
+        Ok(File::from(fd))
+    }
+
+    /// Opens an existing file for writing in place (append, or resume without truncation).
+    pub fn open_write_in_place(&self, path: &JailPath, append: bool, read: bool) -> io::Result<File> {
+        let mut flags = if read { OFlags::RDWR } else { OFlags::WRONLY };
+        if append {
+            flags |= OFlags::APPEND;
+        }
+        let fd = self.open_in_root(path, flags, Mode::empty())?;
+        Ok(File::from(fd))
+    }
+
+    /// Starts an upload to `path`. With `exclusive`, fails if `path` exists
+    /// now and refuses to replace one that appears before the commit.
+    pub fn create_upload(&self, path: &JailPath, mode: u32, exclusive: bool) -> io::Result<Upload> {
+        let (dir, name) = self.parent_opened(path, OFlags::RDONLY)?;
+        match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) if exclusive => return Err(io::Error::from_raw_os_error(EEXIST)),
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                return Err(io::Error::from_raw_os_error(21)); // EISDIR
+            }
+            Ok(_) => {}
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let mut tmp_name = UPLOAD_PREFIX.to_vec();
+        tmp_name.extend(format!("{:016x}", rand::random::<u64>()).bytes());
+        let fd = rustix::fs::openat(
+            &dir,
+            tmp_name.as_slice(),
+            OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode & 0o777),
+        )?;
+        Ok(Upload {
+            dir,
+            tmp_name,
+            final_name: name.to_vec(),
+            file: File::from(fd),
+            no_replace: exclusive,
+            finished: false,
+        })
+    }
+
+    pub fn mkdir(&self, path: &JailPath, mode: u32) -> io::Result<()> {
+        if path.is_root() {
+            return Err(io::Error::from_raw_os_error(EEXIST));
+        }
+        let (dir, name) = self.parent(path)?;
+        Ok(rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode & 0o777))?)
+    }
+
+    pub fn rmdir(&self, path: &JailPath) -> io::Result<()> {
+        let (dir, name) = self.parent(path)?;
+        Ok(rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR)?)
+    }
+
+    pub fn remove_file(&self, path: &JailPath) -> io::Result<()> {
+        let (dir, name) = self.parent(path)?;
+        Ok(rustix::fs::unlinkat(&dir, name, AtFlags::empty())?)
+    }
+
+    /// Renames `from` to `to`; with `replace` an existing `to` is replaced
+    /// atomically (posix-rename), otherwise the rename fails (SFTP RENAME).
+    pub fn rename(&self, from: &JailPath, to: &JailPath, replace: bool) -> io::Result<()> {
+        let (fdir, fname) = self.parent(from)?;
+        let (tdir, tname) = self.parent(to)?;
+        let flags = if replace { RenameFlags::empty() } else { RenameFlags::NOREPLACE };
+        Ok(rustix::fs::renameat_with(&fdir, fname, &tdir, tname, flags)?)
+    }
+
+    pub fn hardlink(&self, from: &JailPath, to: &JailPath) -> io::Result<()> {
+        let (fdir, fname) = self.parent(from)?;
+        let (tdir, tname) = self.parent(to)?;
+        Ok(rustix::fs::linkat(&fdir, fname, &tdir, tname, AtFlags::empty())?)
+    }
+
+    /// Creates a symlink. Its target is stored as given; it can only ever be
+    /// followed inside this jail.
+    pub fn symlink(&self, target: &[u8], link: &JailPath) -> io::Result<()> {
+        if target.contains(&0) {
+            return Err(invalid("symlink target contains a NUL byte"));
+        }
+        let (dir, name) = self.parent(link)?;
+        Ok(rustix::fs::symlinkat(target, &dir, name)?)
+    }
+
+    pub fn readlink(&self, path: &JailPath) -> io::Result<Vec<u8>> {
+        let (dir, name) = self.parent(path)?;
+        Ok(rustix::fs::readlinkat(&dir, name, Vec::new())?.into_bytes())
+    }
+
+    /// Changes permission bits (never set-id or sticky bits).
+    pub fn set_mode(&self, path: &JailPath, mode: u32) -> io::Result<()> {
+        let fd = self.open_in_root(path, OFlags::PATH, Mode::empty())?;
+        Ok(rustix::fs::chmodat(CWD, proc_fd_path(&fd), Mode::from_raw_mode(mode & 0o777), AtFlags::empty())?)
+    }
+
+    pub fn set_times(&self, path: &JailPath, atime: i64, mtime: i64) -> io::Result<()> {
+        let fd = self.open_in_root(path, OFlags::PATH, Mode::empty())?;
+        let ts = Timestamps {
+            last_access: Timespec { tv_sec: atime, tv_nsec: 0 },
+            last_modification: Timespec { tv_sec: mtime, tv_nsec: 0 },
+        };
+        Ok(rustix::fs::utimensat(CWD, proc_fd_path(&fd), &ts, AtFlags::empty())?)
+    }
+
+    pub fn set_size(&self, path: &JailPath, size: u64) -> io::Result<()> {
+        let fd = self.open_in_root(path, OFlags::WRONLY, Mode::empty())?;
+        Ok(rustix::fs::ftruncate(&fd, size)?)
+    }
+
+    /// Lists a directory with each entry's metadata (not following symlinks).
+    pub fn read_dir(&self, path: &JailPath) -> io::Result<Vec<DirEntry>> {
+        let fd = self.open_in_root(path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
+        let dir = rustix::fs::Dir::read_from(&fd)?;
+        let mut out = Vec::new();
+        for entry in dir {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." || name.starts_with(UPLOAD_PREFIX) {
+                continue;
+            }
+            // An entry can vanish between readdir and stat; skip it then.
+            match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => out.push(DirEntry { name: name.to_vec(), meta: Meta::from_stat(&st) }),
+                Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn statvfs(&self) -> io::Result<rustix::fs::StatVfs> {
+        Ok(rustix::fs::fstatvfs(self.root.as_fd())?)
+    }
+}
+
+const EEXIST: i32 = 17;
+const EBUSY: i32 = 16;

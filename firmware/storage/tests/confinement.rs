@@ -1,0 +1,76 @@
+//! Every path trick a client could try ends inside the jail or fails.
+
+use std::io::Read;
+use std::os::unix::fs::symlink;
+
+use coffer_storage::{JailPath, UserJail};
+
+fn p(s: &str) -> JailPath {
+    JailPath::parse(s.as_bytes()).unwrap()
+}
+
+fn setup() -> (tempfile::TempDir, UserJail) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("alice")).unwrap();
+    std::fs::create_dir(dir.path().join("bob")).unwrap();
+    std::fs::write(dir.path().join("bob/secret"), b"bob's data").unwrap();
+    std::fs::write(dir.path().join("alice/own"), b"alice's data").unwrap();
+    let jail = UserJail::open(&dir.path().join("alice")).unwrap();
+    (dir, jail)
+}
+
+#[test]
+fn dotdot_and_absolute_stay_inside() {
+    let (dir, jail) = setup();
+    assert!(jail.stat(&p("../bob/secret")).is_err());
+    let abs = format!("{}/bob/secret", dir.path().display());
+    assert!(jail.open_read(&p(&abs)).is_err());
+    let mut s = String::new();
+    jail.open_read(&p("/../../own")).unwrap().read_to_string(&mut s).unwrap();
+    assert_eq!(s, "alice's data");
+}
+
+#[test]
+fn symlinks_resolve_inside_the_jail() {
+    let (dir, jail) = setup();
+    // Pre-existing links, relative and absolute, pointing at another user's data.
+    symlink("../bob/secret", dir.path().join("alice/rel")).unwrap();
+    symlink(dir.path().join("bob/secret"), dir.path().join("alice/abs")).unwrap();
+    symlink(dir.path().join("bob"), dir.path().join("alice/bobdir")).unwrap();
+    for name in ["rel", "abs", "bobdir/secret"] {
+        assert!(jail.open_read(&p(name)).is_err(), "{name} escaped");
+        assert!(jail.stat(&p(name)).is_err(), "{name} escaped");
+    }
+    assert!(jail.read_dir(&p("bobdir")).is_err());
+    // Writing through a link replaces the link inside the jail, never the target.
+    let up = jail.create_upload(&p("abs"), 0o644, false).unwrap();
+    up.commit().unwrap();
+    assert_eq!(std::fs::read(dir.path().join("bob/secret")).unwrap(), b"bob's data");
+    // Links the user makes are confined the same way.
+    jail.symlink(b"/../bob/secret", &p("made")).unwrap();
+    assert!(jail.open_read(&p("made")).is_err());
+    assert!(jail.set_mode(&p("bobdir"), 0o777).is_err());
+    assert!(jail.set_size(&p("rel"), 0).is_err());
+    assert_eq!(std::fs::read(dir.path().join("bob/secret")).unwrap(), b"bob's data");
+    // A hard link cannot name a file outside.
+    assert!(jail.hardlink(&p("../bob/secret"), &p("hl")).is_err());
+}
+
+#[test]
+fn uploads_appear_only_when_committed() {
+    let (dir, jail) = setup();
+    let up = jail.create_upload(&p("new"), 0o644, false).unwrap();
+    std::io::Write::write_all(&mut up.file(), b"partial").unwrap();
+    assert!(jail.stat(&p("new")).is_err());
+    assert!(jail.read_dir(&p("/")).unwrap().iter().all(|e| e.name != b"new"));
+    drop(up);
+    assert!(jail.stat(&p("new")).is_err());
+    assert_eq!(std::fs::read_dir(dir.path().join("alice")).unwrap().count(), 1);
+
+    let up = jail.create_upload(&p("own"), 0o644, false).unwrap();
+    std::io::Write::write_all(&mut up.file(), b"replaced").unwrap();
+    assert_eq!(std::fs::read(dir.path().join("alice/own")).unwrap(), b"alice's data");
+    up.commit().unwrap();
+    assert_eq!(std::fs::read(dir.path().join("alice/own")).unwrap(), b"replaced");
+    assert!(jail.create_upload(&p("own"), 0o644, true).is_err());
+}
