@@ -1,0 +1,651 @@
+//! The SFTP server of one channel.
+//!
+//! Threads, not tasks: one reader splits packets off the input, lanes do the
+//! file work, one writer sends replies. Requests on one handle always go to
+//! the same lane, so they run in the order the client sent them (a CLOSE
+//! never overtakes the WRITEs before it), while different handles (restic
+//! and rclone keep several busy) proceed in parallel. Path requests share
+//! lane 0. Bounded queues carry back-pressure from the disk to the SSH window.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use coffer_sftp_proto::{
+    Attrs, Limits, MAX_IO, MAX_PACKET, NameEntry, OpenFlags, Reply, Request, RequestKind, StatVfs, StatusCode,
+    encode_data, split_packet,
+};
+use coffer_storage::{DirEntry, JailPath, Meta, Upload, UserJail};
+
+use crate::status::io_status;
+
+/// Lanes that do file work; lane 0 takes every path request.
+const LANES: usize = 4;
+/// Requests queued per lane before the reader stops reading the channel.
+const LANE_QUEUE: usize = 64;
+/// Open handles per session (files and directories).
+const MAX_HANDLES: usize = 512;
+/// Directory entries per READDIR reply.
+const READDIR_BATCH: usize = 128;
+
+/// What a handle refers to.
+enum HandleKind {
+    Read(File),
+    /// A new or truncated file, under a temporary name until CLOSE.
+    Upload(Mutex<Option<Upload>>),
+    /// An existing file written in place (APPEND, or no TRUNC).
+    InPlace(File),
+    Dir(Mutex<std::vec::IntoIter<DirEntry>>),
+}
+
+struct Handle {
+    path: JailPath,
+    kind: HandleKind,
+}
+
+impl Handle {
+    fn file(&self) -> Option<FileRef<'_>> {
+        match &self.kind {
+            HandleKind::Read(f) | HandleKind::InPlace(f) => Some(FileRef::Plain(f)),
+            HandleKind::Upload(u) => Some(FileRef::Upload(u)),
+            HandleKind::Dir(_) => None,
+        }
+    }
+}
+
+enum FileRef<'a> {
+    Plain(&'a File),
+    Upload(&'a Mutex<Option<Upload>>),
+}
+
+impl FileRef<'_> {
+    fn with<T>(&self, f: impl FnOnce(&File) -> io::Result<T>) -> io::Result<T> {
+        match self {
+            FileRef::Plain(file) => f(file),
+            FileRef::Upload(m) => {
+                let guard = m.lock().map_err(|_| io::Error::other("upload lock poisoned"))?;
+                match guard.as_ref() {
+                    Some(up) => f(up.file()),
+                    None => Err(io::Error::other("upload already closed")),
+                }
+            }
+        }
+    }
+}
+
+/// State shared by the lanes of one session.
+struct Session {
+    jail: UserJail,
+    user: String,
+    handles: Mutex<HashMap<u32, Arc<Handle>>>,
+    next_handle: AtomicU32,
+}
+
+/// Serves SFTP on `input`/`output` until the client closes its side.
+/// Uploads that were never closed are discarded, never left looking complete.
+pub fn serve(jail: UserJail, user: &str, input: impl Read, output: impl Write + Send + 'static) -> io::Result<()> {
+    let session = Arc::new(Session {
+        jail,
+        user: user.to_string(),
+        handles: Mutex::new(HashMap::new()),
+        next_handle: AtomicU32::new(1),
+    });
+    let (reply_tx, reply_rx) = sync_channel::<Vec<u8>>(LANE_QUEUE * LANES);
+    let writer = std::thread::Builder::new().name("sftp-writer".into()).spawn(move || write_replies(reply_rx, output))?;
+
+    let mut lanes: Vec<SyncSender<Vec<u8>>> = Vec::with_capacity(LANES);
+    let mut workers = Vec::with_capacity(LANES);
+    for lane in 0..LANES {
+        let (tx, rx) = sync_channel::<Vec<u8>>(LANE_QUEUE);
+        let session = Arc::clone(&session);
+        let replies = reply_tx.clone();
+        workers.push(std::thread::Builder::new().name(format!("sftp-lane-{lane}")).spawn(move || {
+            for packet in rx {
+                let reply = handle_packet(&session, &packet);
+                if replies.send(reply).is_err() {
+                    break;
+                }
+            }
+        })?);
+        lanes.push(tx);
+    }
+    drop(reply_tx);
+
+    let result = read_requests(&mut BufReader::with_capacity(512 * 1024, input), &lanes);
+    drop(lanes);
+    for w in workers {
+        let _ = w.join();
+    }
+    let _ = writer.join();
+    // Whatever is still open was never closed by the client: drop it, which
+    // discards unfinished uploads.
+    let leftover = session.handles.lock().map(|mut h| h.drain().count()).unwrap_or(0);
+    if leftover > 0 {
+        log::info!("user {}: session ended with {leftover} handle(s) open; unfinished uploads discarded", session.user);
+    }
+    result
+}
+
+fn write_replies(rx: Receiver<Vec<u8>>, output: impl Write) {
+    let mut out = BufWriter::with_capacity(512 * 1024, output);
+    loop {
+        let packet = match rx.try_recv() {
+            Ok(p) => p,
+            Err(TryRecvError::Empty) => {
+                // Nothing else is ready: push what we have to the client.
+                if out.flush().is_err() {
+                    return;
+                }
+                match rx.recv() {
+                    Ok(p) => p,
+                    Err(_) => return,
+                }
+            }
+            Err(TryRecvError::Disconnected) => {
+                let _ = out.flush();
+                return;
+            }
+        };
+        if out.write_all(&packet).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads packets and hands each to its lane. Returns at end of input.
+fn read_requests(input: &mut impl Read, lanes: &[SyncSender<Vec<u8>>]) -> io::Result<()> {
+    let mut len_buf = [0u8; 4];
+    loop {
+        match input.read_exact(&mut len_buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let len = u32::from_be_bytes(len_buf);
+        if len == 0 || len > MAX_PACKET {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("client sent a packet of {len} bytes (limit {MAX_PACKET}); closing the session"),
+            ));
+        }
+        let mut packet = vec![0u8; 4 + len as usize];
+        packet[..4].copy_from_slice(&len_buf);
+        input.read_exact(&mut packet[4..])?;
+        let lane = lane_of(&packet[4..]);
+        if lanes[lane].send(packet).is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Picks the lane: requests naming a handle go to that handle's lane.
+fn lane_of(body: &[u8]) -> usize {
+    let handle = match Request::decode(body) {
+        Ok(req) => match req.kind {
+            RequestKind::Close { handle }
+            | RequestKind::Read { handle, .. }
+            | RequestKind::Write { handle, .. }
+            | RequestKind::Fstat { handle }
+            | RequestKind::Fsetstat { handle, .. }
+            | RequestKind::Readdir { handle }
+            | RequestKind::Fstatvfs { handle }
+            | RequestKind::Fsync { handle } => parse_handle(handle),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    match handle {
+        Some(h) => 1 + (h as usize % (LANES - 1)),
+        None => 0,
+    }
+}
+
+fn parse_handle(h: &[u8]) -> Option<u32> {
+    std::str::from_utf8(h).ok()?.parse().ok()
+}
+
+/// Decodes and executes one packet, returning the encoded reply.
+fn handle_packet(session: &Session, packet: &[u8]) -> Vec<u8> {
+    let body = match split_packet(packet, MAX_PACKET) {
+        Ok(Some((body, _))) => body,
+        _ => return Reply::status(0, StatusCode::BadMessage, "malformed packet").encode(),
+    };
+    match Request::decode(body) {
+        Ok(req) => {
+            let id = req.id;
+            let reply = execute(session, req);
+            if let Reply::Status { code, message, .. } = &reply
+                && *code != StatusCode::Ok
+                && *code != StatusCode::Eof
+            {
+                log::debug!("user {}: request {id} ({}) failed: {code:?} {message}", session.user, body[0]);
+            }
+            match reply {
+                Reply::Data { id, data } => encode_data(id, &data),
+                other => other.encode(),
+            }
+        }
+        Err(e) => {
+            // The id sits right after the type byte when the packet is long enough.
+            let id = if body.len() >= 5 { u32::from_be_bytes([body[1], body[2], body[3], body[4]]) } else { 0 };
+            log::warn!("user {}: undecodable request {id}: {e}", session.user);
+            Reply::status(id, StatusCode::BadMessage, format!("bad request: {e}")).encode()
+        }
+    }
+}
+
+fn err_reply(id: u32, e: &io::Error) -> Reply {
+    let (code, message) = io_status(e);
+    Reply::status(id, code, message)
+}
+
+fn parse_path(id: u32, p: &[u8]) -> Result<JailPath, Reply> {
+    JailPath::parse(p).map_err(|e| match e {
+        coffer_storage::PathError::Reserved => Reply::status(id, StatusCode::NoSuchFile, "No such file"),
+        other => Reply::status(id, StatusCode::BadMessage, other.to_string()),
+    })
+}
+
+fn attrs_of(meta: &Meta) -> Attrs {
+    Attrs {
+        size: Some(meta.size),
+        uid_gid: Some((meta.uid, meta.gid)),
+        permissions: Some(meta.mode),
+        times: Some((clamp_time(meta.atime), clamp_time(meta.mtime))),
+    }
+}
+
+fn clamp_time(t: i64) -> u32 {
+    u32::try_from(t.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Early return of the error reply from a `Result<T, Reply>`.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}
+
+fn execute(s: &Session, req: Request<'_>) -> Reply {
+    let id = req.id;
+    let io = |r: io::Result<()>| match r {
+        Ok(()) => Reply::ok(id),
+        Err(e) => err_reply(id, &e),
+    };
+    match req.kind {
+        RequestKind::Init { .. } => Reply::Version,
+        RequestKind::Realpath { path } => {
+            let p = tri!(parse_path(id, path));
+            let name = p.display();
+            Reply::Name {
+                id,
+                entries: vec![NameEntry { longname: name.clone(), filename: name, attrs: Attrs::default() }],
+            }
+        }
+        RequestKind::Stat { path } => {
+            let p = tri!(parse_path(id, path));
+            match s.jail.stat(&p) {
+                Ok(m) => Reply::Attrs { id, attrs: attrs_of(&m) },
+                Err(e) => err_reply(id, &e),
+            }
+        }
+        RequestKind::Lstat { path } => {
+            let p = tri!(parse_path(id, path));
+            match s.jail.lstat(&p) {
+                Ok(m) => Reply::Attrs { id, attrs: attrs_of(&m) },
+                Err(e) => err_reply(id, &e),
+            }
+        }
+        RequestKind::Open { path, flags, attrs } => open(s, id, path, flags, &attrs),
+        RequestKind::Opendir { path } => {
+            let p = tri!(parse_path(id, path));
+            match s.jail.read_dir(&p) {
+                Ok(mut entries) => {
+                    entries.sort_by(|a, b| a.name.cmp(&b.name));
+                    new_handle(s, id, p, HandleKind::Dir(Mutex::new(entries.into_iter())))
+                }
+                Err(e) => err_reply(id, &e),
+            }
+        }
+        RequestKind::Readdir { handle } => {
+            let h = tri!(get_handle(s, id, handle));
+            let HandleKind::Dir(iter) = &h.kind else {
+                return Reply::status(id, StatusCode::Failure, "handle is not a directory");
+            };
+            let Ok(mut iter) = iter.lock() else { return Reply::status(id, StatusCode::Failure, "lock poisoned") };
+            let batch: Vec<NameEntry> = iter
+                .by_ref()
+                .take(READDIR_BATCH)
+                .map(|e| NameEntry { longname: longname(&e.name, &e.meta, &s.user), attrs: attrs_of(&e.meta), filename: e.name })
+                .collect();
+            if batch.is_empty() { Reply::status(id, StatusCode::Eof, "End of file") } else { Reply::Name { id, entries: batch } }
+        }
+        RequestKind::Close { handle } => close(s, id, handle),
+        RequestKind::Read { handle, offset, len } => {
+            let h = tri!(get_handle(s, id, handle));
+            let Some(file) = h.file() else { return Reply::status(id, StatusCode::Failure, "handle is a directory") };
+            let len = len.min(MAX_IO) as usize;
+            let result = file.with(|f| {
+                let mut buf = vec![0u8; len];
+                let mut filled = 0;
+                // A short read is allowed, but fill what the file has so clients make fewer round trips.
+                while filled < len {
+                    match f.read_at(&mut buf[filled..], offset + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(filled);
+                Ok(buf)
+            });
+            match result {
+                Ok(data) if data.is_empty() && len > 0 => Reply::status(id, StatusCode::Eof, "End of file"),
+                Ok(data) => Reply::Data { id, data },
+                Err(e) => err_reply(id, &e),
+            }
+        }
+        RequestKind::Write { handle, offset, data } => {
+            let h = tri!(get_handle(s, id, handle));
+            let Some(file) = h.file() else { return Reply::status(id, StatusCode::Failure, "handle is a directory") };
+            if matches!(h.kind, HandleKind::Read(_)) {
+                return Reply::status(id, StatusCode::PermissionDenied, "file was opened read-only");
+            }
+            // For an O_APPEND file the kernel ignores the offset, which is what APPEND asks for.
+            io(file.with(|f| f.write_all_at(data, offset)))
+        }
+        RequestKind::Fstat { handle } => {
+            let h = tri!(get_handle(s, id, handle));
+            let meta = match h.file() {
+                Some(f) => f.with(|f| f.metadata()).map(|m| meta_from_std(&m)),
+                None => s.jail.stat(&h.path),
+            };
+            match meta {
+                Ok(m) => Reply::Attrs { id, attrs: attrs_of(&m) },
+                Err(e) => err_reply(id, &e),
+            }
+        }
+        RequestKind::Setstat { path, attrs } => {
+            let p = tri!(parse_path(id, path));
+            io(setstat(s, &p, &attrs))
+        }
+        RequestKind::Fsetstat { handle, attrs } => {
+            let h = tri!(get_handle(s, id, handle));
+            match h.file() {
+                Some(f) => io(f.with(|f| fsetstat(s, f, &attrs))),
+                None => io(setstat(s, &h.path, &attrs)),
+            }
+        }
+        RequestKind::Remove { path } => {
+            let p = tri!(parse_path(id, path));
+            io(s.jail.remove_file(&p))
+        }
+        RequestKind::Mkdir { path, attrs } => {
+            let p = tri!(parse_path(id, path));
+            io(s.jail.mkdir(&p, attrs.permissions.unwrap_or(0o777)))
+        }
+        RequestKind::Rmdir { path } => {
+            let p = tri!(parse_path(id, path));
+            io(s.jail.rmdir(&p))
+        }
+        RequestKind::Rename { from, to } => {
+            let (f, t) = (tri!(parse_path(id, from)), tri!(parse_path(id, to)));
+            io(s.jail.rename(&f, &t, false))
+        }
+        RequestKind::PosixRename { from, to } => {
+            let (f, t) = (tri!(parse_path(id, from)), tri!(parse_path(id, to)));
+            io(s.jail.rename(&f, &t, true))
+        }
+        RequestKind::Hardlink { from, to } => {
+            let (f, t) = (tri!(parse_path(id, from)), tri!(parse_path(id, to)));
+            io(s.jail.hardlink(&f, &t))
+        }
+        RequestKind::Readlink { path } => {
+            let p = tri!(parse_path(id, path));
+            match s.jail.readlink(&p) {
+                Ok(target) => Reply::Name {
+                    id,
+                    entries: vec![NameEntry { longname: target.clone(), filename: target, attrs: Attrs::default() }],
+                },
+                Err(e) => err_reply(id, &e),
+            }
+        }
+        RequestKind::Symlink { target, link } => {
+            let l = tri!(parse_path(id, link));
+            io(s.jail.symlink(target, &l))
+        }
+        RequestKind::Statvfs { .. } | RequestKind::Fstatvfs { .. } => match s.jail.statvfs() {
+            Ok(v) => Reply::StatVfs {
+                id,
+                vfs: StatVfs {
+                    bsize: v.f_bsize,
+                    frsize: v.f_frsize,
+                    blocks: v.f_blocks,
+                    bfree: v.f_bfree,
+                    bavail: v.f_bavail,
+                    files: v.f_files,
+                    ffree: v.f_ffree,
+                    favail: v.f_favail,
+                    fsid: v.f_fsid,
+                    flag: v.f_flag.bits(),
+                    namemax: v.f_namemax,
+                },
+            },
+            Err(e) => err_reply(id, &e),
+        },
+        RequestKind::Fsync { handle } => {
+            let h = tri!(get_handle(s, id, handle));
+            match &h.kind {
+                HandleKind::Upload(u) => match u.lock() {
+                    Ok(g) => io(g.as_ref().map_or(Ok(()), Upload::sync)),
+                    Err(_) => Reply::status(id, StatusCode::Failure, "lock poisoned"),
+                },
+                HandleKind::InPlace(f) | HandleKind::Read(f) => io(f.sync_data()),
+                HandleKind::Dir(_) => Reply::ok(id),
+            }
+        }
+        RequestKind::Limits => Reply::Limits {
+            id,
+            limits: Limits {
+                max_packet: u64::from(MAX_PACKET),
+                max_read: u64::from(MAX_IO),
+                max_write: u64::from(MAX_IO),
+                max_open_handles: MAX_HANDLES as u64,
+            },
+        },
+        RequestKind::UnknownExtension { name } => Reply::status(
+            id,
+            StatusCode::OpUnsupported,
+            format!("extension {} is not supported", String::from_utf8_lossy(name)),
+        ),
+    }
+}
+
+fn open(s: &Session, id: u32, path: &[u8], flags: OpenFlags, attrs: &Attrs) -> Reply {
+    let p = tri!(parse_path(id, path));
+    let mode = attrs.permissions.map_or(0o666, |m| m & 0o777);
+    if !flags.has(OpenFlags::WRITE) && !flags.has(OpenFlags::APPEND) {
+        return match s.jail.open_read(&p) {
+            Ok(f) => new_handle(s, id, p, HandleKind::Read(f)),
+            Err(e) => err_reply(id, &e),
+        };
+    }
+    let exists = match s.jail.stat(&p) {
+        Ok(m) if m.is_dir() => return Reply::status(id, StatusCode::Failure, "Is a directory"),
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return err_reply(id, &e),
+    };
+    if exists && flags.has(OpenFlags::EXCL) && flags.has(OpenFlags::CREAT) {
+        return Reply::status(id, StatusCode::Failure, "File exists");
+    }
+    if !exists && !flags.has(OpenFlags::CREAT) {
+        return Reply::status(id, StatusCode::NoSuchFile, "No such file");
+    }
+    if exists && !flags.has(OpenFlags::TRUNC) {
+        // Append (sftp reput) or a write without truncation (scp): the client
+        // asks to change the existing file, so it is changed in place.
+        return match s.jail.open_write_in_place(&p, flags.has(OpenFlags::APPEND), flags.has(OpenFlags::READ)) {
+            Ok(f) => new_handle(s, id, p, HandleKind::InPlace(f)),
+            Err(e) => err_reply(id, &e),
+        };
+    }
+    match s.jail.create_upload(&p, mode, flags.has(OpenFlags::EXCL)) {
+        Ok(up) => new_handle(s, id, p, HandleKind::Upload(Mutex::new(Some(up)))),
+        Err(e) => err_reply(id, &e),
+    }
+}
+
+fn close(s: &Session, id: u32, handle: &[u8]) -> Reply {
+    let Some(n) = parse_handle(handle) else { return Reply::status(id, StatusCode::Failure, "invalid handle") };
+    let removed = s.handles.lock().ok().and_then(|mut h| h.remove(&n));
+    let Some(h) = removed else { return Reply::status(id, StatusCode::Failure, "invalid handle") };
+    match &h.kind {
+        HandleKind::Upload(u) => {
+            let up = u.lock().ok().and_then(|mut g| g.take());
+            match up.map(Upload::commit) {
+                Some(Ok(())) | None => Reply::ok(id),
+                Some(Err(e)) => {
+                    log::warn!("user {}: could not complete upload of {}: {e}", s.user, String::from_utf8_lossy(&h.path.display()));
+                    err_reply(id, &e)
+                }
+            }
+        }
+        HandleKind::InPlace(f) => match f.sync_data() {
+            Ok(()) => Reply::ok(id),
+            Err(e) => err_reply(id, &e),
+        },
+        HandleKind::Read(_) | HandleKind::Dir(_) => Reply::ok(id),
+    }
+}
+
+fn new_handle(s: &Session, id: u32, path: JailPath, kind: HandleKind) -> Reply {
+    let Ok(mut handles) = s.handles.lock() else { return Reply::status(id, StatusCode::Failure, "lock poisoned") };
+    if handles.len() >= MAX_HANDLES {
+        return Reply::status(id, StatusCode::Failure, format!("too many open handles (limit {MAX_HANDLES})"));
+    }
+    let n = s.next_handle.fetch_add(1, Ordering::Relaxed);
+    handles.insert(n, Arc::new(Handle { path, kind }));
+    Reply::Handle { id, handle: n.to_string().into_bytes() }
+}
+
+fn get_handle(s: &Session, id: u32, handle: &[u8]) -> Result<Arc<Handle>, Reply> {
+    parse_handle(handle)
+        .and_then(|n| s.handles.lock().ok()?.get(&n).cloned())
+        .ok_or_else(|| Reply::status(id, StatusCode::Failure, "invalid handle"))
+}
+
+fn setstat(s: &Session, p: &JailPath, attrs: &Attrs) -> io::Result<()> {
+    if let Some((uid, gid)) = attrs.uid_gid {
+        let m = s.jail.stat(p)?;
+        if (uid, gid) != (m.uid, m.gid) {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+    }
+    if let Some(size) = attrs.size {
+        s.jail.set_size(p, size)?;
+    }
+    if let Some(mode) = attrs.permissions {
+        s.jail.set_mode(p, mode)?;
+    }
+    if let Some((atime, mtime)) = attrs.times {
+        s.jail.set_times(p, i64::from(atime), i64::from(mtime))?;
+    }
+    Ok(())
+}
+
+fn fsetstat(_s: &Session, f: &File, attrs: &Attrs) -> io::Result<()> {
+    if let Some((uid, gid)) = attrs.uid_gid {
+        let m = meta_from_std(&f.metadata()?);
+        if (uid, gid) != (m.uid, m.gid) {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+    }
+    if let Some(size) = attrs.size {
+        f.set_len(size)?;
+    }
+    if let Some(mode) = attrs.permissions {
+        rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(mode & 0o777))?;
+    }
+    if let Some((atime, mtime)) = attrs.times {
+        let ts = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec { tv_sec: i64::from(atime), tv_nsec: 0 },
+            last_modification: rustix::fs::Timespec { tv_sec: i64::from(mtime), tv_nsec: 0 },
+        };
+        rustix::fs::futimens(f, &ts)?;
+    }
+    Ok(())
+}
+
+fn meta_from_std(m: &std::fs::Metadata) -> Meta {
+    use std::os::unix::fs::MetadataExt;
+    Meta {
+        mode: m.mode(),
+        size: m.size(),
+        uid: m.uid(),
+        gid: m.gid(),
+        nlink: m.nlink(),
+        atime: m.atime(),
+        mtime: m.mtime(),
+    }
+}
+
+/// An `ls -l` style line, which OpenSSH's `sftp ls -l` prints as is.
+fn longname(name: &[u8], m: &Meta, user: &str) -> Vec<u8> {
+    let kind = match m.mode & 0o170_000 {
+        0o040_000 => 'd',
+        0o120_000 => 'l',
+        0o100_000 => '-',
+        _ => '?',
+    };
+    let mut perms = String::with_capacity(10);
+    perms.push(kind);
+    for shift in [6, 3, 0] {
+        let bits = (m.mode >> shift) & 7;
+        perms.push(if bits & 4 != 0 { 'r' } else { '-' });
+        perms.push(if bits & 2 != 0 { 'w' } else { '-' });
+        perms.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    let date = format_date(m.mtime);
+    let mut line = format!("{perms} {:>4} {user:<8} {user:<8} {:>12} {date} ", m.nlink, m.size).into_bytes();
+    line.extend_from_slice(name);
+    line
+}
+
+/// "Nov 27 06:51" from seconds since the epoch (UTC), without a date library.
+fn format_date(t: i64) -> String {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let name = MONTHS[usize::try_from(month - 1).unwrap_or(0).min(11)];
+    format!("{name} {day:>2} {:02}:{:02}", secs / 3600, (secs % 3600) / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(format_date(0), "Jan  1 00:00");
+        assert_eq!(format_date(1_795_762_260), "Nov 27 06:51");
+        assert_eq!(format_date(951_782_400), "Feb 29 00:00");
+    }
+}

@@ -1,0 +1,588 @@
+//! The russh server: connections, authentication, channels, workers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use coffer_config::{KeyProfile, UserDb};
+use russh::keys::{PrivateKey, PublicKey};
+use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, Preferred, cipher, kex, mac};
+use serde_json::json;
+use thiserror::Error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::event;
+use crate::keys::{accepted_key_algorithm, parse_authorized_key};
+use crate::throttle::{Admission, LoginThrottle, ThrottlePolicy};
+
+/// Errors that stop the endpoint (not a single connection).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EndpointError {
+    #[error("accepting connections failed: {0}")]
+    Accept(#[source] std::io::Error),
+}
+
+/// How to start a session worker: the program and the arguments before the
+/// per-channel ones (`sftp` or `exec LINE`).
+#[derive(Debug, Clone)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+/// Everything the endpoint needs, resolved from the state directory.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub host_key: PrivateKey,
+    pub users_file: PathBuf,
+    pub data_dir: PathBuf,
+    pub worker: WorkerCommand,
+    /// Run workers under each user's uid/gid (requires root).
+    pub drop_privileges: bool,
+    pub throttle: ThrottlePolicy,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub log_level: String,
+}
+
+struct Shared {
+    config: EndpointConfig,
+    throttle: Mutex<LoginThrottle>,
+    connections: AtomicUsize,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The running endpoint.
+pub struct Endpoint {
+    shared: Arc<Shared>,
+    ssh: Arc<russh::server::Config>,
+}
+
+/// Cipher order: modern AEADs first; the CTR modes stay because paramiko
+/// 2.12 (duplicity's sftp:// and scp://) offers nothing else.
+const CIPHERS: &[cipher::Name] = &[
+    cipher::CHACHA20_POLY1305,
+    cipher::AES_128_GCM,
+    cipher::AES_256_GCM,
+    cipher::AES_128_CTR,
+    cipher::AES_192_CTR,
+    cipher::AES_256_CTR,
+];
+
+const MACS: &[mac::Name] = &[mac::HMAC_SHA256_ETM, mac::HMAC_SHA512_ETM, mac::HMAC_SHA256, mac::HMAC_SHA512];
+
+const KEX: &[kex::Name] = &[
+    kex::MLKEM768X25519_SHA256,
+    kex::CURVE25519,
+    kex::CURVE25519_PRE_RFC_8731,
+    kex::DH_G16_SHA512,
+    kex::DH_G18_SHA512,
+    kex::DH_G14_SHA256,
+    kex::EXTENSION_SUPPORT_AS_SERVER,
+    kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+];
+
+/// Host-key and public-key algorithms. `ssh-rsa` (SHA-1) and DSA are absent,
+/// so `server-sig-algs` steers RSA clients to rsa-sha2-256/512.
+const KEY_ALGORITHMS: &[russh::keys::Algorithm] = &[
+    russh::keys::Algorithm::Ed25519,
+    russh::keys::Algorithm::Ecdsa { curve: russh::keys::EcdsaCurve::NistP256 },
+    russh::keys::Algorithm::Ecdsa { curve: russh::keys::EcdsaCurve::NistP384 },
+    russh::keys::Algorithm::Rsa { hash: Some(russh::keys::HashAlg::Sha512) },
+    russh::keys::Algorithm::Rsa { hash: Some(russh::keys::HashAlg::Sha256) },
+];
+
+impl Endpoint {
+    pub fn new(config: EndpointConfig, shutdown: watch::Receiver<bool>) -> Self {
+        let ssh = russh::server::Config {
+            server_id: russh::SshId::Standard(format!("SSH-2.0-Coffer_{}", env!("CARGO_PKG_VERSION")).into()),
+            methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+            auth_rejection_time: Duration::from_millis(300),
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            keys: vec![config.host_key.clone()],
+            // Large windows and packets, so one stream is never window-bound.
+            window_size: 16 * 1024 * 1024,
+            maximum_packet_size: 256 * 1024,
+            channel_buffer_size: 64,
+            preferred: Preferred {
+                kex: KEX.into(),
+                key: KEY_ALGORITHMS.into(),
+                cipher: CIPHERS.into(),
+                mac: MACS.into(),
+                ..Preferred::default()
+            },
+            max_auth_attempts: 10,
+            inactivity_timeout: Some(config.idle_timeout),
+            keepalive_interval: None,
+            nodelay: true,
+            ..Default::default()
+        };
+        let throttle = LoginThrottle::new(config.throttle);
+        Endpoint {
+            shared: Arc::new(Shared { config, throttle: Mutex::new(throttle), connections: AtomicUsize::new(0), shutdown }),
+            ssh: Arc::new(ssh),
+        }
+    }
+
+    /// Serves connections from `listener` until shutdown is signalled, then
+    /// waits (up to `grace`) for open sessions to finish their work.
+    pub async fn run(&self, listener: TcpListener, grace: Duration) -> Result<(), EndpointError> {
+        let mut shutdown = self.shared.shutdown.clone();
+        let mut tasks = tokio::task::JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => break,
+            };
+            let (stream, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) if is_transient(&e) => {
+                    log::warn!("accept failed (will retry): {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                Err(e) => return Err(EndpointError::Accept(e)),
+            };
+            while tasks.try_join_next().is_some() {}
+            let admission = self.shared.throttle.lock().map(|mut t| t.admit(peer.ip(), Instant::now()));
+            if let Ok(Admission::Banned { remaining }) = admission {
+                log::info!("refused connection from banned address {} ({}s of the ban left)", peer.ip(), remaining.as_secs());
+                continue;
+            }
+            let active = self.shared.connections.load(Ordering::Relaxed);
+            if active >= self.shared.config.max_connections {
+                log::warn!("refused connection from {peer}: {active} connections open (server.max-connections)");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let handler = ConnHandler::new(Arc::clone(&self.shared), peer);
+            let ssh = Arc::clone(&self.ssh);
+            tasks.spawn(async move {
+                match russh::server::run_stream(ssh, stream, handler).await {
+                    Ok(session) => {
+                        if let Err(e) = session.await {
+                            log::debug!("connection from {peer} ended: {e}");
+                        }
+                    }
+                    Err(e) => log::debug!("connection from {peer} failed during setup: {e}"),
+                }
+            });
+        }
+        drop(listener);
+        log::info!("shutting down: {} connection(s) open", tasks.len());
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            log::warn!("connections still open after {}s; closing them", grace.as_secs());
+            tasks.abort_all();
+        }
+        Ok(())
+    }
+}
+
+fn is_transient(e: &std::io::Error) -> bool {
+    // EMFILE/ENFILE/ECONNABORTED and friends: the listener itself is fine.
+    matches!(e.raw_os_error(), Some(23 | 24 | 103 | 105 | 12)) || e.kind() == std::io::ErrorKind::ConnectionAborted
+}
+
+/// The logged-in user of a connection.
+#[derive(Debug, Clone)]
+struct LoggedIn {
+    name: String,
+    uid: u32,
+    gid: u32,
+    profile: KeyProfile,
+}
+
+struct ConnHandler {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    user: Option<LoggedIn>,
+    tried_auth: bool,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+    reject_delay: Duration,
+}
+
+impl ConnHandler {
+    fn new(shared: Arc<Shared>, peer: SocketAddr) -> Self {
+        shared.connections.fetch_add(1, Ordering::Relaxed);
+        let reject_delay = match shared.throttle.lock().map(|mut t| t.admit(peer.ip(), Instant::now())) {
+            Ok(Admission::Allow { reject_delay }) => reject_delay,
+            _ => Duration::ZERO,
+        };
+        ConnHandler { shared, peer, user: None, tried_auth: false, channels: HashMap::new(), reject_delay }
+    }
+
+    /// Finds `user` and the profile of `key` among the user's keys.
+    fn lookup(&self, user: &str, key: &PublicKey) -> Option<LoggedIn> {
+        let db = match UserDb::load(&self.shared.config.users_file) {
+            Ok(db) => db,
+            Err(e) => {
+                log::error!("cannot check logins: {e}");
+                return None;
+            }
+        };
+        let u = db.get(user)?;
+        u.keys.iter().find_map(|k| {
+            let parsed = parse_authorized_key(&k.key).ok()?;
+            (parsed.key_data() == key.key_data()).then(|| LoggedIn {
+                name: u.name.to_string(),
+                uid: u.uid,
+                gid: u.gid,
+                profile: k.profile,
+            })
+        })
+    }
+
+    async fn reject(&self) -> Result<Auth, russh::Error> {
+        if !self.reject_delay.is_zero() {
+            tokio::time::sleep(self.reject_delay).await;
+        }
+        Ok(Auth::Reject { proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])), partial_success: false })
+    }
+
+    /// Starts a worker for `channel` and relays between them.
+    fn start_worker(&mut self, channel_id: ChannelId, request: WorkerRequest, session: &mut Session) {
+        let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id)) else {
+            let _ = session.channel_failure(channel_id);
+            return;
+        };
+        let cfg = &self.shared.config;
+        let mut cmd = tokio::process::Command::new(&cfg.worker.program);
+        cmd.args(&cfg.worker.args)
+            .arg("--jail")
+            .arg(cfg.data_dir.join(&user.name))
+            .arg("--user")
+            .arg(&user.name)
+            .arg("--log-level")
+            .arg(&cfg.log_level);
+        match &request {
+            WorkerRequest::Sftp => {
+                cmd.arg("sftp");
+            }
+            WorkerRequest::Exec(line) => {
+                cmd.arg("exec").arg("--").arg(std::ffi::OsStr::from_bytes_compat(line));
+            }
+        }
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if cfg.drop_privileges {
+            cmd.uid(user.uid).gid(user.gid);
+        }
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("user {}: cannot start session worker {}: {e}", user.name, cfg.worker.program.display());
+                let _ = session.channel_failure(channel_id);
+                return;
+            }
+        };
+        let _ = session.channel_success(channel_id);
+        log::info!("user {} from {}: {}", user.name, self.peer, request.describe());
+        let shutdown = self.shared.shutdown.clone();
+        tokio::spawn(relay(channel, child, request, user.name, shutdown));
+    }
+}
+
+impl Drop for ConnHandler {
+    fn drop(&mut self) {
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        if self.user.is_none() && self.tried_auth {
+            let ban = self.shared.throttle.lock().ok().and_then(|mut t| t.record_failure(self.peer.ip(), Instant::now()));
+            log::info!("failed login from {}", self.peer);
+            if let Some(ban) = ban {
+                log::warn!("banning {} for {}s after {} failed logins", self.peer.ip(), ban.length.as_secs(), ban.failures);
+                event::emit(
+                    "login.banned",
+                    &[("address", json!(self.peer.ip().to_string())), ("seconds", json!(ban.length.as_secs()))],
+                );
+            }
+        }
+    }
+}
+
+/// What a channel asked the worker to run.
+#[derive(Debug, Clone)]
+enum WorkerRequest {
+    Sftp,
+    Exec(Vec<u8>),
+}
+
+impl WorkerRequest {
+    fn describe(&self) -> String {
+        match self {
+            WorkerRequest::Sftp => "sftp".into(),
+            WorkerRequest::Exec(line) => format!("exec {:?}", String::from_utf8_lossy(line)),
+        }
+    }
+}
+
+/// `OsStr` from raw bytes (Unix).
+trait OsStrBytes {
+    fn from_bytes_compat(b: &[u8]) -> &std::ffi::OsStr;
+}
+
+impl OsStrBytes for std::ffi::OsStr {
+    fn from_bytes_compat(b: &[u8]) -> &std::ffi::OsStr {
+        std::os::unix::ffi::OsStrExt::from_bytes(b)
+    }
+}
+
+impl russh::server::Handler for ConnHandler {
+    type Error = russh::Error;
+
+    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+        self.tried_auth = true;
+        if let Err(e) = accepted_key_algorithm(offer.algorithm) {
+            log::warn!("refused key offered by {} for user {user:?}: {e}", self.peer);
+            return self.reject().await;
+        }
+        if self.lookup(user, offer.public_key).is_some() {
+            Ok(Auth::Accept)
+        } else {
+            log::debug!("key {} from {} is not a key of user {user:?}", offer.public_key.fingerprint(Default::default()), self.peer);
+            self.reject().await
+        }
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        self.tried_auth = true;
+        if let Err(e) = accepted_key_algorithm(key.algorithm) {
+            log::warn!("refused signature from {} for user {user:?}: {e}", self.peer);
+            return self.reject().await;
+        }
+        match self.lookup(user, key.public_key) {
+            Some(found) => {
+                log::info!(
+                    "user {user} logged in from {} with key {} (profile {:?})",
+                    self.peer,
+                    key.public_key.fingerprint(Default::default()),
+                    found.profile
+                );
+                self.user = Some(found);
+                if let Ok(mut t) = self.shared.throttle.lock() {
+                    t.record_success(self.peer.ip(), Instant::now());
+                }
+                Ok(Auth::Accept)
+            }
+            None => self.reject().await,
+        }
+    }
+
+    async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        self.tried_auth = true;
+        log::info!("refused password login for {user:?} from {} (only public keys are accepted)", self.peer);
+        self.reject().await
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.user.is_some() && self.channels.len() < 16 {
+            self.channels.insert(channel.id(), channel);
+            reply.accept().await;
+        }
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        let user = self.user.as_ref().map_or("?", |u| u.name.as_str()).to_string();
+        log::info!("refused shell for {user} from {}", self.peer);
+        if let Some(ch) = self.channels.remove(&channel) {
+            session.channel_success(channel)?;
+            tokio::spawn(async move {
+                let msg = "This Coffer account serves backups only (SFTP, scp, rsync-free); no shell is available.\r\n";
+                let _ = ch.extended_data_bytes(1, Bytes::from(msg)).await;
+                let _ = ch.exit_status(1).await;
+                let _ = ch.eof().await;
+                let _ = ch.close().await;
+            });
+        } else {
+            session.channel_failure(channel)?;
+        }
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _name: &str,
+        _value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Clients send LANG and LC_* by default; none reach the worker.
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single: bool,
+        _proto: &str,
+        _cookie: &str,
+        _screen: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn agent_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<bool, Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(false)
+    }
+
+    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
+        if data.contains(&0) {
+            session.channel_failure(channel)?;
+            return Ok(());
+        }
+        self.start_worker(channel, WorkerRequest::Exec(data.to_vec()), session);
+        Ok(())
+    }
+
+    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
+        if name == "sftp" {
+            self.start_worker(channel, WorkerRequest::Sftp, session);
+        } else {
+            log::info!("refused subsystem {name:?} from {}", self.peer);
+            session.channel_failure(channel)?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves bytes between the channel and the worker until both are done, then
+/// reports the worker's exit status. On shutdown the worker's stdin is closed,
+/// which makes it discard unfinished uploads and exit.
+async fn relay(
+    channel: Channel<Msg>,
+    mut child: tokio::process::Child,
+    request: WorkerRequest,
+    user: String,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (mut reader, writer) = channel.split();
+    let writer = Arc::new(writer);
+    let mut stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+
+    let out_writer = Arc::clone(&writer);
+    let stdout_task = tokio::spawn(async move {
+        let Some(mut stdout) = stdout else { return };
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match stdout.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if out_writer.data_bytes(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let err_writer = Arc::clone(&writer);
+    let is_exec = matches!(request, WorkerRequest::Exec(_));
+    let err_user = user.clone();
+    let stderr_task = tokio::spawn(async move {
+        let Some(mut stderr) = stderr else { return };
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut pending = Vec::new();
+        loop {
+            match stderr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) if is_exec => {
+                    if err_writer.extended_data_bytes(1, Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(n) => {
+                    // An SFTP worker's stderr is its log; pass it on line by line.
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=pos).collect();
+                        log::info!("[{err_user} sftp] {}", String::from_utf8_lossy(&line).trim_end());
+                    }
+                }
+            }
+        }
+    });
+
+    // Channel → worker stdin until the client's EOF; the worker's exit (or
+    // shutdown) ends the session either way.
+    let mut reading = true;
+    let mut stopping = false;
+    let exit = loop {
+        tokio::select! {
+            msg = reader.wait(), if reading => match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    let ok = match stdin.as_mut() {
+                        Some(s) => s.write_all(&data).await.is_ok(),
+                        None => false,
+                    };
+                    if !ok {
+                        stdin = None;
+                    }
+                }
+                Some(ChannelMsg::Eof) | Some(ChannelMsg::Close) | None => {
+                    stdin = None;
+                    reading = false;
+                }
+                Some(_) => {}
+            },
+            status = child.wait() => break status,
+            _ = shutdown.changed(), if !stopping => {
+                log::info!("user {user}: closing session for shutdown");
+                stdin = None;
+                reading = false;
+                stopping = true;
+            }
+        }
+    };
+    drop(stdin);
+    let status = match exit {
+        Ok(s) => s.code().map_or(255, |c| u32::try_from(c).unwrap_or(255)),
+        Err(e) => {
+            log::warn!("user {user}: waiting for worker failed: {e}");
+            255
+        }
+    };
+    let _ = stdout_task.await;
+    let _ = stderr_task.await;
+    let _ = writer.exit_status(status).await;
+    let _ = writer.eof().await;
+    let _ = writer.close().await;
+}
