@@ -1,0 +1,128 @@
+//! `serve`: run the backup endpoint until SIGTERM/SIGINT.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use coffer_sshd::throttle::ThrottlePolicy;
+use coffer_sshd::{Endpoint, EndpointConfig, WorkerCommand, event};
+use serde_json::json;
+
+use crate::state::{State, chown_tree};
+
+/// How long open sessions get to finish after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
+    let state = State::open(dir)?;
+    init_logging(&state.config.log.level);
+    let host_key = russh::keys::load_secret_key(state.paths.host_key(), None)
+        .with_context(|| format!("reading host key {}", state.paths.host_key().display()))?;
+    let data_dir = state.data_dir();
+    let root = rustix::process::geteuid().is_root();
+    let users = state.users()?;
+    for user in &users.users {
+        let home = data_dir.join(user.name.as_str());
+        if !home.is_dir() {
+            std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+        }
+        if root {
+            chown_tree(&home, user.uid, user.gid, false)?;
+        }
+    }
+    let swept = sweep_unfinished_uploads(&data_dir);
+    if swept > 0 {
+        log::info!("removed {swept} unfinished upload(s) left by an earlier run");
+    }
+    if root {
+        log::info!("sessions run as each user's own uid, confined with Landlock where the kernel has it");
+    } else {
+        log::warn!(
+            "not running as root: sessions run as this user (uid {}) with path confinement and Landlock only, not under per-user uids",
+            rustix::process::geteuid().as_raw()
+        );
+    }
+
+    let addr = listen.unwrap_or(&state.config.server.listen).to_string();
+    let t = &state.config.login_throttle;
+    let config = EndpointConfig {
+        host_key,
+        users_file: state.paths.users(),
+        data_dir: data_dir.clone(),
+        worker: WorkerCommand {
+            program: std::env::current_exe().context("finding the coffer binary")?,
+            args: vec!["session-worker".into()],
+        },
+        drop_privileges: root,
+        throttle: ThrottlePolicy {
+            max_failures: t.max_failures.max(1),
+            window: Duration::from_secs(t.window_secs),
+            ban: Duration::from_secs(t.ban_secs),
+            max_ban: Duration::from_secs(t.max_ban_secs),
+        },
+        idle_timeout: Duration::from_secs(state.config.server.idle_timeout_secs.max(1)),
+        max_connections: state.config.server.max_connections.max(1),
+        log_level: state.config.log.level.clone(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
+        let local = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            log::info!("stop requested");
+            let _ = stop_tx.send(true);
+        });
+        let endpoint = Endpoint::new(config, stop_rx);
+        println!("coffer: listening on {local}");
+        std::io::stdout().flush().ok();
+        event::emit("server.listening", &[("address", json!(local.to_string()))]);
+        endpoint.run(listener, SHUTDOWN_GRACE).await?;
+        event::emit("server.stopped", &[]);
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        log::error!("cannot install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| level.to_string());
+    let level = filter.parse().unwrap_or(log::LevelFilter::Info);
+    let config = simplelog::ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .add_filter_ignore_str("russh")
+        .build();
+    let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
+}
+
+/// Removes hidden in-progress upload files left by a crash or power cut:
+/// they never became visible, so no client can be relying on them.
+fn sweep_unfinished_uploads(dir: &Path) -> usize {
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    for entry in entries.flatten() {
+        let Ok(ft) = entry.file_type() else { continue };
+        let path = entry.path();
+        if ft.is_dir() {
+            removed += sweep_unfinished_uploads(&path);
+        } else if entry.file_name().as_encoded_bytes().starts_with(coffer_storage::UPLOAD_PREFIX)
+            && std::fs::remove_file(&path).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}

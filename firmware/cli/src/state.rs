@@ -1,0 +1,209 @@
+//! `init` and `user …`: creating and changing the state directory.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use coffer_config::{AuthorizedKey, Config, ConfigError, KeyProfile, StatePaths, UserDb, UserName};
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::{Algorithm, HashAlg, PrivateKey};
+
+/// Loaded, validated state directory.
+pub(crate) struct State {
+    pub(crate) paths: StatePaths,
+    pub(crate) config: Config,
+}
+
+impl State {
+    pub(crate) fn open(dir: &Path) -> Result<Self> {
+        let paths = StatePaths::new(dir);
+        if !paths.config().exists() {
+            return Err(ConfigError::NotInitialised(dir.to_path_buf()).into());
+        }
+        let config = Config::load(&paths.config())?;
+        Ok(State { paths, config })
+    }
+
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.paths.data_dir(&self.config.server.data_dir)
+    }
+
+    pub(crate) fn users(&self) -> Result<UserDb> {
+        Ok(UserDb::load(&self.paths.users())?)
+    }
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Creates `dir` with `mode` if missing; an existing directory keeps its contents.
+fn ensure_dir(dir: &Path, mode: u32) -> Result<()> {
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(dir)
+            .with_context(|| format!("creating directory {}", dir.display()))?;
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting permissions of {}", dir.display()))?;
+    Ok(())
+}
+
+pub(crate) fn init(dir: &Path) -> Result<()> {
+    let paths = StatePaths::new(dir);
+    // 0711: session workers, running as each user's uid, must pass through
+    // to their own data directory; nothing here can be listed by them.
+    ensure_dir(dir, 0o711)?;
+    let key_path = paths.host_key();
+    let key_dir = key_path.parent().context("host key path has no parent")?;
+    ensure_dir(key_dir, 0o700)?;
+    let key = if key_path.exists() {
+        russh::keys::load_secret_key(&key_path, None).with_context(|| format!("reading host key {}", key_path.display()))?
+    } else {
+        let key = PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)
+            .context("generating the ed25519 host key")?;
+        let text = key.to_openssh(LineEnding::LF).context("encoding the host key")?;
+        write_new(&key_path, text.as_bytes(), 0o600)?;
+        let public = key.public_key().to_openssh().context("encoding the public host key")?;
+        write_new(&key_path.with_extension("pub"), format!("{public}\n").as_bytes(), 0o644)?;
+        println!("coffer: created host key {}", key_path.display());
+        key
+    };
+    if !paths.config().exists() {
+        write_new(&paths.config(), Config::default().to_toml().as_bytes(), 0o600)?;
+        println!("coffer: created {}", paths.config().display());
+    }
+    let config = Config::load(&paths.config())?;
+    if !paths.users().exists() {
+        UserDb::default().save(&paths.users())?;
+    }
+    std::fs::set_permissions(paths.users(), std::fs::Permissions::from_mode(0o600))?;
+    ensure_dir(&paths.data_dir(&config.server.data_dir), 0o711)?;
+    println!("coffer: state directory {} is ready", dir.display());
+    println!("coffer: host key fingerprint {}", key.public_key().fingerprint(HashAlg::Sha256));
+    Ok(())
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, profile: KeyProfile) -> Result<()> {
+    let state = State::open(dir)?;
+    let name = UserName::try_from(name.to_string())?;
+    let text = std::fs::read_to_string(key_file).with_context(|| format!("reading public key file {}", key_file.display()))?;
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        coffer_sshd::parse_authorized_key(line)
+            .map_err(|e| ConfigError::BadKey { path: key_file.to_path_buf(), message: format!("line {}: {e}", n + 1) })?;
+        keys.push(AuthorizedKey { key: line.to_string(), profile });
+    }
+    if keys.is_empty() {
+        bail!("{} holds no public key; give the .pub file of an ed25519, ecdsa or RSA key", key_file.display());
+    }
+    let mut db = state.users()?;
+    let mut created = false;
+    for key in keys {
+        created |= db.add_key(name.clone(), key);
+    }
+    let user = db.get(name.as_str()).context("user vanished after adding")?.clone();
+    let home = state.data_dir().join(name.as_str());
+    let existed = home.exists();
+    ensure_dir(&home, 0o700)?;
+    if is_root() {
+        chown_tree(&home, user.uid, user.gid, existed)?;
+    }
+    db.save(&state.paths.users())?;
+    if created {
+        println!("coffer: added user {name} (uid {}) with {} key(s), profile {profile:?}", user.uid, user.keys.len());
+    } else {
+        println!("coffer: user {name} now has {} key(s)", user.keys.len());
+    }
+    Ok(())
+}
+
+/// Gives a user's area to the user's uid; data left from an earlier user of
+/// the same name (kept by `user remove`) is handed over whole.
+pub(crate) fn chown_tree(dir: &Path, uid: u32, gid: u32, recursive: bool) -> Result<()> {
+    let owner = (Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)));
+    rustix::fs::chown(dir, owner.0, owner.1).with_context(|| format!("changing owner of {}", dir.display()))?;
+    if recursive {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+            let entry = entry?;
+            let path = entry.path();
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                chown_tree(&path, uid, gid, true)?;
+            } else {
+                rustix::fs::chownat(rustix::fs::CWD, &path, owner.0, owner.1, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                    .with_context(|| format!("changing owner of {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn user_list(dir: &Path) -> Result<()> {
+    let state = State::open(dir)?;
+    let db = state.users()?;
+    if db.users.is_empty() {
+        println!("no users; add one with `coffer --state {} user add NAME --key KEY.pub`", dir.display());
+        return Ok(());
+    }
+    println!("{:<24} {:>6}  KEYS", "USER", "UID");
+    for u in &db.users {
+        let keys: Vec<String> = u
+            .keys
+            .iter()
+            .map(|k| {
+                let comment = k.key.split_whitespace().nth(2).unwrap_or("");
+                let fp = coffer_sshd::parse_authorized_key(&k.key)
+                    .map(|p| p.fingerprint(HashAlg::Sha256).to_string())
+                    .unwrap_or_else(|_| "invalid key".into());
+                format!("{fp} {comment} ({})", profile_name(k.profile))
+            })
+            .collect();
+        println!("{:<24} {:>6}  {}", u.name.as_str(), u.uid, keys.join("; "));
+    }
+    Ok(())
+}
+
+fn profile_name(p: KeyProfile) -> &'static str {
+    match p {
+        KeyProfile::Full => "full",
+        KeyProfile::AppendOnly => "append-only",
+        KeyProfile::ReadOnly => "read-only",
+    }
+}
+
+pub(crate) fn user_remove(dir: &Path, name: &str, purge: bool) -> Result<()> {
+    let state = State::open(dir)?;
+    let mut db = state.users()?;
+    db.remove(name)?;
+    db.save(&state.paths.users())?;
+    let home = state.data_dir().join(name);
+    if purge {
+        if home.exists() {
+            std::fs::remove_dir_all(&home).with_context(|| format!("deleting {}", home.display()))?;
+        }
+        println!("coffer: removed user {name} and deleted their data");
+    } else {
+        println!("coffer: removed user {name}; their data is kept in {} (use --purge to delete it)", home.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `session-worker`: what `serve` starts for each channel. It opens the
+//! user's jail, confines itself, and runs SFTP or one exec command on its
+//! stdio. In exec mode stderr belongs to the client, so nothing is logged.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use coffer_session::confine::{self, Confinement};
+use coffer_storage::UserJail;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct WorkerArgs {
+    #[arg(long)]
+    jail: PathBuf,
+    #[arg(long)]
+    user: String,
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    mode: WorkerMode,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum WorkerMode {
+    Sftp,
+    Exec {
+        #[arg(allow_hyphen_values = true)]
+        line: std::ffi::OsString,
+    },
+}
+
+pub(crate) fn run(args: WorkerArgs) -> ExitCode {
+    let sftp = matches!(args.mode, WorkerMode::Sftp);
+    if sftp {
+        let level = args.log_level.parse().unwrap_or(log::LevelFilter::Info);
+        let config = simplelog::ConfigBuilder::new().set_time_level(log::LevelFilter::Off).build();
+        let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
+    }
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    let jail = match UserJail::open(&args.jail) {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "coffer: cannot open the data area of user {}: {e}", args.user);
+            return ExitCode::from(1);
+        }
+    };
+    match confine::restrict_to(&args.jail) {
+        Ok(Confinement::Full) => {}
+        Ok(other) => log::debug!("landlock confinement: {other:?}"),
+        Err(e) => log::debug!("landlock unavailable: {e}"),
+    }
+    match args.mode {
+        WorkerMode::Sftp => match coffer_session::sftp::serve(jail, &args.user, std::io::stdin().lock(), std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                log::warn!("sftp session of {} ended: {e}", args.user);
+                ExitCode::from(1)
+            }
+        },
+        WorkerMode::Exec { line } => {
+            let line = line.as_encoded_bytes().to_vec();
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut stderr = std::io::stderr().lock();
+            let status = coffer_session::exec::run(&jail, &line, std::io::stdin().lock(), &mut stdout, &mut stderr);
+            let _ = stdout.flush();
+            ExitCode::from(u8::try_from(status).unwrap_or(1))
+        }
+    }
+}
