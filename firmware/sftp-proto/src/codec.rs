@@ -13,8 +13,6 @@ pub enum DecodeError {
     TooLarge { len: u32, max: u32 },
     #[error("unknown packet type {0}")]
     UnknownType(u8),
-    #[error("{0} bytes left over after the packet's fields")]
-    TrailingBytes(usize),
     #[error("empty packet")]
     Empty,
 }
@@ -83,13 +81,6 @@ impl<'a> Reader<'a> {
 
     pub fn remaining(&self) -> usize {
         self.buf.len()
-    }
-
-    pub fn finish(&self) -> Result<(), DecodeError> {
-        match self.buf.len() {
-            0 => Ok(()),
-            n => Err(DecodeError::TrailingBytes(n)),
-        }
     }
 }
 

@@ -113,7 +113,9 @@ impl<'a> Request<'a> {
             t::EXTENDED => decode_extended(&mut r)?,
             other => return Err(DecodeError::UnknownType(other)),
         };
-        r.finish()?;
+        // Bytes after the last field are ignored, as OpenSSH's sftp-server
+        // does: rclone's client (pkg/sftp) sends WRITE packets padded past
+        // the data it declares.
         Ok(Request { id, kind })
     }
 }
