@@ -472,7 +472,8 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
 fn open(s: &Session, id: u32, path: &[u8], flags: OpenFlags, attrs: &Attrs) -> Reply {
     let p = tri!(parse_path(id, path));
     let mode = attrs.permissions.map_or(0o666, |m| m & 0o777);
-    if !flags.has(OpenFlags::WRITE) && !flags.has(OpenFlags::APPEND) {
+    let writes = [OpenFlags::WRITE, OpenFlags::APPEND, OpenFlags::CREAT, OpenFlags::TRUNC];
+    if !writes.iter().any(|&f| flags.has(f)) {
         return match s.jail.open_read(&p) {
             Ok(f) => new_handle(s, id, p, HandleKind::Read(f)),
             Err(e) => err_reply(id, &e),
