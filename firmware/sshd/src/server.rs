@@ -164,16 +164,37 @@ impl Endpoint {
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            let handler = ConnHandler::new(Arc::clone(&self.shared), peer);
+            let relays = Arc::new(RelayCount::default());
+            let handler = ConnHandler::new(Arc::clone(&self.shared), peer, Arc::clone(&relays));
             let ssh = Arc::clone(&self.ssh);
+            let mut stop = self.shared.shutdown.clone();
             tasks.spawn(async move {
-                match russh::server::run_stream(ssh, stream, handler).await {
-                    Ok(session) => {
-                        if let Err(e) = session.await {
-                            log::debug!("connection from {peer} ended: {e}");
-                        }
+                let mut session = match russh::server::run_stream(ssh, stream, handler).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        log::debug!("connection from {peer} failed during setup: {e}");
+                        return;
                     }
-                    Err(e) => log::debug!("connection from {peer} failed during setup: {e}"),
+                };
+                let handle = session.handle();
+                let ended = tokio::select! {
+                    r = &mut session => Some(r),
+                    _ = stop.changed() => None,
+                };
+                let result = match ended {
+                    Some(r) => r,
+                    None => {
+                        // The relays close their workers on the same signal; once
+                        // they have, the client is told why it is disconnected.
+                        relays.wait_idle().await;
+                        let _ = handle
+                            .disconnect(russh::Disconnect::ByApplication, "server shutting down".into(), "en".into())
+                            .await;
+                        session.await
+                    }
+                };
+                if let Err(e) = result {
+                    log::debug!("connection from {peer} ended: {e}");
                 }
             });
         }
@@ -193,6 +214,41 @@ fn is_transient(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(23 | 24 | 103 | 105 | 12)) || e.kind() == std::io::ErrorKind::ConnectionAborted
 }
 
+/// Relays running on one connection, so shutdown can wait for their workers.
+#[derive(Default)]
+struct RelayCount {
+    active: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl RelayCount {
+    fn start(self: &Arc<Self>) -> RelayGuard {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        RelayGuard(Arc::clone(self))
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.active.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Counts one relay as running until dropped.
+struct RelayGuard(Arc<RelayCount>);
+
+impl Drop for RelayGuard {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 /// The logged-in user of a connection.
 #[derive(Debug, Clone)]
 struct LoggedIn {
@@ -209,16 +265,17 @@ struct ConnHandler {
     tried_auth: bool,
     channels: HashMap<ChannelId, Channel<Msg>>,
     reject_delay: Duration,
+    relays: Arc<RelayCount>,
 }
 
 impl ConnHandler {
-    fn new(shared: Arc<Shared>, peer: SocketAddr) -> Self {
+    fn new(shared: Arc<Shared>, peer: SocketAddr, relays: Arc<RelayCount>) -> Self {
         shared.connections.fetch_add(1, Ordering::Relaxed);
         let reject_delay = match shared.throttle.lock().map(|mut t| t.admit(peer.ip(), Instant::now())) {
             Ok(Admission::Allow { reject_delay }) => reject_delay,
             _ => Duration::ZERO,
         };
-        ConnHandler { shared, peer, user: None, tried_auth: false, channels: HashMap::new(), reject_delay }
+        ConnHandler { shared, peer, user: None, tried_auth: false, channels: HashMap::new(), reject_delay, relays }
     }
 
     /// Finds `user` and the profile of `key` among the user's keys.
@@ -292,7 +349,11 @@ impl ConnHandler {
         let _ = session.channel_success(channel_id);
         log::info!("user {} from {}: {}", user.name, self.peer, request.describe());
         let shutdown = self.shared.shutdown.clone();
-        tokio::spawn(relay(channel, child, request, user.name, shutdown));
+        let guard = self.relays.start();
+        tokio::spawn(async move {
+            relay(channel, child, request, user.name, shutdown).await;
+            drop(guard);
+        });
     }
 }
 
