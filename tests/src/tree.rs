@@ -49,11 +49,21 @@ pub fn modify_source(dir: &Path) {
     std::fs::remove_file(dir.join("docs/small-007.dat")).expect("rm");
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub enum Entry {
     File { mode: u32, content: Vec<u8> },
     Dir,
     Symlink(std::path::PathBuf),
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Entry::File { mode, content } => write!(f, "file mode {mode:o}, {} bytes", content.len()),
+            Entry::Dir => write!(f, "directory"),
+            Entry::Symlink(t) => write!(f, "symlink to {}", t.display()),
+        }
+    }
 }
 
 /// Everything under `dir`, by relative path.
@@ -87,6 +97,15 @@ pub fn assert_same(a: &Path, b: &Path, modes: bool) {
     let kb: Vec<_> = sb.keys().collect();
     assert_eq!(ka, kb, "different names in {} and {}", a.display(), b.display());
     for (k, v) in &sa {
-        assert!(sb[k] == *v, "{k} differs between {} and {}", a.display(), b.display());
+        if sb[k] != *v {
+            let detail = match (v, &sb[k]) {
+                (Entry::File { content: x, mode: mx }, Entry::File { content: y, mode: my }) => {
+                    let first = x.iter().zip(y.iter()).position(|(p, q)| p != q);
+                    format!("sizes {} vs {}, modes {mx:o} vs {my:o}, first difference at {first:?}", x.len(), y.len())
+                }
+                (x, y) => format!("{x:?} vs {y:?}"),
+            };
+            panic!("{k} differs between {} and {}: {detail}", a.display(), b.display());
+        }
     }
 }

@@ -77,12 +77,36 @@ impl FileRef<'_> {
     }
 }
 
+/// Reused packet buffers. Requests and replies of up to 256 KiB would
+/// otherwise each cost a fresh mapping and its page faults.
+#[derive(Default)]
+struct BufferPool(Mutex<Vec<Vec<u8>>>);
+
+/// Buffers kept for reuse; enough for every lane queue to be full.
+const POOL_SIZE: usize = LANE_QUEUE * LANES;
+
+impl BufferPool {
+    fn take(&self) -> Vec<u8> {
+        self.0.lock().ok().and_then(|mut v| v.pop()).unwrap_or_default()
+    }
+
+    fn give(&self, mut buf: Vec<u8>) {
+        buf.clear();
+        if let Ok(mut v) = self.0.lock()
+            && v.len() < POOL_SIZE
+        {
+            v.push(buf);
+        }
+    }
+}
+
 /// State shared by the lanes of one session.
 struct Session {
     jail: UserJail,
     user: String,
     handles: Mutex<HashMap<u32, Arc<Handle>>>,
     next_handle: AtomicU32,
+    buffers: BufferPool,
 }
 
 /// Serves SFTP on `input`/`output` until the client closes its side.
@@ -93,9 +117,13 @@ pub fn serve(jail: UserJail, user: &str, input: impl Read, output: impl Write + 
         user: user.to_string(),
         handles: Mutex::new(HashMap::new()),
         next_handle: AtomicU32::new(1),
+        buffers: BufferPool::default(),
     });
     let (reply_tx, reply_rx) = sync_channel::<Vec<u8>>(LANE_QUEUE * LANES);
-    let writer = std::thread::Builder::new().name("sftp-writer".into()).spawn(move || write_replies(reply_rx, output))?;
+    let writer_session = Arc::clone(&session);
+    let writer = std::thread::Builder::new()
+        .name("sftp-writer".into())
+        .spawn(move || write_replies(reply_rx, output, &writer_session.buffers))?;
 
     let mut lanes: Vec<SyncSender<Vec<u8>>> = Vec::with_capacity(LANES);
     let mut workers = Vec::with_capacity(LANES);
@@ -106,6 +134,7 @@ pub fn serve(jail: UserJail, user: &str, input: impl Read, output: impl Write + 
         workers.push(std::thread::Builder::new().name(format!("sftp-lane-{lane}")).spawn(move || {
             for packet in rx {
                 let reply = handle_packet(&session, &packet);
+                session.buffers.give(packet);
                 if replies.send(reply).is_err() {
                     break;
                 }
@@ -115,7 +144,7 @@ pub fn serve(jail: UserJail, user: &str, input: impl Read, output: impl Write + 
     }
     drop(reply_tx);
 
-    let result = read_requests(&mut BufReader::with_capacity(512 * 1024, input), &lanes);
+    let result = read_requests(&mut BufReader::with_capacity(512 * 1024, input), &lanes, &session.buffers);
     drop(lanes);
     for w in workers {
         let _ = w.join();
@@ -130,7 +159,7 @@ pub fn serve(jail: UserJail, user: &str, input: impl Read, output: impl Write + 
     result
 }
 
-fn write_replies(rx: Receiver<Vec<u8>>, output: impl Write) {
+fn write_replies(rx: Receiver<Vec<u8>>, output: impl Write, buffers: &BufferPool) {
     let mut out = BufWriter::with_capacity(512 * 1024, output);
     loop {
         let packet = match rx.try_recv() {
@@ -153,11 +182,12 @@ fn write_replies(rx: Receiver<Vec<u8>>, output: impl Write) {
         if out.write_all(&packet).is_err() {
             return;
         }
+        buffers.give(packet);
     }
 }
 
 /// Reads packets and hands each to its lane. Returns at end of input.
-fn read_requests(input: &mut impl Read, lanes: &[SyncSender<Vec<u8>>]) -> io::Result<()> {
+fn read_requests(input: &mut impl Read, lanes: &[SyncSender<Vec<u8>>], buffers: &BufferPool) -> io::Result<()> {
     let mut len_buf = [0u8; 4];
     loop {
         match input.read_exact(&mut len_buf) {
@@ -172,9 +202,12 @@ fn read_requests(input: &mut impl Read, lanes: &[SyncSender<Vec<u8>>]) -> io::Re
                 format!("client sent a packet of {len} bytes (limit {MAX_PACKET}); closing the session"),
             ));
         }
-        let mut packet = vec![0u8; 4 + len as usize];
-        packet[..4].copy_from_slice(&len_buf);
-        input.read_exact(&mut packet[4..])?;
+        let mut packet = buffers.take();
+        packet.extend_from_slice(&len_buf);
+        let body_len = u64::from(len);
+        if input.by_ref().take(body_len).read_to_end(&mut packet)? != len as usize {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed the channel inside a packet"));
+        }
         let lane = lane_of(&packet[4..]);
         if lanes[lane].send(packet).is_err() {
             return Ok(());
@@ -215,6 +248,7 @@ fn handle_packet(session: &Session, packet: &[u8]) -> Vec<u8> {
         _ => return Reply::status(0, StatusCode::BadMessage, "malformed packet").encode(),
     };
     match Request::decode(body) {
+        Ok(Request { id, kind: RequestKind::Read { handle, offset, len } }) => read(session, id, handle, offset, len),
         Ok(req) => {
             let id = req.id;
             let reply = execute(session, req);
@@ -329,29 +363,9 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
         }
         RequestKind::Close { handle } => close(s, id, handle),
         RequestKind::Read { handle, offset, len } => {
-            let h = tri!(get_handle(s, id, handle));
-            let Some(file) = h.file() else { return Reply::status(id, StatusCode::Failure, "handle is a directory") };
-            let len = len.min(MAX_IO) as usize;
-            let result = file.with(|f| {
-                let mut buf = vec![0u8; len];
-                let mut filled = 0;
-                // A short read is allowed, but fill what the file has so clients make fewer round trips.
-                while filled < len {
-                    match f.read_at(&mut buf[filled..], offset + filled as u64) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                buf.truncate(filled);
-                Ok(buf)
-            });
-            match result {
-                Ok(data) if data.is_empty() && len > 0 => Reply::status(id, StatusCode::Eof, "End of file"),
-                Ok(data) => Reply::Data { id, data },
-                Err(e) => err_reply(id, &e),
-            }
+            // `handle_packet` sends READs to `read`, which builds the DATA packet in place.
+            let _ = (handle, offset, len);
+            Reply::status(id, StatusCode::Failure, "internal error: READ not routed")
         }
         RequestKind::Write { handle, offset, data } => {
             let h = tri!(get_handle(s, id, handle));
@@ -466,6 +480,53 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             StatusCode::OpUnsupported,
             format!("extension {} is not supported", String::from_utf8_lossy(name)),
         ),
+    }
+}
+
+/// READ: the file's bytes go straight into a pooled reply packet, the hot
+/// path of every download. Returns the encoded DATA (or STATUS) packet.
+fn read(s: &Session, id: u32, handle: &[u8], offset: u64, len: u32) -> Vec<u8> {
+    let h = match get_handle(s, id, handle) {
+        Ok(h) => h,
+        Err(reply) => return reply.encode(),
+    };
+    let Some(file) = h.file() else { return Reply::status(id, StatusCode::Failure, "handle is a directory").encode() };
+    let len = len.min(MAX_IO) as usize;
+    // length(4) type(1) id(4) data-length(4), then the data.
+    const HEADER: usize = 13;
+    let mut packet = s.buffers.take();
+    packet.resize(HEADER + len, 0);
+    let result = file.with(|f| {
+        let mut filled = 0;
+        // A short read is allowed, but fill what the file has so clients make fewer round trips.
+        while filled < len {
+            match f.read_at(&mut packet[HEADER + filled..HEADER + len], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(filled)
+    });
+    match result {
+        Ok(0) if len > 0 => {
+            s.buffers.give(packet);
+            Reply::status(id, StatusCode::Eof, "End of file").encode()
+        }
+        Ok(n) => {
+            packet.truncate(HEADER + n);
+            let total = u32::try_from(packet.len() - 4).unwrap_or(u32::MAX);
+            packet[..4].copy_from_slice(&total.to_be_bytes());
+            packet[4] = coffer_sftp_proto::packet_type::DATA;
+            packet[5..9].copy_from_slice(&id.to_be_bytes());
+            packet[9..13].copy_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
+            packet
+        }
+        Err(e) => {
+            s.buffers.give(packet);
+            err_reply(id, &e).encode()
+        }
     }
 }
 

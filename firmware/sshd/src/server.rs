@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
 use coffer_config::{KeyProfile, UserDb};
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
@@ -544,6 +545,9 @@ impl russh::server::Handler for ConnHandler {
     }
 }
 
+/// Pipe buffer size between the front end and a worker.
+const PIPE_SIZE: usize = 1024 * 1024;
+
 /// Moves bytes between the channel and the worker until both are done, then
 /// reports the worker's exit status. On shutdown the worker's stdin is closed,
 /// which makes it discard unfinished uploads and exit.
@@ -559,16 +563,24 @@ async fn relay(
     let mut stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
+    // Larger pipes mean fewer wake-ups of the worker per megabyte.
+    if let Some(s) = &stdin {
+        let _ = rustix::pipe::fcntl_setpipe_size(s, PIPE_SIZE);
+    }
+    if let Some(s) = &stdout {
+        let _ = rustix::pipe::fcntl_setpipe_size(s, PIPE_SIZE);
+    }
 
     let out_writer = Arc::clone(&writer);
     let stdout_task = tokio::spawn(async move {
         let Some(mut stdout) = stdout else { return };
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = BytesMut::with_capacity(PIPE_SIZE);
         loop {
-            match stdout.read(&mut buf).await {
+            buf.reserve(PIPE_SIZE);
+            match stdout.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if out_writer.data_bytes(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                Ok(_) => {
+                    if out_writer.data_bytes(buf.split().freeze()).await.is_err() {
                         break;
                     }
                 }
@@ -608,21 +620,41 @@ async fn relay(
     let mut stopping = false;
     let exit = loop {
         tokio::select! {
-            msg = reader.wait(), if reading => match msg {
-                Some(ChannelMsg::Data { data }) => {
+            msg = reader.wait(), if reading => {
+                // Gather what has already arrived into one write to the worker.
+                let mut batch = BytesMut::new();
+                let mut next = msg;
+                let mut ended = false;
+                loop {
+                    match next {
+                        Some(ChannelMsg::Data { data }) => batch.extend_from_slice(&data),
+                        Some(ChannelMsg::Eof) | Some(ChannelMsg::Close) | None => {
+                            ended = true;
+                            break;
+                        }
+                        Some(_) => {}
+                    }
+                    if batch.len() >= PIPE_SIZE {
+                        break;
+                    }
+                    match reader.wait().now_or_never() {
+                        Some(m) => next = m,
+                        None => break,
+                    }
+                }
+                if !batch.is_empty() {
                     let ok = match stdin.as_mut() {
-                        Some(s) => s.write_all(&data).await.is_ok(),
+                        Some(s) => s.write_all(&batch).await.is_ok(),
                         None => false,
                     };
                     if !ok {
                         stdin = None;
                     }
                 }
-                Some(ChannelMsg::Eof) | Some(ChannelMsg::Close) | None => {
+                if ended {
                     stdin = None;
                     reading = false;
                 }
-                Some(_) => {}
             },
             status = child.wait() => break status,
             _ = shutdown.changed(), if !stopping => {
