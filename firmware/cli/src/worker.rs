@@ -2,7 +2,9 @@
 //! user's jail, confines itself, and runs SFTP or one exec command on its
 //! stdio. In exec mode stderr belongs to the client, so nothing is logged.
 
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -50,8 +52,17 @@ pub(crate) fn run(args: WorkerArgs) -> ExitCode {
         Ok(other) => log::debug!("landlock confinement: {other:?}"),
         Err(e) => log::debug!("landlock unavailable: {e}"),
     }
+    // The standard streams as plain files: std's Stdout is line-buffered,
+    // which would scan every megabyte of file data for newlines.
+    let (stdin, stdout) = match (raw_stream(&std::io::stdin()), raw_stream(&std::io::stdout())) {
+        (Ok(i), Ok(o)) => (i, o),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = writeln!(std::io::stderr(), "coffer: session worker has no usable stdio: {e}");
+            return ExitCode::from(1);
+        }
+    };
     match args.mode {
-        WorkerMode::Sftp => match coffer_session::sftp::serve(jail, &args.user, std::io::stdin().lock(), std::io::stdout()) {
+        WorkerMode::Sftp => match coffer_session::sftp::serve(jail, &args.user, stdin, stdout) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log::warn!("sftp session of {} ended: {e}", args.user);
@@ -60,11 +71,16 @@ pub(crate) fn run(args: WorkerArgs) -> ExitCode {
         },
         WorkerMode::Exec { line } => {
             let line = line.as_encoded_bytes().to_vec();
-            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut stdout = std::io::BufWriter::with_capacity(64 * 1024, stdout);
             let mut stderr = std::io::stderr().lock();
-            let status = coffer_session::exec::run(&jail, &line, std::io::stdin().lock(), &mut stdout, &mut stderr);
+            let status = coffer_session::exec::run(&jail, &line, stdin, &mut stdout, &mut stderr);
             let _ = stdout.flush();
             ExitCode::from(u8::try_from(status).unwrap_or(1))
         }
     }
+}
+
+/// A standard stream's descriptor as an unbuffered file.
+fn raw_stream(stream: &impl AsFd) -> std::io::Result<File> {
+    Ok(File::from(stream.as_fd().try_clone_to_owned()?))
 }

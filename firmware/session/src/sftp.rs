@@ -160,7 +160,9 @@ pub fn serve(jail: UserJail, user: &str, input: impl Read, output: impl Write + 
 }
 
 fn write_replies(rx: Receiver<Vec<u8>>, output: impl Write, buffers: &BufferPool) {
-    let mut out = BufWriter::with_capacity(512 * 1024, output);
+    // Small replies are gathered; DATA packets larger than the buffer go
+    // straight to the output without another copy.
+    let mut out = BufWriter::with_capacity(64 * 1024, output);
     loop {
         let packet = match rx.try_recv() {
             Ok(p) => p,
