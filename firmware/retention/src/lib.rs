@@ -1,0 +1,21 @@
+//! The retention engine: a pure function of (the files of one backup
+//! directory, a policy, now) to a plan that says, for every duplicity set,
+//! keep (and which rule or which later restore point needs it) or delete (and
+//! why), plus the files to delete in a safe order.
+//!
+//! Restore points are complete sets. The rules follow Proxmox Backup
+//! Server's prune (re-implemented from its description): `keep-within`
+//! first, then keep-last, -hourly, -daily, -weekly (ISO weeks), -monthly,
+//! -yearly; each keeps the newest point of each period, periods without
+//! points do not count, and a point taken by one rule is not counted again
+//! by a later one. Periods are computed in UTC. Deletion is per chain: a
+//! chain goes whole or not at all, a kept point keeps its full set and every
+//! incremental before it, and the newest chain is never deleted.
+
+mod duration;
+mod plan;
+mod policy;
+
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use plan::{DeleteReason, KeepReason, OtherDecision, Plan, SetDecision, plan};
+pub use policy::{DEFAULT_INCOMPLETE_GRACE, RetentionPolicy, Rule};
