@@ -3,12 +3,13 @@
 //! keep (and which rule or which later restore point needs it) or delete (and
 //! why), plus the files to delete in a safe order.
 //!
-//! Restore points are complete sets. The rules follow Proxmox Backup
-//! Server's prune (re-implemented from its description): `keep-within`
-//! first, then keep-last, -hourly, -daily, -weekly (ISO weeks), -monthly,
-//! -yearly; each keeps the newest point of each period, periods without
-//! points do not count, and a point taken by one rule is not counted again
-//! by a later one. Periods are computed in UTC. Deletion is per chain: a
+//! Restore points are complete sets. The count rules follow Proxmox Backup
+//! Server's prune (re-implemented from its description): keep-last,
+//! -hourly, -daily, -weekly (ISO weeks), -monthly, -yearly in that order;
+//! each keeps the newest point of each period, periods without points do not
+//! count, and a point taken by one rule is not counted again by a later one.
+//! `keep-within` keeps every point newer than the duration on top of that
+//! (a union, so advancing time never brings a deleted set back). Periods are computed in UTC. Deletion is per chain: a
 //! chain goes whole or not at all, a kept point keeps its full set and every
 //! incremental before it, and the newest chain is never deleted.
 

@@ -100,15 +100,12 @@ enum Mark {
 }
 
 /// Applies the rules to restore points given newest first as (id, time).
+///
+/// The count rules run exactly as PBS prune does and do not depend on `now`;
+/// `keep-within` is added on top (a union, as restic's `--keep-within`), so
+/// advancing `now` can only shrink what is kept, never bring a deleted set back.
 fn select(points: &[(usize, i64)], policy: &RetentionPolicy, now: i64) -> BTreeMap<usize, Mark> {
     let mut marks: BTreeMap<usize, Mark> = BTreeMap::new();
-    if let Some(within) = policy.keep_within {
-        for &(id, t) in points {
-            if t >= now.saturating_sub(within) {
-                marks.insert(id, Mark::Keep(Rule::Within));
-            }
-        }
-    }
     for (rule, keep) in policy.count_rules() {
         // Periods already covered by a point kept earlier do not count again.
         let covered: HashSet<_> = points
@@ -133,6 +130,13 @@ fn select(points: &[(usize, i64)], policy: &RetentionPolicy, now: i64) -> BTreeM
                 }
                 counted.insert(key);
                 marks.insert(id, Mark::Keep(rule));
+            }
+        }
+    }
+    if let Some(within) = policy.keep_within {
+        for &(id, t) in points {
+            if t >= now.saturating_sub(within) && !matches!(marks.get(&id), Some(Mark::Keep(_))) {
+                marks.insert(id, Mark::Keep(Rule::Within));
             }
         }
     }
