@@ -15,7 +15,23 @@ pub struct Config {
     pub version: u32,
     pub server: ServerConfig,
     pub login_throttle: LoginThrottleConfig,
+    pub retention: RetentionSchedule,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RetentionSchedule {
+    /// Run retention for every user while serving.
+    pub enabled: bool,
+    /// Seconds between runs (the first run is one interval after start).
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionSchedule {
+    fn default() -> Self {
+        RetentionSchedule { enabled: true, interval_secs: 86_400 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +71,7 @@ impl Default for Config {
             version: CONFIG_VERSION,
             server: ServerConfig::default(),
             login_throttle: LoginThrottleConfig::default(),
+            retention: RetentionSchedule::default(),
             log: LogConfig::default(),
         }
     }

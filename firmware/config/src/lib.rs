@@ -7,9 +7,11 @@
 mod config;
 mod error;
 mod paths;
+mod retention;
 mod users;
 
-pub use config::{Config, LogConfig, LoginThrottleConfig, ServerConfig, CONFIG_VERSION};
+pub use config::{CONFIG_VERSION, Config, LogConfig, LoginThrottleConfig, RetentionSchedule, ServerConfig};
 pub use error::ConfigError;
 pub use paths::StatePaths;
+pub use retention::{PolicyText, RetentionFile};
 pub use users::{AuthorizedKey, KeyProfile, User, UserDb, UserName, validate_user_name};

@@ -27,6 +27,16 @@ impl StatePaths {
         self.root.join("users.toml")
     }
 
+    /// `retention.toml`: retention policies.
+    pub fn retention(&self) -> PathBuf {
+        self.root.join("retention.toml")
+    }
+
+    /// Per-user quota records (usage, warnings).
+    pub fn quota_dir(&self) -> PathBuf {
+        self.root.join("quota")
+    }
+
     /// The ed25519 host key (OpenSSH private key format).
     pub fn host_key(&self) -> PathBuf {
         self.root.join("host-keys").join("ssh_host_ed25519_key")
