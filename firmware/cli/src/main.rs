@@ -1,6 +1,8 @@
 //! `coffer`: one binary for every job. The command grammar here is the
 //! contract that tests, scripts and (later) `ssh admin@box` rely on.
 
+mod quota;
+mod retention;
 mod serve;
 mod state;
 mod worker;
@@ -28,6 +30,12 @@ enum Command {
     /// Manage users and their keys.
     #[command(subcommand)]
     User(UserCommand),
+    /// Recount disk usage.
+    #[command(subcommand)]
+    Quota(QuotaCommand),
+    /// Retention policies and runs.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Serve SSH/SFTP until SIGTERM or SIGINT.
     Serve {
         /// Address to listen on, for example 127.0.0.1:2222 (default: server.listen from coffer.toml).
@@ -50,7 +58,25 @@ enum UserCommand {
         /// What the key may do: full, append-only or read-only.
         #[arg(long, value_enum, default_value = "full")]
         profile: ProfileArg,
+        /// Byte limit, for example 50G (binary units; `none` for no limit).
+        #[arg(long)]
+        quota: Option<String>,
+        /// File (inode) limit (`none` for no limit).
+        #[arg(long)]
+        files: Option<String>,
     },
+    /// Change a user's limits.
+    Set {
+        name: String,
+        /// Byte limit, for example 60G (`none` removes it).
+        #[arg(long)]
+        quota: Option<String>,
+        /// File (inode) limit (`none` removes it).
+        #[arg(long)]
+        files: Option<String>,
+    },
+    /// Show a user's usage, limits, keys, warnings and retention.
+    Show { name: String },
     /// List users and their keys.
     List,
     /// Remove a user. Their data is kept unless --purge is given.
@@ -59,6 +85,42 @@ enum UserCommand {
         /// Also delete the user's data.
         #[arg(long)]
         purge: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuotaCommand {
+    /// Count every user's (or one user's) data on disk and correct the records.
+    Rescan {
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Set the default policy, or a user's policy with --user.
+    Set {
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        policy: retention::PolicyArgs,
+    },
+    /// Show the default and per-user policies, or the one that applies to a user.
+    Show {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Apply the policies now and print every decision.
+    Run {
+        #[arg(long)]
+        user: Option<String>,
+        /// Print what would be deleted without deleting.
+        #[arg(long)]
+        dry_run: bool,
+        /// Pretend it is this time (20261127T052936Z, 2026-11-27 or @SECONDS).
+        #[arg(long)]
+        now: Option<String>,
     },
 }
 
@@ -83,7 +145,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Init => state::init(&cli.state),
-        Command::User(UserCommand::Add { name, key, profile }) => state::user_add(&cli.state, &name, &key, profile.into()),
+        Command::User(UserCommand::Add { name, key, profile, quota, files }) => {
+            state::user_add(&cli.state, &name, &key, profile.into(), quota.as_deref(), files.as_deref())
+        }
+        Command::User(UserCommand::Set { name, quota, files }) => state::user_set(&cli.state, &name, quota.as_deref(), files.as_deref()),
+        Command::User(UserCommand::Show { name }) => quota::show_user(&cli.state, &name),
+        Command::Quota(QuotaCommand::Rescan { user }) => quota::rescan(&cli.state, user.as_deref()),
+        Command::Retention(RetentionCommand::Set { user, policy }) => retention::set(&cli.state, user.as_deref(), &policy),
+        Command::Retention(RetentionCommand::Show { user }) => retention::show(&cli.state, user.as_deref()),
+        Command::Retention(RetentionCommand::Run { user, dry_run, now }) => match now.as_deref().map(retention::parse_now).transpose() {
+            Ok(t) => retention::run(&cli.state, user.as_deref(), dry_run, t.unwrap_or_else(retention::wall_clock)),
+            Err(e) => Err(e),
+        },
         Command::User(UserCommand::List) => state::user_list(&cli.state),
         Command::User(UserCommand::Remove { name, purge }) => state::user_remove(&cli.state, &name, purge),
         Command::Serve { listen } => serve::serve(&cli.state, listen.as_deref()),

@@ -146,6 +146,43 @@ pub(crate) fn parse_now(s: &str) -> Result<i64> {
     bail!("--now {s}: use a duplicity time such as 20261127T052936Z, a date such as 2026-11-27, or @SECONDS")
 }
 
+/// The current time, seconds since the epoch.
+pub(crate) fn wall_clock() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+/// The scheduled run while serving: every user, logged, with an event per user that lost anything.
+pub(crate) fn scheduled(dir: &Path) {
+    let result = (|| -> Result<()> {
+        let state = State::open(dir)?;
+        let file = RetentionFile::load(&state.paths.retention())?;
+        for u in state.users()?.users {
+            let name = u.name.to_string();
+            let (policy, _) = file.effective(&name);
+            let mut lines = Vec::new();
+            let summary = run_user(&state.data_dir().join(&name), &name, &policy, wall_clock(), false, &mut lines)?;
+            for line in String::from_utf8_lossy(&lines).lines() {
+                log::info!("retention: {line}");
+            }
+            if summary.deleted_files > 0 {
+                coffer_sshd::event::emit(
+                    "retention.deleted",
+                    &[
+                        ("user", serde_json::json!(name)),
+                        ("sets", serde_json::json!(summary.deleted_sets)),
+                        ("bytes", serde_json::json!(summary.freed_bytes)),
+                    ],
+                );
+                crate::quota::request_rescan(&state, &name)?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        log::error!("scheduled retention failed: {e:#}");
+    }
+}
+
 /// What one run did.
 #[derive(Debug, Default)]
 pub(crate) struct Summary {

@@ -2,9 +2,11 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use coffer_sshd::quota::QuotaBook;
 use coffer_sshd::throttle::ThrottlePolicy;
 use coffer_sshd::{Endpoint, EndpointConfig, WorkerCommand, event};
 use serde_json::json;
@@ -32,6 +34,10 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         }
     }
     let swept = sweep_unfinished_uploads(&data_dir);
+    let quota = Arc::new(QuotaBook::default());
+    for user in &users.users {
+        crate::quota::count_at_start(&state, &quota, user);
+    }
     if swept > 0 {
         log::info!("removed {swept} unfinished upload(s) left by an earlier run");
     }
@@ -64,7 +70,9 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         idle_timeout: Duration::from_secs(state.config.server.idle_timeout_secs.max(1)),
         max_connections: state.config.server.max_connections.max(1),
         log_level: state.config.log.level.clone(),
+        quota: Arc::clone(&quota),
     };
+    let retention_every = state.config.retention.enabled.then(|| Duration::from_secs(state.config.retention.interval_secs.max(60)));
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
@@ -76,11 +84,33 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
             log::info!("stop requested");
             let _ = stop_tx.send(true);
         });
+        let book = Arc::clone(&quota);
+        let state_dir = dir.to_path_buf();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                let (dir, book) = (state_dir.clone(), Arc::clone(&book));
+                let _ = tokio::task::spawn_blocking(move || crate::quota::housekeeping(&dir, &book)).await;
+            }
+        });
+        if let Some(every) = retention_every {
+            let state_dir = dir.to_path_buf();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tick.tick().await;
+                    let dir = state_dir.clone();
+                    let _ = tokio::task::spawn_blocking(move || crate::retention::scheduled(&dir)).await;
+                }
+            });
+        }
         let endpoint = Endpoint::new(config, stop_rx);
         println!("coffer: listening on {local}");
         std::io::stdout().flush().ok();
         event::emit("server.listening", &[("address", json!(local.to_string()))]);
         endpoint.run(listener, SHUTDOWN_GRACE).await?;
+        crate::quota::housekeeping(dir, &quota);
         event::emit("server.stopped", &[]);
         Ok(())
     })

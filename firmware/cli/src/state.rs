@@ -99,9 +99,20 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, profile: KeyProfile) -> Result<()> {
+/// Parses a `--quota`/`--files` value: `None` leaves the limit, `Some(None)` removes it.
+fn limit_arg(v: Option<&str>, what: &str, parse: impl Fn(&str) -> Option<u64>) -> Result<Option<Option<u64>>> {
+    match v {
+        None => Ok(None),
+        Some("none") => Ok(Some(None)),
+        Some(s) => parse(s).map(|n| Some(Some(n))).with_context(|| format!("invalid {what} {s:?}: use a number{} or `none`", if what == "--quota" { " with an optional unit K, M, G, T (50G)" } else { "" })),
+    }
+}
+
+pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, profile: KeyProfile, quota: Option<&str>, files: Option<&str>) -> Result<()> {
     let state = State::open(dir)?;
     let name = UserName::try_from(name.to_string())?;
+    let quota = limit_arg(quota, "--quota", coffer_quota::parse_size)?;
+    let files = limit_arg(files, "--files", |s| s.parse().ok())?;
     let text = std::fs::read_to_string(key_file).with_context(|| format!("reading public key file {}", key_file.display()))?;
     let mut keys = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -120,6 +131,14 @@ pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, profile: KeyProf
     let mut created = false;
     for key in keys {
         created |= db.add_key(name.clone(), key);
+    }
+    if let Some(u) = db.get_mut(name.as_str()) {
+        if let Some(q) = quota {
+            u.quota_bytes = q;
+        }
+        if let Some(f) = files {
+            u.quota_files = f;
+        }
     }
     let user = db.get(name.as_str()).context("user vanished after adding")?.clone();
     let home = state.data_dir().join(name.as_str());
@@ -183,7 +202,32 @@ pub(crate) fn user_list(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn profile_name(p: KeyProfile) -> &'static str {
+pub(crate) fn user_set(dir: &Path, name: &str, quota: Option<&str>, files: Option<&str>) -> Result<()> {
+    let state = State::open(dir)?;
+    let quota = limit_arg(quota, "--quota", coffer_quota::parse_size)?;
+    let files = limit_arg(files, "--files", |s| s.parse().ok())?;
+    if quota.is_none() && files.is_none() {
+        bail!("nothing to change: give --quota SIZE and/or --files N");
+    }
+    let mut db = state.users()?;
+    let user = db.get_mut(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    if let Some(q) = quota {
+        user.quota_bytes = q;
+    }
+    if let Some(f) = files {
+        user.quota_files = f;
+    }
+    let (qb, qf) = (user.quota_bytes, user.quota_files);
+    db.save(&state.paths.users())?;
+    println!(
+        "coffer: {name}: byte limit {}, file limit {}",
+        qb.map_or("none".into(), coffer_quota::human_bytes),
+        qf.map_or("none".into(), |f| f.to_string())
+    );
+    Ok(())
+}
+
+pub(crate) fn profile_name(p: KeyProfile) -> &'static str {
     match p {
         KeyProfile::Full => "full",
         KeyProfile::AppendOnly => "append-only",

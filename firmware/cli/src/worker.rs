@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use coffer_session::confine::{self, Confinement};
+use coffer_session::profile::Profile;
+use coffer_session::quota::{QuotaClient, QuotaGate, Unlimited};
+use coffer_session::sftp::SessionContext;
 use coffer_storage::UserJail;
 
 #[derive(Debug, clap::Args)]
@@ -19,6 +22,12 @@ pub(crate) struct WorkerArgs {
     user: String,
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Key profile: full, append-only or read-only.
+    #[arg(long, default_value = "full")]
+    profile: String,
+    /// Descriptor of the socket to the front end's quota ledger (none: no accounting).
+    #[arg(long)]
+    quota_fd: Option<i32>,
     #[command(subcommand)]
     mode: WorkerMode,
 }
@@ -47,6 +56,18 @@ pub(crate) fn run(args: WorkerArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let Some(profile) = Profile::parse(&args.profile) else {
+        let _ = writeln!(std::io::stderr(), "coffer: unknown key profile {:?}", args.profile);
+        return ExitCode::from(1);
+    };
+    let quota: Box<dyn QuotaGate> = match args.quota_fd.map(|fd| adopt_socket(fd).and_then(|s| QuotaClient::new(&args.user, s))) {
+        Some(Ok(client)) => Box::new(client),
+        Some(Err(e)) => {
+            let _ = writeln!(std::io::stderr(), "coffer: the quota socket from the server is unusable: {e}");
+            return ExitCode::from(1);
+        }
+        None => Box::new(Unlimited),
+    };
     match confine::restrict_to(&args.jail) {
         Ok(Confinement::Full) => {}
         Ok(other) => log::debug!("landlock confinement: {other:?}"),
@@ -61,8 +82,9 @@ pub(crate) fn run(args: WorkerArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let ctx = SessionContext { jail, user: args.user.clone(), profile, quota };
     match args.mode {
-        WorkerMode::Sftp => match coffer_session::sftp::serve(jail, &args.user, stdin, stdout) {
+        WorkerMode::Sftp => match coffer_session::sftp::serve(ctx, stdin, stdout) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log::warn!("sftp session of {} ended: {e}", args.user);
@@ -73,7 +95,7 @@ pub(crate) fn run(args: WorkerArgs) -> ExitCode {
             let line = line.as_encoded_bytes().to_vec();
             let mut stdout = std::io::BufWriter::with_capacity(64 * 1024, stdout);
             let mut stderr = std::io::stderr().lock();
-            let status = coffer_session::exec::run(&jail, &line, stdin, &mut stdout, &mut stderr);
+            let status = coffer_session::exec::run(&ctx, &line, stdin, &mut stdout, &mut stderr);
             let _ = stdout.flush();
             ExitCode::from(u8::try_from(status).unwrap_or(1))
         }
@@ -83,4 +105,20 @@ pub(crate) fn run(args: WorkerArgs) -> ExitCode {
 /// A standard stream's descriptor as an unbuffered file.
 fn raw_stream(stream: &impl AsFd) -> std::io::Result<File> {
     Ok(File::from(stream.as_fd().try_clone_to_owned()?))
+}
+
+/// Takes ownership of the quota socket the server passed down.
+#[allow(unsafe_code)]
+fn adopt_socket(fd: i32) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // The descriptor must be an open socket, or adopting it would be unsound.
+    let target = std::fs::read_link(format!("/proc/self/fd/{fd}"))?;
+    if fd < 3 || !target.to_string_lossy().starts_with("socket:") {
+        return Err(std::io::Error::other(format!("descriptor {fd} is not a socket")));
+    }
+    // SAFETY: `serve` opened this descriptor for this process alone (see
+    // `spawn_with_inherited`), it is an open socket (checked above) and nothing else in
+    // this process owns it; it is adopted exactly once, at start-up.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(std::os::unix::net::UnixStream::from(owned))
 }

@@ -7,11 +7,13 @@
 mod config;
 mod error;
 mod paths;
+mod quota;
 mod retention;
 mod users;
 
 pub use config::{CONFIG_VERSION, Config, LogConfig, LoginThrottleConfig, RetentionSchedule, ServerConfig};
 pub use error::ConfigError;
 pub use paths::StatePaths;
+pub use quota::{QuotaRecord, QuotaWarning};
 pub use retention::{PolicyText, RetentionFile};
 pub use users::{AuthorizedKey, KeyProfile, User, UserDb, UserName, validate_user_name};

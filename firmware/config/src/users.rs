@@ -84,6 +84,12 @@ pub struct User {
     pub name: UserName,
     pub uid: u32,
     pub gid: u32,
+    /// Byte limit; none is unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_bytes: Option<u64>,
+    /// File (inode) limit; none is unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_files: Option<u64>,
     #[serde(default, rename = "key")]
     pub keys: Vec<AuthorizedKey>,
 }
@@ -124,6 +130,10 @@ impl UserDb {
         self.users.iter().find(|u| u.name.as_str() == name)
     }
 
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut User> {
+        self.users.iter_mut().find(|u| u.name.as_str() == name)
+    }
+
     /// Adds `key` to user `name`, creating the user when new. Returns true when
     /// the user was created. Adding a key that is already there updates its profile.
     pub fn add_key(&mut self, name: UserName, key: AuthorizedKey) -> bool {
@@ -135,7 +145,7 @@ impl UserDb {
             return false;
         }
         let next = self.users.iter().map(|u| u.uid.max(u.gid) + 1).max().unwrap_or(FIRST_UID).max(FIRST_UID);
-        self.users.push(User { name, uid: next, gid: next, keys: vec![key] });
+        self.users.push(User { name, uid: next, gid: next, quota_bytes: None, quota_files: None, keys: vec![key] });
         true
     }
 

@@ -21,6 +21,12 @@ fn area() -> &'static std::path::Path {
 fuzz_target!(|data: &[u8]| {
     let root = area();
     let jail = UserJail::open(&root.join("jail")).expect("open jail");
-    let _ = coffer_session::sftp::serve(jail, "fuzz", data, std::io::sink());
+    let ctx = coffer_session::sftp::SessionContext {
+        jail,
+        user: "fuzz".into(),
+        profile: coffer_session::profile::Profile::Full,
+        quota: Box::new(coffer_session::quota::Unlimited),
+    };
+    let _ = coffer_session::sftp::serve(ctx, data, std::io::sink());
     assert_eq!(std::fs::read(root.join("outside")).expect("outside"), b"must stay");
 });

@@ -9,13 +9,15 @@ use coffer_command::scp::ScpLine;
 use coffer_command::{ExecCommand, HashAlgorithm};
 use coffer_storage::{JailPath, Meta, UserJail};
 
+use crate::profile::{Profile, is_incomplete_duplicity_file, is_restic_lock};
+use crate::sftp::SessionContext;
 use crate::status::strip_os_error;
 
 /// Exit status for a command Coffer does not run (as a shell's "not found").
 pub const EXIT_NOT_SUPPORTED: i32 = 127;
 
 /// Runs one command line and returns its exit status.
-pub fn run(jail: &UserJail, line: &[u8], stdin: impl Read, stdout: &mut impl Write, stderr: &mut impl Write) -> i32 {
+pub fn run(ctx: &SessionContext, line: &[u8], stdin: impl Read, stdout: &mut impl Write, stderr: &mut impl Write) -> i32 {
     let cmd = match ExecCommand::parse(line) {
         Ok(cmd) => cmd,
         Err(e) => {
@@ -23,17 +25,28 @@ pub fn run(jail: &UserJail, line: &[u8], stdin: impl Read, stdout: &mut impl Wri
             return EXIT_NOT_SUPPORTED;
         }
     };
+    let jail = &ctx.jail;
+    let writes = matches!(cmd, ExecCommand::Mkdir { .. } | ExecCommand::Remove { .. } | ExecCommand::ScpSink { .. });
+    if writes && ctx.profile == Profile::ReadOnly {
+        let _ = writeln!(stderr, "coffer: {}", ctx.profile.denied("changing files"));
+        if let ExecCommand::ScpSink { .. } = cmd {
+            let _ = stdout.write_all(format!("\x02scp: {}\n", ctx.profile.denied("uploading")).as_bytes());
+        }
+        let _ = stderr.flush();
+        let _ = stdout.flush();
+        return 1;
+    }
     let status = match cmd {
-        ExecCommand::Mkdir { parents, paths } => mkdir(jail, parents, &paths, stderr),
+        ExecCommand::Mkdir { parents, paths } => mkdir(ctx, parents, &paths, stderr),
         ExecCommand::List { paths } => list(jail, &paths, stdout, stderr),
-        ExecCommand::Remove { force, recursive, paths } => remove(jail, force, recursive, &paths, stderr),
+        ExecCommand::Remove { force, recursive, paths } => remove(ctx, force, recursive, &paths, stderr),
         ExecCommand::HashSum { algorithm, paths } => hash_sum(jail, algorithm, &paths, stdin, stdout, stderr),
         ExecCommand::Echo { words } => {
             let _ = stdout.write_all(&words.join(&b' ')).and_then(|()| stdout.write_all(b"\n"));
             0
         }
         ExecCommand::ScpSink { recursive, preserve, target_is_dir, target } => {
-            scp_sink(jail, recursive, preserve, target_is_dir, &target, stdin, stdout)
+            scp_sink(ctx, recursive, preserve, target_is_dir, &target, stdin, stdout)
         }
         ExecCommand::ScpSource { recursive, preserve, paths } => scp_source(jail, recursive, preserve, &paths, stdin, stdout),
     };
@@ -50,21 +63,27 @@ fn jail_path(p: &[u8]) -> io::Result<JailPath> {
     JailPath::parse(p).map_err(|_| io::Error::from(io::ErrorKind::NotFound))
 }
 
-fn mkdir(jail: &UserJail, parents: bool, paths: &[Vec<u8>], stderr: &mut impl Write) -> i32 {
+/// Creates one directory, charging one inode to the quota.
+fn make_dir(ctx: &SessionContext, p: &JailPath) -> io::Result<()> {
+    ctx.quota.charge(0, 1).map_err(|q| io::Error::other(q.to_string()))?;
+    ctx.jail.mkdir(p, 0o777).inspect_err(|_| ctx.quota.free(0, 1))
+}
+
+fn mkdir(ctx: &SessionContext, parents: bool, paths: &[Vec<u8>], stderr: &mut impl Write) -> i32 {
+    let jail = &ctx.jail;
     let mut status = 0;
     for raw in paths {
         let result = jail_path(raw).and_then(|p| {
             if !parents {
-                return jail.mkdir(&p, 0o777);
+                return make_dir(ctx, &p);
             }
             let mut prefix = JailPath::root();
             for c in p.components() {
                 prefix = prefix.join(c).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-                match jail.mkdir(&prefix, 0o777) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && jail.stat(&prefix).is_ok_and(|m| m.is_dir()) => {}
-                    Err(e) => return Err(e),
+                if jail.stat(&prefix).is_ok_and(|m| m.is_dir()) {
+                    continue;
                 }
+                make_dir(ctx, &prefix)?;
             }
             Ok(())
         });
@@ -109,18 +128,24 @@ fn list(jail: &UserJail, paths: &[Vec<u8>], stdout: &mut impl Write, stderr: &mu
     status
 }
 
-fn remove(jail: &UserJail, force: bool, recursive: bool, paths: &[Vec<u8>], stderr: &mut impl Write) -> i32 {
+fn remove(ctx: &SessionContext, force: bool, recursive: bool, paths: &[Vec<u8>], stderr: &mut impl Write) -> i32 {
+    let jail = &ctx.jail;
     let mut status = 0;
     for raw in paths {
         let result = jail_path(raw).and_then(|p| {
+            if ctx.profile == Profile::AppendOnly && !is_restic_lock(&p) {
+                return Err(io::Error::other(ctx.profile.denied("deleting files")));
+            }
             let meta = jail.lstat(&p)?;
             if meta.is_dir() {
                 if !recursive {
                     return Err(io::Error::from_raw_os_error(21));
                 }
-                return remove_tree(jail, &p);
+                return remove_tree(ctx, &p);
             }
-            jail.remove_file(&p)
+            jail.remove_file(&p)?;
+            free_file(ctx, &meta);
+            Ok(())
         });
         match result {
             Ok(()) => {}
@@ -134,16 +159,29 @@ fn remove(jail: &UserJail, force: bool, recursive: bool, paths: &[Vec<u8>], stde
     status
 }
 
-fn remove_tree(jail: &UserJail, dir: &JailPath) -> io::Result<()> {
+/// Returns a deleted file's bytes (and inode, unless other links remain) to the quota.
+fn free_file(ctx: &SessionContext, m: &Meta) {
+    let last_link = m.nlink <= 1;
+    ctx.quota.free(if last_link { m.size } else { 0 }, u64::from(last_link));
+}
+
+fn remove_tree(ctx: &SessionContext, dir: &JailPath) -> io::Result<()> {
+    let jail = &ctx.jail;
     for e in jail.read_dir(dir)? {
         let child = dir.join(&e.name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         if e.meta.is_dir() {
-            remove_tree(jail, &child)?;
+            remove_tree(ctx, &child)?;
         } else {
             jail.remove_file(&child)?;
+            free_file(ctx, &e.meta);
         }
     }
-    if dir.is_root() { Ok(()) } else { jail.rmdir(dir) }
+    if dir.is_root() {
+        return Ok(());
+    }
+    jail.rmdir(dir)?;
+    ctx.quota.free(0, 1);
+    Ok(())
 }
 
 enum Hasher {
@@ -260,7 +298,7 @@ fn read_ack(input: &mut impl BufRead) -> io::Result<()> {
 
 /// `scp -t`: receive files. Every file lands through an atomic upload.
 fn scp_sink(
-    jail: &UserJail,
+    ctx: &SessionContext,
     recursive: bool,
     preserve: bool,
     target_is_dir: bool,
@@ -269,7 +307,7 @@ fn scp_sink(
     out: &mut impl Write,
 ) -> i32 {
     let mut input = BufReader::with_capacity(256 * 1024, stdin);
-    match scp_sink_inner(jail, recursive, preserve, target_is_dir, target, &mut input, out) {
+    match scp_sink_inner(ctx, recursive, preserve, target_is_dir, target, &mut input, out) {
         Ok(status) => status,
         Err(e) => {
             log::debug!("scp sink ended: {e}");
@@ -279,7 +317,7 @@ fn scp_sink(
 }
 
 fn scp_sink_inner(
-    jail: &UserJail,
+    ctx: &SessionContext,
     recursive: bool,
     preserve: bool,
     target_is_dir: bool,
@@ -287,6 +325,7 @@ fn scp_sink_inner(
     input: &mut impl BufRead,
     out: &mut impl Write,
 ) -> io::Result<i32> {
+    let jail = &ctx.jail;
     let Ok(target_path) = JailPath::parse(target) else {
         scp_error(out, target, "No such file or directory")?;
         return Ok(1);
@@ -344,10 +383,13 @@ fn scp_sink_inner(
                     scp_error(out, &name, "invalid name")?;
                     return Ok(1);
                 };
-                match jail.mkdir(&dir, mode) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && jail.stat(&dir).is_ok_and(|m| m.is_dir()) => {}
-                    Err(e) => {
+                if !jail.stat(&dir).is_ok_and(|m| m.is_dir()) {
+                    let made = ctx
+                        .quota
+                        .charge(0, 1)
+                        .map_err(|q| io::Error::other(q.to_string()))
+                        .and_then(|()| jail.mkdir(&dir, mode).inspect_err(|_| ctx.quota.free(0, 1)));
+                    if let Err(e) = made {
                         scp_error(out, &dir.display(), &strip_os_error(&e))?;
                         return Ok(1);
                     }
@@ -366,13 +408,23 @@ fn scp_sink_inner(
                 };
                 let file_times = times.take();
                 let upload = dest.map_err(|_| io::Error::from(io::ErrorKind::InvalidInput)).and_then(|d| {
-                    let up = jail.create_upload(&d, mode, false)?;
-                    Ok((d, up))
+                    let existing = jail.lstat(&d).ok();
+                    if existing.is_some() && ctx.profile == Profile::AppendOnly && !is_incomplete_duplicity_file(jail, &d) {
+                        return Err(io::Error::other(ctx.profile.denied("overwriting an existing file")));
+                    }
+                    ctx.quota.charge(0, 1).map_err(|q| io::Error::other(q.to_string()))?;
+                    let up = jail.create_upload(&d, mode, false).inspect_err(|_| ctx.quota.free(0, 1))?;
+                    Ok((d, up, existing))
                 });
                 match upload {
-                    Ok((dest, up)) => {
+                    Ok((dest, up, existing)) => {
                         ack(out)?;
-                        let written = copy_exact(input, up.file(), size);
+                        let mut charged = 0u64;
+                        let written = copy_exact(input, up.file(), size, |n| {
+                            ctx.quota.charge(n, 0).map_err(|q| io::Error::other(q.to_string()))?;
+                            charged += n;
+                            Ok(())
+                        });
                         read_ack(input)?;
                         match written.and_then(|()| {
                             if let (true, Some((mtime, atime))) = (preserve, file_times) {
@@ -380,8 +432,15 @@ fn scp_sink_inner(
                             }
                             up.commit()
                         }) {
-                            Ok(()) => ack(out)?,
+                            Ok(()) => {
+                                if let Some(m) = existing.filter(|m| !m.is_dir()) {
+                                    free_file(ctx, &m);
+                                }
+                                ack(out)?;
+                            }
                             Err(e) => {
+                                // The upload was dropped: its temporary is gone, so is its charge.
+                                ctx.quota.free(charged, 1);
                                 scp_error(out, &dest.display(), &strip_os_error(&e))?;
                                 status = 1;
                             }
@@ -406,10 +465,16 @@ fn set_file_times(f: &std::fs::File, atime: u64, mtime: u64) -> io::Result<()> {
     Ok(rustix::fs::futimens(f, &ts)?)
 }
 
-/// Copies exactly `size` bytes from the peer into `file`. After a write
-/// error the rest of the data is still read, so the protocol stays in step,
-/// and the error is returned at the end.
-fn copy_exact(input: &mut impl BufRead, file: &std::fs::File, size: u64) -> io::Result<()> {
+/// Copies exactly `size` bytes from the peer into `file`, charging each
+/// block to the quota first. After an error (quota or disk) the rest of the
+/// data is still read, so the protocol stays in step, and the error is
+/// returned at the end.
+fn copy_exact(
+    input: &mut impl BufRead,
+    file: &std::fs::File,
+    size: u64,
+    mut charge: impl FnMut(u64) -> io::Result<()>,
+) -> io::Result<()> {
     let mut left = size;
     let mut offset = 0u64;
     let mut failed: Option<io::Error> = None;
@@ -420,7 +485,7 @@ fn copy_exact(input: &mut impl BufRead, file: &std::fs::File, size: u64) -> io::
         }
         let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         if failed.is_none()
-            && let Err(e) = file.write_all_at(&buf[..n], offset)
+            && let Err(e) = charge(n as u64).and_then(|()| file.write_all_at(&buf[..n], offset))
         {
             failed = Some(e);
         }

@@ -9,6 +9,8 @@
 
 pub mod confine;
 pub mod exec;
+pub mod profile;
+pub mod quota;
 pub mod sftp;
 mod status;
 

@@ -7,11 +7,11 @@
 //! and rclone keep several busy) proceed in parallel. Path requests share
 //! lane 0. Bounded queues carry back-pressure from the disk to the SSH window.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +21,18 @@ use coffer_sftp_proto::{
 };
 use coffer_storage::{DirEntry, JailPath, Meta, Upload, UserJail};
 
+use crate::profile::{Profile, is_incomplete_duplicity_file, is_restic_lock};
+use crate::quota::{QuotaExceeded, QuotaGate};
 use crate::status::io_status;
+
+/// Everything a session worker is given: whose area, under which key
+/// profile, accounted against which ledger.
+pub struct SessionContext {
+    pub jail: UserJail,
+    pub user: String,
+    pub profile: Profile,
+    pub quota: Box<dyn QuotaGate>,
+}
 
 /// Lanes that do file work; lane 0 takes every path request.
 const LANES: usize = 4;
@@ -45,6 +56,10 @@ enum HandleKind {
 struct Handle {
     path: JailPath,
     kind: HandleKind,
+    /// Current size of a written file, to charge growth against the quota.
+    size: AtomicU64,
+    /// Set when a quota refusal discarded the upload; later requests repeat it.
+    refused: std::sync::OnceLock<String>,
 }
 
 impl Handle {
@@ -104,17 +119,53 @@ impl BufferPool {
 struct Session {
     jail: UserJail,
     user: String,
+    profile: Profile,
+    quota: Box<dyn QuotaGate>,
+    /// Paths this session created: an append-only key may still change these.
+    created: Mutex<HashSet<JailPath>>,
     handles: Mutex<HashMap<u32, Arc<Handle>>>,
     next_handle: AtomicU32,
     buffers: BufferPool,
 }
 
+impl Session {
+    fn created_here(&self, p: &JailPath) -> bool {
+        self.created.lock().is_ok_and(|c| c.contains(p))
+    }
+
+    fn mark_created(&self, p: &JailPath) {
+        if let Ok(mut c) = self.created.lock() {
+            c.insert(p.clone());
+        }
+    }
+
+    /// May this key change (overwrite, truncate, chmod) the existing file `p`?
+    fn may_change_existing(&self, p: &JailPath) -> bool {
+        match self.profile {
+            Profile::Full => true,
+            Profile::ReadOnly => false,
+            Profile::AppendOnly => self.created_here(p) || is_incomplete_duplicity_file(&self.jail, p),
+        }
+    }
+
+    fn deny(&self, id: u32, what: &str) -> Reply {
+        Reply::status(id, StatusCode::PermissionDenied, self.profile.denied(what))
+    }
+}
+
+fn quota_reply(id: u32, e: &QuotaExceeded) -> Reply {
+    Reply::status(id, StatusCode::Failure, e.to_string())
+}
+
 /// Serves SFTP on `input`/`output` until the client closes its side.
 /// Uploads that were never closed are discarded, never left looking complete.
-pub fn serve(jail: UserJail, user: &str, input: impl Read, output: impl Write + Send + 'static) -> io::Result<()> {
+pub fn serve(ctx: SessionContext, input: impl Read, output: impl Write + Send + 'static) -> io::Result<()> {
     let session = Arc::new(Session {
-        jail,
-        user: user.to_string(),
+        jail: ctx.jail,
+        user: ctx.user,
+        profile: ctx.profile,
+        quota: ctx.quota,
+        created: Mutex::new(HashSet::new()),
         handles: Mutex::new(HashMap::new()),
         next_handle: AtomicU32::new(1),
         buffers: BufferPool::default(),
@@ -152,7 +203,15 @@ pub fn serve(jail: UserJail, user: &str, input: impl Read, output: impl Write + 
     let _ = writer.join();
     // Whatever is still open was never closed by the client: drop it, which
     // discards unfinished uploads.
-    let leftover = session.handles.lock().map(|mut h| h.drain().count()).unwrap_or(0);
+    let leftover: Vec<Arc<Handle>> = session.handles.lock().map(|mut h| h.drain().map(|(_, v)| v).collect()).unwrap_or_default();
+    for h in &leftover {
+        if let HandleKind::Upload(u) = &h.kind
+            && u.lock().is_ok_and(|g| g.is_some())
+        {
+            session.quota.free(h.size.load(Ordering::Relaxed), 1);
+        }
+    }
+    let leftover = leftover.len();
     if leftover > 0 {
         log::info!("user {}: session ended with {leftover} handle(s) open; unfinished uploads discarded", session.user);
     }
@@ -345,7 +404,7 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             match s.jail.read_dir(&p) {
                 Ok(mut entries) => {
                     entries.sort_by(|a, b| a.name.cmp(&b.name));
-                    new_handle(s, id, p, HandleKind::Dir(Mutex::new(entries.into_iter())))
+                    new_handle(s, id, p, HandleKind::Dir(Mutex::new(entries.into_iter())), 0)
                 }
                 Err(e) => err_reply(id, &e),
             }
@@ -369,15 +428,7 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             let _ = (handle, offset, len);
             Reply::status(id, StatusCode::Failure, "internal error: READ not routed")
         }
-        RequestKind::Write { handle, offset, data } => {
-            let h = tri!(get_handle(s, id, handle));
-            let Some(file) = h.file() else { return Reply::status(id, StatusCode::Failure, "handle is a directory") };
-            if matches!(h.kind, HandleKind::Read(_)) {
-                return Reply::status(id, StatusCode::PermissionDenied, "file was opened read-only");
-            }
-            // For an O_APPEND file the kernel ignores the offset, which is what APPEND asks for.
-            io(file.with(|f| f.write_all_at(data, offset)))
-        }
+        RequestKind::Write { handle, offset, data } => write(s, id, handle, offset, data),
         RequestKind::Fstat { handle } => {
             let h = tri!(get_handle(s, id, handle));
             let meta = match h.file() {
@@ -391,37 +442,102 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
         }
         RequestKind::Setstat { path, attrs } => {
             let p = tri!(parse_path(id, path));
-            io(setstat(s, &p, &attrs))
+            if !s.may_change_existing(&p) {
+                return s.deny(id, "changing an existing file");
+            }
+            match setstat(s, &p, &attrs) {
+                Ok(Ok(())) => Reply::ok(id),
+                Ok(Err(q)) => quota_reply(id, &q),
+                Err(e) => err_reply(id, &e),
+            }
         }
         RequestKind::Fsetstat { handle, attrs } => {
             let h = tri!(get_handle(s, id, handle));
+            if let Some(msg) = h.refused.get() {
+                return Reply::status(id, StatusCode::Failure, msg.clone());
+            }
+            let writable = matches!(h.kind, HandleKind::Upload(_) | HandleKind::InPlace(_));
+            if !writable && !s.may_change_existing(&h.path) {
+                return s.deny(id, "changing an existing file");
+            }
             match h.file() {
-                Some(f) => io(f.with(|f| fsetstat(s, f, &attrs))),
-                None => io(setstat(s, &h.path, &attrs)),
+                Some(f) => match f.with(|f| Ok(fsetstat(s, &h, f, &attrs))) {
+                    Ok(Ok(Ok(()))) => Reply::ok(id),
+                    Ok(Ok(Err(q))) => quota_reply(id, &q),
+                    Ok(Err(e)) | Err(e) => err_reply(id, &e),
+                },
+                None => match setstat(s, &h.path, &attrs) {
+                    Ok(Ok(())) => Reply::ok(id),
+                    Ok(Err(q)) => quota_reply(id, &q),
+                    Err(e) => err_reply(id, &e),
+                },
             }
         }
         RequestKind::Remove { path } => {
             let p = tri!(parse_path(id, path));
-            io(s.jail.remove_file(&p))
+            match s.profile {
+                Profile::ReadOnly => return s.deny(id, "deleting files"),
+                Profile::AppendOnly if !is_restic_lock(&p) && !s.created_here(&p) => {
+                    return s.deny(id, "deleting files");
+                }
+                _ => {}
+            }
+            let before = s.jail.lstat(&p);
+            match s.jail.remove_file(&p) {
+                Ok(()) => {
+                    if let Ok(m) = before {
+                        s.quota.free(if m.nlink <= 1 { m.size } else { 0 }, u64::from(m.nlink <= 1));
+                    }
+                    Reply::ok(id)
+                }
+                Err(e) => err_reply(id, &e),
+            }
         }
         RequestKind::Mkdir { path, attrs } => {
             let p = tri!(parse_path(id, path));
-            io(s.jail.mkdir(&p, attrs.permissions.unwrap_or(0o777)))
+            if s.profile == Profile::ReadOnly {
+                return s.deny(id, "creating directories");
+            }
+            if let Err(q) = s.quota.charge(0, 1) {
+                return quota_reply(id, &q);
+            }
+            match s.jail.mkdir(&p, attrs.permissions.unwrap_or(0o777)) {
+                Ok(()) => {
+                    s.mark_created(&p);
+                    Reply::ok(id)
+                }
+                Err(e) => {
+                    s.quota.free(0, 1);
+                    err_reply(id, &e)
+                }
+            }
         }
         RequestKind::Rmdir { path } => {
             let p = tri!(parse_path(id, path));
-            io(s.jail.rmdir(&p))
+            if s.profile != Profile::Full && !(s.profile == Profile::AppendOnly && s.created_here(&p)) {
+                return s.deny(id, "deleting directories");
+            }
+            match s.jail.rmdir(&p) {
+                Ok(()) => {
+                    s.quota.free(0, 1);
+                    Reply::ok(id)
+                }
+                Err(e) => err_reply(id, &e),
+            }
         }
         RequestKind::Rename { from, to } => {
             let (f, t) = (tri!(parse_path(id, from)), tri!(parse_path(id, to)));
-            io(s.jail.rename(&f, &t, false))
+            rename(s, id, &f, &t, false)
         }
         RequestKind::PosixRename { from, to } => {
             let (f, t) = (tri!(parse_path(id, from)), tri!(parse_path(id, to)));
-            io(s.jail.rename(&f, &t, true))
+            rename(s, id, &f, &t, true)
         }
         RequestKind::Hardlink { from, to } => {
             let (f, t) = (tri!(parse_path(id, from)), tri!(parse_path(id, to)));
+            if s.profile == Profile::ReadOnly {
+                return s.deny(id, "creating links");
+            }
             io(s.jail.hardlink(&f, &t))
         }
         RequestKind::Readlink { path } => {
@@ -436,25 +552,26 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
         }
         RequestKind::Symlink { target, link } => {
             let l = tri!(parse_path(id, link));
-            io(s.jail.symlink(target, &l))
+            if s.profile == Profile::ReadOnly {
+                return s.deny(id, "creating links");
+            }
+            let len = target.len() as u64;
+            if let Err(q) = s.quota.charge(len, 1) {
+                return quota_reply(id, &q);
+            }
+            match s.jail.symlink(target, &l) {
+                Ok(()) => {
+                    s.mark_created(&l);
+                    Reply::ok(id)
+                }
+                Err(e) => {
+                    s.quota.free(len, 1);
+                    err_reply(id, &e)
+                }
+            }
         }
         RequestKind::Statvfs { .. } | RequestKind::Fstatvfs { .. } => match s.jail.statvfs() {
-            Ok(v) => Reply::StatVfs {
-                id,
-                vfs: StatVfs {
-                    bsize: v.f_bsize,
-                    frsize: v.f_frsize,
-                    blocks: v.f_blocks,
-                    bfree: v.f_bfree,
-                    bavail: v.f_bavail,
-                    files: v.f_files,
-                    ffree: v.f_ffree,
-                    favail: v.f_favail,
-                    fsid: v.f_fsid,
-                    flag: v.f_flag.bits(),
-                    namemax: v.f_namemax,
-                },
-            },
+            Ok(v) => Reply::StatVfs { id, vfs: statvfs(&v, s.quota.usage()) },
             Err(e) => err_reply(id, &e),
         },
         RequestKind::Fsync { handle } => {
@@ -536,9 +653,12 @@ fn open(s: &Session, id: u32, path: &[u8], flags: OpenFlags, attrs: &Attrs) -> R
     let p = tri!(parse_path(id, path));
     let mode = attrs.permissions.map_or(0o666, |m| m & 0o777);
     let writes = [OpenFlags::WRITE, OpenFlags::APPEND, OpenFlags::CREAT, OpenFlags::TRUNC];
+    if writes.iter().any(|&f| flags.has(f)) && s.profile == Profile::ReadOnly {
+        return s.deny(id, "writing files");
+    }
     if !writes.iter().any(|&f| flags.has(f)) {
         return match s.jail.open_read(&p) {
-            Ok(f) => new_handle(s, id, p, HandleKind::Read(f)),
+            Ok(f) => new_handle(s, id, p, HandleKind::Read(f), 0),
             Err(e) => err_reply(id, &e),
         };
     }
@@ -554,17 +674,30 @@ fn open(s: &Session, id: u32, path: &[u8], flags: OpenFlags, attrs: &Attrs) -> R
     if !exists && !flags.has(OpenFlags::CREAT) {
         return Reply::status(id, StatusCode::NoSuchFile, "No such file");
     }
+    if exists && !s.may_change_existing(&p) {
+        return s.deny(id, "overwriting or changing an existing file");
+    }
     if exists && !flags.has(OpenFlags::TRUNC) {
         // Append (sftp reput) or a write without truncation (scp): the client
         // asks to change the existing file, so it is changed in place.
         return match s.jail.open_write_in_place(&p, flags.has(OpenFlags::APPEND), flags.has(OpenFlags::READ)) {
-            Ok(f) => new_handle(s, id, p, HandleKind::InPlace(f)),
+            Ok(f) => {
+                let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                new_handle(s, id, p, HandleKind::InPlace(f), size)
+            }
             Err(e) => err_reply(id, &e),
         };
     }
+    // The temporary file is a new inode until it replaces the old one.
+    if let Err(q) = s.quota.charge(0, 1) {
+        return quota_reply(id, &q);
+    }
     match s.jail.create_upload(&p, mode, flags.has(OpenFlags::EXCL)) {
-        Ok(up) => new_handle(s, id, p, HandleKind::Upload(Mutex::new(Some(up)))),
-        Err(e) => err_reply(id, &e),
+        Ok(up) => new_handle(s, id, p, HandleKind::Upload(Mutex::new(Some(up))), 0),
+        Err(e) => {
+            s.quota.free(0, 1);
+            err_reply(id, &e)
+        }
     }
 }
 
@@ -572,12 +705,24 @@ fn close(s: &Session, id: u32, handle: &[u8]) -> Reply {
     let Some(n) = parse_handle(handle) else { return Reply::status(id, StatusCode::Failure, "invalid handle") };
     let removed = s.handles.lock().ok().and_then(|mut h| h.remove(&n));
     let Some(h) = removed else { return Reply::status(id, StatusCode::Failure, "invalid handle") };
+    if let Some(msg) = h.refused.get() {
+        return Reply::status(id, StatusCode::Failure, msg.clone());
+    }
     match &h.kind {
         HandleKind::Upload(u) => {
             let up = u.lock().ok().and_then(|mut g| g.take());
+            let replaced = s.jail.lstat(&h.path).ok().filter(|m| !m.is_dir());
             match up.map(Upload::commit) {
-                Some(Ok(())) | None => Reply::ok(id),
+                Some(Ok(())) => {
+                    if let Some(m) = replaced {
+                        s.quota.free(if m.nlink <= 1 { m.size } else { 0 }, u64::from(m.nlink <= 1));
+                    }
+                    s.mark_created(&h.path);
+                    Reply::ok(id)
+                }
+                None => Reply::ok(id),
                 Some(Err(e)) => {
+                    s.quota.free(h.size.load(Ordering::Relaxed), 1);
                     log::warn!("user {}: could not complete upload of {}: {e}", s.user, String::from_utf8_lossy(&h.path.display()));
                     err_reply(id, &e)
                 }
@@ -591,13 +736,13 @@ fn close(s: &Session, id: u32, handle: &[u8]) -> Reply {
     }
 }
 
-fn new_handle(s: &Session, id: u32, path: JailPath, kind: HandleKind) -> Reply {
+fn new_handle(s: &Session, id: u32, path: JailPath, kind: HandleKind, size: u64) -> Reply {
     let Ok(mut handles) = s.handles.lock() else { return Reply::status(id, StatusCode::Failure, "lock poisoned") };
     if handles.len() >= MAX_HANDLES {
         return Reply::status(id, StatusCode::Failure, format!("too many open handles (limit {MAX_HANDLES})"));
     }
     let n = s.next_handle.fetch_add(1, Ordering::Relaxed);
-    handles.insert(n, Arc::new(Handle { path, kind }));
+    handles.insert(n, Arc::new(Handle { path, kind, size: AtomicU64::new(size), refused: std::sync::OnceLock::new() }));
     Reply::Handle { id, handle: n.to_string().into_bytes() }
 }
 
@@ -607,7 +752,8 @@ fn get_handle(s: &Session, id: u32, handle: &[u8]) -> Result<Arc<Handle>, Reply>
         .ok_or_else(|| Reply::status(id, StatusCode::Failure, "invalid handle"))
 }
 
-fn setstat(s: &Session, p: &JailPath, attrs: &Attrs) -> io::Result<()> {
+/// SETSTAT on a path. The outer error is the file system's, the inner one a quota refusal.
+fn setstat(s: &Session, p: &JailPath, attrs: &Attrs) -> io::Result<Result<(), QuotaExceeded>> {
     if let Some((uid, gid)) = attrs.uid_gid {
         let m = s.jail.stat(p)?;
         if (uid, gid) != (m.uid, m.gid) {
@@ -615,7 +761,21 @@ fn setstat(s: &Session, p: &JailPath, attrs: &Attrs) -> io::Result<()> {
         }
     }
     if let Some(size) = attrs.size {
-        s.jail.set_size(p, size)?;
+        let old = s.jail.stat(p)?.size;
+        if size > old
+            && let Err(q) = s.quota.charge(size - old, 0)
+        {
+            return Ok(Err(q));
+        }
+        if let Err(e) = s.jail.set_size(p, size) {
+            if size > old {
+                s.quota.free(size - old, 0);
+            }
+            return Err(e);
+        }
+        if size < old {
+            s.quota.free(old - size, 0);
+        }
     }
     if let Some(mode) = attrs.permissions {
         s.jail.set_mode(p, mode)?;
@@ -623,10 +783,10 @@ fn setstat(s: &Session, p: &JailPath, attrs: &Attrs) -> io::Result<()> {
     if let Some((atime, mtime)) = attrs.times {
         s.jail.set_times(p, i64::from(atime), i64::from(mtime))?;
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
-fn fsetstat(_s: &Session, f: &File, attrs: &Attrs) -> io::Result<()> {
+fn fsetstat(s: &Session, h: &Handle, f: &File, attrs: &Attrs) -> io::Result<Result<(), QuotaExceeded>> {
     if let Some((uid, gid)) = attrs.uid_gid {
         let m = meta_from_std(&f.metadata()?);
         if (uid, gid) != (m.uid, m.gid) {
@@ -634,7 +794,17 @@ fn fsetstat(_s: &Session, f: &File, attrs: &Attrs) -> io::Result<()> {
         }
     }
     if let Some(size) = attrs.size {
+        let old = f.metadata()?.len();
+        if size > old
+            && let Err(q) = s.quota.charge(size - old, 0)
+        {
+            return Ok(Err(q));
+        }
         f.set_len(size)?;
+        if size < old {
+            s.quota.free(old - size, 0);
+        }
+        h.size.store(size, Ordering::Relaxed);
     }
     if let Some(mode) = attrs.permissions {
         rustix::fs::fchmod(f, rustix::fs::Mode::from_raw_mode(mode & 0o777))?;
@@ -646,7 +816,114 @@ fn fsetstat(_s: &Session, f: &File, attrs: &Attrs) -> io::Result<()> {
         };
         rustix::fs::futimens(f, &ts)?;
     }
-    Ok(())
+    Ok(Ok(()))
+}
+
+/// WRITE: charge the growth, then write; a refused upload is discarded.
+fn write(s: &Session, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> Reply {
+    let h = match get_handle(s, id, handle) {
+        Ok(h) => h,
+        Err(r) => return r,
+    };
+    if let Some(msg) = h.refused.get() {
+        return Reply::status(id, StatusCode::Failure, msg.clone());
+    }
+    let Some(file) = h.file() else { return Reply::status(id, StatusCode::Failure, "handle is a directory") };
+    if matches!(h.kind, HandleKind::Read(_)) {
+        return Reply::status(id, StatusCode::PermissionDenied, "file was opened read-only");
+    }
+    let size = h.size.load(Ordering::Relaxed);
+    let append = matches!(&h.kind, HandleKind::InPlace(f) if f.metadata().is_ok() && is_append(f));
+    let end = if append { size + data.len() as u64 } else { offset.saturating_add(data.len() as u64) };
+    let growth = end.saturating_sub(size);
+    if growth > 0
+        && let Err(q) = s.quota.charge(growth, 0)
+    {
+        let msg = q.to_string();
+        log::warn!("{msg} (upload of {})", String::from_utf8_lossy(&h.path.display()));
+        if let HandleKind::Upload(u) = &h.kind {
+            // The partial upload is removed and never appears under its name.
+            if u.lock().ok().and_then(|mut g| g.take()).is_some() {
+                s.quota.free(size, 1);
+            }
+            let _ = h.refused.set(msg.clone());
+        }
+        return Reply::status(id, StatusCode::Failure, msg);
+    }
+    // For an O_APPEND file the kernel ignores the offset, which is what APPEND asks for.
+    match file.with(|f| f.write_all_at(data, offset)) {
+        Ok(()) => {
+            h.size.fetch_max(end, Ordering::Relaxed);
+            Reply::ok(id)
+        }
+        Err(e) => {
+            s.quota.free(growth, 0);
+            err_reply(id, &e)
+        }
+    }
+}
+
+fn is_append(f: &File) -> bool {
+    rustix::fs::fcntl_getfl(f).is_ok_and(|fl| fl.contains(rustix::fs::OFlags::APPEND))
+}
+
+/// RENAME and posix-rename, with the append-only rule and quota for a replaced target.
+fn rename(s: &Session, id: u32, from: &JailPath, to: &JailPath, replace: bool) -> Reply {
+    let target = s.jail.lstat(to).ok();
+    match s.profile {
+        Profile::ReadOnly => return s.deny(id, "renaming files"),
+        Profile::AppendOnly if !s.created_here(from) || target.is_some() => {
+            return s.deny(id, "renaming existing files or replacing files");
+        }
+        _ => {}
+    }
+    match s.jail.rename(from, to, replace) {
+        Ok(()) => {
+            if let Some(m) = target.filter(|m| !m.is_dir()) {
+                s.quota.free(if m.nlink <= 1 { m.size } else { 0 }, u64::from(m.nlink <= 1));
+            }
+            if let Ok(mut c) = s.created.lock()
+                && c.remove(from)
+            {
+                c.insert(to.clone());
+            }
+            Reply::ok(id)
+        }
+        Err(e) => err_reply(id, &e),
+    }
+}
+
+/// statvfs: the file system's numbers, limited by the user's quota.
+fn statvfs(v: &rustix::fs::StatVfs, quota: Option<crate::quota::QuotaUsage>) -> StatVfs {
+    let mut out = StatVfs {
+        bsize: v.f_bsize,
+        frsize: v.f_frsize,
+        blocks: v.f_blocks,
+        bfree: v.f_bfree,
+        bavail: v.f_bavail,
+        files: v.f_files,
+        ffree: v.f_ffree,
+        favail: v.f_favail,
+        fsid: v.f_fsid,
+        flag: v.f_flag.bits(),
+        namemax: v.f_namemax,
+    };
+    if let Some(q) = quota {
+        let frsize = out.frsize.max(1);
+        if let Some(limit) = q.limit_bytes {
+            let free_blocks = limit.saturating_sub(q.used_bytes) / frsize;
+            out.blocks = limit / frsize;
+            out.bfree = out.bfree.min(free_blocks);
+            out.bavail = out.bavail.min(free_blocks);
+        }
+        if let Some(limit) = q.limit_files {
+            let free = limit.saturating_sub(q.used_files);
+            out.files = limit;
+            out.ffree = out.ffree.min(free);
+            out.favail = out.favail.min(free);
+        }
+    }
+    out
 }
 
 fn meta_from_std(m: &std::fs::Metadata) -> Meta {

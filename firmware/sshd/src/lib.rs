@@ -8,6 +8,7 @@
 
 pub mod event;
 mod keys;
+pub mod quota;
 mod server;
 pub mod throttle;
 

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::event;
 use crate::keys::{accepted_key_algorithm, parse_authorized_key};
+use crate::quota::QuotaBook;
 use crate::throttle::{Admission, LoginThrottle, ThrottlePolicy};
 
 /// Errors that stop the endpoint (not a single connection).
@@ -53,6 +54,8 @@ pub struct EndpointConfig {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub log_level: String,
+    /// Every user's quota ledger.
+    pub quota: Arc<QuotaBook>,
 }
 
 struct Shared {
@@ -257,6 +260,7 @@ struct LoggedIn {
     uid: u32,
     gid: u32,
     profile: KeyProfile,
+    limits: coffer_quota::Limits,
 }
 
 struct ConnHandler {
@@ -296,6 +300,7 @@ impl ConnHandler {
                 uid: u.uid,
                 gid: u.gid,
                 profile: k.profile,
+                limits: coffer_quota::Limits { bytes: u.quota_bytes, files: u.quota_files },
             })
         })
     }
@@ -314,12 +319,39 @@ impl ConnHandler {
             return;
         };
         let cfg = &self.shared.config;
+        let area = cfg.data_dir.join(&user.name);
+        if !cfg.quota.knows(&user.name) {
+            match coffer_storage::UserJail::open(&area).and_then(|j| j.usage()) {
+                Ok((bytes, files)) => {
+                    cfg.quota.recount(&user.name, user.limits, bytes, files);
+                }
+                Err(e) => log::warn!("user {}: cannot count usage of {}: {e}", user.name, area.display()),
+            }
+        }
+        cfg.quota.set_limits(&user.name, user.limits);
+        let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
+            Ok(pair) => pair,
+            Err(e) => {
+                log::error!("user {}: cannot create the quota socket: {e}", user.name);
+                let _ = session.channel_failure(channel_id);
+                return;
+            }
+        };
+        let profile = match user.profile {
+            KeyProfile::Full => "full",
+            KeyProfile::AppendOnly => "append-only",
+            KeyProfile::ReadOnly => "read-only",
+        };
         let mut cmd = tokio::process::Command::new(&cfg.worker.program);
         cmd.args(&cfg.worker.args)
             .arg("--jail")
-            .arg(cfg.data_dir.join(&user.name))
+            .arg(&area)
             .arg("--user")
             .arg(&user.name)
+            .arg("--profile")
+            .arg(profile)
+            .arg("--quota-fd")
+            .arg(std::os::fd::AsRawFd::as_raw_fd(&theirs).to_string())
             .arg("--log-level")
             .arg(&cfg.log_level);
         match &request {
@@ -339,7 +371,7 @@ impl ConnHandler {
         if cfg.drop_privileges {
             cmd.uid(user.uid).gid(user.gid);
         }
-        let child = match cmd.spawn() {
+        let child = match spawn_with_inherited(&mut cmd, &theirs) {
             Ok(c) => c,
             Err(e) => {
                 log::error!("user {}: cannot start session worker {}: {e}", user.name, cfg.worker.program.display());
@@ -349,6 +381,13 @@ impl ConnHandler {
         };
         let _ = session.channel_success(channel_id);
         log::info!("user {} from {}: {}", user.name, self.peer, request.describe());
+        drop(theirs);
+        match ours.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(ours)) {
+            Ok(stream) => {
+                tokio::spawn(Arc::clone(&cfg.quota).serve_worker(user.name.clone(), stream));
+            }
+            Err(e) => log::error!("user {}: quota socket: {e}", user.name),
+        }
         let shutdown = self.shared.shutdown.clone();
         let guard = self.relays.start();
         tokio::spawn(async move {
@@ -373,6 +412,18 @@ impl Drop for ConnHandler {
             }
         }
     }
+}
+
+/// Spawns `cmd` with `fd` inherited (all other descriptors stay close-on-exec).
+/// The descriptor is made inheritable only while holding a lock that every
+/// spawn takes, so no other user's worker can inherit it.
+fn spawn_with_inherited(cmd: &mut tokio::process::Command, fd: &impl std::os::fd::AsFd) -> std::io::Result<tokio::process::Child> {
+    static SPAWN: Mutex<()> = Mutex::new(());
+    let _guard = SPAWN.lock().map_err(|_| std::io::Error::other("spawn lock poisoned"))?;
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+    let child = cmd.spawn();
+    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
+    child
 }
 
 /// What a channel asked the worker to run.

@@ -266,3 +266,39 @@ impl UserJail {
 
 const EEXIST: i32 = 17;
 const EBUSY: i32 = 16;
+
+impl UserJail {
+    /// Counts what the area holds: bytes of files and symlinks (each inode
+    /// once, so hard links are not counted twice) and the number of inodes
+    /// below the root. Temporaries of unfinished uploads count too: they
+    /// take space until they are committed or removed.
+    pub fn usage(&self) -> io::Result<(u64, u64)> {
+        let mut seen = std::collections::HashSet::new();
+        let (mut bytes, mut files) = (0u64, 0u64);
+        let mut dirs = vec![self.open_in_root(&JailPath::root(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?];
+        while let Some(fd) = dirs.pop() {
+            for entry in rustix::fs::Dir::read_from(&fd)? {
+                let entry = entry?;
+                let name = entry.file_name().to_bytes();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                let st = match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                    Ok(st) => st,
+                    Err(rustix::io::Errno::NOENT) => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                if !seen.insert((st.st_dev, st.st_ino)) {
+                    continue;
+                }
+                files += 1;
+                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                    dirs.push(rustix::fs::openat(&fd, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?);
+                } else {
+                    bytes += u64::try_from(st.st_size).unwrap_or(0);
+                }
+            }
+        }
+        Ok((bytes, files))
+    }
+}

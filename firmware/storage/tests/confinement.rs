@@ -74,3 +74,13 @@ fn uploads_appear_only_when_committed() {
     assert_eq!(std::fs::read(dir.path().join("alice/own")).unwrap(), b"replaced");
     assert!(jail.create_upload(&p("own"), 0o644, true).is_err());
 }
+
+#[test]
+fn usage_counts_each_inode_once() {
+    let (dir, jail) = setup();
+    std::fs::create_dir(dir.path().join("alice/d")).unwrap();
+    std::fs::write(dir.path().join("alice/d/f"), vec![0u8; 1000]).unwrap();
+    std::fs::hard_link(dir.path().join("alice/d/f"), dir.path().join("alice/d/g")).unwrap();
+    // own (12 bytes) + d + f (1000, linked twice)
+    assert_eq!(jail.usage().unwrap(), (1012, 3));
+}

@@ -1,0 +1,171 @@
+//! Quota bookkeeping around the front end's ledger: counting at start-up,
+//! records in `quota/`, rescan requests, `quota rescan` and `user show`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use coffer_config::{QuotaRecord, QuotaWarning, User};
+use coffer_quota::{Limits, human_bytes};
+use coffer_sshd::quota::QuotaBook;
+use coffer_storage::UserJail;
+
+use crate::state::State;
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+}
+
+pub(crate) fn limits(user: &User) -> Limits {
+    Limits { bytes: user.quota_bytes, files: user.quota_files }
+}
+
+/// Counts a user's area from disk.
+pub(crate) fn count(state: &State, user: &str) -> Result<(u64, u64)> {
+    let area = state.data_dir().join(user);
+    UserJail::open(&area).and_then(|j| j.usage()).with_context(|| format!("counting the data of {user} in {}", area.display()))
+}
+
+/// At start-up: recount, compare with the usage kept incrementally, log any disagreement.
+pub(crate) fn count_at_start(state: &State, book: &QuotaBook, user: &User) {
+    let name = user.name.as_str();
+    let dir = state.paths.quota_dir();
+    let kept = QuotaRecord::load(&dir, name).ok();
+    match count(state, name) {
+        Ok((bytes, files)) => {
+            if let Some(k) = kept.filter(|k| k.updated_at > 0 && (k.used_bytes, k.used_files) != (bytes, files)) {
+                log::warn!(
+                    "user {name}: usage on disk is {bytes} bytes in {files} files, the record said {} bytes in {} files; using the count",
+                    k.used_bytes,
+                    k.used_files
+                );
+            }
+            book.recount(name, limits(user), bytes, files);
+        }
+        Err(e) => log::error!("{e:#}"),
+    }
+}
+
+/// Runs every 2 s while serving: writes changed records, serves rescan
+/// requests (from `quota rescan` and `retention run`) and recounts users
+/// whose sessions ended without settling their accounts.
+pub(crate) fn housekeeping(dir: &Path, book: &QuotaBook) {
+    let Ok(state) = State::open(dir) else { return };
+    let qdir = state.paths.quota_dir();
+    let users = state.users().unwrap_or_default();
+    let mut recount: Vec<String> = book.take_needs_recount();
+    if let Ok(entries) = std::fs::read_dir(&qdir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(user) = name.strip_suffix(".rescan") {
+                let _ = std::fs::remove_file(e.path());
+                recount.push(user.to_string());
+            }
+        }
+    }
+    for user in recount {
+        let Some(u) = users.get(&user) else { continue };
+        match count(&state, &user) {
+            Ok((bytes, files)) => {
+                if let Some((ob, of)) = book.recount(&user, limits(u), bytes, files) {
+                    log::warn!("user {user}: recount found {bytes} bytes in {files} files; the ledger had {ob} bytes in {of} files");
+                }
+            }
+            Err(e) => log::error!("{e:#}"),
+        }
+    }
+    let (dirty, warnings) = book.take_dirty();
+    for (user, ledger) in dirty {
+        let mut record = QuotaRecord::load(&qdir, &user).unwrap_or_default();
+        record.used_bytes = ledger.used_bytes;
+        record.used_files = ledger.used_files;
+        record.updated_at = now();
+        for w in warnings.iter().filter(|w| w.user == user) {
+            record.warnings.push(QuotaWarning { percent: w.percent, at: now(), used_bytes: w.used_bytes, limit_bytes: w.limit_bytes });
+        }
+        if let Err(e) = record.save(&qdir, &user) {
+            log::error!("cannot save the quota record of {user}: {e}");
+        }
+    }
+}
+
+/// Asks a running server to recount `user` (and counts now for the record).
+pub(crate) fn request_rescan(state: &State, user: &str) -> Result<()> {
+    let qdir = state.paths.quota_dir();
+    std::fs::create_dir_all(&qdir).with_context(|| format!("creating {}", qdir.display()))?;
+    std::fs::write(QuotaRecord::rescan_request(&qdir, user), b"").with_context(|| format!("writing a rescan request in {}", qdir.display()))?;
+    Ok(())
+}
+
+/// `quota rescan [--user NAME]`.
+pub(crate) fn rescan(dir: &Path, user: Option<&str>) -> Result<()> {
+    let state = State::open(dir)?;
+    let db = state.users()?;
+    let names: Vec<String> = match user {
+        Some(u) => {
+            db.get(u).with_context(|| format!("no user named {u}; `coffer user list` shows the users"))?;
+            vec![u.to_string()]
+        }
+        None => db.users.iter().map(|u| u.name.to_string()).collect(),
+    };
+    let qdir = state.paths.quota_dir();
+    for name in names {
+        let (bytes, files) = count(&state, &name)?;
+        let mut record = QuotaRecord::load(&qdir, &name)?;
+        if record.updated_at > 0 && (record.used_bytes, record.used_files) != (bytes, files) {
+            println!(
+                "{name}: counted {bytes} bytes in {files} files; the record said {} bytes in {} files",
+                record.used_bytes, record.used_files
+            );
+        } else {
+            println!("{name}: {bytes} bytes in {files} files");
+        }
+        record.used_bytes = bytes;
+        record.used_files = files;
+        record.updated_at = now();
+        record.save(&qdir, &name)?;
+        request_rescan(&state, &name)?;
+    }
+    Ok(())
+}
+
+/// `user show NAME`.
+pub(crate) fn show_user(dir: &Path, name: &str) -> Result<()> {
+    let state = State::open(dir)?;
+    let db = state.users()?;
+    let user = db.get(name).with_context(|| format!("no user named {name}; `coffer user list` shows the users"))?;
+    let record = QuotaRecord::load(&state.paths.quota_dir(), name)?;
+    let (bytes, files) = if record.updated_at > 0 { (record.used_bytes, record.used_files) } else { count(&state, name)? };
+    println!("user:    {name} (uid {}, gid {})", user.uid, user.gid);
+    println!("data:    {}", state.data_dir().join(name).display());
+    match user.quota_bytes {
+        Some(limit) => {
+            let pct = if limit == 0 { 100 } else { u128::from(bytes) * 100 / u128::from(limit) };
+            println!("usage:   {} of {} ({pct}%)", human_bytes(bytes), human_bytes(limit));
+        }
+        None => println!("usage:   {} (no byte limit)", human_bytes(bytes)),
+    }
+    match user.quota_files {
+        Some(limit) => println!("files:   {files} of {limit}"),
+        None => println!("files:   {files} (no file limit)"),
+    }
+    for k in &user.keys {
+        let fp = coffer_sshd::parse_authorized_key(&k.key).map(|p| p.fingerprint(Default::default()).to_string()).unwrap_or_default();
+        let comment = k.key.split_whitespace().nth(2).unwrap_or("");
+        println!("key:     {fp} {comment} ({})", crate::state::profile_name(k.profile));
+    }
+    if record.warnings.is_empty() {
+        println!("warnings: none");
+    }
+    for w in &record.warnings {
+        println!(
+            "warning: {}% of the quota reached at {} ({} of {})",
+            w.percent,
+            coffer_duplicity::format_stamp(w.at),
+            human_bytes(w.used_bytes),
+            human_bytes(w.limit_bytes)
+        );
+    }
+    let (policy, own) = coffer_config::RetentionFile::load(&state.paths.retention())?.effective(name);
+    println!("retention: {}{}", crate::retention::describe(&policy), if own { "" } else { " (the default)" });
+    Ok(())
+}
