@@ -7,6 +7,7 @@ Scenarios:
   semantics       status codes, EOF, EXCL, APPEND, truncation, plain RENAME,
                   many outstanding reads and writes on several handles
   hold-upload P   open P for writing, write 1 MiB, print READY, then wait
+  over-quota N    upload N bytes, print REFUSED <message> or ACCEPTED
 """
 import errno
 import os
@@ -112,6 +113,17 @@ def semantics(sftp):
     print("semantics OK")
 
 
+def over_quota(sftp, size):
+    """Uploads SIZE bytes; prints the server's message when refused."""
+    try:
+        with sftp.open("over-quota.bin", "wb") as f:
+            f.write(os.urandom(int(size)))
+    except IOError as e:
+        print(f"REFUSED {e}")
+        return
+    print("ACCEPTED")
+
+
 def hold_upload(sftp, path):
     f = sftp.open(path, "wb")
     f.write(os.urandom(1024 * 1024))
@@ -128,6 +140,8 @@ def main():
     sftp = client.open_sftp()
     if scenario == "semantics":
         semantics(sftp)
+    elif scenario == "over-quota":
+        over_quota(sftp, sys.argv[6])
     elif scenario == "hold-upload":
         hold_upload(sftp, sys.argv[6])
     else:

@@ -421,7 +421,13 @@ fn scp_sink_inner(
                         ack(out)?;
                         let mut charged = 0u64;
                         let written = copy_exact(input, up.file(), size, |n| {
-                            ctx.quota.charge(n, 0).map_err(|q| io::Error::other(q.to_string()))?;
+                            ctx.quota
+                                .charge(n, 0)
+                                .map_err(|mut q| {
+                                    // Report usage without this upload, which is discarded.
+                                    q.used = q.used.saturating_sub(charged);
+                                    io::Error::other(q.to_string())
+                                })?;
                             charged += n;
                             Ok(())
                         });

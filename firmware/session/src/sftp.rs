@@ -837,8 +837,12 @@ fn write(s: &Session, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> Reply
     let end = if append { size + data.len() as u64 } else { offset.saturating_add(data.len() as u64) };
     let growth = end.saturating_sub(size);
     if growth > 0
-        && let Err(q) = s.quota.charge(growth, 0)
+        && let Err(mut q) = s.quota.charge(growth, 0)
     {
+        if matches!(h.kind, HandleKind::Upload(_)) {
+            // Report usage without this upload, which is about to be discarded.
+            q.used = q.used.saturating_sub(size);
+        }
         let msg = q.to_string();
         log::warn!("{msg} (upload of {})", String::from_utf8_lossy(&h.path.display()));
         if let HandleKind::Upload(u) = &h.kind {
