@@ -72,7 +72,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         log_level: state.config.log.level.clone(),
         quota: Arc::clone(&quota),
     };
-    let retention_every = state.config.retention.enabled.then(|| Duration::from_secs(state.config.retention.interval_secs.max(60)));
+    let retention_every = state.config.retention.enabled.then(|| Duration::from_secs(state.config.retention.interval_secs.max(1)));
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {

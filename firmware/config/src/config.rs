@@ -24,7 +24,7 @@ pub struct Config {
 pub struct RetentionSchedule {
     /// Run retention for every user while serving.
     pub enabled: bool,
-    /// Seconds between runs (the first run is one interval after start).
+    /// Seconds between runs (the first run is one interval after start; at least 1).
     pub interval_secs: u64,
 }
 
