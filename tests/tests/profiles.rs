@@ -50,6 +50,16 @@ fn append_only_openssh_rules() {
         let out = c.sftp_batch(&format!("{cmd}\n"));
         assert!(!out.status.success(), "{what} succeeded");
     }
+    // Links it makes cannot lead a write to an older file, even named like an unfinished duplicity volume.
+    let out = c.sftp_batch("symlink f d/ln\nsymlink f d/duplicity-full.20250101T000000Z.vol1.difftar.gpg\n");
+    assert!(out.status.success(), "{}", text(&out));
+    let before = listing(&server.area("alice"));
+    for target in ["d/ln", "d/duplicity-full.20250101T000000Z.vol1.difftar.gpg"] {
+        for cmd in [format!("put {h}/f {target}"), format!("reput {h}/f {target}")] {
+            assert!(!c.sftp_batch(&format!("{cmd}\n")).status.success(), "{cmd} succeeded");
+        }
+    }
+    assert_eq!(before, listing(&server.area("alice")));
     let out = c.ssh("rm d/f");
     assert!(!out.status.success() && text(&out).contains("append-only"), "{}", text(&out));
     let out = c.scp(&["-O", &format!("{h}/f"), "coffer:d/f"]);

@@ -99,17 +99,14 @@ impl Ledger {
         WARNING_LEVELS.iter().rev().copied().find(|&l| pct >= u128::from(l)).unwrap_or(0)
     }
 
-    /// A threshold crossed upward since the last call (to announce once);
-    /// falling below re-arms the lower thresholds.
-    pub fn take_warning(&mut self) -> Option<u8> {
+    /// Thresholds crossed upward since the last call (each announced once,
+    /// all of them when usage jumps past several); falling below re-arms
+    /// the lower thresholds.
+    pub fn take_warnings(&mut self) -> Vec<u8> {
         let level = self.level();
-        if level > self.warned {
-            self.warned = level;
-            Some(level)
-        } else {
-            self.warned = level;
-            None
-        }
+        let crossed = WARNING_LEVELS.iter().copied().filter(|&l| l > self.warned && l <= level).collect();
+        self.warned = level;
+        crossed
     }
 }
 
@@ -195,16 +192,16 @@ mod tests {
     fn warnings_fire_once_and_rearm() {
         let mut l = Ledger::new(Limits { bytes: Some(100), files: None }, 0, 0);
         l.consume(Credit { bytes: 79, files: 0 });
-        assert_eq!(l.take_warning(), None);
+        assert_eq!(l.take_warnings(), Vec::<u8>::new());
         l.consume(Credit { bytes: 2, files: 0 });
-        assert_eq!(l.take_warning(), Some(80));
-        assert_eq!(l.take_warning(), None);
+        assert_eq!(l.take_warnings(), vec![80]);
+        assert_eq!(l.take_warnings(), Vec::<u8>::new());
         l.consume(Credit { bytes: 19, files: 0 });
-        assert_eq!(l.take_warning(), Some(100));
+        assert_eq!(l.take_warnings(), vec![90, 100]);
         l.free(Credit { bytes: 30, files: 0 });
-        assert_eq!(l.take_warning(), None);
+        assert_eq!(l.take_warnings(), Vec::<u8>::new());
         l.consume(Credit { bytes: 15, files: 0 });
-        assert_eq!(l.take_warning(), Some(80));
+        assert_eq!(l.take_warnings(), vec![80]);
     }
 
     #[test]

@@ -409,11 +409,16 @@ fn scp_sink_inner(
                 let file_times = times.take();
                 let upload = dest.map_err(|_| io::Error::from(io::ErrorKind::InvalidInput)).and_then(|d| {
                     let existing = jail.lstat(&d).ok();
-                    if existing.is_some() && ctx.profile == Profile::AppendOnly && !is_incomplete_duplicity_file(jail, &d) {
+                    let append_only = ctx.profile == Profile::AppendOnly;
+                    if append_only
+                        && existing.is_some_and(|m| !m.is_file() || !is_incomplete_duplicity_file(jail, &d))
+                    {
                         return Err(io::Error::other(ctx.profile.denied("overwriting an existing file")));
                     }
                     ctx.quota.charge(0, 1).map_err(|q| io::Error::other(q.to_string()))?;
-                    let up = jail.create_upload(&d, mode, false).inspect_err(|_| ctx.quota.free(0, 1))?;
+                    // An append-only key never replaces a file that appears meanwhile.
+                    let no_replace = append_only && existing.is_none();
+                    let up = jail.create_upload(&d, mode, no_replace).inspect_err(|_| ctx.quota.free(0, 1))?;
                     Ok((d, up, existing))
                 });
                 match upload {

@@ -140,11 +140,16 @@ impl Session {
     }
 
     /// May this key change (overwrite, truncate, chmod) the existing file `p`?
+    /// For append-only keys `p` itself must be a regular file (not a symlink
+    /// that would lead the change to some other, older file).
     fn may_change_existing(&self, p: &JailPath) -> bool {
         match self.profile {
             Profile::Full => true,
             Profile::ReadOnly => false,
-            Profile::AppendOnly => self.created_here(p) || is_incomplete_duplicity_file(&self.jail, p),
+            Profile::AppendOnly => {
+                self.jail.lstat(p).is_ok_and(|m| m.is_file() || m.is_dir())
+                    && (self.created_here(p) || is_incomplete_duplicity_file(&self.jail, p))
+            }
         }
     }
 
@@ -559,11 +564,10 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             if let Err(q) = s.quota.charge(len, 1) {
                 return quota_reply(id, &q);
             }
+            // A link is not marked as created here: writing through it would
+            // reach the (older) file it points to.
             match s.jail.symlink(target, &l) {
-                Ok(()) => {
-                    s.mark_created(&l);
-                    Reply::ok(id)
-                }
+                Ok(()) => Reply::ok(id),
                 Err(e) => {
                     s.quota.free(len, 1);
                     err_reply(id, &e)
@@ -692,7 +696,9 @@ fn open(s: &Session, id: u32, path: &[u8], flags: OpenFlags, attrs: &Attrs) -> R
     if let Err(q) = s.quota.charge(0, 1) {
         return quota_reply(id, &q);
     }
-    match s.jail.create_upload(&p, mode, flags.has(OpenFlags::EXCL)) {
+    // An append-only key never replaces a file that appears meanwhile.
+    let no_replace = flags.has(OpenFlags::EXCL) || (s.profile == Profile::AppendOnly && !exists);
+    match s.jail.create_upload(&p, mode, no_replace) {
         Ok(up) => new_handle(s, id, p, HandleKind::Upload(Mutex::new(Some(up))), 0),
         Err(e) => {
             s.quota.free(0, 1);
@@ -881,6 +887,8 @@ fn rename(s: &Session, id: u32, from: &JailPath, to: &JailPath, replace: bool) -
         }
         _ => {}
     }
+    // Append-only renames never replace, even a target that appears meanwhile.
+    let replace = replace && s.profile == Profile::Full;
     match s.jail.rename(from, to, replace) {
         Ok(()) => {
             if let Some(m) = target.filter(|m| !m.is_dir()) {

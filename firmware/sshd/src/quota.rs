@@ -61,7 +61,7 @@ impl QuotaBook {
                 let before = (l.used_bytes, l.used_files);
                 l.limits = limits;
                 l.recount(bytes, files);
-                let _ = l.take_warning();
+                let _ = l.take_warnings();
                 (before != (bytes, files)).then_some(before)
             }
             None => {
@@ -97,7 +97,7 @@ impl QuotaBook {
         let state = &mut *s;
         let l = state.ledgers.entry(user.to_string()).or_default();
         let out = f(l);
-        if let Some(percent) = l.take_warning() {
+        for percent in l.take_warnings() {
             let w = WarningRaised {
                 user: user.to_string(),
                 percent,
