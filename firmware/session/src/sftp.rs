@@ -839,7 +839,7 @@ fn write(s: &Session, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> Reply
         return Reply::status(id, StatusCode::PermissionDenied, "file was opened read-only");
     }
     let size = h.size.load(Ordering::Relaxed);
-    let append = matches!(&h.kind, HandleKind::InPlace(f) if f.metadata().is_ok() && is_append(f));
+    let append = matches!(&h.kind, HandleKind::InPlace(f) if is_append(f));
     let end = if append { size + data.len() as u64 } else { offset.saturating_add(data.len() as u64) };
     let growth = end.saturating_sub(size);
     if growth > 0
