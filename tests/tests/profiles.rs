@@ -60,6 +60,18 @@ fn append_only_openssh_rules() {
         }
     }
     assert_eq!(before, listing(&server.area("alice")));
+    // Hard links and links in the directory part of a path cannot reach older files either.
+    let hex = "a".repeat(64);
+    std::fs::create_dir_all(server.area("alice").join("snap")).unwrap();
+    std::fs::write(server.area("alice").join("snap").join(&hex), "old snapshot").unwrap();
+    let out = c.sftp_batch("mkdir e\nsymlink /snap e/locks\nsymlink /d dl\n");
+    assert!(out.status.success(), "{}", text(&out));
+    let before = listing(&server.area("alice"));
+    for cmd in ["ln d/f d/hard".to_string(), "rm dl/f".into(), format!("rm e/locks/{hex}"), format!("put {h}/f dl/new")] {
+        assert!(!c.sftp_batch(&format!("{cmd}\n")).status.success(), "{cmd} succeeded");
+    }
+    assert!(!c.ssh(&format!("rm e/locks/{hex}")).status.success());
+    assert_eq!(before, listing(&server.area("alice")));
     let out = c.ssh("rm d/f");
     assert!(!out.status.success() && text(&out).contains("append-only"), "{}", text(&out));
     let out = c.scp(&["-O", &format!("{h}/f"), "coffer:d/f"]);

@@ -82,6 +82,8 @@ pub(crate) fn run(args: WorkerArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Append-only rules are about which file a name denotes; links never redirect them.
+    let jail = if profile == Profile::AppendOnly { jail.without_symlinks() } else { jail };
     let ctx = SessionContext { jail, user: args.user.clone(), profile, quota };
     match args.mode {
         WorkerMode::Sftp => match coffer_session::sftp::serve(ctx, stdin, stdout) {

@@ -133,10 +133,10 @@ fn remove(ctx: &SessionContext, force: bool, recursive: bool, paths: &[Vec<u8>],
     let mut status = 0;
     for raw in paths {
         let result = jail_path(raw).and_then(|p| {
-            if ctx.profile == Profile::AppendOnly && !is_restic_lock(&p) {
+            let meta = jail.lstat(&p)?;
+            if ctx.profile == Profile::AppendOnly && !(is_restic_lock(&p) && meta.is_file()) {
                 return Err(io::Error::other(ctx.profile.denied("deleting files")));
             }
-            let meta = jail.lstat(&p)?;
             if meta.is_dir() {
                 if !recursive {
                     return Err(io::Error::from_raw_os_error(21));
@@ -383,7 +383,8 @@ fn scp_sink_inner(
                     scp_error(out, &name, "invalid name")?;
                     return Ok(1);
                 };
-                if !jail.stat(&dir).is_ok_and(|m| m.is_dir()) {
+                let existed = jail.stat(&dir).is_ok_and(|m| m.is_dir());
+                if !existed {
                     let made = ctx
                         .quota
                         .charge(0, 1)
@@ -394,7 +395,8 @@ fn scp_sink_inner(
                         return Ok(1);
                     }
                 }
-                if let (true, Some((mtime, atime))) = (preserve, times.take()) {
+                // Times only on directories this command made, never on older ones.
+                if let (true, Some((mtime, atime)), false) = (preserve, times.take(), existed) {
                     let _ = jail.set_times(&dir, atime as i64, mtime as i64);
                 }
                 stack.push(dir);
@@ -419,10 +421,10 @@ fn scp_sink_inner(
                     // An append-only key never replaces a file that appears meanwhile.
                     let no_replace = append_only && existing.is_none();
                     let up = jail.create_upload(&d, mode, no_replace).inspect_err(|_| ctx.quota.free(0, 1))?;
-                    Ok((d, up, existing))
+                    Ok((d, up))
                 });
                 match upload {
-                    Ok((dest, up, existing)) => {
+                    Ok((dest, up)) => {
                         ack(out)?;
                         let mut charged = 0u64;
                         let written = copy_exact(input, up.file(), size, |n| {
@@ -436,15 +438,20 @@ fn scp_sink_inner(
                             charged += n;
                             Ok(())
                         });
-                        read_ack(input)?;
+                        if let Err(e) = read_ack(input) {
+                            // The peer gave up: the upload is dropped, and so is its charge.
+                            drop(up);
+                            ctx.quota.free(charged, 1);
+                            return Err(e);
+                        }
                         match written.and_then(|()| {
                             if let (true, Some((mtime, atime))) = (preserve, file_times) {
                                 set_file_times(up.file(), atime, mtime)?;
                             }
                             up.commit()
                         }) {
-                            Ok(()) => {
-                                if let Some(m) = existing.filter(|m| !m.is_dir()) {
+                            Ok(replaced) => {
+                                if let Some(m) = replaced.filter(|m| !m.is_dir()) {
                                     free_file(ctx, &m);
                                 }
                                 ack(out)?;

@@ -121,21 +121,23 @@ struct Session {
     user: String,
     profile: Profile,
     quota: Box<dyn QuotaGate>,
-    /// Paths this session created: an append-only key may still change these.
-    created: Mutex<HashSet<JailPath>>,
+    /// Inodes this session created: an append-only key may still change these.
+    created: Mutex<HashSet<(u64, u64)>>,
     handles: Mutex<HashMap<u32, Arc<Handle>>>,
     next_handle: AtomicU32,
     buffers: BufferPool,
 }
 
 impl Session {
+    /// Did this session create the inode that `p` names (not following a final link)?
     fn created_here(&self, p: &JailPath) -> bool {
-        self.created.lock().is_ok_and(|c| c.contains(p))
+        let Ok(m) = self.jail.lstat(p) else { return false };
+        self.created.lock().is_ok_and(|c| c.contains(&m.inode))
     }
 
-    fn mark_created(&self, p: &JailPath) {
-        if let Ok(mut c) = self.created.lock() {
-            c.insert(p.clone());
+    fn mark_created(&self, inode: Option<(u64, u64)>) {
+        if let (Some(i), Ok(mut c)) = (inode, self.created.lock()) {
+            c.insert(i);
         }
     }
 
@@ -147,7 +149,8 @@ impl Session {
             Profile::Full => true,
             Profile::ReadOnly => false,
             Profile::AppendOnly => {
-                self.jail.lstat(p).is_ok_and(|m| m.is_file() || m.is_dir())
+                // One link only: a second name would let a change reach an older file.
+                self.jail.lstat(p).is_ok_and(|m| m.is_dir() || (m.is_file() && m.nlink == 1))
                     && (self.created_here(p) || is_incomplete_duplicity_file(&self.jail, p))
             }
         }
@@ -461,8 +464,9 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             if let Some(msg) = h.refused.get() {
                 return Reply::status(id, StatusCode::Failure, msg.clone());
             }
+            // A read handle stays on the inode it opened, whatever the path names now.
             let writable = matches!(h.kind, HandleKind::Upload(_) | HandleKind::InPlace(_));
-            if !writable && !s.may_change_existing(&h.path) {
+            if !writable && s.profile != Profile::Full {
                 return s.deny(id, "changing an existing file");
             }
             match h.file() {
@@ -482,7 +486,9 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             let p = tri!(parse_path(id, path));
             match s.profile {
                 Profile::ReadOnly => return s.deny(id, "deleting files"),
-                Profile::AppendOnly if !is_restic_lock(&p) && !s.created_here(&p) => {
+                Profile::AppendOnly
+                    if !(is_restic_lock(&p) && s.jail.lstat(&p).is_ok_and(|m| m.is_file())) && !s.created_here(&p) =>
+                {
                     return s.deny(id, "deleting files");
                 }
                 _ => {}
@@ -508,7 +514,7 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             }
             match s.jail.mkdir(&p, attrs.permissions.unwrap_or(0o777)) {
                 Ok(()) => {
-                    s.mark_created(&p);
+                    s.mark_created(s.jail.lstat(&p).ok().map(|m| m.inode));
                     Reply::ok(id)
                 }
                 Err(e) => {
@@ -540,8 +546,9 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
         }
         RequestKind::Hardlink { from, to } => {
             let (f, t) = (tri!(parse_path(id, from)), tri!(parse_path(id, to)));
-            if s.profile == Profile::ReadOnly {
-                return s.deny(id, "creating links");
+            // A second name for an old file would let later changes reach it.
+            if s.profile != Profile::Full {
+                return s.deny(id, "creating hard links");
             }
             io(s.jail.hardlink(&f, &t))
         }
@@ -717,13 +724,13 @@ fn close(s: &Session, id: u32, handle: &[u8]) -> Reply {
     match &h.kind {
         HandleKind::Upload(u) => {
             let up = u.lock().ok().and_then(|mut g| g.take());
-            let replaced = s.jail.lstat(&h.path).ok().filter(|m| !m.is_dir());
+            let inode = up.as_ref().and_then(Upload::inode);
             match up.map(Upload::commit) {
-                Some(Ok(())) => {
-                    if let Some(m) = replaced {
+                Some(Ok(replaced)) => {
+                    if let Some(m) = replaced.filter(|m| !m.is_dir()) {
                         s.quota.free(if m.nlink <= 1 { m.size } else { 0 }, u64::from(m.nlink <= 1));
                     }
-                    s.mark_created(&h.path);
+                    s.mark_created(inode);
                     Reply::ok(id)
                 }
                 None => Reply::ok(id),
@@ -838,7 +845,12 @@ fn write(s: &Session, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> Reply
     if matches!(h.kind, HandleKind::Read(_)) {
         return Reply::status(id, StatusCode::PermissionDenied, "file was opened read-only");
     }
-    let size = h.size.load(Ordering::Relaxed);
+    // The file's real size: another handle or a SETSTAT may have changed it.
+    let size = match file.with(|f| f.metadata()) {
+        Ok(m) => m.len(),
+        Err(e) => return err_reply(id, &e),
+    };
+    h.size.store(size, Ordering::Relaxed);
     let append = matches!(&h.kind, HandleKind::InPlace(f) if is_append(f));
     let end = if append { size + data.len() as u64 } else { offset.saturating_add(data.len() as u64) };
     let growth = end.saturating_sub(size);
@@ -894,11 +906,6 @@ fn rename(s: &Session, id: u32, from: &JailPath, to: &JailPath, replace: bool) -
             if let Some(m) = target.filter(|m| !m.is_dir()) {
                 s.quota.free(if m.nlink <= 1 { m.size } else { 0 }, u64::from(m.nlink <= 1));
             }
-            if let Ok(mut c) = s.created.lock()
-                && c.remove(from)
-            {
-                c.insert(to.clone());
-            }
             Reply::ok(id)
         }
         Err(e) => err_reply(id, &e),
@@ -948,6 +955,7 @@ fn meta_from_std(m: &std::fs::Metadata) -> Meta {
         nlink: m.nlink(),
         atime: m.atime(),
         mtime: m.mtime(),
+        inode: (m.dev(), m.ino()),
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Meta {
     pub nlink: u64,
     pub atime: i64,
     pub mtime: i64,
+    /// Identity of the inode, (device, inode number).
+    pub inode: (u64, u64),
 }
 
 impl Meta {
@@ -44,7 +46,12 @@ impl Meta {
             nlink: st.st_nlink,
             atime: st.st_atime,
             mtime: st.st_mtime,
+            inode: (st.st_dev, st.st_ino),
         }
+    }
+
+    pub(crate) fn of(st: &rustix::fs::Stat) -> Self {
+        Self::from_stat(st)
     }
 }
 
@@ -60,10 +67,7 @@ pub struct DirEntry {
 pub struct UserJail {
     root: OwnedFd,
     root_path: PathBuf,
-}
-
-fn resolve_flags() -> ResolveFlags {
-    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
+    no_symlinks: bool,
 }
 
 fn invalid(msg: &str) -> io::Error {
@@ -80,7 +84,19 @@ impl UserJail {
     /// Opens the area at `root`, which must be a directory.
     pub fn open(root: &Path) -> io::Result<Self> {
         let fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        Ok(UserJail { root: fd, root_path: root.to_path_buf() })
+        Ok(UserJail { root: fd, root_path: root.to_path_buf(), no_symlinks: false })
+    }
+
+    /// Never follows a symlink anywhere in a path (for keys whose rules are
+    /// about which file a name denotes: a link would lead them elsewhere).
+    pub fn without_symlinks(mut self) -> Self {
+        self.no_symlinks = true;
+        self
+    }
+
+    fn resolve_flags(&self) -> ResolveFlags {
+        let base = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        if self.no_symlinks { base | ResolveFlags::NO_SYMLINKS } else { base }
     }
 
     pub fn root_path(&self) -> &Path {
@@ -89,7 +105,7 @@ impl UserJail {
 
     /// Opens `path` (following symlinks, inside the jail) with `flags`.
     fn open_in_root(&self, path: &JailPath, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
-        Ok(rustix::fs::openat2(&self.root, path.relative(), flags | OFlags::CLOEXEC, mode, resolve_flags())?)
+        Ok(rustix::fs::openat2(&self.root, path.relative(), flags | OFlags::CLOEXEC, mode, self.resolve_flags())?)
     }
 
     /// The parent directory of `path` and the final component, which the

@@ -24,14 +24,20 @@ impl Upload {
     }
 
     /// Makes the upload durable and visible: fsync the data, rename onto the
-    /// final name, fsync the directory.
-    pub fn commit(mut self) -> std::io::Result<()> {
+    /// final name, fsync the directory. Returns what the rename replaced.
+    pub fn commit(mut self) -> std::io::Result<Option<crate::Meta>> {
         self.file.sync_data()?;
+        let replaced = rustix::fs::statat(&self.dir, self.final_name.as_slice(), AtFlags::SYMLINK_NOFOLLOW).ok().map(|st| crate::Meta::of(&st));
         let flags = if self.no_replace { RenameFlags::NOREPLACE } else { RenameFlags::empty() };
         rustix::fs::renameat_with(&self.dir, self.tmp_name.as_slice(), &self.dir, self.final_name.as_slice(), flags)?;
         self.finished = true;
         rustix::fs::fsync(&self.dir)?;
-        Ok(())
+        Ok(replaced)
+    }
+
+    /// Identity of the uploaded inode (it keeps it across the rename).
+    pub fn inode(&self) -> Option<(u64, u64)> {
+        rustix::fs::fstat(&self.file).ok().map(|st| (st.st_dev, st.st_ino))
     }
 
     /// Flushes the data written so far to disk (`fsync@openssh.com`).
