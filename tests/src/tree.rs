@@ -47,6 +47,13 @@ pub fn modify_source(dir: &Path) {
     std::fs::write(dir.join("big.bin"), big).expect("write");
     std::fs::write(dir.join("docs/new.txt"), b"added later\n").expect("write");
     std::fs::remove_file(dir.join("docs/small-007.dat")).expect("rm");
+    // duplicity sees a change by whole-second mtime (not size or content):
+    // make sure the rewritten files do not share the backup's second.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    for f in ["docs/a.txt", "big.bin"] {
+        let file = std::fs::OpenOptions::new().write(true).open(dir.join(f)).expect("open");
+        file.set_modified(later).expect("set mtime");
+    }
 }
 
 #[derive(PartialEq, Eq)]

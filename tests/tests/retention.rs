@@ -51,6 +51,11 @@ fn retention_keeps_restorable_points_and_removes_whole_chains() {
         std::fs::write(src.join("blob.bin"), tree::bytes(day, 50_000)).unwrap();
         let kind = if day % 3 == 0 { "full" } else { "incremental" };
         let t = start + day * DAY;
+        // duplicity notices changes by whole-second mtime: give each day its own.
+        for f in ["day.txt", "blob.bin"] {
+            let file = std::fs::OpenOptions::new().write(true).open(src.join(f)).unwrap();
+            file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)).unwrap();
+        }
         dup(&c, &fpr, &[kind.into(), "--current-time".into(), t.to_string(), src.display().to_string(), url.clone()]);
         versions.push((t, format!("content of day {day}\n")));
     }
