@@ -13,6 +13,30 @@ use std::time::{Duration, Instant};
 
 pub mod tree;
 
+/// A throw-away GnuPG key in `home/.gnupg`: passphrase-less ed25519 for
+/// signing with a cv25519 encryption subkey. Returns its fingerprint.
+pub fn gpg_key(home: &Path) -> String {
+    let gnupg = home.join(".gnupg");
+    std::fs::create_dir_all(&gnupg).expect("gnupg home");
+    std::fs::set_permissions(&gnupg, std::fs::Permissions::from_mode(0o700)).expect("chmod gnupg home");
+    let gpg = |args: &[&str]| {
+        run_ok(Command::new("gpg").env("GNUPGHOME", &gnupg).args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""]).args(args))
+    };
+    gpg(&["--quick-gen-key", "Coffer Test <test@coffer.invalid>", "ed25519", "sign,cert", "never"]);
+    let listing = String::from_utf8_lossy(&gpg(&["--list-keys", "--with-colons"]).stdout).into_owned();
+    let fpr = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_string()))
+        .expect("fingerprint");
+    gpg(&["--quick-add-key", &fpr, "cv25519", "encr", "never"]);
+    fpr
+}
+
+/// `coffer --state STATE ARGS…`, which must succeed.
+pub fn coffer_ok(state: &Path, args: &[&str]) -> Output {
+    run_ok(Command::new(coffer_bin()).arg("--state").arg(state).args(args))
+}
+
 /// Path of the `coffer` binary under test.
 pub fn coffer_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("COFFER_BIN") {

@@ -20,24 +20,6 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-/// A passphrase-less ed25519 signing key with a cv25519 encryption subkey.
-fn make_gpg_key(home: &Path) -> String {
-    let gnupg = home.join(".gnupg");
-    std::fs::create_dir_all(&gnupg).unwrap();
-    std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let gpg = |args: &[&str]| {
-        run_ok(Command::new("gpg").env("GNUPGHOME", &gnupg).args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""]).args(args))
-    };
-    gpg(&["--quick-gen-key", "Coffer Test <test@coffer.invalid>", "ed25519", "sign,cert", "never"]);
-    let listing = String::from_utf8(gpg(&["--list-keys", "--with-colons"]).stdout).unwrap();
-    let fpr = listing
-        .lines()
-        .find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_string()))
-        .expect("fingerprint");
-    gpg(&["--quick-add-key", &fpr, "cv25519", "encr", "never"]);
-    fpr
-}
-
 impl Duplicity<'_> {
     fn cmd(&self, action: &[&str], time: Option<u64>) -> Command {
         let c = self.client;
@@ -97,7 +79,7 @@ fn stamp(t: u64) -> String {
 fn full_cycle(scheme: &str) {
     let server = Coffer::start();
     let client = server.client("alice");
-    let fpr = make_gpg_key(&client.home);
+    let fpr = coffer_tests::gpg_key(&client.home);
     let src = client.home.join("home-me");
     tree::make_source(&src);
     let d = Duplicity { client: &client, url: format!("{scheme}://alice@127.0.0.1:{}/backup/home", server.port), fpr };

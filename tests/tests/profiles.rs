@@ -50,6 +50,7 @@ fn append_only_openssh_rules() {
         let out = c.sftp_batch(&format!("{cmd}\n"));
         assert!(!out.status.success(), "{what} succeeded");
     }
+    assert_eq!(before, listing(&server.area("alice")), "append-only key changed history");
     // Links it makes cannot lead a write to an older file, even named like an unfinished duplicity volume.
     let out = c.sftp_batch("symlink f d/ln\nsymlink f d/duplicity-full.20250101T000000Z.vol1.difftar.gpg\n");
     assert!(out.status.success(), "{}", text(&out));
@@ -97,18 +98,6 @@ fn read_only_restores_only() {
     assert_eq!(std::fs::read_dir(server.area("alice")).unwrap().count(), 1);
 }
 
-fn gpg_key(home: &std::path::Path) -> String {
-    let gnupg = home.join(".gnupg");
-    std::fs::create_dir_all(&gnupg).unwrap();
-    std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let gpg = |args: &[&str]| run_ok(Command::new("gpg").env("GNUPGHOME", &gnupg).args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""]).args(args));
-    gpg(&["--quick-gen-key", "Coffer Test <test@coffer.invalid>", "ed25519", "sign,cert", "never"]);
-    let listing = String::from_utf8(gpg(&["--list-keys", "--with-colons"]).stdout).unwrap();
-    let fpr = listing.lines().find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_string())).unwrap();
-    gpg(&["--quick-add-key", &fpr, "cv25519", "encr", "never"]);
-    fpr
-}
-
 fn duplicity(c: &Client, fpr: &str, args: &[&str], extra: &[&std::ffi::OsStr]) -> std::process::Output {
     c.command("duplicity")
         .env("GNUPGHOME", c.home.join(".gnupg"))
@@ -125,7 +114,7 @@ fn append_only_duplicity_and_restic() {
     let server = Coffer::start_with(Options { users: vec!["alice"], ..Options::default() });
     set_profile(&server, "alice", "append-only");
     let c = server.client("alice");
-    let fpr = gpg_key(&c.home);
+    let fpr = coffer_tests::gpg_key(&c.home);
     let src = c.home.join("src");
     tree::make_source(&src);
     let url = format!("sftp://alice@127.0.0.1:{}/dup", server.port);

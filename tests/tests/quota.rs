@@ -1,12 +1,10 @@
 //! Quotas: enforced while bytes arrive (SFTP, scp, concurrent uploads),
 //! headroom to recover, statvfs, warnings, and accounting across restarts.
 
-use std::process::Command;
-
-use coffer_tests::{Coffer, Options, coffer_bin, run_ok, text, tree};
+use coffer_tests::{Coffer, Options, text, tree};
 
 fn coffer(server: &Coffer, args: &[&str]) -> std::process::Output {
-    run_ok(Command::new(coffer_bin()).arg("--state").arg(&server.state).args(args))
+    coffer_tests::coffer_ok(&server.state, args)
 }
 
 fn leftovers(dir: &std::path::Path) -> usize {

@@ -2,24 +2,11 @@
 //! times, server-side retention, then stock duplicity finds no broken or
 //! orphaned sets and every kept restore point restores byte for byte.
 
-use std::path::Path;
 use std::process::Command;
 
 use coffer_tests::{Client, Coffer, Options, coffer_bin, run_ok, text, tree};
 
 const DAY: u64 = 86_400;
-
-fn gpg_key(home: &Path) -> String {
-    let gnupg = home.join(".gnupg");
-    std::fs::create_dir_all(&gnupg).unwrap();
-    std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let gpg = |args: &[&str]| run_ok(Command::new("gpg").env("GNUPGHOME", &gnupg).args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""]).args(args));
-    gpg(&["--quick-gen-key", "Coffer Test <test@coffer.invalid>", "ed25519", "sign,cert", "never"]);
-    let listing = String::from_utf8(gpg(&["--list-keys", "--with-colons"]).stdout).unwrap();
-    let fpr = listing.lines().find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_string())).unwrap();
-    gpg(&["--quick-add-key", &fpr, "cv25519", "encr", "never"]);
-    fpr
-}
 
 fn dup(c: &Client, fpr: &str, args: &[String]) -> std::process::Output {
     let mut cmd = c.command("duplicity");
@@ -31,14 +18,14 @@ fn dup(c: &Client, fpr: &str, args: &[String]) -> std::process::Output {
 }
 
 fn coffer(server: &Coffer, args: &[&str]) -> String {
-    text(&run_ok(Command::new(coffer_bin()).arg("--state").arg(&server.state).args(args)))
+    text(&coffer_tests::coffer_ok(&server.state, args))
 }
 
 #[test]
 fn retention_keeps_restorable_points_and_removes_whole_chains() {
     let server = Coffer::start_with(Options { users: vec!["alice"], ..Options::default() });
     let c = server.client("alice");
-    let fpr = gpg_key(&c.home);
+    let fpr = coffer_tests::gpg_key(&c.home);
     let src = c.home.join("src");
     std::fs::create_dir_all(&src).unwrap();
     let url = format!("scp://alice@127.0.0.1:{}/backup/home", server.port);

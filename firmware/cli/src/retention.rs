@@ -78,10 +78,8 @@ pub(crate) fn set(dir: &Path, user: Option<&str>, args: &PolicyArgs) -> Result<(
     merge_n(&mut slot.keep_yearly, args.keep_yearly);
     merge_s(&mut slot.incomplete_grace, &args.incomplete_grace);
     merge_s(&mut slot.max_age, &args.max_age);
-    if args.clear && user.is_some() && *slot == PolicyText::default() {
-        if let Some(u) = user {
-            file.user.remove(u);
-        }
+    if let (true, Some(u)) = (args.clear && *slot == PolicyText::default(), user) {
+        file.user.remove(u);
     }
     file.save(&path)?;
     show(dir, user)

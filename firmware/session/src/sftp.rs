@@ -161,6 +161,11 @@ impl Session {
     }
 }
 
+/// Append-only deletes: files this session created, and restic lock files.
+fn may_delete_append_only(s: &Session, p: &JailPath) -> bool {
+    s.created_here(p) || (is_restic_lock(p) && s.jail.lstat(p).is_ok_and(|m| m.is_file()))
+}
+
 fn quota_reply(id: u32, e: &QuotaExceeded) -> Reply {
     Reply::status(id, StatusCode::Failure, e.to_string())
 }
@@ -486,9 +491,7 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             let p = tri!(parse_path(id, path));
             match s.profile {
                 Profile::ReadOnly => return s.deny(id, "deleting files"),
-                Profile::AppendOnly
-                    if !(is_restic_lock(&p) && s.jail.lstat(&p).is_ok_and(|m| m.is_file())) && !s.created_here(&p) =>
-                {
+                Profile::AppendOnly if !may_delete_append_only(s, &p) => {
                     return s.deny(id, "deleting files");
                 }
                 _ => {}
@@ -981,22 +984,12 @@ fn longname(name: &[u8], m: &Meta, user: &str) -> Vec<u8> {
     line
 }
 
-/// "Nov 27 06:51" from seconds since the epoch (UTC), without a date library.
+/// "Nov 27 06:51" from seconds since the epoch (UTC).
 fn format_date(t: i64) -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let (_, month, day, hour, minute, _) = coffer_duplicity::civil_from_unix(t);
     let name = MONTHS[usize::try_from(month - 1).unwrap_or(0).min(11)];
-    format!("{name} {day:>2} {:02}:{:02}", secs / 3600, (secs % 3600) / 60)
+    format!("{name} {day:>2} {hour:02}:{minute:02}")
 }
 
 #[cfg(test)]

@@ -48,10 +48,10 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        if !self.finished {
-            if let Err(e) = rustix::fs::unlinkat(&self.dir, self.tmp_name.as_slice(), AtFlags::empty()) {
-                log::warn!("could not remove unfinished upload {}: {e}", String::from_utf8_lossy(&self.tmp_name));
-            }
+        if !self.finished
+            && let Err(e) = rustix::fs::unlinkat(&self.dir, self.tmp_name.as_slice(), AtFlags::empty())
+        {
+            log::warn!("could not remove unfinished upload {}: {e}", String::from_utf8_lossy(&self.tmp_name));
         }
     }
 }
