@@ -145,7 +145,9 @@ pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, profile: KeyProf
     let existed = home.exists();
     ensure_dir(&home, 0o700)?;
     if is_root() {
-        chown_tree(&home, user.uid, user.gid, existed)?;
+        // Data kept from an earlier user of this name is handed over whole; an
+        // existing user's area (a further key) only needs its top directory.
+        chown_tree(&home, user.uid, user.gid, existed && created)?;
     }
     db.save(&state.paths.users())?;
     if created {
