@@ -142,6 +142,15 @@ impl From<ProfileArg> for KeyProfile {
 }
 
 fn main() -> ExitCode {
+    // The kernel starts the appliance's /init (this binary) as PID 1.
+    if std::process::id() == 1 {
+        let _ = simplelog::WriteLogger::init(
+            log::LevelFilter::Info,
+            simplelog::Config::default(),
+            coffer_supervisor::LineWriter::default(),
+        );
+        coffer_supervisor::run_as_init();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Init => state::init(&cli.state),

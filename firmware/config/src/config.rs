@@ -17,6 +17,29 @@ pub struct Config {
     pub login_throttle: LoginThrottleConfig,
     pub retention: RetentionSchedule,
     pub log: LogConfig,
+    pub network: NetworkConfig,
+}
+
+/// How the appliance joins the network (ignored by `serve` on a host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Host name, also the mDNS name later.
+    pub hostname: String,
+    /// Ask DHCP for an address first.
+    pub dhcp: bool,
+    /// Static address in CIDR form (`192.168.1.50/24`), used when DHCP is off or gets no answer.
+    pub address: Option<String>,
+    /// Default gateway for the static address.
+    pub gateway: Option<String>,
+    /// Name servers for the static address.
+    pub dns: Vec<String>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig { hostname: "coffer".into(), dhcp: true, address: None, gateway: None, dns: Vec::new() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +96,7 @@ impl Default for Config {
             login_throttle: LoginThrottleConfig::default(),
             retention: RetentionSchedule::default(),
             log: LogConfig::default(),
+            network: NetworkConfig::default(),
         }
     }
 }
@@ -113,6 +137,35 @@ impl Config {
                 message: format!("log.level {:?} is not one of error, warn, info, debug, trace", config.log.level),
             });
         }
+        if let Some(address) = &config.network.address {
+            parse_cidr(address).ok_or_else(|| ConfigError::Parse {
+                path: path.into(),
+                message: format!("network.address {address:?} is not an IPv4 address with a prefix length, like 192.168.1.50/24"),
+            })?;
+        }
+        for (key, value) in config.network.gateway.iter().map(|g| ("gateway", g)).chain(config.network.dns.iter().map(|d| ("dns", d))) {
+            if value.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(ConfigError::Parse {
+                    path: path.into(),
+                    message: format!("network.{key} {value:?} is not an IPv4 address"),
+                });
+            }
+        }
+        if config.network.hostname.is_empty()
+            || config.network.hostname.len() > 63
+            || !config.network.hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(ConfigError::Parse {
+                path: path.into(),
+                message: format!("network.hostname {:?} must be 1-63 letters, digits or '-'", config.network.hostname),
+            });
+        }
+        if !config.network.dhcp && config.network.address.is_none() {
+            return Err(ConfigError::Parse {
+                path: path.into(),
+                message: "network.dhcp is false but network.address is not set: the appliance would have no address".into(),
+            });
+        }
         Ok(config)
     }
 
@@ -124,6 +177,13 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
     }
+}
+
+/// `a.b.c.d/len` as (address, prefix length).
+pub fn parse_cidr(text: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (addr, len) = text.split_once('/')?;
+    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
+    Some((addr.parse().ok()?, len))
 }
 
 #[cfg(test)]
@@ -142,6 +202,20 @@ mod tests {
         assert!(err.to_string().contains("data-dri"), "{err}");
         let err = Config::parse("version = 1\nbogus = 3\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn network_values_are_checked() {
+        let ok = "version = 1\n[network]\ndhcp = false\naddress = \"192.168.1.50/24\"\ngateway = \"192.168.1.1\"\ndns = [\"192.168.1.1\"]\n";
+        assert_eq!(Config::parse(ok, Path::new("c")).unwrap().network.address.as_deref(), Some("192.168.1.50/24"));
+        for bad in [
+            "version = 1\n[network]\naddress = \"192.168.1.50\"\n",
+            "version = 1\n[network]\ngateway = \"router\"\n",
+            "version = 1\n[network]\nhostname = \"my box\"\n",
+            "version = 1\n[network]\ndhcp = false\n",
+        ] {
+            assert!(Config::parse(bad, Path::new("c")).is_err(), "{bad}");
+        }
     }
 
     #[test]

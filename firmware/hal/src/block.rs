@@ -1,0 +1,114 @@
+//! Block devices as sysfs shows them: whole disks and partitions, with the
+//! GPT partition name (how the appliance finds its state partition) and the
+//! serial number (how it names disks, since kernel names move).
+
+use crate::{HalError, SysRoot};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Disk,
+    Partition,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockDevice {
+    /// Kernel name, for example `vda` or `vda2`.
+    pub name: String,
+    pub kind: DeviceKind,
+    /// GPT partition name (PARTNAME), for partitions that have one.
+    pub part_name: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Serial number, when the device reports one.
+    pub serial: Option<String>,
+    /// The whole disk a partition belongs to.
+    pub parent: Option<String>,
+    pub read_only: bool,
+}
+
+impl SysRoot {
+    /// Every block device, sorted by name. Virtual devices (loop, ram, md,
+    /// device mapper) are left out: they are not disks in a bay.
+    pub fn block_devices(&self) -> Result<Vec<BlockDevice>, HalError> {
+        let dir = self.path("sys/class/block");
+        let entries = std::fs::read_dir(&dir).map_err(|source| HalError::Read { path: dir.clone(), source })?;
+        let mut out = Vec::new();
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if ["loop", "ram", "md", "dm-", "zram", "sr"].iter().any(|p| name.starts_with(p)) {
+                continue;
+            }
+            let base = format!("sys/class/block/{name}");
+            let Ok(uevent) = self.read(&format!("{base}/uevent")) else { continue };
+            let field = |key: &str| {
+                uevent.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('='))).map(str::to_string)
+            };
+            let kind = match field("DEVTYPE").as_deref() {
+                Some("partition") => DeviceKind::Partition,
+                _ => DeviceKind::Disk,
+            };
+            let sectors: u64 = self.read(&format!("{base}/size")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+            let parent = match kind {
+                DeviceKind::Partition => std::fs::read_link(self.path(&base))
+                    .ok()
+                    .and_then(|t| t.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned())),
+                DeviceKind::Disk => None,
+            };
+            let serial_of = parent.as_deref().unwrap_or(&name).to_string();
+            let serial = ["serial", "device/serial", "device/vpd_pg80"]
+                .iter()
+                .find_map(|f| self.read(&format!("sys/class/block/{serial_of}/{f}")).ok())
+                .map(|s| s.trim_matches(|c: char| c.is_whitespace() || c.is_control()).to_string())
+                .filter(|s| !s.is_empty());
+            let read_only = self.read(&format!("{base}/ro")).map(|s| s.trim() == "1").unwrap_or(false);
+            out.push(BlockDevice { name, kind, part_name: field("PARTNAME"), size: sectors * 512, serial, parent, read_only });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The partition with this GPT name, if exactly one has it.
+    pub fn partition_named(&self, part_name: &str) -> Result<Option<BlockDevice>, HalError> {
+        let mut found: Vec<BlockDevice> =
+            self.block_devices()?.into_iter().filter(|d| d.part_name.as_deref() == Some(part_name)).collect();
+        Ok(if found.len() == 1 { found.pop() } else { None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::path::Path;
+
+    fn device(root: &Path, devpath: &str, uevent: &str, size: u64) {
+        let dir = root.join("sys/devices").join(devpath);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("uevent"), uevent).unwrap();
+        fs::write(dir.join("size"), format!("{size}\n")).unwrap();
+        let name = devpath.rsplit('/').next().unwrap();
+        std::os::unix::fs::symlink(&dir, root.join("sys/class/block").join(name)).unwrap();
+    }
+
+    #[test]
+    fn finds_the_state_partition_and_serials() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("sys/class/block")).unwrap();
+        device(root, "pci/virtio1/block/vda", "MAJOR=254\nMINOR=0\nDEVNAME=vda\nDEVTYPE=disk\n", 94208);
+        fs::write(root.join("sys/devices/pci/virtio1/block/vda/serial"), "boot0\n").unwrap();
+        device(root, "pci/virtio1/block/vda/vda2", "DEVNAME=vda2\nDEVTYPE=partition\nPARTN=2\nPARTNAME=coffer-state\n", 20480);
+        device(root, "pci/virtio2/block/vdb", "DEVNAME=vdb\nDEVTYPE=disk\n", 131072);
+        device(root, "virtual/block/loop0", "DEVNAME=loop0\nDEVTYPE=disk\n", 0);
+        let sys = SysRoot::at(root);
+        let all = sys.block_devices().unwrap();
+        assert_eq!(all.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["vda", "vda2", "vdb"]);
+        let state = sys.partition_named("coffer-state").unwrap().unwrap();
+        assert_eq!(state.name, "vda2");
+        assert_eq!(state.parent.as_deref(), Some("vda"));
+        assert_eq!(state.serial.as_deref(), Some("boot0"));
+        assert_eq!(state.size, 20480 * 512);
+        assert_eq!(all[2].kind, DeviceKind::Disk);
+        assert!(sys.partition_named("nothing").unwrap().is_none());
+    }
+}
