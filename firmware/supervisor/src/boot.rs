@@ -67,6 +67,9 @@ pub(crate) fn parse_modules_list(text: &str) -> Vec<ModuleLine> {
 
 /// Loads the modules in order with `finit_module`; a module that is
 /// already loaded or built in is fine, a missing one is reported and skipped.
+///
+/// ENODEV means "no such hardware here" (efivarfs on a BIOS boot, a
+/// watchdog driver on a board without that chip): skipped, not failed.
 pub(crate) fn load_modules(list: &Path) -> (usize, Vec<String>) {
     let Ok(text) = std::fs::read_to_string(list) else { return (0, Vec::new()) };
     let mut loaded = 0;
@@ -76,6 +79,10 @@ pub(crate) fn load_modules(list: &Path) -> (usize, Vec<String>) {
             let params = CString::new(m.params.clone()).map_err(|_| "parameters contain NUL".to_string())?;
             match rustix::system::finit_module(&file, &params, 0) {
                 Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+                Err(rustix::io::Errno::NODEV) => {
+                    log::info!("module {} found no device; skipped", m.path);
+                    Ok(())
+                }
                 Err(e) => Err(e.to_string()),
             }
         });

@@ -38,6 +38,8 @@ enum Msg {
     Output { service: String, line: String },
     Shutdown { reason: &'static str, reboot: bool },
     Debug(DebugCommand),
+    /// Networking finished; DHCP keeps running on this interface.
+    DhcpInterface(String),
 }
 
 /// What the boot achieved; decides which services can run.
@@ -45,7 +47,7 @@ struct Booted {
     exe: PathBuf,
     state_ok: bool,
     data_ok: bool,
-    dhcp_interface: Option<String>,
+    network: coffer_config::NetworkConfig,
 }
 
 pub fn run_as_init() -> ! {
@@ -77,9 +79,7 @@ pub fn run_as_init() -> ! {
         let argv = [&exe, "--state", STATE_DIR, "serve", "--listen", "0.0.0.0:22"].map(String::from).to_vec();
         table.add("endpoint", argv, Some("coffer: listening on"), true, now);
     }
-    if let Some(interface) = &booted.dhcp_interface {
-        table.add("dhcp", net::dhcp_client_argv(interface), None, false, now);
-    }
+    start_network_thread(sys.clone(), reaper.clone(), booted.network.clone(), tx.clone());
     for button in coffer_hal::power_button_handlers(&sys).unwrap_or_default() {
         start_power_button_thread(button, tx.clone());
     }
@@ -94,7 +94,7 @@ pub fn run_as_init() -> ! {
 
 fn boot_steps(sys: &SysRoot, reaper: &Reaper) -> Booted {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/bin/coffer"));
-    let mut booted = Booted { exe: exe.clone(), state_ok: false, data_ok: false, dhcp_interface: None };
+    let mut booted = Booted { exe: exe.clone(), state_ok: false, data_ok: false, network: Default::default() };
     let (loaded, failed) = boot::load_modules(Path::new(MODULES_LIST));
     event("boot.modules", &[("loaded", json!(loaded)), ("failed", json!(failed))]);
 
@@ -130,12 +130,20 @@ fn boot_steps(sys: &SysRoot, reaper: &Reaper) -> Booted {
     if booted.data_ok {
         add_admin(reaper, &exe, &paths);
     }
-    if let net::NetworkOutcome::Dhcp { interface } | net::NetworkOutcome::Waiting { interface } =
-        net::bring_up(sys, reaper, &config.network)
-    {
-        booted.dhcp_interface = Some(interface);
-    }
+    booted.network = config.network;
     booted
+}
+
+/// Networking runs beside the services: the endpoint listens on every
+/// address, so it need not wait for a DHCP answer.
+fn start_network_thread(sys: SysRoot, reaper: Arc<Reaper>, config: coffer_config::NetworkConfig, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        if let net::NetworkOutcome::Dhcp { interface } | net::NetworkOutcome::Waiting { interface } =
+            net::bring_up(&sys, &reaper, &config)
+        {
+            let _ = tx.send(Msg::DhcpInterface(interface));
+        }
+    });
 }
 
 fn fail(step: &str, message: &str) {
@@ -225,6 +233,9 @@ fn supervise(
                 }
             }
             Ok(Msg::Shutdown { reason, reboot }) => return (reason, reboot),
+            Ok(Msg::DhcpInterface(interface)) => {
+                table.add("dhcp", net::dhcp_client_argv(&interface), None, false, Instant::now());
+            }
             Ok(Msg::Debug(DebugCommand::Kill(name))) => {
                 if let Some(crate::ServiceState::Running { pid, .. }) = table.get(&name).map(|s| s.state.clone()) {
                     event("debug.kill", &[("service", json!(name)), ("pid", json!(pid))]);

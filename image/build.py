@@ -1,0 +1,394 @@
+#!/usr/bin/env python3
+"""Builds the flashable Coffer disk image for one board.
+
+Inputs: the board's data files (board/common + board/BOARD), Debian's kernel
+(apt-get download, never installed), busybox-static, mdadm, e2fsprogs and
+smartmontools from the build host (Debian 12), and `coffer` built for the
+board's musl target. Output: out/coffer-BOARD.img and its .sha256, plus the
+pieces tests boot directly (out/BOARD/vmlinuz, vmlinux, initrd.zst).
+
+Layout (GPT, protective MBR):
+  1 coffer-boot   FAT32 ESP, LegacyBIOSBootable: syslinux (BIOS), systemd-boot
+                  (UEFI) and the two slots /coffer/a and /coffer/b, each a
+                  kernel + initramfs (the initramfs is the whole root file system)
+  2 coffer-state  ext4: host keys, users, config (the `coffer --state` directory)
+
+Reproducible: every time stamp comes from SOURCE_DATE_EPOCH (the last commit's
+time unless set), every UUID and volume id is derived from the board name.
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "out"
+CACHE = OUT / "cache"
+
+MiB = 1024 * 1024
+ESP_MIB = 36
+STATE_MIB = 8
+ESP_START = 1 * MiB
+STATE_START = ESP_START + ESP_MIB * MiB
+IMAGE_BYTES = STATE_START + STATE_MIB * MiB + MiB  # + room for the backup GPT
+
+ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+
+# Host programs the appliance runs, with their shared libraries.
+HOST_PROGRAMS = {
+    "/usr/sbin/mdadm": "sbin/mdadm",
+    "/usr/sbin/e2fsck": "sbin/e2fsck",
+    "/usr/sbin/mke2fs": "sbin/mke2fs",
+    "/usr/sbin/smartctl": "sbin/smartctl",
+}
+
+
+def log(msg):
+    print(f"build-image: {msg}", flush=True)
+
+
+def run(*args, env=None, cwd=None, stdin=None, capture=False):
+    full_env = dict(os.environ, **(env or {}))
+    result = subprocess.run(
+        [str(a) for a in args], env=full_env, cwd=cwd, input=stdin,
+        stdout=subprocess.PIPE if capture else None, check=False, text=True,
+    )
+    if result.returncode != 0:
+        sys.exit(f"build-image: {' '.join(str(a) for a in args)} failed with status {result.returncode}")
+    return result.stdout if capture else None
+
+
+def fixed_uuid(board, what):
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"coffer:{board}:{what}")).upper()
+
+
+def source_date_epoch():
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    out = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True, text=True)
+    return int(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else 1700000000
+
+
+def load_board(name):
+    board_dir = ROOT / "board" / name
+    if not (board_dir / "board.toml").is_file():
+        boards = sorted(p.name for p in (ROOT / "board").iterdir() if (p / "board.toml").is_file())
+        sys.exit(f"build-image: unknown board {name!r}; boards: {', '.join(boards)}")
+    settings = tomllib.loads((ROOT / "board/common/board.toml").read_text())
+    board = tomllib.loads((board_dir / "board.toml").read_text())
+    cmdline = settings.get("cmdline", "") + " " + board.pop("cmdline", "")
+    settings.update(board)
+    settings["cmdline"] = cmdline.strip()
+    modules = []
+    for path in (ROOT / "board/common/modules", board_dir / "modules"):
+        for line in path.read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line:
+                name, _, params = line.partition(" ")
+                modules.append((name, params.strip()))
+    settings["modules"] = modules
+    settings["name"] = name
+    settings["dir"] = board_dir
+    return settings
+
+
+def fetch_kernel(package):
+    """Downloads the kernel .deb the meta package points at; returns (abi, tree)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    real = None
+    for attempt in range(2):
+        depends = subprocess.run(["apt-cache", "depends", package], capture_output=True, text=True).stdout
+        real = next((l.split()[-1] for l in depends.splitlines() if "Depends: linux-image-" in l), None)
+        if real or attempt:
+            break
+        log("package lists do not know the kernel; running apt-get update")
+        run("apt-get", "update", "-qq")
+    if not real:
+        sys.exit(f"build-image: apt-cache knows no {package}; run apt-get update (and dpkg --add-architecture i386 for 686)")
+    show = run("apt-cache", "show", real, capture=True)
+    fields = dict(l.split(": ", 1) for l in show.split("\n\n")[0].splitlines() if ": " in l)
+    deb = CACHE / Path(fields["Filename"]).name
+    if not deb.exists() or hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
+        log(f"downloading {real} {fields['Version']}")
+        run("apt-get", "download", "-q", f"{real}={fields['Version']}", cwd=CACHE)
+        if hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
+            sys.exit(f"build-image: {deb.name} does not match the SHA256 in the package index")
+    abi = real.removeprefix("linux-image-")
+    tree = CACHE / f"kernel-{abi}"
+    if not (tree / "lib/modules" / abi / "modules.dep").exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        run("dpkg-deb", "-x", deb, tree)
+        run("depmod", "-b", tree, abi)
+    return abi, tree
+
+
+def fetch_deb_file(package, member):
+    """One file out of a Debian package (for example systemd-boot's EFI binary)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    target = CACHE / package
+    if not (target / member).exists():
+        for old in CACHE.glob(f"{package}_*.deb"):
+            old.unlink()
+        run("apt-get", "download", "-q", package, cwd=CACHE)
+        deb = next(CACHE.glob(f"{package}_*.deb"))
+        shutil.rmtree(target, ignore_errors=True)
+        run("dpkg-deb", "-x", deb, target)
+    return target / member
+
+
+def check_kernel_config(tree, abi, modules):
+    config = (tree / "boot" / f"config-{abi}").read_text()
+    for symbol in ("CONFIG_DEVTMPFS=y", "CONFIG_BLK_DEV_INITRD=y", "CONFIG_RD_ZSTD=y", "CONFIG_EFI_PARTITION=y"):
+        if symbol not in config:
+            sys.exit(f"build-image: the kernel {abi} lacks {symbol}, which the image relies on")
+
+
+def resolve_modules(tree, abi, modules):
+    """Module files in load order (dependencies and softdeps first), with parameters."""
+    ordered, seen = [], set()
+    params = {name.replace("-", "_"): p for name, p in modules}
+    for name, _ in modules:
+        out = run("modprobe", "-C", "/dev/null", "-d", tree, "-S", abi, "--show-depends", name, capture=True)
+        for line in out.splitlines():
+            words = line.split()
+            if words[0] != "insmod":
+                continue
+            path = words[1]
+            if path in seen:
+                continue
+            seen.add(path)
+            mod = Path(path).name.removesuffix(".ko").replace("-", "_")
+            ordered.append((Path(path).relative_to(tree), params.get(mod, "")))
+    return ordered
+
+
+def copy_with_libs(staging, source, dest):
+    target = staging / dest
+    if target.is_symlink():
+        sys.exit(f"build-image: {target} is a link; refusing to copy through it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+    for line in run("ldd", source, capture=True).splitlines():
+        words = line.split()
+        lib = words[2] if "=>" in words and len(words) > 2 else words[0]
+        if not lib.startswith("/"):
+            continue
+        real = Path(lib).resolve()
+        for path in {Path(lib), real}:
+            out = staging / str(path).lstrip("/")
+            if not out.exists():
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(real, out)
+
+
+def build_firmware(target):
+    log(f"building coffer for {target}")
+    run("cargo", "build", "--release", "--locked", "--target", target, "-p", "coffer", cwd=ROOT)
+    return ROOT / "target" / target / "release" / "coffer"
+
+
+def make_initramfs(board, abi, tree, coffer_bin, work, admin_key, epoch):
+    staging = work / "initramfs"
+    shutil.rmtree(staging, ignore_errors=True)
+    for d in ("bin", "sbin", "etc/coffer", "proc", "sys", "dev", "run", "tmp", "state", "root", "var", "usr/bin", "usr/sbin",
+              "usr/lib", "usr/lib64"):
+        (staging / d).mkdir(parents=True, exist_ok=True)
+    # Merged /usr, as on Debian: one copy of each library whichever path ldd names.
+    os.symlink("usr/lib", staging / "lib")
+    os.symlink("usr/lib64", staging / "lib64")
+    shutil.copy2(coffer_bin, staging / "bin/coffer")
+    os.symlink("bin/coffer", staging / "init")
+    shutil.copy2("/usr/bin/busybox", staging / "bin/busybox")
+    for source, dest in HOST_PROGRAMS.items():
+        copy_with_libs(staging, source, dest)
+    # Applet links are relative and made last: a link never stands where a
+    # real program goes, and nothing is ever copied through a link to the host.
+    for applet in run("/usr/bin/busybox", "--list-full", capture=True).split():
+        link = staging / applet
+        if not link.exists() and not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.relpath(staging / "bin/busybox", link.parent), link)
+    modules = resolve_modules(tree, abi, board["modules"])
+    lines = []
+    for rel, params in modules:
+        out = staging / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(tree / rel, out)
+        lines.append(f"/{rel} {params}".strip())
+    moddir = tree / "lib/modules" / abi
+    for f in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        shutil.copy2(moddir / f, staging / "lib/modules" / abi / f)
+    run("depmod", "-b", staging, abi)
+    (staging / "etc/coffer/modules.list").write_text("# generated by image/build.py: load order, parameters\n" + "\n".join(lines) + "\n")
+    shutil.copytree(ROOT / "rootfs-overlay", staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("README.md"))
+    (staging / "etc/coffer/board").write_text(board["name"] + "\n")
+    (staging / "etc/hostname").write_text("coffer\n")
+    (staging / "etc/os-release").write_text(f'NAME=Coffer\nID=coffer\nVERSION_ID="{version()}"\nPRETTY_NAME="Coffer {version()}"\n')
+    if admin_key:
+        shutil.copy2(admin_key, staging / "etc/coffer/admin.pub")
+        os.chmod(staging / "etc/coffer/admin.pub", 0o644)
+    run("find", staging, "-exec", "touch", "-h", "-d", f"@{epoch}", "{}", "+")
+    cpio = work / "initrd.cpio"
+    names = run("sh", "-c", "find . -mindepth 1 | LC_ALL=C sort", cwd=staging, capture=True)
+    with open(cpio, "wb") as f:
+        subprocess.run(["cpio", "--quiet", "-o", "-H", "newc", "--owner=0:0", "--reproducible"],
+                       input=names.encode(), stdout=f, cwd=staging, check=True)
+    initrd = work / "initrd.zst"
+    run("zstd", "-q", "-f", f"-{os.environ.get('COFFER_ZSTD_LEVEL', '19')}", "-T1", cpio, "-o", initrd)
+    log(f"initramfs: {len(modules)} modules, {cpio.stat().st_size // 1024} KiB, {initrd.stat().st_size // 1024} KiB compressed")
+    return initrd
+
+
+def version():
+    text = (ROOT / "Cargo.toml").read_text()
+    return text.split('[workspace.package]')[1].split('version = "')[1].split('"')[0]
+
+
+def extract_vmlinux(vmlinuz, out):
+    """The uncompressed ELF kernel, which QEMU boots directly (PVH) without the xz step."""
+    data = vmlinuz.read_bytes()
+    start = data.find(b"\xfd7zXZ\x00")
+    if start < 0:
+        return
+    proc = subprocess.run(["xz", "-dc"], input=data[start:], capture_output=True)
+    if proc.stdout[:4] == b"\x7fELF":
+        out.write_bytes(proc.stdout)
+
+
+def make_esp(board, vmlinuz, initrd, work, epoch, volid):
+    esp = work / "esp.img"
+    esp.unlink(missing_ok=True)
+    run("mkfs.vfat", "-F", "32", "-s", "1", "-n", "COFFERBOOT", "-i", volid, "--invariant",
+        "-h", str(ESP_START // 512), "-C", esp, str(ESP_MIB * 1024), capture=True)
+    env = {"SOURCE_DATE_EPOCH": str(epoch), "MTOOLS_SKIP_CHECK": "1"}
+    img = f"{esp}"
+    for d in ("::/coffer", "::/coffer/a", "::/coffer/b", "::/syslinux", "::/loader", "::/loader/entries", "::/EFI", "::/EFI/BOOT"):
+        run("mmd", "-i", img, d, env=env)
+    for slot in ("a", "b"):
+        run("mcopy", "-i", img, vmlinuz, f"::/coffer/{slot}/vmlinuz", env=env)
+        run("mcopy", "-i", img, initrd, f"::/coffer/{slot}/initrd.zst", env=env)
+    files = work / "esp-files"
+    files.mkdir(exist_ok=True)
+    cmdline = board["cmdline"]
+    if board.get("bios", True):
+        cfg = ["SERIAL 0 115200", "DEFAULT a", "PROMPT 0", "TIMEOUT 0"]
+        for slot in ("a", "b"):
+            cfg += [f"LABEL {slot}", f"  LINUX /coffer/{slot}/vmlinuz", f"  INITRD /coffer/{slot}/initrd.zst",
+                    f"  APPEND {cmdline} coffer.slot={slot}"]
+        (files / "syslinux.cfg").write_text("\n".join(cfg) + "\n")
+        run("mcopy", "-i", img, files / "syslinux.cfg", "::/syslinux/syslinux.cfg", env=env)
+    if board.get("uefi", True):
+        bootx64 = fetch_deb_file("systemd-boot-efi", "usr/lib/systemd/boot/efi/systemd-bootx64.efi")
+        run("mcopy", "-i", img, bootx64, "::/EFI/BOOT/BOOTX64.EFI", env=env)
+        (files / "loader.conf").write_text("default coffer-a.conf\ntimeout 0\nconsole-mode keep\n")
+        run("mcopy", "-i", img, files / "loader.conf", "::/loader/loader.conf", env=env)
+        for slot in ("a", "b"):
+            entry = files / f"coffer-{slot}.conf"
+            entry.write_text(f"title Coffer slot {slot}\nlinux /coffer/{slot}/vmlinuz\ninitrd /coffer/{slot}/initrd.zst\n"
+                             f"options {cmdline} coffer.slot={slot}\n")
+            run("mcopy", "-i", img, entry, f"::/loader/entries/coffer-{slot}.conf", env=env)
+    return esp
+
+
+def make_state(board, work, epoch, state_from):
+    state = work / "state.ext4"
+    state.unlink(missing_ok=True)
+    src = work / "state-src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir()
+    if state_from:
+        if not (Path(state_from) / "coffer.toml").is_file():
+            sys.exit(f"build-image: {state_from} is not a Coffer state directory (no coffer.toml); make one with coffer --state DIR init")
+        shutil.copytree(state_from, src, dirs_exist_ok=True, symlinks=True)
+        # User data never goes to the boot disk: only the data area's mount point is kept.
+        data = src / "data"
+        if data.is_dir():
+            shutil.rmtree(data)
+            data.mkdir(mode=0o711)
+    run("find", src, "-exec", "touch", "-h", "-d", f"@{epoch}", "{}", "+")
+    env = {"E2FSPROGS_FAKE_TIME": str(epoch), "SOURCE_DATE_EPOCH": str(epoch)}
+    run("mke2fs", "-q", "-t", "ext4", "-L", "coffer-state", "-U", fixed_uuid(board["name"], "state-fs").lower(),
+        "-E", f"hash_seed={fixed_uuid(board['name'], 'state-hash').lower()},root_owner=0:0",
+        "-O", "^metadata_csum_seed", "-N", "256", "-d", src, state, f"{STATE_MIB}M", env=env)
+    # mke2fs -d copies each file's ctime, which touch cannot set: pin them.
+    cmds = ["sif / ctime @%d" % epoch]
+    for path in sorted(src.rglob("*")):
+        cmds.append(f"sif /{path.relative_to(src)} ctime @{epoch}")
+    (work / "debugfs.cmds").write_text("\n".join(cmds) + "\n")
+    run("debugfs", "-w", "-f", work / "debugfs.cmds", state, env=env, capture=True)
+    return state
+
+
+def assemble(board, esp, state, image):
+    image.unlink(missing_ok=True)
+    with open(image, "wb") as f:
+        f.truncate(IMAGE_BYTES)
+    name = board["name"]
+    bios_attr = ', attrs="LegacyBIOSBootable"' if board.get("bios", True) else ""
+    table = (
+        f"label: gpt\nlabel-id: {fixed_uuid(name, 'disk')}\nunit: sectors\nfirst-lba: 2048\n"
+        f"start={ESP_START // 512}, size={ESP_MIB * MiB // 512}, type={ESP_TYPE}, name=\"coffer-boot\", "
+        f"uuid={fixed_uuid(name, 'boot')}{bios_attr}\n"
+        f"start={STATE_START // 512}, size={STATE_MIB * MiB // 512}, type={LINUX_TYPE}, name=\"coffer-state\", "
+        f"uuid={fixed_uuid(name, 'state')}\n"
+    )
+    run("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", image, stdin=table)
+    for part, offset in ((esp, ESP_START), (state, STATE_START)):
+        run("dd", f"if={part}", f"of={image}", "bs=1M", f"seek={offset // MiB}", "conv=notrunc,sparse", "status=none")
+    if board.get("bios", True):
+        run("syslinux", "--offset", str(ESP_START), "--install", "--directory", "/syslinux", image)
+        run("dd", "if=/usr/lib/syslinux/mbr/gptmbr.bin", f"of={image}", "bs=440", "count=1", "conv=notrunc", "status=none")
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="build-image", description=__doc__.split("\n\n")[0])
+    parser.add_argument("board", nargs="?", default="qemu-x86_64")
+    parser.add_argument("--state-from", metavar="DIR", help="seed the state partition from a coffer state directory")
+    parser.add_argument("--admin-key", metavar="PUBKEY_FILE", help="OpenSSH public key(s) of user admin, added at first boot")
+    parser.add_argument("--out-dir", metavar="DIR", default=str(OUT), help="where the image and its sha256 go (default out/)")
+    args = parser.parse_args()
+    board = load_board(args.board)
+    if args.admin_key and not Path(args.admin_key).is_file():
+        sys.exit(f"build-image: --admin-key {args.admin_key}: no such file")
+    epoch = source_date_epoch()
+    work = OUT / args.board
+    work.mkdir(parents=True, exist_ok=True)
+    abi, tree = fetch_kernel(board["kernel-package"])
+    check_kernel_config(tree, abi, board["modules"])
+    vmlinuz = tree / "boot" / f"vmlinuz-{abi}"
+    shutil.copy2(vmlinuz, work / "vmlinuz")
+    if not (work / "vmlinux").exists() or (work / "vmlinux").stat().st_mtime < vmlinuz.stat().st_mtime:
+        extract_vmlinux(vmlinuz, work / "vmlinux")
+    coffer_bin = build_firmware(board["rust-target"])
+    initrd = make_initramfs(board, abi, tree, coffer_bin, work, args.admin_key, epoch)
+    volid = fixed_uuid(args.board, "esp")[:8]
+    esp = make_esp(board, vmlinuz, initrd, work, epoch, volid)
+    state = make_state(board, work, epoch, args.state_from)
+    out_dir = Path(args.out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image = out_dir / f"coffer-{args.board}.img"
+    assemble(board, esp, state, image)
+    # The pieces tests boot directly (QEMU -kernel/-initrd), matching this image.
+    direct = out_dir / f"coffer-{args.board}-boot"
+    direct.mkdir(exist_ok=True)
+    for name in ("vmlinux", "vmlinuz", "initrd.zst"):
+        (direct / name).unlink(missing_ok=True)
+        if (work / name).exists():
+            shutil.copy2(work / name, direct / name)
+    (direct / "cmdline").write_text(board["cmdline"] + "\n")
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    (out_dir / f"coffer-{args.board}.img.sha256").write_text(f"{digest}  {image.name}\n")
+    size = image.stat().st_size
+    log(f"{image}: {size / MiB:.1f} MiB ({size} bytes), kernel {abi}")
+    log(f"sha256 {digest}")
+
+
+if __name__ == "__main__":
+    main()
