@@ -5,7 +5,7 @@ Inputs: the board's data files (board/common + board/BOARD), Debian's kernel
 (apt-get download, never installed), busybox-static, mdadm, e2fsprogs and
 smartmontools from the build host (Debian 12), and `coffer` built for the
 board's musl target. Output: out/coffer-BOARD.img and its .sha256, plus the
-pieces tests boot directly (out/BOARD/vmlinuz, vmlinux, initrd.zst).
+pieces tests boot directly (OUT_DIR/coffer-BOARD-boot/: vmlinux, vmlinuz, initrd.zst, cmdline).
 
 Layout (GPT, protective MBR):
   1 coffer-boot   FAT32 ESP, LegacyBIOSBootable: syslinux (BIOS), systemd-boot
@@ -326,7 +326,7 @@ def make_state(board, work, epoch, state_from):
     return state
 
 
-def assemble(board, esp, state, image):
+def assemble(board, esp, state, image, epoch):
     image.unlink(missing_ok=True)
     with open(image, "wb") as f:
         f.truncate(IMAGE_BYTES)
@@ -343,7 +343,9 @@ def assemble(board, esp, state, image):
     for part, offset in ((esp, ESP_START), (state, STATE_START)):
         run("dd", f"if={part}", f"of={image}", "bs=1M", f"seek={offset // MiB}", "conv=notrunc,sparse", "status=none")
     if board.get("bios", True):
-        run("syslinux", "--offset", str(ESP_START), "--install", "--directory", "/syslinux", image)
+        # The mtools-based installer writes ldlinux.* with mtools, which honours SOURCE_DATE_EPOCH.
+        run("syslinux", "--offset", str(ESP_START), "--install", "--directory", "/syslinux", image,
+            env={"SOURCE_DATE_EPOCH": str(epoch), "MTOOLS_SKIP_CHECK": "1"})
         run("dd", "if=/usr/lib/syslinux/mbr/gptmbr.bin", f"of={image}", "bs=440", "count=1", "conv=notrunc", "status=none")
 
 
@@ -374,7 +376,7 @@ def main():
     out_dir = Path(args.out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     image = out_dir / f"coffer-{args.board}.img"
-    assemble(board, esp, state, image)
+    assemble(board, esp, state, image, epoch)
     # The pieces tests boot directly (QEMU -kernel/-initrd), matching this image.
     direct = out_dir / f"coffer-{args.board}-boot"
     direct.mkdir(exist_ok=True)

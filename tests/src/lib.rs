@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod qemu;
 pub mod tree;
 
 /// A throw-away GnuPG key in `home/.gnupg`: passphrase-less ed25519 for

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc::{Sender, channel};
 
-use rustix::process::{WaitOptions, WaitStatus, waitpid};
+use rustix::process::{WaitOptions, WaitStatus, wait};
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,8 @@ impl Reaper {
     pub(crate) fn reap(&self) -> Vec<Exit> {
         let Ok(mut waiting) = self.waiting.lock() else { return Vec::new() };
         let mut orphans = Vec::new();
-        while let Ok(Some((pid, status))) = waitpid(None, WaitOptions::NOHANG) {
+        // `wait`, not `waitpid(None)`: the latter is pid 0, only our own process group.
+        while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
             if !(status.exited() || status.signaled()) {
                 continue;
             }
@@ -101,5 +102,31 @@ impl Reaper {
         let stderr = stderr_reader.join().unwrap_or_default();
         let exit = rx.recv().map_err(|_| std::io::Error::other(format!("{program}: exit status lost")))?;
         Ok(HelperOutput { exit, stdout, stderr })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+
+    /// Services run in their own process group; their exits must still reach the reaper.
+    #[test]
+    fn reaps_children_in_other_process_groups() {
+        let reaper = Reaper::default();
+        let (tx, rx) = channel();
+        let child = reaper.spawn(Command::new("sh").args(["-c", "exit 3"]).process_group(0), tx).unwrap();
+        let pid = child.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let exit = loop {
+            reaper.reap();
+            if let Ok(exit) = rx.try_recv() {
+                break exit;
+            }
+            assert!(Instant::now() < deadline, "exit never delivered");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(exit, Exit { pid, code: Some(3), signal: None });
     }
 }

@@ -375,7 +375,9 @@ fn start_debug_console_thread(tx: Sender<Msg>) {
 
 fn signal_group(pid: i32, signal: Signal) {
     if let Some(pid) = Pid::from_raw(pid) {
-        let _ = kill_process_group(pid, signal);
+        if let Err(e) = kill_process_group(pid, signal) {
+            log::warn!("signalling process group {}: {e}", pid.as_raw_nonzero());
+        }
     }
 }
 

@@ -1,0 +1,420 @@
+//! Boots the appliance image in QEMU the way a user would: the whole disk
+//! through SeaBIOS or OVMF, or kernel + initramfs directly for speed, with
+//! two blank data disks, SSH forwarded to a loopback port, the serial
+//! console captured (and written to stdin on test images), and QMP for
+//! power cuts and the power button.
+//!
+//! The image comes from `scripts/test`, which builds `out/test/` with the
+//! fixture state and keys (see [`TestImage`]). KVM is used only when the CPU
+//! advertises VMX/SVM and a probe boot works; otherwise TCG. Timeouts scale
+//! with `COFFER_QEMU_TIMEOUT_MULT`. The serial log of a failed test is kept
+//! under `target/qemu-logs/`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{Client, run_ok};
+
+/// The image and fixtures `scripts/test` prepares in `out/test/`.
+pub struct TestImage {
+    pub dir: PathBuf,
+    pub image: PathBuf,
+    pub boot_dir: PathBuf,
+    /// The state directory the image was seeded from (`--state-from`).
+    pub state: PathBuf,
+    /// Private keys by user name: `admin` (from `--admin-key`) and `alice` (from the seeded state).
+    pub keys: PathBuf,
+}
+
+impl TestImage {
+    pub fn get() -> &'static TestImage {
+        static IMAGE: OnceLock<TestImage> = OnceLock::new();
+        IMAGE.get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+            let dir = std::env::var_os("COFFER_TEST_IMAGE_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("out/test"));
+            let image = dir.join("coffer-qemu-x86_64.img");
+            assert!(
+                image.exists(),
+                "{} is missing: scripts/test builds it (scripts/build-image qemu-x86_64 --out-dir out/test --state-from out/test/state --admin-key out/test/keys/admin.pub)",
+                image.display()
+            );
+            TestImage { boot_dir: dir.join("coffer-qemu-x86_64-boot"), state: dir.join("state"), keys: dir.join("keys"), image, dir }
+        })
+    }
+}
+
+/// How the guest is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// `-kernel vmlinux -initrd initrd.zst`: the fastest boot (PVH, no decompression).
+    Direct,
+    /// The whole disk image through SeaBIOS and syslinux.
+    SeaBios,
+    /// The whole disk image through OVMF and systemd-boot.
+    Ovmf,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BootOptions {
+    pub firmware: Firmware,
+    /// Let the watchdog reset the guest (no `-no-reboot`).
+    pub allow_reset: bool,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        BootOptions { firmware: Firmware::Direct, allow_reset: false }
+    }
+}
+
+/// Multiplies every timeout (slow hosts): `COFFER_QEMU_TIMEOUT_MULT`.
+pub fn timeout(secs: u64) -> Duration {
+    let mult: f64 = std::env::var("COFFER_QEMU_TIMEOUT_MULT").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
+    Duration::from_secs_f64(secs as f64 * mult)
+}
+
+/// `-accel kvm -cpu host` only where KVM can really run a guest; TCG otherwise.
+fn accel_args() -> &'static [&'static str] {
+    static ACCEL: OnceLock<&'static [&'static str]> = OnceLock::new();
+    ACCEL.get_or_init(|| {
+        if let Ok(forced) = std::env::var("COFFER_QEMU_ACCEL") {
+            return if forced == "kvm" { &["-accel", "kvm", "-cpu", "host"] } else { &["-accel", "tcg", "-cpu", "max"] };
+        }
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let virt = cpuinfo.lines().any(|l| l.starts_with("flags") && (l.contains(" vmx") || l.contains(" svm")));
+        if virt && Path::new("/dev/kvm").exists() && kvm_probe() {
+            &["-accel", "kvm", "-cpu", "host"]
+        } else {
+            eprintln!("qemu: KVM unavailable or unable to boot a kernel here; using TCG");
+            &["-accel", "tcg", "-cpu", "max"]
+        }
+    })
+}
+
+/// Boots the test kernel under KVM for a few seconds and looks for its banner.
+fn kvm_probe() -> bool {
+    let img = TestImage::get();
+    let child = Command::new("timeout")
+        .args(["20", "qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-m", "256", "-nodefaults", "-display", "none"])
+        .args(["-no-reboot", "-serial", "stdio", "-kernel"])
+        .arg(img.boot_dir.join("vmlinux"))
+        .args(["-append", "console=ttyS0 panic=-1 loglevel=7 init=/nonexistent"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    child.map(|o| String::from_utf8_lossy(&o.stdout).contains("Linux version")).unwrap_or(false)
+}
+
+/// A running (or stopped) appliance with its own copies of the boot image and data disks.
+pub struct Appliance {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub opts: BootOptions,
+    qemu: Option<Child>,
+    stdin: Option<ChildStdin>,
+    serial: Arc<Mutex<String>>,
+    /// Byte offset in the serial log up to which events were consumed.
+    cursor: usize,
+    pub started: Instant,
+}
+
+impl Appliance {
+    /// A freshly flashed boot disk and two blank 64 MiB data disks, powered on.
+    pub fn boot(opts: BootOptions) -> Self {
+        let mut a = Self::prepare(opts);
+        a.start();
+        a
+    }
+
+    /// The disks of [`Appliance::boot`], powered off (to change them first).
+    pub fn prepare(opts: BootOptions) -> Self {
+        let img = TestImage::get();
+        let dir = tempfile::Builder::new().prefix("coffer-qemu-").tempdir().expect("tempdir");
+        std::fs::copy(&img.image, dir.path().join("boot.img")).expect("copy image");
+        for d in ["d0.img", "d1.img"] {
+            let f = std::fs::File::create(dir.path().join(d)).expect("data disk");
+            f.set_len(64 << 20).expect("size data disk");
+        }
+        Appliance { dir, port: 0, opts, qemu: None, stdin: None, serial: Arc::default(), cursor: 0, started: Instant::now() }
+    }
+
+    /// Starts QEMU on the existing disks (power on).
+    pub fn start(&mut self) {
+        let img = TestImage::get();
+        let d = self.dir.path();
+        self.port = free_port();
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(accel_args())
+            .args(["-m", "512", "-smp", "1", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none"])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", self.qmp_path().display()))
+            .args(["-device", "i6300esb", "-action", "watchdog=reset"])
+            .arg("-netdev")
+            .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22", self.port))
+            .args(["-device", "virtio-net-pci,netdev=n0"]);
+        if !self.opts.allow_reset {
+            cmd.arg("-no-reboot");
+        }
+        match self.opts.firmware {
+            Firmware::Direct => {
+                let cmdline = std::fs::read_to_string(img.boot_dir.join("cmdline")).expect("cmdline");
+                cmd.arg("-kernel")
+                    .arg(img.boot_dir.join("vmlinux"))
+                    .arg("-initrd")
+                    .arg(img.boot_dir.join("initrd.zst"))
+                    .arg("-append")
+                    .arg(format!("{} coffer.slot=a coffer.debug=1", cmdline.trim()));
+            }
+            Firmware::SeaBios => {}
+            Firmware::Ovmf => {
+                cmd.args(["-bios", "/usr/share/ovmf/OVMF.fd"]);
+            }
+        }
+        for (id, file, serial) in [("boot", "boot.img", "boot0"), ("d0", "d0.img", "disk0"), ("d1", "d1.img", "disk1")] {
+            cmd.arg("-drive")
+                .arg(format!("if=none,id={id},file={},format=raw", d.join(file).display()))
+                .arg("-device")
+                .arg(format!("virtio-blk-pci,drive={id},serial={serial}{}", if id == "boot" && self.opts.firmware != Firmware::Direct { ",bootindex=0" } else { "" }));
+        }
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.started = Instant::now();
+        let mut child = cmd.spawn().expect("start qemu-system-x86_64 (scripts/setup-host installs it)");
+        self.stdin = child.stdin.take();
+        for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)]
+            .into_iter()
+            .flatten()
+        {
+            let serial = self.serial.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(pipe);
+                let mut buf = Vec::new();
+                while reader.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
+                    let text = clean_console(&String::from_utf8_lossy(&buf));
+                    if let Ok(mut s) = serial.lock() {
+                        s.push_str(&text);
+                    }
+                    buf.clear();
+                }
+            });
+        }
+        self.qemu = Some(child);
+    }
+
+    fn qmp_path(&self) -> PathBuf {
+        self.dir.path().join("qmp.sock")
+    }
+
+    /// Everything the console printed so far (all boots).
+    pub fn serial(&self) -> String {
+        self.serial.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Waits for the next `coffer-event` of `kind` after those already consumed.
+    pub fn wait_event(&mut self, kind: &str, within: Duration) -> Value {
+        self.wait_event_where(kind, within, |_| true)
+    }
+
+    pub fn wait_event_where(&mut self, kind: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self.serial();
+            let mut offset = self.cursor;
+            for line in text[self.cursor.min(text.len())..].split_inclusive('\n') {
+                offset += line.len();
+                if !line.ends_with('\n') {
+                    break;
+                }
+                let Some(json) = line.trim().strip_prefix("coffer-event ") else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(json) else { continue };
+                if v["kind"] == kind && pred(&v) {
+                    self.cursor = offset;
+                    return v;
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!("no coffer-event {kind} within {within:?}\n--- serial tail\n{}", tail(&text, 60));
+            }
+            if let Some(status) = self.qemu.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                // QEMU exited: no further events can come.
+                let text = self.serial();
+                if !text[self.cursor.min(text.len())..].contains(&format!("\"kind\":\"{kind}\"")) {
+                    panic!("QEMU exited ({status}) before coffer-event {kind}\n--- serial tail\n{}", tail(&text, 60));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every event so far, in order.
+    pub fn events(&self) -> Vec<Value> {
+        self.serial()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("coffer-event ").and_then(|j| serde_json::from_str(j).ok()))
+            .collect()
+    }
+
+    /// A line typed on the serial console (test images accept debug commands).
+    pub fn console(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("qemu running");
+        stdin.write_all(format!("{line}\n").as_bytes()).expect("write to serial console");
+        stdin.flush().expect("flush serial console");
+    }
+
+    /// Sends one QMP command and returns its answer.
+    pub fn qmp(&self, command: &str) -> Value {
+        let stream = UnixStream::connect(self.qmp_path()).expect("connect to QMP");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("QMP timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("QMP clone"));
+        let mut writer = stream;
+        let read_reply = |reader: &mut BufReader<UnixStream>| loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return Value::Null;
+            }
+            let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if v.get("return").is_some() || v.get("error").is_some() || v.get("QMP").is_some() {
+                return v;
+            }
+        };
+        read_reply(&mut reader);
+        writeln!(writer, "{{\"execute\":\"qmp_capabilities\"}}").expect("QMP write");
+        read_reply(&mut reader);
+        writeln!(writer, "{{\"execute\":\"{command}\"}}").expect("QMP write");
+        read_reply(&mut reader)
+    }
+
+    /// Pulls the plug: QEMU quits at once, nothing is flushed or unmounted.
+    pub fn power_cut(&mut self) {
+        self.qmp("quit");
+        self.wait_exit(timeout(20));
+    }
+
+    /// Waits for QEMU to exit (power-off, or `-no-reboot` after a reset).
+    pub fn wait_exit(&mut self, within: Duration) {
+        let mut child = self.qemu.take().expect("qemu running");
+        let deadline = Instant::now() + within;
+        loop {
+            if child.try_wait().expect("wait qemu").is_some() {
+                self.stdin = None;
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(200));
+                return;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("QEMU did not exit within {within:?}\n--- serial tail\n{}", tail(&self.serial(), 40));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A client home for `user` with its key and the appliance's host key in known_hosts.
+    pub fn client(&self, user: &str) -> Client {
+        let img = TestImage::get();
+        let home = self.dir.path().join("clients").join(user);
+        std::fs::create_dir_all(home.join(".ssh")).expect("client home");
+        let key = home.join(".ssh/id_ed25519");
+        if !key.exists() {
+            std::fs::copy(img.keys.join(user), &key).expect("client key");
+        }
+        let host_pub = std::fs::read_to_string(img.state.join("host-keys/ssh_host_ed25519_key.pub")).expect("host key");
+        std::fs::write(home.join(".ssh/known_hosts"), format!("[127.0.0.1]:{} {}", self.port, host_pub)).expect("known_hosts");
+        let config = format!(
+            "Host coffer 127.0.0.1\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {home}/.ssh/id_ed25519\n  IdentitiesOnly yes\n  UserKnownHostsFile {home}/.ssh/known_hosts\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 10\n",
+            port = self.port,
+            home = home.display()
+        );
+        std::fs::write(home.join(".ssh/config"), config).expect("ssh config");
+        Client { home, user: user.to_string(), port: self.port }
+    }
+
+    /// Retries an SSH login (`ls -1`) until it works; returns the time since QEMU started.
+    pub fn wait_ssh(&self, user: &str, within: Duration) -> Duration {
+        let client = self.client(user);
+        let deadline = Instant::now() + within;
+        loop {
+            let out = client.ssh("ls -1");
+            if out.status.success() {
+                return self.started.elapsed();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "no SSH login as {user} within {within:?}: {}\n--- serial tail\n{}",
+                    String::from_utf8_lossy(&out.stderr),
+                    tail(&self.serial(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Rewrites a file on the boot disk's ESP (as a flashing tool or an update would).
+    pub fn write_esp_file(&self, esp_path: &str, contents: &str) {
+        let local = self.dir.path().join("esp-file");
+        std::fs::write(&local, contents).expect("esp file");
+        let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
+        run_ok(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-o", "-i", &image]).arg(&local).arg(format!("::{esp_path}")));
+    }
+
+    pub fn read_esp_file(&self, esp_path: &str) -> String {
+        let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
+        let out = run_ok(Command::new("mtype").env("MTOOLS_SKIP_CHECK", "1").args(["-i", &image]).arg(format!("::{esp_path}")));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.qemu.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/qemu-logs");
+            let _ = std::fs::create_dir_all(&logs);
+            let name = std::thread::current().name().unwrap_or("qemu").replace("::", "-");
+            let path = logs.join(format!("{name}.log"));
+            let _ = std::fs::write(&path, self.serial());
+            eprintln!("serial log kept in {}", path.display());
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// OVMF and the kernel write CRLF and ANSI escapes: keep plain lines.
+fn clean_console(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {}
+            '\u{1b}' => {
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    while let Some(n) = chars.next() {
+                        if n.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

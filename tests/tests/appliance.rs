@@ -1,0 +1,195 @@
+//! The appliance booted in QEMU (TCG here): firmware boots, SSH readiness,
+//! a real duplicity backup into it, the supervisor's restarts and watchdog,
+//! a power cut mid-upload, and the A/B slot switch. Each asserts on the
+//! `coffer-event` lines of the serial console and on real client results.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use coffer_tests::qemu::{Appliance, BootOptions, Firmware, TestImage, timeout};
+use coffer_tests::{Client, gpg_key, run_ok, text, tree};
+
+/// Boots, waits for the endpoint, and checks the seeded state carried over.
+fn boot_and_login(firmware: Firmware) -> Appliance {
+    let mut a = Appliance::boot(BootOptions { firmware, ..BootOptions::default() });
+    let start = a.wait_event("boot.start", timeout(120));
+    assert_eq!(start["slot"], "a");
+    a.wait_event("data.created", timeout(60));
+    a.wait_event("service.ready", timeout(60));
+    let ready = a.wait_ssh("admin", timeout(60));
+    eprintln!("{firmware:?}: QEMU start to first SSH login: {:.1} s", ready.as_secs_f64());
+    // The user made on the host with `coffer user add` logs in too, with the same host key.
+    a.wait_ssh("alice", timeout(30));
+    a
+}
+
+#[test]
+fn boots_under_seabios_and_ovmf_and_powers_off_on_the_button() {
+    for firmware in [Firmware::SeaBios, Firmware::Ovmf] {
+        let mut a = boot_and_login(firmware);
+        let events = a.events();
+        assert!(events.iter().any(|e| e["kind"] == "state.admin-added"), "admin key from the image became user admin");
+        assert!(events.iter().any(|e| e["kind"] == "boot.done" && e["watchdog"] == true), "watchdog armed: {events:?}");
+        a.qmp("system_powerdown");
+        let start = a.wait_event("shutdown.start", timeout(30));
+        assert_eq!(start["reason"], "power button");
+        a.wait_event("service.stopped", timeout(30));
+        a.wait_event("shutdown.done", timeout(30));
+        a.wait_exit(timeout(30));
+    }
+}
+
+fn duplicity(client: &Client, fpr: &str, action: &[&str], tail: &[&str]) -> std::process::Output {
+    let mut cmd = client.command("duplicity");
+    cmd.env("GNUPGHOME", client.home.join(".gnupg"))
+        .env("PASSPHRASE", "")
+        .env("SIGN_PASSPHRASE", "")
+        .args(action)
+        .args(["--encrypt-key", fpr, "--sign-key", fpr])
+        .arg(format!("--ssh-options=-F {}", client.ssh_config().display()))
+        .args(["--num-retries", "2", "--volsize", "1", "-v", "warning"])
+        .args(tail);
+    cmd.output().expect("run duplicity")
+}
+
+fn url(client: &Client) -> String {
+    format!("sftp://{}@127.0.0.1:{}/backup/home", client.user, client.port)
+}
+
+#[test]
+fn duplicity_backup_and_restore_byte_for_byte() {
+    let mut a = Appliance::boot(BootOptions::default());
+    a.wait_event("service.ready", timeout(120));
+    a.wait_ssh("alice", timeout(60));
+    let client = a.client("alice");
+    let fpr = gpg_key(&client.home);
+    let src = a.dir.path().join("src");
+    tree::make_source(&src);
+    let out = duplicity(&client, &fpr, &["full"], &[src.to_str().unwrap(), &url(&client)]);
+    assert!(out.status.success(), "duplicity full: {}", text(&out));
+    let dest = a.dir.path().join("restored");
+    let out = duplicity(&client, &fpr, &["restore"], &[&url(&client), dest.to_str().unwrap()]);
+    assert!(out.status.success(), "duplicity restore: {}", text(&out));
+    tree::assert_same(&src, &dest, true);
+    let out = duplicity(&client, &fpr, &["verify", "--compare-data"], &[&url(&client), src.to_str().unwrap()]);
+    assert!(out.status.success(), "duplicity verify: {}", text(&out));
+}
+
+#[test]
+fn supervisor_restarts_the_endpoint_and_the_watchdog_resets_a_hung_supervisor() {
+    let mut a = Appliance::boot(BootOptions { allow_reset: true, ..BootOptions::default() });
+    let first = a.wait_event("service.started", timeout(120));
+    a.wait_event("service.ready", timeout(60));
+    a.wait_ssh("alice", timeout(60));
+
+    a.console("kill endpoint");
+    a.wait_event("debug.kill", timeout(20));
+    let exited = a.wait_event("service.exited", timeout(20));
+    assert_eq!(exited["service"], "endpoint");
+    let again = a.wait_event_where("service.started", timeout(30), |e| e["service"] == "endpoint");
+    assert_ne!(again["pid"], first["pid"], "a new process");
+    a.wait_event("service.ready", timeout(60));
+    // A client retrying succeeds.
+    a.wait_ssh("alice", timeout(30));
+
+    // Stop the loop that pets the watchdog: the i6300esb resets the guest.
+    a.console("hang");
+    a.wait_event("debug.hang", timeout(20));
+    let hung = Instant::now();
+    let start = a.wait_event("boot.start", timeout(120));
+    eprintln!("watchdog reset after {:.1} s", hung.elapsed().as_secs_f64());
+    assert_eq!(start["slot"], "a");
+    // The second boot assembles the mirror it made the first time.
+    a.wait_event("data.mounted", timeout(60));
+    a.wait_event("service.ready", timeout(60));
+    a.wait_ssh("alice", timeout(60));
+    let created = a.events().iter().filter(|e| e["kind"] == "data.created").count();
+    assert_eq!(created, 1, "the array is made once and assembled afterwards");
+}
+
+#[test]
+fn power_cut_mid_upload_loses_no_completed_backup() {
+    let mut a = Appliance::boot(BootOptions::default());
+    a.wait_event("service.ready", timeout(120));
+    a.wait_ssh("alice", timeout(60));
+    let client = a.client("alice");
+    let fpr = gpg_key(&client.home);
+    let src = a.dir.path().join("src");
+    tree::make_source(&src);
+    let out = duplicity(&client, &fpr, &["full"], &[src.to_str().unwrap(), &url(&client)]);
+    assert!(out.status.success(), "duplicity full: {}", text(&out));
+    let snapshot = a.dir.path().join("snapshot");
+    run_ok(Command::new("cp").arg("-a").arg(&src).arg(&snapshot));
+
+    // A big incompressible file makes the incremental many volumes long.
+    std::fs::write(src.join("big.bin"), tree::bytes(7, 24 << 20)).unwrap();
+    let mut inc = client.command("duplicity");
+    inc.env("GNUPGHOME", client.home.join(".gnupg"))
+        .env("PASSPHRASE", "")
+        .env("SIGN_PASSPHRASE", "")
+        .args(["incremental", "--encrypt-key", &fpr, "--sign-key", &fpr])
+        .arg(format!("--ssh-options=-F {}", client.ssh_config().display()))
+        .args(["--num-retries", "1", "--volsize", "1", "-v", "warning"])
+        .arg(&src)
+        .arg(url(&client))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut running = inc.spawn().expect("duplicity incremental");
+    // Cut the power once a few volumes of the incremental have landed.
+    let deadline = Instant::now() + timeout(180);
+    loop {
+        let listing = text(&client.ssh("ls -1 backup/home"));
+        if listing.lines().filter(|l| l.contains("duplicity-inc.") && l.contains(".difftar")).count() >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the incremental never uploaded 3 volumes: {listing}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    a.power_cut();
+    let _ = running.kill();
+    let _ = running.wait();
+
+    a.start();
+    a.wait_event("data.mounted", timeout(120));
+    a.wait_event("service.ready", timeout(60));
+    a.wait_ssh("alice", timeout(60));
+    let client = a.client("alice");
+    // The completed full backup restores exactly what was backed up.
+    let dest = a.dir.path().join("restored");
+    let out = duplicity(&client, &fpr, &["restore"], &[&url(&client), dest.to_str().unwrap()]);
+    assert!(out.status.success(), "restore after power cut: {}", text(&out));
+    tree::assert_same(&snapshot, &dest, true);
+    // The interrupted incremental is incomplete, not corrupt: no half-written
+    // file looks complete, and the next run finishes the job.
+    let listing = text(&client.ssh("ls -1 backup/home"));
+    assert!(!listing.contains(".coffer-upload"), "temporary upload names are never listed: {listing}");
+    let status = duplicity(&client, &fpr, &["collection-status"], &[&url(&client)]);
+    assert!(status.status.success(), "collection-status: {}", text(&status));
+    let out = duplicity(&client, &fpr, &["incremental"], &[src.to_str().unwrap(), &url(&client)]);
+    assert!(out.status.success(), "incremental after the power cut: {}", text(&out));
+    let out = duplicity(&client, &fpr, &["verify", "--compare-data"], &[&url(&client), src.to_str().unwrap()]);
+    assert!(out.status.success(), "verify after the power cut: {}", text(&out));
+}
+
+#[test]
+fn boots_from_slot_b_after_switching_under_bios_and_uefi() {
+    for firmware in [Firmware::SeaBios, Firmware::Ovmf] {
+        let mut a = Appliance::prepare(BootOptions { firmware, ..BootOptions::default() });
+        let syslinux = a.read_esp_file("/syslinux/syslinux.cfg");
+        assert!(syslinux.contains("DEFAULT a"), "{syslinux}");
+        a.write_esp_file("/syslinux/syslinux.cfg", &syslinux.replace("DEFAULT a", "DEFAULT b"));
+        a.write_esp_file("/loader/loader.conf", &a.read_esp_file("/loader/loader.conf").replace("coffer-a.conf", "coffer-b.conf"));
+        a.start();
+        let start = a.wait_event("boot.start", timeout(120));
+        assert_eq!(start["slot"], "b", "{firmware:?}");
+        a.wait_event("service.ready", timeout(60));
+        a.wait_ssh("alice", timeout(60));
+    }
+    // The image's sha256 file matches the image the tests booted.
+    let img = TestImage::get();
+    let sums = std::fs::read_to_string(img.image.with_extension("img.sha256")).unwrap();
+    let out = run_ok(Command::new("sha256sum").arg(&img.image));
+    assert_eq!(text(&out).split_whitespace().next(), sums.split_whitespace().next());
+    assert!(Path::new(&img.image).metadata().unwrap().len() < 48 << 20, "image under 48 MiB");
+}
