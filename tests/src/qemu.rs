@@ -73,6 +73,13 @@ impl Default for BootOptions {
     }
 }
 
+/// One guest at a time: two TCG guests on a 2-core machine slow each other
+/// past any sensible timeout, and boot times would mean nothing.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Multiplies every timeout (slow hosts): `COFFER_QEMU_TIMEOUT_MULT`.
 pub fn timeout(secs: u64) -> Duration {
     let mult: f64 = std::env::var("COFFER_QEMU_TIMEOUT_MULT").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);

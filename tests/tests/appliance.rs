@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use coffer_tests::qemu::{Appliance, BootOptions, Firmware, TestImage, timeout};
+use coffer_tests::qemu::{Appliance, BootOptions, Firmware, TestImage, exclusive, timeout};
 use coffer_tests::{Client, gpg_key, run_ok, text, tree};
 
 /// Boots, waits for the endpoint, and checks the seeded state carried over.
@@ -26,6 +26,7 @@ fn boot_and_login(firmware: Firmware) -> Appliance {
 
 #[test]
 fn boots_under_seabios_and_ovmf_and_powers_off_on_the_button() {
+    let _one_guest = exclusive();
     for firmware in [Firmware::SeaBios, Firmware::Ovmf] {
         let mut a = boot_and_login(firmware);
         let events = a.events();
@@ -59,6 +60,7 @@ fn url(client: &Client) -> String {
 
 #[test]
 fn duplicity_backup_and_restore_byte_for_byte() {
+    let _one_guest = exclusive();
     let mut a = Appliance::boot(BootOptions::default());
     a.wait_event("service.ready", timeout(120));
     a.wait_ssh("alice", timeout(60));
@@ -78,6 +80,7 @@ fn duplicity_backup_and_restore_byte_for_byte() {
 
 #[test]
 fn supervisor_restarts_the_endpoint_and_the_watchdog_resets_a_hung_supervisor() {
+    let _one_guest = exclusive();
     let mut a = Appliance::boot(BootOptions { allow_reset: true, ..BootOptions::default() });
     let first = a.wait_event("service.started", timeout(120));
     a.wait_event("service.ready", timeout(60));
@@ -110,6 +113,7 @@ fn supervisor_restarts_the_endpoint_and_the_watchdog_resets_a_hung_supervisor() 
 
 #[test]
 fn power_cut_mid_upload_loses_no_completed_backup() {
+    let _one_guest = exclusive();
     let mut a = Appliance::boot(BootOptions::default());
     a.wait_event("service.ready", timeout(120));
     a.wait_ssh("alice", timeout(60));
@@ -174,6 +178,7 @@ fn power_cut_mid_upload_loses_no_completed_backup() {
 
 #[test]
 fn boots_from_slot_b_after_switching_under_bios_and_uefi() {
+    let _one_guest = exclusive();
     for firmware in [Firmware::SeaBios, Firmware::Ovmf] {
         let mut a = Appliance::prepare(BootOptions { firmware, ..BootOptions::default() });
         let syslinux = a.read_esp_file("/syslinux/syslinux.cfg");
