@@ -181,11 +181,15 @@ def copy_with_libs(staging, source, dest):
         if not lib.startswith("/"):
             continue
         real = Path(lib).resolve()
-        for path in {Path(lib), real}:
-            out = staging / str(path).lstrip("/")
-            if not out.exists():
-                out.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(real, out)
+        real_out = staging / str(real).lstrip("/")
+        if not real_out.exists():
+            real_out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(real, real_out)
+        # The name ldd gives (a soname link on the host) becomes a link here too: one copy.
+        link_out = staging / lib.lstrip("/")
+        if not link_out.exists() and not link_out.is_symlink():
+            link_out.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.relpath(real_out.resolve(), link_out.parent.resolve()), link_out)
 
 
 def build_firmware(target):

@@ -80,6 +80,18 @@ pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Appends a measurement to `target/qemu-logs/boot-times.txt`, which
+/// `scripts/test` prints at the end (test output is captured).
+pub fn record_time(what: &str, took: Duration) {
+    let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/qemu-logs");
+    let _ = std::fs::create_dir_all(&logs);
+    let line = format!("{what}: {:.1} s\n", took.as_secs_f64());
+    eprint!("{line}");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(logs.join("boot-times.txt")) {
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
 /// Multiplies every timeout (slow hosts): `COFFER_QEMU_TIMEOUT_MULT`.
 pub fn timeout(secs: u64) -> Duration {
     let mult: f64 = std::env::var("COFFER_QEMU_TIMEOUT_MULT").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
@@ -358,7 +370,7 @@ impl Appliance {
                     tail(&self.serial(), 40)
                 );
             }
-            std::thread::sleep(Duration::from_millis(250));
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -368,6 +380,17 @@ impl Appliance {
         std::fs::write(&local, contents).expect("esp file");
         let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
         run_ok(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-o", "-i", &image]).arg(&local).arg(format!("::{esp_path}")));
+    }
+
+    pub fn rename_esp_file(&self, from: &str, to: &str) {
+        let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
+        run_ok(Command::new("mren").env("MTOOLS_SKIP_CHECK", "1").args(["-i", &image]).arg(format!("::{from}")).arg(format!("::{to}")));
+    }
+
+    pub fn list_esp_dir(&self, esp_dir: &str) -> Vec<String> {
+        let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
+        let out = run_ok(Command::new("mdir").env("MTOOLS_SKIP_CHECK", "1").args(["-b", "-i", &image]).arg(format!("::{esp_dir}")));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| l.rsplit('/').next().unwrap_or(l).to_string()).collect()
     }
 
     pub fn read_esp_file(&self, esp_path: &str) -> String {
