@@ -33,6 +33,11 @@ pub struct TestImage {
 }
 
 impl TestImage {
+    /// The image of a board (`scripts/build-test-image` builds both x86-64 boards).
+    pub fn image_of(&self, board: Board) -> PathBuf {
+        self.dir.join(format!("coffer-{}.img", board.name()))
+    }
+
     pub fn get() -> &'static TestImage {
         static IMAGE: OnceLock<TestImage> = OnceLock::new();
         IMAGE.get_or_init(|| {
@@ -60,16 +65,35 @@ pub enum Firmware {
     Ovmf,
 }
 
+/// Which board's image, on the machine QEMU offers for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Board {
+    /// `qemu-x86_64`: `pc`, virtio disks and NIC.
+    Qemu,
+    /// `generic-x86_64`: `q35` with AHCI disks and an e1000e NIC, like a Mini-ITX PC.
+    Generic,
+}
+
+impl Board {
+    fn name(self) -> &'static str {
+        match self {
+            Board::Qemu => "qemu-x86_64",
+            Board::Generic => "generic-x86_64",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct BootOptions {
     pub firmware: Firmware,
     /// Let the watchdog reset the guest (no `-no-reboot`).
     pub allow_reset: bool,
+    pub board: Board,
 }
 
 impl Default for BootOptions {
     fn default() -> Self {
-        BootOptions { firmware: Firmware::Direct, allow_reset: false }
+        BootOptions { firmware: Firmware::Direct, allow_reset: false, board: Board::Qemu }
     }
 }
 
@@ -155,7 +179,7 @@ impl Appliance {
     pub fn prepare(opts: BootOptions) -> Self {
         let img = TestImage::get();
         let dir = tempfile::Builder::new().prefix("coffer-qemu-").tempdir().expect("tempdir");
-        std::fs::copy(&img.image, dir.path().join("boot.img")).expect("copy image");
+        std::fs::copy(img.image_of(opts.board), dir.path().join("boot.img")).expect("copy image");
         for d in ["d0.img", "d1.img"] {
             let f = std::fs::File::create(dir.path().join(d)).expect("data disk");
             f.set_len(64 << 20).expect("size data disk");
@@ -175,8 +199,11 @@ impl Appliance {
             .arg(format!("unix:{},server=on,wait=off", self.qmp_path().display()))
             .args(["-device", "i6300esb", "-action", "watchdog=reset"])
             .arg("-netdev")
-            .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22", self.port))
-            .args(["-device", "virtio-net-pci,netdev=n0"]);
+            .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22", self.port));
+        match self.opts.board {
+            Board::Qemu => cmd.args(["-device", "virtio-net-pci,netdev=n0"]),
+            Board::Generic => cmd.args(["-machine", "q35", "-device", "e1000e,netdev=n0"]),
+        };
         if !self.opts.allow_reset {
             cmd.arg("-no-reboot");
         }
@@ -195,11 +222,14 @@ impl Appliance {
                 cmd.args(["-bios", "/usr/share/ovmf/OVMF.fd"]);
             }
         }
-        for (id, file, serial) in [("boot", "boot.img", "boot0"), ("d0", "d0.img", "disk0"), ("d1", "d1.img", "disk1")] {
-            cmd.arg("-drive")
-                .arg(format!("if=none,id={id},file={},format=raw", d.join(file).display()))
-                .arg("-device")
-                .arg(format!("virtio-blk-pci,drive={id},serial={serial}{}", if id == "boot" && self.opts.firmware != Firmware::Direct { ",bootindex=0" } else { "" }));
+        for (n, (id, file, serial)) in [("boot", "boot.img", "boot0"), ("d0", "d0.img", "disk0"), ("d1", "d1.img", "disk1")].into_iter().enumerate() {
+            let bootindex = if id == "boot" && self.opts.firmware != Firmware::Direct { ",bootindex=0" } else { "" };
+            let device = match self.opts.board {
+                Board::Qemu => format!("virtio-blk-pci,drive={id},serial={serial}{bootindex}"),
+                // q35's built-in AHCI controller, one port per disk.
+                Board::Generic => format!("ide-hd,drive={id},bus=ide.{n},serial={serial}{bootindex}"),
+            };
+            cmd.arg("-drive").arg(format!("if=none,id={id},file={},format=raw", d.join(file).display())).arg("-device").arg(device);
         }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         self.started = Instant::now();

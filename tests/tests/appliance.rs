@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use coffer_tests::qemu::{Appliance, BootOptions, Firmware, TestImage, exclusive, record_time, timeout};
+use coffer_tests::qemu::{Appliance, Board, BootOptions, Firmware, TestImage, exclusive, record_time, timeout};
 use coffer_tests::{Client, gpg_key, run_ok, text, tree};
 
 /// Boots, waits for the endpoint, and checks the seeded state carried over.
@@ -206,7 +206,7 @@ fn boots_from_slot_b_after_switching_under_bios_and_uefi() {
 #[test]
 fn uefi_falls_back_to_slot_a_when_b_does_not_come_up() {
     let _one_guest = exclusive();
-    let mut a = Appliance::prepare(BootOptions { firmware: Firmware::Ovmf, allow_reset: true });
+    let mut a = Appliance::prepare(BootOptions { firmware: Firmware::Ovmf, allow_reset: true, ..BootOptions::default() });
     a.write_esp_file("/loader/loader.conf", &a.read_esp_file("/loader/loader.conf").replace("coffer-a.conf", "coffer-b.conf"));
     a.rename_esp_file("/loader/entries/coffer-b.conf", "/loader/entries/coffer-b+1.conf");
     a.write_esp_file("/coffer/b/initrd.zst", "not an initramfs");
@@ -219,4 +219,20 @@ fn uefi_falls_back_to_slot_a_when_b_does_not_come_up() {
     a.power_cut();
     let entries = a.list_esp_dir("/loader/entries");
     assert!(entries.iter().any(|e| e == "coffer-b+0-1.conf"), "B's try was counted: {entries:?}");
+}
+
+/// The generic-x86_64 image on a PC-like machine (q35: AHCI disks, e1000e
+/// NIC) through SeaBIOS: its modules find the disks and the network, the
+/// SATA disks are named by serial, and SFTP works.
+#[test]
+fn generic_board_boots_on_ahci_and_e1000e() {
+    let _one_guest = exclusive();
+    let mut a = Appliance::boot(BootOptions { firmware: Firmware::SeaBios, board: Board::Generic, ..BootOptions::default() });
+    let creating = a.wait_event("data.creating", timeout(120));
+    assert_eq!(creating["serials"], serde_json::json!(["disk0", "disk1"]), "{creating}");
+    a.wait_event("service.ready", timeout(60));
+    a.wait_ssh("alice", timeout(60));
+    let client = a.client("alice");
+    let out = client.sftp_batch("put /etc/hostname h\nls -l\n");
+    assert!(out.status.success(), "{}", text(&out));
 }

@@ -55,16 +55,25 @@ impl SysRoot {
                 DeviceKind::Disk => None,
             };
             let serial_of = parent.as_deref().unwrap_or(&name).to_string();
-            let serial = ["serial", "device/serial", "device/vpd_pg80"]
-                .iter()
-                .find_map(|f| self.read(&format!("sys/class/block/{serial_of}/{f}")).ok())
-                .map(|s| s.trim_matches(|c: char| c.is_whitespace() || c.is_control()).to_string())
-                .filter(|s| !s.is_empty());
+            let serial = self.serial(parent.as_deref().unwrap_or(&name));
             let read_only = self.read(&format!("{base}/ro")).map(|s| s.trim() == "1").unwrap_or(false);
             out.push(BlockDevice { name, kind, part_name: field("PARTNAME"), size: sectors * 512, serial, parent, read_only });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// A disk's serial number: virtio's `serial`, SCSI's `device/serial`, or
+    /// the unit serial number VPD page (`vpd_pg80`: 4 header bytes, then the
+    /// serial) that SATA and SCSI disks report.
+    fn serial(&self, disk: &str) -> Option<String> {
+        let base = self.path(&format!("sys/class/block/{disk}"));
+        let text = ["serial", "device/serial"]
+            .iter()
+            .find_map(|f| std::fs::read(base.join(f)).ok())
+            .or_else(|| std::fs::read(base.join("device/vpd_pg80")).ok().map(|b| b.get(4..).unwrap_or_default().to_vec()))?;
+        let s = String::from_utf8_lossy(&text).trim_matches(|c: char| c.is_whitespace() || c.is_control()).to_string();
+        (!s.is_empty()).then_some(s)
     }
 
     /// The partition with this GPT name, if exactly one has it.
@@ -99,16 +108,21 @@ mod tests {
         fs::write(root.join("sys/devices/pci/virtio1/block/vda/serial"), "boot0\n").unwrap();
         device(root, "pci/virtio1/block/vda/vda2", "DEVNAME=vda2\nDEVTYPE=partition\nPARTN=2\nPARTNAME=coffer-state\n", 20480);
         device(root, "pci/virtio2/block/vdb", "DEVNAME=vdb\nDEVTYPE=disk\n", 131072);
+        device(root, "pci/ata1/host0/target0:0:0/0:0:0:0/block/sda", "DEVNAME=sda\nDEVTYPE=disk\n", 131072);
+        let ata = root.join("sys/devices/pci/ata1/host0/target0:0:0/0:0:0:0/block/sda/device");
+        fs::create_dir_all(&ata).unwrap();
+        fs::write(ata.join("vpd_pg80"), b"\x00\x80\x00\x14QM00002            ").unwrap();
         device(root, "virtual/block/loop0", "DEVNAME=loop0\nDEVTYPE=disk\n", 0);
         let sys = SysRoot::at(root);
         let all = sys.block_devices().unwrap();
-        assert_eq!(all.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["vda", "vda2", "vdb"]);
+        assert_eq!(all.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["sda", "vda", "vda2", "vdb"]);
+        assert_eq!(all[0].serial.as_deref(), Some("QM00002"), "SATA serial from VPD page 0x80");
         let state = sys.partition_named("coffer-state").unwrap().unwrap();
         assert_eq!(state.name, "vda2");
         assert_eq!(state.parent.as_deref(), Some("vda"));
         assert_eq!(state.serial.as_deref(), Some("boot0"));
         assert_eq!(state.size, 20480 * 512);
-        assert_eq!(all[2].kind, DeviceKind::Disk);
+        assert_eq!(all[3].kind, DeviceKind::Disk);
         assert!(sys.partition_named("nothing").unwrap().is_none());
     }
 }
