@@ -54,7 +54,6 @@ impl SysRoot {
                     .and_then(|t| t.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned())),
                 DeviceKind::Disk => None,
             };
-            let serial_of = parent.as_deref().unwrap_or(&name).to_string();
             let serial = self.serial(parent.as_deref().unwrap_or(&name));
             let read_only = self.read(&format!("{base}/ro")).map(|s| s.trim() == "1").unwrap_or(false);
             out.push(BlockDevice { name, kind, part_name: field("PARTNAME"), size: sectors * 512, serial, parent, read_only });

@@ -5,11 +5,13 @@
 
 mod block;
 mod input;
+mod md;
 
 use std::path::{Path, PathBuf};
 
 pub use block::{BlockDevice, DeviceKind};
 pub use input::power_button_handlers;
+pub use md::{MdArray, MdMember, parse_sync_completed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HalError {

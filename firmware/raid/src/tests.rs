@@ -1,0 +1,165 @@
+use super::*;
+use coffer_hal::MdMember;
+use proptest::prelude::*;
+
+fn member(kname: &str, slot: Option<u32>, state: &str, present: bool) -> MdMember {
+    MdMember { kname: kname.into(), slot, state: state.split(',').map(str::to_string).collect(), present }
+}
+
+fn array(degraded: u32, action: &str, completed: Option<(u64, u64)>, members: Vec<MdMember>) -> MdArray {
+    MdArray {
+        kname: "md127".into(),
+        name: Some("data".into()),
+        uuid: Some("0a1b2c3d-4e5f".into()),
+        level: "raid1".into(),
+        array_state: "clean".into(),
+        raid_disks: 2,
+        degraded,
+        sync_action: action.into(),
+        sync_completed: completed,
+        mismatch_cnt: 0,
+        members,
+    }
+}
+
+fn snap(a: MdArray, free: Vec<FreeDisk>) -> Snapshot {
+    let serials = [("vdb", "disk0"), ("vdc", "disk1"), ("vdd", "disk2")].iter().map(|(k, s)| (k.to_string(), s.to_string())).collect();
+    Snapshot { arrays: vec![a], free_disks: free, serials }
+}
+
+fn codes(events: &[RaidEvent]) -> Vec<&'static str> {
+    events.iter().map(|e| e.code).collect()
+}
+
+fn healthy() -> MdArray {
+    array(0, "idle", None, vec![member("vdb", Some(0), "in_sync", true), member("vdc", Some(1), "in_sync", true)])
+}
+
+#[test]
+fn pull_insert_rebuild_lifecycle() {
+    let mut m = Monitor::new(RaidPolicy::default());
+    let (e, a) = m.observe(&snap(healthy(), vec![]));
+    assert_eq!(codes(&e), ["raid.state"]);
+    assert!(a.is_empty());
+
+    // The right disk is pulled: its member is still listed but its device is gone.
+    let pulled = array(0, "idle", None, vec![member("vdb", Some(0), "in_sync", true), member("vdc", Some(1), "in_sync", false)]);
+    let (e, a) = m.observe(&snap(pulled, vec![]));
+    assert_eq!(codes(&e), ["raid.member-failed"]);
+    assert_eq!(e[0].fields["serial"], "disk1");
+    assert_eq!(e[0].fields["bay"], "right");
+    assert!(e[0].fields["guidance"].as_str().unwrap().contains("serial disk1 in the right bay"));
+    assert_eq!(a, vec![RaidAction::FailDetached { array: "/dev/md127".into() }]);
+
+    // After mdadm -If: degraded, member gone. A blank disk is waiting.
+    let degraded = array(1, "idle", None, vec![member("vdb", Some(0), "in_sync", true)]);
+    let blank = FreeDisk { kname: "vdd".into(), serial: Some("disk2".into()), content: DiskContent::Blank };
+    let (e, a) = m.observe(&snap(degraded, vec![blank]));
+    assert_eq!(codes(&e), ["raid.degraded"]);
+    assert_eq!(e[0].fields["bay"], "right");
+    assert_eq!(e[0].fields["serial"], "disk1", "the missing disk is named by the serial it had");
+    assert_eq!(a, vec![RaidAction::Add { array: "/dev/md127".into(), disk: "/dev/vdd".into() }]);
+
+    // Recovery runs: started, then one progress event per 10 % step crossed.
+    let mut steps = Vec::new();
+    for done in [0u64, 5, 12, 14, 35, 99] {
+        let rebuilding = array(1, "recover", Some((done, 100)), vec![member("vdb", Some(0), "in_sync", true), member("vdd", Some(1), "spare", true)]);
+        let (e, a) = m.observe(&snap(rebuilding, vec![]));
+        assert!(a.is_empty());
+        steps.extend(e.into_iter().map(|e| (e.code, e.fields.get("percent").cloned())));
+    }
+    assert_eq!(steps[0].0, "raid.rebuild-started");
+    let percents: Vec<_> = steps[1..].iter().map(|(c, p)| (*c, p.clone().unwrap().as_u64().unwrap())).collect();
+    assert_eq!(percents, [("raid.rebuild-progress", 10), ("raid.rebuild-progress", 30), ("raid.rebuild-progress", 90)]);
+
+    let done = array(0, "idle", None, vec![member("vdb", Some(0), "in_sync", true), member("vdd", Some(1), "in_sync", true)]);
+    let (e, _) = m.observe(&snap(done, vec![]));
+    assert_eq!(codes(&e), ["raid.rebuild-finished", "raid.spare-active", "raid.healthy"]);
+    assert_eq!(e[1].fields["serial"], "disk2");
+    assert_eq!(e[2].fields["resolved"], true);
+}
+
+#[test]
+fn foreign_disks_are_left_alone_unless_allowed_and_former_members_are_re_added() {
+    let degraded = || array(1, "idle", None, vec![member("vdb", Some(0), "in_sync", true)]);
+    let foreign = FreeDisk { kname: "vdd".into(), serial: None, content: DiskContent::Foreign };
+    let mut m = Monitor::new(RaidPolicy::default());
+    let (e, a) = m.observe(&snap(degraded(), vec![foreign.clone()]));
+    assert_eq!(codes(&e), ["raid.degraded", "raid.disk-ignored"]);
+    assert!(a.is_empty());
+    let (e, _) = m.observe(&snap(degraded(), vec![foreign.clone()]));
+    assert!(e.is_empty(), "said once: {e:?}");
+
+    let mut m = Monitor::new(RaidPolicy { auto_add_foreign: true, ..RaidPolicy::default() });
+    let (_, a) = m.observe(&snap(degraded(), vec![foreign]));
+    assert_eq!(a, vec![RaidAction::Add { array: "/dev/md127".into(), disk: "/dev/vdd".into() }]);
+
+    let returning = FreeDisk { kname: "vdc".into(), serial: None, content: DiskContent::MemberOf("0a1b2c3d4e5f".into()) };
+    let mut m = Monitor::new(RaidPolicy::default());
+    let (_, a) = m.observe(&snap(degraded(), vec![returning]));
+    assert_eq!(a, vec![RaidAction::ReAdd { array: "/dev/md127".into(), disk: "/dev/vdc".into() }]);
+}
+
+#[test]
+fn both_gone_is_failed_and_faulty_members_are_removed() {
+    let mut m = Monitor::new(RaidPolicy::default());
+    m.observe(&snap(healthy(), vec![]));
+    let failed = array(2, "idle", None, vec![member("vdb", Some(0), "faulty", true), member("vdc", Some(1), "faulty", true)]);
+    let (e, a) = m.observe(&snap(failed, vec![]));
+    assert_eq!(codes(&e), ["raid.member-failed", "raid.member-failed", "raid.failed"]);
+    assert_eq!(a, vec![RaidAction::RemoveFailed { array: "/dev/md127".into() }]);
+}
+
+#[test]
+fn scrub_reports_mismatches() {
+    let mut m = Monitor::new(RaidPolicy::default());
+    m.observe(&snap(healthy(), vec![]));
+    let mut checking = healthy();
+    checking.sync_action = "check".into();
+    assert_eq!(codes(&m.observe(&snap(checking, vec![])).0), ["raid.scrub-started"]);
+    let mut done = healthy();
+    done.mismatch_cnt = 128;
+    let (e, _) = m.observe(&snap(done, vec![]));
+    assert_eq!(codes(&e), ["raid.scrub-finished"]);
+    assert_eq!(e[0].fields["mismatches"], 128);
+}
+
+fn arb_member() -> impl Strategy<Value = MdMember> {
+    (prop::sample::select(vec!["vdb", "vdc", "vdd"]), prop::option::of(0u32..3), prop::sample::select(vec!["in_sync", "faulty", "spare", "in_sync,write_error", ""]), any::<bool>())
+        .prop_map(|(k, slot, state, present)| member(k, slot, state, present))
+}
+
+fn arb_array() -> impl Strategy<Value = MdArray> {
+    (0u32..3, prop::sample::select(vec!["idle", "recover", "resync", "check", "frozen"]), prop::option::of((0u64..200, 0u64..200)), prop::collection::vec(arb_member(), 0..4))
+        .prop_map(|(d, act, c, ms)| array(d, act, c, ms))
+}
+
+fn arb_free() -> impl Strategy<Value = Vec<FreeDisk>> {
+    let content = || prop::sample::select(vec![DiskContent::Blank, DiskContent::Foreign, DiskContent::MemberOf("ff".into())]);
+    (prop::option::of(content()), prop::option::of(content())).prop_map(|(d, e)| {
+        [("vdd", d), ("vde", e)]
+            .into_iter()
+            .filter_map(|(k, c)| c.map(|content| FreeDisk { kname: k.into(), serial: None, content }))
+            .collect()
+    })
+}
+
+proptest! {
+    /// Any sequence of snapshots: never a panic, never a foreign disk added
+    /// under the default policy, at most one disk added per look.
+    #[test]
+    fn never_adds_foreign_disks_by_default(seq in prop::collection::vec((arb_array(), arb_free()), 1..12)) {
+        let mut m = Monitor::new(RaidPolicy::default());
+        for (a, free) in seq {
+            let (_, actions) = m.observe(&snap(a, free.clone()));
+            let adds: Vec<_> = actions.iter().filter(|x| matches!(x, RaidAction::Add { .. } | RaidAction::ReAdd { .. })).collect();
+            prop_assert!(adds.len() <= 1);
+            for x in adds {
+                if let RaidAction::Add { disk, .. } = x {
+                    let d = free.iter().find(|d| format!("/dev/{}", d.kname) == *disk).unwrap();
+                    prop_assert_eq!(&d.content, &DiskContent::Blank);
+                }
+            }
+        }
+    }
+}
