@@ -225,7 +225,7 @@ impl Appliance {
         for (n, (id, file, serial)) in [("boot", "boot.img", "boot0"), ("d0", "d0.img", "disk0"), ("d1", "d1.img", "disk1")].into_iter().enumerate() {
             let bootindex = if id == "boot" && self.opts.firmware != Firmware::Direct { ",bootindex=0" } else { "" };
             let device = match self.opts.board {
-                Board::Qemu => format!("virtio-blk-pci,drive={id},serial={serial}{bootindex}"),
+                Board::Qemu => format!("virtio-blk-pci,drive={id},id=dev-{id},serial={serial}{bootindex}"),
                 // q35's built-in AHCI controller, one port per disk.
                 Board::Generic => format!("ide-hd,drive={id},bus=ide.{n},serial={serial}{bootindex}"),
             };
@@ -317,6 +317,17 @@ impl Appliance {
 
     /// Sends one QMP command and returns its answer.
     pub fn qmp(&self, command: &str) -> Value {
+        self.qmp_with(command, Value::Null)
+    }
+
+    /// A QMP command with arguments; panics on a QMP error.
+    pub fn qmp_ok(&self, command: &str, arguments: Value) -> Value {
+        let reply = self.qmp_with(command, arguments);
+        assert!(reply.get("error").is_none(), "QMP {command}: {reply}");
+        reply
+    }
+
+    fn qmp_with(&self, command: &str, arguments: Value) -> Value {
         let stream = UnixStream::connect(self.qmp_path()).expect("connect to QMP");
         stream.set_read_timeout(Some(Duration::from_secs(10))).expect("QMP timeout");
         let mut reader = BufReader::new(stream.try_clone().expect("QMP clone"));
@@ -334,8 +345,28 @@ impl Appliance {
         read_reply(&mut reader);
         writeln!(writer, "{{\"execute\":\"qmp_capabilities\"}}").expect("QMP write");
         read_reply(&mut reader);
-        writeln!(writer, "{{\"execute\":\"{command}\"}}").expect("QMP write");
+        let mut request = serde_json::json!({ "execute": command });
+        if !arguments.is_null() {
+            request["arguments"] = arguments;
+        }
+        writeln!(writer, "{request}").expect("QMP write");
         read_reply(&mut reader)
+    }
+
+    /// Pulls a data disk out of the running machine (`d0` or `d1`, or one plugged later).
+    pub fn unplug_disk(&self, id: &str) {
+        self.qmp_ok("device_del", serde_json::json!({ "id": format!("dev-{id}") }));
+    }
+
+    /// Plugs a new blank disk of `bytes` into the running machine.
+    pub fn plug_blank_disk(&self, id: &str, serial: &str, bytes: u64) {
+        let file = self.dir.path().join(format!("{id}.img"));
+        std::fs::File::create(&file).expect("disk file").set_len(bytes).expect("disk size");
+        self.qmp_ok(
+            "blockdev-add",
+            serde_json::json!({ "driver": "raw", "node-name": id, "file": { "driver": "file", "filename": file } }),
+        );
+        self.qmp_ok("device_add", serde_json::json!({ "driver": "virtio-blk-pci", "drive": id, "id": format!("dev-{id}"), "serial": serial }));
     }
 
     /// Pulls the plug: QEMU quits at once, nothing is flushed or unmounted.
@@ -461,7 +492,7 @@ fn clean_console(text: &str) -> String {
             '\u{1b}' => {
                 if chars.peek() == Some(&'[') {
                     chars.next();
-                    while let Some(n) = chars.next() {
+                    for n in chars.by_ref() {
                         if n.is_ascii_alphabetic() {
                             break;
                         }

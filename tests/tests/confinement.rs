@@ -101,6 +101,6 @@ fn second_user_cannot_reach_first_users_files() {
     let after = tree::snapshot(&alice_area, true);
     assert!(before == after, "alice's area changed");
     // Alice still has full access to her own files.
-    let out = run_ok(&mut alice.command("ssh").arg("-F").arg(alice.ssh_config()).args(["coffer", "md5sum secret.txt"]));
+    let out = run_ok(alice.command("ssh").arg("-F").arg(alice.ssh_config()).args(["coffer", "md5sum secret.txt"]));
     assert!(text(&out).contains("secret.txt"));
 }

@@ -2,6 +2,7 @@
 //! contract that tests, scripts and (later) `ssh admin@box` rely on.
 
 mod quota;
+mod raid;
 mod retention;
 mod serve;
 mod state;
@@ -42,9 +43,18 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// The data mirror.
+    #[command(subcommand)]
+    Raid(RaidCommand),
     /// Internal: one session channel, started by `serve`.
     #[command(hide = true)]
     SessionWorker(worker::WorkerArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum RaidCommand {
+    /// Watch the mirror: events, pulled disks failed out at once, blank disks added (the appliance runs this).
+    Watch,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +179,7 @@ fn main() -> ExitCode {
         Command::User(UserCommand::List) => state::user_list(&cli.state),
         Command::User(UserCommand::Remove { name, purge }) => state::user_remove(&cli.state, &name, purge),
         Command::Serve { listen } => serve::serve(&cli.state, listen.as_deref()),
+        Command::Raid(RaidCommand::Watch) => raid::watch(&cli.state),
         Command::SessionWorker(args) => return worker::run(args),
     };
     match result {

@@ -128,7 +128,7 @@ async fn wait_for_signal() {
     }
 }
 
-fn init_logging(level: &str) {
+pub(crate) fn init_logging(level: &str) {
     let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| level.to_string());
     let level = filter.parse().unwrap_or(log::LevelFilter::Info);
     let config = simplelog::ConfigBuilder::new()

@@ -18,6 +18,25 @@ pub struct Config {
     pub retention: RetentionSchedule,
     pub log: LogConfig,
     pub network: NetworkConfig,
+    pub raid: RaidConfig,
+}
+
+/// The data mirror (on the appliance).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RaidConfig {
+    /// A blank disk put in while the mirror is degraded joins it and the rebuild starts.
+    pub auto_add_blank: bool,
+    /// Also add disks holding other data (they are wiped). Off: such disks need an admin command.
+    pub auto_add_foreign: bool,
+    /// Cap on rebuild and resync speed in KiB/s, so backups stay fast while a disk rebuilds (0: the kernel's default).
+    pub rebuild_speed_max_kib: u64,
+}
+
+impl Default for RaidConfig {
+    fn default() -> Self {
+        RaidConfig { auto_add_blank: true, auto_add_foreign: false, rebuild_speed_max_kib: 0 }
+    }
 }
 
 /// How the appliance joins the network (ignored by `serve` on a host).
@@ -97,6 +116,7 @@ impl Default for Config {
             retention: RetentionSchedule::default(),
             log: LogConfig::default(),
             network: NetworkConfig::default(),
+            raid: RaidConfig::default(),
         }
     }
 }

@@ -11,7 +11,7 @@ mod quota;
 mod retention;
 mod users;
 
-pub use config::{CONFIG_VERSION, Config, LogConfig, LoginThrottleConfig, NetworkConfig, RetentionSchedule, ServerConfig, parse_cidr};
+pub use config::{CONFIG_VERSION, Config, LogConfig, LoginThrottleConfig, NetworkConfig, RaidConfig, RetentionSchedule, ServerConfig, parse_cidr};
 pub use error::ConfigError;
 pub use paths::StatePaths;
 pub use quota::{QuotaRecord, QuotaWarning};

@@ -6,12 +6,14 @@
 mod block;
 mod input;
 mod md;
+mod uevent;
 
 use std::path::{Path, PathBuf};
 
 pub use block::{BlockDevice, DeviceKind};
 pub use input::power_button_handlers;
 pub use md::{MdArray, MdMember, parse_sync_completed};
+pub use uevent::{Uevent, UeventSocket, parse_uevent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HalError {
@@ -66,6 +68,28 @@ impl SysRoot {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Whether a whole disk is blank: its first and last MiB are zero (no
+    /// partition table, primary or backup; no md superblock, 1.2 at 4 KiB or
+    /// 0.90/1.0 at the end; no file system signature).
+    pub fn disk_is_blank(&self, kname: &str, size: u64) -> std::io::Result<bool> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(self.dev_node(kname))?;
+        let span = (1u64 << 20).min(size) as usize;
+        let mut buf = vec![0; span];
+        f.read_exact(&mut buf)?;
+        if buf.iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        f.seek(SeekFrom::Start(size.saturating_sub(span as u64)))?;
+        f.read_exact(&mut buf)?;
+        Ok(buf.iter().all(|b| *b == 0))
+    }
+
+    /// Caps md resync and rebuild speed (`/proc/sys/dev/raid/speed_limit_max`, KiB/s).
+    pub fn set_md_speed_limit_max(&self, kib: u64) -> std::io::Result<()> {
+        std::fs::write(self.path("proc/sys/dev/raid/speed_limit_max"), format!("{kib}\n"))
     }
 
     /// Whether a path is a mount point (per `/proc/self/mountinfo`).

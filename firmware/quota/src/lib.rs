@@ -172,7 +172,7 @@ mod tests {
         let g = l.grant(Credit { bytes: MB, files: 1 }, Credit { bytes: 100 * MB, files: 10 }).unwrap();
         assert_eq!(g, Credit { bytes: 8 * MB, files: 2 });
         // Everything is reserved now: nothing more fits until it is used or given back.
-        assert_eq!(l.grant(Credit { bytes: 1, files: 0 }, Credit::default()).unwrap_err().files, false);
+        assert!(!l.grant(Credit { bytes: 1, files: 0 }, Credit::default()).unwrap_err().files);
         l.consume(Credit { bytes: 3 * MB, files: 1 });
         l.give_back(Credit { bytes: 5 * MB, files: 1 });
         assert_eq!((l.used_bytes, l.reserved_bytes, l.used_files, l.reserved_files), (5 * MB, 0, 2, 0));

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use coffer_hal::MdArray;
+use coffer_hal::{BlockDevice, DeviceKind, MdArray};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -106,6 +106,16 @@ fn array_label(a: &MdArray) -> String {
     a.name.clone().unwrap_or_else(|| a.kname.clone())
 }
 
+/// Disks that could hold user data: whole disks, writable, at least 16 MiB,
+/// not the boot disk.
+pub fn data_disk_candidates(devices: &[BlockDevice], boot_disk: &str) -> Vec<BlockDevice> {
+    devices
+        .iter()
+        .filter(|d| d.kind == DeviceKind::Disk && d.name != boot_disk && !d.read_only && d.size >= 16 << 20)
+        .cloned()
+        .collect()
+}
+
 /// Hex digits of a UUID, lower case: sysfs and mdadm print them differently.
 pub fn normalize_uuid(uuid: &str) -> String {
     uuid.chars().filter(char::is_ascii_hexdigit).map(|c| c.to_ascii_lowercase()).collect()
@@ -200,6 +210,7 @@ impl Monitor {
             }
 
             let before = mem.health;
+            let has_new_member = a.members.iter().any(|m| m.has("in_sync") && m.present && !mem.members.contains_key(&m.kname));
             if before != Some(now) {
                 let missing_slot = (0..a.raid_disks).find(|s| !a.members.iter().any(|m| m.slot == Some(*s) && m.has("in_sync")));
                 let missing_serial = missing_slot.and_then(|s| mem.slots.get(&s).cloned().flatten());
@@ -225,7 +236,11 @@ impl Monitor {
                         );
                         mem.decile = Some(0);
                     }
-                    Health::Healthy if matches!(before, Some(Health::Rebuilding)) => {
+                    Health::Healthy if matches!(before, Some(Health::Rebuilding | Health::Degraded)) && has_new_member => {
+                        if before == Some(Health::Degraded) {
+                            // The whole rebuild ran between two looks.
+                            events.push(RaidEvent::new("raid.rebuild-started", a).with("between-looks", true));
+                        }
                         events.push(RaidEvent::new("raid.rebuild-finished", a));
                         for m in a.members.iter().filter(|m| m.has("in_sync") && !mem.members.contains_key(&m.kname)) {
                             events.push(
@@ -246,15 +261,14 @@ impl Monitor {
                     }
                 }
             }
-            if now == Health::Rebuilding {
-                if let Some((done, total)) = a.sync_completed.filter(|(_, t)| *t > 0) {
+            if now == Health::Rebuilding
+                && let Some((done, total)) = a.sync_completed.filter(|(_, t)| *t > 0) {
                     let decile = done.saturating_mul(10) / total;
                     if mem.decile.is_none_or(|d| decile > d) && decile > 0 && decile < 10 {
                         events.push(RaidEvent::new("raid.rebuild-progress", a).with("percent", decile * 10));
                         mem.decile = Some(decile);
                     }
                 }
-            }
             let scrubbing = a.sync_action == "check";
             if scrubbing && !mem.scrubbing {
                 events.push(RaidEvent::new("raid.scrub-started", a));

@@ -163,3 +163,31 @@ proptest! {
         }
     }
 }
+
+fn disk(name: &str, size: u64) -> BlockDevice {
+    BlockDevice { name: name.into(), kind: DeviceKind::Disk, part_name: None, size, serial: None, parent: None, read_only: false }
+}
+
+#[test]
+fn candidates_leave_out_the_boot_disk_and_tiny_or_readonly_ones() {
+    let mut ro = disk("vde", 64 << 20);
+    ro.read_only = true;
+    let mut part = disk("vdb1", 64 << 20);
+    part.kind = DeviceKind::Partition;
+    let all = [disk("vda", 64 << 20), disk("vdb", 64 << 20), disk("vdc", 1 << 20), ro, part, disk("vdd", 1 << 30)];
+    let names: Vec<_> = data_disk_candidates(&all, "vda").into_iter().map(|d| d.name).collect();
+    assert_eq!(names, ["vdb", "vdd"]);
+}
+
+#[test]
+fn a_rebuild_finished_between_two_looks_is_still_reported() {
+    let mut m = Monitor::new(RaidPolicy::default());
+    m.observe(&snap(healthy(), vec![]));
+    m.observe(&snap(array(1, "idle", None, vec![member("vdb", Some(0), "in_sync", true)]), vec![]));
+    // The kernel reused the name vdc for the new disk (serial disk2).
+    let mut s = snap(array(0, "idle", None, vec![member("vdb", Some(0), "in_sync", true), member("vdc", Some(1), "in_sync", true)]), vec![]);
+    s.serials.insert("vdc".into(), "disk2".into());
+    let (e, _) = m.observe(&s);
+    assert_eq!(codes(&e), ["raid.rebuild-started", "raid.rebuild-finished", "raid.spare-active", "raid.healthy"]);
+    assert_eq!(e[2].fields["serial"], "disk2");
+}

@@ -113,6 +113,7 @@ mod tests {
 
     /// Services run in their own process group; their exits must still reach the reaper.
     #[test]
+    #[allow(clippy::zombie_processes, reason = "the reaper waits for it, which is what is tested")]
     fn reaps_children_in_other_process_groups() {
         let reaper = Reaper::default();
         let (tx, rx) = channel();

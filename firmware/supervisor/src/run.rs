@@ -78,6 +78,8 @@ pub fn run_as_init() -> ! {
         let exe = booted.exe.to_string_lossy().into_owned();
         let argv = [&exe, "--state", STATE_DIR, "serve", "--listen", "0.0.0.0:22"].map(String::from).to_vec();
         table.add("endpoint", argv, Some("coffer: listening on"), true, now);
+        let argv = [&exe, "--state", STATE_DIR, "raid", "watch"].map(String::from).to_vec();
+        table.add("raid", argv, Some("\"kind\":\"raid.watching\""), true, now);
     }
     start_network_thread(sys.clone(), reaper.clone(), booted.network.clone(), tx.clone());
     for button in coffer_hal::power_button_handlers(&sys).unwrap_or_default() {
@@ -375,11 +377,10 @@ fn start_debug_console_thread(tx: Sender<Msg>) {
 }
 
 fn signal_group(pid: i32, signal: Signal) {
-    if let Some(pid) = Pid::from_raw(pid) {
-        if let Err(e) = kill_process_group(pid, signal) {
+    if let Some(pid) = Pid::from_raw(pid)
+        && let Err(e) = kill_process_group(pid, signal) {
             log::warn!("signalling process group {}: {e}", pid.as_raw_nonzero());
         }
-    }
 }
 
 fn shutdown(
@@ -397,12 +398,11 @@ fn shutdown(
     }
     let deadline = Instant::now() + STOP_GRACE;
     while !running.is_empty() && Instant::now() < deadline {
-        if let Ok(Msg::Exited(exit)) = rx.recv_timeout(Duration::from_millis(200)) {
-            if let Some(pos) = running.iter().position(|(_, p)| *p == exit.pid) {
+        if let Ok(Msg::Exited(exit)) = rx.recv_timeout(Duration::from_millis(200))
+            && let Some(pos) = running.iter().position(|(_, p)| *p == exit.pid) {
                 let (name, _) = running.remove(pos);
                 event("service.stopped", &[("service", json!(name)), ("status", json!(exit.describe()))]);
             }
-        }
     }
     for (name, pid) in running {
         event("service.killed", &[("service", json!(name))]);

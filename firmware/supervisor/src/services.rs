@@ -182,11 +182,10 @@ impl ServiceTable {
     pub fn stop_all(&mut self) -> Vec<(String, i32)> {
         let mut pids = Vec::new();
         for s in &mut self.services {
-            if let ServiceState::Running { pid, .. } = s.state {
-                if pid > 0 {
+            if let ServiceState::Running { pid, .. } = s.state
+                && pid > 0 {
                     pids.push((s.name.clone(), pid));
                 }
-            }
             s.state = ServiceState::Stopped;
         }
         pids

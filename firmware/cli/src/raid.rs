@@ -1,0 +1,127 @@
+//! `coffer raid watch`: the mirror's watcher, run by the supervisor as a
+//! service. It hears disks come and go from kernel uevents, fails a pulled
+//! disk out of the array at once (`mdadm -If`, as udev would: md itself only
+//! notices on its next write), re-reads md's sysfs (often while a rebuild
+//! runs, every few seconds otherwise), and lets `coffer_raid::Monitor`
+//! decide what to report and do.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use coffer_config::{Config, StatePaths};
+use coffer_hal::{DeviceKind, SysRoot, UeventSocket};
+use coffer_raid::{DiskContent, FreeDisk, Health, Monitor, RaidAction, RaidPolicy, Snapshot, normalize_uuid};
+use coffer_sshd::event;
+use serde_json::{Value, json};
+
+const BOOT_PARTITION: &str = "coffer-state";
+/// Bay names, one per line, from the board's `disks.toml` (written by the image build).
+const BAYS_FILE: &str = "/etc/coffer/bays";
+const QUIET_INTERVAL: Duration = Duration::from_secs(5);
+const BUSY_INTERVAL: Duration = Duration::from_millis(500);
+
+pub(crate) fn watch(state: &Path) -> Result<()> {
+    let paths = StatePaths::new(state);
+    let config = Config::load(&paths.config())?;
+    crate::serve::init_logging(&config.log.level);
+    let bays = std::fs::read_to_string(BAYS_FILE)
+        .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+        .unwrap_or_else(|_| RaidPolicy::default().bays);
+    let policy = RaidPolicy { auto_add_blank: config.raid.auto_add_blank, auto_add_foreign: config.raid.auto_add_foreign, bays };
+    let sys = SysRoot::system();
+    if config.raid.rebuild_speed_max_kib > 0 {
+        sys.set_md_speed_limit_max(config.raid.rebuild_speed_max_kib).context("setting the rebuild speed limit")?;
+    }
+    let uevents = UeventSocket::open().context("listening for kernel uevents")?;
+    let mut monitor = Monitor::new(policy);
+    event::emit("raid.watching", &[]);
+    let mut interval = QUIET_INTERVAL;
+    loop {
+        if let Some(ev) = uevents.recv(interval)? {
+            if ev.subsystem != "block" {
+                continue;
+            }
+            if ev.action == "remove" && ev.devtype.as_deref() == Some("disk")
+                && let Some(kname) = &ev.devname {
+                    // What udev's 64-md-raid-assembly.rules does: fail and remove the member now.
+                    mdadm(&["--incremental", "--fail", kname]);
+                }
+        }
+        let snapshot = snapshot(&sys)?;
+        let (events, actions) = monitor.observe(&snapshot);
+        for e in events {
+            let fields: Vec<(&str, Value)> = e.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
+            event::emit(e.code, &fields);
+        }
+        let acted = !actions.is_empty();
+        for action in actions {
+            run_action(&action);
+        }
+        // Look often while md is syncing, or right after we changed something (a rebuild is about to start).
+        let syncing = snapshot.arrays.iter().any(|a| !matches!(a.sync_action.as_str(), "idle" | ""));
+        interval = if acted || syncing { BUSY_INTERVAL } else { QUIET_INTERVAL };
+    }
+}
+
+fn snapshot(sys: &SysRoot) -> Result<Snapshot> {
+    let arrays = sys.md_arrays()?;
+    let devices = sys.block_devices()?;
+    let boot_disk = devices.iter().find(|d| d.part_name.as_deref() == Some(BOOT_PARTITION)).and_then(|d| d.parent.clone()).unwrap_or_default();
+    let serials = devices.iter().filter(|d| d.kind == DeviceKind::Disk).filter_map(|d| Some((d.name.clone(), d.serial.clone()?))).collect();
+    let in_array = |name: &str| arrays.iter().any(|a| a.members.iter().any(|m| m.kname == name));
+    let degraded = arrays.iter().any(|a| coffer_raid::health(a) == Health::Degraded);
+    let mut free_disks = Vec::new();
+    // Looking inside disks costs I/O: only when an array wants one.
+    if degraded {
+        for d in coffer_raid::data_disk_candidates(&devices, &boot_disk) {
+            if in_array(&d.name) {
+                continue;
+            }
+            let content = match sys.disk_is_blank(&d.name, d.size) {
+                Ok(true) => DiskContent::Blank,
+                Ok(false) => examine(&d.name),
+                Err(e) => {
+                    log::warn!("reading {}: {e}", d.name);
+                    continue;
+                }
+            };
+            free_disks.push(FreeDisk { kname: d.name.clone(), serial: d.serial.clone(), content });
+        }
+    }
+    Ok(Snapshot { arrays, free_disks, serials })
+}
+
+/// What md superblock, if any, a disk carries.
+fn examine(kname: &str) -> DiskContent {
+    let out = Command::new("/sbin/mdadm").args(["--examine", "--export", &format!("/dev/{kname}")]).output();
+    let uuid = out.ok().filter(|o| o.status.success()).and_then(|o| {
+        String::from_utf8_lossy(&o.stdout).lines().find_map(|l| l.strip_prefix("MD_UUID=").map(normalize_uuid))
+    });
+    uuid.map_or(DiskContent::Foreign, DiskContent::MemberOf)
+}
+
+fn mdadm(args: &[&str]) -> bool {
+    match Command::new("/sbin/mdadm").args(args).output() {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            log::warn!("mdadm {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            false
+        }
+        Err(e) => {
+            log::warn!("mdadm {}: {e}", args.join(" "));
+            false
+        }
+    }
+}
+
+fn run_action(action: &RaidAction) {
+    let (what, ok) = match action {
+        RaidAction::FailDetached { array } => ("fail-detached", mdadm(&[array, "--fail", "detached", "--remove", "detached"])),
+        RaidAction::RemoveFailed { array } => ("remove-failed", mdadm(&[array, "--remove", "failed"])),
+        RaidAction::Add { array, disk } => ("add", mdadm(&[array, "--add", disk])),
+        RaidAction::ReAdd { array, disk } => ("re-add", mdadm(&[array, "--re-add", disk]) || mdadm(&[array, "--add", disk])),
+    };
+    event::emit("raid.action", &[("action", json!(what)), ("detail", json!(format!("{action:?}"))), ("ok", json!(ok))]);
+}
