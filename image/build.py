@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Builds the flashable Coffer disk image for one board.
 
 Inputs: the board's data files (board/common + board/BOARD), Debian's kernel

@@ -12,6 +12,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod qemu;
+pub mod sinks;
 pub mod tree;
 
 /// A throw-away GnuPG key in `home/.gnupg`: passphrase-less ed25519 for

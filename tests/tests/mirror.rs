@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use coffer_tests::qemu::{Appliance, BootOptions, exclusive, record_time, timeout};
+use coffer_tests::sinks::{AlertSinks, HTTP_PORT, SMTP_PORT};
 use coffer_tests::{Client, gpg_key, text, tree};
 
 fn duplicity(client: &Client, fpr: &str, action: &[&str], tail: &[&str]) {
@@ -25,6 +26,7 @@ fn duplicity(client: &Client, fpr: &str, action: &[&str], tail: &[&str]) {
 #[test]
 fn pulled_disk_noticed_then_blank_disk_rebuilt_and_data_survives_on_it() {
     let _one_guest = exclusive();
+    let sinks = AlertSinks::start(SMTP_PORT, HTTP_PORT);
     let mut a = Appliance::boot(BootOptions::default());
     a.wait_event("data.created", timeout(120));
     a.wait_event_where("service.ready", timeout(60), |e| e["service"] == "raid");
@@ -49,6 +51,10 @@ fn pulled_disk_noticed_then_blank_disk_rebuilt_and_data_survives_on_it() {
     assert_eq!(degraded["bay"], "right");
     assert_eq!(degraded["serial"], "disk1");
     assert!(degraded["guidance"].as_str().unwrap().contains("disk1"), "{degraded}");
+    // The owner hears of it: e-mail and webhook, from inside the guest to the host's loopback.
+    let mail = sinks.wait_for("smtp", "CRITICAL: mirror data is degraded", timeout(30));
+    assert!(mail["data"].as_str().unwrap().contains("serial disk1 in the right bay"), "{mail}");
+    sinks.wait_for("http", "mirror data is degraded", timeout(30));
 
     // Backups go on while degraded.
     tree::modify_source(&src);
@@ -65,6 +71,10 @@ fn pulled_disk_noticed_then_blank_disk_rebuilt_and_data_survives_on_it() {
     assert_eq!(spare["serial"], "disk2");
     let healthy = a.wait_event("raid.healthy", timeout(10));
     assert_eq!(healthy["resolved"], true);
+    sinks.wait_for("smtp", "RESOLVED: mirror data is healthy again", timeout(30));
+    sinks.wait_for("http", "RESOLVED: mirror data is healthy again", timeout(30));
+    let degraded_mails = sinks.received().iter().filter(|v| v["sink"] == "smtp" && v.to_string().contains("CRITICAL")).count();
+    assert_eq!(degraded_mails, 1, "one problem, one message");
 
     // Only the rebuilt disk is left: everything restores from it.
     a.unplug_disk("d0");

@@ -1,6 +1,7 @@
 //! `coffer`: one binary for every job. The command grammar here is the
 //! contract that tests, scripts and (later) `ssh admin@box` rely on.
 
+mod alert;
 mod quota;
 mod raid;
 mod retention;
@@ -46,9 +47,20 @@ enum Command {
     /// The data mirror.
     #[command(subcommand)]
     Raid(RaidCommand),
+    /// Alerts by e-mail, webhook and syslog.
+    #[command(subcommand)]
+    Alert(AlertCommand),
     /// Internal: one session channel, started by `serve`.
     #[command(hide = true)]
     SessionWorker(worker::WorkerArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AlertCommand {
+    /// Send a test message through every configured sink now.
+    Test,
+    /// Deliver queued alerts (the appliance runs this).
+    Run,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +192,8 @@ fn main() -> ExitCode {
         Command::User(UserCommand::Remove { name, purge }) => state::user_remove(&cli.state, &name, purge),
         Command::Serve { listen } => serve::serve(&cli.state, listen.as_deref()),
         Command::Raid(RaidCommand::Watch) => raid::watch(&cli.state),
+        Command::Alert(AlertCommand::Test) => alert::test(&cli.state),
+        Command::Alert(AlertCommand::Run) => alert::run(&cli.state),
         Command::SessionWorker(args) => return worker::run(args),
     };
     match result {

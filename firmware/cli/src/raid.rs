@@ -12,7 +12,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
 use coffer_hal::{DeviceKind, SysRoot, UeventSocket};
-use coffer_raid::{DiskContent, FreeDisk, Health, Monitor, RaidAction, RaidPolicy, Snapshot, normalize_uuid};
+use coffer_alert::{Alert, Severity};
+use coffer_raid::{DiskContent, FreeDisk, Health, Monitor, RaidAction, RaidEvent, RaidPolicy, Snapshot, normalize_uuid};
 use coffer_sshd::event;
 use serde_json::{Value, json};
 
@@ -54,6 +55,9 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         for e in events {
             let fields: Vec<(&str, Value)> = e.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
             event::emit(e.code, &fields);
+            for alert in alerts_for(&e, crate::alert::now()) {
+                crate::alert::raise(state, &alert);
+            }
         }
         let acted = !actions.is_empty();
         for action in actions {
@@ -62,6 +66,44 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         // Look often while md is syncing, or right after we changed something (a rebuild is about to start).
         let syncing = snapshot.arrays.iter().any(|a| !matches!(a.sync_action.as_str(), "idle" | ""));
         interval = if acted || syncing { BUSY_INTERVAL } else { QUIET_INTERVAL };
+    }
+}
+
+/// The alerts an event raises: one problem per array (degraded, failed),
+/// resolved when the array is healthy again; ignored disks as warnings.
+fn alerts_for(e: &RaidEvent, now: u64) -> Vec<Alert> {
+    let field = |k: &str| e.fields.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let array = field("array");
+    let alert = |key: String, severity, title: String, body: String, resolved| Alert { key, severity, title, body, resolved, time: now };
+    match e.code {
+        "raid.degraded" => vec![alert(
+            format!("raid:{array}:degraded"),
+            Severity::Critical,
+            format!("mirror {array} is degraded: the {} disk is missing", field("bay")),
+            format!("{}.\nThe data is safe on the other disk until it fails too.", field("guidance")),
+            false,
+        )],
+        "raid.failed" => vec![alert(
+            format!("raid:{array}:failed"),
+            Severity::Critical,
+            format!("mirror {array} has failed: no disk left"),
+            format!("{}.", field("guidance")),
+            false,
+        )],
+        "raid.healthy" => ["degraded", "failed"]
+            .iter()
+            .map(|p| {
+                alert(format!("raid:{array}:{p}"), Severity::Info, format!("mirror {array} is healthy again"), "Both disks are in sync.".into(), true)
+            })
+            .collect(),
+        "raid.disk-ignored" => vec![alert(
+            format!("raid:disk:{}:ignored", field("disk")),
+            Severity::Warning,
+            format!("disk {} was not added to mirror {array}", field("disk")),
+            format!("{}.", field("guidance")),
+            false,
+        )],
+        _ => Vec::new(),
     }
 }
 

@@ -19,6 +19,95 @@ pub struct Config {
     pub log: LogConfig,
     pub network: NetworkConfig,
     pub raid: RaidConfig,
+    pub alerts: AlertsConfig,
+}
+
+/// A secret from the config (a password, a token): never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+/// Where alerts go. Syslog (the console and the log) always; e-mail and a
+/// webhook when configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// While a problem stays (a degraded mirror), remind this often (hours).
+    pub reminder_hours: u64,
+    /// At most this many alerts are sent per hour; the rest wait, none is dropped.
+    pub max_per_hour: u32,
+    /// Remote syslog server (`host:port`, UDP), besides the local log.
+    pub syslog_server: Option<String>,
+    pub email: Option<EmailConfig>,
+    pub webhook: Option<WebhookConfig>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { reminder_hours: 24, max_per_hour: 20, syslog_server: None, email: None, webhook: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587); refused if the server cannot.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (a relay on a trusted network only).
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EmailConfig {
+    pub server: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default = "default_smtp_security")]
+    pub security: SmtpSecurity,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: Secret,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_smtp_security() -> SmtpSecurity {
+    SmtpSecurity::Starttls
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WebhookKind {
+    /// ntfy: the message as the body, title and priority as headers.
+    Ntfy,
+    /// Gotify: `POST /message` with the application token.
+    Gotify,
+    /// The alert as a JSON object.
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    pub kind: WebhookKind,
+    /// Gotify application token, or a bearer token for ntfy and JSON.
+    #[serde(default)]
+    pub token: Secret,
 }
 
 /// The data mirror (on the appliance).
@@ -117,6 +206,7 @@ impl Default for Config {
             log: LogConfig::default(),
             network: NetworkConfig::default(),
             raid: RaidConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -180,6 +270,22 @@ impl Config {
                 message: format!("network.hostname {:?} must be 1-63 letters, digits or '-'", config.network.hostname),
             });
         }
+        if let Some(email) = &config.alerts.email {
+            if email.to.is_empty() || email.server.is_empty() || !email.from.contains('@') || email.to.iter().any(|t| !t.contains('@')) {
+                return Err(ConfigError::Parse {
+                    path: path.into(),
+                    message: "alerts.email needs server, from and at least one to address (user@host)".into(),
+                });
+            }
+        }
+        if let Some(hook) = &config.alerts.webhook {
+            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                return Err(ConfigError::Parse {
+                    path: path.into(),
+                    message: format!("alerts.webhook.url {:?} must start with http:// or https://", hook.url),
+                });
+            }
+        }
         if !config.network.dhcp && config.network.address.is_none() {
             return Err(ConfigError::Parse {
                 path: path.into(),
@@ -236,6 +342,19 @@ mod tests {
         ] {
             assert!(Config::parse(bad, Path::new("c")).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn alert_sinks_parse_and_secrets_stay_hidden() {
+        let text = "version = 1\n[alerts.email]\nserver = \"127.0.0.1\"\nport = 2525\nsecurity = \"none\"\nusername = \"u\"\npassword = \"hunter2\"\nfrom = \"coffer@box\"\nto = [\"me@home\"]\n[alerts.webhook]\nurl = \"http://10.0.2.2:8080/topic\"\nkind = \"ntfy\"\ntoken = \"tk_secret\"\n";
+        let c = Config::parse(text, Path::new("c")).unwrap();
+        let email = c.alerts.email.as_ref().unwrap();
+        assert_eq!((email.port, email.security), (2525, SmtpSecurity::None));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("tk_secret"), "{shown}");
+        assert_eq!(Config::parse(&c.to_toml(), Path::new("c")).unwrap(), c);
+        assert!(Config::parse("version = 1\n[alerts.webhook]\nurl = \"ftp://x\"\nkind = \"json\"\n", Path::new("c")).is_err());
+        assert!(Config::parse("version = 1\n[alerts.email]\nserver = \"s\"\nfrom = \"a@b\"\nto = []\n", Path::new("c")).is_err());
     }
 
     #[test]

@@ -11,9 +11,9 @@ mod quota;
 mod retention;
 mod users;
 
-pub use config::{CONFIG_VERSION, Config, LogConfig, LoginThrottleConfig, NetworkConfig, RaidConfig, RetentionSchedule, ServerConfig, parse_cidr};
+pub use config::{AlertsConfig, CONFIG_VERSION, Config, EmailConfig, Secret, SmtpSecurity, WebhookConfig, WebhookKind, LogConfig, LoginThrottleConfig, NetworkConfig, RaidConfig, RetentionSchedule, ServerConfig, parse_cidr};
 pub use error::ConfigError;
 pub use paths::StatePaths;
 pub use quota::{QuotaRecord, QuotaWarning};
 pub use retention::{PolicyText, RetentionFile};
-pub use users::{AuthorizedKey, KeyProfile, User, UserDb, UserName, validate_user_name};
+pub use users::{AuthorizedKey, KeyProfile, User, UserDb, UserName, validate_user_name, write_atomically};

@@ -156,7 +156,7 @@ impl UserDb {
 }
 
 /// Replaces `path` with `bytes` so that readers see the old or the new file, never half of one.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
     use std::io::Write;
     let err = |source| ConfigError::Write { path: path.into(), source };
     // A name of its own per writer: the server and a command may write the same file at once.

@@ -74,6 +74,11 @@ pub fn run_as_init() -> ! {
     let booted = boot_steps(&sys, &reaper);
     let mut table = ServiceTable::new(RestartPolicy::default());
     let now = Instant::now();
+    if booted.state_ok {
+        let exe = booted.exe.to_string_lossy().into_owned();
+        let argv = [&exe, "--state", STATE_DIR, "alert", "run"].map(String::from).to_vec();
+        table.add("alert", argv, Some("\"kind\":\"alert.running\""), false, now);
+    }
     if booted.state_ok && booted.data_ok {
         let exe = booted.exe.to_string_lossy().into_owned();
         let argv = [&exe, "--state", STATE_DIR, "serve", "--listen", "0.0.0.0:22"].map(String::from).to_vec();

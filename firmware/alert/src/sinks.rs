@@ -1,0 +1,201 @@
+//! Where alerts go: the local log (always; the appliance's syslog is its
+//! console and `/run/coffer/log`), a remote syslog server over UDP, e-mail
+//! over SMTP (STARTTLS, TLS or plain, with optional auth) and a webhook
+//! (ntfy, Gotify, or plain JSON). Secrets are never logged.
+
+use std::time::Duration;
+
+use coffer_config::{AlertsConfig, EmailConfig, SmtpSecurity, WebhookConfig, WebhookKind};
+
+use crate::{Alert, Severity};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{sink}: {message}")]
+    Failed { sink: String, message: String },
+}
+
+fn fail(sink: &str, message: impl std::fmt::Display) -> SinkError {
+    SinkError::Failed { sink: sink.into(), message: message.to_string() }
+}
+
+pub trait Sink: Send {
+    /// A stable name, used to track which sinks still need an alert.
+    fn name(&self) -> &str;
+    fn send(&self, alert: &Alert, host: &str, reminder: bool) -> Result<(), SinkError>;
+}
+
+/// Every sink the config asks for, the local log first.
+pub fn configured_sinks(config: &AlertsConfig) -> Vec<Box<dyn Sink>> {
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LogSink)];
+    if let Some(server) = &config.syslog_server {
+        sinks.push(Box::new(SyslogSink { server: server.clone() }));
+    }
+    if let Some(email) = &config.email {
+        sinks.push(Box::new(EmailSink { config: email.clone() }));
+    }
+    if let Some(hook) = &config.webhook {
+        sinks.push(Box::new(WebhookSink { config: hook.clone() }));
+    }
+    sinks
+}
+
+fn text(alert: &Alert, reminder: bool) -> String {
+    let mut body = alert.body.clone();
+    if reminder {
+        body = format!("Reminder: this is still the case.\n\n{body}");
+    }
+    body
+}
+
+struct LogSink;
+
+impl Sink for LogSink {
+    fn name(&self) -> &str {
+        "log"
+    }
+
+    fn send(&self, alert: &Alert, host: &str, reminder: bool) -> Result<(), SinkError> {
+        let line = format!("{}{} — {}", alert.subject(host), if reminder { " (reminder)" } else { "" }, alert.body.replace('\n', " "));
+        match alert.severity {
+            Severity::Critical | Severity::Warning if !alert.resolved => log::warn!("alert: {line}"),
+            _ => log::info!("alert: {line}"),
+        }
+        Ok(())
+    }
+}
+
+struct SyslogSink {
+    server: String,
+}
+
+impl Sink for SyslogSink {
+    fn name(&self) -> &str {
+        "syslog"
+    }
+
+    fn send(&self, alert: &Alert, host: &str, reminder: bool) -> Result<(), SinkError> {
+        // RFC 5424, facility daemon (3): crit 2, warning 4, notice 5, info 6.
+        let severity = match (alert.resolved, alert.severity) {
+            (true, _) => 5,
+            (false, Severity::Critical) => 2,
+            (false, Severity::Warning) => 4,
+            (false, Severity::Info) => 6,
+        };
+        let msg = format!(
+            "<{}>1 - {host} coffer - - - {} {}",
+            3 * 8 + severity,
+            alert.subject(host),
+            text(alert, reminder).replace('\n', " ")
+        );
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| fail("syslog", e))?;
+        socket.send_to(msg.as_bytes(), &self.server).map_err(|e| fail("syslog", format!("sending to {}: {e}", self.server)))?;
+        Ok(())
+    }
+}
+
+struct EmailSink {
+    config: EmailConfig,
+}
+
+impl Sink for EmailSink {
+    fn name(&self) -> &str {
+        "email"
+    }
+
+    fn send(&self, alert: &Alert, host: &str, reminder: bool) -> Result<(), SinkError> {
+        use lettre::message::header::ContentType;
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::{Message, SmtpTransport, Transport};
+        let c = &self.config;
+        let mut builder = Message::builder()
+            .from(c.from.parse().map_err(|e| fail("email", format!("from address {:?}: {e}", c.from)))?)
+            .subject(format!("{}{}", alert.subject(host), if reminder { " (reminder)" } else { "" }))
+            .header(ContentType::TEXT_PLAIN);
+        for to in &c.to {
+            builder = builder.to(to.parse().map_err(|e| fail("email", format!("to address {to:?}: {e}")))?);
+        }
+        let message = builder.body(text(alert, reminder)).map_err(|e| fail("email", e))?;
+        let mut transport = match c.security {
+            SmtpSecurity::Starttls => SmtpTransport::starttls_relay(&c.server).map_err(|e| fail("email", e))?,
+            SmtpSecurity::Tls => SmtpTransport::relay(&c.server).map_err(|e| fail("email", e))?,
+            SmtpSecurity::None => SmtpTransport::builder_dangerous(&c.server),
+        }
+        .port(c.port)
+        .timeout(Some(TIMEOUT));
+        if !c.username.is_empty() {
+            transport = transport.credentials(Credentials::new(c.username.clone(), c.password.0.clone()));
+        }
+        transport
+            .build()
+            .send(&message)
+            .map(|_| ())
+            .map_err(|e| fail("email", format!("sending through {}:{}: {e}", c.server, c.port)))
+    }
+}
+
+struct WebhookSink {
+    config: WebhookConfig,
+}
+
+impl Sink for WebhookSink {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    fn send(&self, alert: &Alert, host: &str, reminder: bool) -> Result<(), SinkError> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).build().into();
+        let c = &self.config;
+        let title = alert.subject(host);
+        let body = text(alert, reminder);
+        let result = match c.kind {
+            WebhookKind::Ntfy => {
+                let priority = match (alert.resolved, alert.severity) {
+                    (true, _) | (false, Severity::Info) => "default",
+                    (false, Severity::Warning) => "high",
+                    (false, Severity::Critical) => "urgent",
+                };
+                let tags = match (alert.resolved, alert.severity) {
+                    (true, _) => "white_check_mark",
+                    (false, Severity::Info) => "information_source",
+                    (false, _) => "warning",
+                };
+                let mut req = agent.post(&c.url).header("Title", &title).header("Priority", priority).header("Tags", tags);
+                if !c.token.0.is_empty() {
+                    req = req.header("Authorization", &format!("Bearer {}", c.token.0));
+                }
+                req.send(body.as_str())
+            }
+            WebhookKind::Gotify => {
+                let url = if c.url.trim_end_matches('/').ends_with("/message") {
+                    c.url.clone()
+                } else {
+                    format!("{}/message", c.url.trim_end_matches('/'))
+                };
+                let priority = match (alert.resolved, alert.severity) {
+                    (true, _) | (false, Severity::Info) => 2,
+                    (false, Severity::Warning) => 5,
+                    (false, Severity::Critical) => 8,
+                };
+                let json = serde_json::json!({ "title": title, "message": body, "priority": priority });
+                agent.post(&url).header("X-Gotify-Key", &c.token.0).header("Content-Type", "application/json").send(json.to_string().as_str())
+            }
+            WebhookKind::Json => {
+                let json = serde_json::json!({
+                    "host": host, "key": alert.key, "severity": alert.severity, "title": alert.title,
+                    "subject": title, "body": body, "resolved": alert.resolved, "reminder": reminder, "time": alert.time,
+                });
+                let mut req = agent.post(&c.url).header("Content-Type", "application/json");
+                if !c.token.0.is_empty() {
+                    req = req.header("Authorization", &format!("Bearer {}", c.token.0));
+                }
+                req.send(json.to_string().as_str())
+            }
+        };
+        // The URL may carry a token (ntfy topics are secrets): name only its host.
+        let shown = c.url.split('/').take(3).collect::<Vec<_>>().join("/");
+        result.map(|_| ()).map_err(|e| fail("webhook", format!("posting to {shown}: {e}")))
+    }
+}

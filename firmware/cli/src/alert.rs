@@ -1,0 +1,130 @@
+//! `coffer alert run` (the appliance's alert service) and `coffer alert
+//! test`. The service takes alerts from the spool, lets the dispatcher
+//! decide, sends through the configured sinks, and saves the dispatcher
+//! after every change so nothing is lost across restarts.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use coffer_alert::{Alert, Dispatcher, Severity, Sink, Spool, configured_sinks};
+use coffer_config::{Config, StatePaths};
+use coffer_sshd::event;
+use serde_json::json;
+
+const TICK: Duration = Duration::from_secs(2);
+
+pub(crate) fn alerts_dir(state: &Path) -> PathBuf {
+    state.join("alerts")
+}
+
+pub(crate) fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Puts an alert in the spool for the alert service.
+pub(crate) fn raise(state: &Path, alert: &Alert) {
+    if let Err(e) = Spool::new(&alerts_dir(state)).put(alert) {
+        log::error!("cannot queue alert {}: {e}", alert.key);
+    }
+}
+
+fn load(path: &Path) -> Dispatcher {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            log::error!("{} is unreadable ({e}); starting with no open problems", path.display());
+            Dispatcher::default()
+        }),
+        Err(_) => Dispatcher::default(),
+    }
+}
+
+fn save(path: &Path, d: &Dispatcher) -> Result<()> {
+    let text = serde_json::to_vec_pretty(d)?;
+    coffer_config::write_atomically(path, &text).with_context(|| format!("saving {}", path.display()))
+}
+
+pub(crate) fn run(state: &Path) -> Result<()> {
+    let paths = StatePaths::new(state);
+    let config = Config::load(&paths.config())?;
+    crate::serve::init_logging(&config.log.level);
+    let host = config.network.hostname.clone();
+    let sinks = configured_sinks(&config.alerts);
+    let names: Vec<String> = sinks.iter().map(|s| s.name().to_string()).collect();
+    let dir = alerts_dir(state);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let spool = Spool::new(&dir);
+    let saved = dir.join("dispatch.json");
+    let mut dispatcher = load(&saved);
+    event::emit("alert.running", &[("sinks", json!(names))]);
+    loop {
+        let t = now();
+        for (file, alert) in spool.list()? {
+            let queued = dispatcher.accept(alert.clone(), &names, t);
+            save(&saved, &dispatcher)?;
+            spool.remove(&file)?;
+            if !queued {
+                log::debug!("alert {} not sent again (duplicate, or nothing open to resolve)", alert.key);
+            }
+        }
+        dispatcher.remind(t, config.alerts.reminder_hours.max(1) * 3600, &names);
+        for delivery in dispatcher.due(t, config.alerts.max_per_hour) {
+            let Some(sink) = sinks.iter().find(|s| s.name() == delivery.sink) else {
+                // A sink removed from the config since: nothing more to do for it.
+                dispatcher.delivered(&delivery);
+                continue;
+            };
+            match sink.send(&delivery.alert, &host, delivery.reminder) {
+                Ok(()) => {
+                    dispatcher.delivered(&delivery);
+                    event::emit(
+                        "alert.sent",
+                        &[
+                            ("key", json!(delivery.alert.key)),
+                            ("sink", json!(delivery.sink)),
+                            ("resolved", json!(delivery.alert.resolved)),
+                            ("reminder", json!(delivery.reminder)),
+                        ],
+                    );
+                }
+                Err(e) => {
+                    dispatcher.failed(&delivery, t);
+                    event::emit("alert.failed", &[("key", json!(delivery.alert.key)), ("sink", json!(delivery.sink)), ("error", json!(e.to_string()))]);
+                }
+            }
+            save(&saved, &dispatcher)?;
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+/// Sends a test message through every sink now and says how each went.
+pub(crate) fn test(state: &Path) -> Result<()> {
+    let config = Config::load(&StatePaths::new(state).config())?;
+    let alert = Alert {
+        key: "test".into(),
+        severity: Severity::Info,
+        title: "Test alert".into(),
+        body: "This is a test message from `coffer alert test`: this sink works.".into(),
+        resolved: false,
+        time: now(),
+    };
+    let sinks: Vec<Box<dyn Sink>> = configured_sinks(&config.alerts);
+    let mut failed = 0;
+    for sink in &sinks {
+        match sink.send(&alert, &config.network.hostname, false) {
+            Ok(()) => println!("{}: sent", sink.name()),
+            Err(e) => {
+                failed += 1;
+                println!("{}: FAILED: {e}", sink.name());
+            }
+        }
+    }
+    if sinks.len() == 1 {
+        println!("(only the local log is configured; add [alerts.email] or [alerts.webhook] to coffer.toml)");
+    }
+    if failed > 0 {
+        bail!("{failed} of {} alert sinks failed", sinks.len());
+    }
+    Ok(())
+}
