@@ -98,6 +98,10 @@ def load_board(name):
     if not disks.is_file():
         disks = ROOT / "board/common/disks.toml"
     settings["bays"] = tomllib.loads(disks.read_text())["bays"]
+    leds = board_dir / "leds.toml"
+    if not leds.is_file():
+        leds = ROOT / "board/common/leds.toml"
+    settings["status-led"] = tomllib.loads(leds.read_text()).get("status", "")
     settings["name"] = name
     settings["dir"] = board_dir
     return settings
@@ -238,6 +242,8 @@ def make_initramfs(board, abi, tree, coffer_bin, work, admin_key, epoch):
     shutil.copytree(ROOT / "rootfs-overlay", staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("README.md"))
     (staging / "etc/coffer/board").write_text(board["name"] + "\n")
     (staging / "etc/coffer/bays").write_text("".join(b + "\n" for b in board["bays"]))
+    if board.get("status-led"):
+        (staging / "etc/coffer/status-led").write_text(board["status-led"] + "\n")
     (staging / "etc/hostname").write_text("coffer\n")
     (staging / "etc/os-release").write_text(f'NAME=Coffer\nID=coffer\nVERSION_ID="{version()}"\nPRETTY_NAME="Coffer {version()}"\n')
     if admin_key:

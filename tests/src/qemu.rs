@@ -164,6 +164,8 @@ pub struct Appliance {
     serial: Arc<Mutex<String>>,
     /// Byte offset in the serial log up to which events were consumed.
     cursor: usize,
+    /// The PS/2 keyboard's LED states as QEMU traced them, with arrival times.
+    leds: Arc<Mutex<Vec<(Instant, u32)>>>,
     pub started: Instant,
 }
 
@@ -184,7 +186,7 @@ impl Appliance {
             let f = std::fs::File::create(dir.path().join(d)).expect("data disk");
             f.set_len(64 << 20).expect("size data disk");
         }
-        Appliance { dir, port: 0, opts, qemu: None, stdin: None, serial: Arc::default(), cursor: 0, started: Instant::now() }
+        Appliance { dir, port: 0, opts, qemu: None, stdin: None, serial: Arc::default(), cursor: 0, leds: Arc::default(), started: Instant::now() }
     }
 
     /// Starts QEMU on the existing disks (power on).
@@ -198,6 +200,8 @@ impl Appliance {
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", self.qmp_path().display()))
             .args(["-device", "i6300esb", "-action", "watchdog=reset"])
+            // The keyboard LEDs stand for the front panel: QEMU reports each change on stderr.
+            .args(["-trace", "ps2_set_ledstate"])
             .arg("-netdev")
             .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22", self.port));
         match self.opts.board {
@@ -240,11 +244,19 @@ impl Appliance {
             .flatten()
         {
             let serial = self.serial.clone();
+            let leds = self.leds.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(pipe);
                 let mut buf = Vec::new();
                 while reader.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
                     let text = clean_console(&String::from_utf8_lossy(&buf));
+                    if text.contains("ps2_set_ledstate") {
+                        if let Some(state) = text.split_whitespace().last().and_then(|w| w.parse().ok()) {
+                            if let Ok(mut l) = leds.lock() {
+                                l.push((Instant::now(), state));
+                            }
+                        }
+                    }
                     if let Ok(mut s) = serial.lock() {
                         s.push_str(&text);
                     }
@@ -298,6 +310,23 @@ impl Appliance {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Watches the Caps Lock LED (the QEMU board's status LED) for `window`
+    /// and returns how many times it turned on or off.
+    pub fn caps_led_changes(&self, window: Duration) -> usize {
+        let from = Instant::now();
+        std::thread::sleep(window);
+        let leds = self.leds.lock().map(|l| l.clone()).unwrap_or_default();
+        let mut last = leds.iter().rev().find(|(t, _)| *t < from).map(|(_, s)| s & 4);
+        let mut changes = 0;
+        for (_, s) in leds.iter().filter(|(t, _)| *t >= from) {
+            if last.is_some_and(|l| l != s & 4) {
+                changes += 1;
+            }
+            last = Some(s & 4);
+        }
+        changes
     }
 
     /// Every event so far, in order.
@@ -416,20 +445,48 @@ impl Appliance {
     }
 
     /// Retries an SSH login (`ls -1`) until it works; returns the time since QEMU started.
+    /// Each try gets a short deadline: before the guest has an address, QEMU's
+    /// forwarder accepts the connection and then leaves it hanging.
     pub fn wait_ssh(&self, user: &str, within: Duration) -> Duration {
         let client = self.client(user);
         let deadline = Instant::now() + within;
+        let mut last_err = String::new();
+        // No address, no login: tries before the DHCP lease would only hang in QEMU's forwarder.
+        while !self.serial().contains("\"kind\":\"network.lease\"") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         loop {
-            let out = client.ssh("ls -1");
-            if out.status.success() {
+            let mut child = client
+                .command("ssh")
+                .arg("-F")
+                .arg(client.ssh_config())
+                .args(["coffer", "ls -1"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("ssh");
+            let try_until = Instant::now() + timeout(3);
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("wait ssh") {
+                    break Some(status);
+                }
+                if Instant::now() >= try_until {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            if status.is_some_and(|s| s.success()) {
                 return self.started.elapsed();
             }
+            if let Some(mut err) = child.stderr.take() {
+                last_err.clear();
+                let _ = err.read_to_string(&mut last_err);
+            }
             if Instant::now() >= deadline {
-                panic!(
-                    "no SSH login as {user} within {within:?}: {}\n--- serial tail\n{}",
-                    String::from_utf8_lossy(&out.stderr),
-                    tail(&self.serial(), 40)
-                );
+                panic!("no SSH login as {user} within {within:?}: {last_err}\n--- serial tail\n{}", tail(&self.serial(), 40));
             }
             std::thread::sleep(Duration::from_millis(100));
         }

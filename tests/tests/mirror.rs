@@ -39,7 +39,9 @@ fn pulled_disk_noticed_then_blank_disk_rebuilt_and_data_survives_on_it() {
     duplicity(&client, &fpr, &["full"], &[src.to_str().unwrap(), &url]);
     // Let the initial resync of the new mirror finish, then stay idle.
     a.wait_event_where("raid.state", timeout(120), |e| e["health"] == "healthy");
-    std::thread::sleep(Duration::from_secs(2));
+    a.wait_event_where("led.pattern", timeout(30), |e| e["pattern"] == "steady" && e["led"].as_str().is_some_and(|l| l.ends_with("::capslock")));
+    let steady = a.caps_led_changes(Duration::from_secs(3));
+    assert!(steady <= 1, "healthy: the status LED is steady ({steady} changes in 3 s)");
 
     // Pull the right disk while nothing writes.
     let pulled = Instant::now();
@@ -51,6 +53,10 @@ fn pulled_disk_noticed_then_blank_disk_rebuilt_and_data_survives_on_it() {
     assert_eq!(degraded["bay"], "right");
     assert_eq!(degraded["serial"], "disk1");
     assert!(degraded["guidance"].as_str().unwrap().contains("disk1"), "{degraded}");
+    a.wait_event_where("led.pattern", timeout(10), |e| e["pattern"] == "slow-blink");
+    let slow = a.caps_led_changes(Duration::from_secs(5));
+    record_time(&format!("status LED while degraded: {slow} changes in"), Duration::from_secs(5));
+    assert!((3..=8).contains(&slow), "degraded: slow blink, about one change a second ({slow} in 5 s)");
     // The owner hears of it: e-mail and webhook, from inside the guest to the host's loopback.
     let mail = sinks.wait_for("smtp", "CRITICAL: mirror data is degraded", timeout(30));
     assert!(mail["data"].as_str().unwrap().contains("serial disk1 in the right bay"), "{mail}");
@@ -71,8 +77,10 @@ fn pulled_disk_noticed_then_blank_disk_rebuilt_and_data_survives_on_it() {
     assert_eq!(spare["serial"], "disk2");
     let healthy = a.wait_event("raid.healthy", timeout(10));
     assert_eq!(healthy["resolved"], true);
+    a.wait_event_where("led.pattern", timeout(10), |e| e["pattern"] == "steady");
     sinks.wait_for("smtp", "RESOLVED: mirror data is healthy again", timeout(30));
     sinks.wait_for("http", "RESOLVED: mirror data is healthy again", timeout(30));
+    assert!(a.events().iter().any(|e| e["kind"] == "led.pattern" && e["pattern"] == "fast-blink"), "fast blink while rebuilding");
     let degraded_mails = sinks.received().iter().filter(|v| v["sink"] == "smtp" && v.to_string().contains("CRITICAL")).count();
     assert_eq!(degraded_mails, 1, "one problem, one message");
 

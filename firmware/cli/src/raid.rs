@@ -11,15 +11,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
-use coffer_hal::{DeviceKind, SysRoot, UeventSocket};
+use coffer_hal::{DeviceKind, LedSetting, SysRoot, UeventSocket};
 use coffer_alert::{Alert, Severity};
-use coffer_raid::{DiskContent, FreeDisk, Health, Monitor, RaidAction, RaidEvent, RaidPolicy, Snapshot, normalize_uuid};
+use coffer_raid::{DiskContent, FreeDisk, Health, LedPattern, Monitor, RaidAction, RaidEvent, RaidPolicy, Snapshot, led_pattern, normalize_uuid};
 use coffer_sshd::event;
 use serde_json::{Value, json};
 
 const BOOT_PARTITION: &str = "coffer-state";
 /// Bay names, one per line, from the board's `disks.toml` (written by the image build).
 const BAYS_FILE: &str = "/etc/coffer/bays";
+/// The status LED's name (or `*suffix`), from the board's `leds.toml`.
+const STATUS_LED_FILE: &str = "/etc/coffer/status-led";
 const QUIET_INTERVAL: Duration = Duration::from_secs(5);
 const BUSY_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -37,7 +39,9 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
     }
     let uevents = UeventSocket::open().context("listening for kernel uevents")?;
     let mut monitor = Monitor::new(policy);
-    event::emit("raid.watching", &[]);
+    let status_led = std::fs::read_to_string(STATUS_LED_FILE).ok().and_then(|p| sys.find_led(p.trim()));
+    let mut shown: Option<LedPattern> = None;
+    event::emit("raid.watching", &[("status-led", json!(status_led))]);
     let mut interval = QUIET_INTERVAL;
     loop {
         if let Some(ev) = uevents.recv(interval)? {
@@ -59,6 +63,11 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
                 crate::alert::raise(state, &alert);
             }
         }
+        let pattern = led_pattern(&snapshot.arrays.iter().filter(|a| a.level == "raid1").map(coffer_raid::health).collect::<Vec<_>>());
+        if shown != Some(pattern) {
+            show(&sys, status_led.as_deref(), pattern);
+            shown = Some(pattern);
+        }
         let acted = !actions.is_empty();
         for action in actions {
             run_action(&action);
@@ -67,6 +76,19 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         let syncing = snapshot.arrays.iter().any(|a| !matches!(a.sync_action.as_str(), "idle" | ""));
         interval = if acted || syncing { BUSY_INTERVAL } else { QUIET_INTERVAL };
     }
+}
+
+fn show(sys: &SysRoot, led: Option<&str>, pattern: LedPattern) {
+    let setting = match pattern.timing() {
+        None => LedSetting::On,
+        Some((on_ms, off_ms)) => LedSetting::Blink { on_ms, off_ms },
+    };
+    if let Some(name) = led {
+        if let Err(e) = sys.set_led(name, setting) {
+            log::warn!("setting LED {name}: {e}");
+        }
+    }
+    event::emit("led.pattern", &[("pattern", json!(pattern)), ("led", json!(led))]);
 }
 
 /// The alerts an event raises: one problem per array (degraded, failed),

@@ -5,6 +5,7 @@
 
 mod block;
 mod input;
+mod led;
 mod md;
 mod uevent;
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use block::{BlockDevice, DeviceKind};
 pub use input::power_button_handlers;
+pub use led::LedSetting;
 pub use md::{MdArray, MdMember, parse_sync_completed};
 pub use uevent::{Uevent, UeventSocket, parse_uevent};
 

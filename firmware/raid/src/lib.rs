@@ -106,6 +106,49 @@ fn array_label(a: &MdArray) -> String {
     a.name.clone().unwrap_or_else(|| a.kname.clone())
 }
 
+/// What the status LED shows: the worst state of any array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LedPattern {
+    /// Steady: everything is fine.
+    Steady,
+    /// Fast blink: a rebuild or initial sync is running.
+    FastBlink,
+    /// Slow blink: degraded, a disk needs replacing.
+    SlowBlink,
+    /// Very fast blink: the mirror has failed, or there is none.
+    Alarm,
+}
+
+impl LedPattern {
+    /// Milliseconds on and off; `None` for steady.
+    pub fn timing(self) -> Option<(u32, u32)> {
+        match self {
+            LedPattern::Steady => None,
+            LedPattern::FastBlink => Some((200, 200)),
+            LedPattern::SlowBlink => Some((1000, 1000)),
+            LedPattern::Alarm => Some((100, 100)),
+        }
+    }
+}
+
+/// The LED pattern for the arrays' health.
+pub fn led_pattern(healths: &[Health]) -> LedPattern {
+    if healths.is_empty() {
+        return LedPattern::Alarm;
+    }
+    healths
+        .iter()
+        .map(|h| match h {
+            Health::Healthy => LedPattern::Steady,
+            Health::Syncing | Health::Rebuilding => LedPattern::FastBlink,
+            Health::Degraded => LedPattern::SlowBlink,
+            Health::Failed => LedPattern::Alarm,
+        })
+        .max()
+        .unwrap_or(LedPattern::Alarm)
+}
+
 /// Disks that could hold user data: whole disks, writable, at least 16 MiB,
 /// not the boot disk.
 pub fn data_disk_candidates(devices: &[BlockDevice], boot_disk: &str) -> Vec<BlockDevice> {

@@ -191,3 +191,14 @@ fn a_rebuild_finished_between_two_looks_is_still_reported() {
     assert_eq!(codes(&e), ["raid.rebuild-started", "raid.rebuild-finished", "raid.spare-active", "raid.healthy"]);
     assert_eq!(e[2].fields["serial"], "disk2");
 }
+
+#[test]
+fn led_shows_the_worst_state() {
+    use Health::*;
+    assert_eq!(led_pattern(&[Healthy]), LedPattern::Steady);
+    assert_eq!(led_pattern(&[Healthy, Rebuilding]), LedPattern::FastBlink);
+    assert_eq!(led_pattern(&[Rebuilding, Degraded]), LedPattern::SlowBlink);
+    assert_eq!(led_pattern(&[Degraded, Failed]), LedPattern::Alarm);
+    assert_eq!(led_pattern(&[]), LedPattern::Alarm, "no mirror at all");
+    assert_eq!(LedPattern::SlowBlink.timing(), Some((1000, 1000)));
+}
