@@ -91,4 +91,22 @@ fn pulled_disk_noticed_then_blank_disk_rebuilt_and_data_survives_on_it() {
     let dest = a.dir.path().join("restored");
     duplicity(&client, &fpr, &["restore"], &[&url, dest.to_str().unwrap()]);
     tree::assert_same(&src, &dest, true);
+
+    // The last disk goes too: the mirror has failed; the owner is told, the
+    // LED alarms, and clients are refused with a clear message.
+    a.unplug_disk("d2");
+    a.wait_event("raid.failed", timeout(10));
+    a.wait_event_where("led.pattern", timeout(10), |e| e["pattern"] == "alarm");
+    sinks.wait_for("smtp", "CRITICAL: mirror data has failed", timeout(30));
+    let deadline = Instant::now() + timeout(10);
+    loop {
+        let out = client.ssh("ls -1");
+        if !out.status.success() && text(&out).contains("the data mirror has failed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not refused clearly: {}", text(&out));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = client.sftp_batch("put /etc/hostname after-failure\n");
+    assert!(!out.status.success(), "no upload once the mirror has failed: {}", text(&out));
 }

@@ -63,6 +63,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
                 crate::alert::raise(state, &alert);
             }
         }
+        mark_data_unavailable(&snapshot);
         let pattern = led_pattern(&snapshot.arrays.iter().filter(|a| a.level == "raid1").map(coffer_raid::health).collect::<Vec<_>>());
         if shown != Some(pattern) {
             show(&sys, status_led.as_deref(), pattern);
@@ -75,6 +76,24 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         // Look often while md is syncing, or right after we changed something (a rebuild is about to start).
         let syncing = snapshot.arrays.iter().any(|a| !matches!(a.sync_action.as_str(), "idle" | ""));
         interval = if acted || syncing { BUSY_INTERVAL } else { QUIET_INTERVAL };
+    }
+}
+
+/// Tells the endpoint to refuse sessions while a mirror has failed, so
+/// clients get a clear message instead of I/O errors.
+fn mark_data_unavailable(snapshot: &Snapshot) {
+    let marker = Path::new(coffer_sshd::DATA_UNAVAILABLE_MARKER);
+    let failed = snapshot.arrays.iter().any(|a| a.level == "raid1" && coffer_raid::health(a) == Health::Failed);
+    if failed && !marker.exists() {
+        let why = "the data mirror has failed (both disks are gone); backups are refused so nothing lands on the boot disk. Put a disk that holds the data back in.";
+        if let Some(dir) = marker.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = std::fs::write(marker, why) {
+            log::error!("writing {}: {e}", marker.display());
+        }
+    } else if !failed && marker.exists() {
+        let _ = std::fs::remove_file(marker);
     }
 }
 

@@ -174,6 +174,9 @@ struct Remembered {
     slots: BTreeMap<u32, Option<String>>,
     /// Highest 10 % step of the running rebuild already reported.
     decile: Option<u64>,
+    /// Members last asked to be failed or removed: not asked again while
+    /// nothing changes (md refuses to fail the last member of a mirror).
+    asked: BTreeSet<String>,
     scrubbing: bool,
 }
 
@@ -245,12 +248,15 @@ impl Monitor {
                     );
                 }
             }
-            if a.members.iter().any(|m| !m.present && !m.has("faulty")) {
+            let detached: BTreeSet<String> = a.members.iter().filter(|m| !m.present && !m.has("faulty")).map(|m| format!("d:{}", m.kname)).collect();
+            let faulty: BTreeSet<String> = a.members.iter().filter(|m| m.has("faulty")).map(|m| format!("f:{}", m.kname)).collect();
+            if !detached.is_empty() && !detached.is_subset(&mem.asked) {
                 actions.push(RaidAction::FailDetached { array: dev.clone() });
             }
-            if a.members.iter().any(|m| m.has("faulty")) {
+            if !faulty.is_empty() && !faulty.is_subset(&mem.asked) {
                 actions.push(RaidAction::RemoveFailed { array: dev.clone() });
             }
+            mem.asked = detached.union(&faulty).cloned().collect();
 
             let before = mem.health;
             let has_new_member = a.members.iter().any(|m| m.has("in_sync") && m.present && !mem.members.contains_key(&m.kname));

@@ -108,6 +108,9 @@ fn both_gone_is_failed_and_faulty_members_are_removed() {
     let (e, a) = m.observe(&snap(failed, vec![]));
     assert_eq!(codes(&e), ["raid.member-failed", "raid.member-failed", "raid.failed"]);
     assert_eq!(a, vec![RaidAction::RemoveFailed { array: "/dev/md127".into() }]);
+    let again = array(2, "idle", None, vec![member("vdb", Some(0), "faulty", true), member("vdc", Some(1), "faulty", true)]);
+    let (e, a) = m.observe(&snap(again, vec![]));
+    assert!(e.is_empty() && a.is_empty(), "nothing changed: nothing said or asked again ({e:?}, {a:?})");
 }
 
 #[test]

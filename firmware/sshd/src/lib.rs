@@ -13,4 +13,4 @@ mod server;
 pub mod throttle;
 
 pub use keys::{KeyPolicyError, accepted_key_algorithm, parse_authorized_key};
-pub use server::{Endpoint, EndpointConfig, EndpointError, WorkerCommand};
+pub use server::{DATA_UNAVAILABLE_MARKER, Endpoint, EndpointConfig, EndpointError, WorkerCommand};

@@ -314,6 +314,23 @@ impl ConnHandler {
 
     /// Starts a worker for `channel` and relays between them.
     fn start_worker(&mut self, channel_id: ChannelId, request: WorkerRequest, session: &mut Session) {
+        if let Ok(why) = std::fs::read_to_string(DATA_UNAVAILABLE_MARKER) {
+            // The data area is gone (both mirror disks): refuse clearly rather than fail on I/O errors.
+            log::warn!("refused a session from {}: {}", self.peer, why.trim());
+            if let Some(ch) = self.channels.remove(&channel_id) {
+                let _ = session.channel_success(channel_id);
+                tokio::spawn(async move {
+                    let msg = format!("coffer: {}\r\n", why.trim());
+                    let _ = ch.extended_data_bytes(1, Bytes::from(msg)).await;
+                    let _ = ch.exit_status(1).await;
+                    let _ = ch.eof().await;
+                    let _ = ch.close().await;
+                });
+            } else {
+                let _ = session.channel_failure(channel_id);
+            }
+            return;
+        }
         let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id)) else {
             let _ = session.channel_failure(channel_id);
             return;
@@ -595,6 +612,11 @@ impl russh::server::Handler for ConnHandler {
         Ok(())
     }
 }
+
+/// While this file exists the data area is unusable (the mirror has failed);
+/// its text says why, and every session is refused with it. The mirror
+/// watcher writes and removes it.
+pub const DATA_UNAVAILABLE_MARKER: &str = "/run/coffer/data-unavailable";
 
 /// Pipe buffer size between the front end and a worker.
 const PIPE_SIZE: usize = 1024 * 1024;
