@@ -138,14 +138,18 @@ def fetch_kernel(package):
 
 
 def fetch_deb_file(package, member):
-    """One file out of a Debian package (for example systemd-boot's EFI binary)."""
+    """One file out of a Debian package (systemd-boot's EFI binary), checked
+    against the package index like the kernel and cached by version."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    target = CACHE / package
+    show = run("apt-cache", "show", package, capture=True)
+    fields = dict(l.split(": ", 1) for l in show.split("\n\n")[0].splitlines() if ": " in l)
+    deb = CACHE / Path(fields["Filename"]).name
+    if not deb.exists() or hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
+        run("apt-get", "download", "-q", f"{package}={fields['Version']}", cwd=CACHE)
+        if hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
+            sys.exit(f"build-image: {deb.name} does not match the SHA256 in the package index")
+    target = CACHE / f"{package}-{fields['Version']}"
     if not (target / member).exists():
-        for old in CACHE.glob(f"{package}_*.deb"):
-            old.unlink()
-        run("apt-get", "download", "-q", package, cwd=CACHE)
-        deb = next(CACHE.glob(f"{package}_*.deb"))
         shutil.rmtree(target, ignore_errors=True)
         run("dpkg-deb", "-x", deb, target)
     return target / member
@@ -202,7 +206,11 @@ def copy_with_libs(staging, source, dest):
 
 def build_firmware(target):
     log(f"building coffer for {target}")
-    run("cargo", "build", "--release", "--locked", "--target", target, "-p", "coffer", cwd=ROOT)
+    # Paths of the builder's checkout and cargo home must not end up in the binary.
+    cargo_home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
+    flags = f"--remap-path-prefix={cargo_home}=/cargo --remap-path-prefix={ROOT}=/coffer"
+    env = {f"CARGO_TARGET_{target.upper().replace('-', '_')}_RUSTFLAGS": flags}
+    run("cargo", "build", "--release", "--locked", "--target", target, "-p", "coffer", cwd=ROOT, env=env)
     return ROOT / "target" / target / "release" / "coffer"
 
 
@@ -249,6 +257,10 @@ def make_initramfs(board, abi, tree, coffer_bin, work, admin_key, epoch):
     if admin_key:
         shutil.copy2(admin_key, staging / "etc/coffer/admin.pub")
         os.chmod(staging / "etc/coffer/admin.pub", 0o644)
+    # Modes must not depend on the builder's umask.
+    run("find", staging, "-type", "d", "-exec", "chmod", "0755", "{}", "+")
+    for tmp in ("tmp",):
+        os.chmod(staging / tmp, 0o1777)
     run("find", staging, "-exec", "touch", "-h", "-d", f"@{epoch}", "{}", "+")
     cpio = work / "initrd.cpio"
     names = run("sh", "-c", "find . -mindepth 1 | LC_ALL=C sort", cwd=staging, capture=True)
@@ -323,10 +335,14 @@ def make_state(board, work, epoch, state_from):
             sys.exit(f"build-image: {state_from} is not a Coffer state directory (no coffer.toml); make one with coffer --state DIR init")
         shutil.copytree(state_from, src, dirs_exist_ok=True, symlinks=True)
         # User data never goes to the boot disk: only the data area's mount point is kept.
-        data = src / "data"
+        config = tomllib.loads((src / "coffer.toml").read_text())
+        data_dir = config.get("server", {}).get("data-dir", "data")
+        if Path(data_dir).is_absolute() or ".." in Path(data_dir).parts:
+            sys.exit(f"build-image: {state_from}: server.data-dir = {data_dir!r} must be a path inside the state directory for the appliance")
+        data = src / data_dir
         if data.is_dir():
             shutil.rmtree(data)
-            data.mkdir(mode=0o711)
+        data.mkdir(mode=0o711, parents=True)
     run("find", src, "-exec", "touch", "-h", "-d", f"@{epoch}", "{}", "+")
     env = {"E2FSPROGS_FAKE_TIME": str(epoch), "SOURCE_DATE_EPOCH": str(epoch)}
     run("mke2fs", "-q", "-t", "ext4", "-L", "coffer-state", "-U", fixed_uuid(board["name"], "state-fs").lower(),
@@ -335,7 +351,9 @@ def make_state(board, work, epoch, state_from):
     # mke2fs -d copies each file's ctime, which touch cannot set: pin them.
     cmds = ["sif / ctime @%d" % epoch]
     for path in sorted(src.rglob("*")):
-        cmds.append(f"sif /{path.relative_to(src)} ctime @{epoch}")
+        rel = path.relative_to(src)
+        # Owned by root whoever built it (user homes are chowned by the box at start).
+        cmds += [f"sif /{rel} ctime @{epoch}", f"sif /{rel} uid 0", f"sif /{rel} gid 0"]
     (work / "debugfs.cmds").write_text("\n".join(cmds) + "\n")
     run("debugfs", "-w", "-f", work / "debugfs.cmds", state, env=env, capture=True)
     return state

@@ -250,13 +250,11 @@ impl Appliance {
                 let mut buf = Vec::new();
                 while reader.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
                     let text = clean_console(&String::from_utf8_lossy(&buf));
-                    if text.contains("ps2_set_ledstate") {
-                        if let Some(state) = text.split_whitespace().last().and_then(|w| w.parse().ok()) {
-                            if let Ok(mut l) = leds.lock() {
+                    if text.contains("ps2_set_ledstate")
+                        && let Some(state) = text.split_whitespace().last().and_then(|w| w.parse().ok())
+                            && let Ok(mut l) = leds.lock() {
                                 l.push((Instant::now(), state));
                             }
-                        }
-                    }
                     if let Ok(mut s) = serial.lock() {
                         s.push_str(&text);
                     }

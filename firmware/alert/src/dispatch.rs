@@ -84,7 +84,7 @@ impl Dispatcher {
         let due: Vec<Alert> = self
             .open
             .values_mut()
-            .filter(|o| now >= o.last_sent.saturating_add(every))
+            .filter(|o| now >= o.last_sent.saturating_add(every) || o.last_sent > now)
             .map(|o| {
                 o.last_sent = now;
                 o.alert.clone()
@@ -97,8 +97,10 @@ impl Dispatcher {
 
     /// Deliveries to try now, in order, within `max_per_hour` new alerts per hour.
     pub fn due(&mut self, now: u64, max_per_hour: u32) -> Vec<Delivery> {
-        while self.started_at.front().is_some_and(|t| now.saturating_sub(*t) >= 3600) {
-            self.started_at.pop_front();
+        // Times from a clock that has since gone backwards (RTC reset) would block sending for good.
+        self.started_at.retain(|t| *t <= now && now - *t < 3600);
+        for q in &mut self.queue {
+            q.next_try = q.next_try.min(now + RETRY_MAX_SECS);
         }
         let mut out = Vec::new();
         for q in &mut self.queue {

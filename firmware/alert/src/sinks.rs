@@ -136,6 +136,37 @@ impl Sink for EmailSink {
     }
 }
 
+/// `scheme://host[:port]` of a URL, without user info, path or query.
+fn url_host(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or("");
+    format!("{scheme}://{host}")
+}
+
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::StatusCode(code) => format!("the server answered HTTP {code}"),
+        ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::Timeout(_) => "timed out".into(),
+        ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::ConnectionFailed => "connection failed".into(),
+        _ => "request failed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn url_host_hides_secrets() {
+        assert_eq!(url_host("https://ntfy.sh/my-secret-topic"), "https://ntfy.sh");
+        assert_eq!(url_host("https://user:tok@gotify.home:8443/message?token=x"), "https://gotify.home:8443");
+        assert_eq!(url_host("http://10.0.2.2:47080"), "http://10.0.2.2:47080");
+    }
+}
+
 struct WebhookSink {
     config: WebhookConfig,
 }
@@ -194,8 +225,9 @@ impl Sink for WebhookSink {
                 req.send(json.to_string().as_str())
             }
         };
-        // The URL may carry a token (ntfy topics are secrets): name only its host.
-        let shown = c.url.split('/').take(3).collect::<Vec<_>>().join("/");
-        result.map(|_| ()).map_err(|e| fail("webhook", format!("posting to {shown}: {e}")))
+        // The URL may carry secrets (an ntfy topic, user:token@): name only its host,
+        // and never pass on ureq's own text, which may quote the URL.
+        let shown = url_host(&c.url);
+        result.map(|_| ()).map_err(|e| fail("webhook", format!("posting to {shown}: {}", describe(&e))))
     }
 }

@@ -29,7 +29,8 @@ impl Spool {
     pub fn put(&self, alert: &Alert) -> Result<(), SpoolError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| self.io(e))?;
         let text = serde_json::to_vec(alert).map_err(|e| self.io(e.into()))?;
-        let unique = format!("{:020}-{}-{}", alert.time, std::process::id(), next_serial());
+        // Names sort in the order alerts were raised (a resolve after its problem).
+        let unique = format!("{:020}-{:010}-{:010}", alert.time, std::process::id(), next_serial());
         // Synced before it is visible: an alert raised just before a power cut survives it.
         coffer_config::write_atomically(&self.dir.join(format!("{unique}.json")), &text)
             .map_err(|e| self.io(std::io::Error::other(e.to_string())))

@@ -7,13 +7,17 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
 use coffer_hal::{DeviceKind, LedSetting, SysRoot, UeventSocket};
 use coffer_alert::{Alert, Severity};
-use coffer_raid::{DiskContent, FreeDisk, Health, LedPattern, Monitor, RaidAction, RaidEvent, RaidPolicy, Snapshot, led_pattern, normalize_uuid};
+use coffer_raid::{
+    DiskContent, DiskReading, FreeDisk, Health, HealthTracker, LedPattern, Monitor, RaidAction, RaidEvent, RaidPolicy, SmartReport, Snapshot,
+    led_pattern, normalize_uuid, parse_smartctl_json,
+};
 use coffer_sshd::event;
 use serde_json::{Value, json};
 
@@ -22,6 +26,8 @@ const BOOT_PARTITION: &str = "coffer-state";
 const BAYS_FILE: &str = "/etc/coffer/bays";
 /// The status LED's name (or `*suffix`), from the board's `leds.toml`.
 const STATUS_LED_FILE: &str = "/etc/coffer/status-led";
+/// How often `smartctl` is asked (the counters in sysfs are read on every look).
+const SMART_INTERVAL: Duration = Duration::from_secs(30 * 60);
 const QUIET_INTERVAL: Duration = Duration::from_secs(5);
 const BUSY_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -41,10 +47,16 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
     let mut monitor = Monitor::new(policy);
     let status_led = std::fs::read_to_string(STATUS_LED_FILE).ok().and_then(|p| sys.find_led(p.trim()));
     let mut shown: Option<LedPattern> = None;
+    let mut health = HealthTracker::default();
+    let mut smart: BTreeMap<String, SmartReport> = BTreeMap::new();
+    let mut smart_asked: Option<Instant> = None;
     event::emit("raid.watching", &[("status-led", json!(status_led))]);
     let mut interval = QUIET_INTERVAL;
     loop {
-        if let Some(ev) = uevents.recv(interval)? {
+        // A look at least every `interval`, however many unrelated uevents arrive.
+        let next_look = Instant::now() + interval;
+        while let Some(remaining) = next_look.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+            let Some(ev) = uevents.recv(remaining)? else { break };
             if ev.subsystem != "block" {
                 continue;
             }
@@ -53,6 +65,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
                     // What udev's 64-md-raid-assembly.rules does: fail and remove the member now.
                     mdadm(&["--incremental", "--fail", kname]);
                 }
+            break;
         }
         let snapshot = snapshot(&sys)?;
         let (events, actions) = monitor.observe(&snapshot);
@@ -64,6 +77,27 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
             }
         }
         mark_data_unavailable(&snapshot);
+        if smart_asked.is_none_or(|t| t.elapsed() >= SMART_INTERVAL) {
+            smart = ask_smart(&snapshot);
+            smart_asked = Some(Instant::now());
+        }
+        for h in health.observe(&readings(&sys, &snapshot, &smart)) {
+            event::emit(
+                h.code,
+                &[("disk", json!(h.disk)), ("serial", json!(h.serial)), ("what", json!(h.what)), ("guidance", json!(h.detail))],
+            );
+            let id = h.serial.clone().unwrap_or_else(|| h.disk.clone());
+            let severity = if h.code == "disk.health-critical" { Severity::Critical } else { Severity::Warning };
+            let alert = Alert {
+                key: format!("disk:{id}:{}", h.what),
+                severity,
+                title: format!("disk {id} ({}): {}", h.disk, h.what),
+                body: format!("{}.", h.detail),
+                resolved: false,
+                time: crate::alert::now(),
+            };
+            crate::alert::raise(state, &alert);
+        }
         let pattern = led_pattern(&snapshot.arrays.iter().filter(|a| a.level == "raid1").map(coffer_raid::health).collect::<Vec<_>>());
         if shown != Some(pattern) {
             show(&sys, status_led.as_deref(), pattern);
@@ -77,6 +111,43 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         let syncing = snapshot.arrays.iter().any(|a| !matches!(a.sync_action.as_str(), "idle" | ""));
         interval = if acted || syncing { BUSY_INTERVAL } else { QUIET_INTERVAL };
     }
+}
+
+/// Health readings of every disk in a mirror: sysfs counters, md's
+/// corrected errors, and the last SMART report.
+fn readings(sys: &SysRoot, snapshot: &Snapshot, smart: &BTreeMap<String, SmartReport>) -> Vec<DiskReading> {
+    let mut out = Vec::new();
+    for m in snapshot.arrays.iter().flat_map(|a| &a.members).filter(|m| m.present) {
+        let c = sys.disk_counters(&m.kname);
+        let mut counters = BTreeMap::new();
+        counters.insert("md-corrected-errors", m.errors);
+        if let Some(n) = c.io_errors {
+            counters.insert("io-errors", n);
+        }
+        if let Some(n) = c.io_timeouts {
+            counters.insert("io-timeouts", n);
+        }
+        out.push(DiskReading {
+            kname: m.kname.clone(),
+            serial: snapshot.serials.get(&m.kname).cloned(),
+            counters,
+            state: c.state,
+            smart: smart.get(&m.kname).cloned(),
+        });
+    }
+    out
+}
+
+/// `smartctl -j -a` for each mirror disk; disks without SMART (virtio) give nothing.
+fn ask_smart(snapshot: &Snapshot) -> BTreeMap<String, SmartReport> {
+    let mut out = BTreeMap::new();
+    for m in snapshot.arrays.iter().flat_map(|a| &a.members).filter(|m| m.present) {
+        let Ok(o) = Command::new("/sbin/smartctl").args(["-j", "-a", &format!("/dev/{}", m.kname)]).output() else { continue };
+        if let Some(report) = parse_smartctl_json(&String::from_utf8_lossy(&o.stdout)) {
+            out.insert(m.kname.clone(), report);
+        }
+    }
+    out
 }
 
 /// Tells the endpoint to refuse sessions while a mirror has failed, so
@@ -102,11 +173,10 @@ fn show(sys: &SysRoot, led: Option<&str>, pattern: LedPattern) {
         None => LedSetting::On,
         Some((on_ms, off_ms)) => LedSetting::Blink { on_ms, off_ms },
     };
-    if let Some(name) = led {
-        if let Err(e) = sys.set_led(name, setting) {
+    if let Some(name) = led
+        && let Err(e) = sys.set_led(name, setting) {
             log::warn!("setting LED {name}: {e}");
         }
-    }
     event::emit("led.pattern", &[("pattern", json!(pattern)), ("led", json!(led))]);
 }
 
@@ -131,7 +201,8 @@ fn alerts_for(e: &RaidEvent, now: u64) -> Vec<Alert> {
             format!("{}.", field("guidance")),
             false,
         )],
-        "raid.healthy" => ["degraded", "failed"]
+        // Also a healthy array at first sight: problems raised before a reboot are over.
+        "raid.healthy" | "raid.state" if e.code == "raid.healthy" || field("health") == "healthy" => ["degraded", "failed"]
             .iter()
             .map(|p| {
                 alert(format!("raid:{array}:{p}"), Severity::Info, format!("mirror {array} is healthy again"), "Both disks are in sync.".into(), true)

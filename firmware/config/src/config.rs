@@ -270,22 +270,20 @@ impl Config {
                 message: format!("network.hostname {:?} must be 1-63 letters, digits or '-'", config.network.hostname),
             });
         }
-        if let Some(email) = &config.alerts.email {
-            if email.to.is_empty() || email.server.is_empty() || !email.from.contains('@') || email.to.iter().any(|t| !t.contains('@')) {
+        if let Some(email) = &config.alerts.email
+            && (email.to.is_empty() || email.server.is_empty() || !email.from.contains('@') || email.to.iter().any(|t| !t.contains('@'))) {
                 return Err(ConfigError::Parse {
                     path: path.into(),
                     message: "alerts.email needs server, from and at least one to address (user@host)".into(),
                 });
             }
-        }
-        if let Some(hook) = &config.alerts.webhook {
-            if !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+        if let Some(hook) = &config.alerts.webhook
+            && !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
                 return Err(ConfigError::Parse {
                     path: path.into(),
                     message: format!("alerts.webhook.url {:?} must start with http:// or https://", hook.url),
                 });
             }
-        }
         if !config.network.dhcp && config.network.address.is_none() {
             return Err(ConfigError::Parse {
                 path: path.into(),

@@ -75,12 +75,34 @@ impl SysRoot {
         (!s.is_empty()).then_some(s)
     }
 
+    /// Error counters of a SCSI/SATA disk (`device/ioerr_cnt`, `iotmo_cnt`,
+    /// hex in sysfs) and its state (`running`, `offline`, ...). Virtio disks
+    /// have none of these.
+    pub fn disk_counters(&self, kname: &str) -> DiskCounters {
+        let dev = format!("sys/class/block/{kname}/device");
+        let hex = |f: &str| {
+            self.read(&format!("{dev}/{f}")).ok().and_then(|t| u64::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok())
+        };
+        DiskCounters {
+            io_errors: hex("ioerr_cnt"),
+            io_timeouts: hex("iotmo_cnt"),
+            state: self.read(&format!("{dev}/state")).ok().map(|s| s.trim().to_string()),
+        }
+    }
+
     /// The partition with this GPT name, if exactly one has it.
     pub fn partition_named(&self, part_name: &str) -> Result<Option<BlockDevice>, HalError> {
         let mut found: Vec<BlockDevice> =
             self.block_devices()?.into_iter().filter(|d| d.part_name.as_deref() == Some(part_name)).collect();
         Ok(if found.len() == 1 { found.pop() } else { None })
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskCounters {
+    pub io_errors: Option<u64>,
+    pub io_timeouts: Option<u64>,
+    pub state: Option<String>,
 }
 
 #[cfg(test)]
@@ -123,5 +145,10 @@ mod tests {
         assert_eq!(state.size, 20480 * 512);
         assert_eq!(all[3].kind, DeviceKind::Disk);
         assert!(sys.partition_named("nothing").unwrap().is_none());
+        fs::write(ata.join("ioerr_cnt"), "0x2\n").unwrap();
+        fs::write(ata.join("state"), "running\n").unwrap();
+        let c = sys.disk_counters("sda");
+        assert_eq!((c.io_errors, c.io_timeouts, c.state.as_deref()), (Some(2), None, Some("running")));
+        assert_eq!(sys.disk_counters("vdb"), DiskCounters::default());
     }
 }

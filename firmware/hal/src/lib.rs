@@ -11,7 +11,7 @@ mod uevent;
 
 use std::path::{Path, PathBuf};
 
-pub use block::{BlockDevice, DeviceKind};
+pub use block::{BlockDevice, DeviceKind, DiskCounters};
 pub use input::power_button_handlers;
 pub use led::LedSetting;
 pub use md::{MdArray, MdMember, parse_sync_completed};

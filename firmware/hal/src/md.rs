@@ -31,6 +31,8 @@ pub struct MdMember {
     pub state: Vec<String>,
     /// Whether the member's block device still exists.
     pub present: bool,
+    /// Read errors md corrected from the other mirror (kept in the superblock).
+    pub errors: u64,
 }
 
 impl MdMember {
@@ -77,6 +79,7 @@ impl SysRoot {
                     slot: attr(&format!("{file}/slot")).parse().ok(),
                     state: state.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
                     present: e.path().join("block").exists(),
+                    errors: attr(&format!("{file}/errors")).parse().unwrap_or(0),
                 });
             }
         }

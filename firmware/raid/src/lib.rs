@@ -4,11 +4,15 @@
 //! what it needs to see transitions (health, members by serial, rebuild
 //! progress). Reading sysfs and running mdadm are the caller's job.
 
+mod health;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use coffer_hal::{BlockDevice, DeviceKind, MdArray};
 use serde::Serialize;
 use serde_json::Value;
+
+pub use health::{DiskReading, HOT_CELSIUS, HealthEvent, HealthTracker, SmartReport, parse_smartctl_json};
 
 /// What a disk outside every array holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +181,8 @@ struct Remembered {
     /// Members last asked to be failed or removed: not asked again while
     /// nothing changes (md refuses to fail the last member of a mirror).
     asked: BTreeSet<String>,
+    /// Disks already offered to this array (`/dev/vdd`), until they leave.
+    tried: BTreeSet<String>,
     scrubbing: bool,
 }
 
@@ -341,8 +347,18 @@ impl Monitor {
                     }
                     _ => None,
                 });
+                // A disk already tried is not tried again while it stays (md may refuse it: too small, ...).
+                let pick = pick.filter(|action| match action {
+                    RaidAction::Add { disk, .. } | RaidAction::ReAdd { disk, .. } => !mem.tried.contains(disk),
+                    _ => true,
+                });
                 match pick {
-                    Some(action) => actions.push(action),
+                    Some(action) => {
+                        if let RaidAction::Add { disk, .. } | RaidAction::ReAdd { disk, .. } = &action {
+                            mem.tried.insert(disk.clone());
+                        }
+                        actions.push(action)
+                    }
                     None => {
                         for d in &snap.free_disks {
                             if self.ignored.insert(d.kname.clone()) {
@@ -361,6 +377,7 @@ impl Monitor {
                 }
             }
 
+            mem.tried.retain(|disk| snap.free_disks.iter().any(|d| format!("/dev/{}", d.kname) == *disk));
             mem.members = a
                 .members
                 .iter()

@@ -3,7 +3,7 @@ use coffer_hal::MdMember;
 use proptest::prelude::*;
 
 fn member(kname: &str, slot: Option<u32>, state: &str, present: bool) -> MdMember {
-    MdMember { kname: kname.into(), slot, state: state.split(',').map(str::to_string).collect(), present }
+    MdMember { kname: kname.into(), slot, state: state.split(',').map(str::to_string).collect(), present, errors: 0 }
 }
 
 fn array(degraded: u32, action: &str, completed: Option<(u64, u64)>, members: Vec<MdMember>) -> MdArray {
@@ -54,8 +54,10 @@ fn pull_insert_rebuild_lifecycle() {
     // After mdadm -If: degraded, member gone. A blank disk is waiting.
     let degraded = array(1, "idle", None, vec![member("vdb", Some(0), "in_sync", true)]);
     let blank = FreeDisk { kname: "vdd".into(), serial: Some("disk2".into()), content: DiskContent::Blank };
-    let (e, a) = m.observe(&snap(degraded, vec![blank]));
+    let (e, a) = m.observe(&snap(degraded.clone(), vec![blank.clone()]));
     assert_eq!(codes(&e), ["raid.degraded"]);
+    let (_, again) = m.observe(&snap(degraded.clone(), vec![blank.clone()]));
+    assert!(again.is_empty(), "a disk md did not take is not offered again while it stays: {again:?}");
     assert_eq!(e[0].fields["bay"], "right");
     assert_eq!(e[0].fields["serial"], "disk1", "the missing disk is named by the serial it had");
     assert_eq!(a, vec![RaidAction::Add { array: "/dev/md127".into(), disk: "/dev/vdd".into() }]);

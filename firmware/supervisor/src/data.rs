@@ -17,9 +17,21 @@ use crate::reaper::Reaper;
 /// The array's name; `/dev/md/data` on every boot, whatever md number it gets.
 pub(crate) const ARRAY_NAME: &str = "data";
 pub(crate) const ARRAY_DEVICE: &str = "/dev/md/data";
+/// How long boot waits for both data disks to appear.
+const DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Assembles the mirror, or makes one from two blank disks, and mounts it on `target`.
 pub(crate) fn prepare(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &Path) -> Result<(), SupervisorError> {
+    // Disks spin up at their own pace: assembling with one of two would
+    // start the mirror degraded and resync it on every such boot.
+    let deadline = std::time::Instant::now() + DISK_WAIT;
+    while std::time::Instant::now() < deadline {
+        let present = sys.block_devices().map(|d| coffer_raid::data_disk_candidates(&d, boot_disk).len()).unwrap_or(0);
+        if present >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let _ = reaper.run("/sbin/mdadm", &["--assemble", "--scan", "--run"]);
     if !Path::new(ARRAY_DEVICE).exists() {
         let devices = sys.block_devices().map_err(|e| SupervisorError::Boot(e.to_string()))?;

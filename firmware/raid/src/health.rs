@@ -1,0 +1,190 @@
+//! Disk health: warnings before a disk dies. Counters are tracked for
+//! change, not value (a disk may come with a few old errors): any rise in
+//! I/O errors, timeouts, errors md corrected, or SMART's reallocated,
+//! pending and uncorrectable sectors is a warning; SMART saying the disk is
+//! failing, a disk going offline, or overheating is critical.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+/// What `smartctl -j -a` says, the parts that predict failure.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SmartReport {
+    /// `smart_status.passed`.
+    pub passed: Option<bool>,
+    pub temperature: Option<u64>,
+    /// Counters by name: `reallocated-sectors` (ATA 5), `pending-sectors`
+    /// (197), `offline-uncorrectable` (198), `nvme-media-errors`.
+    pub counters: BTreeMap<&'static str, u64>,
+    /// The self-test log has errors (exit status bit 7).
+    pub self_test_errors: bool,
+}
+
+/// Parses `smartctl -j` output; `None` when it is not smartctl JSON or the
+/// device could not be opened or asked (exit status bits 1 and 2).
+pub fn parse_smartctl_json(text: &str) -> Option<SmartReport> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let exit = v["smartctl"]["exit_status"].as_u64()?;
+    if exit & 0b110 != 0 {
+        return None;
+    }
+    let mut report = SmartReport {
+        passed: v["smart_status"]["passed"].as_bool(),
+        temperature: v["temperature"]["current"].as_u64(),
+        self_test_errors: exit & 0x80 != 0,
+        ..SmartReport::default()
+    };
+    if let Some(table) = v["ata_smart_attributes"]["table"].as_array() {
+        for attr in table {
+            let name = match attr["id"].as_u64() {
+                Some(5) => "reallocated-sectors",
+                Some(197) => "pending-sectors",
+                Some(198) => "offline-uncorrectable",
+                _ => continue,
+            };
+            if let Some(raw) = attr["raw"]["value"].as_u64() {
+                report.counters.insert(name, raw);
+            }
+        }
+    }
+    if let Some(n) = v["nvme_smart_health_information_log"]["media_errors"].as_u64() {
+        report.counters.insert("nvme-media-errors", n);
+    }
+    Some(report)
+}
+
+/// One disk's readings at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskReading {
+    pub kname: String,
+    pub serial: Option<String>,
+    /// Counters from sysfs and md: `io-errors`, `io-timeouts`, `md-corrected-errors`.
+    pub counters: BTreeMap<&'static str, u64>,
+    /// SCSI device state (`running`, `offline`, ...).
+    pub state: Option<String>,
+    pub smart: Option<SmartReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthEvent {
+    /// `disk.health-warning` or `disk.health-critical`.
+    pub code: &'static str,
+    pub disk: String,
+    pub serial: Option<String>,
+    pub what: String,
+    pub detail: String,
+}
+
+/// Above this many °C a disk is too hot.
+pub const HOT_CELSIUS: u64 = 55;
+
+#[derive(Debug, Clone, Default)]
+pub struct HealthTracker {
+    last: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// Conditions already reported (disk, what), so each is said once while it lasts.
+    raised: BTreeSet<(String, &'static str)>,
+}
+
+impl HealthTracker {
+    pub fn observe(&mut self, readings: &[DiskReading]) -> Vec<HealthEvent> {
+        let mut out = Vec::new();
+        for r in readings {
+            let id = r.serial.clone().unwrap_or_else(|| r.kname.clone());
+            let mut now = r.counters.clone();
+            if let Some(s) = &r.smart {
+                now.extend(s.counters.iter().map(|(k, v)| (*k, *v)));
+            }
+            let event = |code, what: String, detail: String| HealthEvent { code, disk: r.kname.clone(), serial: r.serial.clone(), what, detail };
+            if let Some(before) = self.last.get(&id) {
+                for (name, value) in &now {
+                    if let Some(old) = before.get(name).filter(|old| value > old) {
+                        out.push(event(
+                            "disk.health-warning",
+                            (*name).to_string(),
+                            format!("{name} rose from {old} to {value}: this disk may be failing; make sure backups are current and plan to replace it"),
+                        ));
+                    }
+                }
+            }
+            self.last.insert(id.clone(), now);
+
+            let conditions: [(&'static str, bool, String); 4] = [
+                ("smart-failing", r.smart.as_ref().and_then(|s| s.passed) == Some(false), "SMART says the disk is failing: replace it now".into()),
+                ("offline", r.state.as_deref() == Some("offline"), "the disk stopped answering (offline): replace it".into()),
+                (
+                    "too-hot",
+                    r.smart.as_ref().and_then(|s| s.temperature).is_some_and(|t| t > HOT_CELSIUS),
+                    format!("the disk is hotter than {HOT_CELSIUS} °C: check the fan and the air flow"),
+                ),
+                ("self-test-errors", r.smart.as_ref().is_some_and(|s| s.self_test_errors), "the disk's own self-test found errors: plan to replace it".into()),
+            ];
+            for (what, active, detail) in conditions {
+                let key = (id.clone(), what);
+                if active && self.raised.insert(key.clone()) {
+                    let code = if what == "too-hot" || what == "self-test-errors" { "disk.health-warning" } else { "disk.health-critical" };
+                    out.push(event(code, what.to_string(), detail));
+                } else if !active {
+                    self.raised.remove(&key);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ATA: &str = r#"{"json_format_version":[1,0],"smartctl":{"exit_status":0},"device":{"name":"/dev/sda"},
+        "serial_number":"WD-1","smart_status":{"passed":true},"temperature":{"current":38},
+        "ata_smart_attributes":{"table":[
+          {"id":5,"name":"Reallocated_Sector_Ct","raw":{"value":0}},
+          {"id":9,"name":"Power_On_Hours","raw":{"value":20000}},
+          {"id":197,"name":"Current_Pending_Sector","raw":{"value":2}},
+          {"id":198,"name":"Offline_Uncorrectable","raw":{"value":0}}]}}"#;
+
+    #[test]
+    fn smartctl_json() {
+        let r = parse_smartctl_json(ATA).unwrap();
+        assert_eq!(r.passed, Some(true));
+        assert_eq!(r.temperature, Some(38));
+        assert_eq!(r.counters["pending-sectors"], 2);
+        assert_eq!(r.counters.len(), 3);
+        assert_eq!(parse_smartctl_json(r#"{"smartctl":{"exit_status":2}}"#), None, "device could not be opened");
+        assert_eq!(parse_smartctl_json("not json"), None);
+        let nvme = parse_smartctl_json(r#"{"smartctl":{"exit_status":128},"smart_status":{"passed":true},"nvme_smart_health_information_log":{"media_errors":3}}"#).unwrap();
+        assert!(nvme.self_test_errors);
+        assert_eq!(nvme.counters["nvme-media-errors"], 3);
+    }
+
+    fn reading(errors: u64, smart: Option<SmartReport>) -> DiskReading {
+        DiskReading {
+            kname: "sdb".into(),
+            serial: Some("WD-1".into()),
+            counters: [("md-corrected-errors", errors)].into_iter().collect(),
+            state: Some("running".into()),
+            smart,
+        }
+    }
+
+    #[test]
+    fn rising_counters_warn_old_values_do_not() {
+        let mut t = HealthTracker::default();
+        assert!(t.observe(&[reading(7, None)]).is_empty(), "7 old errors: a baseline, not a warning");
+        assert!(t.observe(&[reading(7, None)]).is_empty());
+        let e = t.observe(&[reading(9, None)]);
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].code, e[0].what.as_str()), ("disk.health-warning", "md-corrected-errors"));
+        assert!(e[0].detail.contains("from 7 to 9"));
+        let mut smart = parse_smartctl_json(ATA).unwrap();
+        assert!(t.observe(&[reading(9, Some(smart.clone()))]).is_empty());
+        smart.counters.insert("pending-sectors", 8);
+        smart.passed = Some(false);
+        let e = t.observe(&[reading(9, Some(smart.clone()))]);
+        let whats: Vec<_> = e.iter().map(|e| (e.code, e.what.as_str())).collect();
+        assert_eq!(whats, [("disk.health-warning", "pending-sectors"), ("disk.health-critical", "smart-failing")]);
+        assert!(t.observe(&[reading(9, Some(smart))]).is_empty(), "said once while it lasts");
+    }
+}
