@@ -236,6 +236,22 @@ fn merge_toml(base: &str, extra: &str) -> String {
     lines.join("\n") + "\n"
 }
 
+/// Stock duplicity as this client runs it against the appliance or a
+/// server: its GnuPG home, the key `fpr` for encryption and signing, the
+/// client's ssh config, 1 MiB volumes. Not yet started.
+pub fn duplicity_command(client: &Client, fpr: &str, action: &[&str], tail: &[&str]) -> Command {
+    let mut cmd = client.command("duplicity");
+    cmd.env("GNUPGHOME", client.home.join(".gnupg"))
+        .env("PASSPHRASE", "")
+        .env("SIGN_PASSPHRASE", "")
+        .args(action)
+        .args(["--encrypt-key", fpr, "--sign-key", fpr])
+        .arg(format!("--ssh-options=-F {}", client.ssh_config().display()))
+        .args(["--num-retries", "2", "--volsize", "1", "-v", "warning"])
+        .args(tail);
+    cmd
+}
+
 /// One user's client side: a home directory with keys and ssh config.
 pub struct Client {
     pub home: PathBuf,

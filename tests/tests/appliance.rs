@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use coffer_tests::qemu::{Appliance, Board, BootOptions, Firmware, TestImage, exclusive, record_time, timeout};
-use coffer_tests::{Client, gpg_key, run_ok, text, tree};
+use coffer_tests::{Client, duplicity_command, gpg_key, run_ok, text, tree};
 
 /// Boots, waits for the endpoint, and checks the seeded state carried over.
 fn boot_and_login(firmware: Firmware) -> Appliance {
@@ -42,16 +42,7 @@ fn boots_under_seabios_and_ovmf_and_powers_off_on_the_button() {
 }
 
 fn duplicity(client: &Client, fpr: &str, action: &[&str], tail: &[&str]) -> std::process::Output {
-    let mut cmd = client.command("duplicity");
-    cmd.env("GNUPGHOME", client.home.join(".gnupg"))
-        .env("PASSPHRASE", "")
-        .env("SIGN_PASSPHRASE", "")
-        .args(action)
-        .args(["--encrypt-key", fpr, "--sign-key", fpr])
-        .arg(format!("--ssh-options=-F {}", client.ssh_config().display()))
-        .args(["--num-retries", "2", "--volsize", "1", "-v", "warning"])
-        .args(tail);
-    cmd.output().expect("run duplicity")
+    duplicity_command(client, fpr, action, tail).output().expect("run duplicity")
 }
 
 fn url(client: &Client) -> String {
@@ -129,17 +120,8 @@ fn power_cut_mid_upload_loses_no_completed_backup() {
 
     // A big incompressible file makes the incremental many volumes long.
     std::fs::write(src.join("big.bin"), tree::bytes(7, 24 << 20)).unwrap();
-    let mut inc = client.command("duplicity");
-    inc.env("GNUPGHOME", client.home.join(".gnupg"))
-        .env("PASSPHRASE", "")
-        .env("SIGN_PASSPHRASE", "")
-        .args(["incremental", "--encrypt-key", &fpr, "--sign-key", &fpr])
-        .arg(format!("--ssh-options=-F {}", client.ssh_config().display()))
-        .args(["--num-retries", "1", "--volsize", "1", "-v", "warning"])
-        .arg(&src)
-        .arg(url(&client))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut inc = duplicity_command(&client, &fpr, &["incremental"], &[src.to_str().unwrap(), &url(&client)]);
+    inc.stdout(Stdio::null()).stderr(Stdio::null());
     let mut running = inc.spawn().expect("duplicity incremental");
     // Cut the power once a few volumes of the incremental have landed.
     let deadline = Instant::now() + timeout(180);

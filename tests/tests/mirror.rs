@@ -7,19 +7,10 @@ use std::time::{Duration, Instant};
 
 use coffer_tests::qemu::{Appliance, BootOptions, exclusive, record_time, timeout};
 use coffer_tests::sinks::{AlertSinks, HTTP_PORT, SMTP_PORT};
-use coffer_tests::{Client, gpg_key, text, tree};
+use coffer_tests::{Client, duplicity_command, gpg_key, text, tree};
 
 fn duplicity(client: &Client, fpr: &str, action: &[&str], tail: &[&str]) {
-    let mut cmd = client.command("duplicity");
-    cmd.env("GNUPGHOME", client.home.join(".gnupg"))
-        .env("PASSPHRASE", "")
-        .env("SIGN_PASSPHRASE", "")
-        .args(action)
-        .args(["--encrypt-key", fpr, "--sign-key", fpr])
-        .arg(format!("--ssh-options=-F {}", client.ssh_config().display()))
-        .args(["--num-retries", "2", "--volsize", "1", "-v", "warning"])
-        .args(tail);
-    let out = cmd.output().expect("run duplicity");
+    let out = duplicity_command(client, fpr, action, tail).output().expect("run duplicity");
     assert!(out.status.success(), "duplicity {action:?}: {}", text(&out));
 }
 
