@@ -1,12 +1,18 @@
 //! `coffer`: one binary for every job. The command grammar here is the
 //! contract that tests, scripts and (later) `ssh admin@box` rely on.
 
+mod admin;
 mod alert;
+mod clock;
 mod quota;
 mod raid;
 mod retention;
 mod serve;
+mod settings;
 mod state;
+mod status;
+mod system;
+mod update;
 mod worker;
 
 use std::path::PathBuf;
@@ -50,9 +56,62 @@ enum Command {
     /// Alerts by e-mail, webhook and syslog.
     #[command(subcommand)]
     Alert(AlertCommand),
+    /// The appliance at a glance: health, mirror, disks, slot, space, users.
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The appliance's log (services, supervisor, events).
+    Logs {
+        /// Keep printing new lines until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only lines from the last DURATION (30m, 2h, 1d).
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// State changes only (`coffer-event` lines, as JSON).
+    Events {
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long)]
+        since: Option<String>,
+    },
+    /// Show or change coffer.toml.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Restart the appliance.
+    Reboot,
+    /// Shut the appliance down and power off.
+    Poweroff,
+    /// Print the firmware version.
+    Version,
     /// Internal: one session channel, started by `serve`.
     #[command(hide = true)]
     SessionWorker(worker::WorkerArgs),
+    /// Internal: an administrator's command line from SSH, started by `serve`.
+    #[command(hide = true)]
+    Admin {
+        /// Who runs it (the endpoint logs it; kept here for `ps`).
+        #[arg(long)]
+        user: String,
+        #[arg(last = true)]
+        line: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print coffer.toml (secrets hidden).
+    Show,
+    /// Change settings together: `config set alerts.webhook.url https://ntfy.sh/me alerts.webhook.kind ntfy`.
+    Set {
+        /// KEY VALUE pairs. Keys are dotted, as in coffer.toml (`raid.auto-add-blank`); values are
+        /// TOML (true, 42, "text", ["a", "b"]) or bare text; `none` removes a key.
+        #[arg(required = true, num_args = 2.., value_names = ["KEY", "VALUE"])]
+        pairs: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +126,13 @@ enum AlertCommand {
 enum RaidCommand {
     /// Watch the mirror: events, pulled disks failed out at once, blank disks added (the appliance runs this).
     Watch,
+    /// Take the disk with this serial number out of the mirror so it can be pulled; a new blank disk in its bay rebuilds by itself.
+    Replace { serial: String },
+    /// Check the mirror now (reads both disks, counts mismatches); `--stop` ends a running check.
+    Scrub {
+        #[arg(long)]
+        stop: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +152,9 @@ enum UserCommand {
         /// File (inode) limit (`none` for no limit).
         #[arg(long)]
         files: Option<String>,
+        /// `admin` lets the user run these commands over SSH.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
     },
     /// Change a user's limits.
     Set {
@@ -96,7 +165,17 @@ enum UserCommand {
         /// File (inode) limit (`none` removes it).
         #[arg(long)]
         files: Option<String>,
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
     },
+    /// Stop a user's keys from logging in (data and keys kept).
+    Lock { name: String },
+    /// Let a locked user log in again.
+    Unlock { name: String },
+    /// List a user's keys with fingerprints and profiles.
+    Keys { name: String },
+    /// Remove one key, named by its SHA256 fingerprint.
+    KeyRemove { name: String, fingerprint: String },
     /// Show a user's usage, limits, keys, warnings and retention.
     Show { name: String },
     /// List users and their keys.
@@ -147,6 +226,21 @@ enum RetentionCommand {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    User,
+    Admin,
+}
+
+impl From<RoleArg> for coffer_config::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::User => coffer_config::Role::User,
+            RoleArg::Admin => coffer_config::Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum ProfileArg {
     Full,
     AppendOnly,
@@ -174,33 +268,70 @@ fn main() -> ExitCode {
         coffer_supervisor::run_as_init();
     }
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Init => state::init(&cli.state),
-        Command::User(UserCommand::Add { name, key, profile, quota, files }) => {
-            state::user_add(&cli.state, &name, &key, profile.into(), quota.as_deref(), files.as_deref())
-        }
-        Command::User(UserCommand::Set { name, quota, files }) => state::user_set(&cli.state, &name, quota.as_deref(), files.as_deref()),
-        Command::User(UserCommand::Show { name }) => quota::show_user(&cli.state, &name),
-        Command::Quota(QuotaCommand::Rescan { user }) => quota::rescan(&cli.state, user.as_deref()),
-        Command::Retention(RetentionCommand::Set { user, policy }) => retention::set(&cli.state, user.as_deref(), &policy),
-        Command::Retention(RetentionCommand::Show { user }) => retention::show(&cli.state, user.as_deref()),
-        Command::Retention(RetentionCommand::Run { user, dry_run, now }) => match now.as_deref().map(retention::parse_now).transpose() {
-            Ok(t) => retention::run(&cli.state, user.as_deref(), dry_run, t.unwrap_or_else(retention::wall_clock)),
-            Err(e) => Err(e),
-        },
-        Command::User(UserCommand::List) => state::user_list(&cli.state),
-        Command::User(UserCommand::Remove { name, purge }) => state::user_remove(&cli.state, &name, purge),
-        Command::Serve { listen } => serve::serve(&cli.state, listen.as_deref()),
-        Command::Raid(RaidCommand::Watch) => raid::watch(&cli.state),
-        Command::Alert(AlertCommand::Test) => alert::test(&cli.state),
-        Command::Alert(AlertCommand::Run) => alert::run(&cli.state),
-        Command::SessionWorker(args) => return worker::run(args),
-    };
+    if let Command::SessionWorker(args) = cli.command {
+        return worker::run(args);
+    }
+    if let Command::Admin { user: _, line } = cli.command {
+        return admin::run(&cli.state, &line);
+    }
+    finish(dispatch(&cli.state, cli.command))
+}
+
+/// Prints an error the way every command does and turns it into the exit status.
+fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("coffer: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs one command; the same for the local command line and `ssh admin@box`.
+fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init => state::init(state),
+        Command::User(UserCommand::Add { name, key, profile, quota, files, role }) => state::user_add(
+            state,
+            &name,
+            &key,
+            state::NewKey { profile: profile.into(), quota: quota.as_deref(), files: files.as_deref(), role: role.map(Into::into) },
+        ),
+        Command::User(UserCommand::Set { name, quota, files, role }) => {
+            state::user_set(state, &name, quota.as_deref(), files.as_deref(), role.map(Into::into))
+        }
+        Command::User(UserCommand::Show { name }) => quota::show_user(state, &name),
+        Command::User(UserCommand::Lock { name }) => state::user_lock(state, &name, true),
+        Command::User(UserCommand::Unlock { name }) => state::user_lock(state, &name, false),
+        Command::User(UserCommand::Keys { name }) => state::user_keys(state, &name),
+        Command::User(UserCommand::KeyRemove { name, fingerprint }) => state::user_key_remove(state, &name, &fingerprint),
+        Command::Quota(QuotaCommand::Rescan { user }) => quota::rescan(state, user.as_deref()),
+        Command::Retention(RetentionCommand::Set { user, policy }) => retention::set(state, user.as_deref(), &policy),
+        Command::Retention(RetentionCommand::Show { user }) => retention::show(state, user.as_deref()),
+        Command::Retention(RetentionCommand::Run { user, dry_run, now }) => {
+            let t = now.as_deref().map(retention::parse_now).transpose()?;
+            retention::run(state, user.as_deref(), dry_run, t.unwrap_or_else(retention::wall_clock))
+        }
+        Command::User(UserCommand::List) => state::user_list(state),
+        Command::User(UserCommand::Remove { name, purge }) => state::user_remove(state, &name, purge),
+        Command::Serve { listen } => serve::serve(state, listen.as_deref()),
+        Command::Raid(RaidCommand::Watch) => raid::watch(state),
+        Command::Raid(RaidCommand::Replace { serial }) => raid::replace(&serial),
+        Command::Raid(RaidCommand::Scrub { stop }) => raid::scrub_now(stop),
+        Command::Alert(AlertCommand::Test) => alert::test(state),
+        Command::Alert(AlertCommand::Run) => alert::run(state),
+        Command::Status { json } => status::show(state, json),
+        Command::Logs { follow, since } => system::logs(follow, since.as_deref(), false),
+        Command::Events { follow, since } => system::logs(follow, since.as_deref(), true),
+        Command::Config(ConfigCommand::Show) => settings::show(state),
+        Command::Config(ConfigCommand::Set { pairs }) => settings::set(state, &pairs),
+        Command::Reboot => system::power(true),
+        Command::Poweroff => system::power(false),
+        Command::Version => {
+            println!("coffer {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::SessionWorker(_) | Command::Admin { .. } => anyhow::bail!("internal command; `serve` starts it"),
     }
 }

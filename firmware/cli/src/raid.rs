@@ -7,12 +7,13 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
-use coffer_hal::{DeviceKind, LedSetting, SysRoot, UeventSocket};
+use coffer_hal::{DeviceKind, LedSetting, MdSync, SysRoot, UeventSocket};
+use coffer_raid::scrub::{ScrubChange, ScrubRecord, ScrubView};
 use coffer_alert::{Alert, Severity};
 use coffer_raid::{
     DiskContent, DiskReading, FreeDisk, Health, HealthTracker, LedPattern, Monitor, RaidAction, RaidEvent, RaidPolicy, SmartReport, Snapshot,
@@ -35,9 +36,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
     let paths = StatePaths::new(state);
     let config = Config::load(&paths.config())?;
     crate::serve::init_logging(&config.log.level);
-    let bays = std::fs::read_to_string(BAYS_FILE)
-        .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
-        .unwrap_or_else(|_| RaidPolicy::default().bays);
+    let bays = bays();
     let policy = RaidPolicy { auto_add_blank: config.raid.auto_add_blank, auto_add_foreign: config.raid.auto_add_foreign, bays };
     let sys = SysRoot::system();
     if config.raid.rebuild_speed_max_kib > 0 {
@@ -51,6 +50,10 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
     let mut smart: BTreeMap<String, SmartReport> = BTreeMap::new();
     let mut smart_asked: Option<Instant> = None;
     event::emit("raid.watching", &[("status-led", json!(status_led))]);
+    let scrub_every = (config.raid.scrub_interval_days > 0).then(|| i64::from(config.raid.scrub_interval_days) * 86_400);
+    let mut scrub = ScrubKeeper::load(&paths, &sys);
+    let mut problems: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut published = Value::Null;
     let mut interval = QUIET_INTERVAL;
     loop {
         // A look at least every `interval`, however many unrelated uevents arrive.
@@ -97,11 +100,20 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
                 time: crate::alert::now(),
             };
             crate::alert::raise(state, &alert);
+            problems.entry(id).or_default().insert(h.what.clone());
+        }
+        if let Some(a) = snapshot.arrays.iter().find(|a| a.level == "raid1") {
+            scrub.step(state, &sys, a, scrub_every);
         }
         let pattern = led_pattern(&snapshot.arrays.iter().filter(|a| a.level == "raid1").map(coffer_raid::health).collect::<Vec<_>>());
         if shown != Some(pattern) {
             show(&sys, status_led.as_deref(), pattern);
             shown = Some(pattern);
+        }
+        let view = json!({ "led": pattern, "problems": problems });
+        if view != published {
+            publish(&view);
+            published = view;
         }
         let acted = !actions.is_empty();
         for action in actions {
@@ -111,6 +123,195 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         let syncing = snapshot.arrays.iter().any(|a| !matches!(a.sync_action.as_str(), "idle" | ""));
         interval = if acted || syncing { BUSY_INTERVAL } else { QUIET_INTERVAL };
     }
+}
+
+/// Bay names by md slot, from the board's data (`left`, `right`).
+pub(crate) fn bays() -> Vec<String> {
+    std::fs::read_to_string(BAYS_FILE)
+        .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+        .unwrap_or_else(|_| RaidPolicy::default().bays)
+}
+
+/// What `status` shows from the watcher: the LED pattern and each disk's
+/// health problems since boot.
+pub(crate) const WATCH_STATUS_FILE: &str = "/run/coffer/raid-watch.json";
+
+/// Asks the watcher to start (`check`) or stop (`stop`) a scrub.
+const SCRUB_REQUEST_FILE: &str = "/run/coffer/scrub-request";
+
+/// Serials of disks an administrator took out with `raid replace`: never
+/// added back by the watcher until the next boot.
+const REPLACING_FILE: &str = "/run/coffer/raid-replacing";
+
+fn publish(view: &Value) {
+    let path = Path::new(WATCH_STATUS_FILE);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = coffer_config::write_atomically(path, view.to_string().as_bytes()) {
+        log::warn!("writing {}: {e}", path.display());
+    }
+}
+
+/// The scrub record in the state partition, and the effects around the pure
+/// [`ScrubRecord`]: requests from `raid scrub`, md writes, events, alerts.
+struct ScrubKeeper {
+    path: std::path::PathBuf,
+    record: ScrubRecord,
+    saved: ScrubRecord,
+    saved_at: Instant,
+}
+
+impl ScrubKeeper {
+    fn load(paths: &StatePaths, sys: &SysRoot) -> Self {
+        let path = paths.root().join("raid-scrub.json");
+        let mut record: ScrubRecord = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                log::warn!("{} is unreadable ({e}); the scrub schedule starts afresh", path.display());
+                ScrubRecord::default()
+            }),
+            Err(_) => ScrubRecord::default(),
+        };
+        let checking = sys.md_arrays().ok().into_iter().flatten().any(|a| a.level == "raid1" && a.sync_action == "check");
+        if record.running && !checking {
+            // md forgot the check at reboot; it resumes from the saved position.
+            record.interrupt();
+        }
+        // A new mirror was just synced: its first check is one interval away.
+        record.finished_at = record.finished_at.or(Some(crate::alert::now() as i64));
+        ScrubKeeper { path, saved: ScrubRecord { position: u64::MAX, ..ScrubRecord::default() }, record, saved_at: Instant::now() }
+    }
+
+    fn step(&mut self, state: &Path, sys: &SysRoot, a: &coffer_hal::MdArray, every: Option<i64>) {
+        let now = crate::alert::now() as i64;
+        let redundant = coffer_raid::health(a) == Health::Healthy;
+        let view = ScrubView { sync_action: &a.sync_action, sync_completed: a.sync_completed, mismatch_cnt: a.mismatch_cnt, redundant };
+        let label = coffer_raid::array_label(a);
+        let request = std::fs::read_to_string(SCRUB_REQUEST_FILE).ok();
+        if request.is_some() {
+            let _ = std::fs::remove_file(SCRUB_REQUEST_FILE);
+        }
+        if request.as_deref().map(str::trim) == Some("stop") {
+            if let Err(e) = sys.set_md_sync(&a.kname, MdSync::Idle) {
+                log::warn!("stopping the check of {}: {e}", a.kname);
+            }
+            self.record.cancel();
+            event::emit("raid.scrub-stopped", &[("array", json!(label))]);
+            self.save(true);
+            return;
+        }
+        let was_running = self.record.running && !self.record.awaiting_resume;
+        match self.record.observe(view, now) {
+            Some(ScrubChange::Finished { mismatches }) => {
+                let _ = sys.set_md_sync(&a.kname, MdSync::Idle);
+                event::emit("raid.scrub-finished", &[("array", json!(label)), ("mismatches", json!(mismatches))]);
+                if mismatches > 0 {
+                    crate::alert::raise(
+                        state,
+                        &Alert {
+                            key: format!("raid:{label}:mismatches"),
+                            severity: Severity::Warning,
+                            title: format!("mirror {label}: the check found {mismatches} mismatched sectors"),
+                            body: "The two disks disagreed in places. Run `raid scrub` again; if mismatches remain, check the disks' health in `status`.".into(),
+                            resolved: false,
+                            time: now as u64,
+                        },
+                    );
+                }
+            }
+            Some(ScrubChange::Interrupted { position }) => {
+                event::emit("raid.scrub-interrupted", &[("array", json!(label)), ("sector", json!(position))]);
+            }
+            None if !was_running && self.record.running && !self.record.awaiting_resume => {
+                event::emit("raid.scrub-started", &[("array", json!(label)), ("from-sector", json!(self.record.position))]);
+            }
+            None => {}
+        }
+        let requested = request.as_deref().map(str::trim) == Some("check");
+        if let Some(start) = coffer_raid::scrub::plan(&self.record, view, now, every, crate::clock::trusted(), requested) {
+            match sys.set_md_sync(&a.kname, MdSync::Check { from_sector: start.from_sector }) {
+                Ok(()) => log::info!("checking mirror {label} from sector {}", start.from_sector),
+                Err(e) => log::warn!("starting the check of {}: {e}", a.kname),
+            }
+        } else if requested {
+            log::warn!("a check of {label} was asked for, but the mirror is busy ({}) or not whole", a.sync_action);
+        }
+        self.save(false);
+    }
+
+    /// Saves on every change of state, and progress at most twice a minute.
+    fn save(&mut self, now: bool) {
+        if self.record == self.saved {
+            return;
+        }
+        let moved_only = ScrubRecord { position: self.saved.position, current: self.saved.current, ..self.record.clone() } == self.saved;
+        if moved_only && !now && self.saved_at.elapsed() < Duration::from_secs(30) {
+            return;
+        }
+        match serde_json::to_vec(&self.record).map_err(std::io::Error::other).and_then(|b| {
+            coffer_config::write_atomically(&self.path, &b).map_err(std::io::Error::other)
+        }) {
+            Ok(()) => {
+                self.saved = self.record.clone();
+                self.saved_at = Instant::now();
+            }
+            Err(e) => log::warn!("saving {}: {e}", self.path.display()),
+        }
+    }
+}
+
+/// `raid scrub`: asks the watcher to start or stop a check now.
+pub(crate) fn scrub_now(stop: bool) -> Result<()> {
+    let sys = SysRoot::system();
+    let arrays = sys.md_arrays().context("reading md arrays")?;
+    let Some(a) = arrays.iter().find(|a| a.level == "raid1") else {
+        anyhow::bail!("there is no mirror on this machine");
+    };
+    if !stop && coffer_raid::health(a) != Health::Healthy {
+        anyhow::bail!("mirror {} is {:?} ({}); a check needs both disks in sync", coffer_raid::array_label(a), coffer_raid::health(a), a.sync_action);
+    }
+    if let Some(dir) = Path::new(SCRUB_REQUEST_FILE).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(SCRUB_REQUEST_FILE, if stop { "stop\n" } else { "check\n" }).with_context(|| format!("writing {SCRUB_REQUEST_FILE}"))?;
+    if stop {
+        println!("coffer: the check of {} stops within seconds", coffer_raid::array_label(a));
+    } else {
+        println!("coffer: the check of {} starts within seconds; `status` shows its progress, `events` its result", coffer_raid::array_label(a));
+    }
+    Ok(())
+}
+
+/// `raid replace SERIAL`: fails and removes that disk so it can be pulled.
+pub(crate) fn replace(serial: &str) -> Result<()> {
+    let sys = SysRoot::system();
+    let snap = snapshot(&sys)?;
+    let Some(kname) = snap.serials.iter().find(|(_, s)| s.as_str() == serial).map(|(k, _)| k.clone()) else {
+        let known: Vec<&str> = snap.serials.values().map(String::as_str).collect();
+        anyhow::bail!("no disk with serial {serial}; disks here: {}", known.join(", "));
+    };
+    let Some(a) = snap.arrays.iter().find(|a| a.members.iter().any(|m| m.kname == kname)) else {
+        anyhow::bail!("disk {serial} ({kname}) is in no mirror; it can be pulled as it is");
+    };
+    let others_in_sync = a.members.iter().filter(|m| m.kname != kname && m.present && m.has("in_sync") && !m.has("faulty")).count();
+    if others_in_sync == 0 {
+        anyhow::bail!("refusing: disk {serial} holds the only in-sync copy of mirror {}; wait for the rebuild to finish", coffer_raid::array_label(a));
+    }
+    let mut replacing = std::fs::read_to_string(REPLACING_FILE).unwrap_or_default();
+    replacing.push_str(serial);
+    replacing.push('\n');
+    if let Some(dir) = Path::new(REPLACING_FILE).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(REPLACING_FILE, replacing).with_context(|| format!("writing {REPLACING_FILE}"))?;
+    let dev = format!("/dev/{}", a.kname);
+    let disk = format!("/dev/{kname}");
+    if !mdadm(&[&dev, "--fail", &disk, "--remove", &disk]) {
+        anyhow::bail!("mdadm could not take {disk} out of {dev}; see `logs`");
+    }
+    event::emit("raid.replace-requested", &[("serial", json!(serial)), ("disk", json!(kname))]);
+    println!("coffer: disk {serial} ({kname}) is out of the mirror; pull it and put a blank disk in its bay: the rebuild starts by itself");
+    Ok(())
 }
 
 /// Health readings of every disk in a mirror: sysfs counters, md's
@@ -229,6 +430,7 @@ fn snapshot(sys: &SysRoot) -> Result<Snapshot> {
     let mut free_disks = Vec::new();
     // Looking inside disks costs I/O: only when an array wants one.
     if degraded {
+        let replacing: Vec<String> = std::fs::read_to_string(REPLACING_FILE).unwrap_or_default().lines().map(str::to_string).collect();
         for d in coffer_raid::data_disk_candidates(&devices, &boot_disk) {
             if in_array(&d.name) {
                 continue;
@@ -241,6 +443,9 @@ fn snapshot(sys: &SysRoot) -> Result<Snapshot> {
                     continue;
                 }
             };
+            if d.serial.as_ref().is_some_and(|s| replacing.iter().any(|r| r == s)) {
+                continue;
+            }
             free_disks.push(FreeDisk { kname: d.name.clone(), serial: d.serial.clone(), content });
         }
     }

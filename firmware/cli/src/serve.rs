@@ -13,6 +13,9 @@ use serde_json::json;
 
 use crate::state::{State, chown_tree};
 
+/// How often users are checked for missing backups.
+const STALE_CHECK_EVERY: Duration = Duration::from_secs(3600);
+
 /// How long open sessions get to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
@@ -50,15 +53,17 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         );
     }
 
+    let exe = std::env::current_exe().context("finding the coffer binary")?;
     let addr = listen.unwrap_or(&state.config.server.listen).to_string();
     let t = &state.config.login_throttle;
     let config = EndpointConfig {
         host_key,
         users_file: state.paths.users(),
         data_dir: data_dir.clone(),
-        worker: WorkerCommand {
-            program: std::env::current_exe().context("finding the coffer binary")?,
-            args: vec!["session-worker".into()],
+        worker: WorkerCommand { program: exe.clone(), args: vec!["session-worker".into()] },
+        admin: WorkerCommand {
+            program: exe,
+            args: vec!["--state".into(), std::path::absolute(dir)?.to_string_lossy().into_owned(), "admin".into()],
         },
         drop_privileges: root,
         throttle: ThrottlePolicy {
@@ -92,6 +97,22 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
                 tick.tick().await;
                 let (dir, book) = (state_dir.clone(), Arc::clone(&book));
                 let _ = tokio::task::spawn_blocking(move || crate::quota::housekeeping(&dir, &book)).await;
+            }
+        });
+        let state_dir = dir.to_path_buf();
+        tokio::spawn(async move {
+            // Users without a recent backup: checked hourly, alerted once while it lasts.
+            let mut raised = std::collections::BTreeMap::new();
+            let mut tick = tokio::time::interval(STALE_CHECK_EVERY);
+            loop {
+                tick.tick().await;
+                let dir = state_dir.clone();
+                raised = tokio::task::spawn_blocking(move || {
+                    crate::status::check_stale_backups(&dir, &mut raised);
+                    raised
+                })
+                .await
+                .unwrap_or_default();
             }
         });
         if let Some(every) = retention_every {

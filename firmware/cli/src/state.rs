@@ -5,7 +5,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use coffer_config::{AuthorizedKey, Config, ConfigError, KeyProfile, StatePaths, UserDb, UserName};
+use coffer_config::{AuthorizedKey, Config, ConfigError, KeyProfile, Role, StatePaths, UserDb, UserName};
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{Algorithm, HashAlg, PrivateKey};
 
@@ -108,12 +108,32 @@ fn limit_arg(v: Option<&str>, what: &str, parse: impl Fn(&str) -> Option<u64>) -
     }
 }
 
-pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, profile: KeyProfile, quota: Option<&str>, files: Option<&str>) -> Result<()> {
+/// What `user add` is given besides the name and key.
+pub(crate) struct NewKey<'a> {
+    pub(crate) profile: KeyProfile,
+    pub(crate) quota: Option<&'a str>,
+    pub(crate) files: Option<&'a str>,
+    pub(crate) role: Option<Role>,
+}
+
+/// Reads public keys from a file, or from standard input for `-` (how keys
+/// arrive over `ssh admin@box user add bob --key - < bob.pub`).
+fn read_key_text(key_file: &Path) -> Result<String> {
+    if key_file == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text).context("reading public keys from standard input")?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(key_file).with_context(|| format!("reading public key file {}", key_file.display()))
+}
+
+pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, new: NewKey<'_>) -> Result<()> {
+    let NewKey { profile, quota, files, role } = new;
     let state = State::open(dir)?;
     let name = UserName::try_from(name.to_string())?;
     let quota = limit_arg(quota, "--quota", coffer_quota::parse_size)?;
     let files = limit_arg(files, "--files", |s| s.parse().ok())?;
-    let text = std::fs::read_to_string(key_file).with_context(|| format!("reading public key file {}", key_file.display()))?;
+    let text = read_key_text(key_file)?;
     let mut keys = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -133,6 +153,9 @@ pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, profile: KeyProf
         created |= db.add_key(name.clone(), key);
     }
     if let Some(u) = db.get_mut(name.as_str()) {
+        if let Some(r) = role {
+            u.role = r;
+        }
         if let Some(q) = quota {
             u.quota_bytes = q;
         }
@@ -151,7 +174,8 @@ pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, profile: KeyProf
     }
     db.save(&state.paths.users())?;
     if created {
-        println!("coffer: added user {name} (uid {}) with {} key(s), profile {profile:?}", user.uid, user.keys.len());
+        let admin = if user.role == Role::Admin { ", administrator" } else { "" };
+        println!("coffer: added user {name} (uid {}) with {} key(s), profile {}{admin}", user.uid, user.keys.len(), profile_name(profile));
     } else {
         println!("coffer: user {name} now has {} key(s)", user.keys.len());
     }
@@ -199,20 +223,34 @@ pub(crate) fn user_list(dir: &Path) -> Result<()> {
                 format!("{fp} {comment} ({})", profile_name(k.profile))
             })
             .collect();
-        println!("{:<24} {:>6}  {}", u.name.as_str(), u.uid, keys.join("; "));
+        let mut name = u.name.to_string();
+        if u.role == Role::Admin {
+            name.push_str(" (admin)");
+        }
+        if u.locked {
+            name.push_str(" (locked)");
+        }
+        println!("{:<24} {:>6}  {}", name, u.uid, keys.join("; "));
     }
     Ok(())
 }
 
-pub(crate) fn user_set(dir: &Path, name: &str, quota: Option<&str>, files: Option<&str>) -> Result<()> {
+pub(crate) fn user_set(dir: &Path, name: &str, quota: Option<&str>, files: Option<&str>, role: Option<Role>) -> Result<()> {
     let state = State::open(dir)?;
     let quota = limit_arg(quota, "--quota", coffer_quota::parse_size)?;
     let files = limit_arg(files, "--files", |s| s.parse().ok())?;
-    if quota.is_none() && files.is_none() {
-        bail!("nothing to change: give --quota SIZE and/or --files N");
+    if quota.is_none() && files.is_none() && role.is_none() {
+        bail!("nothing to change: give --quota SIZE, --files N and/or --role admin|user");
     }
     let mut db = state.users()?;
+    if role == Some(Role::User) {
+        keep_an_admin(&db, name, "take the administrator role from")?;
+    }
     let user = db.get_mut(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    if let Some(r) = role {
+        user.role = r;
+        println!("coffer: {name} is now {}", if r == Role::Admin { "an administrator" } else { "a user (not an administrator)" });
+    }
     if let Some(q) = quota {
         user.quota_bytes = q;
     }
@@ -237,9 +275,74 @@ pub(crate) fn profile_name(p: KeyProfile) -> &'static str {
     }
 }
 
+/// Refuses a change that would leave no unlocked administrator with a key:
+/// the box has no other way in.
+fn keep_an_admin(db: &UserDb, name: &str, what: &str) -> Result<()> {
+    let target = db.get(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    let usable = |u: &&coffer_config::User| u.role == Role::Admin && !u.locked && !u.keys.is_empty();
+    if usable(&target) && db.users.iter().filter(usable).count() == 1 {
+        bail!("refusing to {what} {name}: they are the only administrator who can log in; add another administrator first");
+    }
+    Ok(())
+}
+
+pub(crate) fn user_lock(dir: &Path, name: &str, locked: bool) -> Result<()> {
+    let state = State::open(dir)?;
+    let mut db = state.users()?;
+    if locked {
+        keep_an_admin(&db, name, "lock")?;
+    }
+    let user = db.get_mut(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    user.locked = locked;
+    db.save(&state.paths.users())?;
+    if locked {
+        println!("coffer: locked {name}: their keys no longer log in (data and keys kept; `user unlock {name}` undoes it)");
+    } else {
+        println!("coffer: unlocked {name}");
+    }
+    Ok(())
+}
+
+fn key_fingerprint(k: &AuthorizedKey) -> String {
+    coffer_sshd::parse_authorized_key(&k.key).map(|p| p.fingerprint(HashAlg::Sha256).to_string()).unwrap_or_else(|_| "invalid key".into())
+}
+
+pub(crate) fn user_keys(dir: &Path, name: &str) -> Result<()> {
+    let state = State::open(dir)?;
+    let db = state.users()?;
+    let user = db.get(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    for k in &user.keys {
+        let (kind, _) = k.identity();
+        let comment = k.key.split_whitespace().nth(2).unwrap_or("");
+        println!("{}  {kind}  {:<11}  {comment}", key_fingerprint(k), profile_name(k.profile));
+    }
+    Ok(())
+}
+
+/// Removes the key whose SHA256 fingerprint (with or without `SHA256:`) is `fingerprint`.
+pub(crate) fn user_key_remove(dir: &Path, name: &str, fingerprint: &str) -> Result<()> {
+    let state = State::open(dir)?;
+    let mut db = state.users()?;
+    let wanted = fingerprint.strip_prefix("SHA256:").unwrap_or(fingerprint);
+    let user = db.get(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    let Some(pos) = user.keys.iter().position(|k| key_fingerprint(k).strip_prefix("SHA256:") == Some(wanted)) else {
+        bail!("user {name} has no key with fingerprint {fingerprint}; `user keys {name}` lists them");
+    };
+    if user.keys.len() == 1 {
+        keep_an_admin(&db, name, "remove the last key of")?;
+    }
+    if let Some(u) = db.get_mut(name) {
+        u.keys.remove(pos);
+    }
+    db.save(&state.paths.users())?;
+    println!("coffer: removed key {fingerprint} from {name}");
+    Ok(())
+}
+
 pub(crate) fn user_remove(dir: &Path, name: &str, purge: bool) -> Result<()> {
     let state = State::open(dir)?;
     let mut db = state.users()?;
+    keep_an_admin(&db, name, "remove")?;
     db.remove(name)?;
     db.save(&state.paths.users())?;
     let home = state.data_dir().join(name);

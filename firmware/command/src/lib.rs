@@ -6,8 +6,11 @@
 //! the words onto the few commands it emulates, and [`scp`] parses the legacy
 //! scp protocol's control lines.
 
+mod admin;
 pub mod scp;
 mod words;
+
+pub use admin::{ADMIN_WORDS, admin_command_summary, is_admin_command};
 
 pub use words::{WordsError, words};
 

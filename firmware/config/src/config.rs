@@ -46,11 +46,13 @@ pub struct AlertsConfig {
     pub syslog_server: Option<String>,
     pub email: Option<EmailConfig>,
     pub webhook: Option<WebhookConfig>,
+    /// A user with no backup for this many days is marked in `status` and raises an alert; 0 turns it off.
+    pub no_backup_days: u32,
 }
 
 impl Default for AlertsConfig {
     fn default() -> Self {
-        AlertsConfig { reminder_hours: 24, max_per_hour: 20, syslog_server: None, email: None, webhook: None }
+        AlertsConfig { reminder_hours: 24, max_per_hour: 20, syslog_server: None, email: None, webhook: None, no_backup_days: 7 }
     }
 }
 
@@ -120,11 +122,13 @@ pub struct RaidConfig {
     pub auto_add_foreign: bool,
     /// Cap on rebuild and resync speed in KiB/s, so backups stay fast while a disk rebuilds (0: the kernel's default).
     pub rebuild_speed_max_kib: u64,
+    /// Days between full checks of the mirror (md `check`); 0 turns the schedule off.
+    pub scrub_interval_days: u32,
 }
 
 impl Default for RaidConfig {
     fn default() -> Self {
-        RaidConfig { auto_add_blank: true, auto_add_foreign: false, rebuild_speed_max_kib: 0 }
+        RaidConfig { auto_add_blank: true, auto_add_foreign: false, rebuild_speed_max_kib: 0, scrub_interval_days: 30 }
     }
 }
 

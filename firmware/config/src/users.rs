@@ -90,8 +90,27 @@ pub struct User {
     /// File (inode) limit; none is unlimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota_files: Option<u64>,
+    /// Administrators may run the appliance's commands over SSH.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub role: Role,
+    /// A locked user cannot log in; their data and keys stay.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub locked: bool,
     #[serde(default, rename = "key")]
     pub keys: Vec<AuthorizedKey>,
+}
+
+/// What a user is: someone who backs up, or also an administrator of the box.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    #[default]
+    User,
+    Admin,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +164,16 @@ impl UserDb {
             return false;
         }
         let next = self.users.iter().map(|u| u.uid.max(u.gid) + 1).max().unwrap_or(FIRST_UID).max(FIRST_UID);
-        self.users.push(User { name, uid: next, gid: next, quota_bytes: None, quota_files: None, keys: vec![key] });
+        self.users.push(User {
+            name,
+            uid: next,
+            gid: next,
+            quota_bytes: None,
+            quota_files: None,
+            role: Role::User,
+            locked: false,
+            keys: vec![key],
+        });
         true
     }
 

@@ -1,7 +1,8 @@
 //! Hardware access by reading files. Every path goes through [`SysRoot`], so
 //! the same code reads `/` on the appliance and a fixture tree in tests.
 //! Actions that files cannot imitate (mounting, module loading, mdadm) live
-//! with their callers behind small traits; this crate only reads.
+//! with their callers behind small traits; this crate reads, and writes
+//! only the few sysfs knobs that are plain files (LEDs, md sync, speed).
 
 mod block;
 mod input;
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub use block::{BlockDevice, DeviceKind, DiskCounters};
 pub use input::power_button_handlers;
 pub use led::LedSetting;
-pub use md::{MdArray, MdMember, parse_sync_completed};
+pub use md::{MdArray, MdMember, MdSync, parse_sync_completed};
 pub use uevent::{Uevent, UeventSocket, parse_uevent};
 
 #[derive(Debug, thiserror::Error)]

@@ -47,7 +47,37 @@ pub fn parse_sync_completed(text: &str) -> Option<(u64, u64)> {
     Some((done.trim().parse().ok()?, total.trim().parse().ok()?))
 }
 
+/// What a caller may ask md to do with a running array's sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MdSync {
+    /// Start a read-and-compare of all members from `from_sector` (a scrub).
+    Check { from_sector: u64 },
+    /// Stop whatever check or repair runs.
+    Idle,
+}
+
 impl SysRoot {
+    /// Starts or stops an md check (`sync_min`, `sync_action`).
+    pub fn set_md_sync(&self, kname: &str, sync: MdSync) -> std::io::Result<()> {
+        let dir = self.path("sys/block").join(kname).join("md");
+        match sync {
+            MdSync::Check { from_sector } => {
+                std::fs::write(dir.join("sync_min"), format!("{from_sector}\n"))?;
+                std::fs::write(dir.join("sync_action"), "check\n")
+            }
+            MdSync::Idle => {
+                std::fs::write(dir.join("sync_action"), "idle\n")?;
+                std::fs::write(dir.join("sync_min"), "0\n")
+            }
+        }
+    }
+
+    /// Seconds since boot (`/proc/uptime`).
+    pub fn uptime_secs(&self) -> Result<u64, HalError> {
+        let text = self.read("proc/uptime")?;
+        Ok(text.split('.').next().and_then(|s| s.trim().parse().ok()).unwrap_or(0))
+    }
+
     /// Every md array with an `md/` directory, sorted by kernel name.
     pub fn md_arrays(&self) -> Result<Vec<MdArray>, HalError> {
         let dir = self.path("sys/block");

@@ -5,6 +5,7 @@
 //! progress). Reading sysfs and running mdadm are the caller's job.
 
 mod health;
+pub mod scrub;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -74,8 +75,8 @@ pub enum Health {
 pub struct RaidEvent {
     /// `raid.degraded`, `raid.member-failed`, `raid.rebuild-started`,
     /// `raid.rebuild-progress`, `raid.rebuild-finished`, `raid.spare-active`,
-    /// `raid.failed`, `raid.healthy`, `raid.scrub-started`,
-    /// `raid.scrub-finished`, `raid.disk-ignored`.
+    /// `raid.failed`, `raid.healthy`, `raid.disk-ignored` (scrub events
+    /// come from [`scrub::ScrubRecord`]).
     pub code: &'static str,
     pub fields: BTreeMap<&'static str, Value>,
 }
@@ -106,7 +107,7 @@ pub enum RaidAction {
     ReAdd { array: String, disk: String },
 }
 
-fn array_label(a: &MdArray) -> String {
+pub fn array_label(a: &MdArray) -> String {
     a.name.clone().unwrap_or_else(|| a.kname.clone())
 }
 
@@ -183,7 +184,6 @@ struct Remembered {
     asked: BTreeSet<String>,
     /// Disks already offered to this array (`/dev/vdd`), until they leave.
     tried: BTreeSet<String>,
-    scrubbing: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -324,13 +324,6 @@ impl Monitor {
                         mem.decile = Some(decile);
                     }
                 }
-            let scrubbing = a.sync_action == "check";
-            if scrubbing && !mem.scrubbing {
-                events.push(RaidEvent::new("raid.scrub-started", a));
-            } else if !scrubbing && mem.scrubbing {
-                events.push(RaidEvent::new("raid.scrub-finished", a).with("mismatches", a.mismatch_cnt));
-            }
-            mem.scrubbing = scrubbing;
 
             // A degraded array takes a disk by itself, as the policy allows.
             if now == Health::Degraded {

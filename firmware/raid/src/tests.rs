@@ -115,20 +115,6 @@ fn both_gone_is_failed_and_faulty_members_are_removed() {
     assert!(e.is_empty() && a.is_empty(), "nothing changed: nothing said or asked again ({e:?}, {a:?})");
 }
 
-#[test]
-fn scrub_reports_mismatches() {
-    let mut m = Monitor::new(RaidPolicy::default());
-    m.observe(&snap(healthy(), vec![]));
-    let mut checking = healthy();
-    checking.sync_action = "check".into();
-    assert_eq!(codes(&m.observe(&snap(checking, vec![])).0), ["raid.scrub-started"]);
-    let mut done = healthy();
-    done.mismatch_cnt = 128;
-    let (e, _) = m.observe(&snap(done, vec![]));
-    assert_eq!(codes(&e), ["raid.scrub-finished"]);
-    assert_eq!(e[0].fields["mismatches"], 128);
-}
-
 fn arb_member() -> impl Strategy<Value = MdMember> {
     (prop::sample::select(vec!["vdb", "vdc", "vdd"]), prop::option::of(0u32..3), prop::sample::select(vec!["in_sync", "faulty", "spare", "in_sync,write_error", ""]), any::<bool>())
         .prop_map(|(k, slot, state, present)| member(k, slot, state, present))

@@ -1,6 +1,6 @@
 //! The russh server: connections, authentication, channels, workers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
-use coffer_config::{KeyProfile, UserDb};
+use coffer_config::{KeyProfile, Role, UserDb};
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, Preferred, cipher, kex, mac};
@@ -48,6 +48,9 @@ pub struct EndpointConfig {
     pub users_file: PathBuf,
     pub data_dir: PathBuf,
     pub worker: WorkerCommand,
+    /// How to run an administrator's command line (`status`, `user add …`):
+    /// the program and its leading arguments; `--user NAME -- LINE` follows.
+    pub admin: WorkerCommand,
     /// Run workers under each user's uid/gid (requires root).
     pub drop_privileges: bool,
     pub throttle: ThrottlePolicy,
@@ -261,6 +264,7 @@ struct LoggedIn {
     gid: u32,
     profile: KeyProfile,
     limits: coffer_quota::Limits,
+    admin: bool,
 }
 
 struct ConnHandler {
@@ -269,6 +273,8 @@ struct ConnHandler {
     user: Option<LoggedIn>,
     tried_auth: bool,
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Channels whose client asked for a terminal (administrators only).
+    terminals: HashSet<ChannelId>,
     reject_delay: Duration,
     relays: Arc<RelayCount>,
 }
@@ -280,7 +286,16 @@ impl ConnHandler {
             Ok(Admission::Allow { reject_delay }) => reject_delay,
             _ => Duration::ZERO,
         };
-        ConnHandler { shared, peer, user: None, tried_auth: false, channels: HashMap::new(), reject_delay, relays }
+        ConnHandler {
+            shared,
+            peer,
+            user: None,
+            tried_auth: false,
+            channels: HashMap::new(),
+            terminals: HashSet::new(),
+            reject_delay,
+            relays,
+        }
     }
 
     /// Finds `user` and the profile of `key` among the user's keys.
@@ -293,6 +308,10 @@ impl ConnHandler {
             }
         };
         let u = db.get(user)?;
+        if u.locked {
+            log::info!("user {user} is locked; login from {} refused", self.peer);
+            return None;
+        }
         u.keys.iter().find_map(|k| {
             let parsed = parse_authorized_key(&k.key).ok()?;
             (parsed.key_data() == key.key_data()).then(|| LoggedIn {
@@ -301,6 +320,7 @@ impl ConnHandler {
                 gid: u.gid,
                 profile: k.profile,
                 limits: coffer_quota::Limits { bytes: u.quota_bytes, files: u.quota_files },
+                admin: u.role == Role::Admin,
             })
         })
     }
@@ -314,18 +334,14 @@ impl ConnHandler {
 
     /// Starts a worker for `channel` and relays between them.
     fn start_worker(&mut self, channel_id: ChannelId, request: WorkerRequest, session: &mut Session) {
-        if let Ok(why) = std::fs::read_to_string(DATA_UNAVAILABLE_MARKER) {
+        if let Ok(why) = std::fs::read_to_string(DATA_UNAVAILABLE_MARKER)
+            && !matches!(request, WorkerRequest::Admin(_))
+        {
             // The data area is gone (both mirror disks): refuse clearly rather than fail on I/O errors.
             log::warn!("refused a session from {}: {}", self.peer, why.trim());
             if let Some(ch) = self.channels.remove(&channel_id) {
                 let _ = session.channel_success(channel_id);
-                tokio::spawn(async move {
-                    let msg = format!("coffer: {}\r\n", why.trim());
-                    let _ = ch.extended_data_bytes(1, Bytes::from(msg)).await;
-                    let _ = ch.exit_status(1).await;
-                    let _ = ch.eof().await;
-                    let _ = ch.close().await;
-                });
+                finish_with_message(ch, format!("coffer: {}\r\n", why.trim()), 1);
             } else {
                 let _ = session.channel_failure(channel_id);
             }
@@ -335,6 +351,21 @@ impl ConnHandler {
             let _ = session.channel_failure(channel_id);
             return;
         };
+        if let WorkerRequest::Admin(line) = &request {
+            if user.admin {
+                self.start_admin(channel, line.clone(), user, session);
+            } else {
+                log::warn!("user {} from {}: refused administrator command {:?}", user.name, self.peer, String::from_utf8_lossy(line));
+                let _ = session.channel_success(channel_id);
+                let word = coffer_command::words(line).ok().and_then(|w| w.into_iter().next()).unwrap_or_default();
+                let msg = format!(
+                    "coffer: `{}` is an administrator command; this key may only back up (log in as an administrator, for example ssh admin@…)\r\n",
+                    String::from_utf8_lossy(&word)
+                );
+                finish_with_message(channel, msg, 1);
+            }
+            return;
+        }
         let cfg = &self.shared.config;
         let area = cfg.data_dir.join(&user.name);
         if !cfg.quota.knows(&user.name) {
@@ -375,7 +406,7 @@ impl ConnHandler {
             WorkerRequest::Sftp => {
                 cmd.arg("sftp");
             }
-            WorkerRequest::Exec(line) => {
+            WorkerRequest::Exec(line) | WorkerRequest::Admin(line) => {
                 cmd.arg("exec").arg("--").arg(std::ffi::OsStr::from_bytes_compat(line));
             }
         }
@@ -408,10 +439,62 @@ impl ConnHandler {
         let shutdown = self.shared.shutdown.clone();
         let guard = self.relays.start();
         tokio::spawn(async move {
-            relay(channel, child, request, user.name, shutdown).await;
+            relay(channel, child, request, user.name, shutdown, false).await;
             drop(guard);
         });
     }
+}
+
+impl ConnHandler {
+    /// Runs an administrator's command line as root through `coffer admin`,
+    /// which parses it with the same grammar as the local command line.
+    fn start_admin(&mut self, channel: Channel<Msg>, line: Vec<u8>, user: LoggedIn, session: &mut Session) {
+        let cfg = &self.shared.config;
+        let channel_id = channel.id();
+        let mut cmd = tokio::process::Command::new(&cfg.admin.program);
+        cmd.args(&cfg.admin.args)
+            .arg("--user")
+            .arg(&user.name)
+            .arg("--")
+            .arg(std::ffi::OsStr::from_bytes_compat(&line))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin:/sbin:/usr/sbin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if self.terminals.contains(&channel_id) {
+            cmd.env("COFFER_TERMINAL", "1");
+        }
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("user {}: cannot start {}: {e}", user.name, cfg.admin.program.display());
+                let _ = session.channel_failure(channel_id);
+                return;
+            }
+        };
+        let _ = session.channel_success(channel_id);
+        let request = WorkerRequest::Admin(line);
+        log::info!("administrator {} from {}: {}", user.name, self.peer, request.describe());
+        let shutdown = self.shared.shutdown.clone();
+        let guard = self.relays.start();
+        let terminal = self.terminals.contains(&channel_id);
+        tokio::spawn(async move {
+            relay(channel, child, request, user.name, shutdown, terminal).await;
+            drop(guard);
+        });
+    }
+}
+
+/// Sends `msg` on stderr, then the exit status, and closes the channel.
+fn finish_with_message(channel: Channel<Msg>, msg: String, status: u32) {
+    tokio::spawn(async move {
+        let _ = channel.extended_data_bytes(1, Bytes::from(msg)).await;
+        let _ = channel.exit_status(status).await;
+        let _ = channel.eof().await;
+        let _ = channel.close().await;
+    });
 }
 
 impl Drop for ConnHandler {
@@ -448,6 +531,8 @@ fn spawn_with_inherited(cmd: &mut tokio::process::Command, fd: &impl std::os::fd
 enum WorkerRequest {
     Sftp,
     Exec(Vec<u8>),
+    /// An administrator command (`status`, `user …`), not a backup client's.
+    Admin(Vec<u8>),
 }
 
 impl WorkerRequest {
@@ -455,6 +540,8 @@ impl WorkerRequest {
         match self {
             WorkerRequest::Sftp => "sftp".into(),
             WorkerRequest::Exec(line) => format!("exec {:?}", String::from_utf8_lossy(line)),
+            // Arguments may hold secrets (`config set alerts.email.password …`): log the command words only.
+            WorkerRequest::Admin(line) => format!("admin {:?}", coffer_command::admin_command_summary(line)),
         }
     }
 }
@@ -541,7 +628,15 @@ impl russh::server::Handler for ConnHandler {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        session.channel_failure(channel)?;
+        // No pseudo-terminal is ever allocated. An administrator's `ssh -t`
+        // is acknowledged so their commands can use colour and alignment
+        // (output then ends lines with CR LF, as a terminal in raw mode needs).
+        if self.user.as_ref().is_some_and(|u| u.admin) {
+            self.terminals.insert(channel);
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
         Ok(())
     }
 
@@ -598,7 +693,12 @@ impl russh::server::Handler for ConnHandler {
             session.channel_failure(channel)?;
             return Ok(());
         }
-        self.start_worker(channel, WorkerRequest::Exec(data.to_vec()), session);
+        let request = if coffer_command::is_admin_command(data) {
+            WorkerRequest::Admin(data.to_vec())
+        } else {
+            WorkerRequest::Exec(data.to_vec())
+        };
+        self.start_worker(channel, request, session);
         Ok(())
     }
 
@@ -618,6 +718,19 @@ impl russh::server::Handler for ConnHandler {
 /// watcher writes and removes it.
 pub const DATA_UNAVAILABLE_MARKER: &str = "/run/coffer/data-unavailable";
 
+/// Line ends for a client terminal in raw mode, which moves down on LF
+/// without returning to the first column.
+fn crlf(data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    for &b in data {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    Bytes::from(out)
+}
+
 /// Pipe buffer size between the front end and a worker.
 const PIPE_SIZE: usize = 1024 * 1024;
 
@@ -630,6 +743,7 @@ async fn relay(
     request: WorkerRequest,
     user: String,
     mut shutdown: watch::Receiver<bool>,
+    terminal: bool,
 ) {
     let (mut reader, writer) = channel.split();
     let writer = Arc::new(writer);
@@ -653,7 +767,8 @@ async fn relay(
             match stdout.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    if out_writer.data_bytes(buf.split().freeze()).await.is_err() {
+                    let data = if terminal { crlf(&buf.split()) } else { buf.split().freeze() };
+                    if out_writer.data_bytes(data).await.is_err() {
                         break;
                     }
                 }
@@ -661,7 +776,7 @@ async fn relay(
         }
     });
     let err_writer = Arc::clone(&writer);
-    let is_exec = matches!(request, WorkerRequest::Exec(_));
+    let is_exec = matches!(request, WorkerRequest::Exec(_) | WorkerRequest::Admin(_));
     let err_user = user.clone();
     let stderr_task = tokio::spawn(async move {
         let Some(mut stderr) = stderr else { return };
@@ -671,7 +786,8 @@ async fn relay(
             match stderr.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) if is_exec => {
-                    if err_writer.extended_data_bytes(1, Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                    let data = if terminal { crlf(&buf[..n]) } else { Bytes::copy_from_slice(&buf[..n]) };
+                    if err_writer.extended_data_bytes(1, data).await.is_err() {
                         break;
                     }
                 }
@@ -714,6 +830,10 @@ async fn relay(
                         Some(m) => next = m,
                         None => break,
                     }
+                }
+                if terminal && batch.contains(&0x03) {
+                    // Ctrl-C from a client terminal in raw mode: what SIGINT would do.
+                    let _ = child.start_kill();
                 }
                 if !batch.is_empty() {
                     let ok = match stdin.as_mut() {

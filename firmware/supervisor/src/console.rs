@@ -54,10 +54,18 @@ pub(crate) fn line(text: &str) {
                 ring.bytes = 0;
             }
         }
-        if writeln!(ring.file, "{text}").is_ok() {
-            ring.bytes += text.len() as u64 + 1;
+        // The log file's lines carry the time, for `logs --since`.
+        let stamped = format!("{} {text}", log_time());
+        if writeln!(ring.file, "{stamped}").is_ok() {
+            ring.bytes += stamped.len() as u64 + 1;
         }
     }
+}
+
+/// `@SECONDS` since the epoch: the prefix of every line in the log file.
+fn log_time() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("@{secs}")
 }
 
 /// Emits `coffer-event {"kind":KIND, ...fields}`.
@@ -144,7 +152,9 @@ mod tests {
         w.write_all(b"and rest\nsecond\n").unwrap();
         event("test.kind", &[("n", Value::from(1))]);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("first half and rest\nsecond\n"), "{text}");
+        let lines: Vec<&str> = text.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+        assert!(text.lines().all(|l| l.starts_with('@')), "every line has its time: {text}");
+        assert_eq!(&lines[..2], ["first half and rest", "second"], "{text}");
         assert!(text.contains("coffer-event {\"kind\":\"test.kind\",\"n\":1}\n"), "{text}");
     }
 }

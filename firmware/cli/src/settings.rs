@@ -1,0 +1,109 @@
+//! `config show` and `config set`: coffer.toml over SSH, validated before
+//! it is written, secrets never printed.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use coffer_config::{Config, StatePaths};
+
+/// Keys whose values are secrets.
+const SECRET_KEYS: &[&str] = &["password", "token"];
+
+fn mask(value: &mut toml::Value) {
+    if let toml::Value::Table(t) = value {
+        for (k, v) in t.iter_mut() {
+            if SECRET_KEYS.contains(&k.as_str()) && v.as_str().is_some_and(|s| !s.is_empty()) {
+                *v = toml::Value::String("(hidden)".into());
+            } else {
+                mask(v);
+            }
+        }
+    }
+}
+
+/// The effective configuration (defaults included), secrets hidden.
+pub(crate) fn show(dir: &Path) -> Result<()> {
+    let config = Config::load(&StatePaths::new(dir).config())?;
+    let mut value: toml::Value = toml::from_str(&config.to_toml()).context("re-reading the configuration")?;
+    mask(&mut value);
+    print!("{}", toml::to_string_pretty(&value).context("printing the configuration")?);
+    Ok(())
+}
+
+/// A value as TOML when it parses as one (`true`, `42`, `"x"`, `["a"]`), else text.
+fn parse_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}")).ok().and_then(|mut t| t.remove("v")).unwrap_or_else(|| toml::Value::String(text.to_string()))
+}
+
+/// Sets (or with `none`, removes) one dotted key and returns the new text.
+pub(crate) fn edited(text: &str, key: &str, value: &str) -> Result<String> {
+    let mut root: toml::Table = toml::from_str(text).context("coffer.toml does not parse")?;
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) || key == "version" {
+        bail!("invalid key {key:?}: give a dotted key such as raid.auto-add-blank (`config show` lists them)");
+    }
+    let (last, parents) = parts.split_last().context("empty key")?;
+    let mut table = &mut root;
+    for p in parents {
+        let entry = table.entry((*p).to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().with_context(|| format!("{p} in {key} is a value, not a section"))?;
+    }
+    if value == "none" {
+        table.remove(*last);
+    } else {
+        table.insert((*last).to_string(), parse_value(value));
+    }
+    toml::to_string_pretty(&root).context("writing the configuration")
+}
+
+/// Sets KEY VALUE pairs together: a section that needs several keys (a
+/// webhook's url and kind) is written whole or not at all.
+pub(crate) fn set(dir: &Path, pairs: &[String]) -> Result<()> {
+    if pairs.len() % 2 != 0 {
+        bail!("give KEY VALUE pairs; {:?} has no value", pairs.last().map(String::as_str).unwrap_or(""));
+    }
+    let path = StatePaths::new(dir).config();
+    let mut text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    for pair in pairs.chunks(2) {
+        text = edited(&text, &pair[0], &pair[1])?;
+    }
+    // The whole file must still be a valid configuration: unknown keys and bad values are refused here.
+    Config::parse(&text, &path).context("nothing changed")?;
+    coffer_config::write_atomically(&path, text.as_bytes())?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    for pair in pairs.chunks(2) {
+        let (key, value) = (&pair[0], &pair[1]);
+        let shown = if SECRET_KEYS.iter().any(|s| key.ends_with(s)) { "(hidden)" } else { value.as_str() };
+        println!("coffer: {key} = {shown}");
+    }
+    println!("coffer: services read coffer.toml when they start; `reboot` applies it everywhere");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_keep_other_keys_and_type_values() {
+        let t = edited("version = 1\n[raid]\nauto-add-blank = true\n", "raid.auto-add-blank", "false").unwrap();
+        assert!(t.contains("auto-add-blank = false"), "{t}");
+        let t = edited(&t, "alerts.email.server", "smtp.example.org").unwrap();
+        assert!(t.contains("server = \"smtp.example.org\""), "{t}");
+        let t = edited(&t, "alerts.email.to", "[\"a@b.c\"]").unwrap();
+        assert!(t.contains("to = [\"a@b.c\"]"), "{t}");
+        let t = edited(&t, "alerts.email.server", "none").unwrap();
+        assert!(!t.contains("smtp.example.org"), "{t}");
+        assert!(edited(&t, "raid.auto-add-blank.x", "1").is_err());
+        assert!(edited(&t, "version", "2").is_err());
+        assert!(edited(&t, "a..b", "2").is_err());
+    }
+
+    #[test]
+    fn secrets_are_hidden() {
+        let mut v: toml::Value = toml::from_str("[alerts.email]\npassword = \"hunter2\"\nserver = \"x\"\n").unwrap();
+        mask(&mut v);
+        let text = toml::to_string(&v).unwrap();
+        assert!(!text.contains("hunter2") && text.contains("server = \"x\""), "{text}");
+    }
+}

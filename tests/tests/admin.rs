@@ -1,0 +1,158 @@
+//! Administration over SSH on a host server: the admin role, the same
+//! grammar as the local CLI, status in text and JSON, the user lifecycle,
+//! config show/set, refusals for non-admins and for appliance internals,
+//! and the "no backup for N days" mark and alert.
+
+use std::time::{Duration, SystemTime};
+
+use coffer_tests::{Coffer, coffer_ok, text};
+
+fn admin_server() -> Coffer {
+    let server = Coffer::start();
+    coffer_ok(&server.state, &["user", "set", "alice", "--role", "admin"]);
+    server
+}
+
+#[test]
+fn status_in_text_and_json_for_admins_only() {
+    let server = admin_server();
+    let alice = server.client("alice");
+    let out = alice.ssh("status");
+    assert!(out.status.success(), "{}", text(&out));
+    let screen = text(&out);
+    let host_pub = std::fs::read_to_string(server.state.join("host-keys/ssh_host_ed25519_key.pub")).unwrap();
+    let fp = String::from_utf8_lossy(
+        &std::process::Command::new("ssh-keygen").args(["-l", "-E", "sha256", "-f"]).arg(server.state.join("host-keys/ssh_host_ed25519_key.pub")).output().unwrap().stdout,
+    )
+    .split_whitespace()
+    .nth(1)
+    .unwrap()
+    .to_string();
+    assert!(screen.contains(&fp), "host key fingerprint {fp} ({host_pub}) on the status screen:\n{screen}");
+    assert!(screen.contains("alice") && screen.contains("bob") && screen.contains("(admin)"), "{screen}");
+    assert!(!screen.contains('\x1b'), "no colour without a terminal");
+
+    let out = alice.ssh("status --json");
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["users"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["health"].is_string() && v["host-keys"][0].as_str().unwrap().contains(&fp), "{v}");
+
+    let bob = server.client("bob");
+    let out = bob.ssh("status");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("administrator command"), "{}", text(&out));
+    // bob's backups are untouched by the refusal: his exec emulation still works.
+    assert!(bob.ssh("mkdir -p backup").status.success());
+}
+
+#[test]
+fn user_lifecycle_over_ssh() {
+    let server = admin_server();
+    let alice = server.client("alice");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("carol");
+    coffer_tests::run_ok(std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "carol", "-f"]).arg(&key));
+    let public = std::fs::read(key.with_extension("pub")).unwrap();
+    let out = alice.ssh_with_stdin("user add carol --key - --quota 1G --profile append-only", &public);
+    assert!(out.status.success(), "{}", text(&out));
+    let list = text(&alice.ssh("user list"));
+    assert!(list.contains("carol"), "{list}");
+    let keys = text(&alice.ssh("user keys carol"));
+    assert!(keys.contains("append-only") && keys.contains("SHA256:"), "{keys}");
+    let fp = keys.split_whitespace().next().unwrap().to_string();
+
+    assert!(alice.ssh("user lock carol").status.success());
+    assert!(text(&alice.ssh("user list")).contains("(locked)"));
+    assert!(alice.ssh("user unlock carol").status.success());
+    assert!(alice.ssh(&format!("user key-remove carol {fp}")).status.success());
+    assert!(text(&alice.ssh("user keys carol")).trim().is_empty());
+    let out = alice.ssh("user remove carol --purge");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&alice.ssh("user list")).contains("carol"));
+
+    // The last administrator cannot lock themselves out.
+    let out = alice.ssh("user lock alice");
+    assert!(!out.status.success() && text(&out).contains("only administrator"), "{}", text(&out));
+    let out = alice.ssh("user set alice --role user");
+    assert!(!out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn locked_users_cannot_log_in() {
+    let server = admin_server();
+    assert!(server.client("alice").ssh("user lock bob").status.success());
+    let out = server.client("bob").ssh("ls -1");
+    assert!(!out.status.success(), "a locked user logged in: {}", text(&out));
+    assert!(server.client("alice").ssh("user unlock bob").status.success());
+    assert!(server.client("bob").ssh("ls -1").status.success());
+}
+
+#[test]
+fn config_show_and_set_validate_and_hide_secrets() {
+    let server = admin_server();
+    let alice = server.client("alice");
+    assert!(alice.ssh("config set raid.scrub-interval-days 14").status.success());
+    assert!(text(&alice.ssh("config show")).contains("scrub-interval-days = 14"));
+    let out = alice.ssh("config set raid.scrub-intervall-days 14");
+    assert!(!out.status.success() && text(&out).contains("scrub-intervall-days"), "the bad key is named: {}", text(&out));
+    let out = alice.ssh("config set alerts.webhook.url https://ntfy.example.org/coffer");
+    assert!(!out.status.success() && text(&out).contains("kind"), "a half section is refused: {}", text(&out));
+    let out = alice.ssh("config set alerts.webhook.url ftp://x alerts.webhook.kind ntfy");
+    assert!(!out.status.success() && text(&out).contains("http"), "{}", text(&out));
+    let out = alice.ssh("config set alerts.webhook.url https://ntfy.example.org/coffer alerts.webhook.kind ntfy alerts.webhook.token s3cret-token");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("s3cret-token"));
+    let shown = text(&alice.ssh("config show"));
+    assert!(shown.contains("ntfy.example.org") && !shown.contains("s3cret-token"), "{shown}");
+    assert!(!server.log().contains("s3cret-token"), "secrets never logged");
+}
+
+#[test]
+fn appliance_internals_and_state_are_refused() {
+    let server = admin_server();
+    let alice = server.client("alice");
+    for (line, expect) in [
+        ("serve", "not available"),
+        ("alert run", "not over SSH"),
+        ("raid watch", "not over SSH"),
+        ("status --state /tmp", "--state"),
+        ("reboot", "not a Coffer appliance"),
+        ("status --frobnicate", "unexpected argument"),
+        ("frobnicate", "not available"),
+    ] {
+        let out = alice.ssh(line);
+        assert!(!out.status.success(), "{line}: {}", text(&out));
+        assert!(text(&out).contains(expect), "{line}: {}", text(&out));
+    }
+    let help = alice.ssh("help");
+    assert!(help.status.success() && text(&help).contains("status"), "{}", text(&help));
+}
+
+#[test]
+fn users_without_recent_backups_are_marked_and_alerted() {
+    let mut server = admin_server();
+    let alice = server.client("alice");
+    assert!(alice.ssh("mkdir -p backup").status.success());
+    let old = server.area("bob").join("old-backup");
+    std::fs::write(&old, "x").unwrap();
+    let ten_days_ago = SystemTime::now() - Duration::from_secs(10 * 86_400);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(ten_days_ago).unwrap();
+    std::fs::write(server.area("alice").join("fresh"), "x").unwrap();
+    // The hourly check runs at start.
+    server.stop();
+    server.spawn();
+    let v: serde_json::Value = serde_json::from_slice(&server.client("alice").ssh("status --json").stdout).unwrap();
+    let users = v["users"].as_array().unwrap();
+    let stale = |name: &str| users.iter().find(|u| u["name"] == name).unwrap()["stale"].as_bool().unwrap();
+    assert!(stale("bob") && !stale("alice"), "{v}");
+    assert_eq!(v["health"], "warning");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("\"kind\":\"backup.stale\"") {
+        assert!(std::time::Instant::now() < deadline, "no backup.stale event: {}", server.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(server.log().contains("\"user\":\"bob\""));
+    let spool = std::fs::read_dir(server.state.join("alerts/spool")).unwrap().count();
+    assert!(spool >= 1, "an alert is queued for bob");
+}
