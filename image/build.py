@@ -32,8 +32,8 @@ OUT = ROOT / "out"
 CACHE = OUT / "cache"
 
 MiB = 1024 * 1024
-ESP_MIB = 36
-STATE_MIB = 8
+ESP_MIB = 40
+STATE_MIB = 4
 ESP_START = 1 * MiB
 STATE_START = ESP_START + ESP_MIB * MiB
 IMAGE_BYTES = STATE_START + STATE_MIB * MiB + MiB  # + room for the backup GPT
@@ -91,8 +91,8 @@ def load_board(name):
         for line in path.read_text().splitlines():
             line = line.split("#")[0].strip()
             if line:
-                name, _, params = line.partition(" ")
-                modules.append((name, params.strip()))
+                module, _, params = line.partition(" ")
+                modules.append((module, params.strip()))
     settings["modules"] = modules
     disks = board_dir / "disks.toml"
     if not disks.is_file():
@@ -214,7 +214,7 @@ def build_firmware(target):
     return ROOT / "target" / target / "release" / "coffer"
 
 
-def make_initramfs(board, abi, tree, coffer_bin, work, admin_key, epoch):
+def make_initramfs(board, abi, tree, coffer_bin, work, admin_key, update_cert, epoch):
     staging = work / "initramfs"
     shutil.rmtree(staging, ignore_errors=True)
     for d in ("bin", "sbin", "etc/coffer", "proc", "sys", "dev", "run", "tmp", "state", "root", "var", "usr/bin", "usr/sbin",
@@ -257,6 +257,10 @@ def make_initramfs(board, abi, tree, coffer_bin, work, admin_key, epoch):
     if admin_key:
         shutil.copy2(admin_key, staging / "etc/coffer/admin.pub")
         os.chmod(staging / "etc/coffer/admin.pub", 0o644)
+    if update_cert:
+        # `update apply` accepts only bundles signed by this key.
+        shutil.copy2(update_cert, staging / "etc/coffer/update-key.asc")
+        os.chmod(staging / "etc/coffer/update-key.asc", 0o644)
     # Modes must not depend on the builder's umask.
     run("find", staging, "-type", "d", "-exec", "chmod", "0755", "{}", "+")
     for tmp in ("tmp",):
@@ -289,7 +293,7 @@ def extract_vmlinux(vmlinuz, out):
         out.write_bytes(proc.stdout)
 
 
-def make_esp(board, vmlinuz, initrd, work, epoch, volid):
+def make_esp(board, vmlinuz, initrd, work, epoch, volid, extra_cmdline):
     esp = work / "esp.img"
     esp.unlink(missing_ok=True)
     run("mkfs.vfat", "-F", "32", "-s", "1", "-n", "COFFERBOOT", "-i", volid, "--invariant",
@@ -298,12 +302,17 @@ def make_esp(board, vmlinuz, initrd, work, epoch, volid):
     img = f"{esp}"
     for d in ("::/coffer", "::/coffer/a", "::/coffer/b", "::/syslinux", "::/loader", "::/loader/entries", "::/EFI", "::/EFI/BOOT"):
         run("mmd", "-i", img, d, env=env)
+    files = work / "esp-files"
+    files.mkdir(exist_ok=True)
+    (files / "version").write_text(version() + "\n")
     for slot in ("a", "b"):
         run("mcopy", "-i", img, vmlinuz, f"::/coffer/{slot}/vmlinuz", env=env)
         run("mcopy", "-i", img, initrd, f"::/coffer/{slot}/initrd.zst", env=env)
-    files = work / "esp-files"
-    files.mkdir(exist_ok=True)
-    cmdline = board["cmdline"]
+        run("mcopy", "-i", img, files / "version", f"::/coffer/{slot}/version", env=env)
+    # Slot a is good; no trial is pending (see firmware/slots).
+    (files / "slots").write_text("good a\n")
+    run("mcopy", "-i", img, files / "slots", "::/coffer/slots", env=env)
+    cmdline = board["cmdline"] + (" " + extra_cmdline if extra_cmdline else "")
     if board.get("bios", True):
         cfg = ["SERIAL 0 115200", "DEFAULT a", "PROMPT 0", "TIMEOUT 0"]
         for slot in ("a", "b"):
@@ -388,6 +397,10 @@ def main():
     parser.add_argument("--state-from", metavar="DIR", help="seed the state partition from a coffer state directory")
     parser.add_argument("--admin-key", metavar="PUBKEY_FILE", help="OpenSSH public key(s) of user admin, added at first boot")
     parser.add_argument("--out-dir", metavar="DIR", default=str(OUT), help="where the image and its sha256 go (default out/)")
+    parser.add_argument("--update-key", metavar="DIR",
+                        help="update-key.asc from DIR is baked in (only bundles it signed are accepted); with "
+                             "update-key.secret.asc there too, OUT/coffer-BOARD.bundle is signed")
+    parser.add_argument("--cmdline-extra", metavar="ARGS", default="", help="appended to the board's kernel command line")
     args = parser.parse_args()
     board = load_board(args.board)
     if args.admin_key and not Path(args.admin_key).is_file():
@@ -402,9 +415,14 @@ def main():
     if not (work / "vmlinux").exists() or (work / "vmlinux").stat().st_mtime < vmlinuz.stat().st_mtime:
         extract_vmlinux(vmlinuz, work / "vmlinux")
     coffer_bin = build_firmware(board["rust-target"])
-    initrd = make_initramfs(board, abi, tree, coffer_bin, work, args.admin_key, epoch)
+    update_cert = None
+    if args.update_key:
+        update_cert = Path(args.update_key) / "update-key.asc"
+        if not update_cert.is_file():
+            sys.exit(f"build-image: --update-key {args.update_key}: no update-key.asc there (make one with `coffer update keygen --out-dir DIR`)")
+    initrd = make_initramfs(board, abi, tree, coffer_bin, work, args.admin_key, update_cert, epoch)
     volid = fixed_uuid(args.board, "esp")[:8]
-    esp = make_esp(board, vmlinuz, initrd, work, epoch, volid)
+    esp = make_esp(board, vmlinuz, initrd, work, epoch, volid, args.cmdline_extra)
     state = make_state(board, work, epoch, args.state_from)
     out_dir = Path(args.out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -417,7 +435,13 @@ def main():
         (direct / name).unlink(missing_ok=True)
         if (work / name).exists():
             shutil.copy2(work / name, direct / name)
-    (direct / "cmdline").write_text(board["cmdline"] + "\n")
+    (direct / "cmdline").write_text(board["cmdline"] + (" " + args.cmdline_extra if args.cmdline_extra else "") + "\n")
+    secret = Path(args.update_key) / "update-key.secret.asc" if args.update_key else None
+    if secret and secret.is_file():
+        bundle = out_dir / f"coffer-{args.board}.bundle"
+        run(coffer_bin, "update", "make-bundle", "--board", board["name"], "--version", version(), "--boot-dir", direct,
+            "--key", secret, "--out", bundle, capture=True)
+        log(f"{bundle}: signed update bundle, {bundle.stat().st_size / MiB:.1f} MiB")
     digest = hashlib.sha256(image.read_bytes()).hexdigest()
     (out_dir / f"coffer-{args.board}.img.sha256").write_text(f"{digest}  {image.name}\n")
     size = image.stat().st_size

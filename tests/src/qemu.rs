@@ -509,6 +509,20 @@ impl Appliance {
         String::from_utf8_lossy(&out.stdout).lines().map(|l| l.rsplit('/').next().unwrap_or(l).to_string()).collect()
     }
 
+    /// Writes the freshly built image over the boot disk again (a new boot SSD).
+    pub fn reflash(&self) {
+        std::fs::copy(TestImage::get().image_of(self.opts.board), self.dir.path().join("boot.img")).expect("copy image");
+    }
+
+    /// Copies a file off the ESP (binary safe).
+    pub fn read_esp_bytes(&self, esp_path: &str) -> Vec<u8> {
+        let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
+        let local = self.dir.path().join("esp-read");
+        let _ = std::fs::remove_file(&local);
+        run_ok(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-n", "-i", &image]).arg(format!("::{esp_path}")).arg(&local));
+        std::fs::read(&local).expect("esp file copied")
+    }
+
     pub fn read_esp_file(&self, esp_path: &str) -> String {
         let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
         let out = run_ok(Command::new("mtype").env("MTOOLS_SKIP_CHECK", "1").args(["-i", &image]).arg(format!("::{esp_path}")));

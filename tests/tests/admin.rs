@@ -156,3 +156,83 @@ fn users_without_recent_backups_are_marked_and_alerted() {
     let spool = std::fs::read_dir(server.state.join("alerts/spool")).unwrap().count();
     assert!(spool >= 1, "an alert is queued for bob");
 }
+
+/// `config export` from one box, `config import` into a fresh one: the
+/// second box then has the first one's host key and users. GnuPG reads the
+/// export, and a wrong passphrase or a damaged bundle changes nothing.
+#[test]
+fn config_export_then_import_carries_the_identity() {
+    let old = admin_server();
+    let bundle = old.client("alice").ssh_with_stdin("config export --passphrase-stdin", b"correct horse battery\n");
+    assert!(bundle.status.success(), "{}", text(&bundle));
+    let bundle = bundle.stdout;
+    let listing = {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.pgp");
+        std::fs::write(&path, &bundle).unwrap();
+        let out = std::process::Command::new("gpg")
+            .env("GNUPGHOME", dir.path())
+            .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", "correct horse battery", "-d"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gpg: {}", String::from_utf8_lossy(&out.stderr));
+        let mut names = Vec::new();
+        for e in tar::Archive::new(out.stdout.as_slice()).entries().unwrap() {
+            names.push(e.unwrap().path().unwrap().to_string_lossy().into_owned());
+        }
+        names
+    };
+    assert!(listing.contains(&"host-keys/ssh_host_ed25519_key".to_string()) && listing.contains(&"users.toml".to_string()), "{listing:?}");
+
+    let mut new = admin_server();
+    let new_admin = new.client("alice");
+    let host_key = |c: &Coffer| std::fs::read_to_string(c.state.join("host-keys/ssh_host_ed25519_key.pub")).unwrap();
+    assert_ne!(host_key(&old), host_key(&new));
+    let before = host_key(&new);
+    let mut wrong = b"wrong passphrase\n".to_vec();
+    wrong.extend_from_slice(&bundle);
+    let out = new_admin.ssh_with_stdin("config import --passphrase-stdin", &wrong);
+    assert!(!out.status.success() && text(&out).contains("wrong passphrase") && text(&out).contains("nothing was changed"), "{}", text(&out));
+    let mut damaged = b"correct horse battery\n".to_vec();
+    damaged.extend_from_slice(&bundle);
+    let last = damaged.len() - 20;
+    damaged[last] ^= 0x40;
+    let out = new_admin.ssh_with_stdin("config import --passphrase-stdin", &damaged);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(host_key(&new), before, "a refused import changes nothing");
+
+    let mut good = b"correct horse battery\n".to_vec();
+    good.extend_from_slice(&bundle);
+    let out = new_admin.ssh_with_stdin("config import --passphrase-stdin", &good);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(host_key(&new), host_key(&old));
+    // After a restart the new box answers with the old host key; the old
+    // box's clients (their known_hosts) connect without a warning.
+    // alice's key from the old box logs in to the new one.
+    new.stop();
+    for f in ["id_ed25519", "id_ed25519.pub"] {
+        std::fs::copy(old.root.join("clients/alice/.ssh").join(f), new.root.join("clients/alice/.ssh").join(f)).unwrap();
+    }
+    new.spawn();
+    let out = new.client("alice").ssh("status --json");
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// `ssh -t`: the administrator's client has a terminal in raw mode, so the
+/// status screen comes in colour with CR LF line ends; without `-t` it is
+/// plain text. Backup users get no terminal at all.
+#[test]
+fn a_terminal_gets_colour_and_crlf() {
+    let server = admin_server();
+    let alice = server.client("alice");
+    let out = alice.command("ssh").arg("-F").arg(alice.ssh_config()).args(["-tt", "coffer", "status"]).stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("\x1b[1;") && screen.contains("\r\n"), "{screen:?}");
+    let plain = alice.ssh("status");
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains('\r'));
+    let bob = server.client("bob");
+    let out = bob.command("ssh").arg("-F").arg(bob.ssh_config()).args(["-tt", "coffer", "ls -1"]).stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(text(&out).contains("PTY allocation request failed"), "{}", text(&out));
+}

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::{AlertCommand, Cli, Command, RaidCommand};
+use crate::{AlertCommand, Cli, Command, RaidCommand, UpdateCommand};
 
 pub(crate) fn run(state: &Path, line: &str) -> ExitCode {
     let words = match coffer_command::words(line.as_bytes()) {
@@ -58,6 +58,9 @@ fn allowed_over_ssh(c: &Command) -> bool {
             | Command::Admin { .. }
             | Command::Raid(RaidCommand::Watch)
             | Command::Alert(AlertCommand::Run)
+            | Command::Time(_)
+            | Command::Mdns
+            | Command::Update(UpdateCommand::Keygen { .. } | UpdateCommand::MakeBundle { .. })
     )
 }
 

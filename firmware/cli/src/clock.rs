@@ -14,6 +14,6 @@ pub(crate) fn trusted() -> bool {
     }
     std::fs::read(CLOCK_FILE)
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .is_some_and(|v| !v["synced_at"].is_null())
+        .and_then(|b| serde_json::from_slice::<coffer_time::ClockState>(&b).ok())
+        .is_some_and(|c| c.is_trusted())
 }

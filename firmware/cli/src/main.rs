@@ -7,9 +7,11 @@ mod clock;
 mod quota;
 mod raid;
 mod retention;
+mod netsvc;
 mod serve;
 mod settings;
 mod state;
+mod state_bundle;
 mod status;
 mod system;
 mod update;
@@ -78,6 +80,9 @@ enum Command {
         #[arg(long)]
         since: Option<String>,
     },
+    /// Firmware updates (signed bundles, A/B slots).
+    #[command(subcommand)]
+    Update(UpdateCommand),
     /// Show or change coffer.toml.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -87,6 +92,13 @@ enum Command {
     Poweroff,
     /// Print the firmware version.
     Version,
+    /// Print the SSH host key fingerprints (check them on the first connection).
+    HostKeys,
+    /// Keep the clock set from SNTP servers (the appliance runs this).
+    #[command(subcommand)]
+    Time(TimeCommand),
+    /// Advertise the box over mDNS as NAME.local (the appliance runs this).
+    Mdns,
     /// Internal: one session channel, started by `serve`.
     #[command(hide = true)]
     SessionWorker(worker::WorkerArgs),
@@ -102,9 +114,70 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum TimeCommand {
+    /// Set the clock from the configured (and DHCP-named) SNTP servers, then keep it set.
+    Sync,
+}
+
+#[derive(Debug, Subcommand)]
+enum UpdateCommand {
+    /// The running slot, both slots' versions and which is good.
+    Status,
+    /// Verify a signed bundle from standard input and write it to the other slot for one trial boot.
+    Apply {
+        /// Reboot into the new slot at once.
+        #[arg(long)]
+        reboot: bool,
+    },
+    /// Make the other slot the default again.
+    Rollback {
+        #[arg(long)]
+        reboot: bool,
+    },
+    /// Build host: make an update signing key (secret and public halves) in DIR.
+    Keygen {
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
+    /// Build host: sign a slot's vmlinuz and initrd.zst into an update bundle.
+    MakeBundle {
+        #[arg(long)]
+        board: String,
+        #[arg(long)]
+        version: String,
+        /// Directory with vmlinuz and initrd.zst (build-image's OUT/coffer-BOARD-boot).
+        #[arg(long)]
+        boot_dir: PathBuf,
+        /// The secret update key (update-key.secret.asc).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Print coffer.toml (secrets hidden).
     Show,
+    /// Write the box's identity (host key, users, settings) to standard output, OpenPGP-encrypted.
+    Export {
+        /// Encrypt with a passphrase read as the first line of standard input.
+        #[arg(long, conflicts_with = "recipient_stdin", required_unless_present = "recipient_stdin")]
+        passphrase_stdin: bool,
+        /// Encrypt to an OpenPGP certificate (armored) read from standard input.
+        #[arg(long)]
+        recipient_stdin: bool,
+    },
+    /// Restore an exported identity from standard input (onto a freshly flashed boot disk).
+    Import {
+        /// The first line of standard input is the passphrase, the bundle follows.
+        #[arg(long)]
+        passphrase_stdin: bool,
+        /// Reboot afterwards so every service uses the restored identity.
+        #[arg(long)]
+        reboot: bool,
+    },
     /// Change settings together: `config set alerts.webhook.url https://ntfy.sh/me alerts.webhook.kind ntfy`.
     Set {
         /// KEY VALUE pairs. Keys are dotted, as in coffer.toml (`raid.auto-add-blank`); values are
@@ -325,9 +398,24 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
         Command::Logs { follow, since } => system::logs(follow, since.as_deref(), false),
         Command::Events { follow, since } => system::logs(follow, since.as_deref(), true),
         Command::Config(ConfigCommand::Show) => settings::show(state),
+        Command::Config(ConfigCommand::Export { passphrase_stdin, recipient_stdin: _ }) => state_bundle::export(
+            state,
+            if passphrase_stdin { state_bundle::Protection::Passphrase } else { state_bundle::Protection::Recipient },
+        ),
+        Command::Config(ConfigCommand::Import { passphrase_stdin, reboot }) => state_bundle::import(state, passphrase_stdin, reboot),
         Command::Config(ConfigCommand::Set { pairs }) => settings::set(state, &pairs),
         Command::Reboot => system::power(true),
         Command::Poweroff => system::power(false),
+        Command::Update(UpdateCommand::Status) => update::status(),
+        Command::Update(UpdateCommand::Apply { reboot }) => update::apply(reboot),
+        Command::Update(UpdateCommand::Rollback { reboot }) => update::rollback(reboot),
+        Command::Update(UpdateCommand::Keygen { out_dir }) => update::keygen(&out_dir),
+        Command::Update(UpdateCommand::MakeBundle { board, version, boot_dir, key, out }) => {
+            update::make_bundle(&board, &version, &boot_dir, &key, &out)
+        }
+        Command::Time(TimeCommand::Sync) => netsvc::time_sync(state),
+        Command::Mdns => netsvc::mdns(state),
+        Command::HostKeys => state::host_keys(state),
         Command::Version => {
             println!("coffer {}", env!("CARGO_PKG_VERSION"));
             Ok(())

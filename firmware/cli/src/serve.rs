@@ -101,11 +101,22 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         });
         let state_dir = dir.to_path_buf();
         tokio::spawn(async move {
-            // Users without a recent backup: checked hourly, alerted once while it lasts.
+            // Users without a recent backup: checked hourly, and at once when
+            // the clock becomes trusted; alerted once while it lasts.
             let mut raised = std::collections::BTreeMap::new();
-            let mut tick = tokio::time::interval(STALE_CHECK_EVERY);
+            let mut last: Option<tokio::time::Instant> = None;
+            let mut was_trusted = false;
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
+                let trusted = crate::clock::trusted();
+                let due = last.is_none_or(|t| t.elapsed() >= STALE_CHECK_EVERY);
+                if !trusted || (was_trusted && !due) {
+                    was_trusted = trusted;
+                    continue;
+                }
+                was_trusted = true;
+                last = Some(tokio::time::Instant::now());
                 let dir = state_dir.clone();
                 raised = tokio::task::spawn_blocking(move || {
                     crate::status::check_stale_backups(&dir, &mut raised);

@@ -59,7 +59,7 @@ pub(crate) fn edited(text: &str, key: &str, value: &str) -> Result<String> {
 /// Sets KEY VALUE pairs together: a section that needs several keys (a
 /// webhook's url and kind) is written whole or not at all.
 pub(crate) fn set(dir: &Path, pairs: &[String]) -> Result<()> {
-    if pairs.len() % 2 != 0 {
+    if !pairs.len().is_multiple_of(2) {
         bail!("give KEY VALUE pairs; {:?} has no value", pairs.last().map(String::as_str).unwrap_or(""));
     }
     let path = StatePaths::new(dir).config();

@@ -87,6 +87,15 @@ pub(crate) fn init(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `host-keys`: each host key's SHA256 fingerprint, as `ssh` shows it.
+pub(crate) fn host_keys(dir: &Path) -> Result<()> {
+    let state = State::open(dir)?;
+    let key = russh::keys::load_secret_key(state.paths.host_key(), None)
+        .with_context(|| format!("reading host key {}", state.paths.host_key().display()))?;
+    println!("{} {}", key.algorithm().as_str(), key.public_key().fingerprint(HashAlg::Sha256));
+    Ok(())
+}
+
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

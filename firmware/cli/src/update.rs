@@ -1,13 +1,193 @@
-//! Firmware slots and updates: `update status|apply|rollback`.
+//! Firmware updates: `update status|apply|rollback` on the box, and the
+//! build host's `update keygen|make-bundle`.
+//!
+//! `apply` verifies the whole bundle (signature by the update key baked into
+//! the image, sizes, hashes, board) before it writes a byte, writes the
+//! slot that is not running with read-back, then arms it for one trial
+//! boot. The supervisor of the new slot marks it good once healthy; until
+//! then any failure boots the old slot again (see `coffer-slots`).
 
-/// Written by the supervisor at boot and when it marks a slot good.
-pub(crate) const SLOT_FILE: &str = "/run/coffer/slot.json";
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
-/// `good`, `trial` or `rolled-back` for the running slot, as the supervisor found it.
+use anyhow::{Context, Result, anyhow, bail};
+use coffer_hal::SysRoot;
+use coffer_slots::{EspMount, Slot, edit};
+use coffer_supervisor::{ESP_PARTITION, SLOT_FILE, esp_mount_point};
+use serde_json::json;
+
+/// The public update certificate baked into the image.
+const UPDATE_CERT: &str = "/etc/coffer/update-key.asc";
+/// The board this image was built for.
+const BOARD_FILE: &str = "/etc/coffer/board";
+/// The files that make a slot.
+const SLOT_FILES: [&str; 2] = ["vmlinuz", "initrd.zst"];
+/// Bundles larger than this are refused before they are read whole.
+const MAX_BUNDLE: u64 = 128 << 20;
+
+/// `good`, `trial` or `unknown` for the running slot, as the supervisor found it.
 pub(crate) fn slot_state() -> String {
-    std::fs::read(SLOT_FILE)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["state"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
+    slot_json()["state"].as_str().unwrap_or("unknown").to_string()
+}
+
+fn slot_json() -> serde_json::Value {
+    std::fs::read(SLOT_FILE).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+fn booted(sys: &SysRoot) -> Result<Slot> {
+    let cmdline = sys.kernel_cmdline().context("reading the kernel command line")?;
+    cmdline.get("coffer.slot").and_then(Slot::parse).context("this system was not booted from a Coffer slot (no coffer.slot= on the kernel command line)")
+}
+
+fn mount_esp(sys: &SysRoot, write: bool) -> Result<EspMount> {
+    let part = sys
+        .partition_named(ESP_PARTITION)
+        .context("listing partitions")?
+        .with_context(|| format!("no partition named {ESP_PARTITION}: this is not a Coffer boot disk"))?;
+    Ok(EspMount::mount(&sys.dev_node(&part.name), &esp_mount_point(), write)?)
+}
+
+pub(crate) fn status() -> Result<()> {
+    let sys = SysRoot::system();
+    let booted = booted(&sys)?;
+    let mount = mount_esp(&sys, false)?;
+    let esp = mount.esp();
+    let record = esp.record();
+    let slot = slot_json();
+    println!("running   slot {booted} ({}), firmware {}", slot["state"].as_str().unwrap_or("unknown"), env!("CARGO_PKG_VERSION"));
+    for s in [Slot::A, Slot::B] {
+        let version = std::fs::read_to_string(esp.slot_file(s, "version")).map(|v| v.trim().to_string()).unwrap_or_else(|_| "unknown".into());
+        let mut marks = Vec::new();
+        if record.good == Some(s) {
+            marks.push("good, boots by default");
+        }
+        if record.trying == Some(s) {
+            marks.push("armed for one trial boot");
+        }
+        if record.failed == Some(s) {
+            marks.push("its last trial failed");
+        }
+        println!("slot {s}    version {version}{}", if marks.is_empty() { String::new() } else { format!("  ({})", marks.join("; ")) });
+    }
+    if let Some(failed) = slot["failed"].as_str() {
+        println!("note      slot {failed} was tried and did not come up; this boot fell back to slot {booted}");
+    }
+    Ok(())
+}
+
+pub(crate) fn apply(reboot: bool) -> Result<()> {
+    let mut bundle = Vec::new();
+    std::io::stdin().lock().take(MAX_BUNDLE + 1).read_to_end(&mut bundle).context("reading the bundle from standard input")?;
+    if bundle.is_empty() {
+        bail!("no bundle on standard input: ssh admin@coffer update apply < coffer-BOARD.bundle");
+    }
+    let cert = std::fs::read_to_string(UPDATE_CERT)
+        .with_context(|| format!("this firmware has no update key ({UPDATE_CERT}); flash an image built with --update-key"))?;
+    let refused = |e: coffer_bundle::BundleError| anyhow!("update refused: {e}; nothing was changed");
+    let verified = coffer_bundle::open_update(&bundle, &cert).map_err(refused)?;
+    drop(bundle);
+    let board = std::fs::read_to_string(BOARD_FILE).with_context(|| format!("reading {BOARD_FILE}"))?;
+    verified.require_board(board.trim()).map_err(refused)?;
+    verified.require_files(&SLOT_FILES).map_err(refused)?;
+    let sys = SysRoot::system();
+    let booted = booted(&sys)?;
+    if slot_state() == "trial" {
+        bail!("update refused: slot {booted} is itself still on trial; wait until `update status` shows it good (or reboot to go back), then apply again");
+    }
+    let target = booted.other();
+    let version = verified.meta().version.clone();
+    let mount = mount_esp(&sys, true)?;
+    let esp = mount.esp();
+    // First make sure nothing boots the target slot (an earlier apply may
+    // have armed it), then free its space: the ESP holds two slots, not
+    // three. A cut from here on leaves the running slot booting as before.
+    esp.apply(&edit::make_good(&esp.loader_files()?, booted, esp.record())).context("disarming the other slot")?;
+    for name in SLOT_FILES.iter().chain(&["version"]) {
+        let path = esp.slot_file(target, name);
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(e).with_context(|| format!("removing {}", path.display()));
+        }
+    }
+    for name in SLOT_FILES {
+        let bytes = verified.file(name).context("file vanished from the verified bundle")?;
+        esp.replace(&format!("coffer/{target}/{name}"), bytes).with_context(|| format!("writing slot {target}"))?;
+    }
+    esp.replace(&format!("coffer/{target}/version"), format!("{version}\n").as_bytes())?;
+    esp.apply(&edit::arm_trial(&esp.loader_files()?, target, booted)).context("arming the new slot")?;
+    drop(mount);
+    coffer_sshd::event::emit("update.armed", &[("slot", json!(target.name())), ("version", json!(version))]);
+    println!("coffer: firmware {version} is written to slot {target} and verified; the next boot tries it once");
+    println!("coffer: it becomes the default only after it runs healthily; otherwise the box comes back on slot {booted} by itself");
+    if reboot {
+        crate::system::power(true)
+    } else {
+        println!("coffer: reboot to switch (`reboot`)");
+        Ok(())
+    }
+}
+
+pub(crate) fn rollback(reboot: bool) -> Result<()> {
+    let sys = SysRoot::system();
+    let booted = booted(&sys)?;
+    let other = booted.other();
+    let mount = mount_esp(&sys, true)?;
+    let esp = mount.esp();
+    for name in SLOT_FILES {
+        if !esp.slot_file(other, name).exists() {
+            bail!("slot {other} has no {name}: there is nothing to go back to");
+        }
+    }
+    let record = esp.record();
+    if record.failed == Some(other) {
+        bail!("slot {other} failed its last trial; refusing to make it the default");
+    }
+    esp.apply(&edit::make_good(&esp.loader_files()?, other, record))?;
+    drop(mount);
+    coffer_sshd::event::emit("update.rollback", &[("slot", json!(other.name()))]);
+    println!("coffer: slot {other} is the default again");
+    if reboot { crate::system::power(true) } else {
+        println!("coffer: reboot to switch (`reboot`)");
+        Ok(())
+    }
+}
+
+/// Build host: a new update signing key; the public half goes into images
+/// (`build-image --update-key DIR`), the secret half signs bundles.
+pub(crate) fn keygen(out_dir: &Path) -> Result<()> {
+    let (secret, public) = coffer_bundle::generate_update_key("Coffer firmware updates").map_err(|e| anyhow!("{e}"))?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let secret_path = out_dir.join("update-key.secret.asc");
+    let public_path = out_dir.join("update-key.asc");
+    for p in [&secret_path, &public_path] {
+        if p.exists() {
+            bail!("{} exists; refusing to replace an update key (boxes in the field trust the old one)", p.display());
+        }
+    }
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&secret_path)?;
+        f.write_all(secret.as_bytes())?;
+    }
+    std::fs::write(&public_path, public)?;
+    println!("coffer: secret key {} (keep it safe), public key {}", secret_path.display(), public_path.display());
+    Ok(())
+}
+
+/// Build host: signs the slot files in `boot_dir` into an update bundle.
+pub(crate) fn make_bundle(board: &str, version: &str, boot_dir: &Path, key: &Path, out: &Path) -> Result<()> {
+    let secret = std::fs::read_to_string(key).with_context(|| format!("reading the update signing key {}", key.display()))?;
+    let mut files = Vec::new();
+    for name in SLOT_FILES {
+        let path: PathBuf = boot_dir.join(name);
+        files.push((name.to_string(), std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?));
+    }
+    let created = crate::alert::now();
+    let info = coffer_bundle::UpdateInfo { board: board.to_string(), version: version.to_string(), created };
+    let bundle = coffer_bundle::sign_update(&secret, &info, &files).map_err(|e| anyhow!("{e}"))?;
+    std::fs::write(out, &bundle).with_context(|| format!("writing {}", out.display()))?;
+    println!("coffer: wrote {} ({} bytes, board {board}, version {version})", out.display(), bundle.len());
+    Ok(())
 }

@@ -11,7 +11,7 @@ use crate::words;
 /// that make sense over SSH, plus help).
 pub const ADMIN_WORDS: &[&str] = &[
     "status", "logs", "events", "user", "quota", "retention", "alert", "raid", "config", "update", "reboot", "poweroff",
-    "version", "help", "--help", "-h",
+    "version", "host-keys", "help", "--help", "-h",
 ];
 
 /// True when `line`'s first word is one of [`ADMIN_WORDS`].

@@ -20,6 +20,7 @@ pub struct Config {
     pub network: NetworkConfig,
     pub raid: RaidConfig,
     pub alerts: AlertsConfig,
+    pub time: TimeConfig,
 }
 
 /// A secret from the config (a password, a token): never shown by `Debug`.
@@ -146,11 +147,29 @@ pub struct NetworkConfig {
     pub gateway: Option<String>,
     /// Name servers for the static address.
     pub dns: Vec<String>,
+    /// Advertise `HOSTNAME.local` and the SSH/SFTP services over mDNS.
+    pub mdns: bool,
 }
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        NetworkConfig { hostname: "coffer".into(), dhcp: true, address: None, gateway: None, dns: Vec::new() }
+        NetworkConfig { hostname: "coffer".into(), dhcp: true, address: None, gateway: None, dns: Vec::new(), mdns: true }
+    }
+}
+
+/// Setting the clock (the appliance's time service).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TimeConfig {
+    /// SNTP servers (`host` or `host:port`), tried in order after any the DHCP server names.
+    pub servers: Vec<String>,
+    /// Seconds between synchronisations once the clock is set.
+    pub interval_secs: u64,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        TimeConfig { servers: vec!["pool.ntp.org".into()], interval_secs: 3600 }
     }
 }
 
@@ -211,6 +230,7 @@ impl Default for Config {
             network: NetworkConfig::default(),
             raid: RaidConfig::default(),
             alerts: AlertsConfig::default(),
+            time: TimeConfig::default(),
         }
     }
 }

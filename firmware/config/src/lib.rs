@@ -11,7 +11,7 @@ mod quota;
 mod retention;
 mod users;
 
-pub use config::{AlertsConfig, CONFIG_VERSION, Config, EmailConfig, Secret, SmtpSecurity, WebhookConfig, WebhookKind, LogConfig, LoginThrottleConfig, NetworkConfig, RaidConfig, RetentionSchedule, ServerConfig, parse_cidr};
+pub use config::{AlertsConfig, CONFIG_VERSION, Config, EmailConfig, Secret, SmtpSecurity, WebhookConfig, WebhookKind, LogConfig, LoginThrottleConfig, NetworkConfig, RaidConfig, RetentionSchedule, TimeConfig, ServerConfig, parse_cidr};
 pub use error::ConfigError;
 pub use paths::StatePaths;
 pub use quota::{QuotaRecord, QuotaWarning};

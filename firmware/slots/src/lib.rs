@@ -23,9 +23,11 @@
 
 mod adv;
 mod esp;
+mod mount;
 
 pub use adv::{ADV_BYTES, adv_boot_once, adv_with_boot_once};
 pub use esp::{Esp, EspError};
+pub use mount::EspMount;
 
 use std::fmt;
 

@@ -125,10 +125,10 @@ impl Overall {
 }
 
 impl UserStatus {
-    /// Whether the user has had no backup for `days` at `now` (never counts
-    /// only for users who have a key and are not locked).
+    /// Whether the user has had no backup for `days` at `now`.
     pub fn is_stale(&self, now: i64, days: u32) -> bool {
-        if self.locked || days == 0 {
+        // An administrator who never backed up uses the box only to run it.
+        if self.locked || days == 0 || (self.admin && self.last_backup.is_none()) {
             return false;
         }
         match self.last_backup {
@@ -368,7 +368,7 @@ mirror data (md127)  rebuilding  recover 42.2 %
 user         used       quota     files  last backup
 alice    95.0 GiB   100.0 GiB        12  1h 0m ago  ! 95 % of quota
 bob           0 B           -         0  9d 0h ago  ! no backup for 7+ days
-admin         0 B           -         0  never  ! no backup for 7+ days  (admin)
+admin         0 B           -         0  never  (admin)
 ";
         assert_eq!(render(&sample(), Style::default()), expected);
     }

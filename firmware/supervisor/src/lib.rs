@@ -11,10 +11,12 @@ mod net;
 mod reaper;
 mod run;
 mod services;
+mod slots;
 mod watchdog;
 
 pub use console::{LineWriter, event};
 pub use run::run_as_init;
+pub use slots::{ESP_PARTITION, SLOT_FILE, esp_mount_point};
 pub use services::{Action, ExitOutcome, RestartPolicy, ServiceState, ServiceTable};
 
 #[derive(Debug, thiserror::Error)]

@@ -49,7 +49,7 @@ pub(crate) fn bring_up(sys: &SysRoot, reaper: &Reaper, config: &NetworkConfig) -
     };
     ip(reaper, &["link", "set", &interface, "up"]);
     if config.dhcp {
-        let lease = reaper.run(BUSYBOX, &["udhcpc", "-i", &interface, "-n", "-q", "-t", "5", "-T", "2", "-s", DHCP_SCRIPT]);
+        let lease = reaper.run(BUSYBOX, &["udhcpc", "-i", &interface, "-n", "-q", "-t", "5", "-T", "2", "-O", "ntpsrv", "-s", DHCP_SCRIPT]);
         if matches!(&lease, Ok(out) if out.exit.success()) {
             event("network.up", &[("interface", json!(interface)), ("method", json!("dhcp"))]);
             return NetworkOutcome::Dhcp { interface };
@@ -73,7 +73,7 @@ pub(crate) fn bring_up(sys: &SysRoot, reaper: &Reaper, config: &NetworkConfig) -
 
 /// The long-running DHCP client that renews the lease (or keeps asking).
 pub(crate) fn dhcp_client_argv(interface: &str) -> Vec<String> {
-    [BUSYBOX, "udhcpc", "-f", "-i", interface, "-t", "0", "-T", "3", "-A", "10", "-s", DHCP_SCRIPT]
+    [BUSYBOX, "udhcpc", "-f", "-i", interface, "-t", "0", "-T", "3", "-A", "10", "-O", "ntpsrv", "-s", DHCP_SCRIPT]
         .iter()
         .map(|s| s.to_string())
         .collect()

@@ -24,6 +24,7 @@ use crate::boot::{self, STATE_DIR, STATE_PARTITION};
 use crate::console::{self, DebugCommand, event};
 use crate::reaper::{Exit, Reaper};
 use crate::services::{Action, RestartPolicy, ServiceTable};
+use crate::slots::SlotKeeper;
 use crate::watchdog::Watchdog;
 use crate::{data, net};
 
@@ -72,12 +73,20 @@ pub fn run_as_init() -> ! {
     event("boot.start", &[("version", json!(env!("CARGO_PKG_VERSION"))), ("slot", json!(slot))]);
 
     let booted = boot_steps(&sys, &reaper);
+    let mut slots = SlotKeeper::at_boot(&sys, &cmdline);
+    if booted.state_ok {
+        show_host_keys(&reaper, &booted.exe);
+    }
     let mut table = ServiceTable::new(RestartPolicy::default());
     let now = Instant::now();
     if booted.state_ok {
         let exe = booted.exe.to_string_lossy().into_owned();
         let argv = [&exe, "--state", STATE_DIR, "alert", "run"].map(String::from).to_vec();
         table.add("alert", argv, Some("\"kind\":\"alert.running\""), false, now);
+        let argv = [&exe, "--state", STATE_DIR, "time", "sync"].map(String::from).to_vec();
+        table.add("time", argv, Some("\"kind\":\"time.running\""), false, now);
+        let argv = [&exe, "--state", STATE_DIR, "mdns"].map(String::from).to_vec();
+        table.add("mdns", argv, None, false, now);
     }
     if booted.state_ok && booted.data_ok {
         let exe = booted.exe.to_string_lossy().into_owned();
@@ -95,7 +104,8 @@ pub fn run_as_init() -> ! {
     }
     let mut watchdog = Watchdog::open(Path::new("/dev/watchdog"));
     event("boot.done", &[("uptime-secs", json!(uptime())), ("watchdog", json!(watchdog.is_some()))]);
-    let (reason, reboot) = supervise(&mut table, &reaper, &tx, &rx, &mut watchdog);
+    let services_ok = booted.state_ok && booted.data_ok;
+    let (reason, reboot) = supervise(&mut table, &reaper, &tx, &rx, &mut watchdog, &mut slots, services_ok);
     shutdown(&mut table, &reaper, &rx, watchdog, reason, reboot)
 }
 
@@ -176,14 +186,37 @@ fn coffer(reaper: &Reaper, exe: &Path, args: &[&str]) -> bool {
     }
 }
 
+/// Prints the host key fingerprints on the console, so the first SSH
+/// connection can be checked against them.
+fn show_host_keys(reaper: &Reaper, exe: &Path) {
+    let full = ["--state", STATE_DIR, "host-keys"];
+    if let Ok(out) = reaper.run(&exe.to_string_lossy(), &full)
+        && out.exit.success()
+    {
+        for line in out.stdout.lines() {
+            console::line(&format!("coffer: host key {line}"));
+        }
+        event("boot.host-keys", &[("fingerprints", json!(out.stdout.lines().collect::<Vec<_>>()))]);
+    }
+}
+
 /// The image's baked-in administrator key becomes user `admin` on first boot.
 fn add_admin(reaper: &Reaper, exe: &Path, paths: &StatePaths) {
     if !Path::new(ADMIN_KEYS).exists() {
         return;
     }
-    let known = UserDb::load(&paths.users()).map(|db| db.users.iter().any(|u| u.name.as_str() == "admin")).unwrap_or(false);
-    if !known && coffer(reaper, exe, &["user", "add", "admin", "--key", ADMIN_KEYS]) {
-        event("state.admin-added", &[("user", json!("admin"))]);
+    let admin = UserDb::load(&paths.users()).ok().and_then(|db| db.get("admin").map(|u| u.role));
+    match admin {
+        None => {
+            if coffer(reaper, exe, &["user", "add", "admin", "--key", ADMIN_KEYS, "--role", "admin"]) {
+                event("state.admin-added", &[("user", json!("admin"))]);
+            }
+        }
+        // Made by a firmware that had no roles yet.
+        Some(coffer_config::Role::User) => {
+            coffer(reaper, exe, &["user", "set", "admin", "--role", "admin"]);
+        }
+        Some(coffer_config::Role::Admin) => {}
     }
 }
 
@@ -198,9 +231,12 @@ fn supervise(
     tx: &Sender<Msg>,
     rx: &Receiver<Msg>,
     watchdog: &mut Option<Watchdog>,
+    slots: &mut Option<SlotKeeper>,
+    services_ok: bool,
 ) -> (&'static str, bool) {
     let mut last_pet = Instant::now() - TICK;
     let mut was_healthy = None;
+    let mut healthy_since: Option<Instant> = None;
     loop {
         let now = Instant::now();
         for Action::Start(name) in table.plan(now) {
@@ -210,6 +246,12 @@ fn supervise(
         if was_healthy != Some(healthy) {
             event("health", &[("healthy", json!(healthy))]);
             was_healthy = Some(healthy);
+            healthy_since = healthy.then_some(now);
+        }
+        if let Some(keeper) = slots.as_mut()
+            && keeper.tick(healthy_since.map(|t| now - t), Duration::from_secs_f64(uptime()), services_ok)
+        {
+            return ("the new firmware slot did not become healthy", true);
         }
         if healthy && now.duration_since(last_pet) >= TICK {
             if let Some(w) = watchdog.as_mut() {

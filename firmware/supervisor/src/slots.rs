@@ -1,0 +1,133 @@
+//! Which boot slot this is, and marking a trial slot good.
+//!
+//! At boot the ESP's slot record says whether this is the good slot, a trial
+//! of a new one, or the good slot after a failed trial (the boot loader fell
+//! back); the supervisor reports it in [`SLOT_FILE`] and events. A trial is
+//! marked good once every watched service has been healthy for a grace
+//! period; if that does not happen before a deadline the box reboots, and
+//! the boot loader takes the good slot.
+
+use std::time::Duration;
+
+use coffer_hal::{KernelCmdline, SysRoot};
+use coffer_slots::{EspMount, Slot, Verdict, edit, verdict};
+use serde_json::json;
+
+use crate::console::event;
+
+/// Read by `status` and `update status`.
+pub const SLOT_FILE: &str = "/run/coffer/slot.json";
+/// The ESP's partition name in the image.
+pub const ESP_PARTITION: &str = "coffer-boot";
+/// Where a process mounts the ESP while it reads or changes it: this
+/// directory, `-PID` appended.
+const ESP_MOUNT: &str = "/run/coffer/esp";
+
+/// This process's mount point for the ESP.
+pub fn esp_mount_point() -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{ESP_MOUNT}-{}", std::process::id()))
+}
+
+const DEFAULT_GRACE: Duration = Duration::from_secs(60);
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
+
+pub(crate) struct SlotKeeper {
+    sys: SysRoot,
+    booted: Slot,
+    verdict: Verdict,
+    marked: bool,
+    grace: Duration,
+    deadline: Duration,
+}
+
+fn secs(cmdline: &KernelCmdline, key: &str, default: Duration) -> Duration {
+    cmdline.get(key).and_then(|v| v.parse().ok()).map_or(default, Duration::from_secs)
+}
+
+fn publish(booted: Slot, state: &str, failed: Option<Slot>) {
+    let text = json!({ "slot": booted.name(), "state": state, "failed": failed.map(Slot::name) }).to_string();
+    if let Err(e) = std::fs::write(SLOT_FILE, text) {
+        log::warn!("writing {SLOT_FILE}: {e}");
+    }
+}
+
+impl SlotKeeper {
+    /// Reads the slot record at boot; after a failed trial, cleans up the
+    /// trial's boot entries so the good slot is everyone's default again.
+    pub(crate) fn at_boot(sys: &SysRoot, cmdline: &KernelCmdline) -> Option<SlotKeeper> {
+        let booted = Slot::parse(cmdline.get("coffer.slot")?)?;
+        let grace = secs(cmdline, "coffer.mark-good-after", DEFAULT_GRACE);
+        let deadline = secs(cmdline, "coffer.trial-deadline", DEFAULT_DEADLINE);
+        let device = sys.partition_named(ESP_PARTITION).ok().flatten().map(|d| sys.dev_node(&d.name));
+        let Some(device) = device else {
+            log::warn!("no {ESP_PARTITION} partition: slot {booted} is taken as good");
+            publish(booted, "good", None);
+            return None;
+        };
+        let result = (|| -> Result<Verdict, coffer_slots::EspError> {
+            let mount = EspMount::mount(&device, &esp_mount_point(), true)?;
+            let esp = mount.esp();
+            let (v, record) = verdict(esp.record(), booted);
+            match v {
+                Verdict::Trial => {}
+                Verdict::RolledBack { .. } => esp.apply(&edit::make_good(&esp.loader_files()?, booted, record))?,
+                Verdict::Good if record != esp.record() => esp.apply(&[coffer_slots::EspChange::WriteRecord(record)])?,
+                Verdict::Good => {}
+            }
+            Ok(v)
+        })();
+        let v = match result {
+            Ok(v) => v,
+            Err(e) => {
+                log::error!("reading the boot slots: {e}");
+                Verdict::Good
+            }
+        };
+        match v {
+            Verdict::Good => publish(booted, "good", None),
+            Verdict::Trial => {
+                event("update.trial", &[("slot", json!(booted.name())), ("mark-good-after-secs", json!(grace.as_secs()))]);
+                publish(booted, "trial", None);
+            }
+            Verdict::RolledBack { failed } => {
+                event("update.rolled-back", &[("slot", json!(booted.name())), ("failed", json!(failed.name()))]);
+                publish(booted, "good", Some(failed));
+            }
+        }
+        Some(SlotKeeper { sys: sys.clone(), booted, verdict: v, marked: false, grace, deadline })
+    }
+
+    /// Called every tick: `healthy_for` is how long every watched service has
+    /// been up. Returns true when the trial failed and the box must reboot.
+    pub(crate) fn tick(&mut self, healthy_for: Option<Duration>, since_boot: Duration, services_ok: bool) -> bool {
+        if self.verdict != Verdict::Trial || self.marked {
+            return false;
+        }
+        if services_ok && healthy_for.is_some_and(|d| d >= self.grace) {
+            self.marked = true;
+            match self.mark_good() {
+                Ok(()) => {
+                    event("update.marked-good", &[("slot", json!(self.booted.name()))]);
+                    publish(self.booted, "good", None);
+                }
+                Err(e) => log::error!("marking slot {} good: {e}", self.booted),
+            }
+            return false;
+        }
+        if since_boot >= self.deadline {
+            event("update.trial-failed", &[("slot", json!(self.booted.name())), ("reason", json!("services were not healthy in time"))]);
+            return true;
+        }
+        false
+    }
+
+    fn mark_good(&self) -> Result<(), coffer_slots::EspError> {
+        let sys = &self.sys;
+        let device = sys.partition_named(ESP_PARTITION).ok().flatten().map(|d| sys.dev_node(&d.name)).ok_or_else(|| {
+            coffer_slots::EspError::Io { path: ESP_PARTITION.into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) }
+        })?;
+        let mount = EspMount::mount(&device, &esp_mount_point(), true)?;
+        let esp = mount.esp();
+        esp.apply(&edit::make_good(&esp.loader_files()?, self.booted, esp.record()))
+    }
+}

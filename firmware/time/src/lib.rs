@@ -1,0 +1,23 @@
+//! Wall-clock time for the box. The appliance has no trustworthy clock at
+//! boot (the RTC battery may be flat), and retention and alerts reason about
+//! ages, so the clock is set from SNTP and its provenance is recorded.
+//!
+//! - [`packet`]: the SNTPv4 codec and offset/delay arithmetic, pure and
+//!   fuzzed ([`request`], [`parse_reply`], [`Sample`]).
+//! - [`query`], [`query_any`]: the client over UDP.
+//! - [`ClockState`]: whether the clock is trusted, as a JSON record.
+//! - [`set_system_clock`], [`write_rtc`]: the effects, kept apart so the
+//!   rest can be tested without privileges.
+//!
+//! Never applies a sample by itself: the caller decides whether to step the
+//! clock.
+
+mod client;
+mod clock;
+pub mod packet;
+mod trust;
+
+pub use client::{DEFAULT_PORT, TimeError, query, query_any};
+pub use clock::{set_system_clock, write_rtc};
+pub use packet::{Leap, NtpTimestamp, Reply, ReplyError, Sample, parse_reply, request};
+pub use trust::ClockState;
