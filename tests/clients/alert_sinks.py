@@ -2,11 +2,13 @@
 """A real SMTP server (aiosmtpd, with AUTH) and an HTTP server on loopback that
 record what they receive, one JSON object per line, for the alert tests.
 
-usage: alert_sinks.py SMTP_PORT HTTP_PORT OUTPUT_FILE
+usage: alert_sinks.py SMTP_PORT HTTP_PORT OUTPUT_FILE [CERT_PEM KEY_PEM]
 Prints "ready" once both listen. HTTP answers 500 to paths starting with
-/fail, so tests can see retries.
+/fail, so tests can see retries. With a certificate and key, the SMTP server
+requires STARTTLS before anything else (and before AUTH).
 """
 import json
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,8 +49,13 @@ class Hook(BaseHTTPRequestHandler):
         pass
 
 
+tls = {}
+if len(sys.argv) > 5:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(sys.argv[4], sys.argv[5])
+    tls = {"tls_context": context, "require_starttls": True}
 controller = Controller(Mail(), hostname="127.0.0.1", port=smtp_port, authenticator=authenticator,
-                        auth_require_tls=False, auth_required=False)
+                        auth_require_tls=bool(tls), auth_required=False, **tls)
 controller.start()
 http = ThreadingHTTPServer(("127.0.0.1", http_port), Hook)
 print("ready", flush=True)

@@ -21,6 +21,11 @@ pub struct AlertSinks {
 
 impl AlertSinks {
     pub fn start(smtp_port: u16, http_port: u16) -> Self {
+        Self::start_with_tls(smtp_port, http_port, None)
+    }
+
+    /// With `Some((cert, key))` the SMTP server requires STARTTLS with that certificate.
+    pub fn start_with_tls(smtp_port: u16, http_port: u16, tls: Option<(&std::path::Path, &std::path::Path)>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("received.jsonl");
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/alert_sinks.py");
@@ -28,6 +33,7 @@ impl AlertSinks {
             .arg(script)
             .args([smtp_port.to_string(), http_port.to_string()])
             .arg(&out)
+            .args(tls.iter().flat_map(|(cert, key)| [cert.as_os_str(), key.as_os_str()]))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -93,3 +93,34 @@ fn service_sends_once_retries_and_resolves() {
     let retried = sinks.wait_for_where("http", r#"\"resolved\":false"#, Duration::from_secs(60), |v| v["path"] == "/ok");
     assert!(retried["body"].as_str().unwrap().contains("mirror data is degraded"), "{retried}");
 }
+
+/// E-mail over STARTTLS to a server whose certificate a private CA signed:
+/// with `ca-file` naming that CA the message goes through (and AUTH only
+/// after TLS); without it the certificate is refused and the error says so.
+#[test]
+fn email_over_starttls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ssl = |args: &[&str]| coffer_tests::run_ok(Command::new("openssl").current_dir(d).args(args));
+    ssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Coffer test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
+    ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
+    ssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext"]);
+    let sinks = AlertSinks::start_with_tls(47325, 47380, Some((&d.join("server.pem"), &d.join("server.key"))));
+
+    let state = state_with_sinks(&d.join("a"), 47325, 47380, "/hook");
+    let config = std::fs::read_to_string(state.join("coffer.toml")).unwrap();
+    let with_ca = config.replace("security = \"none\"", &format!("security = \"starttls\"\nca-file = \"{}\"", d.join("ca.pem").display()));
+    std::fs::write(state.join("coffer.toml"), &with_ca).unwrap();
+    let out = coffer_ok(&state, &["alert", "test"]);
+    assert!(text(&out).contains("email: sent"), "{}", text(&out));
+    let mail = sinks.wait_for("smtp", "Test alert", Duration::from_secs(5));
+    assert_eq!(mail["auth"], true, "AUTH after STARTTLS");
+
+    let without_ca = config.replace("security = \"none\"", "security = \"starttls\"");
+    std::fs::write(state.join("coffer.toml"), without_ca).unwrap();
+    let out = Command::new(coffer_bin()).arg("--state").arg(&state).args(["alert", "test"]).output().unwrap();
+    let shown = text(&out);
+    assert!(!out.status.success() && shown.contains("email: FAILED") && shown.to_lowercase().contains("certificate"), "{shown}");
+}

@@ -69,6 +69,7 @@ fn status_clock_stale_alert_mdns_and_logs_over_ssh() {
     let synced = a.wait_event("time.synced", timeout(60));
     assert_eq!(synced["server"], format!("10.0.2.2:{SNTP_PORT}"));
     assert!(synced["offset-ms"].as_i64().unwrap() > 3000, "{synced}");
+    assert_eq!(synced["rtc"], true, "the hardware clock is written back: {synced}");
     let stale = a.wait_event("backup.stale", timeout(90));
     assert_eq!(stale["user"], "alice");
     sinks.wait_for("smtp", "alice has not backed up", timeout(60));
@@ -89,10 +90,28 @@ fn status_clock_stale_alert_mdns_and_logs_over_ssh() {
     let mdns = a.events().into_iter().find(|e| e["kind"] == "mdns.advertising").expect("mdns.advertising");
     assert_eq!((mdns["name"].as_str(), mdns["address"].as_str()), (Some("coffer.local"), Some("10.0.2.15")));
 
+    // A check of the mirror on request; its result shows in status.
+    let out = admin.ssh("raid scrub");
+    assert!(out.status.success(), "{}", text(&out));
+    a.wait_event("raid.scrub-started", timeout(30));
+    let done = a.wait_event("raid.scrub-finished", timeout(120));
+    assert_eq!(done["mismatches"], 0, "{done}");
+    let v: serde_json::Value = serde_json::from_slice(&admin.ssh("status --json").stdout).unwrap();
+    assert_eq!(v["arrays"][0]["last-scrub"]["mismatches"], 0, "{v}");
+
     let events = text(&admin.ssh("events"));
     assert!(events.lines().any(|l| l.contains("\"kind\":\"boot.start\"")), "{events}");
     let logs = text(&admin.ssh("logs --since 1h"));
     assert!(logs.contains("time.synced"), "{logs}");
+    // `logs --follow` shows new lines as they come, until the client goes.
+    let mut follow = admin.command("ssh").arg("-F").arg(admin.ssh_config()).args(["coffer", "logs --follow --since 1s"]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = admin.ssh("raid scrub");
+    a.wait_event("raid.scrub-started", timeout(30));
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = follow.kill();
+    let followed = String::from_utf8_lossy(&follow.wait_with_output().unwrap().stdout).into_owned();
+    assert!(followed.contains("raid.scrub-started"), "followed: {followed}");
     // alice may back up but not administer.
     let out = alice.ssh("status");
     assert!(!out.status.success() && text(&out).contains("administrator"), "{}", text(&out));

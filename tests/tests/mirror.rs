@@ -101,3 +101,34 @@ fn pulled_disk_noticed_then_blank_disk_rebuilt_and_data_survives_on_it() {
     let out = client.sftp_batch("put /etc/hostname after-failure\n");
     assert!(!out.status.success(), "no upload once the mirror has failed: {}", text(&out));
 }
+
+/// `raid replace SERIAL` over SSH: the disk leaves the mirror at once and is
+/// not taken back while it stays in; pulled and swapped for a blank disk, the
+/// mirror rebuilds by itself. The last in-sync disk cannot be replaced.
+#[test]
+fn raid_replace_takes_a_disk_out_for_a_swap() {
+    let _one_guest = exclusive();
+    let mut a = Appliance::boot(BootOptions::default());
+    a.wait_event("data.created", timeout(120));
+    a.wait_event_where("raid.state", timeout(120), |e| e["health"] == "healthy");
+    a.wait_ssh("admin", timeout(60));
+    let admin = a.client("admin");
+    let out = admin.ssh("raid replace nosuchdisk");
+    assert!(!out.status.success() && text(&out).contains("disk0"), "known serials are listed: {}", text(&out));
+    let out = admin.ssh("raid replace disk1");
+    assert!(out.status.success(), "{}", text(&out));
+    let degraded = a.wait_event("raid.degraded", timeout(20));
+    assert_eq!(degraded["serial"], "disk1");
+    let out = admin.ssh("raid replace disk0");
+    assert!(!out.status.success() && text(&out).contains("only in-sync copy"), "{}", text(&out));
+    // Still plugged in, disk1 is not re-added.
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(!a.events().iter().any(|e| e["kind"] == "raid.rebuild-started"), "a replaced disk was taken back");
+    a.unplug_disk("d1");
+    a.plug_blank_disk("d2", "disk2", 64 << 20);
+    a.wait_event("raid.rebuild-started", timeout(30));
+    a.wait_event("raid.rebuild-finished", timeout(120));
+    let v: serde_json::Value = serde_json::from_slice(&admin.ssh("status --json").stdout).unwrap();
+    let serials: Vec<&str> = v["arrays"][0]["members"].as_array().unwrap().iter().filter_map(|m| m["serial"].as_str()).collect();
+    assert!(serials.contains(&"disk2") && serials.contains(&"disk0"), "{v}");
+}

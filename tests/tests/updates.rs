@@ -1,6 +1,6 @@
 //! Signed firmware updates on the booted appliance: bad bundles are refused
 //! and change nothing; a good one is written to the other slot, tried once
-//! and marked good; a slot that never comes up falls back by itself under
+//! and marked good, and `update rollback` goes back; a slot that never comes up falls back by itself under
 //! BIOS (syslinux boot-once) and UEFI (systemd-boot boot counting).
 
 use std::path::{Path, PathBuf};
@@ -84,11 +84,21 @@ fn bad_bundles_are_refused_and_a_good_one_switches_slots() {
     let status = a.client("admin").ssh("status --json");
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_else(|_| panic!("{}", text(&status)));
     assert_eq!((v["slot"].as_str(), v["slot-state"].as_str()), (Some("b"), Some("good")), "{v}");
-    a.power_cut();
+    // The supervisor unmounted the ESP after marking: the host may read it.
     assert!(a.read_esp_file("/syslinux/syslinux.cfg").contains("DEFAULT b"));
     assert!(a.read_esp_file("/loader/loader.conf").contains("default coffer-b.conf"));
     assert_eq!(slot_version(&a, "b"), "9.9.9-test");
     assert_eq!(coffer_slots::adv_boot_once(&tail_kib(&a.read_esp_bytes("/syslinux/ldlinux.sys"))), Ok(None), "syslinux used up its boot-once label");
+
+    // And back: `update rollback` makes slot a the default again.
+    let out = a.client("admin").ssh("update rollback");
+    assert!(out.status.success() && text(&out).contains("slot a is the default again"), "{}", text(&out));
+    let _ = a.client("admin").ssh("reboot");
+    a.wait_event_where("boot.start", timeout(180), |e| e["slot"] == "a");
+    a.wait_ssh("admin", timeout(120));
+    let status = text(&a.client("admin").ssh("update status"));
+    assert!(status.contains("running   slot a (good)") && status.contains("slot b    version 9.9.9-test"), "{status}");
+    a.power_cut();
 }
 
 fn tail_kib(file: &[u8]) -> Vec<u8> {

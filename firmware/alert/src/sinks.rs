@@ -118,10 +118,22 @@ impl Sink for EmailSink {
             builder = builder.to(to.parse().map_err(|e| fail("email", format!("to address {to:?}: {e}")))?);
         }
         let message = builder.body(text(alert, reminder)).map_err(|e| fail("email", e))?;
-        let mut transport = match c.security {
-            SmtpSecurity::Starttls => SmtpTransport::starttls_relay(&c.server).map_err(|e| fail("email", e))?,
-            SmtpSecurity::Tls => SmtpTransport::relay(&c.server).map_err(|e| fail("email", e))?,
-            SmtpSecurity::None => SmtpTransport::builder_dangerous(&c.server),
+        let mut transport = match (&c.ca_file, c.security) {
+            (_, SmtpSecurity::None) => SmtpTransport::builder_dangerous(&c.server),
+            (None, SmtpSecurity::Starttls) => SmtpTransport::starttls_relay(&c.server).map_err(|e| fail("email", e))?,
+            (None, SmtpSecurity::Tls) => SmtpTransport::relay(&c.server).map_err(|e| fail("email", e))?,
+            (Some(ca), security) => {
+                use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+                let pem = std::fs::read(ca).map_err(|e| fail("email", format!("reading ca-file {}: {e}", ca.display())))?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| fail("email", format!("ca-file {}: {e}", ca.display())))?;
+                let params = TlsParameters::builder(c.server.clone())
+                    .add_root_certificate(cert)
+                    .build_rustls()
+                    .map_err(|e| fail("email", format!("TLS settings for {}: {e}", c.server)))?;
+                let tls = if security == SmtpSecurity::Tls { Tls::Wrapper(params) } else { Tls::Required(params) };
+                // `builder_dangerous` only means "no TLS preset": it is set right here.
+                SmtpTransport::builder_dangerous(&c.server).tls(tls)
+            }
         }
         .port(c.port)
         .timeout(Some(TIMEOUT));

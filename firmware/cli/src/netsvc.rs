@@ -24,9 +24,18 @@ const RETRY: Duration = Duration::from_secs(20);
 const STEP_MS: i64 = 500;
 
 fn servers(config: &Config) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_to_string(DHCP_NTP_FILE).unwrap_or_default().split_whitespace().map(str::to_string).collect();
-    out.extend(config.time.servers.iter().cloned());
-    out.dedup();
+    server_list(&std::fs::read_to_string(DHCP_NTP_FILE).unwrap_or_default(), &config.time.servers)
+}
+
+/// The servers to try, in order: the DHCP server's (udhcpc's space-separated
+/// `$ntpsrv`), then the configured ones, each once.
+fn server_list(dhcp: &str, configured: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in dhcp.split_whitespace().map(str::to_string).chain(configured.iter().cloned()) {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
     out
 }
 
@@ -44,14 +53,18 @@ pub(crate) fn time_sync(state: &Path) -> Result<()> {
                     let t = sample.corrected(SystemTime::now()).context("the server's time is out of range")?;
                     coffer_time::set_system_clock(t).context("setting the system clock")?;
                 }
-                if let Err(e) = coffer_time::write_rtc(Path::new(RTC), SystemTime::now()) {
-                    log::debug!("writing the hardware clock {RTC}: {e}");
-                }
+                let rtc = match coffer_time::write_rtc(Path::new(RTC), SystemTime::now()) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        log::debug!("writing the hardware clock {RTC}: {e}");
+                        false
+                    }
+                };
                 let record = ClockState::synced(SystemTime::now(), &server, offset);
                 let text = serde_json::to_vec(&record)?;
                 coffer_config::write_atomically(Path::new(crate::clock::CLOCK_FILE), &text)?;
                 if !synced || offset.abs() >= STEP_MS {
-                    coffer_sshd::event::emit("time.synced", &[("server", json!(server)), ("offset-ms", json!(offset))]);
+                    coffer_sshd::event::emit("time.synced", &[("server", json!(server)), ("offset-ms", json!(offset)), ("rtc", json!(rtc))]);
                 }
                 synced = true;
             }
@@ -106,5 +119,17 @@ pub(crate) fn mdns(state: &Path) -> Result<()> {
         stop.store(true, Ordering::Relaxed);
         let _ = watcher.join();
         result.context("serving mDNS")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dhcp_servers_come_first_and_each_once() {
+        let configured = vec!["pool.ntp.org".to_string(), "10.0.0.1".to_string()];
+        assert_eq!(server_list("10.0.0.1 192.168.1.1\n", &configured), ["10.0.0.1", "192.168.1.1", "pool.ntp.org"]);
+        assert_eq!(server_list("", &configured), ["pool.ntp.org", "10.0.0.1"]);
     }
 }

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
 use coffer_hal::{DeviceKind, LedSetting, MdSync, SysRoot, UeventSocket};
 use coffer_raid::scrub::{ScrubChange, ScrubRecord, ScrubView};
+use coffer_raid::threeware::{ThreewareLayout, ThreewareMonitor};
 use coffer_alert::{Alert, Severity};
 use coffer_raid::{
     DiskContent, DiskReading, FreeDisk, Health, HealthTracker, LedPattern, Monitor, RaidAction, RaidEvent, RaidPolicy, SmartReport, Snapshot,
@@ -37,7 +38,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
     let config = Config::load(&paths.config())?;
     crate::serve::init_logging(&config.log.level);
     let bays = bays();
-    let policy = RaidPolicy { auto_add_blank: config.raid.auto_add_blank, auto_add_foreign: config.raid.auto_add_foreign, bays };
+    let policy = RaidPolicy { auto_add_blank: config.raid.auto_add_blank, auto_add_foreign: config.raid.auto_add_foreign, bays: bays.clone() };
     let sys = SysRoot::system();
     if config.raid.rebuild_speed_max_kib > 0 {
         sys.set_md_speed_limit_max(config.raid.rebuild_speed_max_kib).context("setting the rebuild speed limit")?;
@@ -50,6 +51,8 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
     let mut smart: BTreeMap<String, SmartReport> = BTreeMap::new();
     let mut smart_asked: Option<Instant> = None;
     event::emit("raid.watching", &[("status-led", json!(status_led))]);
+    // A 3ware controller's mirror reports through the kernel log and smartctl.
+    let mut threeware = if sys.module_loaded("3w_xxxx") { Threeware::open(&sys, &bays) } else { None };
     let scrub_every = (config.raid.scrub_interval_days > 0).then(|| i64::from(config.raid.scrub_interval_days) * 86_400);
     let mut scrub = ScrubKeeper::load(&paths, &sys);
     let mut problems: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -73,11 +76,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         let snapshot = snapshot(&sys)?;
         let (events, actions) = monitor.observe(&snapshot);
         for e in events {
-            let fields: Vec<(&str, Value)> = e.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
-            event::emit(e.code, &fields);
-            for alert in alerts_for(&e, crate::alert::now()) {
-                crate::alert::raise(state, &alert);
-            }
+            report(state, &e);
         }
         mark_data_unavailable(&snapshot);
         if smart_asked.is_none_or(|t| t.elapsed() >= SMART_INTERVAL) {
@@ -105,7 +104,14 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         if let Some(a) = snapshot.arrays.iter().find(|a| a.level == "raid1") {
             scrub.step(state, &sys, a, scrub_every);
         }
-        let pattern = led_pattern(&snapshot.arrays.iter().filter(|a| a.level == "raid1").map(coffer_raid::health).collect::<Vec<_>>());
+        let mut healths: Vec<Health> = snapshot.arrays.iter().filter(|a| a.level == "raid1").map(coffer_raid::health).collect();
+        if let Some(t) = threeware.as_mut() {
+            for e in t.step() {
+                report(state, &e);
+            }
+            healths.push(t.monitor.health());
+        }
+        let pattern = led_pattern(&healths);
         if shown != Some(pattern) {
             show(&sys, status_led.as_deref(), pattern);
             shown = Some(pattern);
@@ -130,6 +136,65 @@ pub(crate) fn bays() -> Vec<String> {
     std::fs::read_to_string(BAYS_FILE)
         .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
         .unwrap_or_else(|_| RaidPolicy::default().bays)
+}
+
+/// Emits a mirror event and raises the alerts it calls for.
+fn report(state: &Path, e: &RaidEvent) {
+    let fields: Vec<(&str, Value)> = e.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
+    event::emit(e.code, &fields);
+    for alert in alerts_for(e, crate::alert::now()) {
+        crate::alert::raise(state, &alert);
+    }
+}
+
+/// The 3ware 8006-2LP backend's effects: AEN records from `/dev/kmsg` and
+/// `smartctl -d 3ware,N` readings into the pure [`ThreewareMonitor`].
+struct Threeware {
+    monitor: ThreewareMonitor,
+    kmsg: coffer_hal::KmsgReader,
+    smart_asked: Option<Instant>,
+}
+
+impl Threeware {
+    fn open(sys: &SysRoot, bays: &[String]) -> Option<Self> {
+        let kmsg = match sys.kmsg() {
+            Ok(k) => k,
+            Err(e) => {
+                log::error!("3ware controller found, but the kernel log is unreadable: {e}");
+                return None;
+            }
+        };
+        let layout = ThreewareLayout { bays: bays.to_vec(), ..ThreewareLayout::default() };
+        Some(Threeware { monitor: ThreewareMonitor::new(layout), kmsg, smart_asked: None })
+    }
+
+    /// New kernel log records (the whole backlog on the first call, so a
+    /// unit found degraded at power-on is reported), and SMART now and then.
+    fn step(&mut self) -> Vec<RaidEvent> {
+        let first = self.smart_asked.is_none();
+        let mut out = Vec::new();
+        for record in self.kmsg.records() {
+            if let Some(aen) = coffer_raid::threeware::parse_kmsg_line(&record) {
+                out.extend(self.monitor.observe_aen(&aen));
+            }
+        }
+        let degraded = out.iter().any(|e| e.code == "raid.degraded");
+        if first || degraded || self.smart_asked.is_some_and(|t| t.elapsed() >= SMART_INTERVAL) {
+            let mut readings = Vec::new();
+            for port in [0u32, 1] {
+                let Ok(o) = Command::new("/sbin/smartctl").args(["-j", "-a", "-d", &format!("3ware,{port}"), "/dev/twe0"]).output() else {
+                    continue;
+                };
+                readings.extend(coffer_raid::threeware::parse_smartctl_3ware(&String::from_utf8_lossy(&o.stdout)));
+            }
+            out.extend(self.monitor.observe_smart(&readings));
+            self.smart_asked = Some(Instant::now());
+        }
+        if first {
+            out.push(self.monitor.state_event());
+        }
+        out
+    }
 }
 
 /// What `status` shows from the watcher: the LED pattern and each disk's
@@ -230,7 +295,10 @@ impl ScrubKeeper {
         let requested = request.as_deref().map(str::trim) == Some("check");
         if let Some(start) = coffer_raid::scrub::plan(&self.record, view, now, every, crate::clock::trusted(), requested) {
             match sys.set_md_sync(&a.kname, MdSync::Check { from_sector: start.from_sector }) {
-                Ok(()) => log::info!("checking mirror {label} from sector {}", start.from_sector),
+                Ok(()) => {
+                    self.record.started(start.from_sector, now);
+                    event::emit("raid.scrub-started", &[("array", json!(label)), ("from-sector", json!(start.from_sector))]);
+                }
                 Err(e) => log::warn!("starting the check of {}: {e}", a.kname),
             }
         } else if requested {
@@ -416,6 +484,11 @@ fn alerts_for(e: &RaidEvent, now: u64) -> Vec<Alert> {
             format!("{}.", field("guidance")),
             false,
         )],
+        "disk.health-warning" | "disk.health-critical" => {
+            let id = e.fields.get("serial").and_then(Value::as_str).map_or_else(|| field("disk"), str::to_string);
+            let severity = if e.code == "disk.health-critical" { Severity::Critical } else { Severity::Warning };
+            vec![alert(format!("disk:{id}:{}", field("what")), severity, format!("disk {id}: {}", field("what")), format!("{}.", field("guidance")), false)]
+        }
         _ => Vec::new(),
     }
 }

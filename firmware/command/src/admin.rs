@@ -63,6 +63,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn summaries_never_show_operands(words in proptest::collection::vec("[a-z0-9=-]{1,10}", 1..8)) {
+            let line = words.join(" ");
+            let summary = admin_command_summary(line.as_bytes());
+            for w in words.iter().skip(2) {
+                let shown = summary.split(' ').any(|s| s == w);
+                proptest::prop_assert!(!shown || words[..2].contains(w), "{summary:?} shows {w:?}");
+            }
+        }
+
+        #[test]
+        fn any_bytes_are_classified_without_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let _ = is_admin_command(&bytes);
+            let _ = admin_command_summary(&bytes);
+        }
+    }
+
     #[test]
     fn summaries_hide_operands() {
         assert_eq!(admin_command_summary(b"config set alerts.email.password hunter2"), "config set (+2 argument(s))");

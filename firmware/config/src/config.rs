@@ -82,6 +82,10 @@ pub struct EmailConfig {
     pub password: Secret,
     pub from: String,
     pub to: Vec<String>,
+    /// PEM file with the CA certificate(s) that signed the server's
+    /// certificate (a private CA); without it the public web CAs are trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_smtp_port() -> u16 {

@@ -6,6 +6,7 @@
 
 mod block;
 mod input;
+mod kmsg;
 mod led;
 mod md;
 mod uevent;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub use block::{BlockDevice, DeviceKind, DiskCounters};
 pub use input::power_button_handlers;
+pub use kmsg::KmsgReader;
 pub use led::LedSetting;
 pub use md::{MdArray, MdMember, MdSync, parse_sync_completed};
 pub use uevent::{Uevent, UeventSocket, parse_uevent};

@@ -6,6 +6,7 @@
 
 mod health;
 pub mod scrub;
+pub mod threeware;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -78,6 +78,26 @@ impl ScrubRecord {
         }
     }
 
+    /// Records a check this watcher just started at `from_sector` (a small
+    /// mirror may finish before the next look, so the start is not left to
+    /// [`ScrubRecord::observe`]).
+    pub fn started(&mut self, from_sector: u64, now: i64) {
+        if self.running {
+            // A resume: progress and carried mismatches stay.
+            self.awaiting_resume = false;
+            self.current = 0;
+        } else {
+            *self = ScrubRecord {
+                running: true,
+                started_at: Some(now),
+                finished_at: self.finished_at,
+                mismatches: self.mismatches,
+                position: from_sector,
+                ..ScrubRecord::default()
+            };
+        }
+    }
+
     /// Marks the running check as interrupted (md stopped, or the box went
     /// down): progress and mismatches so far are kept for the resume.
     pub fn interrupt(&mut self) {
@@ -161,6 +181,20 @@ mod tests {
         assert_eq!(plan(&r, view("idle", None, 0, false), 12, None, true, true), None);
         assert_eq!(plan(&r, view("recover", None, 0, true), 12, None, true, true), None);
         assert_eq!(plan(&r, view("idle", None, 0, true), 12, None, true, false), Some(ScrubStart { from_sector: 400 }));
+    }
+
+    #[test]
+    fn a_check_that_ends_between_two_looks_is_still_reported() {
+        let mut r = ScrubRecord { finished_at: Some(0), ..ScrubRecord::default() };
+        r.started(0, 5);
+        assert!(r.running);
+        assert_eq!(r.observe(view("idle", None, 3, true), 10), Some(ScrubChange::Finished { mismatches: 3 }));
+        // A resumed check keeps what the earlier part found.
+        let mut r = ScrubRecord::default();
+        r.observe(view("check", Some((400, 1000)), 2, true), 1);
+        r.interrupt();
+        r.started(400, 20);
+        assert_eq!(r.observe(view("idle", None, 1, true), 30), Some(ScrubChange::Finished { mismatches: 3 }));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
+use coffer_alert::{Alert, Severity, Spool};
 use coffer_config::{Config, StatePaths, UserDb};
 use coffer_hal::SysRoot;
 use rustix::process::{Pid, Signal, kill_process_group};
@@ -167,6 +168,19 @@ fn start_network_thread(sys: SysRoot, reaper: Arc<Reaper>, config: coffer_config
 fn fail(step: &str, message: &str) {
     log::error!("{step}: {message}");
     event("boot.failed", &[("step", json!(step)), ("message", json!(message))]);
+    // Without the state partition there is no spool (and no alert service).
+    if step != "state" {
+        raise(&format!("boot:{step}"), Severity::Critical, &format!("the appliance started without its {step}"), message, false);
+    }
+}
+
+/// Queues an alert for the alert service (on the state partition).
+pub(crate) fn raise(key: &str, severity: Severity, title: &str, body: &str, resolved: bool) {
+    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let alert = Alert { key: key.into(), severity, title: title.into(), body: body.into(), resolved, time };
+    if let Err(e) = Spool::new(&Path::new(STATE_DIR).join("alerts")).put(&alert) {
+        log::error!("cannot queue alert {key}: {e}");
+    }
 }
 
 /// Runs `coffer --state /state ARGS` and reports a failure with its stderr.
@@ -237,6 +251,7 @@ fn supervise(
     let mut last_pet = Instant::now() - TICK;
     let mut was_healthy = None;
     let mut healthy_since: Option<Instant> = None;
+    let mut flapping: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     loop {
         let now = Instant::now();
         for Action::Start(name) in table.plan(now) {
@@ -272,14 +287,24 @@ fn supervise(
                             ("restart-in-secs", json!(outcome.restart_in.map(|d| d.as_secs_f64()))),
                         ],
                     );
-                    if outcome.at_cap {
+                    if outcome.at_cap && flapping.insert(outcome.service.clone()) {
                         event("service.flapping", &[("service", json!(outcome.service))]);
+                        raise(
+                            &format!("service:{}:flapping", outcome.service),
+                            Severity::Critical,
+                            &format!("service {} keeps failing", outcome.service),
+                            "It is restarted once a minute. `ssh admin@coffer logs` shows why; a reboot or a firmware rollback may help.",
+                            false,
+                        );
                     }
                 }
             }
             Ok(Msg::Output { service, line }) => {
                 if table.output_line(&service, &line, Instant::now()) {
                     event("service.ready", &[("service", json!(service))]);
+                    if flapping.remove(&service) {
+                        raise(&format!("service:{service}:flapping"), Severity::Critical, &format!("service {service} runs again"), "", true);
+                    }
                 }
             }
             Ok(Msg::Shutdown { reason, reboot }) => return (reason, reboot),

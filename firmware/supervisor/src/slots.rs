@@ -91,6 +91,13 @@ impl SlotKeeper {
             }
             Verdict::RolledBack { failed } => {
                 event("update.rolled-back", &[("slot", json!(booted.name())), ("failed", json!(failed.name()))]);
+                crate::run::raise(
+                    "update:rolled-back",
+                    coffer_alert::Severity::Warning,
+                    &format!("the firmware update in slot {failed} did not come up"),
+                    &format!("The box went back to slot {booted} by itself and runs as before. `ssh admin@coffer logs` and `update status` tell more."),
+                    false,
+                );
                 publish(booted, "good", Some(failed));
             }
         }
@@ -129,5 +136,43 @@ impl SlotKeeper {
         let mount = EspMount::mount(&device, &esp_mount_point(), true)?;
         let esp = mount.esp();
         esp.apply(&edit::make_good(&esp.loader_files()?, self.booted, esp.record()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial() -> SlotKeeper {
+        SlotKeeper {
+            sys: SysRoot::at("/nonexistent"),
+            booted: Slot::B,
+            verdict: Verdict::Trial,
+            marked: false,
+            grace: Duration::from_secs(60),
+            deadline: Duration::from_secs(600),
+        }
+    }
+
+    #[test]
+    fn a_trial_that_never_gets_healthy_reboots_at_the_deadline() {
+        let mut k = trial();
+        assert!(!k.tick(None, Duration::from_secs(599), true));
+        assert!(!k.tick(Some(Duration::from_secs(59)), Duration::from_secs(599), true), "not healthy long enough yet");
+        assert!(k.tick(Some(Duration::from_secs(59)), Duration::from_secs(600), true));
+    }
+
+    #[test]
+    fn a_trial_without_its_data_is_never_marked_good() {
+        let mut k = trial();
+        assert!(!k.tick(Some(Duration::from_secs(300)), Duration::from_secs(400), false));
+        assert!(!k.marked);
+        assert!(k.tick(Some(Duration::from_secs(500)), Duration::from_secs(600), false));
+    }
+
+    #[test]
+    fn good_slots_are_left_alone() {
+        let mut k = SlotKeeper { verdict: Verdict::Good, ..trial() };
+        assert!(!k.tick(None, Duration::from_secs(10_000), true));
     }
 }
