@@ -89,11 +89,13 @@ pub struct BootOptions {
     /// Let the watchdog reset the guest (no `-no-reboot`).
     pub allow_reset: bool,
     pub board: Board,
+    /// A sector of data disk 0 whose next read fails once (QEMU's blkdebug).
+    pub read_error_d0: Option<u64>,
 }
 
 impl Default for BootOptions {
     fn default() -> Self {
-        BootOptions { firmware: Firmware::Direct, allow_reset: false, board: Board::Qemu }
+        BootOptions { firmware: Firmware::Direct, allow_reset: false, board: Board::Qemu, read_error_d0: None }
     }
 }
 
@@ -233,7 +235,16 @@ impl Appliance {
                 // q35's built-in AHCI controller, one port per disk.
                 Board::Generic => format!("ide-hd,drive={id},bus=ide.{n},serial={serial}{bootindex}"),
             };
-            cmd.arg("-drive").arg(format!("if=none,id={id},file={},format=raw", d.join(file).display())).arg("-device").arg(device);
+            let drive = match self.opts.read_error_d0.filter(|_| id == "d0") {
+                Some(sector) => {
+                    let config = d.join("blkdebug.cfg");
+                    std::fs::write(&config, format!("[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"{sector}\"\nonce = \"on\"\n"))
+                        .expect("blkdebug config");
+                    format!("if=none,id={id},format=raw,file.driver=blkdebug,file.config={},file.image.filename={}", config.display(), d.join(file).display())
+                }
+                None => format!("if=none,id={id},file={},format=raw", d.join(file).display()),
+            };
+            cmd.arg("-drive").arg(drive).arg("-device").arg(device);
         }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         self.started = Instant::now();

@@ -132,3 +132,40 @@ fn raid_replace_takes_a_disk_out_for_a_swap() {
     let serials: Vec<&str> = v["arrays"][0]["members"].as_array().unwrap().iter().filter_map(|m| m["serial"].as_str()).collect();
     assert!(serials.contains(&"disk2") && serials.contains(&"disk0"), "{v}");
 }
+
+/// A disk that fails one read (QEMU's blkdebug) during a scrub: the kernel
+/// logs the I/O error, the watcher warns about that disk by serial before it
+/// fails, and the check reports the unreadable stretch as mismatches.
+#[test]
+fn a_corrected_read_error_raises_a_health_warning() {
+    let _one_guest = exclusive();
+    let mut a = Appliance::boot(BootOptions::default());
+    a.wait_event("data.created", timeout(120));
+    a.wait_event_where("raid.state", timeout(120), |e| e["health"] == "healthy");
+    a.power_cut();
+    // The same disks again, disk0 now failing one read in the middle of the data.
+    a.opts.read_error_d0 = Some(65_536);
+    a.start();
+    a.wait_event("service.ready", timeout(120));
+    a.wait_event_where("raid.state", timeout(120), |e| e["health"] == "healthy");
+    a.wait_ssh("admin", timeout(60));
+    let out = a.client("admin").ssh("raid scrub");
+    assert!(out.status.success(), "{}", text(&out));
+    let warning = a.wait_event("disk.health-warning", timeout(120));
+    assert_eq!(warning["serial"], "disk0", "{warning}");
+    assert_eq!(warning["what"], "kernel-io-errors", "{warning}");
+    // The check may end before or after the warning: look through all events.
+    let deadline = Instant::now() + timeout(120);
+    let done = loop {
+        if let Some(e) = a.events().into_iter().find(|e| e["kind"] == "raid.scrub-finished") {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no raid.scrub-finished");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(done["mismatches"].as_u64().unwrap() > 0, "{done}");
+    let v: serde_json::Value = serde_json::from_slice(&a.client("admin").ssh("status --json").stdout).unwrap();
+    let disk0 = v["disks"].as_array().unwrap().iter().find(|d| d["serial"] == "disk0").cloned().unwrap_or_default();
+    assert!(disk0["problems"].as_array().is_some_and(|p| p.iter().any(|w| w == "kernel-io-errors")), "{v}");
+    assert_eq!(v["health"], "warning", "{v}");
+}

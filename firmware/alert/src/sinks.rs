@@ -167,17 +167,6 @@ fn describe(e: &ureq::Error) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::url_host;
-
-    #[test]
-    fn url_host_hides_secrets() {
-        assert_eq!(url_host("https://ntfy.sh/my-secret-topic"), "https://ntfy.sh");
-        assert_eq!(url_host("https://user:tok@gotify.home:8443/message?token=x"), "https://gotify.home:8443");
-        assert_eq!(url_host("http://10.0.2.2:47080"), "http://10.0.2.2:47080");
-    }
-}
 
 struct WebhookSink {
     config: WebhookConfig,
@@ -241,5 +230,17 @@ impl Sink for WebhookSink {
         // and never pass on ureq's own text, which may quote the URL.
         let shown = url_host(&c.url);
         result.map(|_| ()).map_err(|e| fail("webhook", format!("posting to {shown}: {}", describe(&e))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_host;
+
+    #[test]
+    fn url_host_hides_secrets() {
+        assert_eq!(url_host("https://ntfy.sh/my-secret-topic"), "https://ntfy.sh");
+        assert_eq!(url_host("https://user:tok@gotify.home:8443/message?token=x"), "https://gotify.home:8443");
+        assert_eq!(url_host("http://10.0.2.2:47080"), "http://10.0.2.2:47080");
     }
 }

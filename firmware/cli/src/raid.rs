@@ -51,11 +51,21 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
     let mut smart: BTreeMap<String, SmartReport> = BTreeMap::new();
     let mut smart_asked: Option<Instant> = None;
     event::emit("raid.watching", &[("status-led", json!(status_led))]);
-    // A 3ware controller's mirror reports through the kernel log and smartctl.
-    let mut threeware = if sys.module_loaded("3w_xxxx") { Threeware::open(&sys, &bays) } else { None };
+    // The kernel log: block-layer I/O errors per disk (virtio and NVMe have no
+    // error counters in sysfs) and a 3ware controller's AEN messages.
+    let mut kmsg = match sys.kmsg() {
+        Ok(k) => Some(k),
+        Err(e) => {
+            log::warn!("the kernel log is unreadable ({e}); I/O errors are seen only through sysfs");
+            None
+        }
+    };
+    let mut kernel_io_errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut threeware = sys.module_loaded("3w_xxxx").then(|| Threeware::new(&bays));
     let scrub_every = (config.raid.scrub_interval_days > 0).then(|| i64::from(config.raid.scrub_interval_days) * 86_400);
     let mut scrub = ScrubKeeper::load(&paths, &sys);
     let mut problems: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut critical: BTreeSet<String> = BTreeSet::new();
     let mut published = Value::Null;
     let mut interval = QUIET_INTERVAL;
     loop {
@@ -73,6 +83,12 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
                 }
             break;
         }
+        let records = kmsg.as_mut().map(coffer_hal::KmsgReader::records).unwrap_or_default();
+        for r in &records {
+            if let Some(disk) = coffer_raid::kernel_io_error_disk(r) {
+                *kernel_io_errors.entry(disk).or_default() += 1;
+            }
+        }
         let snapshot = snapshot(&sys)?;
         let (events, actions) = monitor.observe(&snapshot);
         for e in events {
@@ -83,7 +99,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
             smart = ask_smart(&snapshot);
             smart_asked = Some(Instant::now());
         }
-        for h in health.observe(&readings(&sys, &snapshot, &smart)) {
+        for h in health.observe(&readings(&sys, &snapshot, &smart, &kernel_io_errors)) {
             event::emit(
                 h.code,
                 &[("disk", json!(h.disk)), ("serial", json!(h.serial)), ("what", json!(h.what)), ("guidance", json!(h.detail))],
@@ -99,19 +115,32 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
                 time: crate::alert::now(),
             };
             crate::alert::raise(state, &alert);
+            if h.code == "disk.health-critical" {
+                critical.insert(id.clone());
+            }
             problems.entry(id).or_default().insert(h.what.clone());
         }
+        // A critical disk keeps the alarm on until it leaves the mirror (replaced).
+        let members: BTreeSet<String> = snapshot
+            .arrays
+            .iter()
+            .flat_map(|a| &a.members)
+            .filter(|m| m.present)
+            .map(|m| snapshot.serials.get(&m.kname).cloned().unwrap_or_else(|| m.kname.clone()))
+            .collect();
+        critical.retain(|id| members.contains(id));
         if let Some(a) = snapshot.arrays.iter().find(|a| a.level == "raid1") {
             scrub.step(state, &sys, a, scrub_every);
         }
         let mut healths: Vec<Health> = snapshot.arrays.iter().filter(|a| a.level == "raid1").map(coffer_raid::health).collect();
         if let Some(t) = threeware.as_mut() {
-            for e in t.step() {
+            for e in t.step(&records) {
                 report(state, &e);
             }
             healths.push(t.monitor.health());
         }
-        let pattern = led_pattern(&healths);
+        // A disk that is about to fail is as urgent as a failed mirror.
+        let pattern = if critical.is_empty() { led_pattern(&healths) } else { LedPattern::Alarm };
         if shown != Some(pattern) {
             show(&sys, status_led.as_deref(), pattern);
             shown = Some(pattern);
@@ -151,30 +180,22 @@ fn report(state: &Path, e: &RaidEvent) {
 /// `smartctl -d 3ware,N` readings into the pure [`ThreewareMonitor`].
 struct Threeware {
     monitor: ThreewareMonitor,
-    kmsg: coffer_hal::KmsgReader,
     smart_asked: Option<Instant>,
 }
 
 impl Threeware {
-    fn open(sys: &SysRoot, bays: &[String]) -> Option<Self> {
-        let kmsg = match sys.kmsg() {
-            Ok(k) => k,
-            Err(e) => {
-                log::error!("3ware controller found, but the kernel log is unreadable: {e}");
-                return None;
-            }
-        };
+    fn new(bays: &[String]) -> Self {
         let layout = ThreewareLayout { bays: bays.to_vec(), ..ThreewareLayout::default() };
-        Some(Threeware { monitor: ThreewareMonitor::new(layout), kmsg, smart_asked: None })
+        Threeware { monitor: ThreewareMonitor::new(layout), smart_asked: None }
     }
 
     /// New kernel log records (the whole backlog on the first call, so a
     /// unit found degraded at power-on is reported), and SMART now and then.
-    fn step(&mut self) -> Vec<RaidEvent> {
+    fn step(&mut self, records: &[String]) -> Vec<RaidEvent> {
         let first = self.smart_asked.is_none();
         let mut out = Vec::new();
-        for record in self.kmsg.records() {
-            if let Some(aen) = coffer_raid::threeware::parse_kmsg_line(&record) {
+        for record in records {
+            if let Some(aen) = coffer_raid::threeware::parse_kmsg_line(record) {
                 out.extend(self.monitor.observe_aen(&aen));
             }
         }
@@ -384,12 +405,13 @@ pub(crate) fn replace(serial: &str) -> Result<()> {
 
 /// Health readings of every disk in a mirror: sysfs counters, md's
 /// corrected errors, and the last SMART report.
-fn readings(sys: &SysRoot, snapshot: &Snapshot, smart: &BTreeMap<String, SmartReport>) -> Vec<DiskReading> {
+fn readings(sys: &SysRoot, snapshot: &Snapshot, smart: &BTreeMap<String, SmartReport>, kernel_io_errors: &BTreeMap<String, u64>) -> Vec<DiskReading> {
     let mut out = Vec::new();
     for m in snapshot.arrays.iter().flat_map(|a| &a.members).filter(|m| m.present) {
         let c = sys.disk_counters(&m.kname);
         let mut counters = BTreeMap::new();
         counters.insert("md-corrected-errors", m.errors);
+        counters.insert("kernel-io-errors", kernel_io_errors.get(&m.kname).copied().unwrap_or(0));
         if let Some(n) = c.io_errors {
             counters.insert("io-errors", n);
         }

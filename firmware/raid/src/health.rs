@@ -76,6 +76,18 @@ pub struct HealthEvent {
     pub detail: String,
 }
 
+/// The disk a kernel block-layer error names (`I/O error, dev vdb, sector
+/// 64512 op 0x0:(READ) …`, also `critical medium error, dev sda, …`), from a
+/// `/dev/kmsg` record or a plain log line. Disks without error counters in
+/// sysfs (virtio, NVMe) are only seen failing here.
+pub fn kernel_io_error_disk(record: &str) -> Option<String> {
+    let message = record.split_once(';').map_or(record, |(_, m)| m);
+    let at = message.find(" error, dev ")?;
+    let rest = &message[at + " error, dev ".len()..];
+    let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    (!name.is_empty() && rest[name.len()..].starts_with(", sector")).then_some(name)
+}
+
 /// Above this many °C a disk is too hot.
 pub const HOT_CELSIUS: u64 = 55;
 
@@ -130,6 +142,25 @@ impl HealthTracker {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod kernel_log_tests {
+    use super::kernel_io_error_disk;
+
+    #[test]
+    fn block_errors_name_their_disk() {
+        for (line, disk) in [
+            ("3,812,17899127,-;I/O error, dev vdb, sector 64512 op 0x0:(READ) flags 0x4000 phys_seg 108 prio class 0", Some("vdb")),
+            ("[   17.899127] blk_update_request: I/O error, dev sda, sector 2048", Some("sda")),
+            ("3,1,2,-;critical medium error, dev nvme0n1, sector 77 op 0x0:(READ)", Some("nvme0n1")),
+            ("6,5,6,-;md/raid1:md127: active with 2 out of 2 mirrors", None),
+            ("I/O error, dev , sector 1", None),
+            ("Buffer I/O error on dev md127, logical block 5", None),
+        ] {
+            assert_eq!(kernel_io_error_disk(line).as_deref(), disk, "{line}");
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use coffer_hal::{BlockDevice, DeviceKind, MdArray};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use health::{DiskReading, HOT_CELSIUS, HealthEvent, HealthTracker, SmartReport, parse_smartctl_json};
+pub use health::{DiskReading, HOT_CELSIUS, HealthEvent, HealthTracker, kernel_io_error_disk, SmartReport, parse_smartctl_json};
 
 /// What a disk outside every array holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
