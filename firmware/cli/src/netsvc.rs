@@ -14,8 +14,8 @@ use serde_json::json;
 
 /// NTP servers the DHCP server named (udhcpc's hook writes them).
 const DHCP_NTP_FILE: &str = "/run/coffer/dhcp-ntp";
-/// The hardware clock the time is written back to.
-const RTC: &str = "/dev/rtc0";
+/// The hardware clock the time is written back to (a node under `/dev`).
+const RTC: &str = "rtc0";
 /// How long to wait for one server's answer.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 /// Until the first success, ask this often.
@@ -53,7 +53,7 @@ pub(crate) fn time_sync(state: &Path) -> Result<()> {
                     let t = sample.corrected(SystemTime::now()).context("the server's time is out of range")?;
                     coffer_time::set_system_clock(t).context("setting the system clock")?;
                 }
-                let rtc = match coffer_time::write_rtc(Path::new(RTC), SystemTime::now()) {
+                let rtc = match coffer_time::write_rtc(&coffer_hal::SysRoot::system().dev_node(RTC), SystemTime::now()) {
                     Ok(()) => true,
                     Err(e) => {
                         log::debug!("writing the hardware clock {RTC}: {e}");

@@ -61,7 +61,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         }
     };
     let mut kernel_io_errors: BTreeMap<String, u64> = BTreeMap::new();
-    let mut threeware = sys.module_loaded("3w_xxxx").then(|| Threeware::new(&bays));
+    let mut threeware = sys.module_loaded("3w_xxxx").then(|| Threeware::new(&sys, &bays));
     let scrub_every = (config.raid.scrub_interval_days > 0).then(|| i64::from(config.raid.scrub_interval_days) * 86_400);
     let mut scrub = ScrubKeeper::load(&paths, &sys);
     let mut problems: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -96,7 +96,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         }
         mark_data_unavailable(&snapshot);
         if smart_asked.is_none_or(|t| t.elapsed() >= SMART_INTERVAL) {
-            smart = ask_smart(&snapshot);
+            smart = ask_smart(&sys, &snapshot);
             smart_asked = Some(Instant::now());
         }
         for h in health.observe(&readings(&sys, &snapshot, &smart, &kernel_io_errors)) {
@@ -152,7 +152,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         }
         let acted = !actions.is_empty();
         for action in actions {
-            run_action(&action);
+            run_action(&sys, &action);
         }
         // Look often while md is syncing, or right after we changed something (a rebuild is about to start).
         let syncing = snapshot.arrays.iter().any(|a| !matches!(a.sync_action.as_str(), "idle" | ""));
@@ -181,12 +181,14 @@ fn report(state: &Path, e: &RaidEvent) {
 struct Threeware {
     monitor: ThreewareMonitor,
     smart_asked: Option<Instant>,
+    /// The controller's character device (`/dev/twe0`), through which smartctl reads each port.
+    controller: std::path::PathBuf,
 }
 
 impl Threeware {
-    fn new(bays: &[String]) -> Self {
+    fn new(sys: &SysRoot, bays: &[String]) -> Self {
         let layout = ThreewareLayout { bays: bays.to_vec(), ..ThreewareLayout::default() };
-        Threeware { monitor: ThreewareMonitor::new(layout), smart_asked: None }
+        Threeware { monitor: ThreewareMonitor::new(layout), smart_asked: None, controller: sys.dev_node("twe0") }
     }
 
     /// New kernel log records (the whole backlog on the first call, so a
@@ -203,7 +205,7 @@ impl Threeware {
         if first || degraded || self.smart_asked.is_some_and(|t| t.elapsed() >= SMART_INTERVAL) {
             let mut readings = Vec::new();
             for port in [0u32, 1] {
-                let Ok(o) = Command::new("/sbin/smartctl").args(["-j", "-a", "-d", &format!("3ware,{port}"), "/dev/twe0"]).output() else {
+                let Ok(o) = Command::new("/sbin/smartctl").arg("-j").arg("-a").arg("-d").arg(format!("3ware,{port}")).arg(&self.controller).output() else {
                     continue;
                 };
                 readings.extend(coffer_raid::threeware::parse_smartctl_3ware(&String::from_utf8_lossy(&o.stdout)));
@@ -393,8 +395,8 @@ pub(crate) fn replace(serial: &str) -> Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(REPLACING_FILE, replacing).with_context(|| format!("writing {REPLACING_FILE}"))?;
-    let dev = format!("/dev/{}", a.kname);
-    let disk = format!("/dev/{kname}");
+    let dev = sys.dev_node(&a.kname).to_string_lossy().into_owned();
+    let disk = sys.dev_node(&kname).to_string_lossy().into_owned();
     if !mdadm(&[&dev, "--fail", &disk, "--remove", &disk]) {
         anyhow::bail!("mdadm could not take {disk} out of {dev}; see `logs`");
     }
@@ -424,16 +426,18 @@ fn readings(sys: &SysRoot, snapshot: &Snapshot, smart: &BTreeMap<String, SmartRe
             counters,
             state: c.state,
             smart: smart.get(&m.kname).cloned(),
+            completed: c.completed,
+            in_flight: c.in_flight,
         });
     }
     out
 }
 
 /// `smartctl -j -a` for each mirror disk; disks without SMART (virtio) give nothing.
-fn ask_smart(snapshot: &Snapshot) -> BTreeMap<String, SmartReport> {
+fn ask_smart(sys: &SysRoot, snapshot: &Snapshot) -> BTreeMap<String, SmartReport> {
     let mut out = BTreeMap::new();
     for m in snapshot.arrays.iter().flat_map(|a| &a.members).filter(|m| m.present) {
-        let Ok(o) = Command::new("/sbin/smartctl").args(["-j", "-a", &format!("/dev/{}", m.kname)]).output() else { continue };
+        let Ok(o) = Command::new("/sbin/smartctl").args(["-j", "-a"]).arg(sys.dev_node(&m.kname)).output() else { continue };
         if let Some(report) = parse_smartctl_json(&String::from_utf8_lossy(&o.stdout)) {
             out.insert(m.kname.clone(), report);
         }
@@ -532,7 +536,7 @@ fn snapshot(sys: &SysRoot) -> Result<Snapshot> {
             }
             let content = match sys.disk_is_blank(&d.name, d.size) {
                 Ok(true) => DiskContent::Blank,
-                Ok(false) => examine(&d.name),
+                Ok(false) => examine(sys, &d.name),
                 Err(e) => {
                     log::warn!("reading {}: {e}", d.name);
                     continue;
@@ -548,8 +552,8 @@ fn snapshot(sys: &SysRoot) -> Result<Snapshot> {
 }
 
 /// What md superblock, if any, a disk carries.
-fn examine(kname: &str) -> DiskContent {
-    let out = Command::new("/sbin/mdadm").args(["--examine", "--export", &format!("/dev/{kname}")]).output();
+fn examine(sys: &SysRoot, kname: &str) -> DiskContent {
+    let out = Command::new("/sbin/mdadm").args(["--examine", "--export"]).arg(sys.dev_node(kname)).output();
     let uuid = out.ok().filter(|o| o.status.success()).and_then(|o| {
         String::from_utf8_lossy(&o.stdout).lines().find_map(|l| l.strip_prefix("MD_UUID=").map(normalize_uuid))
     });
@@ -570,12 +574,16 @@ fn mdadm(args: &[&str]) -> bool {
     }
 }
 
-fn run_action(action: &RaidAction) {
+fn run_action(sys: &SysRoot, action: &RaidAction) {
+    let node = |kname: &str| sys.dev_node(kname).to_string_lossy().into_owned();
     let (what, ok) = match action {
-        RaidAction::FailDetached { array } => ("fail-detached", mdadm(&[array, "--fail", "detached", "--remove", "detached"])),
-        RaidAction::RemoveFailed { array } => ("remove-failed", mdadm(&[array, "--remove", "failed"])),
-        RaidAction::Add { array, disk } => ("add", mdadm(&[array, "--add", disk])),
-        RaidAction::ReAdd { array, disk } => ("re-add", mdadm(&[array, "--re-add", disk]) || mdadm(&[array, "--add", disk])),
+        RaidAction::FailDetached { array } => ("fail-detached", mdadm(&[&node(array), "--fail", "detached", "--remove", "detached"])),
+        RaidAction::RemoveFailed { array } => ("remove-failed", mdadm(&[&node(array), "--remove", "failed"])),
+        RaidAction::Add { array, disk } => ("add", mdadm(&[&node(array), "--add", &node(disk)])),
+        RaidAction::ReAdd { array, disk } => {
+            let (array, disk) = (node(array), node(disk));
+            ("re-add", mdadm(&[&array, "--re-add", &disk]) || mdadm(&[&array, "--add", &disk]))
+        }
     };
     event::emit("raid.action", &[("action", json!(what)), ("detail", json!(format!("{action:?}"))), ("ok", json!(ok))]);
 }

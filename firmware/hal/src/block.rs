@@ -83,10 +83,13 @@ impl SysRoot {
         let hex = |f: &str| {
             self.read(&format!("{dev}/{f}")).ok().and_then(|t| u64::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok())
         };
+        let stats = self.read("proc/diskstats").ok().and_then(|t| parse_diskstats(&t, kname));
         DiskCounters {
             io_errors: hex("ioerr_cnt"),
             io_timeouts: hex("iotmo_cnt"),
             state: self.read(&format!("{dev}/state")).ok().map(|s| s.trim().to_string()),
+            completed: stats.map(|(done, _)| done),
+            in_flight: stats.map(|(_, busy)| busy),
         }
     }
 
@@ -103,6 +106,36 @@ pub struct DiskCounters {
     pub io_errors: Option<u64>,
     pub io_timeouts: Option<u64>,
     pub state: Option<String>,
+    /// Reads and writes completed (`/proc/diskstats`).
+    pub completed: Option<u64>,
+    /// Requests in flight now (`/proc/diskstats`).
+    pub in_flight: Option<u64>,
+}
+
+/// `(reads + writes completed, in flight)` of `kname` in `/proc/diskstats`
+/// (`major minor name reads … writes … in_flight …`).
+pub fn parse_diskstats(text: &str, kname: &str) -> Option<(u64, u64)> {
+    text.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(2) != Some(&kname) {
+            return None;
+        }
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        Some((n(3)?.saturating_add(n(7)?), n(11)?))
+    })
+}
+
+#[cfg(test)]
+mod diskstats_tests {
+    use super::parse_diskstats;
+
+    #[test]
+    fn completed_and_in_flight() {
+        let text = " 252       0 vda 5161 1398 441554 1740 2339 1247 118394 2960 0 3756 5168 0 0 0 0 126 467\n 252      16 vdb 812 0 53210 355 1290 2 90120 7000 3 2100 7355\n";
+        assert_eq!(parse_diskstats(text, "vdb"), Some((812 + 1290, 3)));
+        assert_eq!(parse_diskstats(text, "vd"), None);
+        assert_eq!(parse_diskstats(" 252 16 vdb 1 2\n", "vdb"), None, "short lines are not guessed at");
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod uevent;
 
 use std::path::{Path, PathBuf};
 
-pub use block::{BlockDevice, DeviceKind, DiskCounters};
+pub use block::{BlockDevice, DeviceKind, DiskCounters, parse_diskstats};
 pub use input::power_button_handlers;
 pub use kmsg::KmsgReader;
 pub use led::LedSetting;

@@ -64,7 +64,14 @@ pub struct DiskReading {
     /// SCSI device state (`running`, `offline`, ...).
     pub state: Option<String>,
     pub smart: Option<SmartReport>,
+    /// Reads and writes completed, and requests in flight (`/proc/diskstats`).
+    pub completed: Option<u64>,
+    pub in_flight: Option<u64>,
 }
+
+/// Looks in a row with requests waiting and none completed before a disk
+/// counts as hanging (30 s at the watcher's quiet pace).
+pub(crate) const STALL_LOOKS: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthEvent {
@@ -96,6 +103,8 @@ pub struct HealthTracker {
     last: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// Conditions already reported (disk, what), so each is said once while it lasts.
     raised: BTreeSet<(String, &'static str)>,
+    /// Per disk: completed I/Os at the last look, and looks since they last moved while busy.
+    stall: BTreeMap<String, (u64, u32)>,
 }
 
 impl HealthTracker {
@@ -121,7 +130,16 @@ impl HealthTracker {
             }
             self.last.insert(id.clone(), now);
 
-            let conditions: [(&'static str, bool, String); 4] = [
+            let stalled = match (r.completed, r.in_flight) {
+                (Some(done), Some(busy)) => {
+                    let entry = self.stall.entry(id.clone()).or_insert((done, 0));
+                    entry.1 = if busy > 0 && done == entry.0 { entry.1 + 1 } else { 0 };
+                    entry.0 = done;
+                    entry.1 >= STALL_LOOKS
+                }
+                _ => false,
+            };
+            let conditions: [(&'static str, bool, String); 5] = [
                 ("smart-failing", r.smart.as_ref().and_then(|s| s.passed) == Some(false), "SMART says the disk is failing: replace it now".into()),
                 ("offline", r.state.as_deref() == Some("offline"), "the disk stopped answering (offline): replace it".into()),
                 (
@@ -130,11 +148,16 @@ impl HealthTracker {
                     format!("the disk is hotter than {HOT_CELSIUS} °C: check the fan and the air flow"),
                 ),
                 ("self-test-errors", r.smart.as_ref().is_some_and(|s| s.self_test_errors), "the disk's own self-test found errors: plan to replace it".into()),
+                (
+                    "stalled",
+                    stalled,
+                    "the disk has requests waiting and completed none for a while: it may be hanging; check its cable and plan to replace it".into(),
+                ),
             ];
             for (what, active, detail) in conditions {
                 let key = (id.clone(), what);
                 if active && self.raised.insert(key.clone()) {
-                    let code = if what == "too-hot" || what == "self-test-errors" { "disk.health-warning" } else { "disk.health-critical" };
+                    let code = if matches!(what, "too-hot" | "self-test-errors" | "stalled") { "disk.health-warning" } else { "disk.health-critical" };
                     out.push(event(code, what.to_string(), detail));
                 } else if !active {
                     self.raised.remove(&key);
@@ -142,6 +165,33 @@ impl HealthTracker {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
+
+    fn reading(done: u64, busy: u64) -> DiskReading {
+        DiskReading { kname: "vdb".into(), serial: Some("disk0".into()), completed: Some(done), in_flight: Some(busy), ..DiskReading::default() }
+    }
+
+    #[test]
+    fn a_disk_that_stops_completing_requests_is_warned_about_once() {
+        let mut t = HealthTracker::default();
+        for i in 0..20 {
+            assert!(t.observe(&[reading(100 + i, 2)]).is_empty(), "busy but moving");
+        }
+        assert!(t.observe(&[reading(500, 0)]).is_empty());
+        for _ in 0..STALL_LOOKS + 5 {
+            assert!(t.observe(&[reading(500, 0)]).is_empty(), "idle is not stalled");
+        }
+        let mut said = Vec::new();
+        for _ in 0..STALL_LOOKS + 3 {
+            said.extend(t.observe(&[reading(500, 4)]));
+        }
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert_eq!((said[0].code, said[0].what.as_str()), ("disk.health-warning", "stalled"));
     }
 }
 
@@ -197,6 +247,8 @@ mod tests {
             counters: [("md-corrected-errors", errors)].into_iter().collect(),
             state: Some("running".into()),
             smart,
+            completed: None,
+            in_flight: None,
         }
     }
 

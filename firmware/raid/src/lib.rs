@@ -97,6 +97,8 @@ impl RaidEvent {
 
 /// What to do to md.
 #[derive(Debug, Clone, PartialEq, Eq)]
+/// Arrays and disks are named by kernel name (`md127`, `vdd`); the effect
+/// layer finds their device nodes through `coffer-hal`.
 pub enum RaidAction {
     /// Members whose device is gone: `--fail detached --remove detached`.
     FailDetached { array: String },
@@ -237,7 +239,7 @@ impl Monitor {
             if a.level != "raid1" {
                 continue;
             }
-            let dev = format!("/dev/{}", a.kname);
+            let dev = a.kname.clone();
             let now = health(a);
             let mut mem = self.arrays.remove(&a.kname).unwrap_or_default();
 
@@ -331,13 +333,13 @@ impl Monitor {
                 let uuid = a.uuid.as_deref().map(normalize_uuid);
                 let pick = snap.free_disks.iter().find_map(|d| match &d.content {
                     DiskContent::MemberOf(u) if Some(u) == uuid.as_ref() => {
-                        Some(RaidAction::ReAdd { array: dev.clone(), disk: format!("/dev/{}", d.kname) })
+                        Some(RaidAction::ReAdd { array: dev.clone(), disk: d.kname.clone() })
                     }
                     DiskContent::Blank if self.policy.auto_add_blank => {
-                        Some(RaidAction::Add { array: dev.clone(), disk: format!("/dev/{}", d.kname) })
+                        Some(RaidAction::Add { array: dev.clone(), disk: d.kname.clone() })
                     }
                     DiskContent::Foreign | DiskContent::MemberOf(_) if self.policy.auto_add_foreign => {
-                        Some(RaidAction::Add { array: dev.clone(), disk: format!("/dev/{}", d.kname) })
+                        Some(RaidAction::Add { array: dev.clone(), disk: d.kname.clone() })
                     }
                     _ => None,
                 });
@@ -371,7 +373,7 @@ impl Monitor {
                 }
             }
 
-            mem.tried.retain(|disk| snap.free_disks.iter().any(|d| format!("/dev/{}", d.kname) == *disk));
+            mem.tried.retain(|disk| snap.free_disks.iter().any(|d| d.kname == *disk));
             mem.members = a
                 .members
                 .iter()

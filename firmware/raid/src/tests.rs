@@ -49,7 +49,7 @@ fn pull_insert_rebuild_lifecycle() {
     assert_eq!(e[0].fields["serial"], "disk1");
     assert_eq!(e[0].fields["bay"], "right");
     assert!(e[0].fields["guidance"].as_str().unwrap().contains("serial disk1 in the right bay"));
-    assert_eq!(a, vec![RaidAction::FailDetached { array: "/dev/md127".into() }]);
+    assert_eq!(a, vec![RaidAction::FailDetached { array: "md127".into() }]);
 
     // After mdadm -If: degraded, member gone. A blank disk is waiting.
     let degraded = array(1, "idle", None, vec![member("vdb", Some(0), "in_sync", true)]);
@@ -60,7 +60,7 @@ fn pull_insert_rebuild_lifecycle() {
     assert!(again.is_empty(), "a disk md did not take is not offered again while it stays: {again:?}");
     assert_eq!(e[0].fields["bay"], "right");
     assert_eq!(e[0].fields["serial"], "disk1", "the missing disk is named by the serial it had");
-    assert_eq!(a, vec![RaidAction::Add { array: "/dev/md127".into(), disk: "/dev/vdd".into() }]);
+    assert_eq!(a, vec![RaidAction::Add { array: "md127".into(), disk: "vdd".into() }]);
 
     // Recovery runs: started, then one progress event per 10 % step crossed.
     let mut steps = Vec::new();
@@ -94,12 +94,12 @@ fn foreign_disks_are_left_alone_unless_allowed_and_former_members_are_re_added()
 
     let mut m = Monitor::new(RaidPolicy { auto_add_foreign: true, ..RaidPolicy::default() });
     let (_, a) = m.observe(&snap(degraded(), vec![foreign]));
-    assert_eq!(a, vec![RaidAction::Add { array: "/dev/md127".into(), disk: "/dev/vdd".into() }]);
+    assert_eq!(a, vec![RaidAction::Add { array: "md127".into(), disk: "vdd".into() }]);
 
     let returning = FreeDisk { kname: "vdc".into(), serial: None, content: DiskContent::MemberOf("0a1b2c3d4e5f".into()) };
     let mut m = Monitor::new(RaidPolicy::default());
     let (_, a) = m.observe(&snap(degraded(), vec![returning]));
-    assert_eq!(a, vec![RaidAction::ReAdd { array: "/dev/md127".into(), disk: "/dev/vdc".into() }]);
+    assert_eq!(a, vec![RaidAction::ReAdd { array: "md127".into(), disk: "vdc".into() }]);
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn both_gone_is_failed_and_faulty_members_are_removed() {
     let failed = array(2, "idle", None, vec![member("vdb", Some(0), "faulty", true), member("vdc", Some(1), "faulty", true)]);
     let (e, a) = m.observe(&snap(failed, vec![]));
     assert_eq!(codes(&e), ["raid.member-failed", "raid.member-failed", "raid.failed"]);
-    assert_eq!(a, vec![RaidAction::RemoveFailed { array: "/dev/md127".into() }]);
+    assert_eq!(a, vec![RaidAction::RemoveFailed { array: "md127".into() }]);
     let again = array(2, "idle", None, vec![member("vdb", Some(0), "faulty", true), member("vdc", Some(1), "faulty", true)]);
     let (e, a) = m.observe(&snap(again, vec![]));
     assert!(e.is_empty() && a.is_empty(), "nothing changed: nothing said or asked again ({e:?}, {a:?})");
@@ -147,7 +147,7 @@ proptest! {
             prop_assert!(adds.len() <= 1);
             for x in adds {
                 if let RaidAction::Add { disk, .. } = x {
-                    let d = free.iter().find(|d| format!("/dev/{}", d.kname) == *disk).unwrap();
+                    let d = free.iter().find(|d| d.kname == *disk).unwrap();
                     prop_assert_eq!(&d.content, &DiskContent::Blank);
                 }
             }

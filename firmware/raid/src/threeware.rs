@@ -477,7 +477,7 @@ impl ThreewareMonitor {
         }
         let disk_readings: Vec<DiskReading> = ours
             .iter()
-            .map(|r| DiskReading { kname: member(r.port), serial: r.serial.clone(), counters: BTreeMap::new(), state: None, smart: Some(r.smart.clone()) })
+            .map(|r| DiskReading { kname: member(r.port), serial: r.serial.clone(), counters: BTreeMap::new(), state: None, smart: Some(r.smart.clone()), completed: None, in_flight: None })
             .collect();
         for h in self.tracker.observe(&disk_readings) {
             let Some(port) = ours.iter().find(|r| member(r.port) == h.disk).map(|r| r.port) else { continue };

@@ -16,7 +16,8 @@ use crate::reaper::Reaper;
 
 /// The array's name; `/dev/md/data` on every boot, whatever md number it gets.
 pub(crate) const ARRAY_NAME: &str = "data";
-pub(crate) const ARRAY_DEVICE: &str = "/dev/md/data";
+/// Its node under `/dev` (mdadm makes the `md/NAME` link).
+const ARRAY_NODE: &str = "md/data";
 /// How long boot waits for both data disks to appear.
 const DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -33,7 +34,8 @@ pub(crate) fn prepare(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let _ = reaper.run("/sbin/mdadm", &["--assemble", "--scan", "--run"]);
-    if !Path::new(ARRAY_DEVICE).exists() {
+    let array = sys.dev_node(ARRAY_NODE);
+    if !array.exists() {
         let devices = sys.block_devices().map_err(|e| SupervisorError::Boot(e.to_string()))?;
         let candidates = coffer_raid::data_disk_candidates(&devices, boot_disk);
         let mut blank = Vec::new();
@@ -51,31 +53,32 @@ pub(crate) fn prepare(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &
                 candidates.len()
             )));
         }
-        create(reaper, &blank[..2])?;
+        create(sys, reaper, &blank[..2], &array)?;
     }
-    mount_ext4(reaper, Path::new(ARRAY_DEVICE), target)?;
+    mount_ext4(reaper, &array, target)?;
     // The mount hides the directory's own mode; user homes below must stay unlistable.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o711))
         .map_err(|e| SupervisorError::io(format!("setting the mode of {}", target.display()), e))?;
-    event("data.mounted", &[("array", json!(ARRAY_DEVICE)), ("path", json!(target))]);
+    event("data.mounted", &[("array", json!(array)), ("path", json!(target))]);
     Ok(())
 }
 
-fn create(reaper: &Reaper, disks: &[BlockDevice]) -> Result<(), SupervisorError> {
-    let devs: Vec<String> = disks.iter().map(|d| format!("/dev/{}", d.name)).collect();
+fn create(sys: &SysRoot, reaper: &Reaper, disks: &[BlockDevice], array: &Path) -> Result<(), SupervisorError> {
+    let devs: Vec<String> = disks.iter().map(|d| sys.dev_node(&d.name).to_string_lossy().into_owned()).collect();
+    let array = array.to_string_lossy();
     event(
         "data.creating",
         &[("disks", json!(devs)), ("serials", json!(disks.iter().map(|d| d.serial.clone()).collect::<Vec<_>>()))],
     );
     let mut args = vec![
-        "--create", ARRAY_DEVICE, "--level=1", "--raid-devices=2", "--metadata=1.2", "--bitmap=internal",
+        "--create", &array, "--level=1", "--raid-devices=2", "--metadata=1.2", "--bitmap=internal",
         "--homehost=coffer", "--name", ARRAY_NAME, "--run", "--force",
     ];
     args.extend(devs.iter().map(String::as_str));
     check(reaper, "/sbin/mdadm", &args)?;
-    check(reaper, "/sbin/mke2fs", &["-q", "-t", "ext4", "-L", "coffer-data", "-E", "root_owner=0:0", ARRAY_DEVICE])?;
-    event("data.created", &[("array", json!(ARRAY_DEVICE))]);
+    check(reaper, "/sbin/mke2fs", &["-q", "-t", "ext4", "-L", "coffer-data", "-E", "root_owner=0:0", &array])?;
+    event("data.created", &[("array", json!(array))]);
     Ok(())
 }
 

@@ -103,7 +103,7 @@ pub fn run_as_init() -> ! {
     if cmdline.flag("coffer.debug") {
         start_debug_console_thread(tx.clone());
     }
-    let mut watchdog = Watchdog::open(Path::new("/dev/watchdog"));
+    let mut watchdog = Watchdog::open(&sys.dev_node("watchdog"));
     event("boot.done", &[("uptime-secs", json!(uptime())), ("watchdog", json!(watchdog.is_some()))]);
     let services_ok = booted.state_ok && booted.data_ok;
     let (reason, reboot) = supervise(&mut table, &reaper, &tx, &rx, &mut watchdog, &mut slots, services_ok);
