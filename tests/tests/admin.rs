@@ -103,8 +103,10 @@ fn config_show_and_set_validate_and_hide_secrets() {
     let out = alice.ssh("config set alerts.webhook.url https://ntfy.example.org/coffer alerts.webhook.kind ntfy alerts.webhook.token s3cret-token");
     assert!(out.status.success(), "{}", text(&out));
     assert!(!text(&out).contains("s3cret-token"));
+    let out = alice.ssh("config set server.data-dir /");
+    assert!(!out.status.success() && text(&out).contains("data-dir"), "the data area cannot be moved over SSH: {}", text(&out));
     let shown = text(&alice.ssh("config show"));
-    assert!(shown.contains("ntfy.example.org") && !shown.contains("s3cret-token"), "{shown}");
+    assert!(shown.contains("ntfy.example.org") && !shown.contains("s3cret-token") && !shown.contains("/coffer\""), "{shown}");
     assert!(!server.log().contains("s3cret-token"), "secrets never logged");
 }
 

@@ -280,7 +280,10 @@ impl ScrubKeeper {
             let _ = std::fs::remove_file(SCRUB_REQUEST_FILE);
         }
         if request.as_deref().map(str::trim) == Some("stop") {
-            if let Err(e) = sys.set_md_sync(&a.kname, MdSync::Idle) {
+            // Only a check is stopped, never a rebuild or resync.
+            if a.sync_action == "check"
+                && let Err(e) = sys.set_md_sync(&a.kname, MdSync::Idle)
+            {
                 log::warn!("stopping the check of {}: {e}", a.kname);
             }
             self.record.cancel();

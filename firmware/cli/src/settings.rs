@@ -14,6 +14,13 @@ fn mask(value: &mut toml::Value) {
         for (k, v) in t.iter_mut() {
             if SECRET_KEYS.contains(&k.as_str()) && v.as_str().is_some_and(|s| !s.is_empty()) {
                 *v = toml::Value::String("(hidden)".into());
+            } else if k == "url"
+                && let Some(url) = v.as_str()
+            {
+                // A webhook's path is often its secret (an ntfy topic): show the host only.
+                let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+                let host = rest.split(['/', '?', '#']).next().unwrap_or("").rsplit('@').next().unwrap_or("");
+                *v = toml::Value::String(format!("{scheme}://{host}/(hidden)"));
             } else {
                 mask(v);
             }
@@ -64,11 +71,17 @@ pub(crate) fn set(dir: &Path, pairs: &[String]) -> Result<()> {
     }
     let path = StatePaths::new(dir).config();
     let mut text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let before = Config::parse(&text, &path)?.server.data_dir;
     for pair in pairs.chunks(2) {
         text = edited(&text, &pair[0], &pair[1])?;
     }
     // The whole file must still be a valid configuration: unknown keys and bad values are refused here.
-    Config::parse(&text, &path).context("nothing changed")?;
+    let after = Config::parse(&text, &path).context("nothing changed")?;
+    // Pointing the data area elsewhere would let an administrator hand any
+    // directory (and its owner) to a user: that stays a change on the state disk.
+    if after.server.data_dir != before {
+        bail!("server.data-dir cannot be changed with config set (it decides where every user's data lives); nothing changed");
+    }
     coffer_config::write_atomically(&path, text.as_bytes())?;
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     for pair in pairs.chunks(2) {

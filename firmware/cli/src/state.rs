@@ -128,12 +128,20 @@ pub(crate) struct NewKey<'a> {
 /// Reads public keys from a file, or from standard input for `-` (how keys
 /// arrive over `ssh admin@box user add bob --key - < bob.pub`).
 fn read_key_text(key_file: &Path) -> Result<String> {
+    use std::io::Read;
+    // Key files are small; a bigger input is a mistake (or /dev/zero).
+    const MAX: u64 = 64 << 10;
+    let mut text = String::new();
     if key_file == Path::new("-") {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text).context("reading public keys from standard input")?;
-        return Ok(text);
+        std::io::stdin().lock().take(MAX + 1).read_to_string(&mut text).context("reading public keys from standard input")?;
+    } else {
+        let f = std::fs::File::open(key_file).with_context(|| format!("reading public key file {}", key_file.display()))?;
+        f.take(MAX + 1).read_to_string(&mut text).with_context(|| format!("reading public key file {}", key_file.display()))?;
     }
-    std::fs::read_to_string(key_file).with_context(|| format!("reading public key file {}", key_file.display()))
+    if text.len() as u64 > MAX {
+        bail!("{} is larger than 64 KiB: that is not a list of public keys", key_file.display());
+    }
+    Ok(text)
 }
 
 pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, new: NewKey<'_>) -> Result<()> {

@@ -98,6 +98,12 @@ fn unpack(plain: &[u8]) -> Result<Vec<Restored>> {
         let Some((rel, mode, _)) = FILES.iter().find(|(r, _, _)| *r == name) else {
             bail!("the state bundle holds {name:?}, which is not a state file; refusing it");
         };
+        if !entry.header().entry_type().is_file() {
+            bail!("{name} in the state bundle is not a regular file; refusing it");
+        }
+        if out.iter().any(|r: &Restored| r.rel == *rel) {
+            bail!("{name} appears twice in the state bundle; refusing it");
+        }
         let mut bytes = Vec::new();
         entry.by_ref().take(MAX_BUNDLE).read_to_end(&mut bytes)?;
         out.push(Restored { rel, mode: *mode, bytes });
@@ -110,7 +116,16 @@ fn unpack(plain: &[u8]) -> Result<Vec<Restored>> {
     // Everything must make sense before anything is replaced.
     let text = |rel: &str| out.iter().find(|r| r.rel == rel).map(|r| String::from_utf8_lossy(&r.bytes).into_owned()).unwrap_or_default();
     Config::parse(&text("coffer.toml"), Path::new("coffer.toml (from the bundle)"))?;
-    toml::from_str::<UserDb>(&text("users.toml")).context("users.toml in the bundle does not parse")?;
+    let users = toml::from_str::<UserDb>(&text("users.toml")).context("users.toml in the bundle does not parse")?;
+    if users.version != UserDb::default().version {
+        bail!("users.toml in the bundle has version {}, this firmware reads version {}", users.version, UserDb::default().version);
+    }
+    if !users.users.iter().any(|u| u.role == coffer_config::Role::Admin && !u.locked && !u.keys.is_empty()) {
+        bail!("users.toml in the bundle has no administrator who can log in; the box would be locked");
+    }
+    if let Some(u) = users.users.iter().find(|u| u.uid < 1000 || u.gid < 1000) {
+        bail!("user {} in the bundle has uid/gid {}/{}, below 1000; refusing it", u.name, u.uid, u.gid);
+    }
     russh::keys::decode_secret_key(&text("host-keys/ssh_host_ed25519_key"), None).context("the host key in the bundle is unreadable")?;
     Ok(out)
 }
@@ -130,6 +145,13 @@ pub(crate) fn import(dir: &Path, passphrase: bool, reboot: bool) -> Result<()> {
     };
     let files = unpack(&plain).map_err(|e| anyhow!("import refused: {e:#}; nothing was changed"))?;
     let paths = StatePaths::new(dir);
+    // The data area stays where this box has it (see `config set`).
+    let here = Config::load(&paths.config())?.server.data_dir;
+    let bundle_config = files.iter().find(|f| f.rel == "coffer.toml").map(|f| String::from_utf8_lossy(&f.bytes).into_owned()).unwrap_or_default();
+    let there = Config::parse(&bundle_config, Path::new("coffer.toml (from the bundle)"))?.server.data_dir;
+    if here != there {
+        bail!("import refused: the bundle's server.data-dir ({}) differs from this box's ({}); nothing was changed", there.display(), here.display());
+    }
     for f in &files {
         let path = paths.root().join(f.rel);
         if let Some(parent) = path.parent() {

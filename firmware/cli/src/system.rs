@@ -36,7 +36,8 @@ fn shown(line: &str, cutoff: Option<u64>, events_only: bool) -> Option<String> {
         return None;
     }
     if events_only {
-        let json = text.find("coffer-event ").map(|i| &text[i + "coffer-event ".len()..])?;
+        // Only the line's own start: a logged user name may contain the marker.
+        let json = text.strip_prefix("coffer-event ")?;
         return Some(json.to_string());
     }
     let when = stamp.map_or_else(String::new, |t| {

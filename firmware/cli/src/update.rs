@@ -50,7 +50,9 @@ fn mount_esp(sys: &SysRoot, write: bool) -> Result<EspMount> {
 pub(crate) fn status() -> Result<()> {
     let sys = SysRoot::system();
     let booted = booted(&sys)?;
-    let mount = mount_esp(&sys, false)?;
+    // Read-write like every other user of the ESP: the kernel refuses a
+    // read-write mount while a read-only one of the same file system exists.
+    let mount = mount_esp(&sys, true)?;
     let esp = mount.esp();
     let record = esp.record();
     let slot = slot_json();
@@ -98,6 +100,10 @@ pub(crate) fn apply(reboot: bool) -> Result<()> {
     let version = verified.meta().version.clone();
     let mount = mount_esp(&sys, true)?;
     let esp = mount.esp();
+    let record = esp.record();
+    if record.trying == Some(booted) || record.good.is_some_and(|g| g != booted) {
+        bail!("update refused: slot {booted} is not yet marked good (the slot record says {record:?}); wait for `update status` to show it good, or reboot");
+    }
     // First make sure nothing boots the target slot (an earlier apply may
     // have armed it), then free its space: the ESP holds two slots, not
     // three. A cut from here on leaves the running slot booting as before.
@@ -140,13 +146,23 @@ pub(crate) fn rollback(reboot: bool) -> Result<()> {
         }
     }
     let record = esp.record();
-    if record.failed == Some(other) {
-        bail!("slot {other} failed its last trial; refusing to make it the default");
+    if record.trying == Some(other) {
+        // An applied update not yet tried: going back means not trying it.
+        esp.apply(&edit::make_good(&esp.loader_files()?, booted, record))?;
+        drop(mount);
+        coffer_sshd::event::emit("update.cancelled", &[("slot", json!(other.name()))]);
+        println!("coffer: the update in slot {other} is cancelled; slot {booted} stays the default");
+        return Ok(());
     }
-    esp.apply(&edit::make_good(&esp.loader_files()?, other, record))?;
+    if record.failed == Some(other) {
+        bail!("slot {other} failed its last trial; refusing to boot it again");
+    }
+    // The other slot is tried once like an update, never promoted blind: a
+    // slot whose writing was cut short falls back here by itself.
+    esp.apply(&edit::arm_trial(&esp.loader_files()?, other, booted))?;
     drop(mount);
     coffer_sshd::event::emit("update.rollback", &[("slot", json!(other.name()))]);
-    println!("coffer: slot {other} is the default again");
+    println!("coffer: slot {other} boots next, once; it becomes the default again when it runs healthily");
     if reboot { crate::system::power(true) } else {
         println!("coffer: reboot to switch (`reboot`)");
         Ok(())

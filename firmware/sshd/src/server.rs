@@ -347,19 +347,32 @@ impl ConnHandler {
             }
             return;
         }
-        let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id)) else {
+        let (Some(mut user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id)) else {
             let _ = session.channel_failure(channel_id);
             return;
         };
+        // Locking, removing or demoting a user also holds for a connection
+        // that logged in before (multiplexed clients open channels for hours).
+        match UserDb::load(&self.shared.config.users_file).ok().and_then(|db| db.get(&user.name).cloned()) {
+            Some(u) if !u.locked => user.admin = u.role == Role::Admin,
+            _ => {
+                log::warn!("user {} from {}: no longer allowed (locked or removed); channel refused", user.name, self.peer);
+                finish_with_message(channel, "coffer: this user is locked or removed\r\n".into(), 1);
+                let _ = session.channel_success(channel_id);
+                return;
+            }
+        }
         if let WorkerRequest::Admin(line) = &request {
-            if user.admin {
+            // An administrator's append-only or read-only key (a backup job's)
+            // must not administer: a stolen server would undo what the profile protects.
+            if user.admin && user.profile == KeyProfile::Full {
                 self.start_admin(channel, line.clone(), user, session);
             } else {
-                log::warn!("user {} from {}: refused administrator command {:?}", user.name, self.peer, String::from_utf8_lossy(line));
+                log::warn!("user {} from {}: refused administrator command {:?}", user.name, self.peer, coffer_command::admin_command_summary(line));
                 let _ = session.channel_success(channel_id);
                 let word = coffer_command::words(line).ok().and_then(|w| w.into_iter().next()).unwrap_or_default();
                 let msg = format!(
-                    "coffer: `{}` is an administrator command; this key may only back up (log in as an administrator, for example ssh admin@…)\r\n",
+                    "coffer: `{}` is an administrator command; this key may only back up (log in with an administrator's full key, for example ssh admin@…)\r\n",
                     String::from_utf8_lossy(&word)
                 );
                 finish_with_message(channel, msg, 1);
@@ -831,9 +844,12 @@ async fn relay(
                         None => break,
                     }
                 }
-                if terminal && batch.contains(&0x03) {
-                    // Ctrl-C from a client terminal in raw mode: what SIGINT would do.
-                    let _ = child.start_kill();
+                if terminal && batch.as_ref() == [0x03] {
+                    // Ctrl-C typed at a client terminal in raw mode (a lone byte,
+                    // not one inside piped data): deliver it as SIGINT.
+                    if let Some(pid) = child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
+                    }
                 }
                 if !batch.is_empty() {
                     let ok = match stdin.as_mut() {

@@ -111,15 +111,16 @@ impl SlotKeeper {
             return false;
         }
         if services_ok && healthy_for.is_some_and(|d| d >= self.grace) {
-            self.marked = true;
+            // A failure (the ESP busy for a moment) is tried again next tick.
             match self.mark_good() {
                 Ok(()) => {
+                    self.marked = true;
                     event("update.marked-good", &[("slot", json!(self.booted.name()))]);
                     publish(self.booted, "good", None);
+                    return false;
                 }
-                Err(e) => log::error!("marking slot {} good: {e}", self.booted),
+                Err(e) => log::warn!("marking slot {} good: {e}; trying again", self.booted),
             }
-            return false;
         }
         if since_boot >= self.deadline {
             event("update.trial-failed", &[("slot", json!(self.booted.name())), ("reason", json!("services were not healthy in time"))]);
