@@ -108,6 +108,15 @@ fn config_show_and_set_validate_and_hide_secrets() {
     let shown = text(&alice.ssh("config show"));
     assert!(shown.contains("ntfy.example.org") && !shown.contains("s3cret-token") && !shown.contains("/coffer\""), "{shown}");
     assert!(!server.log().contains("s3cret-token"), "secrets never logged");
+    // `none` is a value (no TLS), `config unset` removes a whole section.
+    let out = alice.ssh("config set alerts.email.server smtp.example.org alerts.email.from c@example.org alerts.email.to '[\"o@example.org\"]' alerts.email.security none");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&alice.ssh("config show")).contains("security = \"none\""));
+    let out = alice.ssh("config unset alerts.webhook");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&alice.ssh("config show")).contains("ntfy.example.org"));
+    let out = alice.ssh("config unset alerts.webhook");
+    assert!(!out.status.success() && text(&out).contains("not set"), "{}", text(&out));
 }
 
 #[test]

@@ -91,6 +91,7 @@ mod tests {
             "raid replace WD-123",
             "raid scrub --stop",
             "config set alerts.email.server smtp.example.org alerts.email.port 587",
+            "config unset alerts.webhook",
             "logs --follow --since 2h",
             "events",
             "reboot",

@@ -181,9 +181,15 @@ enum ConfigCommand {
     /// Change settings together: `config set alerts.webhook.url https://ntfy.sh/me alerts.webhook.kind ntfy`.
     Set {
         /// KEY VALUE pairs. Keys are dotted, as in coffer.toml (`raid.auto-add-blank`); values are
-        /// TOML (true, 42, "text", ["a", "b"]) or bare text; `none` removes a key.
+        /// TOML (true, 42, "text", ["a", "b"]) or bare text.
         #[arg(required = true, num_args = 2.., value_names = ["KEY", "VALUE"])]
         pairs: Vec<String>,
+    },
+    /// Remove settings, so their defaults apply again: `config unset alerts.webhook`.
+    Unset {
+        /// Dotted keys or whole sections (`alerts.email`).
+        #[arg(required = true)]
+        keys: Vec<String>,
     },
 }
 
@@ -404,6 +410,7 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
         ),
         Command::Config(ConfigCommand::Import { passphrase_stdin, reboot }) => state_bundle::import(state, passphrase_stdin, reboot),
         Command::Config(ConfigCommand::Set { pairs }) => settings::set(state, &pairs),
+        Command::Config(ConfigCommand::Unset { keys }) => settings::unset(state, &keys),
         Command::Reboot => system::power(true),
         Command::Poweroff => system::power(false),
         Command::Update(UpdateCommand::Status) => update::status(),

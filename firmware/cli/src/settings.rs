@@ -42,8 +42,15 @@ fn parse_value(text: &str) -> toml::Value {
     toml::from_str::<toml::Table>(&format!("v = {text}")).ok().and_then(|mut t| t.remove("v")).unwrap_or_else(|| toml::Value::String(text.to_string()))
 }
 
-/// Sets (or with `none`, removes) one dotted key and returns the new text.
-pub(crate) fn edited(text: &str, key: &str, value: &str) -> Result<String> {
+/// What to do with one dotted key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Edit<'a> {
+    Set(&'a str),
+    Remove,
+}
+
+/// Applies one edit to a dotted key and returns the new text.
+pub(crate) fn edited(text: &str, key: &str, edit: Edit) -> Result<String> {
     let mut root: toml::Table = toml::from_str(text).context("coffer.toml does not parse")?;
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) || key == "version" {
@@ -55,10 +62,15 @@ pub(crate) fn edited(text: &str, key: &str, value: &str) -> Result<String> {
         let entry = table.entry((*p).to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         table = entry.as_table_mut().with_context(|| format!("{p} in {key} is a value, not a section"))?;
     }
-    if value == "none" {
-        table.remove(*last);
-    } else {
-        table.insert((*last).to_string(), parse_value(value));
+    match edit {
+        Edit::Set(value) => {
+            table.insert((*last).to_string(), parse_value(value));
+        }
+        Edit::Remove => {
+            if table.remove(*last).is_none() {
+                bail!("{key} is not set in coffer.toml (`config show` lists the settings); nothing changed");
+            }
+        }
     }
     toml::to_string_pretty(&root).context("writing the configuration")
 }
@@ -69,11 +81,35 @@ pub(crate) fn set(dir: &Path, pairs: &[String]) -> Result<()> {
     if !pairs.len().is_multiple_of(2) {
         bail!("give KEY VALUE pairs; {:?} has no value", pairs.last().map(String::as_str).unwrap_or(""));
     }
+    let edits: Vec<(&str, Edit)> = pairs.chunks(2).map(|p| (p[0].as_str(), Edit::Set(&p[1]))).collect();
+    apply(dir, &edits)?;
+    for pair in pairs.chunks(2) {
+        let (key, value) = (&pair[0], &pair[1]);
+        let shown = if SECRET_KEYS.iter().any(|s| key.ends_with(s)) { "(hidden)" } else { value.as_str() };
+        println!("coffer: {key} = {shown}");
+    }
+    println!("coffer: services read coffer.toml when they start; `reboot` applies it everywhere");
+    Ok(())
+}
+
+/// Removes keys or sections together, so their defaults apply again.
+pub(crate) fn unset(dir: &Path, keys: &[String]) -> Result<()> {
+    let edits: Vec<(&str, Edit)> = keys.iter().map(|k| (k.as_str(), Edit::Remove)).collect();
+    apply(dir, &edits)?;
+    for key in keys {
+        println!("coffer: {key} removed (its default applies)");
+    }
+    println!("coffer: services read coffer.toml when they start; `reboot` applies it everywhere");
+    Ok(())
+}
+
+/// Applies edits to coffer.toml all together or not at all.
+fn apply(dir: &Path, edits: &[(&str, Edit)]) -> Result<()> {
     let path = StatePaths::new(dir).config();
     let mut text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let before = Config::parse(&text, &path)?.server.data_dir;
-    for pair in pairs.chunks(2) {
-        text = edited(&text, &pair[0], &pair[1])?;
+    for (key, edit) in edits {
+        text = edited(&text, key, *edit)?;
     }
     // The whole file must still be a valid configuration: unknown keys and bad values are refused here.
     let after = Config::parse(&text, &path).context("nothing changed")?;
@@ -84,12 +120,6 @@ pub(crate) fn set(dir: &Path, pairs: &[String]) -> Result<()> {
     }
     coffer_config::write_atomically(&path, text.as_bytes())?;
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    for pair in pairs.chunks(2) {
-        let (key, value) = (&pair[0], &pair[1]);
-        let shown = if SECRET_KEYS.iter().any(|s| key.ends_with(s)) { "(hidden)" } else { value.as_str() };
-        println!("coffer: {key} = {shown}");
-    }
-    println!("coffer: services read coffer.toml when they start; `reboot` applies it everywhere");
     Ok(())
 }
 
@@ -99,17 +129,23 @@ mod tests {
 
     #[test]
     fn edits_keep_other_keys_and_type_values() {
-        let t = edited("version = 1\n[raid]\nauto-add-blank = true\n", "raid.auto-add-blank", "false").unwrap();
+        let t = edited("version = 1\n[raid]\nauto-add-blank = true\n", "raid.auto-add-blank", Edit::Set("false")).unwrap();
         assert!(t.contains("auto-add-blank = false"), "{t}");
-        let t = edited(&t, "alerts.email.server", "smtp.example.org").unwrap();
+        let t = edited(&t, "alerts.email.server", Edit::Set("smtp.example.org")).unwrap();
         assert!(t.contains("server = \"smtp.example.org\""), "{t}");
-        let t = edited(&t, "alerts.email.to", "[\"a@b.c\"]").unwrap();
+        let t = edited(&t, "alerts.email.to", Edit::Set("[\"a@b.c\"]")).unwrap();
         assert!(t.contains("to = [\"a@b.c\"]"), "{t}");
-        let t = edited(&t, "alerts.email.server", "none").unwrap();
+        // `none` is a value (alerts.email.security = "none"), never a removal.
+        let t = edited(&t, "alerts.email.security", Edit::Set("none")).unwrap();
+        assert!(t.contains("security = \"none\""), "{t}");
+        let t = edited(&t, "alerts.email.server", Edit::Remove).unwrap();
         assert!(!t.contains("smtp.example.org"), "{t}");
-        assert!(edited(&t, "raid.auto-add-blank.x", "1").is_err());
-        assert!(edited(&t, "version", "2").is_err());
-        assert!(edited(&t, "a..b", "2").is_err());
+        assert!(edited(&t, "alerts.email.server", Edit::Remove).is_err(), "removing what is not there is said");
+        let t = edited(&t, "alerts.email", Edit::Remove).unwrap();
+        assert!(!t.contains("a@b.c"), "a whole section goes: {t}");
+        assert!(edited(&t, "raid.auto-add-blank.x", Edit::Set("1")).is_err());
+        assert!(edited(&t, "version", Edit::Set("2")).is_err());
+        assert!(edited(&t, "a..b", Edit::Set("2")).is_err());
     }
 
     #[test]
