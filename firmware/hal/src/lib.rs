@@ -5,6 +5,8 @@
 //! only the few sysfs knobs that are plain files (LEDs, md sync, speed).
 
 mod block;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixture;
 mod input;
 mod kmsg;
 mod led;

@@ -140,50 +140,77 @@ impl SysRoot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
 
-    fn write(root: &std::path::Path, rel: &str, text: &str) {
-        let p = root.join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
+    /// One line per array: kernel name, name, state, degraded count, sync
+    /// action, progress (`~` part done, `-` none), then each member as
+    /// `kname@slot=state`, with `!gone` when its device has left.
+    fn describe(a: &MdArray) -> String {
+        let progress = match a.sync_completed {
+            Some((done, total)) if done < total => "~",
+            Some(_) => "done",
+            None => "-",
+        };
+        let members: Vec<String> = a
+            .members
+            .iter()
+            .map(|m| {
+                let slot = m.slot.map_or("-".to_string(), |s| s.to_string());
+                format!("{}@{slot}={}{}", m.kname, m.state.join(","), if m.present { "" } else { "!gone" })
+            })
+            .collect();
+        let name = a.name.as_deref().unwrap_or("-");
+        format!("{} {name} {} d{} {} {progress} | {}", a.kname, a.array_state, a.degraded, a.sync_action, members.join(" "))
     }
 
     #[test]
-    fn degraded_recovering_array() {
-        let dir = tempfile::tempdir().unwrap();
-        let r = dir.path();
-        for (a, v) in [
-            ("level", "raid1\n"),
-            ("array_state", "clean\n"),
-            ("raid_disks", "2\n"),
-            ("degraded", "1\n"),
-            ("sync_action", "recover\n"),
-            ("sync_completed", "37384 / 129024\n"),
-            ("mismatch_cnt", "0\n"),
-            ("uuid", "1d6f7e2a-0000\n"),
-            ("dev-vda/state", "in_sync\n"),
-            ("dev-vda/slot", "0\n"),
-            ("dev-vdc/state", "spare\n"),
-            ("dev-vdc/slot", "none\n"),
-        ] {
-            write(r, &format!("sys/block/md127/md/{a}"), v);
+    fn captured_states_read_as_the_kernel_showed_them() {
+        let expected: &[(&str, &[&str])] = &[
+            ("resync", &["md127 data clean d0 resync ~ | vdb@0=in_sync vdc@1=in_sync"]),
+            ("clean", &["md127 data clean d0 idle - | vdb@0=in_sync vdc@1=in_sync"]),
+            ("clean-with-spare", &["md127 data clean d0 idle - | vdb@0=in_sync vdc@1=in_sync vdd@-=spare"]),
+            ("faulty-recovering-onto-spare", &["md127 data clean d1 recover ~ | vdb@0=in_sync vdd@1=spare vdc@-=faulty"]),
+            ("faulty-member", &["md127 data clean d0 idle - | vdb@0=in_sync vdd@1=in_sync vdc@-=faulty"]),
+            // md has not noticed the pulled disk: only its missing device tells.
+            ("disk-pulled-idle", &["md127 data clean d0 idle - | vdb@0=in_sync vdd@1=in_sync!gone"]),
+            ("degraded", &["md127 data clean d1 idle - | vdb@0=in_sync"]),
+            ("recovering", &["md127 data clean d1 recover ~ | vdb@0=in_sync vdc@1=spare"]),
+            // An inactive array shows no level, size or UUID; its stale /dev/md link names md127.
+            ("inactive", &["md126 - inactive d0  - | vdb@-=spare"]),
+            // The second array on the same disks waits: `sync_completed` says `delayed`.
+            (
+                "resync-delayed",
+                &["md125 two clean d0 resync - | vde2@0=in_sync vdf2@1=in_sync", "md126 one clean d0 resync ~ | vde1@0=in_sync vdf1@1=in_sync"],
+            ),
+        ];
+        assert_eq!(expected.iter().map(|(s, _)| *s).collect::<Vec<_>>(), crate::fixture::MD_STATES);
+        for (state, arrays) in expected {
+            let dir = tempfile::tempdir().unwrap();
+            let root = crate::fixture::md_state(state, dir.path()).unwrap();
+            let got: Vec<String> = root.md_arrays().unwrap().iter().map(describe).collect();
+            assert_eq!(got, *arrays, "{state}");
         }
-        fs::create_dir_all(r.join("sys/block/vda")).unwrap();
-        std::os::unix::fs::symlink(r.join("sys/block/vda"), r.join("sys/block/md127/md/dev-vda/block")).unwrap();
-        std::os::unix::fs::symlink(r.join("sys/block/gone"), r.join("sys/block/md127/md/dev-vdc/block")).unwrap();
-        fs::create_dir_all(r.join("sys/block/vdb")).unwrap();
-        fs::create_dir_all(r.join("dev/md")).unwrap();
-        std::os::unix::fs::symlink("../md127", r.join("dev/md/data")).unwrap();
-        let arrays = SysRoot::at(r).md_arrays().unwrap();
-        assert_eq!(arrays.len(), 1);
-        let a = &arrays[0];
-        assert_eq!((a.degraded, a.raid_disks, a.sync_action.as_str()), (1, 2, "recover"));
-        assert_eq!(a.sync_completed, Some((37384, 129024)));
-        assert_eq!(a.name.as_deref(), Some("data"));
-        assert_eq!(a.members.len(), 2);
-        assert_eq!((a.members[0].kname.as_str(), a.members[0].slot, a.members[0].present), ("vda", Some(0), true));
-        assert!(a.members[0].has("in_sync"));
-        assert_eq!((a.members[1].slot, a.members[1].present), (None, false));
+    }
+
+    #[test]
+    fn captured_disks_carry_their_serials() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::fixture::md_state("clean", dir.path()).unwrap();
+        let disks: Vec<(String, Option<String>, u64)> = root
+            .block_devices()
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.kind == crate::DeviceKind::Disk)
+            .map(|d| (d.name, d.serial, d.size >> 20))
+            .collect();
+        let want = |n: &str, s: &str, mib: u64| (n.to_string(), Some(s.to_string()), mib);
+        assert_eq!(
+            disks,
+            [want("vda", "boot", 1), want("vdb", "disk0", 64), want("vdc", "disk1", 64), want("vdd", "disk2", 64), want("vde", "disk3", 64), want("vdf", "disk4", 64)]
+        );
+        let parts: Vec<(String, Option<String>)> =
+            root.block_devices().unwrap().into_iter().filter(|d| d.kind == crate::DeviceKind::Partition).map(|d| (d.name, d.parent)).collect();
+        assert_eq!(parts[0], ("vde1".to_string(), Some("vde".to_string())));
+        assert!(root.disk_counters("vdb").completed.is_some_and(|n| n > 0), "diskstats counts the member's I/O");
     }
 
     #[test]

@@ -193,3 +193,77 @@ fn led_shows_the_worst_state() {
     assert_eq!(led_pattern(&[]), LedPattern::Alarm, "no mirror at all");
     assert_eq!(LedPattern::SlowBlink.timing(), Some((1000, 1000)));
 }
+
+/// A snapshot of a tree captured from a real kernel (coffer-hal's fixtures).
+fn captured(state: &str) -> Snapshot {
+    let dir = tempfile::tempdir().unwrap();
+    let root = coffer_hal::fixture::md_state(state, dir.path()).unwrap();
+    let serials = root.block_devices().unwrap().into_iter().filter_map(|d| Some((d.name, d.serial?))).collect();
+    Snapshot { arrays: root.md_arrays().unwrap(), free_disks: vec![], serials }
+}
+
+#[test]
+fn captured_states_have_the_health_md_meant() {
+    for (state, want) in [
+        ("resync", vec![Health::Syncing]),
+        ("clean", vec![Health::Healthy]),
+        ("clean-with-spare", vec![Health::Healthy]),
+        ("faulty-recovering-onto-spare", vec![Health::Rebuilding]),
+        ("faulty-member", vec![Health::Healthy]),
+        // Until the pulled member is failed out, md still counts it.
+        ("disk-pulled-idle", vec![Health::Healthy]),
+        ("degraded", vec![Health::Degraded]),
+        ("recovering", vec![Health::Rebuilding]),
+        // Inactive: no level, so the monitor (raid1 only) does not take it for the mirror.
+        ("inactive", vec![Health::Failed]),
+        ("resync-delayed", vec![Health::Syncing, Health::Syncing]),
+    ] {
+        let got: Vec<Health> = captured(state).arrays.iter().map(health).collect();
+        assert_eq!(got, want, "{state}");
+    }
+}
+
+/// The captured sequence replayed through the monitor: a spare takes over a
+/// faulty member, a pulled disk is failed out, a blank disk rebuilds.
+#[test]
+fn captured_failures_and_rebuilds_replay_into_events_and_actions() {
+    let mut m = Monitor::new(RaidPolicy::default());
+    let mut step = |state: &str| {
+        let (e, a) = m.observe(&captured(state));
+        (e.into_iter().map(|e| (e.code, e.fields)).collect::<Vec<_>>(), a)
+    };
+    let (e, a) = step("clean");
+    assert_eq!((e.len(), e[0].0, e[0].1["health"].as_str()), (1, "raid.state", Some("healthy")));
+    assert!(a.is_empty());
+    assert_eq!(step("clean-with-spare"), (vec![], vec![]), "a spare changes nothing");
+
+    let (e, a) = step("faulty-recovering-onto-spare");
+    let codes: Vec<&str> = e.iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes, ["raid.member-failed", "raid.rebuild-started", "raid.rebuild-progress"]);
+    assert_eq!((e[0].1["serial"].as_str(), e[0].1["bay"].as_str()), (Some("disk1"), Some("right")));
+    assert_eq!(e[1].1["serial"], "disk2", "the rebuild goes onto the spare");
+    assert_eq!(a, [RaidAction::RemoveFailed { array: "md127".into() }]);
+
+    let (e, a) = step("faulty-member");
+    let codes: Vec<&str> = e.iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes, ["raid.rebuild-finished", "raid.spare-active", "raid.healthy"]);
+    assert!(a.is_empty(), "the faulty member's removal was already asked for");
+
+    // The spare's disk is pulled while idle: failed out at once, by name.
+    let (e, a) = step("disk-pulled-idle");
+    assert_eq!(e.iter().map(|(c, _)| *c).collect::<Vec<_>>(), ["raid.member-failed"]);
+    assert_eq!((e[0].1["serial"].as_str(), e[0].1["slot"].as_u64()), (Some("disk2"), Some(1)));
+    assert_eq!(a, [RaidAction::FailDetached { array: "md127".into() }]);
+
+    let (e, a) = step("degraded");
+    assert_eq!(e.iter().map(|(c, _)| *c).collect::<Vec<_>>(), ["raid.degraded"]);
+    assert!(e[0].1["guidance"].as_str().unwrap().contains("disk2 in the right bay"), "{:?}", e[0].1);
+    assert!(a.is_empty(), "no free disk to add");
+
+    let (e, _) = step("recovering");
+    assert_eq!(e.iter().map(|(c, _)| *c).collect::<Vec<_>>(), ["raid.rebuild-started", "raid.rebuild-progress"]);
+    assert_eq!(e[0].1["serial"], "disk1");
+
+    let (e, _) = step("clean");
+    assert_eq!(e.iter().map(|(c, _)| *c).collect::<Vec<_>>(), ["raid.rebuild-finished", "raid.spare-active", "raid.healthy"]);
+}
