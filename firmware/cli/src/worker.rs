@@ -86,7 +86,7 @@ pub(crate) fn run(args: WorkerArgs) -> ExitCode {
     let jail = if profile == Profile::AppendOnly { jail.without_symlinks() } else { jail };
     let ctx = SessionContext { jail, user: args.user.clone(), profile, quota };
     match args.mode {
-        WorkerMode::Sftp => match coffer_session::sftp::serve(ctx, stdin, stdout) {
+        WorkerMode::Sftp => match coffer_session::sftp::serve_fd(ctx, stdin, stdout) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 log::warn!("sftp session of {} ended: {e}", args.user);

@@ -6,12 +6,17 @@
 //! never overtakes the WRITEs before it), while different handles (restic
 //! and rclone keep several busy) proceed in parallel. Path requests share
 //! lane 0. Bounded queues carry back-pressure from the disk to the SSH window.
+//!
+//! When the output is a pipe (the worker's stdout), READ moves file pages
+//! into a pipe of its own with splice(2) and the writer moves them on to the
+//! output: a download's bytes are never copied through this process.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -115,6 +120,86 @@ impl BufferPool {
     }
 }
 
+/// A DATA reply waits in the pipe it was spliced into, never in memory.
+struct SplicePipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+/// Pipes for spliced READs, made on demand and reused. Bounded, because
+/// every pipe holds two descriptors and counts against the user's pipe
+/// pages; a READ that finds none free is copied instead.
+#[derive(Default)]
+struct PipePool {
+    free: Mutex<Vec<SplicePipe>>,
+    made: AtomicUsize,
+    /// Cleared when the file system cannot splice: every READ copies then.
+    works: AtomicBool,
+    /// Bytes a pipe may grow to (the kernel's pipe-max-size for unprivileged users).
+    grow_limit: usize,
+}
+
+const MAX_PIPES: usize = 32;
+const PIPE_GROW_LIMIT: usize = 1 << 20;
+
+impl PipePool {
+    fn new(grow_limit: usize) -> Self {
+        PipePool { works: AtomicBool::new(true), grow_limit, ..PipePool::default() }
+    }
+
+    fn take(&self) -> Option<SplicePipe> {
+        if !self.works.load(Ordering::Relaxed) {
+            return None;
+        }
+        if let Some(p) = self.free.lock().ok().and_then(|mut v| v.pop()) {
+            return Some(p);
+        }
+        if self.made.fetch_add(1, Ordering::Relaxed) >= MAX_PIPES {
+            self.made.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
+            Ok((read, write)) => {
+                let capacity = rustix::pipe::fcntl_getpipe_size(&write).unwrap_or(4096);
+                Some(SplicePipe { read, write, capacity })
+            }
+            Err(_) => {
+                self.made.fetch_sub(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn give(&self, pipe: SplicePipe) {
+        if let Ok(mut v) = self.free.lock() {
+            v.push(pipe);
+        }
+    }
+}
+
+/// What the writer sends: an encoded packet, or a DATA header whose
+/// payload waits in a pipe.
+enum Outgoing {
+    Packet(Vec<u8>),
+    /// `spliced` bytes wait in the pipe; `tail` follows them (the part a
+    /// pipe too small to grow could not take).
+    Spliced { header: [u8; DATA_HEADER], pipe: SplicePipe, spliced: usize, tail: Vec<u8> },
+}
+
+/// A DATA packet's length(4) type(1) id(4) data-length(4), then the data.
+const DATA_HEADER: usize = 13;
+
+fn data_header(id: u32, len: usize) -> [u8; DATA_HEADER] {
+    let n = u32::try_from(len).unwrap_or(u32::MAX);
+    let mut h = [0u8; DATA_HEADER];
+    h[..4].copy_from_slice(&(n.saturating_add(9)).to_be_bytes());
+    h[4] = coffer_sftp_proto::packet_type::DATA;
+    h[5..9].copy_from_slice(&id.to_be_bytes());
+    h[9..13].copy_from_slice(&n.to_be_bytes());
+    h
+}
+
 /// State shared by the lanes of one session.
 struct Session {
     jail: UserJail,
@@ -126,6 +211,8 @@ struct Session {
     handles: Mutex<HashMap<u32, Arc<Handle>>>,
     next_handle: AtomicU32,
     buffers: BufferPool,
+    /// Present when the output is a pipe that READ can splice into.
+    pipes: Option<PipePool>,
 }
 
 impl Session {
@@ -173,6 +260,24 @@ fn quota_reply(id: u32, e: &QuotaExceeded) -> Reply {
 /// Serves SFTP on `input`/`output` until the client closes its side.
 /// Uploads that were never closed are discarded, never left looking complete.
 pub fn serve(ctx: SessionContext, input: impl Read, output: impl Write + Send + 'static) -> io::Result<()> {
+    serve_with(ctx, input, output, None, 0)
+}
+
+/// [`serve`] onto a file descriptor; when it is a pipe, downloads are
+/// spliced into it rather than copied.
+pub fn serve_fd(ctx: SessionContext, input: impl Read, output: File) -> io::Result<()> {
+    let is_pipe = rustix::fs::fstat(&output).is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo);
+    let splice_to = if is_pipe { Some(OwnedFd::from(output.try_clone()?)) } else { None };
+    serve_with(ctx, input, output, splice_to, PIPE_GROW_LIMIT)
+}
+
+fn serve_with(
+    ctx: SessionContext,
+    input: impl Read,
+    output: impl Write + Send + 'static,
+    splice_to: Option<OwnedFd>,
+    pipe_grow_limit: usize,
+) -> io::Result<()> {
     let session = Arc::new(Session {
         jail: ctx.jail,
         user: ctx.user,
@@ -182,12 +287,13 @@ pub fn serve(ctx: SessionContext, input: impl Read, output: impl Write + Send + 
         handles: Mutex::new(HashMap::new()),
         next_handle: AtomicU32::new(1),
         buffers: BufferPool::default(),
+        pipes: splice_to.as_ref().map(|_| PipePool::new(pipe_grow_limit)),
     });
-    let (reply_tx, reply_rx) = sync_channel::<Vec<u8>>(LANE_QUEUE * LANES);
+    let (reply_tx, reply_rx) = sync_channel::<Outgoing>(LANE_QUEUE * LANES);
     let writer_session = Arc::clone(&session);
     let writer = std::thread::Builder::new()
         .name("sftp-writer".into())
-        .spawn(move || write_replies(reply_rx, output, &writer_session.buffers))?;
+        .spawn(move || write_replies(reply_rx, output, splice_to, &writer_session))?;
 
     let mut lanes: Vec<SyncSender<Vec<u8>>> = Vec::with_capacity(LANES);
     let mut workers = Vec::with_capacity(LANES);
@@ -231,7 +337,7 @@ pub fn serve(ctx: SessionContext, input: impl Read, output: impl Write + Send + 
     result
 }
 
-fn write_replies(rx: Receiver<Vec<u8>>, output: impl Write, buffers: &BufferPool) {
+fn write_replies(rx: Receiver<Outgoing>, output: impl Write, splice_to: Option<OwnedFd>, session: &Session) {
     // Small replies are gathered; DATA packets larger than the buffer go
     // straight to the output without another copy.
     let mut out = BufWriter::with_capacity(64 * 1024, output);
@@ -253,11 +359,42 @@ fn write_replies(rx: Receiver<Vec<u8>>, output: impl Write, buffers: &BufferPool
                 return;
             }
         };
-        if out.write_all(&packet).is_err() {
-            return;
+        match packet {
+            Outgoing::Packet(packet) => {
+                if out.write_all(&packet).is_err() {
+                    return;
+                }
+                session.buffers.give(packet);
+            }
+            Outgoing::Spliced { header, pipe, spliced, tail } => {
+                // The header must be out before the pipe's bytes follow it.
+                let (Some(to), Some(pool)) = (&splice_to, &session.pipes) else { return };
+                if out.write_all(&header).is_err() || out.flush().is_err() || !drain_pipe(&pipe, to, spliced) {
+                    return;
+                }
+                pool.give(pipe);
+                if out.write_all(&tail).is_err() {
+                    return;
+                }
+                session.buffers.give(tail);
+            }
         }
-        buffers.give(packet);
     }
+}
+
+/// Moves `len` bytes from `pipe` to `to`; false when the output failed
+/// (the stream is then cut mid-packet, so the session ends).
+fn drain_pipe(pipe: &SplicePipe, to: &OwnedFd, len: usize) -> bool {
+    let mut left = len;
+    while left > 0 {
+        match rustix::pipe::splice(&pipe.read, None, to, None, left, rustix::pipe::SpliceFlags::MORE) {
+            Ok(0) => return false,
+            Ok(n) => left -= n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// Reads packets and hands each to its lane. Returns at end of input.
@@ -316,13 +453,13 @@ fn parse_handle(h: &[u8]) -> Option<u32> {
 }
 
 /// Decodes and executes one packet, returning the encoded reply.
-fn handle_packet(session: &Session, packet: &[u8]) -> Vec<u8> {
+fn handle_packet(session: &Session, packet: &[u8]) -> Outgoing {
     let body = match split_packet(packet, MAX_PACKET) {
         Ok(Some((body, _))) => body,
-        _ => return Reply::status(0, StatusCode::BadMessage, "malformed packet").encode(),
+        _ => return Outgoing::Packet(Reply::status(0, StatusCode::BadMessage, "malformed packet").encode()),
     };
-    match Request::decode(body) {
-        Ok(Request { id, kind: RequestKind::Read { handle, offset, len } }) => read(session, id, handle, offset, len),
+    Outgoing::Packet(match Request::decode(body) {
+        Ok(Request { id, kind: RequestKind::Read { handle, offset, len } }) => return read(session, id, handle, offset, len),
         Ok(req) => {
             let id = req.id;
             let reply = execute(session, req);
@@ -343,7 +480,7 @@ fn handle_packet(session: &Session, packet: &[u8]) -> Vec<u8> {
             log::warn!("user {}: undecodable request {id}: {e}", session.user);
             Reply::status(id, StatusCode::BadMessage, format!("bad request: {e}")).encode()
         }
-    }
+    })
 }
 
 fn err_reply(id: u32, e: &io::Error) -> Reply {
@@ -616,51 +753,112 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
     }
 }
 
-/// READ: the file's bytes go straight into a pooled reply packet, the hot
-/// path of every download. Returns the encoded DATA (or STATUS) packet.
-fn read(s: &Session, id: u32, handle: &[u8], offset: u64, len: u32) -> Vec<u8> {
+/// READ, the hot path of every download: the file's bytes are spliced
+/// into a pipe when the output is one, else read into a pooled reply
+/// packet. Replies are always as long as the file allows: a short read is
+/// legal, but OpenSSH's client then truncates the download it thinks was
+/// reordered.
+fn read(s: &Session, id: u32, handle: &[u8], offset: u64, len: u32) -> Outgoing {
     let h = match get_handle(s, id, handle) {
         Ok(h) => h,
-        Err(reply) => return reply.encode(),
+        Err(reply) => return Outgoing::Packet(reply.encode()),
     };
-    let Some(file) = h.file() else { return Reply::status(id, StatusCode::Failure, "handle is a directory").encode() };
+    let Some(file) = h.file() else {
+        return Outgoing::Packet(Reply::status(id, StatusCode::Failure, "handle is a directory").encode());
+    };
     let len = len.min(MAX_IO) as usize;
-    // length(4) type(1) id(4) data-length(4), then the data.
-    const HEADER: usize = 13;
-    let mut packet = s.buffers.take();
-    packet.resize(HEADER + len, 0);
-    let result = file.with(|f| {
-        let mut filled = 0;
-        // A short read is allowed, but fill what the file has so clients make fewer round trips.
-        while filled < len {
-            match f.read_at(&mut packet[HEADER + filled..HEADER + len], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+    if let Some(pool) = &s.pipes
+        && len > 0
+        && let Some(pipe) = pool.take()
+    {
+        let spliced = file.with(|f| {
+            let Some(n) = splice_file(pool, f, &pipe, offset, len) else { return Ok(None) };
+            let mut tail = s.buffers.take();
+            tail.resize(len - n, 0);
+            let got = read_full(f, &mut tail, offset + n as u64)?;
+            tail.truncate(got);
+            Ok(Some((n, tail)))
+        });
+        match spliced {
+            Ok(Some((0, tail))) => {
+                s.buffers.give(tail);
+                pool.give(pipe);
+                return Outgoing::Packet(Reply::status(id, StatusCode::Eof, "End of file").encode());
             }
+            Ok(Some((n, tail))) => {
+                return Outgoing::Spliced { header: data_header(id, n + tail.len()), pipe, spliced: n, tail };
+            }
+            // Bytes may wait in the pipe: it is dropped, never reused.
+            Err(e) => return Outgoing::Packet(err_reply(id, &e).encode()),
+            // Nothing moved: copying below gives the data or the right error.
+            Ok(None) => pool.give(pipe),
         }
-        Ok(filled)
-    });
-    match result {
+    }
+    let mut packet = s.buffers.take();
+    packet.resize(DATA_HEADER + len, 0);
+    let result = file.with(|f| read_full(f, &mut packet[DATA_HEADER..], offset));
+    Outgoing::Packet(match result {
         Ok(0) if len > 0 => {
             s.buffers.give(packet);
             Reply::status(id, StatusCode::Eof, "End of file").encode()
         }
         Ok(n) => {
-            packet.truncate(HEADER + n);
-            let total = u32::try_from(packet.len() - 4).unwrap_or(u32::MAX);
-            packet[..4].copy_from_slice(&total.to_be_bytes());
-            packet[4] = coffer_sftp_proto::packet_type::DATA;
-            packet[5..9].copy_from_slice(&id.to_be_bytes());
-            packet[9..13].copy_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
+            packet.truncate(DATA_HEADER + n);
+            packet[..DATA_HEADER].copy_from_slice(&data_header(id, n));
             packet
         }
         Err(e) => {
             s.buffers.give(packet);
             err_reply(id, &e).encode()
         }
+    })
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(filled)
+}
+
+/// Splices up to `len` bytes of `file` at `offset` into the (empty) pipe,
+/// growing the pipe to fit when the kernel allows. Returns the bytes moved
+/// (0 at end of file), or `None` when nothing could be spliced.
+fn splice_file(pool: &PipePool, file: &File, pipe: &SplicePipe, offset: u64, len: usize) -> Option<usize> {
+    use rustix::io::Errno;
+    use rustix::pipe::{SpliceFlags, fcntl_setpipe_size, splice};
+    // A range that starts inside a page takes one pipe slot more than its pages.
+    let wanted = (len + 4096).next_power_of_two().min(pool.grow_limit);
+    if wanted > pipe.capacity {
+        // A pipe that cannot grow (the user's pipe pages are used up) takes what it can.
+        let _ = fcntl_setpipe_size(&pipe.write, wanted);
+    }
+    let mut at = offset;
+    let mut filled = 0;
+    while filled < len {
+        // Non-blocking on the pipe: a full pipe ends this READ short instead of waiting.
+        match splice(file, Some(&mut at), &pipe.write, None, len - filled, SpliceFlags::NONBLOCK) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) if filled > 0 => break,
+            Err(e) => {
+                if e == Errno::INVAL || e == Errno::NOSYS {
+                    // This file system cannot splice: stop trying for the session.
+                    pool.works.store(false, Ordering::Relaxed);
+                }
+                return (filled > 0).then_some(filled);
+            }
+        }
+    }
+    Some(filled)
 }
 
 fn open(s: &Session, id: u32, path: &[u8], flags: OpenFlags, attrs: &Attrs) -> Reply {
@@ -1001,5 +1199,85 @@ mod tests {
         assert_eq!(format_date(0), "Jan  1 00:00");
         assert_eq!(format_date(1_795_762_260), "Nov 27 06:51");
         assert_eq!(format_date(951_782_400), "Feb 29 00:00");
+    }
+
+    fn packet(kind: u8, id: Option<u32>, fields: &[&[u8]]) -> Vec<u8> {
+        let mut body = vec![kind];
+        if let Some(id) = id {
+            body.extend_from_slice(&id.to_be_bytes());
+        }
+        for f in fields {
+            body.extend_from_slice(f);
+        }
+        let mut p = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+        p.extend_from_slice(&body);
+        p
+    }
+
+    fn string(b: &[u8]) -> Vec<u8> {
+        let mut v = u32::try_from(b.len()).unwrap().to_be_bytes().to_vec();
+        v.extend_from_slice(b);
+        v
+    }
+
+    fn reply(r: &mut impl Read) -> Vec<u8> {
+        let mut len = [0u8; 4];
+        r.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        r.read_exact(&mut body).unwrap();
+        body
+    }
+
+    /// Over real pipes, READ replies are spliced: whole reads (also from
+    /// unaligned offsets, and when a pipe cannot grow to the read's size),
+    /// a read across the end, EOF, and many reads in flight arrive intact.
+    #[test]
+    fn downloads_spliced_into_a_pipe_arrive_intact() {
+        spliced_downloads(PIPE_GROW_LIMIT);
+        spliced_downloads(16 * 1024);
+    }
+
+    fn spliced_downloads(pipe_grow_limit: usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let content: Vec<u8> = (0..700_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        std::fs::write(dir.path().join("big.bin"), &content).unwrap();
+        let jail = UserJail::open(dir.path()).unwrap();
+        let ctx = SessionContext { jail, user: "t".into(), profile: Profile::Full, quota: Box::new(crate::quota::Unlimited) };
+        let (req_r, mut req_w) = std::io::pipe().unwrap();
+        let (mut rep_r, rep_w) = std::io::pipe().unwrap();
+        let out = File::from(OwnedFd::from(rep_w));
+        let splice_to = Some(OwnedFd::from(out.try_clone().unwrap()));
+        let server = std::thread::spawn(move || serve_with(ctx, req_r, out, splice_to, pipe_grow_limit));
+
+        req_w.write_all(&packet(1, None, &[&3u32.to_be_bytes()])).unwrap();
+        assert_eq!(reply(&mut rep_r)[0], 2, "VERSION");
+        req_w.write_all(&packet(3, Some(1), &[&string(b"/big.bin"), &1u32.to_be_bytes(), &0u32.to_be_bytes()])).unwrap();
+        let h = reply(&mut rep_r);
+        assert_eq!(h[0], 102, "HANDLE");
+        let handle = h[9..].to_vec();
+        // Reads of every size the clients use, all sent before any reply is read.
+        let reads: Vec<(u64, u32)> = vec![(0, 261_120), (261_120, 261_120), (520_192, 2048), (0, 32_768), (32_768, 262_144), (294_912, 262_144), (557_056, 262_144), (699_990, 100), (700_000, 10)];
+        for (i, (offset, len)) in reads.iter().enumerate() {
+            let id = 10 + u32::try_from(i).unwrap();
+            req_w.write_all(&packet(5, Some(id), &[&string(&handle), &offset.to_be_bytes(), &len.to_be_bytes()])).unwrap();
+        }
+        for (i, (offset, len)) in reads.iter().enumerate() {
+            let r = reply(&mut rep_r);
+            assert_eq!(u32::from_be_bytes(r[1..5].try_into().unwrap()), 10 + u32::try_from(i).unwrap());
+            let start = usize::try_from(*offset).unwrap();
+            if start >= content.len() {
+                assert_eq!(r[0], 101, "STATUS EOF past the end");
+                assert_eq!(u32::from_be_bytes(r[5..9].try_into().unwrap()), 1);
+                continue;
+            }
+            assert_eq!(r[0], 103, "DATA");
+            let n = u32::from_be_bytes(r[5..9].try_into().unwrap()) as usize;
+            assert_eq!(r.len(), 9 + n);
+            let want = (start + (*len).min(MAX_IO) as usize).min(content.len()) - start;
+            assert_eq!(n, want, "read {i} is whole (clients mishandle short reads)");
+            assert_eq!(&r[9..], &content[start..start + n], "read {i}");
+        }
+        drop(req_w);
+        server.join().unwrap().unwrap();
     }
 }
