@@ -119,7 +119,6 @@ fn apply(dir: &Path, edits: &[(&str, Edit)]) -> Result<()> {
         bail!("server.data-dir cannot be changed with config set (it decides where every user's data lives); nothing changed");
     }
     coffer_config::write_atomically(&path, text.as_bytes())?;
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     Ok(())
 }
 

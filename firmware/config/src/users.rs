@@ -183,16 +183,19 @@ impl UserDb {
     }
 }
 
-/// Replaces `path` with `bytes` so that readers see the old or the new file, never half of one.
+/// Replaces `path` with `bytes` so that readers see the old or the new file,
+/// never half of one. The file is readable by its owner (root) only.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let err = |source| ConfigError::Write { path: path.into(), source };
     // A name of its own per writer: the server and a command may write the same file at once.
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
+    // Owner-only from the first byte: these files hold keys, secrets and usage.
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(|e| {
