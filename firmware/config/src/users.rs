@@ -195,7 +195,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
     let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
     // Owner-only from the first byte: these files hold keys, secrets and usage.
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(err)?;
+    let create = || std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp);
+    let mut f = match create() {
+        // Left by a power cut under the same process id and count: stale.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(&tmp).map_err(err)?;
+            create().map_err(err)?
+        }
+        other => other.map_err(err)?,
+    };
     f.write_all(bytes).map_err(err)?;
     f.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(|e| {

@@ -76,6 +76,14 @@ pub fn unpack(text: &str, root: &Path) -> Result<(), FixtureError> {
             return Err(bad("paths stay inside the tree"));
         }
         let dest = root.join(rel);
+        // A link earlier in the fixture must not carry a later entry out of the tree.
+        let mut ancestor = root.to_path_buf();
+        for part in Path::new(rel).parent().into_iter().flat_map(Path::components) {
+            ancestor.push(part);
+            if ancestor.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(bad("paths do not pass through a link"));
+            }
+        }
         let write = |source| FixtureError::Write { path: dest.clone(), source };
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(write)?;
@@ -115,6 +123,7 @@ mod tests {
             ("file /a x\n", 1),
             ("file /a 1\nno indent\n", 1),
             ("link /../etc -> x\n", 1),
+            ("link /a -> /etc\nfile /a/passwd 0\n", 2),
             ("mkdir /a\n", 1),
         ] {
             match unpack(text, dir.path()) {

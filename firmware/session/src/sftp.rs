@@ -129,7 +129,8 @@ struct SplicePipe {
 
 /// Pipes for spliced READs, made on demand and reused. Bounded, because
 /// every pipe holds two descriptors and counts against the user's pipe
-/// pages; a READ that finds none free is copied instead.
+/// pages (16 pipes of 256 KiB are 1024 of the default 16384 per user); a
+/// READ that finds none free is copied instead.
 #[derive(Default)]
 struct PipePool {
     free: Mutex<Vec<SplicePipe>>,
@@ -140,7 +141,7 @@ struct PipePool {
     grow_limit: usize,
 }
 
-const MAX_PIPES: usize = 32;
+const MAX_PIPES: usize = 16;
 const PIPE_GROW_LIMIT: usize = 1 << 20;
 
 impl PipePool {
@@ -171,10 +172,17 @@ impl PipePool {
         }
     }
 
+    /// Returns an empty pipe for reuse.
     fn give(&self, pipe: SplicePipe) {
         if let Ok(mut v) = self.free.lock() {
             v.push(pipe);
         }
+    }
+
+    /// Closes a pipe that may still hold bytes, making room for a new one.
+    fn discard(&self, pipe: SplicePipe) {
+        drop(pipe);
+        self.made.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -767,12 +775,17 @@ fn read(s: &Session, id: u32, handle: &[u8], offset: u64, len: u32) -> Outgoing 
         return Outgoing::Packet(Reply::status(id, StatusCode::Failure, "handle is a directory").encode());
     };
     let len = len.min(MAX_IO) as usize;
+    // Only files no request of this session can change: a spliced pipe holds
+    // page references, so a later WRITE on the same handle would show through.
+    let read_only = matches!(h.kind, HandleKind::Read(_));
     if let Some(pool) = &s.pipes
+        && read_only
         && len > 0
-        && let Some(pipe) = pool.take()
+        && i64::try_from(offset).is_ok()
+        && let Some(mut pipe) = pool.take()
     {
         let spliced = file.with(|f| {
-            let Some(n) = splice_file(pool, f, &pipe, offset, len) else { return Ok(None) };
+            let Some(n) = splice_file(pool, f, &mut pipe, offset, len) else { return Ok(None) };
             let mut tail = s.buffers.take();
             tail.resize(len - n, 0);
             let got = read_full(f, &mut tail, offset + n as u64)?;
@@ -780,7 +793,7 @@ fn read(s: &Session, id: u32, handle: &[u8], offset: u64, len: u32) -> Outgoing 
             Ok(Some((n, tail)))
         });
         match spliced {
-            Ok(Some((0, tail))) => {
+            Ok(Some((0, tail))) if tail.is_empty() => {
                 s.buffers.give(tail);
                 pool.give(pipe);
                 return Outgoing::Packet(Reply::status(id, StatusCode::Eof, "End of file").encode());
@@ -788,8 +801,11 @@ fn read(s: &Session, id: u32, handle: &[u8], offset: u64, len: u32) -> Outgoing 
             Ok(Some((n, tail))) => {
                 return Outgoing::Spliced { header: data_header(id, n + tail.len()), pipe, spliced: n, tail };
             }
-            // Bytes may wait in the pipe: it is dropped, never reused.
-            Err(e) => return Outgoing::Packet(err_reply(id, &e).encode()),
+            Err(e) => {
+                // Bytes may wait in the pipe: it is closed, never reused.
+                pool.discard(pipe);
+                return Outgoing::Packet(err_reply(id, &e).encode());
+            }
             // Nothing moved: copying below gives the data or the right error.
             Ok(None) => pool.give(pipe),
         }
@@ -831,14 +847,17 @@ fn read_full(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 /// Splices up to `len` bytes of `file` at `offset` into the (empty) pipe,
 /// growing the pipe to fit when the kernel allows. Returns the bytes moved
 /// (0 at end of file), or `None` when nothing could be spliced.
-fn splice_file(pool: &PipePool, file: &File, pipe: &SplicePipe, offset: u64, len: usize) -> Option<usize> {
+fn splice_file(pool: &PipePool, file: &File, pipe: &mut SplicePipe, offset: u64, len: usize) -> Option<usize> {
     use rustix::io::Errno;
     use rustix::pipe::{SpliceFlags, fcntl_setpipe_size, splice};
-    // A range that starts inside a page takes one pipe slot more than its pages.
-    let wanted = (len + 4096).next_power_of_two().min(pool.grow_limit);
+    // A read that starts inside a page may need one slot more than this;
+    // the copied tail takes that last piece.
+    let wanted = len.next_power_of_two().min(pool.grow_limit);
     if wanted > pipe.capacity {
         // A pipe that cannot grow (the user's pipe pages are used up) takes what it can.
-        let _ = fcntl_setpipe_size(&pipe.write, wanted);
+        if let Ok(size) = fcntl_setpipe_size(&pipe.write, wanted) {
+            pipe.capacity = size;
+        }
     }
     let mut at = offset;
     let mut filled = 0;
@@ -1228,56 +1247,149 @@ mod tests {
         body
     }
 
+    /// An SFTP session served over real pipes, as the worker's stdout is.
+    struct PipeSession {
+        requests: std::io::PipeWriter,
+        replies: std::io::PipeReader,
+        server: std::thread::JoinHandle<io::Result<()>>,
+    }
+
+    impl PipeSession {
+        fn start(dir: &std::path::Path, pipe_grow_limit: usize) -> Self {
+            let jail = UserJail::open(dir).unwrap();
+            let ctx = SessionContext { jail, user: "t".into(), profile: Profile::Full, quota: Box::new(crate::quota::Unlimited) };
+            let (req_r, requests) = std::io::pipe().unwrap();
+            let (replies, rep_w) = std::io::pipe().unwrap();
+            let out = File::from(OwnedFd::from(rep_w));
+            let splice_to = Some(OwnedFd::from(out.try_clone().unwrap()));
+            let server = std::thread::spawn(move || serve_with(ctx, req_r, out, splice_to, pipe_grow_limit));
+            let mut s = PipeSession { requests, replies, server };
+            s.send(&packet(1, None, &[&3u32.to_be_bytes()]));
+            assert_eq!(s.reply()[0], 2, "VERSION");
+            s
+        }
+
+        fn send(&mut self, p: &[u8]) {
+            self.requests.write_all(p).unwrap();
+        }
+
+        fn reply(&mut self) -> Vec<u8> {
+            reply(&mut self.replies)
+        }
+
+        /// OPEN with SSH_FXF_* flags; returns the handle.
+        fn open(&mut self, path: &[u8], flags: u32) -> Vec<u8> {
+            self.send(&packet(3, Some(1), &[&string(path), &flags.to_be_bytes(), &0u32.to_be_bytes()]));
+            let h = self.reply();
+            assert_eq!(h[0], 102, "HANDLE");
+            h[9..].to_vec()
+        }
+
+        fn read(&mut self, id: u32, handle: &[u8], offset: u64, len: u32) {
+            self.send(&packet(5, Some(id), &[&string(handle), &offset.to_be_bytes(), &len.to_be_bytes()]));
+        }
+
+        fn finish(self) {
+            drop(self.requests);
+            self.server.join().unwrap().unwrap();
+        }
+    }
+
+    /// Checks a READ reply against the file's content: whole, or EOF.
+    fn check_read(r: &[u8], id: u32, content: &[u8], offset: u64, len: u32) {
+        assert_eq!(u32::from_be_bytes(r[1..5].try_into().unwrap()), id);
+        let start = usize::try_from(offset).unwrap();
+        if start >= content.len() {
+            assert_eq!((r[0], u32::from_be_bytes(r[5..9].try_into().unwrap())), (101, 1), "STATUS EOF past the end");
+            return;
+        }
+        assert_eq!(r[0], 103, "DATA");
+        let n = u32::from_be_bytes(r[5..9].try_into().unwrap()) as usize;
+        assert_eq!(r.len(), 9 + n);
+        let want = (start + len.min(MAX_IO) as usize).min(content.len()) - start;
+        assert_eq!(n, want, "read {id} is whole (clients mishandle short reads)");
+        assert_eq!(&r[9..], &content[start..start + n], "read {id}");
+    }
+
+    fn test_content(len: u32) -> Vec<u8> {
+        (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+    }
+
     /// Over real pipes, READ replies are spliced: whole reads (also from
     /// unaligned offsets, and when a pipe cannot grow to the read's size),
     /// a read across the end, EOF, and many reads in flight arrive intact.
     #[test]
     fn downloads_spliced_into_a_pipe_arrive_intact() {
-        spliced_downloads(PIPE_GROW_LIMIT);
-        spliced_downloads(16 * 1024);
+        for limit in [PIPE_GROW_LIMIT, 16 * 1024] {
+            let dir = tempfile::tempdir().unwrap();
+            let content = test_content(700_000);
+            std::fs::write(dir.path().join("big.bin"), &content).unwrap();
+            let mut s = PipeSession::start(dir.path(), limit);
+            let handle = s.open(b"/big.bin", 1);
+            // Reads of every size the clients use, all sent before any reply is read.
+            let reads: Vec<(u64, u32)> = vec![
+                (0, 261_120),
+                (261_120, 261_120),
+                (520_192, 2048),
+                (0, 32_768),
+                (32_768, 262_144),
+                (294_912, 262_144),
+                (557_056, 262_144),
+                (699_990, 100),
+                (700_000, 10),
+            ];
+            for (i, (offset, len)) in reads.iter().enumerate() {
+                s.read(10 + u32::try_from(i).unwrap(), &handle, *offset, *len);
+            }
+            for (i, (offset, len)) in reads.iter().enumerate() {
+                let r = s.reply();
+                check_read(&r, 10 + u32::try_from(i).unwrap(), &content, *offset, *len);
+            }
+            // An offset the kernel refuses is a failure, and splicing goes on after it.
+            s.read(30, &handle, u64::MAX - 5, 10);
+            assert_eq!(s.reply()[0], 101, "STATUS");
+            s.read(31, &handle, 1000, 5000);
+            check_read(&s.reply(), 31, &content, 1000, 5000);
+            s.finish();
+        }
     }
 
-    fn spliced_downloads(pipe_grow_limit: usize) {
+    /// More reads in flight than there are pipes: the rest are copied, and
+    /// every reply still arrives whole and in order.
+    #[test]
+    fn reads_beyond_the_pipe_pool_are_copied() {
         let dir = tempfile::tempdir().unwrap();
-        let content: Vec<u8> = (0..700_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        std::fs::write(dir.path().join("big.bin"), &content).unwrap();
-        let jail = UserJail::open(dir.path()).unwrap();
-        let ctx = SessionContext { jail, user: "t".into(), profile: Profile::Full, quota: Box::new(crate::quota::Unlimited) };
-        let (req_r, mut req_w) = std::io::pipe().unwrap();
-        let (mut rep_r, rep_w) = std::io::pipe().unwrap();
-        let out = File::from(OwnedFd::from(rep_w));
-        let splice_to = Some(OwnedFd::from(out.try_clone().unwrap()));
-        let server = std::thread::spawn(move || serve_with(ctx, req_r, out, splice_to, pipe_grow_limit));
+        let content = test_content(3 << 20);
+        std::fs::write(dir.path().join("f"), &content).unwrap();
+        let mut s = PipeSession::start(dir.path(), PIPE_GROW_LIMIT);
+        let handle = s.open(b"/f", 1);
+        let reads: Vec<(u64, u32)> = (0..96u32).map(|i| (u64::from(i) * 32_768, 32_768)).collect();
+        for (i, (offset, len)) in reads.iter().enumerate() {
+            s.read(100 + u32::try_from(i).unwrap(), &handle, *offset, *len);
+        }
+        for (i, (offset, len)) in reads.iter().enumerate() {
+            let r = s.reply();
+            check_read(&r, 100 + u32::try_from(i).unwrap(), &content, *offset, *len);
+        }
+        s.finish();
+    }
 
-        req_w.write_all(&packet(1, None, &[&3u32.to_be_bytes()])).unwrap();
-        assert_eq!(reply(&mut rep_r)[0], 2, "VERSION");
-        req_w.write_all(&packet(3, Some(1), &[&string(b"/big.bin"), &1u32.to_be_bytes(), &0u32.to_be_bytes()])).unwrap();
-        let h = reply(&mut rep_r);
-        assert_eq!(h[0], 102, "HANDLE");
-        let handle = h[9..].to_vec();
-        // Reads of every size the clients use, all sent before any reply is read.
-        let reads: Vec<(u64, u32)> = vec![(0, 261_120), (261_120, 261_120), (520_192, 2048), (0, 32_768), (32_768, 262_144), (294_912, 262_144), (557_056, 262_144), (699_990, 100), (700_000, 10)];
-        for (i, (offset, len)) in reads.iter().enumerate() {
-            let id = 10 + u32::try_from(i).unwrap();
-            req_w.write_all(&packet(5, Some(id), &[&string(&handle), &offset.to_be_bytes(), &len.to_be_bytes()])).unwrap();
-        }
-        for (i, (offset, len)) in reads.iter().enumerate() {
-            let r = reply(&mut rep_r);
-            assert_eq!(u32::from_be_bytes(r[1..5].try_into().unwrap()), 10 + u32::try_from(i).unwrap());
-            let start = usize::try_from(*offset).unwrap();
-            if start >= content.len() {
-                assert_eq!(r[0], 101, "STATUS EOF past the end");
-                assert_eq!(u32::from_be_bytes(r[5..9].try_into().unwrap()), 1);
-                continue;
-            }
-            assert_eq!(r[0], 103, "DATA");
-            let n = u32::from_be_bytes(r[5..9].try_into().unwrap()) as usize;
-            assert_eq!(r.len(), 9 + n);
-            let want = (start + (*len).min(MAX_IO) as usize).min(content.len()) - start;
-            assert_eq!(n, want, "read {i} is whole (clients mishandle short reads)");
-            assert_eq!(&r[9..], &content[start..start + n], "read {i}");
-        }
-        drop(req_w);
-        server.join().unwrap().unwrap();
+    /// A READ answers with the file as it was when the READ ran, even when
+    /// a WRITE on the same handle follows before the reply is read.
+    #[test]
+    fn a_read_is_not_changed_by_the_write_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let content = test_content(100_000);
+        std::fs::write(dir.path().join("f"), &content).unwrap();
+        let mut s = PipeSession::start(dir.path(), PIPE_GROW_LIMIT);
+        // READ | WRITE, no TRUNC: a file changed in place.
+        let handle = s.open(b"/f", 1 | 2);
+        s.read(7, &handle, 0, 50_000);
+        s.send(&packet(6, Some(8), &[&string(&handle), &0u64.to_be_bytes(), &string(&[0xAA; 50_000])]));
+        let r = s.reply();
+        check_read(&r, 7, &content, 0, 50_000);
+        let w = s.reply();
+        assert_eq!((w[0], u32::from_be_bytes(w[5..9].try_into().unwrap())), (101, 0), "WRITE OK");
+        s.finish();
     }
 }
