@@ -382,7 +382,8 @@ impl ConnHandler {
         let cfg = &self.shared.config;
         let area = cfg.data_dir.join(&user.name);
         if !cfg.quota.knows(&user.name) {
-            match coffer_storage::UserJail::open(&area).and_then(|j| j.usage()) {
+            // A walk of the user's whole area: other connections go on meanwhile.
+            match tokio::task::block_in_place(|| coffer_storage::UserJail::open(&area).and_then(|j| j.usage())) {
                 Ok((bytes, files)) => {
                     cfg.quota.recount(&user.name, user.limits, bytes, files);
                 }
