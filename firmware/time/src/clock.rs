@@ -70,21 +70,19 @@ fn rtc_time(t: SystemTime) -> io::Result<RtcTime> {
     if secs < 0 {
         return Err(out_of_range());
     }
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    let start_of_year = days_from_civil(year, 1, 1);
+    let (year, month, day, hour, minute, second) = coffer_duplicity::civil_from_unix(secs);
+    let start_of_year = coffer_duplicity::unix_from_civil(year, 1, 1, 0, 0, 0).ok_or_else(out_of_range)?;
     let int = |v: i64| i32::try_from(v).map_err(|_| out_of_range());
     Ok(RtcTime {
-        tm_sec: int(of_day % 60)?,
-        tm_min: int(of_day / 60 % 60)?,
-        tm_hour: int(of_day / 3600)?,
+        tm_sec: int(second)?,
+        tm_min: int(minute)?,
+        tm_hour: int(hour)?,
         tm_mday: int(day)?,
         tm_mon: int(month - 1)?,
         tm_year: int(year - 1900)?,
         // 1970-01-01 was a Thursday.
-        tm_wday: int((days + 4).rem_euclid(7))?,
-        tm_yday: int(days - start_of_year)?,
+        tm_wday: int((secs.div_euclid(86_400) + 4).rem_euclid(7))?,
+        tm_yday: int((secs - start_of_year).div_euclid(86_400))?,
         tm_isdst: 0,
     })
 }
@@ -96,36 +94,9 @@ fn out_of_range() -> io::Error {
     )
 }
 
-/// (year, month 1..=12, day 1..=31) of a day count since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Inverse of [`civil_from_days`].
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn tm(t: u64) -> RtcTime {
@@ -171,14 +142,5 @@ mod tests {
     fn opcode_matches_the_kernel_header() {
         // RTC_SET_TIME on x86_64, from <linux/rtc.h>.
         assert_eq!(RTC_SET_TIME, 0x4024_700a);
-    }
-
-    proptest! {
-        #[test]
-        fn civil_round_trips(days in -1_000_000i64..1_000_000) {
-            let (y, m, d) = civil_from_days(days);
-            prop_assert!((1..=12).contains(&m) && (1..=31).contains(&d));
-            prop_assert_eq!(days_from_civil(y, m, d), days);
-        }
     }
 }
