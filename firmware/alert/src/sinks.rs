@@ -178,7 +178,10 @@ impl Sink for WebhookSink {
     }
 
     fn send(&self, alert: &Alert, host: &str, reminder: bool) -> Result<(), SinkError> {
-        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).build().into();
+        let tls = ureq::tls::TlsConfig::builder()
+            .unversioned_rustls_crypto_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .build();
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).tls_config(tls).build().into();
         let c = &self.config;
         let title = alert.subject(host);
         let body = text(alert, reminder);
