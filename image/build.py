@@ -49,6 +49,11 @@ HOST_PROGRAMS = {
     "/usr/sbin/smartctl": "sbin/smartctl",
 }
 
+# The same programs for a board of another architecture, from these Debian
+# packages (with the libraries they load).
+FOREIGN_PACKAGES = ["busybox-static", "mdadm", "e2fsprogs", "smartmontools", "libc6", "libudev1", "libext2fs2",
+                    "libcom-err2", "libblkid1", "libuuid1", "libselinux1", "libstdc++6", "libgcc-s1", "libpcre2-8-0"]
+
 
 def log(msg):
     print(f"build-image: {msg}", flush=True)
@@ -128,7 +133,7 @@ def fetch_kernel(package):
         run("apt-get", "download", "-q", f"{real}={fields['Version']}", cwd=CACHE)
         if hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
             sys.exit(f"build-image: {deb.name} does not match the SHA256 in the package index")
-    abi = real.removeprefix("linux-image-")
+    abi = real.removeprefix("linux-image-").split(":")[0]
     tree = CACHE / f"kernel-{abi}"
     if not (tree / "lib/modules" / abi / "modules.dep").exists():
         shutil.rmtree(tree, ignore_errors=True)
@@ -204,14 +209,140 @@ def copy_with_libs(staging, source, dest):
             os.symlink(os.path.relpath(real_out.resolve(), link_out.parent.resolve()), link_out)
 
 
-def build_firmware(target):
-    log(f"building coffer for {target}")
+def foreign_root(arch, packages):
+    """Debian's packages of another architecture (i386 for a 32-bit board),
+    downloaded and unpacked together into one tree; never installed."""
+    root = CACHE / f"root-{arch}"
+    stamp = root / ".packages"
+    wanted = []
+    for package in packages:
+        show = run("apt-cache", "show", f"{package}:{arch}", capture=True)
+        fields = dict(l.split(": ", 1) for l in show.split("\n\n")[0].splitlines() if ": " in l)
+        wanted.append((f"{package}:{arch}", fields["Version"], fields["SHA256"]))
+    listing = "".join(f"{p}={v}\n" for p, v, _ in wanted)
+    if stamp.exists() and stamp.read_text() == listing:
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for package, ver, sha in wanted:
+        name, arch = package.split(":")
+        # apt-get download's file name, with the epoch's colon escaped as in the pool.
+        deb = CACHE / f"{name}_{ver.replace(':', '%3a')}_{arch}.deb"
+        if not deb.exists() or hashlib.sha256(deb.read_bytes()).hexdigest() != sha:
+            run("apt-get", "download", "-q", f"{package}={ver}", cwd=CACHE)
+            if hashlib.sha256(deb.read_bytes()).hexdigest() != sha:
+                sys.exit(f"build-image: {deb.name} does not match the SHA256 in the package index")
+        run("dpkg-deb", "-x", deb, root)
+    stamp.write_text(listing)
+    return root
+
+
+def copy_foreign_with_libs(staging, root, source, dest):
+    """Like copy_with_libs, for a program of another architecture: its
+    interpreter and libraries (NEEDED, recursively) come from `root`."""
+    lib_dirs = [Path(d) for d in ("lib/i386-linux-gnu", "usr/lib/i386-linux-gnu", "lib", "usr/lib")]
+    found = next((root / p for p in (source.lstrip("/"), "usr/" + source.lstrip("/"), source.lstrip("/").removeprefix("usr/"))
+                  if (root / p).is_file()), None)
+    if found is None:
+        sys.exit(f"build-image: no {source} in the downloaded packages ({root})")
+    target = staging / dest
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(found, target)
+    todo, seen = [found], set()
+    while todo:
+        elf = todo.pop()
+        dynamic = run("readelf", "-d", "-l", elf, capture=True)
+        names = [l.split("[")[1].rstrip("]") for l in dynamic.splitlines() if "(NEEDED)" in l]
+        names += [l.split(":", 1)[1].strip().rstrip("]") for l in dynamic.splitlines() if "program interpreter:" in l]
+        for name in names:
+            if name in seen:
+                continue
+            seen.add(name)
+            rel = next((d / Path(name).name for d in lib_dirs if (root / d / Path(name).name).exists()), None)
+            if name.startswith("/"):
+                rel = Path(name.lstrip("/"))
+            if rel is None or not (root / rel).exists():
+                sys.exit(f"build-image: {source} needs {name}, which no downloaded package holds; add its package to "
+                         f"FOREIGN_PACKAGES in image/build.py")
+            real = (root / rel).resolve()
+            # Merged /usr in the image: lib/... lands in usr/lib/....
+            rel_usr = rel if rel.parts[0] == "usr" else Path("usr") / rel
+            out = staging / rel_usr
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not out.exists():
+                shutil.copy2(real, out)
+            todo.append(real)
+
+
+def build_firmware(board, work):
+    target = board["rust-target"]
+    cpu = board.get("rust-cpu")
+    log(f"building coffer for {target}" + (f" ({cpu})" if cpu else ""))
     # Paths of the builder's checkout and cargo home must not end up in the binary.
     cargo_home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
     flags = f"--remap-path-prefix={cargo_home}=/cargo --remap-path-prefix={ROOT}=/coffer"
-    env = {f"CARGO_TARGET_{target.upper().replace('-', '_')}_RUSTFLAGS": flags}
-    run("cargo", "build", "--release", "--locked", "--target", target, "-p", "coffer", cwd=ROOT, env=env)
-    return ROOT / "target" / target / "release" / "coffer"
+    triple = target.upper().replace("-", "_")
+    args = ["cargo", "build", "--release", "--locked", "--target", target, "-p", "coffer"]
+    env = {}
+    if cpu:
+        # Rust's prebuilt standard library for the target assumes a newer CPU
+        # (SSE2 on i686): it is rebuilt from rust-src for this one, and C code
+        # goes through a compiler wrapper that holds it to the same CPU.
+        sysroot = run("rustc", "--print", "sysroot", capture=True).strip()
+        flags += f" -C target-cpu={cpu} --remap-path-prefix={sysroot}=/rust"
+        args += ["-Zbuild-std=std,panic_abort"]
+        env = {"RUSTC_BOOTSTRAP": "1", f"CC_{target.replace('-', '_')}": str(ROOT / board["c-compiler"]),
+               # Symbols stay for the instruction check below; the copy in the image is stripped.
+               "CARGO_PROFILE_RELEASE_STRIP": "false"}
+    env[f"CARGO_TARGET_{triple}_RUSTFLAGS"] = flags
+    run(*args, cwd=ROOT, env=env)
+    binary = ROOT / "target" / target / "release" / "coffer"
+    if cpu:
+        check_instructions(binary, board)
+        stripped = work / "coffer"
+        run("strip", "-o", stripped, binary)
+        return stripped
+    return binary
+
+
+# Instructions a Pentium III / VIA C3 runs: x87, MMX and SSE (1). Functions
+# using anything newer are allowed only where a crate picks them at run time
+# after asking CPUID (RustCrypto's AES-NI, SHA, AVX2 and SSE2 backends).
+SSE1 = set("""movaps movups xorps andps orps andnps addss subss mulss divss sqrtss maxss minss cmpss comiss ucomiss
+cvtsi2ss cvttss2si cvtss2si movss shufps unpcklps unpckhps movhlps movlhps rcpss rsqrtss movlps movhps addps subps mulps
+divps maxps minps cmpps sqrtps rcpps rsqrtps ldmxcsr stmxcsr movmskps cvtpi2ps cvtps2pi cvttps2pi movntps""".split())
+RUNTIME_DISPATCHED = (
+    "aes::", "<aes::", "chacha20::backends::sse2::", "chacha20::backends::avx2::", "poly1305::backend::avx2",
+    "<poly1305::backend::avx2", "polyval::backend::", "<polyval::backend::", "sha1::compress::x86", "sha2::sha256::x86",
+    "sha2::sha512::x86", "<argon2::Argon2>::compress::compress_avx2", "core::core_arch::x86::",
+)
+
+
+def check_instructions(binary, board):
+    """Fails the build if code outside RUNTIME_DISPATCHED uses an instruction
+    newer than the board's CPU has (SSE2 and later)."""
+    offenders = {}
+    function = None
+    proc = subprocess.Popen(["objdump", "-d", "-C", "--no-show-raw-insn", str(binary)], stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.endswith(">:\n"):
+            function = line.split("<", 1)[1].rsplit(">", 1)[0]
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2 or not parts[1].strip():
+            continue
+        insn = parts[1].strip()
+        op = insn.split()[0]
+        newer = op in ("mfence", "lfence", "movnti", "clflush", "maskmovdqu") \
+            or ("%xmm" in insn and op not in SSE1) or "%ymm" in insn or "%zmm" in insn
+        if newer and not function.startswith(RUNTIME_DISPATCHED):
+            offenders.setdefault(function, insn)
+    if proc.wait() != 0:
+        sys.exit(f"build-image: objdump {binary} failed")
+    if offenders:
+        listing = "\n".join(f"  {f[:160]}: {i}" for f, i in sorted(offenders.items())[:20])
+        sys.exit(f"build-image: {binary} uses instructions a {board['rust-cpu']} lacks in {len(offenders)} function(s):\n{listing}")
+    log(f"checked: no instruction beyond {board['rust-cpu']} outside code chosen at run time by CPUID")
 
 
 def make_initramfs(board, abi, tree, coffer_bin, work, admin_key, update_cert, epoch):
@@ -225,9 +356,16 @@ def make_initramfs(board, abi, tree, coffer_bin, work, admin_key, update_cert, e
     os.symlink("usr/lib64", staging / "lib64")
     shutil.copy2(coffer_bin, staging / "bin/coffer")
     os.symlink("bin/coffer", staging / "init")
-    shutil.copy2("/usr/bin/busybox", staging / "bin/busybox")
-    for source, dest in HOST_PROGRAMS.items():
-        copy_with_libs(staging, source, dest)
+    if board["arch"] == "x86_64":
+        shutil.copy2("/usr/bin/busybox", staging / "bin/busybox")
+        for source, dest in HOST_PROGRAMS.items():
+            copy_with_libs(staging, source, dest)
+    else:
+        # The build host is amd64: the board's programs come from Debian's packages of its architecture.
+        root = foreign_root(board["debian-arch"], FOREIGN_PACKAGES)
+        copy_foreign_with_libs(staging, root, "/bin/busybox", "bin/busybox")
+        for source, dest in HOST_PROGRAMS.items():
+            copy_foreign_with_libs(staging, root, source, dest)
     # Applet links are relative and made last: a link never stands where a
     # real program goes, and nothing is ever copied through a link to the host.
     for applet in run("/usr/bin/busybox", "--list-full", capture=True).split():
@@ -401,8 +539,11 @@ def main():
                         help="update-key.asc from DIR is baked in (only bundles it signed are accepted); with "
                              "update-key.secret.asc there too, OUT/coffer-BOARD.bundle is signed")
     parser.add_argument("--cmdline-extra", metavar="ARGS", default="", help="appended to the board's kernel command line")
+    parser.add_argument("--modules-extra", metavar="MOD,...", default="",
+                        help="kernel modules loaded after the board's (to run a board's image in an emulator)")
     args = parser.parse_args()
     board = load_board(args.board)
+    board["modules"] += [(m.strip(), "") for m in args.modules_extra.split(",") if m.strip()]
     if args.admin_key and not Path(args.admin_key).is_file():
         sys.exit(f"build-image: --admin-key {args.admin_key}: no such file")
     epoch = source_date_epoch()
@@ -414,7 +555,7 @@ def main():
     shutil.copy2(vmlinuz, work / "vmlinuz")
     if not (work / "vmlinux").exists() or (work / "vmlinux").stat().st_mtime < vmlinuz.stat().st_mtime:
         extract_vmlinux(vmlinuz, work / "vmlinux")
-    coffer_bin = build_firmware(board["rust-target"])
+    coffer_bin = build_firmware(board, work)
     update_cert = None
     if args.update_key:
         update_cert = Path(args.update_key) / "update-key.asc"

@@ -61,7 +61,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         }
     };
     let mut kernel_io_errors: BTreeMap<String, u64> = BTreeMap::new();
-    let mut threeware = sys.module_loaded("3w_xxxx").then(|| Threeware::new(&sys, &bays));
+    let mut threeware = sys.pci_driver_bound("3w-xxxx").then(|| Threeware::new(&sys, &bays));
     let scrub_every = (config.raid.scrub_interval_days > 0).then(|| i64::from(config.raid.scrub_interval_days) * 86_400);
     let mut scrub = ScrubKeeper::load(&paths, &sys);
     let mut problems: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

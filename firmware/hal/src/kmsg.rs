@@ -27,9 +27,12 @@ impl SysRoot {
         Ok(KmsgReader { file, pending: String::new() })
     }
 
-    /// Whether a kernel module is loaded (`/sys/module/NAME`).
-    pub fn module_loaded(&self, name: &str) -> bool {
-        self.path("sys/module").join(name).is_dir()
+    /// Whether a PCI driver drives a device (`/sys/bus/pci/drivers/NAME/0000:…`):
+    /// a board's image loads its controller's module whether or not the card is in.
+    pub fn pci_driver_bound(&self, driver: &str) -> bool {
+        std::fs::read_dir(self.path("sys/bus/pci/drivers").join(driver))
+            .map(|entries| entries.flatten().any(|e| e.file_name().to_string_lossy().starts_with("0000:")))
+            .unwrap_or(false)
     }
 }
 
@@ -67,14 +70,19 @@ mod tests {
     fn records_from_a_fixture_tree() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("dev")).unwrap();
-        std::fs::create_dir_all(dir.path().join("sys/module/3w_xxxx")).unwrap();
         std::fs::write(
             dir.path().join("dev/kmsg"),
             "4,512,1000,-;3w-xxxx: scsi0: AEN: ERROR: Unit degraded: Unit #0.\n SUBSYSTEM=scsi\n6,513,2000,-;other\n",
         )
         .unwrap();
         let sys = SysRoot::at(dir.path());
-        assert!(sys.module_loaded("3w_xxxx") && !sys.module_loaded("3w_9xxx"));
+        // Loaded, but no card: the driver's directory holds only its attributes.
+        let driver = dir.path().join("sys/bus/pci/drivers/3w-xxxx");
+        std::fs::create_dir_all(&driver).unwrap();
+        std::fs::write(driver.join("bind"), "").unwrap();
+        assert!(!sys.pci_driver_bound("3w-xxxx") && !sys.pci_driver_bound("3w-9xxx"));
+        std::os::unix::fs::symlink("../../../../devices/pci0000:00/0000:00:0b.0", driver.join("0000:00:0b.0")).unwrap();
+        assert!(sys.pci_driver_bound("3w-xxxx"));
         let mut k = sys.kmsg().unwrap();
         assert_eq!(k.records(), ["4,512,1000,-;3w-xxxx: scsi0: AEN: ERROR: Unit degraded: Unit #0.", "6,513,2000,-;other"]);
         assert!(k.records().is_empty());

@@ -43,7 +43,7 @@ impl Meta {
             size: u64::try_from(st.st_size).unwrap_or(0),
             uid: st.st_uid,
             gid: st.st_gid,
-            nlink: st.st_nlink,
+            nlink: u64::from(st.st_nlink),
             atime: st.st_atime,
             mtime: st.st_mtime,
             inode: (st.st_dev, st.st_ino),
