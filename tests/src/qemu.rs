@@ -33,7 +33,7 @@ pub struct TestImage {
 }
 
 impl TestImage {
-    /// The image of a board (`scripts/build-test-image` builds both x86-64 boards).
+    /// The image of a board (`scripts/build-test-image` builds all three).
     pub fn image_of(&self, board: Board) -> PathBuf {
         self.dir.join(format!("coffer-{}.img", board.name()))
     }
@@ -72,6 +72,9 @@ pub enum Board {
     Qemu,
     /// `generic-x86_64`: `q35` with AHCI disks and an e1000e NIC, like a Mini-ITX PC.
     Generic,
+    /// `epia-ml8000a` on `qemu-system-i386 -cpu pentium3` (no SSE2), 512 MB, BIOS only: QEMU has no
+    /// VIA NIC or 3ware card, so the test image adds `ata_piix` and `e1000` (`--modules-extra`).
+    Epia,
 }
 
 impl Board {
@@ -79,6 +82,7 @@ impl Board {
         match self {
             Board::Qemu => "qemu-x86_64",
             Board::Generic => "generic-x86_64",
+            Board::Epia => "epia-ml8000a",
         }
     }
 }
@@ -196,9 +200,20 @@ impl Appliance {
         let img = TestImage::get();
         let d = self.dir.path();
         self.port = free_port();
-        let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(accel_args())
-            .args(["-m", "512", "-smp", "1", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none"])
+        let mut cmd = match self.opts.board {
+            // Always emulated: the point is the old CPU model.
+            Board::Epia => {
+                let mut cmd = Command::new("qemu-system-i386");
+                cmd.args(["-accel", "tcg", "-cpu", "pentium3"]);
+                cmd
+            }
+            _ => {
+                let mut cmd = Command::new("qemu-system-x86_64");
+                cmd.args(accel_args());
+                cmd
+            }
+        };
+        cmd.args(["-m", "512", "-smp", "1", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none"])
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", self.qmp_path().display()))
             .args(["-device", "i6300esb", "-action", "watchdog=reset"])
@@ -209,6 +224,7 @@ impl Appliance {
         match self.opts.board {
             Board::Qemu => cmd.args(["-device", "virtio-net-pci,netdev=n0"]),
             Board::Generic => cmd.args(["-machine", "q35", "-device", "e1000e,netdev=n0"]),
+            Board::Epia => cmd.args(["-device", "e1000,netdev=n0"]),
         };
         if !self.opts.allow_reset {
             cmd.arg("-no-reboot");
@@ -234,6 +250,8 @@ impl Appliance {
                 Board::Qemu => format!("virtio-blk-pci,drive={id},id=dev-{id},serial={serial}{bootindex}"),
                 // q35's built-in AHCI controller, one port per disk.
                 Board::Generic => format!("ide-hd,drive={id},bus=ide.{n},serial={serial}{bootindex}"),
+                // The `pc` machine's PIIX IDE: two buses, master and slave.
+                Board::Epia => format!("ide-hd,drive={id},bus=ide.{},unit={},serial={serial}{bootindex}", n / 2, n % 2),
             };
             let drive = match self.opts.read_error_d0.filter(|_| id == "d0") {
                 Some(sector) => {
