@@ -34,6 +34,9 @@ const ADMIN_KEYS: &str = "/etc/coffer/admin.pub";
 const LOG_FILE: &str = "/run/coffer/log";
 const TICK: Duration = Duration::from_secs(1);
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// The endpoint starts alone: on a slow single-core box, five services
+/// starting at once would each delay the one a user is waiting for.
+const AFTER_ENDPOINT: Duration = Duration::from_secs(1);
 
 enum Msg {
     Exited(Exit),
@@ -49,7 +52,8 @@ struct Booted {
     exe: PathBuf,
     state_ok: bool,
     data_ok: bool,
-    network: coffer_config::NetworkConfig,
+    /// Networking starts as soon as the configuration is read.
+    network_started: bool,
 }
 
 pub fn run_as_init() -> ! {
@@ -73,30 +77,32 @@ pub fn run_as_init() -> ! {
     let slot = cmdline.get("coffer.slot").unwrap_or("a").to_string();
     event("boot.start", &[("version", json!(env!("CARGO_PKG_VERSION"))), ("slot", json!(slot))]);
 
-    let booted = boot_steps(&sys, &reaper);
+    let booted = boot_steps(&sys, &reaper, &tx);
     let mut slots = SlotKeeper::at_boot(&sys, &cmdline);
     if booted.state_ok {
-        show_host_keys(&reaper, &booted.exe);
+        let (reaper, exe) = (reaper.clone(), booted.exe.clone());
+        std::thread::spawn(move || show_host_keys(&reaper, &exe));
     }
     let mut table = ServiceTable::new(RestartPolicy::default());
     let now = Instant::now();
-    if booted.state_ok {
-        let exe = booted.exe.to_string_lossy().into_owned();
-        let argv = [&exe, "--state", STATE_DIR, "alert", "run"].map(String::from).to_vec();
-        table.add("alert", argv, Some("\"kind\":\"alert.running\""), false, now);
-        let argv = [&exe, "--state", STATE_DIR, "time", "sync"].map(String::from).to_vec();
-        table.add("time", argv, Some("\"kind\":\"time.running\""), false, now);
-        let argv = [&exe, "--state", STATE_DIR, "mdns"].map(String::from).to_vec();
-        table.add("mdns", argv, None, false, now);
-    }
+    let exe = booted.exe.to_string_lossy().into_owned();
     if booted.state_ok && booted.data_ok {
-        let exe = booted.exe.to_string_lossy().into_owned();
         let argv = [&exe, "--state", STATE_DIR, "serve", "--listen", "0.0.0.0:22"].map(String::from).to_vec();
         table.add("endpoint", argv, Some("coffer: listening on"), true, now);
         let argv = [&exe, "--state", STATE_DIR, "raid", "watch"].map(String::from).to_vec();
-        table.add("raid", argv, Some("\"kind\":\"raid.watching\""), true, now);
+        table.add("raid", argv, Some("\"kind\":\"raid.watching\""), true, now + AFTER_ENDPOINT);
     }
-    start_network_thread(sys.clone(), reaper.clone(), booted.network.clone(), tx.clone());
+    if booted.state_ok {
+        let argv = [&exe, "--state", STATE_DIR, "alert", "run"].map(String::from).to_vec();
+        table.add("alert", argv, Some("\"kind\":\"alert.running\""), false, now + AFTER_ENDPOINT);
+        let argv = [&exe, "--state", STATE_DIR, "time", "sync"].map(String::from).to_vec();
+        table.add("time", argv, Some("\"kind\":\"time.running\""), false, now + AFTER_ENDPOINT);
+        let argv = [&exe, "--state", STATE_DIR, "mdns"].map(String::from).to_vec();
+        table.add("mdns", argv, None, false, now + AFTER_ENDPOINT);
+    }
+    if !booted.network_started {
+        start_network_thread(sys.clone(), reaper.clone(), coffer_config::NetworkConfig::default(), tx.clone());
+    }
     for button in coffer_hal::power_button_handlers(&sys).unwrap_or_default() {
         start_power_button_thread(button, tx.clone());
     }
@@ -110,9 +116,9 @@ pub fn run_as_init() -> ! {
     shutdown(&mut table, &reaper, &rx, watchdog, reason, reboot)
 }
 
-fn boot_steps(sys: &SysRoot, reaper: &Reaper) -> Booted {
+fn boot_steps(sys: &SysRoot, reaper: &Arc<Reaper>, tx: &Sender<Msg>) -> Booted {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/bin/coffer"));
-    let mut booted = Booted { exe: exe.clone(), state_ok: false, data_ok: false, network: Default::default() };
+    let mut booted = Booted { exe: exe.clone(), state_ok: false, data_ok: false, network_started: false };
     let t0 = Instant::now();
     let (loaded, failed) = boot::load_modules(Path::new(MODULES_LIST));
     event("boot.modules", &[("loaded", json!(loaded)), ("failed", json!(failed)), ("ms", json!(t0.elapsed().as_millis() as u64))]);
@@ -140,6 +146,9 @@ fn boot_steps(sys: &SysRoot, reaper: &Reaper) -> Booted {
     };
     booted.state_ok = true;
     boot::set_hostname(&config.network.hostname);
+    // The DHCP lease is got while the data area is made ready.
+    start_network_thread(sys.clone(), reaper.clone(), config.network.clone(), tx.clone());
+    booted.network_started = true;
 
     let boot_disk = state_part.parent.clone().unwrap_or_default();
     match data::prepare(sys, reaper, &boot_disk, &paths.data_dir(&config.server.data_dir)) {
@@ -149,7 +158,6 @@ fn boot_steps(sys: &SysRoot, reaper: &Reaper) -> Booted {
     if booted.data_ok {
         add_admin(reaper, &exe, &paths);
     }
-    booted.network = config.network;
     booted
 }
 
