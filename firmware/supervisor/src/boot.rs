@@ -70,11 +70,11 @@ pub(crate) fn parse_modules_list(text: &str) -> Vec<ModuleLine> {
 ///
 /// ENODEV means "no such hardware here" (efivarfs on a BIOS boot, a
 /// watchdog driver on a board without that chip): skipped, not failed.
-pub(crate) fn load_modules(list: &Path) -> (usize, Vec<String>) {
-    let Ok(text) = std::fs::read_to_string(list) else { return (0, Vec::new()) };
-    let mut loaded = 0;
-    let mut failed = Vec::new();
+pub(crate) fn load_modules(list: &Path) -> ModulesLoaded {
+    let mut out = ModulesLoaded::default();
+    let Ok(text) = std::fs::read_to_string(list) else { return out };
     for m in parse_modules_list(&text) {
+        let started = Instant::now();
         let result = File::open(&m.path).map_err(|e| e.to_string()).and_then(|file| {
             let params = CString::new(m.params.clone()).map_err(|_| "parameters contain NUL".to_string())?;
             match rustix::system::finit_module(&file, &params, 0) {
@@ -86,15 +86,29 @@ pub(crate) fn load_modules(list: &Path) -> (usize, Vec<String>) {
                 Err(e) => Err(e.to_string()),
             }
         });
+        let name = Path::new(&m.path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        out.slowest.push((name, started.elapsed().as_millis() as u64));
         match result {
-            Ok(()) => loaded += 1,
+            Ok(()) => out.loaded += 1,
             Err(e) => {
                 log::warn!("loading module {}: {e}", m.path);
-                failed.push(m.path);
+                out.failed.push(m.path);
             }
         }
     }
-    (loaded, failed)
+    out.slowest.sort_by(|a, b| b.1.cmp(&a.1));
+    out.slowest.truncate(5);
+    out
+}
+
+/// What loading the board's modules did; the slowest few go into the boot
+/// event, where boot time is looked at.
+#[derive(Debug, Default)]
+pub(crate) struct ModulesLoaded {
+    pub(crate) loaded: usize,
+    pub(crate) failed: Vec<String>,
+    /// Module name and milliseconds, slowest first.
+    pub(crate) slowest: Vec<(String, u64)>,
 }
 
 /// Waits for the partition named `name` to appear (devices probe asynchronously).

@@ -120,8 +120,16 @@ fn boot_steps(sys: &SysRoot, reaper: &Arc<Reaper>, tx: &Sender<Msg>) -> Booted {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/bin/coffer"));
     let mut booted = Booted { exe: exe.clone(), state_ok: false, data_ok: false, network_started: false };
     let t0 = Instant::now();
-    let (loaded, failed) = boot::load_modules(Path::new(MODULES_LIST));
-    event("boot.modules", &[("loaded", json!(loaded)), ("failed", json!(failed)), ("ms", json!(t0.elapsed().as_millis() as u64))]);
+    let modules = boot::load_modules(Path::new(MODULES_LIST));
+    event(
+        "boot.modules",
+        &[
+            ("loaded", json!(modules.loaded)),
+            ("failed", json!(modules.failed)),
+            ("ms", json!(t0.elapsed().as_millis() as u64)),
+            ("slowest", json!(modules.slowest)),
+        ],
+    );
 
     let Some(state_part) = boot::wait_for_partition(sys, STATE_PARTITION, Duration::from_secs(10)) else {
         fail("state", &format!("no partition named {STATE_PARTITION} on any disk: flash the Coffer image to the boot disk"));
