@@ -95,6 +95,10 @@ pub fn kernel_io_error_disk(record: &str) -> Option<String> {
     (!name.is_empty() && rest[name.len()..].starts_with(", sector")).then_some(name)
 }
 
+/// Counters that start at zero each boot: the kernel log's I/O errors for a
+/// disk and the SCSI layer's error and time-out counts.
+const SINCE_BOOT: [&str; 3] = ["kernel-io-errors", "io-errors", "io-timeouts"];
+
 /// Above this many °C a disk is too hot.
 pub const HOT_CELSIUS: u64 = 55;
 
@@ -117,15 +121,19 @@ impl HealthTracker {
                 now.extend(s.counters.iter().map(|(k, v)| (*k, *v)));
             }
             let event = |code, what: String, detail: String| HealthEvent { code, disk: r.kname.clone(), serial: r.serial.clone(), what, detail };
-            if let Some(before) = self.last.get(&id) {
-                for (name, value) in &now {
-                    if let Some(old) = before.get(name).filter(|old| value > old) {
-                        out.push(event(
-                            "disk.health-warning",
-                            (*name).to_string(),
-                            format!("{name} rose from {old} to {value}: this disk may be failing; make sure backups are current and plan to replace it"),
-                        ));
-                    }
+            // At first sight, counters kept since boot start from 0: errors
+            // during boot (assembly, a resync) come before the first look.
+            // Counters a disk keeps for life (SMART, md's corrected reads)
+            // start from what they say then.
+            let first_look = || SINCE_BOOT.iter().map(|name| (*name, 0)).collect();
+            let before = self.last.get(&id).cloned().unwrap_or_else(first_look);
+            for (name, value) in &now {
+                if let Some(old) = before.get(name).filter(|old| value > old) {
+                    out.push(event(
+                        "disk.health-warning",
+                        (*name).to_string(),
+                        format!("{name} rose from {old} to {value}: this disk may be failing; make sure backups are current and plan to replace it"),
+                    ));
                 }
             }
             self.last.insert(id.clone(), now);
@@ -171,6 +179,24 @@ impl HealthTracker {
 #[cfg(test)]
 mod stall_tests {
     use super::*;
+
+    #[test]
+    fn errors_since_boot_warn_at_first_sight_lifetime_counters_do_not() {
+        let first = |name: &'static str, n: u64| DiskReading {
+            kname: "vdb".into(),
+            serial: Some("disk0".into()),
+            counters: [(name, n)].into_iter().collect(),
+            state: None,
+            smart: None,
+            completed: None,
+            in_flight: None,
+        };
+        for (name, warns) in [("kernel-io-errors", true), ("io-errors", true), ("io-timeouts", true), ("md-corrected-errors", false)] {
+            let events = HealthTracker::default().observe(&[first(name, 2)]);
+            assert_eq!(events.iter().any(|e| e.what == name), warns, "{name}: {events:?}");
+            assert!(HealthTracker::default().observe(&[first(name, 0)]).is_empty(), "{name} at 0");
+        }
+    }
 
     fn reading(done: u64, busy: u64) -> DiskReading {
         DiskReading { kname: "vdb".into(), serial: Some("disk0".into()), completed: Some(done), in_flight: Some(busy), ..DiskReading::default() }
