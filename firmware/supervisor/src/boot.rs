@@ -125,10 +125,27 @@ pub(crate) fn wait_for_partition(sys: &SysRoot, name: &str, timeout: Duration) -
     }
 }
 
+/// Whether [`mount_ext4`] checks the file system first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fsck {
+    Check,
+    /// `mke2fs` made it a moment ago.
+    JustMade,
+}
+
 /// Checks (`e2fsck -p`) and mounts an ext4 file system.
-pub(crate) fn mount_ext4(reaper: &Reaper, device: &Path, target: &Path) -> Result<(), SupervisorError> {
+pub(crate) fn mount_ext4(reaper: &Reaper, device: &Path, target: &Path, fsck: Fsck) -> Result<(), SupervisorError> {
     let dev = device.to_string_lossy();
-    let fsck = reaper.run("/sbin/e2fsck", &["-p", &dev]).map_err(|e| SupervisorError::io("running e2fsck".into(), e))?;
+    if fsck == Fsck::Check {
+        check_ext4(reaper, &dev)?;
+    }
+    std::fs::create_dir_all(target).map_err(|e| SupervisorError::io(format!("creating {}", target.display()), e))?;
+    mount(device, target, "ext4", MountFlags::NOATIME | MountFlags::NODEV | MountFlags::NOSUID, None)
+        .map_err(|e| SupervisorError::io(format!("mounting {dev} on {}", target.display()), e.into()))
+}
+
+fn check_ext4(reaper: &Reaper, dev: &str) -> Result<(), SupervisorError> {
+    let fsck = reaper.run("/sbin/e2fsck", &["-p", dev]).map_err(|e| SupervisorError::io("running e2fsck".into(), e))?;
     // 0 clean, 1 errors fixed, 2 fixed and reboot advised; 4 and up are not fixed.
     match fsck.exit.code {
         Some(0..=2) => {}
@@ -140,9 +157,7 @@ pub(crate) fn mount_ext4(reaper: &Reaper, device: &Path, target: &Path) -> Resul
             )));
         }
     }
-    std::fs::create_dir_all(target).map_err(|e| SupervisorError::io(format!("creating {}", target.display()), e))?;
-    mount(device, target, "ext4", MountFlags::NOATIME | MountFlags::NODEV | MountFlags::NOSUID, None)
-        .map_err(|e| SupervisorError::io(format!("mounting {dev} on {}", target.display()), e.into()))
+    Ok(())
 }
 
 /// Unmounts, falling back to a lazy detach so shutdown never hangs on a busy mount.

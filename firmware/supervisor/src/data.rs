@@ -13,7 +13,7 @@ use coffer_hal::{BlockDevice, SysRoot};
 use serde_json::json;
 
 use crate::SupervisorError;
-use crate::boot::mount_ext4;
+use crate::boot::{Fsck, mount_ext4};
 use crate::console::event;
 use crate::reaper::Reaper;
 
@@ -50,6 +50,7 @@ pub(crate) fn prepare(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &
         let _ = reaper.run("/sbin/mdadm", &["--assemble", "--scan", "--run"]);
     }
     let array = sys.dev_node(ARRAY_NODE);
+    let mut fsck = Fsck::Check;
     if !array.exists() {
         let devices = sys.block_devices().map_err(|e| SupervisorError::Boot(e.to_string()))?;
         let candidates = coffer_raid::data_disk_candidates(&devices, boot_disk);
@@ -69,12 +70,13 @@ pub(crate) fn prepare(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &
             )));
         }
         create(sys, reaper, &blank[..2], &array)?;
+        fsck = Fsck::JustMade;
     }
-    mount(reaper, &array, target)
+    mount(reaper, &array, target, fsck)
 }
 
-fn mount(reaper: &Reaper, device: &Path, target: &Path) -> Result<(), SupervisorError> {
-    mount_ext4(reaper, device, target)?;
+fn mount(reaper: &Reaper, device: &Path, target: &Path, fsck: Fsck) -> Result<(), SupervisorError> {
+    mount_ext4(reaper, device, target, fsck)?;
     // The mount hides the directory's own mode; user homes below must stay unlistable.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o711))
@@ -157,13 +159,13 @@ fn prepare_unit(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &Path) 
         contents.push((u.name.clone(), content));
     }
     match plan_unit(&contents) {
-        UnitPlan::Mount(name) => mount(reaper, &sys.dev_node(&name), target),
+        UnitPlan::Mount(name) => mount(reaper, &sys.dev_node(&name), target, Fsck::Check),
         UnitPlan::Format(name) => {
             let dev = sys.dev_node(&name);
             event("data.creating", &[("disks", json!([dev])), ("serials", json!([]))]);
             check(reaper, "/sbin/mke2fs", &["-q", "-t", "ext4", "-L", DATA_LABEL, "-E", "root_owner=0:0", &dev.to_string_lossy()])?;
             event("data.created", &[("array", json!(dev))]);
-            mount(reaper, &dev, target)
+            mount(reaper, &dev, target, Fsck::JustMade)
         }
         UnitPlan::Refuse(why) => {
             for (name, _) in contents.iter().filter(|(_, c)| *c == UnitContent::Other) {

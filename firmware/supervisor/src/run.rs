@@ -34,8 +34,9 @@ const ADMIN_KEYS: &str = "/etc/coffer/admin.pub";
 const LOG_FILE: &str = "/run/coffer/log";
 const TICK: Duration = Duration::from_secs(1);
 const STOP_GRACE: Duration = Duration::from_secs(10);
-/// The endpoint starts alone: on a slow single-core box, five services
-/// starting at once would each delay the one a user is waiting for.
+/// The endpoint starts alone: on a slow single-core box, five services (and
+/// the host key fingerprints) starting at once would each delay the one a
+/// user is waiting for.
 const AFTER_ENDPOINT: Duration = Duration::from_secs(1);
 
 enum Msg {
@@ -81,7 +82,10 @@ pub fn run_as_init() -> ! {
     let mut slots = SlotKeeper::at_boot(&sys, &cmdline);
     if booted.state_ok {
         let (reaper, exe) = (reaper.clone(), booted.exe.clone());
-        std::thread::spawn(move || show_host_keys(&reaper, &exe));
+        std::thread::spawn(move || {
+            std::thread::sleep(AFTER_ENDPOINT);
+            show_host_keys(&reaper, &exe);
+        });
     }
     let mut table = ServiceTable::new(RestartPolicy::default());
     let now = Instant::now();
@@ -135,7 +139,7 @@ fn boot_steps(sys: &SysRoot, reaper: &Arc<Reaper>, tx: &Sender<Msg>) -> Booted {
         fail("state", &format!("no partition named {STATE_PARTITION} on any disk: flash the Coffer image to the boot disk"));
         return booted;
     };
-    if let Err(e) = boot::mount_ext4(reaper, &sys.dev_node(&state_part.name), Path::new(STATE_DIR)) {
+    if let Err(e) = boot::mount_ext4(reaper, &sys.dev_node(&state_part.name), Path::new(STATE_DIR), boot::Fsck::Check) {
         fail("state", &e.to_string());
         return booted;
     }
