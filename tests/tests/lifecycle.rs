@@ -33,6 +33,38 @@ fn init_is_idempotent_and_config_errors_name_the_key() {
     assert!(!out.status.success() && text(&out).contains("init"), "{}", text(&out));
 }
 
+/// Commands that change the state take turns: eight users added at once
+/// (as two administrators might) all land in users.toml.
+#[test]
+fn concurrent_user_adds_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("st");
+    run_ok(Command::new(coffer_bin()).arg("--state").arg(&state).arg("init"));
+    let key = dir.path().join("k");
+    run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "laptop", "-f"]).arg(&key));
+    let children: Vec<_> = (0..8)
+        .map(|n| {
+            Command::new(coffer_bin())
+                .arg("--state")
+                .arg(&state)
+                .args(["user", "add", &format!("user{n}"), "--key"])
+                .arg(key.with_extension("pub"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let list = text(&run_ok(Command::new(coffer_bin()).arg("--state").arg(&state).args(["user", "list"])));
+    for n in 0..8 {
+        assert!(list.contains(&format!("user{n}")), "user{n} was lost:\n{list}");
+    }
+}
+
 #[test]
 fn user_add_list_remove_purge() {
     let dir = tempfile::tempdir().unwrap();

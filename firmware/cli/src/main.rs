@@ -356,6 +356,61 @@ fn main() -> ExitCode {
     finish(dispatch(&cli.state, cli.command))
 }
 
+/// Commands that read the state, change it and write it back (users, keys,
+/// settings, retention policies, an import, the boot slots). They hold the
+/// state's lock one at a time, so two administrators, or a command beside
+/// an import, never lose each other's change. `serve` and the services read
+/// without it: every file is replaced whole (`write_atomically`).
+fn changes_state(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Init
+            | Command::User(
+                UserCommand::Add { .. }
+                    | UserCommand::Set { .. }
+                    | UserCommand::Lock { .. }
+                    | UserCommand::Unlock { .. }
+                    | UserCommand::KeyRemove { .. }
+                    | UserCommand::Remove { .. }
+            )
+            | Command::Retention(RetentionCommand::Set { .. })
+            | Command::Config(ConfigCommand::Import { .. } | ConfigCommand::Set { .. } | ConfigCommand::Unset { .. })
+            | Command::Update(UpdateCommand::Apply { .. } | UpdateCommand::Rollback { .. })
+    )
+}
+
+/// An exclusive `flock` on `STATE/.lock`, held until the returned file is
+/// dropped. Without a state directory (and not making one) there is nothing
+/// to lock: the command itself says what is missing.
+fn lock_state(dir: &std::path::Path, create_dir: bool) -> anyhow::Result<Option<std::fs::File>> {
+    use anyhow::Context;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if !create_dir && !dir.is_dir() {
+        return Ok(None);
+    }
+    if create_dir {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(dir)
+            .with_context(|| format!("creating the state directory {}", dir.display()))?;
+    }
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening the state lock {} (is {} a Coffer state directory?)", path.display(), dir.display()))?;
+    use rustix::fs::{FlockOperation, flock};
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        eprintln!("coffer: waiting for another command that is changing {}", dir.display());
+        flock(&file, FlockOperation::LockExclusive).with_context(|| format!("locking {}", path.display()))?;
+    }
+    Ok(Some(file))
+}
+
 /// Prints an error the way every command does and turns it into the exit status.
 fn finish(result: anyhow::Result<()>) -> ExitCode {
     match result {
@@ -369,6 +424,7 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 
 /// Runs one command; the same for the local command line and `ssh admin@box`.
 fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
+    let _lock = if changes_state(&command) { lock_state(state, matches!(command, Command::Init))? } else { None };
     match command {
         Command::Init => state::init(state),
         Command::User(UserCommand::Add { name, key, profile, quota, files, role }) => state::user_add(
