@@ -4,7 +4,6 @@
 //! client sees a new host key.
 
 use std::io::{BufRead, Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -152,13 +151,20 @@ pub(crate) fn import(dir: &Path, passphrase: bool, reboot: bool) -> Result<()> {
     if here != there {
         bail!("import refused: the bundle's server.data-dir ({}) differs from this box's ({}); nothing was changed", there.display(), here.display());
     }
+    // Every file is written and synced before any replaces its old self:
+    // a failure (a full disk) leaves the state as it was. Then only renames remain.
+    let mut staged = Vec::new();
     for f in &files {
         let path = paths.root().join(f.rel);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).with_context(|| format!("import refused: creating {}; nothing was changed", parent.display()))?;
         }
-        coffer_config::write_atomically(&path, &f.bytes)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode))?;
+        let file = coffer_config::StagedFile::write(&path, &f.bytes).map_err(|e| anyhow!("import refused: {e}; nothing was changed"))?;
+        file.set_mode(f.mode).map_err(|e| anyhow!("import refused: {e}; nothing was changed"))?;
+        staged.push(file);
+    }
+    for file in staged {
+        file.commit()?;
     }
     coffer_sshd::event::emit("state.imported", &[("files", serde_json::json!(files.len()))]);
     println!("coffer: restored {} state files (host key, users, settings)", files.len());

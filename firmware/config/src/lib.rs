@@ -16,4 +16,4 @@ pub use error::ConfigError;
 pub use paths::StatePaths;
 pub use quota::{QuotaRecord, QuotaWarning};
 pub use retention::{PolicyText, RetentionFile};
-pub use users::{AuthorizedKey, KeyProfile, Role, User, UserDb, UserName, validate_user_name, write_atomically};
+pub use users::{AuthorizedKey, KeyProfile, Role, User, UserDb, UserName, StagedFile, validate_user_name, write_atomically};

@@ -186,39 +186,101 @@ impl UserDb {
 /// Replaces `path` with `bytes` so that readers see the old or the new file,
 /// never half of one. The file is readable by its owner (root) only.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| ConfigError::Write { path: path.into(), source };
-    // A name of its own per writer: the server and a command may write the same file at once.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
-    // Owner-only from the first byte: these files hold keys, secrets and usage.
-    let create = || std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp);
-    let mut f = match create() {
-        // Left by a power cut under the same process id and count: stale.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::remove_file(&tmp).map_err(err)?;
-            create().map_err(err)?
-        }
-        other => other.map_err(err)?,
-    };
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        err(e)
-    })?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+    StagedFile::write(path, bytes)?.commit()
+}
+
+/// A file's new contents written and synced beside it under a temporary
+/// name, waiting for [`StagedFile::commit`] to rename it into place. Several
+/// staged files make a change of many files that fails before any is
+/// replaced; one dropped uncommitted leaves the old file as it was.
+#[derive(Debug)]
+pub struct StagedFile {
+    path: std::path::PathBuf,
+    tmp: Option<std::path::PathBuf>,
+}
+
+impl StagedFile {
+    pub fn write(path: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let err = |source| ConfigError::Write { path: path.into(), source };
+        // A name of its own per writer: the server and a command may write the same file at once.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
+        // Owner-only from the first byte: these files hold keys, secrets and usage.
+        let create = || std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp);
+        let mut f = match create() {
+            // Left by a power cut under the same process id and count: stale.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&tmp).map_err(err)?;
+                create().map_err(err)?
+            }
+            other => other.map_err(err)?,
+        };
+        let staged = StagedFile { path: path.into(), tmp: Some(tmp) };
+        f.write_all(bytes).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        Ok(staged)
     }
-    Ok(())
+
+    /// Gives the file this mode (from 0600) before it takes its place.
+    pub fn set_mode(&self, mode: u32) -> Result<(), ConfigError> {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = self.tmp.as_deref().unwrap_or(&self.path);
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode))
+            .map_err(|source| ConfigError::Write { path: self.path.clone(), source })
+    }
+
+    pub fn commit(mut self) -> Result<(), ConfigError> {
+        let err = |source| ConfigError::Write { path: self.path.clone(), source };
+        let Some(tmp) = self.tmp.take() else { return Ok(()) };
+        std::fs::rename(&tmp, &self.path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            err(e)
+        })?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staged_files_change_nothing_until_committed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, "old a").unwrap();
+        let staged = StagedFile::write(&a, b"new a").unwrap();
+        drop(staged);
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+        let sa = StagedFile::write(&a, b"new a").unwrap();
+        let sb = StagedFile::write(&b, b"new b").unwrap();
+        sb.set_mode(0o644).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a", "staged, not yet in place");
+        sa.commit().unwrap();
+        sb.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "new b");
+        assert_eq!(std::fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&b).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
 
     #[test]
     fn names() {
