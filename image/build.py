@@ -3,8 +3,9 @@
 
 Inputs: the board's data files (board/common + board/BOARD), Debian's kernel
 (apt-get download, never installed), busybox-static, mdadm, e2fsprogs and
-smartmontools from the build host (Debian 12), and `coffer` built for the
-board's musl target. Output: out/coffer-BOARD.img and its .sha256, plus the
+smartmontools from the build host (Debian 12) or, for a board of another
+architecture, from Debian's packages of that architecture (downloaded and
+unpacked), and `coffer` built for the board's musl target. Output: out/coffer-BOARD.img and its .sha256, plus the
 pieces tests boot directly (OUT_DIR/coffer-BOARD-boot/: vmlinux, vmlinuz, initrd.zst, cmdline).
 
 Layout (GPT, protective MBR):
@@ -146,7 +147,7 @@ def fetch_deb_file(package, member):
     """One file out of a Debian package (systemd-boot's EFI binary), checked
     against the package index like the kernel and cached by version."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    show = run("apt-cache", "show", package, capture=True)
+    show = run("apt-cache", "show", "--no-all-versions", package, capture=True)
     fields = dict(l.split(": ", 1) for l in show.split("\n\n")[0].splitlines() if ": " in l)
     deb = CACHE / Path(fields["Filename"]).name
     if not deb.exists() or hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
@@ -216,7 +217,8 @@ def foreign_root(arch, packages):
     stamp = root / ".packages"
     wanted = []
     for package in packages:
-        show = run("apt-cache", "show", f"{package}:{arch}", capture=True)
+        # The version apt would install (the candidate), not the highest any source lists.
+        show = run("apt-cache", "show", "--no-all-versions", f"{package}:{arch}", capture=True)
         fields = dict(l.split(": ", 1) for l in show.split("\n\n")[0].splitlines() if ": " in l)
         wanted.append((f"{package}:{arch}", fields["Version"], fields["SHA256"]))
     listing = "".join(f"{p}={v}\n" for p, v, _ in wanted)
@@ -311,6 +313,12 @@ def build_firmware(board, work):
 SSE1 = set("""movaps movups xorps andps orps andnps addss subss mulss divss sqrtss maxss minss cmpss comiss ucomiss
 cvtsi2ss cvttss2si cvtss2si movss shufps unpcklps unpckhps movhlps movlhps rcpss rsqrtss movlps movhps addps subps mulps
 divps maxps minps cmpps sqrtps rcpps rsqrtps ldmxcsr stmxcsr movmskps cvtpi2ps cvtps2pi cvttps2pi movntps""".split())
+# Scalar and MMX-register instructions of later CPUs (tzcnt is missing on
+# purpose: it is `rep bsf`, which older CPUs run as bsf, and compilers use it so).
+NEWER_OPS = set("""popcnt lzcnt movbe andn bextr blsi blsmsk blsr bzhi pdep pext rorx sarx shlx shrx adcx adox crc32
+fisttp fisttps fisttpl fisttpll rdrand rdseed cmpxchg16b mfence lfence movnti clflush maskmovdqu""".split())
+MMX_NEWER_OPS = set("""paddq psubq pmuludq pshufb palignr pabsb pabsw pabsd psignb psignw psignd phaddw phaddd phaddsw phsubw
+phsubd phsubsw pmaddubsw pmulhrsw""".split())
 RUNTIME_DISPATCHED = (
     "aes::", "<aes::", "chacha20::backends::sse2::", "chacha20::backends::avx2::", "poly1305::backend::avx2",
     "<poly1305::backend::avx2", "polyval::backend::", "<polyval::backend::", "sha1::compress::x86", "sha2::sha256::x86",
@@ -328,12 +336,14 @@ def check_instructions(binary, board):
         if line.endswith(">:\n"):
             function = line.split("<", 1)[1].rsplit(">", 1)[0]
             continue
+        if function is None:
+            continue
         parts = line.split("\t")
         if len(parts) < 2 or not parts[1].strip():
             continue
         insn = parts[1].strip()
         op = insn.split()[0]
-        newer = op in ("mfence", "lfence", "movnti", "clflush", "maskmovdqu") \
+        newer = op in NEWER_OPS or ("%mm" in insn and op in MMX_NEWER_OPS) \
             or ("%xmm" in insn and op not in SSE1) or "%ymm" in insn or "%zmm" in insn
         if newer and not function.startswith(RUNTIME_DISPATCHED):
             offenders.setdefault(function, insn)

@@ -38,6 +38,11 @@ impl TestImage {
         self.dir.join(format!("coffer-{}.img", board.name()))
     }
 
+    /// The kernel, initramfs and command line of a board's image, for direct boots.
+    pub fn boot_dir_of(&self, board: Board) -> PathBuf {
+        self.dir.join(format!("coffer-{}-boot", board.name()))
+    }
+
     pub fn get() -> &'static TestImage {
         static IMAGE: OnceLock<TestImage> = OnceLock::new();
         IMAGE.get_or_init(|| {
@@ -231,11 +236,12 @@ impl Appliance {
         }
         match self.opts.firmware {
             Firmware::Direct => {
-                let cmdline = std::fs::read_to_string(img.boot_dir.join("cmdline")).expect("cmdline");
+                let boot_dir = img.boot_dir_of(self.opts.board);
+                let cmdline = std::fs::read_to_string(boot_dir.join("cmdline")).expect("cmdline");
                 cmd.arg("-kernel")
-                    .arg(img.boot_dir.join("vmlinux"))
+                    .arg(boot_dir.join("vmlinux"))
                     .arg("-initrd")
-                    .arg(img.boot_dir.join("initrd.zst"))
+                    .arg(boot_dir.join("initrd.zst"))
                     .arg("-append")
                     .arg(format!("{} coffer.slot=a coffer.debug=1", cmdline.trim()));
             }

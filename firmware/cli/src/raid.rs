@@ -81,6 +81,11 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
                     // What udev's 64-md-raid-assembly.rules does: fail and remove the member now.
                     mdadm(&["--incremental", "--fail", kname]);
                 }
+            if matches!(ev.action.as_str(), "add" | "remove") && ev.devtype.as_deref() == Some("disk")
+                && let Some(kname) = &ev.devname {
+                    // The errors logged under this name were the old disk's, not the one that takes the name next.
+                    kernel_io_errors.remove(kname);
+                }
             break;
         }
         let records = kmsg.as_mut().map(coffer_hal::KmsgReader::records).unwrap_or_default();

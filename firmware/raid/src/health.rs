@@ -95,9 +95,11 @@ pub fn kernel_io_error_disk(record: &str) -> Option<String> {
     (!name.is_empty() && rest[name.len()..].starts_with(", sector")).then_some(name)
 }
 
-/// Counters that start at zero each boot: the kernel log's I/O errors for a
-/// disk and the SCSI layer's error and time-out counts.
-const SINCE_BOOT: [&str; 3] = ["kernel-io-errors", "io-errors", "io-timeouts"];
+/// Counters that start at zero each boot and count only real failures: the
+/// kernel log's "I/O error, dev X" lines. (The SCSI layer's `ioerr_cnt` also
+/// counts harmless check conditions during a disk's probe, so it is judged
+/// by change from the first look, like SMART's counters.)
+const SINCE_BOOT: [&str; 1] = ["kernel-io-errors"];
 
 /// Above this many °C a disk is too hot.
 pub const HOT_CELSIUS: u64 = 55;
@@ -121,10 +123,10 @@ impl HealthTracker {
                 now.extend(s.counters.iter().map(|(k, v)| (*k, *v)));
             }
             let event = |code, what: String, detail: String| HealthEvent { code, disk: r.kname.clone(), serial: r.serial.clone(), what, detail };
-            // At first sight, counters kept since boot start from 0: errors
+            // At first sight, the kernel log's I/O errors start from 0: errors
             // during boot (assembly, a resync) come before the first look.
-            // Counters a disk keeps for life (SMART, md's corrected reads)
-            // start from what they say then.
+            // Other counters (SMART's, md's corrected reads, which a disk
+            // keeps for life) start from what they say then.
             let first_look = || SINCE_BOOT.iter().map(|name| (*name, 0)).collect();
             let before = self.last.get(&id).cloned().unwrap_or_else(first_look);
             for (name, value) in &now {
@@ -191,7 +193,7 @@ mod stall_tests {
             completed: None,
             in_flight: None,
         };
-        for (name, warns) in [("kernel-io-errors", true), ("io-errors", true), ("io-timeouts", true), ("md-corrected-errors", false)] {
+        for (name, warns) in [("kernel-io-errors", true), ("io-errors", false), ("io-timeouts", false), ("md-corrected-errors", false)] {
             let events = HealthTracker::default().observe(&[first(name, 2)]);
             assert_eq!(events.iter().any(|e| e.what == name), warns, "{name}: {events:?}");
             assert!(HealthTracker::default().observe(&[first(name, 0)]).is_empty(), "{name} at 0");

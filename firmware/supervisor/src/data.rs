@@ -26,6 +26,8 @@ const DISK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The 3ware 7000/8000 driver; its units are SCSI disks.
 const THREEWARE_DRIVER: &str = "3w-xxxx";
+/// How long the list of 3ware units must stay the same before one is chosen.
+const UNITS_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 /// The data file system's label, on an md array or a 3ware unit.
 const DATA_LABEL: &str = "coffer-data";
 
@@ -139,7 +141,11 @@ pub(crate) fn unit_content(sys: &SysRoot, disk: &BlockDevice) -> std::io::Result
 
 /// The data area on the controller's RAID1 unit.
 fn prepare_unit(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &Path) -> Result<(), SupervisorError> {
+    // The controller's units appear one by one: the choice waits until the
+    // list has held still for a while, so a blank unit seen first is not
+    // formatted while the data area's unit is still being found.
     let deadline = std::time::Instant::now() + DISK_WAIT;
+    let mut last: Option<(Vec<String>, std::time::Instant)> = None;
     let units = loop {
         let units: Vec<BlockDevice> = sys
             .block_devices()
@@ -148,9 +154,16 @@ fn prepare_unit(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &Path) 
             .into_iter()
             .filter(|d| sys.disk_behind_driver(&d.name, THREEWARE_DRIVER))
             .collect();
-        if !units.is_empty() || std::time::Instant::now() >= deadline {
+        let names: Vec<String> = units.iter().map(|u| u.name.clone()).collect();
+        let now = std::time::Instant::now();
+        let since = match &last {
+            Some((seen, since)) if *seen == names => *since,
+            _ => now,
+        };
+        if (!units.is_empty() && now.duration_since(since) >= UNITS_SETTLE) || now >= deadline {
             break units;
         }
+        last = Some((names, since));
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     let mut contents = Vec::new();
@@ -247,7 +260,7 @@ mod tests {
             let path = dir.path().join("dev").join(name);
             std::fs::File::create(&path).unwrap().set_len(16 << 20).unwrap();
             if let Some(label) = label {
-                let out = std::process::Command::new("mke2fs").args(["-q", "-F", "-t", "ext4", "-L", label]).arg(&path).output().unwrap();
+                let out = std::process::Command::new("/sbin/mke2fs").args(["-q", "-F", "-t", "ext4", "-L", label]).arg(&path).output().unwrap();
                 assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             }
         }
