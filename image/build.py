@@ -123,7 +123,8 @@ def fetch_kernel(package):
         if real or attempt:
             break
         log("package lists do not know the kernel; running apt-get update")
-        run("apt-get", "update", "-qq")
+        # A list the mirror fails to serve is not fatal: the kernel's may be among the others.
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
     if not real:
         sys.exit(f"build-image: apt-cache knows no {package}; run apt-get update (and dpkg --add-architecture i386 for 686)")
     show = run("apt-cache", "show", real, capture=True)
