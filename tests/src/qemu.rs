@@ -363,6 +363,20 @@ impl Appliance {
     }
 
     /// Every event so far, in order.
+    /// The first event of `kind` on the console, whether it came before or
+    /// after the cursor, waiting up to `within` for it: for events whose order
+    /// against the ones a test waits for is not fixed.
+    pub fn any_event(&self, kind: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| e["kind"] == kind) {
+                return e;
+            }
+            assert!(Instant::now() < deadline, "no coffer-event {kind} within {within:?}\n--- serial tail\n{}", tail(&self.serial(), 60));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn events(&self) -> Vec<Value> {
         self.serial()
             .lines()
