@@ -127,14 +127,7 @@ def fetch_kernel(package):
         subprocess.run(["apt-get", "update", "-qq"], check=False)
     if not real:
         sys.exit(f"build-image: apt-cache knows no {package}; run apt-get update (and dpkg --add-architecture i386 for 686)")
-    show = run("apt-cache", "show", real, capture=True)
-    fields = dict(l.split(": ", 1) for l in show.split("\n\n")[0].splitlines() if ": " in l)
-    deb = CACHE / Path(fields["Filename"]).name
-    if not deb.exists() or hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
-        log(f"downloading {real} {fields['Version']}")
-        run("apt-get", "download", "-q", f"{real}={fields['Version']}", cwd=CACHE)
-        if hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
-            sys.exit(f"build-image: {deb.name} does not match the SHA256 in the package index")
+    deb, _ = download_deb(real)
     abi = real.removeprefix("linux-image-").split(":")[0]
     tree = CACHE / f"kernel-{abi}"
     if not (tree / "lib/modules" / abi / "modules.dep").exists():
@@ -147,15 +140,8 @@ def fetch_kernel(package):
 def fetch_deb_file(package, member):
     """One file out of a Debian package (systemd-boot's EFI binary), checked
     against the package index like the kernel and cached by version."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    show = run("apt-cache", "show", "--no-all-versions", package, capture=True)
-    fields = dict(l.split(": ", 1) for l in show.split("\n\n")[0].splitlines() if ": " in l)
-    deb = CACHE / Path(fields["Filename"]).name
-    if not deb.exists() or hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
-        run("apt-get", "download", "-q", f"{package}={fields['Version']}", cwd=CACHE)
-        if hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
-            sys.exit(f"build-image: {deb.name} does not match the SHA256 in the package index")
-    target = CACHE / f"{package}-{fields['Version']}"
+    deb, version = download_deb(package)
+    target = CACHE / f"{package}-{version}"
     if not (target / member).exists():
         shutil.rmtree(target, ignore_errors=True)
         run("dpkg-deb", "-x", deb, target)
@@ -211,30 +197,36 @@ def copy_with_libs(staging, source, dest):
             os.symlink(os.path.relpath(real_out.resolve(), link_out.parent.resolve()), link_out)
 
 
+def download_deb(spec):
+    """The .deb apt would install for `spec` (`name` or `name:arch`), kept in
+    out/cache and checked against the package index's SHA256; (path, version)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    # The candidate's stanza, not the highest version some source lists.
+    show = run("apt-cache", "show", "--no-all-versions", spec, capture=True)
+    fields = dict(l.split(": ", 1) for l in show.split("\n\n")[0].splitlines() if ": " in l)
+    version = fields["Version"]
+    # apt-get download's file name, with an epoch's colon escaped as in the pool.
+    deb = CACHE / f"{fields['Package']}_{version.replace(':', '%3a')}_{fields['Architecture']}.deb"
+    if not deb.exists() or hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
+        log(f"downloading {spec} {version}")
+        run("apt-get", "download", "-q", f"{spec}={version}", cwd=CACHE)
+        if hashlib.sha256(deb.read_bytes()).hexdigest() != fields["SHA256"]:
+            sys.exit(f"build-image: {deb.name} does not match the SHA256 in the package index")
+    return deb, version
+
+
 def foreign_root(arch, packages):
     """Debian's packages of another architecture (i386 for a 32-bit board),
     downloaded and unpacked together into one tree; never installed."""
     root = CACHE / f"root-{arch}"
     stamp = root / ".packages"
-    wanted = []
-    for package in packages:
-        # The version apt would install (the candidate), not the highest any source lists.
-        show = run("apt-cache", "show", "--no-all-versions", f"{package}:{arch}", capture=True)
-        fields = dict(l.split(": ", 1) for l in show.split("\n\n")[0].splitlines() if ": " in l)
-        wanted.append((f"{package}:{arch}", fields["Version"], fields["SHA256"]))
-    listing = "".join(f"{p}={v}\n" for p, v, _ in wanted)
+    debs = [download_deb(f"{package}:{arch}")[0] for package in packages]
+    listing = "".join(f"{deb.name}\n" for deb in debs)
     if stamp.exists() and stamp.read_text() == listing:
         return root
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    for package, ver, sha in wanted:
-        name, arch = package.split(":")
-        # apt-get download's file name, with the epoch's colon escaped as in the pool.
-        deb = CACHE / f"{name}_{ver.replace(':', '%3a')}_{arch}.deb"
-        if not deb.exists() or hashlib.sha256(deb.read_bytes()).hexdigest() != sha:
-            run("apt-get", "download", "-q", f"{package}={ver}", cwd=CACHE)
-            if hashlib.sha256(deb.read_bytes()).hexdigest() != sha:
-                sys.exit(f"build-image: {deb.name} does not match the SHA256 in the package index")
+    for deb in debs:
         run("dpkg-deb", "-x", deb, root)
     stamp.write_text(listing)
     return root

@@ -43,6 +43,8 @@ impl Meta {
             size: u64::try_from(st.st_size).unwrap_or(0),
             uid: st.st_uid,
             gid: st.st_gid,
+            // u32 on 32-bit x86 (board epia-ml8000a), u64 elsewhere.
+            #[allow(clippy::useless_conversion)]
             nlink: u64::from(st.st_nlink),
             atime: st.st_atime,
             mtime: st.st_mtime,

@@ -96,7 +96,7 @@ pub(crate) fn load_modules(list: &Path) -> ModulesLoaded {
             }
         }
     }
-    out.slowest.sort_by(|a, b| b.1.cmp(&a.1));
+    out.slowest.sort_by_key(|m| std::cmp::Reverse(m.1));
     out.slowest.truncate(5);
     out
 }
