@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use coffer_sshd::admission::AdmissionLimits;
 use coffer_sshd::quota::QuotaBook;
 use coffer_sshd::throttle::ThrottlePolicy;
 use coffer_sshd::{Endpoint, EndpointConfig, WorkerCommand, event};
@@ -73,7 +74,9 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
             max_ban: Duration::from_secs(t.max_ban_secs),
         },
         idle_timeout: Duration::from_secs(state.config.server.idle_timeout_secs.max(1)),
+        login_grace: Duration::from_secs(state.config.server.login_grace_secs.max(1)),
         max_connections: state.config.server.max_connections.max(1),
+        admission: admission_limits(&state.config.server),
         log_level: state.config.log.level.clone(),
         quota: Arc::clone(&quota),
     };
@@ -152,6 +155,20 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         event::emit("server.stopped", &[]);
         Ok(())
     })
+}
+
+/// The endpoint's limits from `[server]`; zero means one, never unlimited.
+fn admission_limits(s: &coffer_config::ServerConfig) -> AdmissionLimits {
+    let sessions = s.max_sessions.max(1);
+    AdmissionLimits {
+        unauthenticated: s.max_unauthenticated.max(1),
+        unauthenticated_per_address: s.max_unauthenticated_per_address.max(1),
+        connections_per_user: s.max_connections_per_user.max(1),
+        channels_per_connection: s.max_sessions_per_connection.max(1),
+        workers_per_user: s.max_sessions_per_user.max(1),
+        workers: sessions,
+        workers_reserve: sessions / 8,
+    }
 }
 
 async fn wait_for_signal() {
