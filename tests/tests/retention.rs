@@ -144,11 +144,11 @@ fn scheduled_retention_runs_while_serving() {
 /// Seconds since the epoch of a `date -d` expression in UTC.
 fn epoch(expr: &str) -> u64 {
     let out = run_ok(Command::new("date").env("TZ", "UTC").args(["-d", expr, "+%s"]));
-    String::from_utf8(out.stdout).unwrap().trim().parse().unwrap()
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("date prints seconds")
 }
 
 fn wall() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs()
 }
 
 /// The user's key becomes append-only (a laptop reported stolen keeps backing up).
@@ -253,8 +253,10 @@ fn a_burst_of_fresh_sets_holds_keep_last_and_alerts() {
     coffer(&server, &["retention", "set", "--user", "alice", "--keep-last", "12"]);
     assert!(coffer(&server, &["retention", "run", "--user", "alice"]).contains("alice: 0 set(s)"));
 
-    // The stolen key uploads twelve sets named for the last two hours, all
-    // plausible, within seconds: keep-last 12 would now keep only those.
+    // Later (arrivals are recorded in whole seconds), the stolen key uploads
+    // twelve sets named for the last two hours, all plausible, within
+    // seconds: keep-last 12 would now keep only those.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     make_append_only(&server, "alice");
     let now = wall();
     let fresh: Vec<String> = (0..12u64).map(|k| stamp(now - 7200 + k * 600)).collect();
@@ -272,7 +274,7 @@ fn a_burst_of_fresh_sets_holds_keep_last_and_alerts() {
         }
     }
     // One alert, naming the user and what would have gone.
-    let alerts: Vec<String> = std::fs::read_dir(server.state.join("alerts"))
+    let alerts: Vec<String> = std::fs::read_dir(server.state.join("alerts/spool"))
         .unwrap()
         .flatten()
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
@@ -290,7 +292,7 @@ fn a_burst_of_fresh_sets_holds_keep_last_and_alerts() {
     let out = coffer(&server, &["retention", "run", "--user", "alice"]);
     assert!(out.contains("alice: 12 set(s), 36 file(s)"), "{out}");
     assert!(fresh.iter().all(|s| manifest(&area, s).exists()) && !manifest(&area, &real[11]).exists());
-    let resolved = std::fs::read_dir(server.state.join("alerts"))
+    let resolved = std::fs::read_dir(server.state.join("alerts/spool"))
         .unwrap()
         .flatten()
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())

@@ -163,7 +163,7 @@ fn print_standing(user: &str, observed: &Observed) {
 pub(crate) fn adopt(dir: &Path, user: &str) -> Result<()> {
     let state = State::open(dir)?;
     state.users()?.get(user).with_context(|| format!("no user named {user}; `coffer user list` shows the users"))?;
-    let seen_at = wall_clock();
+    let seen_at = accepted_until();
     let observed = observe(&state, user)?;
     let mut adopted = Vec::new();
     for d in &observed.dirs {
@@ -179,7 +179,9 @@ pub(crate) fn adopt(dir: &Path, user: &str) -> Result<()> {
                 a.adopted = true;
             }
         }
-        r.accepted_at = Some(r.accepted_at.map_or(seen_at, |t| t.max(seen_at)));
+        // Everything listed above is accepted, even a set that arrived in this very second.
+        let newest = observed.dirs.iter().flat_map(|d| d.arrivals.iter().map(|a| a.at)).max().unwrap_or(seen_at);
+        r.accepted_at = Some(r.accepted_at.unwrap_or(seen_at).max(seen_at).max(newest));
         r.held = false;
     })?;
     println!("{user}: {} set(s) confirmed; every set that arrived until now counts as accepted", adopted.len());
@@ -225,6 +227,13 @@ pub(crate) fn parse_now(s: &str) -> Result<i64> {
         return Ok(t);
     }
     bail!("--now {s}: use a duplicity time such as 20261127T052936Z, a date such as 2026-11-27, or @SECONDS")
+}
+
+/// What a run or an adoption that starts looking now may accept: sets that
+/// arrived before the current second. Arrivals are whole seconds, so a set
+/// arriving in this second, perhaps after its directory was listed, stays new.
+fn accepted_until() -> i64 {
+    wall_clock() - 1
 }
 
 /// The current time, seconds since the epoch.
@@ -325,7 +334,7 @@ pub(crate) fn run(dir: &Path, user: Option<&str>, dry_run: bool, now: i64) -> Re
 /// directory is reviewed first, and if any would lose sets to a burst of new
 /// arrivals nothing of the user's is deleted and an alert is raised.
 pub(crate) fn run_user(state: &State, user: &str, policy: &RetentionPolicy, now: i64, dry_run: bool, out: &mut impl Write) -> Result<Summary> {
-    let seen_at = wall_clock();
+    let seen_at = accepted_until();
     let observed = observe(state, user)?;
     let mut summary = Summary::default();
     let mut reviews = Vec::new();
