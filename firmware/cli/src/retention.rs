@@ -134,8 +134,10 @@ pub(crate) fn show(dir: &Path, user: Option<&str>) -> Result<()> {
         }
     };
     for u in users {
-        let observed = observe(&state, &u)?;
-        print_standing(&u, &observed);
+        match observe(&state, &u) {
+            Ok(observed) => print_standing(&u, &observed),
+            Err(e) => println!("{u}: cannot list the backup sets: {e:#}"),
+        }
     }
     Ok(())
 }
