@@ -88,6 +88,7 @@ mod tests {
             "user lock bob",
             "user key-remove bob SHA256:abc",
             "retention set --keep-daily 7",
+            "retention adopt --user bob",
             "raid replace WD-123",
             "raid scrub --stop",
             "config set alerts.email.server smtp.example.org alerts.email.port 587",

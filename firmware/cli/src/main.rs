@@ -3,6 +3,7 @@
 
 mod admin;
 mod alert;
+mod arrivals;
 mod clock;
 mod quota;
 mod raid;
@@ -302,6 +303,12 @@ enum RetentionCommand {
         #[arg(long)]
         now: Option<String>,
     },
+    /// Confirm a user's unconfirmed sets (named for a time that does not fit when they arrived:
+    /// archives migrated onto the box, back-dated tests) and accept every set that has arrived, which ends a hold.
+    Adopt {
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -373,7 +380,7 @@ fn changes_state(command: &Command) -> bool {
                     | UserCommand::KeyRemove { .. }
                     | UserCommand::Remove { .. }
             )
-            | Command::Retention(RetentionCommand::Set { .. })
+            | Command::Retention(RetentionCommand::Set { .. } | RetentionCommand::Adopt { .. })
             | Command::Config(ConfigCommand::Import { .. } | ConfigCommand::Set { .. } | ConfigCommand::Unset { .. })
             | Command::Update(UpdateCommand::Apply { .. } | UpdateCommand::Rollback { .. })
     )
@@ -448,6 +455,7 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
             let t = now.as_deref().map(retention::parse_now).transpose()?;
             retention::run(state, user.as_deref(), dry_run, t.unwrap_or_else(retention::wall_clock))
         }
+        Command::Retention(RetentionCommand::Adopt { user }) => retention::adopt(state, &user),
         Command::User(UserCommand::List) => state::user_list(state),
         Command::User(UserCommand::Remove { name, purge }) => state::user_remove(state, &name, purge),
         Command::Serve { listen } => serve::serve(state, listen.as_deref()),

@@ -17,6 +17,11 @@ use crate::state::{State, chown_tree};
 /// How often users are checked for missing backups.
 const STALE_CHECK_EVERY: Duration = Duration::from_secs(3600);
 
+/// How often the arrival of new backup sets is recorded. A set's arrival is
+/// its files' earliest ctime, so a late look records the same time; looking
+/// often keeps it before anything (a chmod, a hard link) moves the ctime.
+const ARRIVALS_EVERY: Duration = Duration::from_secs(600);
+
 /// How long open sessions get to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
@@ -38,6 +43,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         }
     }
     let swept = sweep_unfinished_uploads(&data_dir);
+    crate::arrivals::observe_all(&state);
     let quota = Arc::new(QuotaBook::default());
     for user in &users.users {
         crate::quota::count_at_start(&state, &quota, user);
@@ -133,6 +139,20 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
                 })
                 .await
                 .unwrap_or_default();
+            }
+        });
+        let state_dir = dir.to_path_buf();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + ARRIVALS_EVERY, ARRIVALS_EVERY);
+            loop {
+                tick.tick().await;
+                let dir = state_dir.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(state) = State::open(&dir) {
+                        crate::arrivals::observe_all(&state);
+                    }
+                })
+                .await;
             }
         });
         if let Some(every) = retention_every {

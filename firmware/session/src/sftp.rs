@@ -1175,6 +1175,7 @@ fn meta_from_std(m: &std::fs::Metadata) -> Meta {
         nlink: m.nlink(),
         atime: m.atime(),
         mtime: m.mtime(),
+        ctime: m.ctime(),
         inode: (m.dev(), m.ino()),
     }
 }

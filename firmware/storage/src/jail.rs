@@ -20,6 +20,9 @@ pub struct Meta {
     pub nlink: u64,
     pub atime: i64,
     pub mtime: i64,
+    /// Status change time: set by the kernel, never by a client (unlike
+    /// mtime and atime), so retention can tell when a file arrived.
+    pub ctime: i64,
     /// Identity of the inode, (device, inode number).
     pub inode: (u64, u64),
 }
@@ -48,6 +51,7 @@ impl Meta {
             nlink: u64::from(st.st_nlink),
             atime: st.st_atime,
             mtime: st.st_mtime,
+            ctime: st.st_ctime,
             inode: (st.st_dev, st.st_ino),
         }
     }
