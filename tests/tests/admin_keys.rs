@@ -16,8 +16,8 @@ const MARK: &str = "Zq8mark";
 /// A root-only file (mode 0600) like /etc/shadow, with `MARK` in its first line.
 fn root_only_file(dir: &Path) -> PathBuf {
     let path = dir.join("root-only");
-    std::fs::write(&path, format!("{MARK}:$6$salt$hash:19000:0:99999:7:::\nsecond line\n")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&path, format!("{MARK}:$6$salt$hash:19000:0:99999:7:::\nsecond line\n")).expect("write the root-only file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod the root-only file");
     path
 }
 
@@ -25,7 +25,7 @@ fn public_key(dir: &Path, name: &str) -> PathBuf {
     let key = dir.join(name);
     run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&key));
     let public = key.with_extension("pub");
-    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).expect("chmod the public key");
     public
 }
 
