@@ -1,10 +1,13 @@
+//! What administrator commands do with files a hostile party chose.
+//!
 //! Key files given to `user add --key`: an administrator must not be able
 //! to read the box's files through it. Over SSH a file name is refused
 //! (keys come on standard input); locally the file is read with the rights
 //! of the person who ran `sudo coffer …`; and no error shows a byte of what
-//! was read.
+//! was read. Data a removed user left behind (links included) is handed to
+//! a new user of that name without following a link out of the area.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -101,4 +104,53 @@ fn a_local_key_file_is_read_as_the_user_who_ran_sudo() {
     let out = add(&key, true);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&coffer_ok(&state, &["user", "list"])).contains("zz"));
+}
+
+/// Every path under `dir` (links not followed), `dir` included.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_path_buf());
+    if std::fs::symlink_metadata(dir).expect("lstat").is_dir() {
+        for entry in std::fs::read_dir(dir).expect("list") {
+            walk(&entry.expect("entry").path(), out);
+        }
+    }
+}
+
+#[test]
+fn kept_data_goes_to_the_new_user_without_following_links_out() {
+    let server = Coffer::start();
+    let outside = server.root.join("outside");
+    std::fs::create_dir_all(outside.join("sub")).expect("mkdir outside");
+    std::fs::write(outside.join("file"), "root's").expect("write outside");
+    let local = server.root.join("upload");
+    std::fs::write(&local, "bob's data").expect("write upload");
+    // bob's session plants links to the outside next to his data.
+    let bob = server.client("bob");
+    let out = bob.sftp_batch(&format!(
+        "mkdir backup\nmkdir backup/sub\nput {local} backup/sub/data\nsymlink {o} backup/escape\nsymlink {o}/file backup/escape-file\nsymlink ../../../outside backup/sub/up\n",
+        local = local.display(),
+        o = outside.display()
+    ));
+    assert!(out.status.success(), "{}", text(&out));
+    let area = server.area("bob");
+    assert!(std::fs::symlink_metadata(area.join("backup/escape")).expect("planted link").file_type().is_symlink());
+
+    coffer_ok(&server.state, &["user", "remove", "bob"]);
+    let key = server.root.join("clients/bob/.ssh/id_ed25519.pub");
+    coffer_ok(&server.state, &["user", "add", "bob", "--key", key.to_str().expect("utf-8 path")]);
+    let uid = std::fs::metadata(&area).expect("area").uid();
+    assert_ne!(uid, 0);
+    let mut inside = Vec::new();
+    walk(&area, &mut inside);
+    assert!(inside.len() >= 7, "{inside:?}");
+    for p in &inside {
+        assert_eq!(std::fs::symlink_metadata(p).expect("lstat").uid(), uid, "{} handed over", p.display());
+    }
+    for p in [outside.clone(), outside.join("sub"), outside.join("file")] {
+        assert_eq!(std::fs::metadata(&p).expect("stat").uid(), 0, "{} changed owner", p.display());
+    }
+    let fetched = server.root.join("fetched");
+    let out = server.client("bob").sftp_batch(&format!("get backup/sub/data {}\n", fetched.display()));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&fetched).expect("fetched"), "bob's data");
 }
