@@ -129,6 +129,9 @@ enum UpdateCommand {
         /// Reboot into the new slot at once.
         #[arg(long)]
         reboot: bool,
+        /// Install a bundle older than the running firmware (or one whose version cannot be compared).
+        #[arg(long)]
+        allow_downgrade: bool,
     },
     /// Make the other slot the default again.
     Rollback {
@@ -478,7 +481,7 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
         Command::Reboot => system::power(true),
         Command::Poweroff => system::power(false),
         Command::Update(UpdateCommand::Status) => update::status(),
-        Command::Update(UpdateCommand::Apply { reboot }) => update::apply(reboot),
+        Command::Update(UpdateCommand::Apply { reboot, allow_downgrade }) => update::apply(reboot, allow_downgrade),
         Command::Update(UpdateCommand::Rollback { reboot }) => update::rollback(reboot),
         Command::Update(UpdateCommand::Keygen { out_dir }) => update::keygen(&out_dir),
         Command::Update(UpdateCommand::MakeBundle { board, version, boot_dir, key, out }) => {
