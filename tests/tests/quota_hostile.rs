@@ -37,7 +37,8 @@ fn open_descriptors(pid: u32) -> u64 {
 }
 
 fn set_descriptor_limit(pid: u32, n: u64) {
-    run_ok(Command::new("prlimit").arg("--pid").arg(pid.to_string()).arg(format!("--nofile={n}:{n}")));
+    // Only the soft limit: raising a hard limit back needs CAP_SYS_RESOURCE.
+    run_ok(Command::new("prlimit").arg("--pid").arg(pid.to_string()).arg(format!("--nofile={n}:")));
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<String>) -> String {

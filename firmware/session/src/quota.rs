@@ -2,7 +2,9 @@
 //! before bytes land and frees what is deleted. [`QuotaClient`] holds credit
 //! granted by the front end (which owns the user's ledger) over a socket
 //! inherited from it, so a write costs a socket round trip only every few
-//! megabytes.
+//! megabytes. Closing a file settles: its bytes become usage and unused
+//! credit goes back, as it does after a moment without writes, so no
+//! session holds more of the user's room than its writes in progress.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -19,6 +21,9 @@ pub enum Refusal {
     /// The user's usage is unknown (its count failed): no write is allowed
     /// until a recount, which the server retries, succeeds.
     Recounting,
+    /// The server did not answer (it is shutting down): growth is refused,
+    /// never guessed.
+    Unanswered,
 }
 
 /// A write refused because the user is at their limit.
@@ -37,7 +42,7 @@ pub struct QuotaExceeded {
 impl QuotaExceeded {
     /// A refusal when the server could not be asked (its socket is gone).
     fn unanswered(user: &str) -> Self {
-        QuotaExceeded { user: user.to_string(), what: Refusal::Recounting, used: 0, held: 0, limit: 0 }
+        QuotaExceeded { user: user.to_string(), what: Refusal::Unanswered, used: 0, held: 0, limit: 0 }
     }
 }
 
@@ -63,6 +68,9 @@ impl std::fmt::Display for QuotaExceeded {
                 f,
                 "writes refused for user {user}: a recount of their usage is running (the last count failed); try again in a minute, or ask the administrator to look at the server's log"
             ),
+            Refusal::Unanswered => {
+                write!(f, "writes refused for user {user}: the server's quota accounting does not answer (is it shutting down?); try again later")
+            }
         }
     }
 }
@@ -220,7 +228,8 @@ impl QuotaGate for QuotaClient {
                     let what = match *what {
                         "bytes" => Refusal::Bytes,
                         "files" => Refusal::Files,
-                        _ => Refusal::Recounting,
+                        "recount" => Refusal::Recounting,
+                        _ => Refusal::Unanswered,
                     };
                     return Err(QuotaExceeded { user: self.user.clone(), what, used: num(used), held: num(held), limit: num(limit) });
                 }

@@ -669,6 +669,8 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             match s.jail.mkdir(&p, attrs.permissions.unwrap_or(0o777)) {
                 Ok(()) => {
                     s.mark_created(s.jail.lstat(&p).ok().map(|m| m.inode));
+                    // A directory is complete at once: usage now, not held credit.
+                    s.quota.settle();
                     Reply::ok(id)
                 }
                 Err(e) => {
@@ -729,7 +731,10 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             // A link is not marked as created here: writing through it would
             // reach the (older) file it points to.
             match s.jail.symlink(target, &l) {
-                Ok(()) => Reply::ok(id),
+                Ok(()) => {
+                    s.quota.settle();
+                    Reply::ok(id)
+                }
                 Err(e) => {
                     s.quota.free(len, 1);
                     err_reply(id, &e)
