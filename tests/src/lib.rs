@@ -73,7 +73,8 @@ pub struct Coffer {
     pub port: u16,
     child: Option<Child>,
     log: PathBuf,
-    /// Descriptor limit (soft and hard) the server starts under.
+    /// Descriptor limit (soft and hard, `ulimit -n`) the server starts
+    /// under from the next [`Coffer::spawn`] on.
     pub nofile: Option<u64>,
 }
 
@@ -83,8 +84,6 @@ pub struct Options {
     /// Extra TOML appended to coffer.toml (sections included).
     pub config_extra: String,
     pub users: Vec<&'static str>,
-    /// Start the server under this descriptor limit, soft and hard (`ulimit -n`).
-    pub nofile: Option<u64>,
 }
 
 impl Coffer {
@@ -113,7 +112,7 @@ impl Coffer {
             run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", user, "-f"]).arg(&key));
             run_ok(Command::new(coffer_bin()).arg("--state").arg(&state).args(["user", "add", user, "--key"]).arg(key.with_extension("pub")));
         }
-        let mut server = Coffer { _dir: dir, root, state, port: 0, child: None, log: PathBuf::new(), nofile: opts.nofile };
+        let mut server = Coffer { _dir: dir, root, state, port: 0, child: None, log: PathBuf::new(), nofile: None };
         server.spawn();
         server
     }

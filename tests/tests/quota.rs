@@ -143,6 +143,6 @@ fn file_limits_and_accounting_across_restarts() {
 /// Space a directory occupies, as the usage count measures it.
 fn dir_bytes(path: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(path).unwrap();
+    let m = std::fs::symlink_metadata(path).expect("directory metadata");
     (m.blocks() * 512).max(m.size())
 }

@@ -21,7 +21,7 @@ fn probe(c: &Client, user: &str, key: &Path, args: &[&str]) -> Command {
 }
 
 fn probe_out(c: &Client, user: &str, key: &Path, args: &[&str]) -> String {
-    text(&probe(c, user, key, args).output().unwrap())
+    text(&probe(c, user, key, args).output().expect("run the paramiko probe"))
 }
 
 /// A new key for `user` with `profile`; returns the private key's path.
@@ -33,7 +33,7 @@ fn add_key(server: &Coffer, dir: &Path, user: &str, name: &str, profile: &str) -
 }
 
 fn open_descriptors(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64
+    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the server's descriptors").count() as u64
 }
 
 fn set_descriptor_limit(pid: u32, n: u64) {
@@ -57,9 +57,11 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<String>
 /// now; and a count that does fail refuses writes until a retry succeeds.
 #[test]
 fn usage_counts_cannot_fail_open() {
-    let mut server = Coffer::start_with(Options { users: vec!["alice"], nofile: Some(1024), ..Options::default() });
+    let mut server = Coffer::start_with(Options { users: vec!["alice"], ..Options::default() });
     coffer_ok(&server.state, &["user", "set", "alice", "--quota", "20M"]);
     assert!(server.stop().success());
+    // The appliance's limit, which nothing raised.
+    server.nofile = Some(1024);
     let area = server.area("alice");
     for i in 0..1100 {
         std::fs::create_dir(area.join(format!("e{i}"))).unwrap();
@@ -169,7 +171,6 @@ fn a_new_user_has_a_default_file_limit_and_directories_cost_space() {
     let server = Coffer::start_with(Options {
         users: vec!["alice"],
         config_extra: format!("[server]\ndata-dir = \"{}\"\n", data.display()),
-        ..Options::default()
     });
     let show = text(&coffer_ok(&server.state, &["user", "show", "alice"]));
     assert!(show.contains("files:   0 of 200 (the default: 1/10 of the data area's inodes)"), "{show}");

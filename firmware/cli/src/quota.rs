@@ -23,7 +23,7 @@ pub(crate) fn limits(user: &User) -> Limits {
 /// area's inodes (`statvfs` f_files). None where the file system reports no
 /// inode count (btrfs allocates inodes as needed) or the area is missing.
 pub(crate) fn default_file_limit(state: &State) -> Option<u64> {
-    let v = rustix::fs::statvfs(&state.data_dir()).ok()?;
+    let v = rustix::fs::statvfs(state.data_dir()).ok()?;
     (v.f_files > 0).then(|| coffer_quota::default_file_limit(v.f_files))
 }
 

@@ -89,7 +89,7 @@ fn usage_counts_each_inode_once() {
 /// Space a directory occupies, as the count measures it.
 fn dir_bytes(path: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(path).unwrap();
+    let m = std::fs::symlink_metadata(path).expect("directory metadata");
     (m.blocks() * 512).max(m.size())
 }
 
