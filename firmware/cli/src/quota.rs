@@ -80,7 +80,10 @@ pub(crate) fn housekeeping(dir: &Path, book: &QuotaBook) {
         }
     }
     for user in recount {
-        let Some(u) = users.get(&user) else { continue };
+        let Some(u) = users.get(&user) else {
+            book.forget_retry(&user);
+            continue;
+        };
         match count(&state, &user) {
             Ok((bytes, files)) => {
                 if let Some((ob, of)) = book.recount(&user, limits(u), bytes, files) {

@@ -145,6 +145,13 @@ impl QuotaBook {
         event::emit("quota.count_failed", &[("user", json!(user)), ("error", json!(why)), ("retry_secs", json!(delay.as_secs()))]);
     }
 
+    /// Stops retrying the count of a user who was removed.
+    pub fn forget_retry(&self, user: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.retries.remove(user);
+        }
+    }
+
     /// True while a failed count waits to be tried again.
     pub fn retry_scheduled(&self, user: &str) -> bool {
         self.state.lock().is_ok_and(|s| s.retries.contains_key(user))
