@@ -23,6 +23,12 @@ Scenarios (each prints one result line per step and flushes it):
                   key exchange from SOURCE, then no login, only SSH_MSG_IGNORE
                   every half second; print "CLOSED-AFTER s" when the server
                   closes the connection (or "OPEN-AFTER s" after 60 s)
+  listings DIR HANDLES
+                  open HANDLES directory handles on DIR at once and read one
+                  batch from each; print "OPENED n ENTRIES m"
+  churn COUNT     create and delete COUNT files one after the other; print "DONE"
+  long-line MIB   send MIB MiB without a newline to `scp -t .`; print "ENDED"
+                  when the server ends the exchange
 """
 import os
 import socket
@@ -36,7 +42,10 @@ def say(line):
     print(line, flush=True)
 
 
-def transport(port, user, keyfile, known_hosts, source="127.0.0.1"):
+def transport(port, user, keyfile, known_hosts, source=None):
+    # Logged-in attacks may come from another loopback address, so that a
+    # test's victim on 127.0.0.1 shares no per-address limit with them.
+    source = source or os.environ.get("HOSTILE_SOURCE", "127.0.0.1")
     sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
     t = paramiko.Transport(sock)
     t.start_client(timeout=30)
@@ -44,7 +53,11 @@ def transport(port, user, keyfile, known_hosts, source="127.0.0.1"):
     server_key = t.get_remote_server_key()
     if not any(k == server_key for host in keys.values() for k in host.values()):
         raise SystemExit("host key not in known_hosts")
-    t.auth_publickey(user, paramiko.Ed25519Key.from_private_key_file(keyfile))
+    try:
+        t.auth_publickey(user, paramiko.Ed25519Key.from_private_key_file(keyfile))
+    except Exception:
+        t.close()
+        raise
     return t
 
 
@@ -108,8 +121,6 @@ def flood(args, conns, channels):
             t = transport(*args)
         except Exception:
             continue
-        if not t.is_authenticated():
-            continue
         logged_in += 1
         held.append(t)
         for _ in range(channels):
@@ -169,6 +180,62 @@ def kex_idle(port, source):
     say(f"OPEN-AFTER {time.monotonic() - start:.1f}")
 
 
+def listings(t, directory, count):
+    sftp = paramiko.SFTPClient.from_transport(t)
+    handles, entries = [], 0
+    for _ in range(count):
+        try:
+            _, msg = sftp._request(paramiko.sftp.CMD_OPENDIR, directory)
+            handles.append(msg.get_binary())
+        except Exception:
+            break
+    for h in handles:
+        try:
+            _, msg = sftp._request(paramiko.sftp.CMD_READDIR, h)
+            entries += msg.get_int()
+        except Exception:
+            pass
+    say(f"OPENED {len(handles)} ENTRIES {entries}")
+    for h in handles:
+        try:
+            sftp._request(paramiko.sftp.CMD_CLOSE, h)
+        except Exception:
+            pass
+
+
+def churn(t, count):
+    sftp = paramiko.SFTPClient.from_transport(t)
+    for i in range(count):
+        name = f"churn-{i % 50}"
+        with sftp.open(name, "wb") as f:
+            f.write(b"x")
+        sftp.remove(name)
+    say("DONE")
+
+
+def long_line(t, mib):
+    ch = t.open_session(timeout=10)
+    ch.exec_command("scp -t .")
+    block = b"C" * (1024 * 1024)
+    try:
+        for _ in range(mib):
+            ch.sendall(block)
+    except Exception:
+        pass
+    ch.shutdown_write()
+    # Drain whatever comes back (a server must not echo the line) until the exit status.
+    ch.settimeout(1.0)
+    deadline = time.monotonic() + 60
+    while not ch.exit_status_ready() and time.monotonic() < deadline:
+        for recv in (ch.recv, ch.recv_stderr):
+            try:
+                recv(1 << 20)
+            except Exception:
+                pass
+    say("ENDED" if ch.exit_status_ready() else "STUCK")
+    ch.close()
+
+
 def main():
     port, user, keyfile, known_hosts, scenario = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
     rest = sys.argv[6:]
@@ -181,6 +248,12 @@ def main():
         banner(port, int(rest[0]), rest[1])
     elif scenario == "kex-idle":
         kex_idle(port, rest[0])
+    elif scenario == "listings":
+        listings(transport(*args), rest[0], int(rest[1]))
+    elif scenario == "churn":
+        churn(transport(*args), int(rest[0]))
+    elif scenario == "long-line":
+        long_line(transport(*args), int(rest[0]))
     else:
         raise SystemExit(f"unknown scenario {scenario}")
 

@@ -232,7 +232,7 @@ enum UserCommand {
         /// Byte limit, for example 50G (binary units; `none` for no limit).
         #[arg(long)]
         quota: Option<String>,
-        /// File (inode) limit (`none` for no limit).
+        /// File (inode) limit (`none` for the default: a tenth of the data area's inodes).
         #[arg(long)]
         files: Option<String>,
         /// `admin` lets the user run these commands over SSH.
@@ -245,7 +245,7 @@ enum UserCommand {
         /// Byte limit, for example 60G (`none` removes it).
         #[arg(long)]
         quota: Option<String>,
-        /// File (inode) limit (`none` removes it).
+        /// File (inode) limit (`none` returns to the default: a tenth of the data area's inodes).
         #[arg(long)]
         files: Option<String>,
         #[arg(long, value_enum)]

@@ -42,9 +42,16 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
             chown_tree(&home, user.uid, user.gid, false)?;
         }
     }
+    raise_descriptor_limit();
     let swept = sweep_unfinished_uploads(&data_dir);
     crate::arrivals::observe_all(&state);
     let quota = Arc::new(QuotaBook::default());
+    let default_files = crate::quota::default_file_limit(&state);
+    match default_files {
+        Some(n) => log::info!("users without a file limit of their own may keep {n} files (1/{} of the data area's inodes)", coffer_quota::DEFAULT_FILES_DIVISOR),
+        None => log::warn!("the data area's file system reports no inode count: users without a file limit of their own have none"),
+    }
+    quota.set_default_files(default_files);
     for user in &users.users {
         crate::quota::count_at_start(&state, &quota, user);
     }
@@ -188,6 +195,25 @@ fn admission_limits(s: &coffer_config::ServerConfig) -> AdmissionLimits {
         workers_per_user: s.max_sessions_per_user.max(1),
         workers: sessions,
         workers_reserve: sessions / 8,
+    }
+}
+
+/// Descriptors the server asks for at start: each session costs the front
+/// end a few (socket, pipes, quota socket), and Linux's default soft limit
+/// of 1,024 is low for a box serving a household.
+const WANTED_DESCRIPTORS: u64 = 65_536;
+
+/// Raises the soft descriptor limit towards the hard one.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    let want = now.maximum.map_or(WANTED_DESCRIPTORS, |hard| hard.min(WANTED_DESCRIPTORS));
+    if now.current.is_some_and(|soft| soft >= want) {
+        return;
+    }
+    match setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: now.maximum }) {
+        Ok(()) => log::info!("open file limit raised to {want}"),
+        Err(e) => log::warn!("cannot raise the open file limit to {want} (it stays {:?}): {e}", now.current),
     }
 }
 

@@ -364,7 +364,8 @@ pub(crate) fn user_list(dir: &Path) -> Result<()> {
         println!("no users; add one with `coffer --state {} user add NAME --key KEY.pub`", dir.display());
         return Ok(());
     }
-    println!("{:<24} {:>6}  KEYS", "USER", "UID");
+    let default_files = crate::quota::default_file_limit(&state);
+    println!("{:<24} {:>6} {:>10} {:>10}  KEYS", "USER", "UID", "QUOTA", "FILES");
     for u in &db.users {
         let keys: Vec<String> = u
             .keys
@@ -384,7 +385,16 @@ pub(crate) fn user_list(dir: &Path) -> Result<()> {
         if u.locked {
             name.push_str(" (locked)");
         }
-        println!("{:<24} {:>6}  {}", name, u.uid, keys.join("; "));
+        let quota = u.quota_bytes.map_or("-".into(), coffer_quota::human_bytes);
+        let files = match (u.quota_files, default_files) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(n)) => format!("{n}*"),
+            (None, None) => "-".into(),
+        };
+        println!("{:<24} {:>6} {:>10} {:>10}  {}", name, u.uid, quota, files, keys.join("; "));
+    }
+    if default_files.is_some() && db.users.iter().any(|u| u.quota_files.is_none()) {
+        println!("* the default file limit: 1/{} of the data area's inodes", coffer_quota::DEFAULT_FILES_DIVISOR);
     }
     Ok(())
 }
@@ -416,7 +426,7 @@ pub(crate) fn user_set(dir: &Path, name: &str, quota: Option<&str>, files: Optio
     println!(
         "coffer: {name}: byte limit {}, file limit {}",
         qb.map_or("none".into(), coffer_quota::human_bytes),
-        qf.map_or("none".into(), |f| f.to_string())
+        crate::quota::describe_file_limit(qf, crate::quota::default_file_limit(&state))
     );
     Ok(())
 }

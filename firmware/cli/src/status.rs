@@ -79,6 +79,7 @@ pub(crate) fn gather(dir: &Path) -> Result<Status> {
         free_bytes: v.f_bavail.saturating_mul(v.f_frsize),
     });
     let mut users = Vec::new();
+    let default_files = crate::quota::default_file_limit(&state);
     for u in state.users()?.users {
         let name = u.name.to_string();
         let record = QuotaRecord::load(&state.paths.quota_dir(), &name).ok();
@@ -109,7 +110,7 @@ pub(crate) fn gather(dir: &Path) -> Result<Status> {
             used_bytes: record.as_ref().map_or(0, |r| r.used_bytes),
             used_files: record.as_ref().map_or(0, |r| r.used_files),
             quota_bytes: u.quota_bytes,
-            quota_files: u.quota_files,
+            quota_files: u.quota_files.or(default_files),
             last_backup: last_backup(&data_dir.join(&name)),
             stale: false,
             name,

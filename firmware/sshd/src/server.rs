@@ -514,13 +514,17 @@ impl ConnHandler {
         }
         let cfg = &self.shared.config;
         let area = cfg.data_dir.join(&user.name);
-        if !cfg.quota.knows(&user.name) {
+        // A user whose count failed waits for the scheduled retry: counting
+        // again for every channel would let them make the server walk at will.
+        if !cfg.quota.knows(&user.name) && !cfg.quota.retry_scheduled(&user.name) {
             // A walk of the user's whole area: other connections go on meanwhile.
             match tokio::task::block_in_place(|| coffer_storage::UserJail::open(&area).and_then(|j| j.usage())) {
                 Ok((bytes, files)) => {
                     cfg.quota.recount(&user.name, rights.limits, bytes, files);
                 }
-                Err(e) => log::warn!("user {}: cannot count usage of {}: {e}", user.name, area.display()),
+                // The worker still starts (reading and listing need no count), but the
+                // book refuses every write until a retry of the count succeeds.
+                Err(e) => cfg.quota.count_failed(&user.name, &format!("counting {}: {e}", area.display())),
             }
         }
         cfg.quota.set_limits(&user.name, rights.limits);
