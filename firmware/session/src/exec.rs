@@ -16,6 +16,37 @@ use crate::status::strip_os_error;
 /// Exit status for a command Coffer does not run (as a shell's "not found").
 pub const EXIT_NOT_SUPPORTED: i32 = 127;
 
+/// Longest scp control line accepted, newline not counted. Protocol lines
+/// (`C0644 SIZE NAME`, `D…`, `T…`) carry one file name (255 bytes on ext4);
+/// message lines carry a path (at most 4096 bytes) and a reason. A longer
+/// line ends the command with a protocol error instead of being buffered.
+pub const MAX_SCP_LINE: usize = 8192;
+
+/// Reads one scp line, without its newline; `None` at end of input.
+fn read_scp_line(input: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    let limit = u64::try_from(MAX_SCP_LINE).unwrap_or(u64::MAX).saturating_add(1);
+    if input.take(limit).read_until(b'\n', &mut line)? == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    } else if line.len() > MAX_SCP_LINE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("protocol error: control line longer than {MAX_SCP_LINE} bytes; closing the connection"),
+        ));
+    }
+    Ok(Some(line))
+}
+
+/// Tells the peer why the transfer stops when it broke the protocol.
+fn report_protocol_error(out: &mut impl Write, e: &io::Error) {
+    if e.kind() == io::ErrorKind::InvalidData {
+        let _ = out.write_all(format!("\x02scp: {e}\n").as_bytes()).and_then(|()| out.flush());
+    }
+}
+
 /// Runs one command line and returns its exit status.
 pub fn run(ctx: &SessionContext, line: &[u8], stdin: impl Read, stdout: &mut impl Write, stderr: &mut impl Write) -> i32 {
     let cmd = match ExecCommand::parse(line) {
@@ -291,8 +322,7 @@ fn read_ack(input: &mut impl BufRead) -> io::Result<()> {
     if b[0] == 0 {
         return Ok(());
     }
-    let mut msg = Vec::new();
-    input.read_until(b'\n', &mut msg)?;
+    let msg = read_scp_line(input)?.unwrap_or_default();
     Err(io::Error::other(format!("peer reported: {}", String::from_utf8_lossy(&msg).trim_end())))
 }
 
@@ -311,6 +341,7 @@ fn scp_sink(
         Ok(status) => status,
         Err(e) => {
             log::debug!("scp sink ended: {e}");
+            report_protocol_error(out, &e);
             1
         }
     }
@@ -342,13 +373,7 @@ fn scp_sink_inner(
     let mut times: Option<(u64, u64)> = None;
     ack(out)?;
     loop {
-        let mut line = Vec::new();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            return Ok(status);
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
+        let Some(line) = read_scp_line(input)? else { return Ok(status) };
         let parsed = match ScpLine::parse(&line) {
             Ok(l) => l,
             Err(e) => {
@@ -534,7 +559,10 @@ fn scp_source(jail: &UserJail, recursive: bool, preserve: bool, paths: &[Vec<u8>
         }
         Ok(status)
     };
-    run().unwrap_or(1)
+    run().unwrap_or_else(|e| {
+        report_protocol_error(out, &e);
+        1
+    })
 }
 
 fn send_entry(
