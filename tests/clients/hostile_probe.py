@@ -48,19 +48,21 @@ def attempt(changed, what, path, fn):
 
 
 def inode_reuse(append, full, n):
-    append.mkdir("churn")
+    # One directory for both keys, as when they back up to the same place:
+    # ext4 gives a file an inode near its directory's, so the numbers the
+    # append-only session frees are the next ones handed out there.
+    append.mkdir("backup")
     for i in range(n):
-        with append.open(f"churn/own-{i}", "wb") as f:
+        with append.open(f"backup/own-{i}", "wb") as f:
             f.write(b"x")
     with append.open("keep", "wb") as f:
         f.write(b"mine")
     for i in range(n):
         # Half removed by the session that made them, half by another key:
         # either way the numbers go back to the file system.
-        (append if i % 2 == 0 else full).remove(f"churn/own-{i}")
-    full.mkdir("victims")
+        (append if i % 2 == 0 else full).remove(f"backup/own-{i}")
     for i in range(n):
-        with full.open(f"victims/v-{i}", "wb") as f:
+        with full.open(f"backup/v-{i}", "wb") as f:
             f.write(b"history %d" % i)
     changed = []
 
@@ -69,7 +71,7 @@ def inode_reuse(append, full, n):
             f.write(b"rewritten")
 
     for i in range(n):
-        p = f"victims/v-{i}"
+        p = f"backup/v-{i}"
         attempt(changed, "overwrite", p, lambda: write(p, "wb"))
         attempt(changed, "append", p, lambda: write(p, "ab"))
         attempt(changed, "write-in-place", p, lambda: write(p, "r+"))

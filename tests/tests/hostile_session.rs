@@ -105,8 +105,8 @@ fn reused_inodes_give_an_append_only_session_nothing() {
     assert!(changed.is_empty(), "the append-only key changed {} of the full key's files:\n{}", changed.len(), changed.join("\n"));
     assert!(log.contains("OWN finished"), "{log}");
     for i in 0..200 {
-        let data = std::fs::read(server.area("alice").join(format!("victims/v-{i}"))).unwrap();
-        assert_eq!(data, format!("history {i}").into_bytes(), "victims/v-{i}");
+        let data = std::fs::read(server.area("alice").join(format!("backup/v-{i}"))).unwrap();
+        assert_eq!(data, format!("history {i}").into_bytes(), "backup/v-{i}");
     }
 }
 
