@@ -63,7 +63,7 @@ impl MemoryWatch {
     fn peak_mib(mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            t.join().unwrap();
+            t.join().expect("memory watcher");
         }
         self.peak_kib.load(Ordering::Relaxed) / 1024
     }
@@ -73,7 +73,7 @@ fn workers_of(parent: u32) -> Vec<u32> {
     let parent = parent.to_string();
     // pid (comm) state ppid …; comm may hold spaces, so split after ')'.
     let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+    for e in std::fs::read_dir("/proc").expect("list /proc").flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
         let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string));
@@ -115,14 +115,14 @@ fn reused_inodes_give_an_append_only_session_nothing() {
 fn scp_line(server: &Coffer, command: &str, first: &str) -> (u64, i32, String, u64) {
     let c = server.client("alice");
     let watch = MemoryWatch::start(server);
-    let out = probe(&c, &c.home.join(".ssh/id_ed25519"), &["scp-line", command, first, &(400u64 << 20).to_string()]).output().unwrap();
+    let out = probe(&c, &c.home.join(".ssh/id_ed25519"), &["scp-line", command, first, &(400u64 << 20).to_string()]).output().expect("run the probe");
     let peak = watch.peak_mib();
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     let field = |name: &str| log.split_whitespace().skip_while(|w| *w != name).nth(1).and_then(|v| v.parse::<i64>().ok());
     let sent = field("SENT").unwrap_or_else(|| panic!("{log}"));
     let status = field("EXIT").unwrap_or_else(|| panic!("{log}"));
-    (u64::try_from(sent).unwrap(), i32::try_from(status).unwrap(), log, peak)
+    (u64::try_from(sent).expect("bytes sent"), i32::try_from(status).expect("exit status"), log, peak)
 }
 
 /// Finding 6: 400 MiB without a newline to `scp -t` and to `scp -f` (open

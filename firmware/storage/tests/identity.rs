@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use coffer_storage::{JailPath, UserJail};
 
 fn p(s: &str) -> JailPath {
-    JailPath::parse(s.as_bytes()).unwrap()
+    JailPath::parse(s.as_bytes()).expect("a valid path")
 }
 
 /// Deleting a file and creating others until one gets the freed inode
