@@ -175,6 +175,10 @@ fn huge_listings_and_many_handles_stay_bounded() {
     assert_eq!(live.len(), 1, "one worker for the probe's session");
     let peak = status_kib(live[0], "VmHWM").unwrap() / 1024;
     assert!(peak < 64, "128 directory handles grew the worker to {peak} MiB");
+    // And a limit stops any other growth: RLIMIT_DATA of 256 MiB, soft and hard.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", live[0])).unwrap();
+    let data = limits.lines().find(|l| l.starts_with("Max data size")).unwrap();
+    assert_eq!(data.split_whitespace().skip(3).take(2).collect::<Vec<_>>(), ["268435456", "268435456"], "{data}");
     child.stdin.take().unwrap().write_all(b"").unwrap();
     assert!(child.wait().unwrap().success());
 
