@@ -648,3 +648,52 @@ fn send_entry(
     read_ack(input)?;
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(input: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        read_scp_line(&mut io::BufReader::with_capacity(64, input))
+    }
+
+    #[test]
+    fn scp_lines_stop_at_the_limit() {
+        let max = vec![b'a'; MAX_SCP_LINE];
+        let mut at_limit = max.clone();
+        at_limit.extend_from_slice(b"\nnext");
+        assert_eq!(line(&at_limit).unwrap(), Some(max.clone()), "a line of exactly the limit");
+        let mut over = max.clone();
+        over.extend_from_slice(b"a\n");
+        let e = line(&over).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("longer than 8192 bytes"), "{e}");
+        assert!(line(&vec![b'a'; 10 * MAX_SCP_LINE]).is_err(), "no newline at all");
+        assert_eq!(line(b"").unwrap(), None);
+        assert_eq!(line(b"E\n").unwrap(), Some(b"E".to_vec()));
+        assert_eq!(line(b"\n").unwrap(), Some(Vec::new()));
+        assert_eq!(line(b"C0644 1 f").unwrap(), Some(b"C0644 1 f".to_vec()), "last line without newline");
+    }
+
+    /// Reads stop at the limit: a line without end is never buffered whole.
+    #[test]
+    fn scp_commands_end_on_an_endless_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"data").unwrap();
+        for (command, first) in [(&b"scp -t ."[..], b'C'), (b"scp -f f", 1)] {
+            let ctx = SessionContext {
+                jail: UserJail::open(dir.path()).unwrap(),
+                user: "t".into(),
+                profile: Profile::Full,
+                quota: Box::new(crate::quota::Unlimited),
+            };
+            // Endless input: a reader that would buffer all of it never returns.
+            let first = [first];
+            let input = io::Read::chain(&first[..], io::repeat(b'a'));
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            assert_eq!(run(&ctx, command, input, &mut out, &mut err), 1);
+            let out = String::from_utf8_lossy(&out);
+            assert!(out.contains("\u{2}scp: protocol error: control line longer than 8192 bytes"), "{out}");
+        }
+    }
+}

@@ -1348,6 +1348,53 @@ mod tests {
         }
     }
 
+    /// READDIR answers in batches of at most 100 read from the directory
+    /// as asked; the session holds at most MAX_HANDLES handles, and the
+    /// refusal says so.
+    #[test]
+    fn listings_are_batched_and_handles_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..1000 {
+            std::fs::write(dir.path().join(format!("f{i}")), b"").unwrap();
+        }
+        let mut s = PipeSession::start(dir.path(), PIPE_GROW_LIMIT);
+        let opendir = |s: &mut PipeSession| {
+            s.send(&packet(11, Some(2), &[&string(b"/")]));
+            s.reply()
+        };
+        let first = opendir(&mut s);
+        assert_eq!(first[0], 102, "HANDLE");
+        let handle = first[9..].to_vec();
+        let mut total = 0;
+        loop {
+            s.send(&packet(12, Some(3), &[&string(&handle)]));
+            let r = s.reply();
+            if r[0] == 101 {
+                assert_eq!(u32::from_be_bytes(r[5..9].try_into().unwrap()), 1, "EOF");
+                break;
+            }
+            assert_eq!(r[0], 104, "NAME");
+            let count = u32::from_be_bytes(r[5..9].try_into().unwrap()) as usize;
+            assert!((1..=READDIR_BATCH).contains(&count), "{count} entries in one reply");
+            total += count;
+        }
+        assert_eq!(total, 1000);
+        for _ in 1..MAX_HANDLES {
+            assert_eq!(opendir(&mut s)[0], 102, "HANDLE");
+        }
+        let refused = opendir(&mut s);
+        assert_eq!((refused[0], u32::from_be_bytes(refused[5..9].try_into().unwrap())), (101, 4), "STATUS FAILURE");
+        assert!(String::from_utf8_lossy(&refused).contains("128 open handles"));
+        s.send(&packet(3, Some(4), &[&string(b"/f1"), &1u32.to_be_bytes(), &0u32.to_be_bytes()]));
+        assert_eq!(s.reply()[0], 101, "OPEN refused as well");
+        // A CLOSE makes room again.
+        s.send(&packet(4, Some(5), &[&string(&handle)]));
+        let closed = s.reply();
+        assert_eq!((closed[0], u32::from_be_bytes(closed[5..9].try_into().unwrap())), (101, 0), "STATUS OK");
+        assert_eq!(opendir(&mut s)[0], 102, "HANDLE");
+        s.finish();
+    }
+
     /// Checks a READ reply against the file's content: whole, or EOF.
     fn check_read(r: &[u8], id: u32, content: &[u8], offset: u64, len: u32) {
         assert_eq!(u32::from_be_bytes(r[1..5].try_into().unwrap()), id);
