@@ -73,6 +73,9 @@ pub struct Coffer {
     pub port: u16,
     child: Option<Child>,
     log: PathBuf,
+    /// Descriptor limit (soft and hard, `ulimit -n`) the server starts
+    /// under from the next [`Coffer::spawn`] on.
+    pub nofile: Option<u64>,
 }
 
 /// Options for a server under test.
@@ -109,7 +112,7 @@ impl Coffer {
             run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", user, "-f"]).arg(&key));
             run_ok(Command::new(coffer_bin()).arg("--state").arg(&state).args(["user", "add", user, "--key"]).arg(key.with_extension("pub")));
         }
-        let mut server = Coffer { _dir: dir, root, state, port: 0, child: None, log: PathBuf::new() };
+        let mut server = Coffer { _dir: dir, root, state, port: 0, child: None, log: PathBuf::new(), nofile: None };
         server.spawn();
         server
     }
@@ -118,7 +121,16 @@ impl Coffer {
     pub fn spawn(&mut self) {
         let runs = std::fs::read_dir(&self.root).map(|d| d.count()).unwrap_or(0);
         let log = self.root.join(format!("serve-{runs}.log"));
-        let mut child = Command::new(coffer_bin())
+        // prlimit sets the limit and execs the server, so the child is the server.
+        let mut cmd = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(coffer_bin());
+                c
+            }
+            None => Command::new(coffer_bin()),
+        };
+        let mut child = cmd
             .arg("--state")
             .arg(&self.state)
             .args(["serve", "--listen", "127.0.0.1:0"])

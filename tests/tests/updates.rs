@@ -1,5 +1,5 @@
-//! Signed firmware updates on the booted appliance: bad bundles are refused
-//! and change nothing; a good one is written to the other slot, tried once
+//! Signed firmware updates on the booted appliance: bad (and older) bundles
+//! are refused and change nothing; a good one is written to the other slot, tried once
 //! and marked good, and `update rollback` goes back; a slot that never comes up falls back by itself under
 //! BIOS (syslinux boot-once) and UEFI (systemd-boot boot counting).
 
@@ -53,6 +53,8 @@ fn bad_bundles_are_refused_and_a_good_one_switches_slots() {
     let other_key = dir.path().join("other-key");
     run_ok(Command::new(coffer_bin()).args(["update", "keygen", "--out-dir"]).arg(&other_key));
     let wrongly_signed = std::fs::read(bundle(dir.path(), "other", "6.6.6", None, &other_key)).unwrap();
+    // Validly signed, but older than the image's version: a downgrade needs --allow-downgrade.
+    let older = std::fs::read(bundle(dir.path(), "older", "0.0.1", None, &test_key())).unwrap();
 
     let mut a = Appliance::boot(BootOptions { firmware: Firmware::SeaBios, allow_reset: true, ..BootOptions::default() });
     a.wait_event("service.ready", timeout(120));
@@ -63,6 +65,7 @@ fn bad_bundles_are_refused_and_a_good_one_switches_slots() {
         ("truncated", truncated.as_slice(), "truncated"),
         ("wrongly signed", wrongly_signed.as_slice(), "update refused"),
         ("empty", &[][..], "no bundle"),
+        ("older", older.as_slice(), "--allow-downgrade"),
     ] {
         let out = admin.ssh_with_stdin("update apply", data);
         assert!(!out.status.success(), "{what} bundle accepted: {}", text(&out));

@@ -114,6 +114,30 @@ pub enum BundleError {
         this: String,
     },
 
+    /// The bundle holds an older firmware than the running slot, and no
+    /// downgrade was allowed.
+    #[error(
+        "the bundle holds firmware {bundle}, older than the running {running} (an older release may bring back flaws fixed since); to install it anyway, run `update apply --allow-downgrade`"
+    )]
+    Downgrade {
+        /// Version in the bundle.
+        bundle: String,
+        /// Version of the running slot.
+        running: String,
+    },
+
+    /// The bundle's or the running slot's version is not a semantic version,
+    /// so it cannot be told whether the bundle is older.
+    #[error(
+        "cannot tell whether the bundle's firmware {bundle} is older than the running {running} (both must be versions like 1.4.0); to install it anyway, run `update apply --allow-downgrade`"
+    )]
+    IncomparableVersion {
+        /// Version in the bundle.
+        bundle: String,
+        /// Version of the running slot.
+        running: String,
+    },
+
     /// Input to [`crate::sign_update`] or [`crate::generate_update_key`]
     /// that would make a bundle the box refuses.
     #[error("invalid input: {0}")]

@@ -66,6 +66,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::BundleError;
+use crate::version::{FirmwareVersion, VersionChange, check_version};
 
 /// The payload format this crate writes and reads.
 pub const FORMAT: u64 = 1;
@@ -179,6 +180,16 @@ impl VerifiedUpdate {
         }
     }
 
+    /// Applies the downgrade rule ([`check_version`]) to this bundle's
+    /// version against the running firmware's.
+    pub fn require_version(
+        &self,
+        running: &str,
+        allow_downgrade: bool,
+    ) -> Result<VersionChange, BundleError> {
+        check_version(running, &self.meta.version, allow_downgrade)
+    }
+
     /// Takes the metadata and the files out.
     pub fn into_parts(self) -> (UpdateMeta, Vec<(String, Vec<u8>)>) {
         (self.meta, self.files)
@@ -233,6 +244,13 @@ pub fn sign_update(
             .collect(),
     };
     validate_meta(&meta).map_err(|e| BundleError::InvalidInput(e.to_string()))?;
+    // Boxes refuse bundles whose version they cannot order (downgrade rule).
+    if FirmwareVersion::parse(&info.version).is_none() {
+        return Err(BundleError::InvalidInput(format!(
+            "version {:?} is not a semantic version like 1.4.0 or 1.5.0-rc.1; boxes compare versions to refuse downgrades",
+            info.version
+        )));
+    }
     let meta_json =
         serde_json::to_vec(&meta).map_err(|e| BundleError::InvalidInput(e.to_string()))?;
     let mut parts: Vec<&[u8]> = Vec::with_capacity(files.len() + 1);
@@ -883,6 +901,17 @@ mod tests {
             update.require_board("apu2"),
             Err(BundleError::WrongBoard { .. })
         ));
+        // The signed version 1.4.0 against the running firmware's.
+        assert_eq!(update.require_version("1.3.9", false), Ok(VersionChange::Upgrade));
+        assert_eq!(update.require_version("1.4.0", false), Ok(VersionChange::Reinstall));
+        assert!(matches!(
+            update.require_version("1.5.0", false),
+            Err(BundleError::Downgrade { .. })
+        ));
+        assert_eq!(
+            update.require_version("1.5.0", true),
+            Ok(VersionChange::AllowedDowngrade)
+        );
         assert_eq!(update.signer().len(), 40);
         let (_, files) = update.into_parts();
         assert_eq!(files, slot_files());
@@ -1242,6 +1271,16 @@ mod tests {
         let mut bad_info = info();
         bad_info.board = "has space".into();
         assert!(sign_update(&keys().secret, &bad_info, &one("a")).is_err());
+        // A version boxes could not order against theirs (downgrade rule).
+        for version in ["nightly", "1.4", "v1.4.0"] {
+            let mut bad_info = info();
+            bad_info.version = version.into();
+            let err = sign_update(&keys().secret, &bad_info, &one("a")).expect_err(version);
+            assert!(
+                matches!(&err, BundleError::InvalidInput(m) if m.contains("semantic version")),
+                "{version}: {err}"
+            );
+        }
         assert!(matches!(
             sign_update(&keys().public, &info(), &one("a")),
             Err(BundleError::NoSigningKey(_))

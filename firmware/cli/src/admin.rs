@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::{AlertCommand, Cli, Command, RaidCommand, UpdateCommand};
+use crate::{AlertCommand, Cli, Command, RaidCommand, UpdateCommand, UserCommand};
 
 pub(crate) fn run(state: &Path, line: &str) -> ExitCode {
     let words = match coffer_command::words(line.as_bytes()) {
@@ -46,6 +46,10 @@ pub(crate) fn run(state: &Path, line: &str) -> ExitCode {
         eprintln!("coffer: this command is run by the appliance itself, not over SSH");
         return ExitCode::from(2);
     }
+    if let Some(refusal) = refused_over_ssh(&cli.command) {
+        eprintln!("coffer: {refusal}");
+        return ExitCode::from(2);
+    }
     crate::finish(crate::dispatch(&cli.state, cli.command))
 }
 
@@ -62,6 +66,20 @@ fn allowed_over_ssh(c: &Command) -> bool {
             | Command::Mdns
             | Command::Update(UpdateCommand::Keygen { .. } | UpdateCommand::MakeBundle { .. })
     )
+}
+
+/// Options that name a file on the appliance. This process runs as root,
+/// so reading a path an administrator chose would let them read any file
+/// on the box (and error messages could show its content); over SSH the
+/// data comes on standard input instead.
+fn refused_over_ssh(c: &Command) -> Option<String> {
+    match c {
+        Command::User(UserCommand::Add { name, key, .. }) if key.as_os_str() != "-" => Some(format!(
+            "--key {} cannot be given over SSH: the appliance does not read its own files for you; pipe the public key on standard input instead: ssh ADMIN@BOX user add {name} --key - < {name}.pub",
+            key.display()
+        )),
+        _ => None,
+    }
 }
 
 /// Whether output goes to a person's terminal (`ssh -t`): colour and alignment then.
@@ -88,6 +106,7 @@ mod tests {
             "user lock bob",
             "user key-remove bob SHA256:abc",
             "retention set --keep-daily 7",
+            "retention adopt --user bob",
             "raid replace WD-123",
             "raid scrub --stop",
             "config set alerts.email.server smtp.example.org alerts.email.port 587",
@@ -95,9 +114,20 @@ mod tests {
             "logs --follow --since 2h",
             "events",
             "reboot",
+            "update apply --allow-downgrade --reboot",
         ] {
             let c = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert!(allowed_over_ssh(&c), "{line}");
+            assert_eq!(refused_over_ssh(&c), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn key_files_on_the_appliance_are_refused() {
+        for line in ["user add bob --key /etc/shadow", "user add bob --key=./k.pub --profile read-only", "user add bob --key /dev/stdin"] {
+            let c = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let refusal = refused_over_ssh(&c).unwrap_or_else(|| panic!("{line} accepted"));
+            assert!(refusal.contains("--key -") && refusal.contains("standard input"), "{refusal}");
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod alert;
+mod arrivals;
 mod clock;
 mod quota;
 mod raid;
@@ -128,6 +129,9 @@ enum UpdateCommand {
         /// Reboot into the new slot at once.
         #[arg(long)]
         reboot: bool,
+        /// Install a bundle older than the running firmware (or one whose version cannot be compared).
+        #[arg(long)]
+        allow_downgrade: bool,
     },
     /// Make the other slot the default again.
     Rollback {
@@ -228,7 +232,7 @@ enum UserCommand {
         /// Byte limit, for example 50G (binary units; `none` for no limit).
         #[arg(long)]
         quota: Option<String>,
-        /// File (inode) limit (`none` for no limit).
+        /// File (inode) limit (`none` for the default: a tenth of the data area's inodes).
         #[arg(long)]
         files: Option<String>,
         /// `admin` lets the user run these commands over SSH.
@@ -241,7 +245,7 @@ enum UserCommand {
         /// Byte limit, for example 60G (`none` removes it).
         #[arg(long)]
         quota: Option<String>,
-        /// File (inode) limit (`none` removes it).
+        /// File (inode) limit (`none` returns to the default: a tenth of the data area's inodes).
         #[arg(long)]
         files: Option<String>,
         #[arg(long, value_enum)]
@@ -301,6 +305,12 @@ enum RetentionCommand {
         /// Pretend it is this time (20261127T052936Z, 2026-11-27 or @SECONDS).
         #[arg(long)]
         now: Option<String>,
+    },
+    /// Confirm a user's unconfirmed sets (named for a time that does not fit when they arrived:
+    /// archives migrated onto the box, back-dated tests) and accept every set that has arrived, which ends a hold.
+    Adopt {
+        #[arg(long)]
+        user: String,
     },
 }
 
@@ -373,7 +383,7 @@ fn changes_state(command: &Command) -> bool {
                     | UserCommand::KeyRemove { .. }
                     | UserCommand::Remove { .. }
             )
-            | Command::Retention(RetentionCommand::Set { .. })
+            | Command::Retention(RetentionCommand::Set { .. } | RetentionCommand::Adopt { .. })
             | Command::Config(ConfigCommand::Import { .. } | ConfigCommand::Set { .. } | ConfigCommand::Unset { .. })
             | Command::Update(UpdateCommand::Apply { .. } | UpdateCommand::Rollback { .. })
     )
@@ -448,6 +458,7 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
             let t = now.as_deref().map(retention::parse_now).transpose()?;
             retention::run(state, user.as_deref(), dry_run, t.unwrap_or_else(retention::wall_clock))
         }
+        Command::Retention(RetentionCommand::Adopt { user }) => retention::adopt(state, &user),
         Command::User(UserCommand::List) => state::user_list(state),
         Command::User(UserCommand::Remove { name, purge }) => state::user_remove(state, &name, purge),
         Command::Serve { listen } => serve::serve(state, listen.as_deref()),
@@ -470,7 +481,7 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
         Command::Reboot => system::power(true),
         Command::Poweroff => system::power(false),
         Command::Update(UpdateCommand::Status) => update::status(),
-        Command::Update(UpdateCommand::Apply { reboot }) => update::apply(reboot),
+        Command::Update(UpdateCommand::Apply { reboot, allow_downgrade }) => update::apply(reboot, allow_downgrade),
         Command::Update(UpdateCommand::Rollback { reboot }) => update::rollback(reboot),
         Command::Update(UpdateCommand::Keygen { out_dir }) => update::keygen(&out_dir),
         Command::Update(UpdateCommand::MakeBundle { board, version, boot_dir, key, out }) => {

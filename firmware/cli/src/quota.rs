@@ -19,6 +19,23 @@ pub(crate) fn limits(user: &User) -> Limits {
     Limits { bytes: user.quota_bytes, files: user.quota_files }
 }
 
+/// File limit of users without one of their own: a tenth of the data
+/// area's inodes (`statvfs` f_files). None where the file system reports no
+/// inode count (btrfs allocates inodes as needed) or the area is missing.
+pub(crate) fn default_file_limit(state: &State) -> Option<u64> {
+    let v = rustix::fs::statvfs(state.data_dir()).ok()?;
+    (v.f_files > 0).then(|| coffer_quota::default_file_limit(v.f_files))
+}
+
+/// A user's file limit in words: their own, or the default and how it is made.
+pub(crate) fn describe_file_limit(own: Option<u64>, default: Option<u64>) -> String {
+    match (own, default) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(n)) => format!("{n} (the default: 1/{} of the data area's inodes)", coffer_quota::DEFAULT_FILES_DIVISOR),
+        (None, None) => "none (the data area's file system reports no inode count)".into(),
+    }
+}
+
 /// Counts a user's area from disk.
 pub(crate) fn count(state: &State, user: &str) -> Result<(u64, u64)> {
     let area = state.data_dir().join(user);
@@ -41,7 +58,7 @@ pub(crate) fn count_at_start(state: &State, book: &QuotaBook, user: &User) {
             }
             book.recount(name, limits(user), bytes, files);
         }
-        Err(e) => log::error!("{e:#}"),
+        Err(e) => book.count_failed(name, &format!("{e:#}")),
     }
 }
 
@@ -63,14 +80,17 @@ pub(crate) fn housekeeping(dir: &Path, book: &QuotaBook) {
         }
     }
     for user in recount {
-        let Some(u) = users.get(&user) else { continue };
+        let Some(u) = users.get(&user) else {
+            book.forget_retry(&user);
+            continue;
+        };
         match count(&state, &user) {
             Ok((bytes, files)) => {
                 if let Some((ob, of)) = book.recount(&user, limits(u), bytes, files) {
                     log::warn!("user {user}: recount found {bytes} bytes in {files} files; the ledger had {ob} bytes in {of} files");
                 }
             }
-            Err(e) => log::error!("{e:#}"),
+            Err(e) => book.count_failed(&user, &format!("{e:#}")),
         }
     }
     let (dirty, warnings) = book.take_dirty();
@@ -144,10 +164,7 @@ pub(crate) fn show_user(dir: &Path, name: &str) -> Result<()> {
         }
         None => println!("usage:   {} (no byte limit)", human_bytes(bytes)),
     }
-    match user.quota_files {
-        Some(limit) => println!("files:   {files} of {limit}"),
-        None => println!("files:   {files} (no file limit)"),
-    }
+    println!("files:   {files} of {}", describe_file_limit(user.quota_files, default_file_limit(&state)));
     for k in &user.keys {
         let fp = coffer_sshd::parse_authorized_key(&k.key).map(|p| p.fingerprint(Default::default()).to_string()).unwrap_or_default();
         let comment = k.key.split_whitespace().nth(2).unwrap_or("");

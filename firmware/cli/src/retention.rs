@@ -1,16 +1,23 @@
-//! `retention set|show|run`: policies in retention.toml, and the effects of
-//! a plan (listing a user's area and deleting through their jail, so no
-//! path a user controls can send a deletion outside their area).
+//! `retention set|show|run|adopt`: policies in retention.toml, and the
+//! effects of a plan (listing a user's area and deleting through their jail,
+//! so no path a user controls can send a deletion outside their area).
+//!
+//! Every run first records when new sets arrived (`crate::arrivals`); sets
+//! whose names do not fit their arrival are kept and not counted until
+//! `retention adopt`, and a run whose deletions were caused by a burst of
+//! new sets is held: it deletes nothing for that user and raises an alert.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use coffer_alert::{Alert, Severity};
 use coffer_config::{PolicyText, RetentionFile, UserDb};
-use coffer_duplicity::{Collection, FileInfo, format_stamp, parse_stamp};
-use coffer_retention::{DeleteReason, KeepReason, OtherDecision, RetentionPolicy, SetDecision, format_duration, parse_duration, plan};
-use coffer_storage::{JailPath, UserJail};
+use coffer_duplicity::{format_stamp, parse_stamp};
+use coffer_retention::{DeleteReason, KeepReason, OtherDecision, RetentionPolicy, Review, SetDecision, format_duration, parse_duration, review};
+use serde_json::json;
 
+use crate::arrivals::{DirView, Observed, describe_set, observe, when};
 use crate::state::State;
 
 /// Policy fields given on the command line; `None` leaves a field as it is.
@@ -111,19 +118,99 @@ pub(crate) fn show(dir: &Path, user: Option<&str>) -> Result<()> {
             None => println!("  other files are never removed"),
         }
     };
-    match user {
+    let users: Vec<String> = match user {
         Some(u) => {
+            state.users()?.get(u).with_context(|| format!("no user named {u}; `coffer user list` shows the users"))?;
             let (p, own) = file.effective(u);
             print(u, &p, own);
+            vec![u.to_string()]
         }
         None => {
             print("default", &file.default.to_policy().map_err(anyhow::Error::msg)?, true);
             for (u, p) in &file.user {
                 print(u, &p.to_policy().map_err(anyhow::Error::msg)?, true);
             }
+            state.users()?.users.iter().map(|u| u.name.to_string()).collect()
+        }
+    };
+    for u in users {
+        match observe(&state, &u) {
+            Ok(observed) => print_standing(&u, &observed),
+            Err(e) => println!("{u}: cannot list the backup sets: {e:#}"),
         }
     }
     Ok(())
+}
+
+/// The sets of `user` that no rule counts until adopted, and an open hold.
+fn print_standing(user: &str, observed: &Observed) {
+    let mut listed = false;
+    for d in &observed.dirs {
+        for i in d.unconfirmed() {
+            if !listed {
+                println!("{user}: unconfirmed sets (kept, counted by no rule; `retention adopt --user {user}` confirms them):");
+                listed = true;
+            }
+            println!("  {} {}: arrived {}", d.shown, describe_set(&d.col.sets[i]), when(d.arrivals[i].at));
+        }
+    }
+    if observed.held {
+        println!("{user}: retention is held: new sets arrived in a burst and would push older sets out; nothing is deleted until `retention adopt --user {user}`");
+    }
+}
+
+/// `retention adopt --user NAME`: confirms every unconfirmed set of the user
+/// (archives migrated onto the box, back-dated tests) and accepts every set
+/// that has arrived so far, which ends a hold.
+pub(crate) fn adopt(dir: &Path, user: &str) -> Result<()> {
+    let state = State::open(dir)?;
+    state.users()?.get(user).with_context(|| format!("no user named {user}; `coffer user list` shows the users"))?;
+    let seen_at = accepted_until();
+    let observed = observe(&state, user)?;
+    let mut adopted = Vec::new();
+    for d in &observed.dirs {
+        for i in d.unconfirmed() {
+            let set = &d.col.sets[i];
+            println!("{user}: adopted {} {} (arrived {})", d.shown, describe_set(set), when(d.arrivals[i].at));
+            adopted.push(crate::arrivals::set_key(&d.dir, set));
+        }
+    }
+    crate::arrivals::update(&state, user, |r| {
+        for key in &adopted {
+            if let Some(a) = r.sets.get_mut(key) {
+                a.adopted = true;
+            }
+        }
+        // Everything listed above is accepted, even a set that arrived in this very second.
+        let newest = observed.dirs.iter().flat_map(|d| d.arrivals.iter().map(|a| a.at)).max().unwrap_or(seen_at);
+        r.accepted_at = Some(r.accepted_at.unwrap_or(seen_at).max(seen_at).max(newest));
+        r.held = false;
+    })?;
+    println!("{user}: {} set(s) confirmed; every set that arrived until now counts as accepted", adopted.len());
+    if observed.held {
+        raise_hold(dir, user, false, "An administrator adopted the sets that had arrived; retention runs again.");
+    }
+    coffer_sshd::event::emit("retention.adopted", &[("user", json!(user)), ("sets", json!(adopted.len()))]);
+    Ok(())
+}
+
+/// Raises (or resolves) the alert of a held run.
+fn raise_hold(dir: &Path, user: &str, held: bool, body: &str) {
+    crate::alert::raise(
+        dir,
+        &Alert {
+            key: format!("retention:{user}:held"),
+            severity: Severity::Critical,
+            title: if held {
+                format!("retention of {user} is held: a burst of new backup sets would push history out")
+            } else {
+                format!("retention of {user} runs again")
+            },
+            body: body.to_string(),
+            resolved: !held,
+            time: crate::alert::now(),
+        },
+    );
 }
 
 /// Parses `--now`: a duplicity time (20261127T052936Z), a date (2026-11-27) or `@SECONDS`.
@@ -144,12 +231,20 @@ pub(crate) fn parse_now(s: &str) -> Result<i64> {
     bail!("--now {s}: use a duplicity time such as 20261127T052936Z, a date such as 2026-11-27, or @SECONDS")
 }
 
+/// What a run or an adoption that starts looking now may accept: sets that
+/// arrived before the current second. Arrivals are whole seconds, so a set
+/// arriving in this second, perhaps after its directory was listed, stays new.
+fn accepted_until() -> i64 {
+    wall_clock() - 1
+}
+
 /// The current time, seconds since the epoch.
 pub(crate) fn wall_clock() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
-/// The scheduled run while serving: every user, logged, with an event per user that lost anything.
+/// The scheduled run while serving: every user, logged, with an event per
+/// user that lost anything or was held.
 pub(crate) fn scheduled(dir: &Path) {
     if !crate::clock::trusted() {
         log::info!("retention waits: the clock has not been set from a time server yet");
@@ -162,10 +257,17 @@ pub(crate) fn scheduled(dir: &Path) {
             let name = u.name.to_string();
             let (policy, _) = file.effective(&name);
             let mut lines = Vec::new();
-            let summary = run_user(&state.data_dir().join(&name), &name, &policy, wall_clock(), false, &mut lines)?;
+            let summary = run_user(&state, &name, &policy, wall_clock(), false, &mut lines);
             for line in String::from_utf8_lossy(&lines).lines() {
                 log::info!("retention: {line}");
             }
+            let summary = match summary {
+                Ok(s) => s,
+                Err(e) => {
+                    log::error!("retention of {name} failed: {e:#}");
+                    continue;
+                }
+            };
             if summary.deleted_files > 0 {
                 coffer_sshd::event::emit(
                     "retention.deleted",
@@ -191,6 +293,8 @@ pub(crate) struct Summary {
     pub(crate) deleted_sets: usize,
     pub(crate) deleted_files: usize,
     pub(crate) freed_bytes: u64,
+    /// Nothing was deleted: new sets displaced others in a burst.
+    pub(crate) held: bool,
 }
 
 pub(crate) fn run(dir: &Path, user: Option<&str>, dry_run: bool, now: i64) -> Result<()> {
@@ -208,8 +312,11 @@ pub(crate) fn run(dir: &Path, user: Option<&str>, dry_run: bool, now: i64) -> Re
     writeln!(out, "retention at {}{}", format_stamp(now), if dry_run { " (dry run: nothing is deleted)" } else { "" })?;
     for u in users {
         let (policy, _) = file.effective(&u);
-        let area = state.data_dir().join(&u);
-        let summary = run_user(&area, &u, &policy, now, dry_run, &mut out)?;
+        let summary = run_user(&state, &u, &policy, now, dry_run, &mut out)?;
+        if summary.held {
+            writeln!(out, "{u}: held: nothing {} deleted; see the lines above, then `retention adopt --user {u}` if the new sets are genuine", if dry_run { "would be" } else { "was" })?;
+            continue;
+        }
         writeln!(
             out,
             "{u}: {} set(s), {} file(s), {} bytes {}",
@@ -225,75 +332,102 @@ pub(crate) fn run(dir: &Path, user: Option<&str>, dry_run: bool, now: i64) -> Re
     Ok(())
 }
 
-/// Plans and (unless `dry_run`) applies retention to one user's area.
-pub(crate) fn run_user(area: &Path, user: &str, policy: &RetentionPolicy, now: i64, dry_run: bool, out: &mut impl Write) -> Result<Summary> {
-    let jail = UserJail::open(area).with_context(|| format!("opening the data area of {user} ({})", area.display()))?;
+/// Plans and (unless `dry_run`) applies retention to one user's area: every
+/// directory is reviewed first, and if any would lose sets to a burst of new
+/// arrivals nothing of the user's is deleted and an alert is raised.
+pub(crate) fn run_user(state: &State, user: &str, policy: &RetentionPolicy, now: i64, dry_run: bool, out: &mut impl Write) -> Result<Summary> {
+    let seen_at = accepted_until();
+    let observed = observe(state, user)?;
     let mut summary = Summary::default();
-    let mut dirs = vec![JailPath::root()];
-    while let Some(dir) = dirs.pop() {
-        let entries = jail.read_dir(&dir).with_context(|| format!("listing {user}:{}", String::from_utf8_lossy(&dir.display())))?;
-        let mut files = Vec::new();
-        for e in entries {
-            if e.meta.is_dir() {
-                if let Ok(child) = dir.join(&e.name) {
-                    dirs.push(child);
-                }
-            } else if e.meta.is_file()
-                && let Ok(name) = String::from_utf8(e.name)
-            {
-                files.push(FileInfo { name, mtime: e.meta.mtime, size: e.meta.size });
-            }
-        }
-        let col = Collection::from_files(&files);
-        if col.sets.is_empty() && policy.max_age.is_none() {
+    let mut reviews = Vec::new();
+    for d in &observed.dirs {
+        if d.col.sets.is_empty() && policy.max_age.is_none() {
             continue;
         }
-        apply(&jail, user, &dir, &col, policy, now, dry_run, out, &mut summary)?;
+        let r = review(&d.col, policy, now, &d.arrivals, observed.accepted_at);
+        report(user, d, &r, out, &mut summary)?;
+        reviews.push((d, r));
+    }
+    summary.held = reviews.iter().any(|(_, r)| r.holds());
+    if summary.held {
+        let mut body = format!(
+            "{} new backup set(s) of {user} arrived in a burst (more than {} within {}) and would push older sets out. \
+             Nothing of {user}'s was deleted. If the new sets are not genuine, a key of {user} may be compromised: \
+             lock or remove it, delete the sets with a full key, then run retention again. If they are genuine, \
+             run `coffer retention adopt --user {user}`.\nWould have been deleted:\n",
+            reviews.iter().map(|(_, r)| r.new_points.len()).sum::<usize>(),
+            coffer_retention::BURST_POINTS,
+            format_duration(coffer_retention::BURST_WINDOW),
+        );
+        let mut would = Vec::new();
+        for (d, r) in reviews.iter().filter(|(_, r)| r.holds()) {
+            for &i in &r.displaced {
+                let what = format!("{} {}", d.shown, describe_set(&d.col.sets[i]));
+                writeln!(out, "{user} {what}: held: displaced by {} new set(s) that arrived in a burst", r.new_points.len())?;
+                body.push_str(&format!("  {what}\n"));
+                would.push(what);
+            }
+        }
+        if !dry_run {
+            coffer_sshd::event::emit("retention.held", &[("user", json!(user)), ("would-delete", json!(would))]);
+            if !observed.held {
+                raise_hold(state.paths.root(), user, true, &body);
+            }
+            crate::arrivals::update(state, user, |r| r.held = true)?;
+        }
+        summary.deleted_sets = 0;
+        return Ok(summary);
+    }
+    for (d, r) in &reviews {
+        delete(&observed, user, d, r, dry_run, &mut summary)?;
+    }
+    if !dry_run {
+        crate::arrivals::update(state, user, |r| {
+            r.accepted_at = Some(r.accepted_at.map_or(seen_at, |t| t.max(seen_at)));
+            r.held = false;
+        })?;
+        if observed.held {
+            raise_hold(state.paths.root(), user, false, "No burst of new sets pushes older ones out any more; retention runs again.");
+        }
     }
     Ok(summary)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    jail: &UserJail,
-    user: &str,
-    dir: &JailPath,
-    col: &Collection,
-    policy: &RetentionPolicy,
-    now: i64,
-    dry_run: bool,
-    out: &mut impl Write,
-    summary: &mut Summary,
-) -> Result<()> {
-    let p = plan(col, policy, now);
-    let shown = String::from_utf8_lossy(&dir.display()).into_owned();
-    for (set, decision) in col.sets.iter().zip(&p.sets) {
-        let what = match (set.kind, set.start) {
-            (coffer_duplicity::SetKind::Full, _) => format!("full {}", format_stamp(set.end)),
-            (_, Some(s)) => format!("inc {} to {}", format_stamp(s), format_stamp(set.end)),
-            (_, None) => format!("inc {}", format_stamp(set.end)),
-        };
-        let what = if set.is_complete() { what } else { format!("incomplete {what}") };
+/// Prints every decision of one directory.
+fn report(user: &str, d: &DirView, r: &Review, out: &mut impl Write, summary: &mut Summary) -> Result<()> {
+    for (i, (set, decision)) in d.col.sets.iter().zip(&r.plan.sets).enumerate() {
         let verdict = match decision {
-            SetDecision::Keep(r) => format!("keep: {}", keep_text(r)),
-            SetDecision::Delete(r) => {
+            SetDecision::Keep(KeepReason::Unconfirmed) => format!(
+                "keep: unconfirmed (arrived {}; counted by no rule until `retention adopt --user {user}`)",
+                crate::arrivals::when(d.arrivals.get(i).map_or(0, |a| a.at))
+            ),
+            SetDecision::Keep(k) => format!("keep: {}", keep_text(k)),
+            SetDecision::Delete(k) => {
                 summary.deleted_sets += 1;
-                format!("delete: {}", delete_text(r))
+                format!("delete: {}", delete_text(k))
             }
         };
-        writeln!(out, "{user} {shown} {what}: {verdict}")?;
+        writeln!(out, "{user} {} {}: {verdict}", d.shown, describe_set(set))?;
     }
-    for (f, d) in col.others.iter().zip(&p.others) {
-        if *d == OtherDecision::DeleteOlderThanMaxAge {
-            writeln!(out, "{user} {shown} {}: delete: older than max-age", f.name)?;
+    for (f, o) in d.col.others.iter().zip(&r.plan.others) {
+        if *o == OtherDecision::DeleteOlderThanMaxAge {
+            writeln!(out, "{user} {} {}: delete: older than max-age", d.shown, f.name)?;
         }
     }
-    for name in &p.delete_files {
-        let path = dir.join(name.as_bytes()).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        let size = jail.lstat(&path).map(|m| m.size).unwrap_or(0);
+    Ok(())
+}
+
+/// Deletes one directory's planned files through the jail.
+fn delete(observed: &Observed, user: &str, d: &DirView, r: &Review, dry_run: bool, summary: &mut Summary) -> Result<()> {
+    for name in &r.plan.delete_files {
+        let path = d.dir.join(name.as_bytes()).map_err(|e| anyhow::anyhow!("{user}:{}/{name}: {e}", d.shown))?;
+        let size = observed.jail.lstat(&path).map(|m| m.size).unwrap_or(0);
         if !dry_run {
             // Stop at the first failure: the order guarantees that what is left is consistent.
-            jail.remove_file(&path).with_context(|| format!("deleting {user}:{shown}/{name}; the remaining sets are intact, run retention again"))?;
+            observed
+                .jail
+                .remove_file(&path)
+                .with_context(|| format!("deleting {user}:{}/{name}; the remaining sets are intact, run retention again", d.shown))?;
         }
         summary.deleted_files += 1;
         summary.freed_bytes += size;
@@ -310,6 +444,8 @@ fn keep_text(r: &KeepReason) -> String {
         KeepReason::NoPolicy => "no retention rule set".into(),
         KeepReason::Orphan => "orphaned incremental (its chain is missing); left alone".into(),
         KeepReason::IncompleteRecent => "incomplete, still within the grace period".into(),
+        KeepReason::Unconfirmed => "unconfirmed (its name does not fit when it arrived)".into(),
+        KeepReason::FollowsUnconfirmed => "follows an unconfirmed set in its chain; counted by no rule until it is adopted".into(),
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use coffer_sshd::admission::AdmissionLimits;
 use coffer_sshd::quota::QuotaBook;
 use coffer_sshd::throttle::ThrottlePolicy;
 use coffer_sshd::{Endpoint, EndpointConfig, WorkerCommand, event};
@@ -15,6 +16,11 @@ use crate::state::{State, chown_tree};
 
 /// How often users are checked for missing backups.
 const STALE_CHECK_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often the arrival of new backup sets is recorded. A set's arrival is
+/// its files' earliest ctime, so a late look records the same time; looking
+/// often keeps it before anything (a chmod, a hard link) moves the ctime.
+const ARRIVALS_EVERY: Duration = Duration::from_secs(600);
 
 /// How long open sessions get to finish after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -36,8 +42,16 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
             chown_tree(&home, user.uid, user.gid, false)?;
         }
     }
+    raise_descriptor_limit();
     let swept = sweep_unfinished_uploads(&data_dir);
+    crate::arrivals::observe_all(&state);
     let quota = Arc::new(QuotaBook::default());
+    let default_files = crate::quota::default_file_limit(&state);
+    match default_files {
+        Some(n) => log::info!("users without a file limit of their own may keep {n} files (1/{} of the data area's inodes)", coffer_quota::DEFAULT_FILES_DIVISOR),
+        None => log::warn!("the data area's file system reports no inode count: users without a file limit of their own have none"),
+    }
+    quota.set_default_files(default_files);
     for user in &users.users {
         crate::quota::count_at_start(&state, &quota, user);
     }
@@ -73,7 +87,9 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
             max_ban: Duration::from_secs(t.max_ban_secs),
         },
         idle_timeout: Duration::from_secs(state.config.server.idle_timeout_secs.max(1)),
+        login_grace: Duration::from_secs(state.config.server.login_grace_secs.max(1)),
         max_connections: state.config.server.max_connections.max(1),
+        admission: admission_limits(&state.config.server),
         log_level: state.config.log.level.clone(),
         quota: Arc::clone(&quota),
     };
@@ -132,6 +148,20 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
                 .unwrap_or_default();
             }
         });
+        let state_dir = dir.to_path_buf();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + ARRIVALS_EVERY, ARRIVALS_EVERY);
+            loop {
+                tick.tick().await;
+                let dir = state_dir.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Ok(state) = State::open(&dir) {
+                        crate::arrivals::observe_all(&state);
+                    }
+                })
+                .await;
+            }
+        });
         if let Some(every) = retention_every {
             let state_dir = dir.to_path_buf();
             tokio::spawn(async move {
@@ -152,6 +182,39 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         event::emit("server.stopped", &[]);
         Ok(())
     })
+}
+
+/// The endpoint's limits from `[server]`; zero means one, never unlimited.
+fn admission_limits(s: &coffer_config::ServerConfig) -> AdmissionLimits {
+    let sessions = s.max_sessions.max(1);
+    AdmissionLimits {
+        unauthenticated: s.max_unauthenticated.max(1),
+        unauthenticated_per_address: s.max_unauthenticated_per_address.max(1),
+        connections_per_user: s.max_connections_per_user.max(1),
+        channels_per_connection: s.max_sessions_per_connection.max(1),
+        workers_per_user: s.max_sessions_per_user.max(1),
+        workers: sessions,
+        workers_reserve: sessions / 8,
+    }
+}
+
+/// Descriptors the server asks for at start: each session costs the front
+/// end a few (socket, pipes, quota socket), and Linux's default soft limit
+/// of 1,024 is low for a box serving a household.
+const WANTED_DESCRIPTORS: u64 = 65_536;
+
+/// Raises the soft descriptor limit towards the hard one.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let now = getrlimit(Resource::Nofile);
+    let want = now.maximum.map_or(WANTED_DESCRIPTORS, |hard| hard.min(WANTED_DESCRIPTORS));
+    if now.current.is_some_and(|soft| soft >= want) {
+        return;
+    }
+    match setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: now.maximum }) {
+        Ok(()) => log::info!("open file limit raised to {want}"),
+        Err(e) => log::warn!("cannot raise the open file limit to {want} (it stays {:?}): {e}", now.current),
+    }
 }
 
 async fn wait_for_signal() {

@@ -125,23 +125,123 @@ pub(crate) struct NewKey<'a> {
     pub(crate) role: Option<Role>,
 }
 
+/// Key files are small; a bigger input is a mistake (or /dev/zero).
+const MAX_KEY_TEXT: u64 = 64 << 10;
+
 /// Reads public keys from a file, or from standard input for `-` (how keys
-/// arrive over `ssh admin@box user add bob --key - < bob.pub`).
+/// arrive over `ssh admin@box user add bob --key - < bob.pub`; `coffer
+/// admin` refuses a file name).
+///
+/// A file is read with the rights of the person who ran the command, not
+/// root's: `sudo coffer user add x --key /etc/shadow` must not read the
+/// file for them.
 fn read_key_text(key_file: &Path) -> Result<String> {
     use std::io::Read;
-    // Key files are small; a bigger input is a mistake (or /dev/zero).
-    const MAX: u64 = 64 << 10;
     let mut text = String::new();
     if key_file == Path::new("-") {
-        std::io::stdin().lock().take(MAX + 1).read_to_string(&mut text).context("reading public keys from standard input")?;
+        std::io::stdin()
+            .lock()
+            .take(MAX_KEY_TEXT + 1)
+            .read_to_string(&mut text)
+            .context("reading public keys from standard input")?;
     } else {
-        let f = std::fs::File::open(key_file).with_context(|| format!("reading public key file {}", key_file.display()))?;
-        f.take(MAX + 1).read_to_string(&mut text).with_context(|| format!("reading public key file {}", key_file.display()))?;
+        let invoker = invoking_user();
+        text = read_as(invoker, key_file).with_context(|| match invoker {
+            Some((uid, _)) => format!(
+                "reading public key file {} as uid {uid}, who ran this command (the file must be readable by you; or pipe it: --key - < FILE)",
+                key_file.display()
+            ),
+            None => format!("reading public key file {}", key_file.display()),
+        })?;
     }
-    if text.len() as u64 > MAX {
-        bail!("{} is larger than 64 KiB: that is not a list of public keys", key_file.display());
+    if text.len() as u64 > MAX_KEY_TEXT {
+        bail!("{} is larger than 64 KiB: that is not a list of public keys", key_name(key_file));
     }
     Ok(text)
+}
+
+/// Whom to read a key file as, when that is not simply this process: the
+/// user behind `sudo` (`SUDO_UID`/`SUDO_GID`; only trusted when root runs
+/// us, who could read the file anyway), or the real user of a process
+/// whose effective uid is root. `None`: read with this process's rights.
+fn invoking_user() -> Option<(u32, u32)> {
+    use rustix::process::{geteuid, getgid, getuid};
+    if !geteuid().is_root() {
+        return None;
+    }
+    if !getuid().is_root() {
+        return Some((getuid().as_raw(), getgid().as_raw()));
+    }
+    let env = |name| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    // Without SUDO_GID, no group's rights (nogroup) rather than root's.
+    env("SUDO_UID").filter(|&uid| uid != 0).map(|uid| (uid, env("SUDO_GID").unwrap_or(65534)))
+}
+
+/// Reads at most `MAX_KEY_TEXT + 1` bytes of `path` (opened as `who`). The
+/// kernel checks the open against that user's credentials (every
+/// directory on the way and the file), so there is no check-then-open race.
+/// The credentials change only for a thread made for this (Linux keeps
+/// credentials per thread; rustix's calls are the raw per-thread system
+/// calls), which ends with the read: the rest of the process stays root.
+fn read_as(who: Option<(u32, u32)>, path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let read = |path: &Path| {
+        let mut text = String::new();
+        std::fs::File::open(path)?.take(MAX_KEY_TEXT + 1).read_to_string(&mut text)?;
+        Ok(text)
+    };
+    let Some((uid, gid)) = who else { return read(path) };
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        use rustix::process::{Gid, Uid};
+        let gid = Gid::from_raw(gid);
+        let uid = Uid::from_raw(uid);
+        rustix::thread::set_thread_groups(&[gid])?;
+        rustix::thread::set_thread_res_gid(gid, gid, gid)?;
+        // Leaving uid 0 for good also drops this thread's capabilities.
+        rustix::thread::set_thread_res_uid(uid, uid, uid)?;
+        read(&path)
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the thread reading the key file panicked")))
+}
+
+/// How a key source is named in messages.
+fn key_name(key_file: &Path) -> String {
+    if key_file == Path::new("-") { "standard input".into() } else { key_file.display().to_string() }
+}
+
+/// Why line `n` of a key file is refused, without a byte of the line: the
+/// file may be one the administrator could not otherwise read.
+fn bad_key_line(key_file: &Path, n: usize, e: &coffer_sshd::KeyPolicyError) -> ConfigError {
+    use coffer_sshd::KeyPolicyError;
+    let message = match e {
+        KeyPolicyError::Malformed(_) => {
+            format!("line {n} is not an OpenSSH public key (expected a line like `ssh-ed25519 AAAA… comment`)")
+        }
+        KeyPolicyError::UnsupportedType(_) => format!("line {n}: this key type is not accepted; use ed25519, ecdsa-sha2-nistp256/384 or RSA"),
+        // Names only ssh-rsa or ssh-dss: fixed text, not the file's.
+        KeyPolicyError::WeakAlgorithm(_) => format!("line {n}: {e}"),
+        _ => format!("line {n} is not an accepted public key; use the .pub file of an ed25519, ecdsa or RSA key"),
+    };
+    ConfigError::BadKey { path: PathBuf::from(key_name(key_file)), message }
+}
+
+/// The keys of an authorized_keys-style text (blank and `#` lines skipped).
+fn parse_key_lines(text: &str, key_file: &Path, profile: KeyProfile) -> Result<Vec<AuthorizedKey>> {
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        coffer_sshd::parse_authorized_key(line).map_err(|e| bad_key_line(key_file, n + 1, &e))?;
+        keys.push(AuthorizedKey { key: line.to_string(), profile });
+    }
+    if keys.is_empty() {
+        bail!("{} holds no public key; give the .pub file of an ed25519, ecdsa or RSA key", key_name(key_file));
+    }
+    Ok(keys)
 }
 
 pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, new: NewKey<'_>) -> Result<()> {
@@ -150,20 +250,7 @@ pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, new: NewKey<'_>)
     let name = UserName::try_from(name.to_string())?;
     let quota = limit_arg(quota, "--quota", coffer_quota::parse_size)?;
     let files = limit_arg(files, "--files", |s| s.parse().ok())?;
-    let text = read_key_text(key_file)?;
-    let mut keys = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        coffer_sshd::parse_authorized_key(line)
-            .map_err(|e| ConfigError::BadKey { path: key_file.to_path_buf(), message: format!("line {}: {e}", n + 1) })?;
-        keys.push(AuthorizedKey { key: line.to_string(), profile });
-    }
-    if keys.is_empty() {
-        bail!("{} holds no public key; give the .pub file of an ed25519, ecdsa or RSA key", key_file.display());
-    }
+    let keys = parse_key_lines(&read_key_text(key_file)?, key_file, profile)?;
     let mut db = state.users()?;
     let mut created = false;
     for key in keys {
@@ -199,23 +286,73 @@ pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, new: NewKey<'_>)
     Ok(())
 }
 
+/// Deepest directory `chown_tree` descends to: it holds one descriptor per
+/// level, and the CLI runs with the default limit of 1024.
+const MAX_CHOWN_DEPTH: usize = 400;
+
 /// Gives a user's area to the user's uid; data left from an earlier user of
 /// the same name (kept by `user remove`) is handed over whole.
+///
+/// The walk runs as root over data a removed user's session may still be
+/// changing, so it never resolves a path from the top: each directory is
+/// opened relative to its parent's descriptor with `O_NOFOLLOW`, and
+/// everything else is changed with `AT_SYMLINK_NOFOLLOW`. A directory
+/// swapped for a symlink after it was listed is then changed itself (as a
+/// link), never followed out of the area.
 pub(crate) fn chown_tree(dir: &Path, uid: u32, gid: u32, recursive: bool) -> Result<()> {
+    use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+    use rustix::io::Errno;
+    use std::os::unix::ffi::OsStrExt;
     let owner = (Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)));
-    rustix::fs::chown(dir, owner.0, owner.1).with_context(|| format!("changing owner of {}", dir.display()))?;
-    if recursive {
-        for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-            let entry = entry?;
-            let path = entry.path();
-            let ft = entry.file_type()?;
-            if ft.is_dir() {
-                chown_tree(&path, uid, gid, true)?;
-            } else {
-                rustix::fs::chownat(rustix::fs::CWD, &path, owner.0, owner.1, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-                    .with_context(|| format!("changing owner of {}", path.display()))?;
-            }
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let changing = |p: &Path| format!("changing the owner of {} to uid {uid}", p.display());
+    let top = rustix::fs::open(dir, dir_flags, Mode::empty()).with_context(|| format!("opening {} (a directory, not a link)", dir.display()))?;
+    rustix::fs::fchown(&top, owner.0, owner.1).with_context(|| changing(dir))?;
+    if !recursive {
+        return Ok(());
+    }
+    let mut stack = vec![(Dir::new(top).with_context(|| format!("listing {}", dir.display()))?, dir.to_path_buf())];
+    while let Some((listing, path)) = stack.last_mut() {
+        let Some(entry) = listing.read() else {
+            stack.pop();
+            continue;
+        };
+        let entry = entry.with_context(|| format!("listing {}", path.display()))?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
         }
+        let parent = listing.fd().with_context(|| format!("listing {}", path.display()))?;
+        let child = path.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+        let opened = if matches!(entry.file_type(), FileType::Directory | FileType::Unknown) {
+            match rustix::fs::openat(parent, name, dir_flags, Mode::empty()) {
+                Ok(fd) => Some(fd),
+                // Not a directory (any more): changed below without following it.
+                Err(Errno::NOTDIR | Errno::LOOP) => None,
+                // Deleted since it was listed: nothing left to hand over.
+                Err(Errno::NOENT) => continue,
+                Err(e) => return Err(e).with_context(|| format!("opening {}", child.display())),
+            }
+        } else {
+            None
+        };
+        let Some(fd) = opened else {
+            match rustix::fs::chownat(parent, name, owner.0, owner.1, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(e).with_context(|| changing(&child)),
+            }
+            continue;
+        };
+        rustix::fs::fchown(&fd, owner.0, owner.1).with_context(|| changing(&child))?;
+        if stack.len() >= MAX_CHOWN_DEPTH {
+            bail!(
+                "{} is more than {MAX_CHOWN_DEPTH} directories below {}; the hand-over stopped there: finish it with `chown -R {uid}:{gid} {}` (which does not follow links)",
+                child.display(),
+                dir.display(),
+                dir.display()
+            );
+        }
+        stack.push((Dir::new(fd).with_context(|| format!("listing {}", child.display()))?, child));
     }
     Ok(())
 }
@@ -227,7 +364,8 @@ pub(crate) fn user_list(dir: &Path) -> Result<()> {
         println!("no users; add one with `coffer --state {} user add NAME --key KEY.pub`", dir.display());
         return Ok(());
     }
-    println!("{:<24} {:>6}  KEYS", "USER", "UID");
+    let default_files = crate::quota::default_file_limit(&state);
+    println!("{:<24} {:>6} {:>10} {:>10}  KEYS", "USER", "UID", "QUOTA", "FILES");
     for u in &db.users {
         let keys: Vec<String> = u
             .keys
@@ -247,7 +385,16 @@ pub(crate) fn user_list(dir: &Path) -> Result<()> {
         if u.locked {
             name.push_str(" (locked)");
         }
-        println!("{:<24} {:>6}  {}", name, u.uid, keys.join("; "));
+        let quota = u.quota_bytes.map_or("-".into(), coffer_quota::human_bytes);
+        let files = match (u.quota_files, default_files) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(n)) => format!("{n}*"),
+            (None, None) => "-".into(),
+        };
+        println!("{:<24} {:>6} {:>10} {:>10}  {}", name, u.uid, quota, files, keys.join("; "));
+    }
+    if default_files.is_some() && db.users.iter().any(|u| u.quota_files.is_none()) {
+        println!("* the default file limit: 1/{} of the data area's inodes", coffer_quota::DEFAULT_FILES_DIVISOR);
     }
     Ok(())
 }
@@ -279,7 +426,7 @@ pub(crate) fn user_set(dir: &Path, name: &str, quota: Option<&str>, files: Optio
     println!(
         "coffer: {name}: byte limit {}, file limit {}",
         qb.map_or("none".into(), coffer_quota::human_bytes),
-        qf.map_or("none".into(), |f| f.to_string())
+        crate::quota::describe_file_limit(qf, crate::quota::default_file_limit(&state))
     );
     Ok(())
 }
@@ -372,4 +519,166 @@ pub(crate) fn user_remove(dir: &Path, name: &str, purge: bool) -> Result<()> {
         println!("coffer: removed user {name}; their data is kept in {} (use --purge to delete it)", home.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A fresh directory under the system's temporary directory, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("coffer-state-test-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            // Other uids (the read-as test's nobody) must pass through.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn owner(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().uid()
+    }
+
+    fn skip_unless_root(test: &str) -> bool {
+        if is_root() {
+            return false;
+        }
+        eprintln!("{test}: skipped, needs root (changes owners and uids)");
+        true
+    }
+
+    #[test]
+    fn bad_key_lines_are_refused_without_showing_them() {
+        let file = Path::new("/etc/shadow");
+        for line in [
+            "root:$6$Zq8secretsalt$Zq8hash:19000:0:99999:7:::",
+            "Zq8secret",
+            "Zq8secret Zq8more words",
+            "ssh-ed25519 Zq8notbase64 comment",
+            "Zq8type AAAAC3NzaC1lZDI1NTE5AAAAIH2Fsa7LLYk7CceNeHDHPNToTh+IVWxPkEd1Y1cOm6+m me",
+        ] {
+            let text = format!("# comment\n\n{line}\n");
+            let message = format!("{:#}", parse_key_lines(&text, file, KeyProfile::Full).expect_err(line));
+            assert!(!message.contains("Zq8"), "{message} shows part of {line:?}");
+            assert!(message.contains("/etc/shadow") && message.contains("line 3"), "{message}");
+        }
+        let message = format!("{:#}", parse_key_lines("root:x:0:0\n", file, KeyProfile::Full).expect_err("not a key"));
+        assert!(message.contains("is not an OpenSSH public key (expected a line like `ssh-ed25519 AAAA… comment`)"), "{message}");
+        let message = format!("{:#}", parse_key_lines("# only\n", Path::new("-"), KeyProfile::Full).expect_err("empty"));
+        assert!(message.starts_with("standard input holds no public key"), "{message}");
+        let keys = parse_key_lines(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH2Fsa7LLYk7CceNeHDHPNToTh+IVWxPkEd1Y1cOm6+m me\n",
+            file,
+            KeyProfile::ReadOnly,
+        )
+        .expect("a key");
+        assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn key_files_are_opened_with_the_invokers_rights() {
+        if skip_unless_root("key_files_are_opened_with_the_invokers_rights") {
+            return;
+        }
+        let scratch = Scratch::new("read-as");
+        let secret = scratch.0.join("secret");
+        std::fs::write(&secret, "only root reads this\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let public = scratch.0.join("public");
+        std::fs::write(&public, "anyone reads this\n").unwrap();
+        std::fs::set_permissions(&public, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let nobody = Some((65534, 65534));
+        let err = read_as(nobody, &secret).expect_err("nobody cannot read a root-only file");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        assert_eq!(read_as(nobody, &public).unwrap(), "anyone reads this\n");
+        assert_eq!(read_as(None, &secret).unwrap(), "only root reads this\n");
+        // The rest of the process is still root.
+        assert!(rustix::process::geteuid().is_root() && std::fs::read(&secret).is_ok());
+    }
+
+    /// A tree inside an area with links out of it: nothing outside changes owner.
+    #[test]
+    fn chown_tree_never_follows_links_out_of_the_area() {
+        if skip_unless_root("chown_tree_never_follows_links_out_of_the_area") {
+            return;
+        }
+        let scratch = Scratch::new("chown-static");
+        let outside = scratch.0.join("outside");
+        std::fs::create_dir_all(outside.join("sub")).unwrap();
+        std::fs::write(outside.join("file"), "x").unwrap();
+        let area = scratch.0.join("area");
+        std::fs::create_dir_all(area.join("a/b/c")).unwrap();
+        std::fs::write(area.join("a/b/c/data"), "d").unwrap();
+        std::os::unix::fs::symlink(&outside, area.join("dir-link")).unwrap();
+        std::os::unix::fs::symlink(&outside, area.join("a/b/deep-link")).unwrap();
+        std::os::unix::fs::symlink(outside.join("file"), area.join("file-link")).unwrap();
+        std::os::unix::fs::symlink("../../outside", area.join("relative-link")).unwrap();
+        chown_tree(&area, 4242, 4243, true).unwrap();
+        for inside in ["", "a", "a/b", "a/b/c", "a/b/c/data", "dir-link", "a/b/deep-link", "file-link", "relative-link"] {
+            assert_eq!(owner(&area.join(inside)), 4242, "{inside} handed over");
+        }
+        for p in [&outside, &outside.join("sub"), &outside.join("file")] {
+            assert_eq!(owner(p), 0, "{} changed owner", p.display());
+        }
+        // Only the top without `recursive`.
+        chown_tree(&area, 4244, 4244, false).unwrap();
+        assert_eq!((owner(&area), owner(&area.join("a"))), (4244, 4242));
+    }
+
+    /// A user's session swaps directories for links to outside while the
+    /// walk runs (`RENAME_EXCHANGE`, so each name is always one or the
+    /// other): the walk must never change anything outside.
+    #[test]
+    fn a_directory_swapped_for_a_link_mid_walk_is_not_followed() {
+        if skip_unless_root("a_directory_swapped_for_a_link_mid_walk_is_not_followed") {
+            return;
+        }
+        let scratch = Scratch::new("chown-race");
+        let outside = scratch.0.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("file"), "x").unwrap();
+        let area = scratch.0.join("area");
+        const DIRS: usize = 64;
+        for i in 0..DIRS {
+            std::fs::create_dir_all(area.join(format!("d{i}"))).unwrap();
+            std::fs::write(area.join(format!("d{i}/f")), "d").unwrap();
+            std::os::unix::fs::symlink(&outside, area.join(format!("l{i}"))).unwrap();
+        }
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    for i in 0..DIRS {
+                        let (d, l) = (area.join(format!("d{i}")), area.join(format!("l{i}")));
+                        rustix::fs::renameat_with(rustix::fs::CWD, &d, rustix::fs::CWD, &l, rustix::fs::RenameFlags::EXCHANGE).unwrap();
+                    }
+                }
+            });
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+            let mut runs = 0;
+            while std::time::Instant::now() < deadline {
+                runs += 1;
+                let result = chown_tree(&area, 4242, 4243, true);
+                let escaped = (owner(&outside), owner(&outside.join("file")));
+                if escaped != (0, 0) || result.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                    panic!("run {runs}: outside owned by {escaped:?} after the walk ({result:?})");
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            assert!(runs > 10, "only {runs} walks");
+        });
+    }
 }

@@ -9,7 +9,7 @@ use anyhow::Result;
 use coffer_alert::{Alert, Severity};
 use coffer_config::{QuotaRecord, Role};
 use coffer_hal::SysRoot;
-use coffer_status::{ArrayStatus, DiskStatus, MemberStatus, ScrubStatus, Space, Status, Style, UserStatus};
+use coffer_status::{ArrayStatus, DiskStatus, MemberStatus, ScrubStatus, Space, Status, Style, UnconfirmedSet, UserStatus};
 use russh::keys::HashAlg;
 
 use crate::state::State;
@@ -79,16 +79,38 @@ pub(crate) fn gather(dir: &Path) -> Result<Status> {
         free_bytes: v.f_bavail.saturating_mul(v.f_frsize),
     });
     let mut users = Vec::new();
+    let default_files = crate::quota::default_file_limit(&state);
     for u in state.users()?.users {
         let name = u.name.to_string();
         let record = QuotaRecord::load(&state.paths.quota_dir(), &name).ok();
+        let (unconfirmed, retention_held) = match crate::arrivals::observe(&state, &name) {
+            Ok(o) => (
+                o.dirs
+                    .iter()
+                    .flat_map(|d| {
+                        d.unconfirmed().map(|i| UnconfirmedSet {
+                            directory: d.shown.clone(),
+                            set: crate::arrivals::describe_set(&d.col.sets[i]),
+                            arrived: d.arrivals[i].at,
+                        })
+                    })
+                    .collect(),
+                o.held,
+            ),
+            Err(e) => {
+                log::warn!("status: recording the backup sets of {name}: {e:#}");
+                (Vec::new(), false)
+            }
+        };
         users.push(UserStatus {
+            unconfirmed,
+            retention_held,
             admin: u.role == Role::Admin,
             locked: u.locked,
             used_bytes: record.as_ref().map_or(0, |r| r.used_bytes),
             used_files: record.as_ref().map_or(0, |r| r.used_files),
             quota_bytes: u.quota_bytes,
-            quota_files: u.quota_files,
+            quota_files: u.quota_files.or(default_files),
             last_backup: last_backup(&data_dir.join(&name)),
             stale: false,
             name,

@@ -2,7 +2,8 @@
 //! build host's `update keygen|make-bundle`.
 //!
 //! `apply` verifies the whole bundle (signature by the update key baked into
-//! the image, sizes, hashes, board) before it writes a byte, writes the
+//! the image, sizes, hashes, board) and refuses a version older than the
+//! running slot's unless `--allow-downgrade` before it writes a byte, writes the
 //! slot that is not running with read-back, then arms it for one trial
 //! boot. The supervisor of the new slot marks it good once healthy; until
 //! then any failure boots the old slot again (see `coffer-slots`).
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use coffer_hal::SysRoot;
+use coffer_bundle::VersionChange;
 use coffer_slots::{EspMount, Slot, edit};
 use coffer_supervisor::{ESP_PARTITION, SLOT_FILE, esp_mount_point};
 use serde_json::json;
@@ -77,7 +79,17 @@ pub(crate) fn status() -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn apply(reboot: bool) -> Result<()> {
+/// The running firmware's version: the booted slot's `version` file (what
+/// its signed bundle, or the image, said), else this binary's own.
+fn running_version(esp: &coffer_slots::Esp, booted: Slot) -> String {
+    std::fs::read_to_string(esp.slot_file(booted, "version"))
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string())
+}
+
+pub(crate) fn apply(reboot: bool, allow_downgrade: bool) -> Result<()> {
     let mut bundle = Vec::new();
     std::io::stdin().lock().take(MAX_BUNDLE + 1).read_to_end(&mut bundle).context("reading the bundle from standard input")?;
     if bundle.is_empty() {
@@ -104,6 +116,16 @@ pub(crate) fn apply(reboot: bool) -> Result<()> {
     if record.trying == Some(booted) || record.good.is_some_and(|g| g != booted) {
         bail!("update refused: slot {booted} is not yet marked good (the slot record says {record:?}); wait for `update status` to show it good, or reboot");
     }
+    // A validly signed old release may have flaws fixed since: going back
+    // takes an explicit --allow-downgrade.
+    let running = running_version(esp, booted);
+    match verified.require_version(&running, allow_downgrade).map_err(refused)? {
+        VersionChange::Upgrade => {}
+        VersionChange::Reinstall => println!("coffer: firmware {version} is the running version; writing it to slot {target} again"),
+        VersionChange::AllowedDowngrade => {
+            println!("coffer: warning: firmware {version} is older than (or not comparable with) the running {running}; installing it because --allow-downgrade was given");
+        }
+    }
     // First make sure nothing boots the target slot (an earlier apply may
     // have armed it), then free its space: the ESP holds two slots, not
     // three. A cut from here on leaves the running slot booting as before.
@@ -123,7 +145,7 @@ pub(crate) fn apply(reboot: bool) -> Result<()> {
     esp.replace(&format!("coffer/{target}/version"), format!("{version}\n").as_bytes())?;
     esp.apply(&edit::arm_trial(&esp.loader_files()?, target, booted)).context("arming the new slot")?;
     drop(mount);
-    coffer_sshd::event::emit("update.armed", &[("slot", json!(target.name())), ("version", json!(version))]);
+    coffer_sshd::event::emit("update.armed", &[("slot", json!(target.name())), ("version", json!(version)), ("from", json!(running))]);
     println!("coffer: firmware {version} is written to slot {target} and verified; the next boot tries it once");
     println!("coffer: it becomes the default only after it runs healthily; otherwise the box comes back on slot {booted} by itself");
     if reboot {

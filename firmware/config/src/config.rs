@@ -203,6 +203,19 @@ pub struct ServerConfig {
     pub idle_timeout_secs: u64,
     /// Most connections served at once; further ones are refused at once.
     pub max_connections: usize,
+    /// Seconds a connection has to log in (OpenSSH's LoginGraceTime is 120).
+    pub login_grace_secs: u64,
+    /// Connections that have not logged in yet, in total and per address.
+    pub max_unauthenticated: usize,
+    pub max_unauthenticated_per_address: usize,
+    /// Logged-in connections of one user.
+    pub max_connections_per_user: usize,
+    /// Sessions (sftp, exec: one worker process each) per connection, per
+    /// user and in total; an eighth of the total is kept for users running
+    /// fewer than two.
+    pub max_sessions_per_connection: usize,
+    pub max_sessions_per_user: usize,
+    pub max_sessions: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,6 +259,13 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("data"),
             idle_timeout_secs: 900,
             max_connections: 64,
+            login_grace_secs: 30,
+            max_unauthenticated: 32,
+            max_unauthenticated_per_address: 8,
+            max_connections_per_user: 24,
+            max_sessions_per_connection: 10,
+            max_sessions_per_user: 32,
+            max_sessions: 128,
         }
     }
 }

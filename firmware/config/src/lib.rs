@@ -4,6 +4,7 @@
 //! appliance's state partition, so a directory made with `coffer init` and
 //! `coffer user add` anywhere can seed an image.
 
+mod arrivals;
 mod config;
 mod error;
 mod paths;
@@ -11,6 +12,7 @@ mod quota;
 mod retention;
 mod users;
 
+pub use arrivals::{ArrivalLock, ArrivalRecord, SetArrival};
 pub use config::{AlertsConfig, CONFIG_VERSION, Config, EmailConfig, Secret, SmtpSecurity, WebhookConfig, WebhookKind, LogConfig, LoginThrottleConfig, NetworkConfig, RaidConfig, RetentionSchedule, TimeConfig, ServerConfig, parse_cidr};
 pub use error::ConfigError;
 pub use paths::StatePaths;

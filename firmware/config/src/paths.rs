@@ -32,6 +32,11 @@ impl StatePaths {
         self.root.join("retention.toml")
     }
 
+    /// Per-user records of when backup sets arrived (`arrivals/NAME.toml`).
+    pub fn arrivals_dir(&self) -> PathBuf {
+        self.root.join("arrivals")
+    }
+
     /// Per-user quota records (usage, warnings).
     pub fn quota_dir(&self) -> PathBuf {
         self.root.join("quota")

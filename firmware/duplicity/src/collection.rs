@@ -3,13 +3,17 @@
 use std::collections::BTreeMap;
 
 use crate::name::{ArchiveName, FileRole, SetKind, parse_name};
+use crate::time::format_stamp;
 
 /// A file in a backup directory, with what retention needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
     pub name: String,
-    /// Modification time, seconds since the epoch.
+    /// Modification time, seconds since the epoch (the client can set it).
     pub mtime: i64,
+    /// Status change time, seconds since the epoch: set by the kernel when
+    /// the file was created, linked, renamed or changed, never chosen by a client.
+    pub ctime: i64,
     pub size: u64,
 }
 
@@ -24,10 +28,25 @@ pub struct BackupSet {
     pub signatures: Vec<String>,
     /// Newest modification time among the set's files.
     pub newest_mtime: i64,
+    /// Earliest status change time among the set's files: when the set
+    /// began to arrive (a long upload's first volume), as far as the file
+    /// system can tell.
+    pub earliest_ctime: i64,
     pub bytes: u64,
 }
 
 impl BackupSet {
+    /// The set's identity within its directory, as text: `full.STAMP` or
+    /// `inc.STAMP.to.STAMP` (prefixes and file roles left out, as duplicity
+    /// groups them).
+    pub fn key(&self) -> String {
+        match self.start {
+            Some(s) if self.kind == SetKind::Incremental => format!("inc.{}.to.{}", format_stamp(s), format_stamp(self.end)),
+            _ if self.kind == SetKind::Incremental => format!("inc.{}", format_stamp(self.end)),
+            _ => format!("full.{}", format_stamp(self.end)),
+        }
+    }
+
     /// A set is complete (restorable) only once its manifest exists.
     pub fn is_complete(&self) -> bool {
         self.manifest.is_some()
@@ -82,9 +101,11 @@ impl Collection {
                 volumes: BTreeMap::new(),
                 signatures: Vec::new(),
                 newest_mtime: f.mtime,
+                earliest_ctime: f.ctime,
                 bytes: 0,
             });
             set.newest_mtime = set.newest_mtime.max(f.mtime);
+            set.earliest_ctime = set.earliest_ctime.min(f.ctime);
             set.bytes += f.size;
             match role {
                 // A second manifest for the same set (plain and .gpg) stays listed with the files.
@@ -126,10 +147,9 @@ impl Collection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::format_stamp;
 
     fn f(name: String) -> FileInfo {
-        FileInfo { name, mtime: 0, size: 1 }
+        FileInfo { name, mtime: 0, ctime: 7, size: 1 }
     }
 
     #[test]
@@ -158,5 +178,8 @@ mod tests {
         let full = &col.sets[col.chains[0].sets[0]];
         assert_eq!(full.files_in_delete_order()[0], format!("duplicity-full.{}.manifest.gpg", s(a)));
         assert_eq!(full.files_in_delete_order().len(), 3);
+        assert_eq!(full.key(), format!("full.{}", s(a)));
+        assert_eq!(col.sets[col.chains[0].sets[1]].key(), format!("inc.{}.to.{}", s(a), s(b)));
+        assert_eq!(full.earliest_ctime, 7);
     }
 }

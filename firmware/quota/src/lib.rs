@@ -3,10 +3,12 @@
 //! Session workers write bytes far faster than they could ask permission
 //! for each one, so the ledger hands out *credit*: a worker that needs `n`
 //! more bytes asks for `n` plus some prefetch, and gets it only while
-//! `used + reserved + n <= limit`. Workers report what they consumed and
-//! return what they did not use; deletions free usage at once. Usage above
-//! the limit never blocks freeing. Warnings fire when usage crosses 80, 90
-//! and 100 % of the byte limit going up, and re-arm when it falls back.
+//! `used + reserved + n <= limit`. Workers report what they consumed when
+//! a file is closed and return what they did not use; until then the bytes
+//! of uploads in progress are *held* (reserved), not used.
+//! Deletions free usage at once. Usage above the limit never blocks
+//! freeing. Warnings fire when usage (never held credit) crosses 80, 90 and
+//! 100 % of the byte limit going up, and re-arm when it falls back.
 
 /// Limits of one user; `None` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,9 +20,30 @@ pub struct Limits {
 /// A request the ledger refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exceeded {
+    /// The file limit was hit (else the byte limit).
     pub files: bool,
+    /// Bytes (or files) in committed data.
     pub used: u64,
+    /// Bytes (or files) held by sessions: credit and uploads in progress.
+    pub held: u64,
     pub limit: u64,
+}
+
+/// The default file limit is the data area's inode count divided by this.
+pub const DEFAULT_FILES_DIVISOR: u64 = 10;
+
+/// File (inode) limit of a user who has none of their own: a tenth of the
+/// data area's inodes, so no one user can exhaust the file system's inodes
+/// for everyone (at thousands of creations a second that takes minutes).
+pub fn default_file_limit(area_inodes: u64) -> u64 {
+    area_inodes / DEFAULT_FILES_DIVISOR
+}
+
+impl Limits {
+    /// These limits with `files` set to `default_files` where none is given.
+    pub fn with_default_files(self, default_files: Option<u64>) -> Limits {
+        Limits { files: self.files.or(default_files), ..self }
+    }
 }
 
 /// Credit given to a worker.
@@ -54,10 +77,18 @@ impl Ledger {
 
     /// Grants `need` plus up to `prefetch` more, or refuses if `need` does not fit.
     pub fn grant(&mut self, need: Credit, prefetch: Credit) -> Result<Credit, Exceeded> {
-        let bytes = fit(self.limits.bytes, self.used_bytes + self.reserved_bytes, need.bytes, prefetch.bytes)
-            .ok_or(Exceeded { files: false, used: self.used_bytes, limit: self.limits.bytes.unwrap_or(u64::MAX) })?;
-        let files = fit(self.limits.files, self.used_files + self.reserved_files, need.files, prefetch.files)
-            .ok_or(Exceeded { files: true, used: self.used_files, limit: self.limits.files.unwrap_or(u64::MAX) })?;
+        let bytes = fit(self.limits.bytes, self.used_bytes + self.reserved_bytes, need.bytes, prefetch.bytes).ok_or(Exceeded {
+            files: false,
+            used: self.used_bytes,
+            held: self.reserved_bytes,
+            limit: self.limits.bytes.unwrap_or(u64::MAX),
+        })?;
+        let files = fit(self.limits.files, self.used_files + self.reserved_files, need.files, prefetch.files).ok_or(Exceeded {
+            files: true,
+            used: self.used_files,
+            held: self.reserved_files,
+            limit: self.limits.files.unwrap_or(u64::MAX),
+        })?;
         self.reserved_bytes += bytes;
         self.reserved_files += files;
         Ok(Credit { bytes, files })
@@ -172,7 +203,8 @@ mod tests {
         let g = l.grant(Credit { bytes: MB, files: 1 }, Credit { bytes: 100 * MB, files: 10 }).unwrap();
         assert_eq!(g, Credit { bytes: 8 * MB, files: 2 });
         // Everything is reserved now: nothing more fits until it is used or given back.
-        assert!(!l.grant(Credit { bytes: 1, files: 0 }, Credit::default()).unwrap_err().files);
+        let refused = l.grant(Credit { bytes: 1, files: 0 }, Credit::default()).unwrap_err();
+        assert_eq!(refused, Exceeded { files: false, used: 2 * MB, held: 8 * MB, limit: 10 * MB });
         l.consume(Credit { bytes: 3 * MB, files: 1 });
         l.give_back(Credit { bytes: 5 * MB, files: 1 });
         assert_eq!((l.used_bytes, l.reserved_bytes, l.used_files, l.reserved_files), (5 * MB, 0, 2, 0));
@@ -202,6 +234,28 @@ mod tests {
         assert_eq!(l.take_warnings(), Vec::<u8>::new());
         l.consume(Credit { bytes: 15, files: 0 });
         assert_eq!(l.take_warnings(), vec![80]);
+    }
+
+    #[test]
+    fn held_credit_never_warns() {
+        let mut l = Ledger::new(Limits { bytes: Some(100), files: None }, 0, 0);
+        let g = l.grant(Credit { bytes: 95, files: 0 }, Credit::default()).unwrap();
+        assert_eq!(g.bytes, 95);
+        assert_eq!(l.take_warnings(), Vec::<u8>::new());
+        let refused = l.grant(Credit { bytes: 10, files: 0 }, Credit::default()).unwrap_err();
+        assert_eq!((refused.used, refused.held), (0, 95));
+        l.give_back(g);
+        assert_eq!(l.take_warnings(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn default_file_limits() {
+        assert_eq!(default_file_limit(2000), 200);
+        assert_eq!(default_file_limit(0), 0);
+        let explicit = Limits { bytes: None, files: Some(5) };
+        assert_eq!(explicit.with_default_files(Some(200)).files, Some(5));
+        assert_eq!(Limits::default().with_default_files(Some(200)).files, Some(200));
+        assert_eq!(Limits::default().with_default_files(None).files, None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use coffer_duplicity::{Collection, civil_from_unix};
 
 use crate::policy::{RetentionPolicy, Rule};
+use crate::provenance::Standing;
 
 /// Why a set stays.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,12 @@ pub enum KeepReason {
     Orphan,
     /// An incomplete set (no manifest) that is still within its grace period.
     IncompleteRecent,
+    /// Its name does not fit when it arrived (or it is held back for
+    /// comparison): kept, never counted, until an administrator adopts it.
+    Unconfirmed,
+    /// Follows an unconfirmed set in its chain, so it cannot be restored
+    /// without it: kept and not counted either.
+    FollowsUnconfirmed,
 }
 
 /// Why a set goes.
@@ -143,49 +150,74 @@ fn select(points: &[(usize, i64)], policy: &RetentionPolicy, now: i64) -> BTreeM
     marks
 }
 
-/// Decides every set of `col` under `policy` at time `now`.
-pub fn plan(col: &Collection, policy: &RetentionPolicy, now: i64) -> Plan {
+/// Decides every set of `col` under `policy` at time `now`; `standing`
+/// says, by set index, which sets the rules may count (a missing entry
+/// counts as [`Standing::Uncounted`]).
+///
+/// An uncounted set is kept, as is everything before it in its chain (its
+/// restore needs them) and everything after it (their restores need it); no
+/// restore point at or after it in its chain is counted, and only counted
+/// points make a chain the newest. So uncounted sets never take a rule's
+/// place and are never the reason another set is deleted.
+pub fn plan(col: &Collection, policy: &RetentionPolicy, now: i64, standing: &[Standing]) -> Plan {
     let mut sets: Vec<Option<SetDecision>> = vec![None; col.sets.len()];
+    let counted = |i: usize| standing.get(i) == Some(&Standing::Counted);
 
-    // Restore points: every complete set in a chain, newest first.
-    let mut points: Vec<(usize, i64)> =
-        col.chains.iter().flat_map(|c| c.sets.iter().map(|&i| (i, col.sets[i].end))).collect();
+    // Per chain, how many sets lead it before the first uncounted one.
+    let counted_len: Vec<usize> =
+        col.chains.iter().map(|c| c.sets.iter().position(|&i| !counted(i)).unwrap_or(c.sets.len())).collect();
+    // Restore points: every counted complete set in a chain, newest first.
+    let mut points: Vec<(usize, i64)> = col
+        .chains
+        .iter()
+        .zip(&counted_len)
+        .flat_map(|(c, &n)| c.sets[..n].iter().map(|&i| (i, col.sets[i].end)))
+        .collect();
     points.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
     let marks = select(&points, policy, now);
 
-    let newest_chain = col.chains.iter().enumerate().max_by_key(|(_, c)| c.sets.last().map(|&l| col.sets[l].end)).map(|(i, _)| i);
+    let newest_chain = col
+        .chains
+        .iter()
+        .zip(&counted_len)
+        .enumerate()
+        .filter_map(|(ci, (c, &n))| n.checked_sub(1).map(|last| (ci, col.sets[c.sets[last]].end)))
+        .max_by_key(|&(_, end)| end)
+        .map(|(ci, _)| ci);
     let mut delete_chains = Vec::new();
     for (ci, chain) in col.chains.iter().enumerate() {
-        let selected: Vec<usize> = chain.sets.iter().copied().filter(|i| matches!(marks.get(i), Some(Mark::Keep(_)))).collect();
+        let (head, tail) = chain.sets.split_at(counted_len[ci]);
+        for &i in tail {
+            let reason = if counted(i) { KeepReason::FollowsUnconfirmed } else { KeepReason::Unconfirmed };
+            sets[i] = Some(SetDecision::Keep(reason));
+        }
+        let selected = head.iter().any(|i| matches!(marks.get(i), Some(Mark::Keep(_))));
         if policy.keeps_everything() {
-            for &i in &chain.sets {
+            for &i in head {
                 sets[i] = Some(SetDecision::Keep(KeepReason::NoPolicy));
             }
-        } else if let Some(&last_selected) = selected.last() {
+        } else if selected || !tail.is_empty() {
             // Walk newest to oldest: sets after the last selected point stay
-            // with the chain; earlier ones are needed by the next selected point.
-            let mut needed_by: Option<i64> = None;
-            let mut after_last = true;
-            for &i in chain.sets.iter().rev() {
-                if i == last_selected {
-                    after_last = false;
-                }
-                let decision = match marks.get(&i) {
-                    Some(Mark::Keep(rule)) => {
+            // with the chain (or are needed by the uncounted tail); earlier
+            // ones are needed by the next kept point.
+            let mut needed_by: Option<i64> = tail.first().map(|&i| col.sets[i].end);
+            for &i in head.iter().rev() {
+                let decision = match (marks.get(&i), needed_by) {
+                    (Some(Mark::Keep(rule)), _) => {
                         needed_by = Some(col.sets[i].end);
                         KeepReason::Selected(*rule)
                     }
-                    _ if after_last => KeepReason::SameChain,
-                    _ => KeepReason::NeededBy(needed_by.unwrap_or(col.sets[i].end)),
+                    (_, Some(t)) => KeepReason::NeededBy(t),
+                    (_, None) => KeepReason::SameChain,
                 };
                 sets[i] = Some(SetDecision::Keep(decision));
             }
         } else if Some(ci) == newest_chain {
-            for &i in &chain.sets {
+            for &i in head {
                 sets[i] = Some(SetDecision::Keep(KeepReason::NewestChain));
             }
         } else {
-            for &i in &chain.sets {
+            for &i in head {
                 sets[i] = Some(SetDecision::Delete(DeleteReason::ChainNotSelected));
             }
             delete_chains.push(ci);
@@ -257,10 +289,14 @@ mod tests {
                     format!("duplicity-new-signatures.{}.to.{}.sigtar.gpg", format_stamp(prev), format_stamp(t)),
                 ]
             };
-            files.extend(names.into_iter().map(|name| FileInfo { name, mtime: t, size: 10 }));
+            files.extend(names.into_iter().map(|name| FileInfo { name, mtime: t, ctime: t, size: 10 }));
             prev = t;
         }
         files
+    }
+
+    fn counted(col: &Collection) -> Vec<Standing> {
+        vec![Standing::Counted; col.sets.len()]
     }
 
     fn kept_ends(col: &Collection, p: &Plan) -> Vec<i64> {
@@ -279,7 +315,7 @@ mod tests {
     #[test]
     fn no_policy_keeps_everything() {
         let col = Collection::from_files(&history(&[('F', 10 * DAY), ('I', 11 * DAY), ('F', 20 * DAY)]));
-        let p = plan(&col, &RetentionPolicy::default(), 100 * DAY);
+        let p = plan(&col, &RetentionPolicy::default(), 100 * DAY, &counted(&col));
         assert!(!p.deletes_anything());
     }
 
@@ -289,7 +325,7 @@ mod tests {
         let col = Collection::from_files(&history(&[('F', DAY), ('I', 2 * DAY), ('I', 3 * DAY), ('F', 10 * DAY), ('I', 11 * DAY)]));
         // keep-last 1 keeps day 11, which needs day 10; chain A goes whole.
         let pol = RetentionPolicy { keep_last: Some(1), ..Default::default() };
-        let p = plan(&col, &pol, 12 * DAY);
+        let p = plan(&col, &pol, 12 * DAY, &counted(&col));
         assert_eq!(kept_ends(&col, &p), vec![10 * DAY, 11 * DAY]);
         assert_eq!(p.delete_files.len(), 9);
         // Newest set of the deleted chain goes first, manifest first.
@@ -297,7 +333,7 @@ mod tests {
         assert!(p.delete_files[8].starts_with("duplicity-full-signatures"));
         // keep-daily 4 reaches into chain A (day 3), which keeps A whole.
         let pol = RetentionPolicy { keep_daily: Some(4), ..Default::default() };
-        let p = plan(&col, &pol, 12 * DAY);
+        let p = plan(&col, &pol, 12 * DAY, &counted(&col));
         assert!(!p.deletes_anything());
         assert_eq!(p.sets[0], SetDecision::Keep(KeepReason::NeededBy(2 * DAY)));
         assert_eq!(p.sets[1], SetDecision::Keep(KeepReason::Selected(Rule::Daily)));
@@ -308,7 +344,7 @@ mod tests {
         // Points on days 1, 2, 40, 41 (two per month region); keep-daily 3 keeps 41, 40, 2.
         let col = Collection::from_files(&history(&[('F', DAY), ('F', 2 * DAY), ('F', 40 * DAY), ('F', 41 * DAY)]));
         let pol = RetentionPolicy { keep_daily: Some(3), ..Default::default() };
-        let p = plan(&col, &pol, 42 * DAY);
+        let p = plan(&col, &pol, 42 * DAY, &counted(&col));
         assert_eq!(kept_ends(&col, &p), vec![2 * DAY, 40 * DAY, 41 * DAY]);
     }
 
@@ -316,7 +352,7 @@ mod tests {
     fn newest_chain_is_never_deleted_and_within_counts() {
         let col = Collection::from_files(&history(&[('F', DAY), ('F', 5 * DAY)]));
         let pol = RetentionPolicy { keep_within: Some(DAY), ..Default::default() };
-        let p = plan(&col, &pol, 100 * DAY);
+        let p = plan(&col, &pol, 100 * DAY, &counted(&col));
         assert_eq!(kept_ends(&col, &p), vec![5 * DAY]);
         assert_eq!(p.sets[1], SetDecision::Keep(KeepReason::NewestChain));
     }
@@ -324,11 +360,11 @@ mod tests {
     #[test]
     fn incomplete_sets_expire_after_grace() {
         let mut files = history(&[('F', DAY)]);
-        files.push(FileInfo { name: format!("duplicity-full.{}.vol1.difftar.gpg", format_stamp(3 * DAY)), mtime: 3 * DAY, size: 5 });
+        files.push(FileInfo { name: format!("duplicity-full.{}.vol1.difftar.gpg", format_stamp(3 * DAY)), mtime: 3 * DAY, ctime: 3 * DAY, size: 5 });
         let col = Collection::from_files(&files);
         let pol = RetentionPolicy::default();
-        assert!(!plan(&col, &pol, 3 * DAY + 3600).deletes_anything());
-        let p = plan(&col, &pol, 5 * DAY);
+        assert!(!plan(&col, &pol, 3 * DAY + 3600, &counted(&col)).deletes_anything());
+        let p = plan(&col, &pol, 5 * DAY, &counted(&col));
         assert_eq!(p.delete_files, vec![format!("duplicity-full.{}.vol1.difftar.gpg", format_stamp(3 * DAY))]);
     }
 
@@ -355,14 +391,14 @@ mod tests {
             let col = Collection::from_files(&history(&spec));
             let pol = RetentionPolicy { keep_within: within, keep_last: last, keep_daily: daily, keep_weekly: weekly, keep_monthly: monthly, ..Default::default() };
             let now = t + DAY;
-            let p1 = plan(&col, &pol, now);
+            let p1 = plan(&col, &pol, now, &counted(&col));
             for chain in &col.chains {
                 let kept: Vec<bool> = chain.sets.iter().map(|&i| matches!(p1.sets[i], SetDecision::Keep(_))).collect();
                 proptest::prop_assert!(kept.iter().all(|&k| k) || kept.iter().all(|&k| !k), "chain split: {:?}", kept);
             }
             let newest = col.chains.last().expect("one chain");
             proptest::prop_assert!(newest.sets.iter().all(|&i| matches!(p1.sets[i], SetDecision::Keep(_))));
-            let p2 = plan(&col, &pol, now + advance);
+            let p2 = plan(&col, &pol, now + advance, &counted(&col));
             for (i, d) in p1.sets.iter().enumerate() {
                 if matches!(d, SetDecision::Delete(_)) {
                     proptest::prop_assert!(matches!(p2.sets[i], SetDecision::Delete(_)), "set {} came back", i);

@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 
 use coffer_command::scp::ScpLine;
 use coffer_command::{ExecCommand, HashAlgorithm};
-use coffer_storage::{JailPath, Meta, UserJail};
+use coffer_storage::{JailPath, Meta, NEW_DIR_BYTES, UserJail};
 
 use crate::profile::{Profile, is_incomplete_duplicity_file, is_restic_lock};
 use crate::sftp::SessionContext;
@@ -94,10 +94,10 @@ fn jail_path(p: &[u8]) -> io::Result<JailPath> {
     JailPath::parse(p).map_err(|_| io::Error::from(io::ErrorKind::NotFound))
 }
 
-/// Creates one directory, charging one inode to the quota.
+/// Creates one directory, charging an inode and a directory block to the quota.
 fn make_dir(ctx: &SessionContext, p: &JailPath) -> io::Result<()> {
-    ctx.quota.charge(0, 1).map_err(|q| io::Error::other(q.to_string()))?;
-    ctx.jail.mkdir(p, 0o777).inspect_err(|_| ctx.quota.free(0, 1))
+    ctx.quota.charge(NEW_DIR_BYTES, 1).map_err(|q| io::Error::other(q.to_string()))?;
+    ctx.jail.mkdir(p, 0o777).inspect_err(|_| ctx.quota.free(NEW_DIR_BYTES, 1))
 }
 
 fn mkdir(ctx: &SessionContext, parents: bool, paths: &[Vec<u8>], stderr: &mut impl Write) -> i32 {
@@ -210,8 +210,9 @@ fn remove_tree(ctx: &SessionContext, dir: &JailPath) -> io::Result<()> {
     if dir.is_root() {
         return Ok(());
     }
+    let size = jail.lstat(dir).map_or(0, |m| m.size);
     jail.rmdir(dir)?;
-    ctx.quota.free(0, 1);
+    ctx.quota.free(size, 1);
     Ok(())
 }
 
@@ -412,9 +413,9 @@ fn scp_sink_inner(
                 if !existed {
                     let made = ctx
                         .quota
-                        .charge(0, 1)
+                        .charge(NEW_DIR_BYTES, 1)
                         .map_err(|q| io::Error::other(q.to_string()))
-                        .and_then(|()| jail.mkdir(&dir, mode).inspect_err(|_| ctx.quota.free(0, 1)));
+                        .and_then(|()| jail.mkdir(&dir, mode).inspect_err(|_| ctx.quota.free(NEW_DIR_BYTES, 1)));
                     if let Err(e) = made {
                         scp_error(out, &dir.display(), &strip_os_error(&e))?;
                         return Ok(1);
@@ -453,13 +454,7 @@ fn scp_sink_inner(
                         ack(out)?;
                         let mut charged = 0u64;
                         let written = copy_exact(input, up.file(), size, |n| {
-                            ctx.quota
-                                .charge(n, 0)
-                                .map_err(|mut q| {
-                                    // Report usage without this upload, which is discarded.
-                                    q.used = q.used.saturating_sub(charged);
-                                    io::Error::other(q.to_string())
-                                })?;
+                            ctx.quota.charge(n, 0).map_err(|q| io::Error::other(q.to_string()))?;
                             charged += n;
                             Ok(())
                         });
@@ -488,6 +483,7 @@ fn scp_sink_inner(
                                 status = 1;
                             }
                         }
+                        ctx.quota.settle();
                     }
                     Err(e) => {
                         // The source skips this file's data when refused, so the stream stays in step.

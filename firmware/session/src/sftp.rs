@@ -24,7 +24,7 @@ use coffer_sftp_proto::{
     Attrs, Limits, MAX_IO, MAX_PACKET, NameEntry, OpenFlags, Reply, Request, RequestKind, StatVfs, StatusCode,
     encode_data, split_packet,
 };
-use coffer_storage::{DirStream, FileId, JailPath, Meta, Upload, UserJail};
+use coffer_storage::{DirStream, FileId, JailPath, Meta, NEW_DIR_BYTES, Upload, UserJail};
 
 use crate::profile::{Profile, is_incomplete_duplicity_file, is_restic_lock};
 use crate::quota::{QuotaExceeded, QuotaGate};
@@ -608,7 +608,13 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
                 .collect();
             Reply::Name { id, entries }
         }
-        RequestKind::Close { handle } => close(s, id, handle),
+        RequestKind::Close { handle } => {
+            let reply = close(s, id, handle);
+            // What the file took becomes usage and unused credit goes back:
+            // an open session must not hold the user's room.
+            s.quota.settle();
+            reply
+        }
         RequestKind::Read { handle, offset, len } => {
             // `handle_packet` sends READs to `read`, which builds the DATA packet in place.
             let _ = (handle, offset, len);
@@ -686,16 +692,18 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             if s.profile == Profile::ReadOnly {
                 return s.deny(id, "creating directories");
             }
-            if let Err(q) = s.quota.charge(0, 1) {
+            if let Err(q) = s.quota.charge(NEW_DIR_BYTES, 1) {
                 return quota_reply(id, &q);
             }
             match s.jail.mkdir(&p, attrs.permissions.unwrap_or(0o777)) {
                 Ok(()) => {
                     s.mark_created(s.jail.identity(&p));
+                    // A directory is complete at once: usage now, not held credit.
+                    s.quota.settle();
                     Reply::ok(id)
                 }
                 Err(e) => {
-                    s.quota.free(0, 1);
+                    s.quota.free(NEW_DIR_BYTES, 1);
                     err_reply(id, &e)
                 }
             }
@@ -708,7 +716,7 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             let before = s.jail.lstat(&p);
             match s.jail.rmdir(&p) {
                 Ok(()) => {
-                    s.quota.free(0, 1);
+                    s.quota.free(before.as_ref().map_or(0, |m| m.size), 1);
                     if let Ok(m) = before {
                         s.forget_created(m.inode);
                     }
@@ -755,7 +763,10 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             // A link is not marked as created here: writing through it would
             // reach the (older) file it points to.
             match s.jail.symlink(target, &l) {
-                Ok(()) => Reply::ok(id),
+                Ok(()) => {
+                    s.quota.settle();
+                    Reply::ok(id)
+                }
                 Err(e) => {
                     s.quota.free(len, 1);
                     err_reply(id, &e)
@@ -1128,12 +1139,8 @@ fn write(s: &Session, id: u32, handle: &[u8], offset: u64, data: &[u8]) -> Reply
     let end = if append { size + data.len() as u64 } else { offset.saturating_add(data.len() as u64) };
     let growth = end.saturating_sub(size);
     if growth > 0
-        && let Err(mut q) = s.quota.charge(growth, 0)
+        && let Err(q) = s.quota.charge(growth, 0)
     {
-        if matches!(h.kind, HandleKind::Upload(_)) {
-            // Report usage without this upload, which is about to be discarded.
-            q.used = q.used.saturating_sub(size);
-        }
         let msg = q.to_string();
         log::warn!("{msg} (upload of {})", String::from_utf8_lossy(&h.path.display()));
         if let HandleKind::Upload(u) = &h.kind {
@@ -1228,6 +1235,7 @@ fn meta_from_std(m: &std::fs::Metadata) -> Meta {
         nlink: m.nlink(),
         atime: m.atime(),
         mtime: m.mtime(),
+        ctime: m.ctime(),
         inode: (m.dev(), m.ino()),
     }
 }

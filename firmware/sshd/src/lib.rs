@@ -6,8 +6,11 @@
 //! `coffer-session`) under the user's uid when running as root, and relays
 //! the channel to the worker's stdio. The front end never opens a user file.
 
+mod access;
+pub mod admission;
 pub mod event;
 mod keys;
+mod live;
 pub mod quota;
 mod server;
 pub mod throttle;

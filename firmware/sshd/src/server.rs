@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
-use coffer_config::{KeyProfile, Role, UserDb};
+use coffer_config::{KeyProfile, UserDb};
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet, Preferred, cipher, kex, mac};
@@ -20,8 +20,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::access::{Access, access};
+use crate::admission::{AdmissionLimits, Occupancy};
 use crate::event;
-use crate::keys::{accepted_key_algorithm, parse_authorized_key};
+use crate::keys::accepted_key_algorithm;
+use crate::live::{LiveSessions, profile_word};
 use crate::quota::QuotaBook;
 use crate::throttle::{Admission, LoginThrottle, ThrottlePolicy};
 
@@ -55,7 +58,11 @@ pub struct EndpointConfig {
     pub drop_privileges: bool,
     pub throttle: ThrottlePolicy,
     pub idle_timeout: Duration,
+    /// A connection must log in within this time or is closed (and counts
+    /// as a failed login for the throttle).
+    pub login_grace: Duration,
     pub max_connections: usize,
+    pub admission: AdmissionLimits,
     pub log_level: String,
     /// Every user's quota ledger.
     pub quota: Arc<QuotaBook>,
@@ -65,6 +72,8 @@ struct Shared {
     config: EndpointConfig,
     throttle: Mutex<LoginThrottle>,
     connections: AtomicUsize,
+    occupancy: Mutex<Occupancy>,
+    live: LiveSessions,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -87,13 +96,16 @@ const CIPHERS: &[cipher::Name] = &[
 
 const MACS: &[mac::Name] = &[mac::HMAC_SHA256_ETM, mac::HMAC_SHA512_ETM, mac::HMAC_SHA256, mac::HMAC_SHA512];
 
+/// Key exchanges: every supported client has curve25519 (OpenSSH since 6.5,
+/// paramiko since 2.9 for duplicity, Go's x/crypto for restic and rclone),
+/// and OpenSSH 9.9+ prefers the post-quantum hybrid. The finite-field
+/// Diffie-Hellman groups are absent: no supported client needs them, and a
+/// group-18 exchange cost ~380 ms of server CPU, which an attacker could
+/// repeat without ever logging in.
 const KEX: &[kex::Name] = &[
     kex::MLKEM768X25519_SHA256,
     kex::CURVE25519,
     kex::CURVE25519_PRE_RFC_8731,
-    kex::DH_G16_SHA512,
-    kex::DH_G18_SHA512,
-    kex::DH_G14_SHA256,
     kex::EXTENSION_SUPPORT_AS_SERVER,
     kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
 ];
@@ -134,8 +146,16 @@ impl Endpoint {
             ..Default::default()
         };
         let throttle = LoginThrottle::new(config.throttle);
+        let occupancy = Occupancy::new(config.admission);
         Endpoint {
-            shared: Arc::new(Shared { config, throttle: Mutex::new(throttle), connections: AtomicUsize::new(0), shutdown }),
+            shared: Arc::new(Shared {
+                config,
+                throttle: Mutex::new(throttle),
+                connections: AtomicUsize::new(0),
+                occupancy: Mutex::new(occupancy),
+                live: LiveSessions::default(),
+                shutdown,
+            }),
             ssh: Arc::new(ssh),
         }
     }
@@ -145,6 +165,7 @@ impl Endpoint {
     pub async fn run(&self, listener: TcpListener, grace: Duration) -> Result<(), EndpointError> {
         let mut shutdown = self.shared.shutdown.clone();
         let mut tasks = tokio::task::JoinSet::new();
+        let watcher = tokio::spawn(watch_users(Arc::clone(&self.shared)));
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -170,23 +191,66 @@ impl Endpoint {
                 log::warn!("refused connection from {peer}: {active} connections open (server.max-connections)");
                 continue;
             }
+            if let Err(refusal) = self.shared.occupancy.lock().map_or(Ok(()), |mut o| o.open_unauthenticated(peer.ip())) {
+                log::warn!("refused connection from {peer}: {refusal}");
+                continue;
+            }
             let _ = stream.set_nodelay(true);
+            // A second descriptor of the socket, to cut a connection whose
+            // client ignores our disconnect (russh waits for the client to
+            // close its side, up to the idle time-out).
+            let Some((stream, cutter)) = stream.into_std().and_then(|s| Ok((s.try_clone()?, s))).ok().and_then(|(s, cutter)| {
+                tokio::net::TcpStream::from_std(s).ok().map(|s| (s, cutter))
+            }) else {
+                log::warn!("refused connection from {peer}: cannot duplicate its socket");
+                if let Ok(mut o) = self.shared.occupancy.lock() {
+                    o.close_unauthenticated(peer.ip());
+                }
+                continue;
+            };
             let relays = Arc::new(RelayCount::default());
-            let handler = ConnHandler::new(Arc::clone(&self.shared), peer, Arc::clone(&relays));
+            let conn = self.shared.live.open(peer);
+            let logged_in = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let handler = ConnHandler::new(Arc::clone(&self.shared), peer, conn, Arc::clone(&logged_in), Arc::clone(&relays));
             let ssh = Arc::clone(&self.ssh);
+            let shared = Arc::clone(&self.shared);
             let mut stop = self.shared.shutdown.clone();
+            let login_grace = self.shared.config.login_grace;
             tasks.spawn(async move {
-                let mut session = match russh::server::run_stream(ssh, stream, handler).await {
-                    Ok(s) => s,
-                    Err(e) => {
+                let _registered = LiveGuard(Arc::clone(&shared), conn);
+                let started = tokio::time::Instant::now();
+                // The version exchange too is bounded by the login grace time:
+                // a socket that never sends its banner holds a slot otherwise.
+                let mut session = match tokio::time::timeout(login_grace, russh::server::run_stream(ssh, stream, handler)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
                         log::debug!("connection from {peer} failed during setup: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        log::info!("connection from {peer} sent no SSH banner within {}s; closed", login_grace.as_secs());
                         return;
                     }
                 };
                 let handle = session.handle();
-                let ended = tokio::select! {
-                    r = &mut session => Some(r),
-                    _ = stop.changed() => None,
+                let cutter = Arc::new(cutter);
+                shared.live.set_handle(conn, handle.clone(), Arc::clone(&cutter));
+                let grace_over = tokio::time::sleep_until(started + login_grace);
+                tokio::pin!(grace_over);
+                let mut grace_pending = true;
+                let ended = loop {
+                    tokio::select! {
+                        r = &mut session => break Some(r),
+                        _ = stop.changed() => break None,
+                        () = &mut grace_over, if grace_pending => {
+                            grace_pending = false;
+                            if !logged_in.load(Ordering::SeqCst) {
+                                // Keepalives and SSH_MSG_IGNORE reset russh's idle timer; this one they do not.
+                                log::info!("connection from {peer} did not log in within {}s (server.login-grace-secs); closing it", login_grace.as_secs());
+                                cut(handle.clone(), Arc::clone(&cutter), "login grace time exceeded".into());
+                            }
+                        }
+                    }
                 };
                 let result = match ended {
                     Some(r) => r,
@@ -206,6 +270,7 @@ impl Endpoint {
             });
         }
         drop(listener);
+        watcher.abort();
         log::info!("shutting down: {} connection(s) open", tasks.len());
         let drain = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, drain).await.is_err() {
@@ -213,6 +278,47 @@ impl Endpoint {
             tasks.abort_all();
         }
         Ok(())
+    }
+}
+
+/// Tells the client why it is disconnected, then closes the socket whether
+/// or not the client closes its side.
+pub(crate) fn cut(handle: russh::server::Handle, socket: Arc<std::net::TcpStream>, why: String) {
+    tokio::spawn(async move {
+        let _ = handle.disconnect(russh::Disconnect::ByApplication, why, "en".into()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+    });
+}
+
+/// How often users.toml is checked for changes. Every command that changes
+/// it replaces it whole, so a change of inode, size or time is a change.
+const USERS_CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// Applies every change of users.toml to the connections already open
+/// (see [`LiveSessions::apply`]), within [`USERS_CHECK_EVERY`].
+async fn watch_users(shared: Arc<Shared>) {
+    let mut seen = None;
+    let mut tick = tokio::time::interval(USERS_CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let path = shared.config.users_file.clone();
+        let now = std::fs::metadata(&path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.ino(), m.size(), m.mtime(), m.mtime_nsec(), m.ctime_nsec())
+        });
+        if now == seen {
+            continue;
+        }
+        let first = seen.is_none();
+        seen = now;
+        let loaded = tokio::task::spawn_blocking(move || UserDb::load(&path)).await;
+        match loaded {
+            Ok(Ok(db)) => shared.live.apply(&db, &shared.config.quota),
+            Ok(Err(e)) if !first => log::error!("users.toml changed but cannot be read ({e}); open sessions keep their rights"),
+            _ => {}
+        }
     }
 }
 
@@ -256,22 +362,34 @@ impl Drop for RelayGuard {
     }
 }
 
-/// The logged-in user of a connection.
+/// Forgets a connection in the live registry when its task ends.
+struct LiveGuard(Arc<Shared>, u64);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live.close(self.1);
+    }
+}
+
+/// The logged-in user of a connection and the key they logged in with. What
+/// the key may do is looked up again for every channel ([`access`]).
 #[derive(Debug, Clone)]
 struct LoggedIn {
     name: String,
-    uid: u32,
-    gid: u32,
-    profile: KeyProfile,
-    limits: coffer_quota::Limits,
-    admin: bool,
+    key: PublicKey,
 }
 
 struct ConnHandler {
     shared: Arc<Shared>,
     peer: SocketAddr,
+    /// This connection's id in the live registry.
+    conn: u64,
     user: Option<LoggedIn>,
-    tried_auth: bool,
+    /// Set once a login succeeded, read by the login grace timer.
+    logged_in: Arc<std::sync::atomic::AtomicBool>,
+    /// A login refused because the user holds too many connections: not a
+    /// failure for the throttle.
+    refused_busy: bool,
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// Channels whose client asked for a terminal (administrators only).
     terminals: HashSet<ChannelId>,
@@ -280,7 +398,13 @@ struct ConnHandler {
 }
 
 impl ConnHandler {
-    fn new(shared: Arc<Shared>, peer: SocketAddr, relays: Arc<RelayCount>) -> Self {
+    fn new(
+        shared: Arc<Shared>,
+        peer: SocketAddr,
+        conn: u64,
+        logged_in: Arc<std::sync::atomic::AtomicBool>,
+        relays: Arc<RelayCount>,
+    ) -> Self {
         shared.connections.fetch_add(1, Ordering::Relaxed);
         let reject_delay = match shared.throttle.lock().map(|mut t| t.admit(peer.ip(), Instant::now())) {
             Ok(Admission::Allow { reject_delay }) => reject_delay,
@@ -289,8 +413,10 @@ impl ConnHandler {
         ConnHandler {
             shared,
             peer,
+            conn,
             user: None,
-            tried_auth: false,
+            logged_in,
+            refused_busy: false,
             channels: HashMap::new(),
             terminals: HashSet::new(),
             reject_delay,
@@ -298,8 +424,8 @@ impl ConnHandler {
         }
     }
 
-    /// Finds `user` and the profile of `key` among the user's keys.
-    fn lookup(&self, user: &str, key: &PublicKey) -> Option<LoggedIn> {
+    /// What `key` may do as `user` now, from the current users.toml.
+    fn lookup(&self, user: &str, key: &PublicKey) -> Option<Access> {
         let db = match UserDb::load(&self.shared.config.users_file) {
             Ok(db) => db,
             Err(e) => {
@@ -307,22 +433,13 @@ impl ConnHandler {
                 return None;
             }
         };
-        let u = db.get(user)?;
-        if u.locked {
-            log::info!("user {user} is locked; login from {} refused", self.peer);
-            return None;
+        match access(&db, user, key) {
+            Ok(a) => Some(a),
+            Err(why) => {
+                log::debug!("login as {user:?} from {} refused: {why}", self.peer);
+                None
+            }
         }
-        u.keys.iter().find_map(|k| {
-            let parsed = parse_authorized_key(&k.key).ok()?;
-            (parsed.key_data() == key.key_data()).then(|| LoggedIn {
-                name: u.name.to_string(),
-                uid: u.uid,
-                gid: u.gid,
-                profile: k.profile,
-                limits: coffer_quota::Limits { bytes: u.quota_bytes, files: u.quota_files },
-                admin: u.role == Role::Admin,
-            })
-        })
     }
 
     async fn reject(&self) -> Result<Auth, russh::Error> {
@@ -347,26 +464,42 @@ impl ConnHandler {
             }
             return;
         }
-        let (Some(mut user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id)) else {
+        let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id)) else {
             let _ = session.channel_failure(channel_id);
             return;
         };
-        // Locking, removing or demoting a user also holds for a connection
-        // that logged in before (multiplexed clients open channels for hours).
-        match UserDb::load(&self.shared.config.users_file).ok().and_then(|db| db.get(&user.name).cloned()) {
-            Some(u) if !u.locked => user.admin = u.role == Role::Admin,
-            _ => {
-                log::warn!("user {} from {}: no longer allowed (locked or removed); channel refused", user.name, self.peer);
-                finish_with_message(channel, "coffer: this user is locked or removed\r\n".into(), 1);
+        // The key's rights now, not at login: locking, removing, a key
+        // removal, a narrower profile or a new quota also hold for a
+        // connection that logged in before (multiplexed clients open
+        // channels for hours).
+        let rights = match UserDb::load(&self.shared.config.users_file).map(|db| access(&db, &user.name, &user.key)) {
+            Ok(Ok(rights)) => rights,
+            Ok(Err(why)) => {
+                log::warn!("user {} from {}: {why}; channel refused", user.name, self.peer);
+                finish_with_message(channel, format!("coffer: this key may no longer log in ({why})\r\n"), 1);
                 let _ = session.channel_success(channel_id);
                 return;
             }
-        }
+            Err(e) => {
+                log::error!("user {} from {}: cannot read the user database: {e}; channel refused", user.name, self.peer);
+                let _ = session.channel_failure(channel_id);
+                return;
+            }
+        };
+        let slot = match WorkerSlot::take(&self.shared, &user.name, self.conn, rights.profile) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                log::warn!("user {} from {}: {refusal}; channel refused", user.name, self.peer);
+                let _ = session.channel_success(channel_id);
+                finish_with_message(channel, format!("coffer: {refusal}\r\n"), 1);
+                return;
+            }
+        };
         if let WorkerRequest::Admin(line) = &request {
             // An administrator's append-only or read-only key (a backup job's)
             // must not administer: a stolen server would undo what the profile protects.
-            if user.admin && user.profile == KeyProfile::Full {
-                self.start_admin(channel, line.clone(), user, session);
+            if rights.admin && rights.profile == KeyProfile::Full {
+                self.start_admin(channel, line.clone(), user, slot, session);
             } else {
                 log::warn!("user {} from {}: refused administrator command {:?}", user.name, self.peer, coffer_command::admin_command_summary(line));
                 let _ = session.channel_success(channel_id);
@@ -381,16 +514,20 @@ impl ConnHandler {
         }
         let cfg = &self.shared.config;
         let area = cfg.data_dir.join(&user.name);
-        if !cfg.quota.knows(&user.name) {
+        // A user whose count failed waits for the scheduled retry: counting
+        // again for every channel would let them make the server walk at will.
+        if !cfg.quota.knows(&user.name) && !cfg.quota.retry_scheduled(&user.name) {
             // A walk of the user's whole area: other connections go on meanwhile.
             match tokio::task::block_in_place(|| coffer_storage::UserJail::open(&area).and_then(|j| j.usage())) {
                 Ok((bytes, files)) => {
-                    cfg.quota.recount(&user.name, user.limits, bytes, files);
+                    cfg.quota.recount(&user.name, rights.limits, bytes, files);
                 }
-                Err(e) => log::warn!("user {}: cannot count usage of {}: {e}", user.name, area.display()),
+                // The worker still starts (reading and listing need no count), but the
+                // book refuses every write until a retry of the count succeeds.
+                Err(e) => cfg.quota.count_failed(&user.name, &format!("counting {}: {e}", area.display())),
             }
         }
-        cfg.quota.set_limits(&user.name, user.limits);
+        cfg.quota.set_limits(&user.name, rights.limits);
         let (ours, theirs) = match std::os::unix::net::UnixStream::pair() {
             Ok(pair) => pair,
             Err(e) => {
@@ -399,11 +536,7 @@ impl ConnHandler {
                 return;
             }
         };
-        let profile = match user.profile {
-            KeyProfile::Full => "full",
-            KeyProfile::AppendOnly => "append-only",
-            KeyProfile::ReadOnly => "read-only",
-        };
+        let profile = profile_word(rights.profile);
         let mut cmd = tokio::process::Command::new(&cfg.worker.program);
         cmd.args(&cfg.worker.args)
             .arg("--jail")
@@ -431,7 +564,7 @@ impl ConnHandler {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         if cfg.drop_privileges {
-            cmd.uid(user.uid).gid(user.gid);
+            cmd.uid(rights.uid).gid(rights.gid);
         }
         let child = match spawn_with_inherited(&mut cmd, &theirs) {
             Ok(c) => c,
@@ -453,7 +586,7 @@ impl ConnHandler {
         let shutdown = self.shared.shutdown.clone();
         let guard = self.relays.start();
         tokio::spawn(async move {
-            relay(channel, child, request, user.name, shutdown, false).await;
+            relay(channel, child, request, user.name, shutdown, false, slot).await;
             drop(guard);
         });
     }
@@ -462,7 +595,7 @@ impl ConnHandler {
 impl ConnHandler {
     /// Runs an administrator's command line as root through `coffer admin`,
     /// which parses it with the same grammar as the local command line.
-    fn start_admin(&mut self, channel: Channel<Msg>, line: Vec<u8>, user: LoggedIn, session: &mut Session) {
+    fn start_admin(&mut self, channel: Channel<Msg>, line: Vec<u8>, user: LoggedIn, slot: WorkerSlot, session: &mut Session) {
         let cfg = &self.shared.config;
         let channel_id = channel.id();
         let mut cmd = tokio::process::Command::new(&cfg.admin.program);
@@ -495,9 +628,35 @@ impl ConnHandler {
         let guard = self.relays.start();
         let terminal = self.terminals.contains(&channel_id);
         tokio::spawn(async move {
-            relay(channel, child, request, user.name, shutdown, terminal).await;
+            relay(channel, child, request, user.name, shutdown, terminal, slot).await;
             drop(guard);
         });
+    }
+}
+
+/// A session's place in the endpoint's limits and in the live registry,
+/// given back when the session ends.
+struct WorkerSlot {
+    shared: Arc<Shared>,
+    user: String,
+    conn: u64,
+    id: u64,
+    /// Turns true when a change to users.toml no longer allows the session.
+    stop: watch::Receiver<bool>,
+}
+
+impl WorkerSlot {
+    fn take(shared: &Arc<Shared>, user: &str, conn: u64, profile: KeyProfile) -> Result<Self, crate::admission::Refusal> {
+        shared.occupancy.lock().unwrap_or_else(std::sync::PoisonError::into_inner).start_worker(user)?;
+        let (id, stop) = shared.live.start_session(conn, profile);
+        Ok(WorkerSlot { shared: Arc::clone(shared), user: user.into(), conn, id, stop })
+    }
+}
+
+impl Drop for WorkerSlot {
+    fn drop(&mut self) {
+        self.shared.occupancy.lock().unwrap_or_else(std::sync::PoisonError::into_inner).end_worker(&self.user);
+        self.shared.live.end_session(self.conn, self.id);
     }
 }
 
@@ -514,7 +673,17 @@ fn finish_with_message(channel: Channel<Msg>, msg: String, status: u32) {
 impl Drop for ConnHandler {
     fn drop(&mut self) {
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
-        if self.user.is_none() && self.tried_auth {
+        {
+            let mut o = self.shared.occupancy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &self.user {
+                Some(u) => o.close_connection(&u.name),
+                None => o.close_unauthenticated(self.peer.ip()),
+            }
+        }
+        // A connection that ends without logging in counts as a failure,
+        // whether it tried a key or only held a slot (a banner, a key
+        // exchange, keepalives) until the login grace time ran out.
+        if self.user.is_none() && !self.refused_busy {
             let ban = self.shared.throttle.lock().ok().and_then(|mut t| t.record_failure(self.peer.ip(), Instant::now()));
             log::info!("failed login from {}", self.peer);
             if let Some(ban) = ban {
@@ -575,7 +744,6 @@ impl russh::server::Handler for ConnHandler {
     type Error = russh::Error;
 
     async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
-        self.tried_auth = true;
         if let Err(e) = accepted_key_algorithm(offer.algorithm) {
             log::warn!("refused key offered by {} for user {user:?}: {e}", self.peer);
             return self.reject().await;
@@ -589,20 +757,28 @@ impl russh::server::Handler for ConnHandler {
     }
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
-        self.tried_auth = true;
         if let Err(e) = accepted_key_algorithm(key.algorithm) {
             log::warn!("refused signature from {} for user {user:?}: {e}", self.peer);
             return self.reject().await;
         }
         match self.lookup(user, key.public_key) {
             Some(found) => {
+                let opened = self.shared.occupancy.lock().unwrap_or_else(std::sync::PoisonError::into_inner).open_connection(user);
+                if let Err(refusal) = opened {
+                    log::warn!("login of {user} from {} refused: {refusal}", self.peer);
+                    self.refused_busy = true;
+                    return self.reject().await;
+                }
+                self.shared.occupancy.lock().unwrap_or_else(std::sync::PoisonError::into_inner).close_unauthenticated(self.peer.ip());
                 log::info!(
                     "user {user} logged in from {} with key {} (profile {:?})",
                     self.peer,
                     key.public_key.fingerprint(Default::default()),
                     found.profile
                 );
-                self.user = Some(found);
+                self.user = Some(LoggedIn { name: user.to_string(), key: key.public_key.clone() });
+                self.logged_in.store(true, Ordering::SeqCst);
+                self.shared.live.logged_in(self.conn, user, key.public_key.clone());
                 if let Ok(mut t) = self.shared.throttle.lock() {
                     t.record_success(self.peer.ip(), Instant::now());
                 }
@@ -613,7 +789,6 @@ impl russh::server::Handler for ConnHandler {
     }
 
     async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
-        self.tried_auth = true;
         log::info!("refused password login for {user:?} from {} (only public keys are accepted)", self.peer);
         self.reject().await
     }
@@ -624,9 +799,18 @@ impl russh::server::Handler for ConnHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if self.user.is_some() && self.channels.len() < 16 {
+        // Channels waiting for a request and channels running a session both
+        // count: each running one is a process and four descriptors here.
+        let open = self.channels.len() + self.shared.live.sessions_of(self.conn);
+        if self.user.is_some() && open < self.shared.config.admission.channels_per_connection {
             self.channels.insert(channel.id(), channel);
             reply.accept().await;
+        } else if self.user.is_some() {
+            log::warn!(
+                "user {} from {}: channel refused, {open} open on this connection (server.max-sessions-per-connection)",
+                self.user.as_ref().map_or("?", |u| u.name.as_str()),
+                self.peer
+            );
         }
         Ok(())
     }
@@ -645,7 +829,7 @@ impl russh::server::Handler for ConnHandler {
         // No pseudo-terminal is ever allocated. An administrator's `ssh -t`
         // is acknowledged so their commands can use colour and alignment
         // (output then ends lines with CR LF, as a terminal in raw mode needs).
-        if self.user.as_ref().is_some_and(|u| u.admin) {
+        if self.user.as_ref().and_then(|u| self.lookup(&u.name, &u.key)).is_some_and(|a| a.admin) {
             self.terminals.insert(channel);
             session.channel_success(channel)?;
         } else {
@@ -748,9 +932,15 @@ fn crlf(data: &[u8]) -> Bytes {
 /// Pipe buffer size between the front end and a worker.
 const PIPE_SIZE: usize = 1024 * 1024;
 
+/// How long a worker whose session was revoked may take to end after its
+/// stdin closed (finishing a request in progress) before it is killed.
+const REVOKED_WORKER_GRACE: Duration = Duration::from_secs(1);
+
 /// Moves bytes between the channel and the worker until both are done, then
 /// reports the worker's exit status. On shutdown the worker's stdin is closed,
-/// which makes it discard unfinished uploads and exit.
+/// which makes it discard unfinished uploads and exit. A session that
+/// users.toml no longer allows is ended the same way, and killed if its
+/// worker does not end within [`REVOKED_WORKER_GRACE`].
 async fn relay(
     channel: Channel<Msg>,
     mut child: tokio::process::Child,
@@ -758,6 +948,7 @@ async fn relay(
     user: String,
     mut shutdown: watch::Receiver<bool>,
     terminal: bool,
+    mut slot: WorkerSlot,
 ) {
     let (mut reader, writer) = channel.split();
     let writer = Arc::new(writer);
@@ -821,6 +1012,11 @@ async fn relay(
     // shutdown) ends the session either way.
     let mut reading = true;
     let mut stopping = false;
+    let mut watching_access = true;
+    // Armed only when a revoked worker is given its grace.
+    let kill_at = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(kill_at);
+    let mut kill_armed = false;
     let exit = loop {
         tokio::select! {
             msg = reader.wait(), if reading => {
@@ -867,6 +1063,25 @@ async fn relay(
                 }
             },
             status = child.wait() => break status,
+            changed = slot.stop.changed(), if watching_access => {
+                if changed.is_err() {
+                    // The registry forgot the session (its connection ended); nothing will revoke it now.
+                    watching_access = false;
+                } else if *slot.stop.borrow() {
+                    log::info!("user {user}: ending a session its key no longer allows");
+                    watching_access = false;
+                    stdin = None;
+                    reading = false;
+                    stopping = true;
+                    kill_at.as_mut().reset(tokio::time::Instant::now() + REVOKED_WORKER_GRACE);
+                    kill_armed = true;
+                }
+            }
+            () = &mut kill_at, if kill_armed => {
+                kill_armed = false;
+                log::warn!("user {user}: killing a revoked session's worker that did not end");
+                let _ = child.start_kill();
+            }
             _ = shutdown.changed(), if !stopping => {
                 log::info!("user {user}: closing session for shutdown");
                 stdin = None;

@@ -14,6 +14,9 @@ const DAY: i64 = 86_400;
 /// Usage at or above this share of a quota is worth a mark on the screen.
 const QUOTA_WARN_PERCENT: u64 = 90;
 
+/// Unconfirmed sets listed per user on the screen (`--json` has them all).
+const UNCONFIRMED_SHOWN: usize = 10;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Status {
@@ -99,6 +102,24 @@ pub struct UserStatus {
     pub last_backup: Option<i64>,
     /// No backup for `stale_after_days` (computed by [`Status::mark_stale`]).
     pub stale: bool,
+    /// Sets whose names do not fit when they arrived: kept, counted by no
+    /// retention rule until `retention adopt`.
+    pub unconfirmed: Vec<UnconfirmedSet>,
+    /// The last retention run deleted nothing because a burst of new sets
+    /// would have pushed older ones out.
+    pub retention_held: bool,
+}
+
+/// A backup set that retention does not count until an administrator adopts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct UnconfirmedSet {
+    /// The directory as the client sees it (`/backup/home`).
+    pub directory: String,
+    /// `full 20991201T000000Z`, `inc A to B`.
+    pub set: String,
+    /// Unix time its first file arrived.
+    pub arrived: i64,
 }
 
 /// The appliance's health in one word, worst first.
@@ -152,7 +173,8 @@ impl Status {
         }
     }
 
-    /// The worst of: arrays, disk problems, stale users, nearly full quotas.
+    /// The worst of: arrays, disk problems, stale users, nearly full quotas,
+    /// unconfirmed sets and held retention.
     pub fn overall(&self) -> Overall {
         let mut worst = Overall::Ok;
         for a in &self.arrays {
@@ -165,7 +187,9 @@ impl Status {
             worst = worst.min(o);
         }
         let warned = self.disks.iter().any(|d| !d.problems.is_empty())
-            || self.users.iter().any(|u| u.stale || u.quota_percent().is_some_and(|p| p >= QUOTA_WARN_PERCENT));
+            || self.users.iter().any(|u| {
+                u.stale || u.retention_held || !u.unconfirmed.is_empty() || u.quota_percent().is_some_and(|p| p >= QUOTA_WARN_PERCENT)
+            });
         if warned {
             worst = worst.min(Overall::Warning);
         }
@@ -266,6 +290,12 @@ pub fn render(s: &Status, style: Style) -> String {
         if u.quota_percent().is_some_and(|p| p >= QUOTA_WARN_PERCENT) {
             mark.push_str(&format!("  {}", style.paint(&format!("! {} % of quota", u.quota_percent().unwrap_or(0)), "1;33")));
         }
+        if u.retention_held {
+            mark.push_str(&format!("  {}", style.paint("! retention held", "1;31")));
+        }
+        if !u.unconfirmed.is_empty() {
+            mark.push_str(&format!("  {}", style.paint(&format!("! {} unconfirmed set(s)", u.unconfirmed.len()), "1;33")));
+        }
         if u.locked {
             mark.push_str("  (locked)");
         }
@@ -274,6 +304,15 @@ pub fn render(s: &Status, style: Style) -> String {
         }
         let last = u.last_backup.map_or("never".into(), |t| format!("{} ago", duration_since(s.now, t)));
         line(format!("{:<width$}  {:>10}  {:>10}  {:>8}  {last}{mark}", u.name, size(u.used_bytes), quota, u.used_files));
+        for set in u.unconfirmed.iter().take(UNCONFIRMED_SHOWN) {
+            line(format!("  unconfirmed {} {}, arrived {} ago", set.directory, set.set, duration_since(s.now, set.arrived)));
+        }
+        if u.unconfirmed.len() > UNCONFIRMED_SHOWN {
+            line(format!("  … and {} more (`retention show --user {}`)", u.unconfirmed.len() - UNCONFIRMED_SHOWN, u.name));
+        }
+        if !u.unconfirmed.is_empty() || u.retention_held {
+            line(format!("  `retention adopt --user {}` confirms them if they are genuine", u.name));
+        }
     }
     out
 }
@@ -408,6 +447,30 @@ admin         0 B           -         0  never  (admin)
         assert_eq!(v["stale-after-days"], 7);
         assert_eq!(v["users"][1]["stale"], true);
         assert_eq!(v["arrays"][0]["members"][0]["bay"], "left");
+    }
+
+    #[test]
+    fn unconfirmed_sets_and_held_retention_are_shown() {
+        let mut s = sample();
+        s.arrays.clear();
+        s.disks.clear();
+        s.users = vec![UserStatus {
+            name: "carol".into(),
+            last_backup: Some(s.now - 60),
+            unconfirmed: vec![UnconfirmedSet { directory: "/backup".into(), set: "full 20991201T000000Z".into(), arrived: s.now - 120 }],
+            retention_held: true,
+            ..UserStatus::default()
+        }];
+        assert_eq!(s.overall(), Overall::Warning);
+        let screen = render(&s, Style::default());
+        assert!(screen.contains("carol  ") && screen.contains("! retention held  ! 1 unconfirmed set(s)"), "{screen}");
+        assert!(screen.contains("  unconfirmed /backup full 20991201T000000Z, arrived 2m 0s ago\n"), "{screen}");
+        assert!(screen.contains("`retention adopt --user carol`"), "{screen}");
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["users"][0]["unconfirmed"][0]["set"], "full 20991201T000000Z");
+        assert_eq!(v["users"][0]["retention-held"], true);
+        s.users[0].unconfirmed = vec![UnconfirmedSet::default(); 12];
+        assert!(render(&s, Style::default()).contains("… and 2 more (`retention show --user carol`)"));
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct Meta {
     pub nlink: u64,
     pub atime: i64,
     pub mtime: i64,
+    /// Status change time: set by the kernel, never by a client (unlike
+    /// mtime and atime), so retention can tell when a file arrived.
+    pub ctime: i64,
     /// Identity of the inode, (device, inode number).
     pub inode: (u64, u64),
 }
@@ -48,6 +51,7 @@ impl Meta {
             nlink: u64::from(st.st_nlink),
             atime: st.st_atime,
             mtime: st.st_mtime,
+            ctime: st.st_ctime,
             inode: (st.st_dev, st.st_ino),
         }
     }
@@ -384,38 +388,130 @@ impl UserJail {
 const EEXIST: i32 = 17;
 const EBUSY: i32 = 16;
 
-impl UserJail {
-    /// Counts what the area holds: bytes of files and symlinks (each inode
-    /// once, so hard links are not counted twice) and the number of inodes
-    /// below the root. Temporaries of unfinished uploads count too: they
-    /// take space until they are committed or removed.
-    pub fn usage(&self) -> io::Result<(u64, u64)> {
-        let mut seen = std::collections::HashSet::new();
-        let (mut bytes, mut files) = (0u64, 0u64);
-        let mut dirs = vec![self.open_in_root(&JailPath::root(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?];
-        while let Some(fd) = dirs.pop() {
-            for entry in rustix::fs::Dir::read_from(&fd)? {
-                let entry = entry?;
-                let name = entry.file_name().to_bytes();
-                if name == b"." || name == b".." {
-                    continue;
-                }
-                let st = match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                    Ok(st) => st,
-                    Err(rustix::io::Errno::NOENT) => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                if !seen.insert((st.st_dev, st.st_ino)) {
-                    continue;
-                }
-                files += 1;
-                if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                    dirs.push(rustix::fs::openat(&fd, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?);
-                } else {
-                    bytes += u64::try_from(st.st_size).unwrap_or(0);
-                }
+/// Directories the usage count keeps open at once. The walk holds one
+/// descriptor per level above the directory it lists, up to this many; a
+/// level whose descriptor was closed is opened again through `..` from its
+/// child (and checked to be the same directory). So neither a wide tree (one
+/// descriptor per pending directory ran out of descriptors at 1,100 empty
+/// directories) nor a deep one can exhaust the server's descriptors.
+const COUNT_OPEN_DIRS: usize = 16;
+
+/// Bytes of the area's top directory that are not the user's: `user add`
+/// made it, so a fresh area counts as empty. What it grows beyond (a
+/// directory of thousands of names) counts.
+const ROOT_DIR_ALLOWANCE: u64 = 4096;
+
+/// What a new directory is charged until a recount measures it: one block
+/// of ext4, the data area's file system.
+pub const NEW_DIR_BYTES: u64 = 4096;
+
+/// Space a directory occupies: its blocks, or its size on file systems that
+/// allocate none (tmpfs).
+fn dir_bytes(st: &rustix::fs::Stat) -> u64 {
+    let blocks = u64::try_from(st.st_blocks).unwrap_or(0).saturating_mul(512);
+    blocks.max(u64::try_from(st.st_size).unwrap_or(0))
+}
+
+/// One directory on the path of the usage walk.
+struct Level {
+    /// Closed for levels far above the directory being listed.
+    fd: Option<OwnedFd>,
+    id: (u64, u64),
+    /// Subdirectories still to walk.
+    subdirs: Vec<Vec<u8>>,
+}
+
+/// Running totals of a usage count.
+#[derive(Default)]
+struct Tally {
+    seen: std::collections::HashSet<(u64, u64)>,
+    bytes: u64,
+    files: u64,
+}
+
+impl Tally {
+    /// Counts the entries of one directory; returns its subdirectories.
+    fn list(&mut self, dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
+        let mut subdirs = Vec::new();
+        for entry in rustix::fs::Dir::read_from(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if !self.seen.insert((st.st_dev, st.st_ino)) {
+                continue;
+            }
+            self.files += 1;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                self.bytes = self.bytes.saturating_add(dir_bytes(&st));
+                subdirs.push(name.to_vec());
+            } else {
+                self.bytes = self.bytes.saturating_add(u64::try_from(st.st_size).unwrap_or(0));
             }
         }
-        Ok((bytes, files))
+        Ok(subdirs)
     }
+}
+
+impl UserJail {
+    /// Counts what the area holds: bytes of files and symlinks (each inode
+    /// once, so hard links are not counted twice), the space directories
+    /// occupy (the top directory's beyond its first block), and the number
+    /// of inodes below the root. Temporaries of unfinished uploads count
+    /// too: they take space until they are committed or removed. Uses at
+    /// most [`COUNT_OPEN_DIRS`] + 2 descriptors whatever the tree's shape.
+    pub fn usage(&self) -> io::Result<(u64, u64)> {
+        let mut tally = Tally::default();
+        let root = self.open_in_root(&JailPath::root(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
+        let st = rustix::fs::fstat(&root)?;
+        tally.bytes = dir_bytes(&st).saturating_sub(ROOT_DIR_ALLOWANCE);
+        let subdirs = tally.list(&root)?;
+        let mut levels = vec![Level { fd: Some(root), id: (st.st_dev, st.st_ino), subdirs }];
+        // Levels from this index on hold a descriptor; those before it do not.
+        let mut lowest_open = 0;
+        while let Some(top) = levels.last_mut() {
+            let Some(name) = top.subdirs.pop() else {
+                let Some(done) = levels.pop() else { break };
+                let Some(parent) = levels.last_mut() else { break };
+                if parent.fd.is_none() {
+                    parent.fd = Some(reopen_parent(done.fd.as_ref(), parent.id)?);
+                    lowest_open = levels.len() - 1;
+                }
+                continue;
+            };
+            let Some(parent) = top.fd.as_ref() else { return Err(io::Error::other("usage count lost a directory descriptor")) };
+            let fd = match rustix::fs::openat(parent, name.as_slice(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
+                Ok(fd) => fd,
+                // Removed, or replaced by a file or a link, since it was listed.
+                Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let st = rustix::fs::fstat(&fd)?;
+            let subdirs = tally.list(&fd)?;
+            levels.push(Level { fd: Some(fd), id: (st.st_dev, st.st_ino), subdirs });
+            if levels.len() - lowest_open > COUNT_OPEN_DIRS {
+                levels[lowest_open].fd = None;
+                lowest_open += 1;
+            }
+        }
+        Ok((tally.bytes, tally.files))
+    }
+}
+
+/// Opens `..` of `child` and checks that it is the directory `id` the walk
+/// came from: a directory moved meanwhile would make the count wrong.
+fn reopen_parent(child: Option<&OwnedFd>, id: (u64, u64)) -> io::Result<OwnedFd> {
+    let child = child.ok_or_else(|| io::Error::other("usage count lost a directory descriptor"))?;
+    let fd = rustix::fs::openat(child, "..", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let st = rustix::fs::fstat(&fd)?;
+    if (st.st_dev, st.st_ino) != id {
+        return Err(io::Error::other("a directory was moved while its usage was counted; count again"));
+    }
+    Ok(fd)
 }

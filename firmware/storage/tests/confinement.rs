@@ -81,6 +81,44 @@ fn usage_counts_each_inode_once() {
     std::fs::create_dir(dir.path().join("alice/d")).unwrap();
     std::fs::write(dir.path().join("alice/d/f"), vec![0u8; 1000]).unwrap();
     std::fs::hard_link(dir.path().join("alice/d/f"), dir.path().join("alice/d/g")).unwrap();
-    // own (12 bytes) + d + f (1000, linked twice)
-    assert_eq!(jail.usage().unwrap(), (1012, 3));
+    // own (12 bytes) + d (its block) + f (1000, linked twice)
+    let d = dir_bytes(&dir.path().join("alice/d"));
+    assert_eq!(jail.usage().unwrap(), (1012 + d, 3));
 }
+
+/// Space a directory occupies, as the count measures it.
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).expect("directory metadata");
+    (m.blocks() * 512).max(m.size())
+}
+
+/// Wide and deep trees are counted whole, each directory with its space
+/// (`usage_descriptors.rs` checks the descriptors the walk needs).
+#[test]
+fn usage_counts_wide_and_deep_trees() {
+    let (dir, jail) = setup();
+    let area = dir.path().join("alice");
+    let mut expected = (12u64, 1u64);
+    for i in 0..300 {
+        let d = area.join(format!("w{i}"));
+        std::fs::create_dir(&d).unwrap();
+        expected.0 += dir_bytes(&d);
+        expected.1 += 1;
+    }
+    let mut deep = area.clone();
+    for _ in 0..200 {
+        deep.push("d");
+        std::fs::create_dir(&deep).unwrap();
+        expected.0 += dir_bytes(&deep);
+        expected.1 += 1;
+    }
+    std::fs::write(deep.join("leaf"), b"12345").unwrap();
+    expected = (expected.0 + 5, expected.1 + 1);
+    expected.0 += dir_bytes(&area).saturating_sub(4096);
+    assert_eq!(jail.usage().unwrap(), expected);
+    // Renaming a directory away is not an error for later counts.
+    std::fs::rename(area.join("w0"), area.join("d/w0")).unwrap();
+    assert_eq!(jail.usage().unwrap(), expected);
+}
+
