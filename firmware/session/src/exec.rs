@@ -16,6 +16,37 @@ use crate::status::strip_os_error;
 /// Exit status for a command Coffer does not run (as a shell's "not found").
 pub const EXIT_NOT_SUPPORTED: i32 = 127;
 
+/// Longest scp control line accepted, newline not counted. Protocol lines
+/// (`C0644 SIZE NAME`, `D…`, `T…`) carry one file name (255 bytes on ext4);
+/// message lines carry a path (at most 4096 bytes) and a reason. A longer
+/// line ends the command with a protocol error instead of being buffered.
+pub const MAX_SCP_LINE: usize = 8192;
+
+/// Reads one scp line, without its newline; `None` at end of input.
+fn read_scp_line(input: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    let limit = u64::try_from(MAX_SCP_LINE).unwrap_or(u64::MAX).saturating_add(1);
+    if input.take(limit).read_until(b'\n', &mut line)? == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    } else if line.len() > MAX_SCP_LINE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("protocol error: control line longer than {MAX_SCP_LINE} bytes; closing the connection"),
+        ));
+    }
+    Ok(Some(line))
+}
+
+/// Tells the peer why the transfer stops when it broke the protocol.
+fn report_protocol_error(out: &mut impl Write, e: &io::Error) {
+    if e.kind() == io::ErrorKind::InvalidData {
+        let _ = out.write_all(format!("\x02scp: {e}\n").as_bytes()).and_then(|()| out.flush());
+    }
+}
+
 /// Runs one command line and returns its exit status.
 pub fn run(ctx: &SessionContext, line: &[u8], stdin: impl Read, stdout: &mut impl Write, stderr: &mut impl Write) -> i32 {
     let cmd = match ExecCommand::parse(line) {
@@ -292,8 +323,7 @@ fn read_ack(input: &mut impl BufRead) -> io::Result<()> {
     if b[0] == 0 {
         return Ok(());
     }
-    let mut msg = Vec::new();
-    input.read_until(b'\n', &mut msg)?;
+    let msg = read_scp_line(input)?.unwrap_or_default();
     Err(io::Error::other(format!("peer reported: {}", String::from_utf8_lossy(&msg).trim_end())))
 }
 
@@ -312,6 +342,7 @@ fn scp_sink(
         Ok(status) => status,
         Err(e) => {
             log::debug!("scp sink ended: {e}");
+            report_protocol_error(out, &e);
             1
         }
     }
@@ -343,13 +374,7 @@ fn scp_sink_inner(
     let mut times: Option<(u64, u64)> = None;
     ack(out)?;
     loop {
-        let mut line = Vec::new();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            return Ok(status);
-        }
-        if line.last() == Some(&b'\n') {
-            line.pop();
-        }
+        let Some(line) = read_scp_line(input)? else { return Ok(status) };
         let parsed = match ScpLine::parse(&line) {
             Ok(l) => l,
             Err(e) => {
@@ -530,7 +555,10 @@ fn scp_source(jail: &UserJail, recursive: bool, preserve: bool, paths: &[Vec<u8>
         }
         Ok(status)
     };
-    run().unwrap_or(1)
+    run().unwrap_or_else(|e| {
+        report_protocol_error(out, &e);
+        1
+    })
 }
 
 fn send_entry(
@@ -615,4 +643,53 @@ fn send_entry(
     ack(out)?;
     read_ack(input)?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(input: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        read_scp_line(&mut io::BufReader::with_capacity(64, input))
+    }
+
+    #[test]
+    fn scp_lines_stop_at_the_limit() {
+        let max = vec![b'a'; MAX_SCP_LINE];
+        let mut at_limit = max.clone();
+        at_limit.extend_from_slice(b"\nnext");
+        assert_eq!(line(&at_limit).unwrap(), Some(max.clone()), "a line of exactly the limit");
+        let mut over = max.clone();
+        over.extend_from_slice(b"a\n");
+        let e = line(&over).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("longer than 8192 bytes"), "{e}");
+        assert!(line(&vec![b'a'; 10 * MAX_SCP_LINE]).is_err(), "no newline at all");
+        assert_eq!(line(b"").unwrap(), None);
+        assert_eq!(line(b"E\n").unwrap(), Some(b"E".to_vec()));
+        assert_eq!(line(b"\n").unwrap(), Some(Vec::new()));
+        assert_eq!(line(b"C0644 1 f").unwrap(), Some(b"C0644 1 f".to_vec()), "last line without newline");
+    }
+
+    /// Reads stop at the limit: a line without end is never buffered whole.
+    #[test]
+    fn scp_commands_end_on_an_endless_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"data").unwrap();
+        for (command, first) in [(&b"scp -t ."[..], b'C'), (b"scp -f f", 1)] {
+            let ctx = SessionContext {
+                jail: UserJail::open(dir.path()).unwrap(),
+                user: "t".into(),
+                profile: Profile::Full,
+                quota: Box::new(crate::quota::Unlimited),
+            };
+            // Endless input: a reader that would buffer all of it never returns.
+            let first = [first];
+            let input = io::Read::chain(&first[..], io::repeat(b'a'));
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            assert_eq!(run(&ctx, command, input, &mut out, &mut err), 1);
+            let out = String::from_utf8_lossy(&out);
+            assert!(out.contains("\u{2}scp: protocol error: control line longer than 8192 bytes"), "{out}");
+        }
+    }
 }

@@ -11,7 +11,7 @@
 //! into a pipe of its own with splice(2) and the writer moves them on to the
 //! output: a download's bytes are never copied through this process.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::fd::OwnedFd;
@@ -24,7 +24,7 @@ use coffer_sftp_proto::{
     Attrs, Limits, MAX_IO, MAX_PACKET, NameEntry, OpenFlags, Reply, Request, RequestKind, StatVfs, StatusCode,
     encode_data, split_packet,
 };
-use coffer_storage::{DirEntry, JailPath, Meta, NEW_DIR_BYTES, Upload, UserJail};
+use coffer_storage::{DirStream, FileId, JailPath, Meta, NEW_DIR_BYTES, Upload, UserJail};
 
 use crate::profile::{Profile, is_incomplete_duplicity_file, is_restic_lock};
 use crate::quota::{QuotaExceeded, QuotaGate};
@@ -43,10 +43,14 @@ pub struct SessionContext {
 const LANES: usize = 4;
 /// Requests queued per lane before the reader stops reading the channel.
 const LANE_QUEUE: usize = 64;
-/// Open handles per session (files and directories).
-const MAX_HANDLES: usize = 512;
-/// Directory entries per READDIR reply.
-const READDIR_BATCH: usize = 128;
+/// Open handles per session (files and directories). Clients keep a few
+/// open at once (rclone and restic about ten, OpenSSH's sftp one or two);
+/// an upload holds two descriptors, and workers run under the appliance's
+/// 1024-descriptor limit.
+const MAX_HANDLES: usize = 128;
+/// Directory entries per READDIR reply, read from the directory as they
+/// are asked for (OpenSSH's sftp-server sends 100).
+const READDIR_BATCH: usize = 100;
 
 /// What a handle refers to.
 enum HandleKind {
@@ -55,7 +59,7 @@ enum HandleKind {
     Upload(Mutex<Option<Upload>>),
     /// An existing file written in place (APPEND, or no TRUNC).
     InPlace(File),
-    Dir(Mutex<std::vec::IntoIter<DirEntry>>),
+    Dir(Mutex<DirStream>),
 }
 
 struct Handle {
@@ -214,8 +218,11 @@ struct Session {
     user: String,
     profile: Profile,
     quota: Box<dyn QuotaGate>,
-    /// Inodes this session created: an append-only key may still change these.
-    created: Mutex<HashSet<(u64, u64)>>,
+    /// What an append-only session created and may still change, filed by
+    /// (device, inode number). Entries go when the session unlinks or
+    /// replaces the file; one that another session removed stays, but the
+    /// full identity of a later file with that number never matches it.
+    created: Mutex<HashMap<(u64, u64), FileId>>,
     handles: Mutex<HashMap<u32, Arc<Handle>>>,
     next_handle: AtomicU32,
     buffers: BufferPool,
@@ -226,13 +233,29 @@ struct Session {
 impl Session {
     /// Did this session create the inode that `p` names (not following a final link)?
     fn created_here(&self, p: &JailPath) -> bool {
-        let Ok(m) = self.jail.lstat(p) else { return false };
-        self.created.lock().is_ok_and(|c| c.contains(&m.inode))
+        let Ok(id) = self.jail.identity(p) else { return false };
+        self.created.lock().is_ok_and(|c| c.get(&id.key()) == Some(&id))
     }
 
-    fn mark_created(&self, inode: Option<(u64, u64)>) {
-        if let (Some(i), Ok(mut c)) = (inode, self.created.lock()) {
-            c.insert(i);
+    /// Records a file or directory this session made. Only append-only
+    /// sessions ask later; the others keep nothing.
+    fn mark_created(&self, id: io::Result<FileId>) {
+        if self.profile != Profile::AppendOnly {
+            return;
+        }
+        match (id, self.created.lock()) {
+            (Ok(id), Ok(mut c)) => {
+                c.insert(id.key(), id);
+            }
+            (Err(e), _) => log::warn!("user {}: cannot record a file this session created ({e}); it cannot be changed later", self.user),
+            (_, Err(_)) => {}
+        }
+    }
+
+    /// Forgets the inode `key` named before it was unlinked or replaced.
+    fn forget_created(&self, key: (u64, u64)) {
+        if let Ok(mut c) = self.created.lock() {
+            c.remove(&key);
         }
     }
 
@@ -291,7 +314,7 @@ fn serve_with(
         user: ctx.user,
         profile: ctx.profile,
         quota: ctx.quota,
-        created: Mutex::new(HashSet::new()),
+        created: Mutex::new(HashMap::new()),
         handles: Mutex::new(HashMap::new()),
         next_handle: AtomicU32::new(1),
         buffers: BufferPool::default(),
@@ -559,26 +582,31 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
         RequestKind::Open { path, flags, attrs } => open(s, id, path, flags, &attrs),
         RequestKind::Opendir { path } => {
             let p = tri!(parse_path(id, path));
-            match s.jail.read_dir(&p) {
-                Ok(mut entries) => {
-                    entries.sort_by(|a, b| a.name.cmp(&b.name));
-                    new_handle(s, id, p, HandleKind::Dir(Mutex::new(entries.into_iter())), 0)
-                }
+            // Check the limit first: a refused OPENDIR opens nothing.
+            tri!(handle_room(s, id, &p));
+            match s.jail.open_dir(&p) {
+                Ok(dir) => new_handle(s, id, p, HandleKind::Dir(Mutex::new(dir)), 0),
                 Err(e) => err_reply(id, &e),
             }
         }
         RequestKind::Readdir { handle } => {
             let h = tri!(get_handle(s, id, handle));
-            let HandleKind::Dir(iter) = &h.kind else {
+            let HandleKind::Dir(dir) = &h.kind else {
                 return Reply::status(id, StatusCode::Failure, "handle is not a directory");
             };
-            let Ok(mut iter) = iter.lock() else { return Reply::status(id, StatusCode::Failure, "lock poisoned") };
-            let batch: Vec<NameEntry> = iter
-                .by_ref()
-                .take(READDIR_BATCH)
+            let Ok(mut dir) = dir.lock() else { return Reply::status(id, StatusCode::Failure, "lock poisoned") };
+            let batch = match dir.next_batch(READDIR_BATCH) {
+                Ok(batch) => batch,
+                Err(e) => return err_reply(id, &e),
+            };
+            if batch.is_empty() {
+                return Reply::status(id, StatusCode::Eof, "End of file");
+            }
+            let entries = batch
+                .into_iter()
                 .map(|e| NameEntry { longname: longname(&e.name, &e.meta, &s.user), attrs: attrs_of(&e.meta), filename: e.name })
                 .collect();
-            if batch.is_empty() { Reply::status(id, StatusCode::Eof, "End of file") } else { Reply::Name { id, entries: batch } }
+            Reply::Name { id, entries }
         }
         RequestKind::Close { handle } => {
             let reply = close(s, id, handle);
@@ -652,6 +680,7 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
                 Ok(()) => {
                     if let Ok(m) = before {
                         s.quota.free(if m.nlink <= 1 { m.size } else { 0 }, u64::from(m.nlink <= 1));
+                        s.forget_created(m.inode);
                     }
                     Reply::ok(id)
                 }
@@ -668,7 +697,7 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             }
             match s.jail.mkdir(&p, attrs.permissions.unwrap_or(0o777)) {
                 Ok(()) => {
-                    s.mark_created(s.jail.lstat(&p).ok().map(|m| m.inode));
+                    s.mark_created(s.jail.identity(&p));
                     // A directory is complete at once: usage now, not held credit.
                     s.quota.settle();
                     Reply::ok(id)
@@ -684,10 +713,13 @@ fn execute(s: &Session, req: Request<'_>) -> Reply {
             if s.profile != Profile::Full && !(s.profile == Profile::AppendOnly && s.created_here(&p)) {
                 return s.deny(id, "deleting directories");
             }
-            let size = s.jail.lstat(&p).map_or(0, |m| m.size);
+            let before = s.jail.lstat(&p);
             match s.jail.rmdir(&p) {
                 Ok(()) => {
-                    s.quota.free(size, 1);
+                    s.quota.free(before.as_ref().map_or(0, |m| m.size), 1);
+                    if let Ok(m) = before {
+                        s.forget_created(m.inode);
+                    }
                     Reply::ok(id)
                 }
                 Err(e) => err_reply(id, &e),
@@ -894,6 +926,8 @@ fn splice_file(pool: &PipePool, file: &File, pipe: &mut SplicePipe, offset: u64,
 
 fn open(s: &Session, id: u32, path: &[u8], flags: OpenFlags, attrs: &Attrs) -> Reply {
     let p = tri!(parse_path(id, path));
+    // Before anything is opened or charged: a refused OPEN leaves nothing behind.
+    tri!(handle_room(s, id, &p));
     let mode = attrs.permissions.map_or(0o666, |m| m & 0o777);
     let writes = [OpenFlags::WRITE, OpenFlags::APPEND, OpenFlags::CREAT, OpenFlags::TRUNC];
     if writes.iter().any(|&f| flags.has(f)) && s.profile == Profile::ReadOnly {
@@ -956,13 +990,16 @@ fn close(s: &Session, id: u32, handle: &[u8]) -> Reply {
     match &h.kind {
         HandleKind::Upload(u) => {
             let up = u.lock().ok().and_then(|mut g| g.take());
-            let inode = up.as_ref().and_then(Upload::inode);
+            let identity = up.as_ref().map(Upload::identity);
             match up.map(Upload::commit) {
                 Some(Ok(replaced)) => {
                     if let Some(m) = replaced.filter(|m| !m.is_dir()) {
                         s.quota.free(if m.nlink <= 1 { m.size } else { 0 }, u64::from(m.nlink <= 1));
+                        s.forget_created(m.inode);
                     }
-                    s.mark_created(inode);
+                    if let Some(identity) = identity {
+                        s.mark_created(identity);
+                    }
                     Reply::ok(id)
                 }
                 None => Reply::ok(id),
@@ -981,11 +1018,26 @@ fn close(s: &Session, id: u32, handle: &[u8]) -> Reply {
     }
 }
 
-fn new_handle(s: &Session, id: u32, path: JailPath, kind: HandleKind, size: u64) -> Reply {
-    let Ok(mut handles) = s.handles.lock() else { return Reply::status(id, StatusCode::Failure, "lock poisoned") };
-    if handles.len() >= MAX_HANDLES {
-        return Reply::status(id, StatusCode::Failure, format!("too many open handles (limit {MAX_HANDLES})"));
+/// Refuses to open `path` when the session holds [`MAX_HANDLES`] handles.
+fn handle_room(s: &Session, id: u32, path: &JailPath) -> Result<(), Reply> {
+    let open = s.handles.lock().map_or(MAX_HANDLES, |h| h.len());
+    if open < MAX_HANDLES {
+        return Ok(());
     }
+    log::warn!("user {}: refused to open {}: {MAX_HANDLES} handles open", s.user, String::from_utf8_lossy(&path.display()));
+    Err(Reply::status(
+        id,
+        StatusCode::Failure,
+        format!(
+            "cannot open {}: this session already has {MAX_HANDLES} open handles, the limit; close some first",
+            String::from_utf8_lossy(&path.display())
+        ),
+    ))
+}
+
+fn new_handle(s: &Session, id: u32, path: JailPath, kind: HandleKind, size: u64) -> Reply {
+    tri!(handle_room(s, id, &path));
+    let Ok(mut handles) = s.handles.lock() else { return Reply::status(id, StatusCode::Failure, "lock poisoned") };
     let n = s.next_handle.fetch_add(1, Ordering::Relaxed);
     handles.insert(n, Arc::new(Handle { path, kind, size: AtomicU64::new(size), refused: std::sync::OnceLock::new() }));
     Reply::Handle { id, handle: n.to_string().into_bytes() }
@@ -1302,6 +1354,53 @@ mod tests {
             drop(self.requests);
             self.server.join().unwrap().unwrap();
         }
+    }
+
+    /// READDIR answers in batches of at most 100 read from the directory
+    /// as asked; the session holds at most MAX_HANDLES handles, and the
+    /// refusal says so.
+    #[test]
+    fn listings_are_batched_and_handles_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..1000 {
+            std::fs::write(dir.path().join(format!("f{i}")), b"").unwrap();
+        }
+        let mut s = PipeSession::start(dir.path(), PIPE_GROW_LIMIT);
+        let opendir = |s: &mut PipeSession| {
+            s.send(&packet(11, Some(2), &[&string(b"/")]));
+            s.reply()
+        };
+        let first = opendir(&mut s);
+        assert_eq!(first[0], 102, "HANDLE");
+        let handle = first[9..].to_vec();
+        let mut total = 0;
+        loop {
+            s.send(&packet(12, Some(3), &[&string(&handle)]));
+            let r = s.reply();
+            if r[0] == 101 {
+                assert_eq!(u32::from_be_bytes(r[5..9].try_into().unwrap()), 1, "EOF");
+                break;
+            }
+            assert_eq!(r[0], 104, "NAME");
+            let count = u32::from_be_bytes(r[5..9].try_into().unwrap()) as usize;
+            assert!((1..=READDIR_BATCH).contains(&count), "{count} entries in one reply");
+            total += count;
+        }
+        assert_eq!(total, 1000);
+        for _ in 1..MAX_HANDLES {
+            assert_eq!(opendir(&mut s)[0], 102, "HANDLE");
+        }
+        let refused = opendir(&mut s);
+        assert_eq!((refused[0], u32::from_be_bytes(refused[5..9].try_into().unwrap())), (101, 4), "STATUS FAILURE");
+        assert!(String::from_utf8_lossy(&refused).contains("128 open handles"));
+        s.send(&packet(3, Some(4), &[&string(b"/f1"), &1u32.to_be_bytes(), &0u32.to_be_bytes()]));
+        assert_eq!(s.reply()[0], 101, "OPEN refused as well");
+        // A CLOSE makes room again.
+        s.send(&packet(4, Some(5), &[&string(&handle)]));
+        let closed = s.reply();
+        assert_eq!((closed[0], u32::from_be_bytes(closed[5..9].try_into().unwrap())), (101, 0), "STATUS OK");
+        assert_eq!(opendir(&mut s)[0], 102, "HANDLE");
+        s.finish();
     }
 
     /// Checks a READ reply against the file's content: whole, or EOF.

@@ -68,6 +68,93 @@ pub struct DirEntry {
     pub meta: Meta,
 }
 
+/// Which inode a name denoted, in a form a later inode cannot match.
+///
+/// An inode number alone is not an identity: once a file is deleted, the
+/// file system hands its number to the next file created, whoever creates
+/// it. So the identity also holds the birth time (`statx` `stx_btime`,
+/// nanoseconds) and the inode generation (`FS_IOC_GETVERSION`), which ext4
+/// (the data area), xfs and tmpfs draw at random for every inode they
+/// allocate: a reused number comes with a new generation (a 1 in 2^32
+/// chance to repeat) and a later birth time. Where a file system reports
+/// neither, the number is all there is (never the case on the appliance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+    /// Birth time (seconds, nanoseconds), when the file system records it.
+    pub btime: Option<(i64, u32)>,
+    /// Inode generation, when the file system reports it.
+    pub generation: Option<u32>,
+}
+
+impl FileId {
+    /// The identity of an open file (or directory).
+    pub fn of(fd: &impl AsFd) -> io::Result<Self> {
+        use rustix::fs::{StatxFlags, statx};
+        // Device and number as fstat reports them, so keys match [`Meta::inode`].
+        let st = rustix::fs::fstat(fd)?;
+        let x = statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BTIME)?;
+        let btime = (x.stx_mask & StatxFlags::BTIME.bits() != 0).then_some((x.stx_btime.tv_sec, x.stx_btime.tv_nsec));
+        Ok(FileId { dev: st.st_dev, ino: st.st_ino, btime, generation: inode_generation(fd) })
+    }
+
+    /// (device, inode number): the key under which an identity is filed;
+    /// the same as [`Meta::inode`].
+    pub fn key(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+}
+
+/// The inode generation (`FS_IOC_GETVERSION`), or `None` when the file
+/// system has no such ioctl.
+#[allow(unsafe_code)]
+fn inode_generation(fd: &impl AsFd) -> Option<u32> {
+    use rustix::ioctl::{Opcode, Updater, ioctl, opcode};
+    // `_IOR('v', 1, long)`; the kernel writes an `int` (ext4, xfs, btrfs, tmpfs).
+    const FS_IOC_GETVERSION: Opcode = opcode::read::<std::ffi::c_long>(b'v', 1);
+    let mut generation: std::ffi::c_int = 0;
+    // SAFETY: FS_IOC_GETVERSION writes one `int` through its argument, which
+    // points at `generation`, an initialised `c_int` that outlives the call.
+    let result = unsafe { ioctl(fd, Updater::<FS_IOC_GETVERSION, std::ffi::c_int>::new(&mut generation)) };
+    result.ok().map(|()| generation.cast_unsigned())
+}
+
+/// A directory being listed, read from the kernel a batch at a time, so a
+/// huge directory never sits in memory whole.
+pub struct DirStream {
+    dir: rustix::fs::Dir,
+}
+
+impl std::fmt::Debug for DirStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirStream").finish_non_exhaustive()
+    }
+}
+
+impl DirStream {
+    /// The next entries (at most `max`) with their metadata, not following
+    /// symlinks; empty at the end. `.`, `..` and upload temporaries are
+    /// skipped, and so is an entry removed between readdir and stat.
+    pub fn next_batch(&mut self, max: usize) -> io::Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(entry) = self.dir.read() else { break };
+            let entry = entry?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." || name.starts_with(UPLOAD_PREFIX) {
+                continue;
+            }
+            match rustix::fs::statat(self.dir.fd()?, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => out.push(DirEntry { name: name.to_vec(), meta: Meta::from_stat(&st) }),
+                Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A user's data area. All paths are client paths, resolved inside the area.
 #[derive(Debug)]
 pub struct UserJail {
@@ -260,25 +347,37 @@ impl UserJail {
         Ok(rustix::fs::ftruncate(&fd, size)?)
     }
 
-    /// Lists a directory with each entry's metadata (not following symlinks).
+    /// Lists a whole directory with each entry's metadata (not following
+    /// symlinks). For listings a client drives, [`Self::open_dir`] streams.
     pub fn read_dir(&self, path: &JailPath) -> io::Result<Vec<DirEntry>> {
-        let fd = self.open_in_root(path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
-        let dir = rustix::fs::Dir::read_from(&fd)?;
+        let mut stream = self.open_dir(path)?;
         let mut out = Vec::new();
-        for entry in dir {
-            let entry = entry?;
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." || name.starts_with(UPLOAD_PREFIX) {
-                continue;
+        loop {
+            let batch = stream.next_batch(1024)?;
+            if batch.is_empty() {
+                return Ok(out);
             }
-            // An entry can vanish between readdir and stat; skip it then.
-            match rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => out.push(DirEntry { name: name.to_vec(), meta: Meta::from_stat(&st) }),
-                Err(rustix::io::Errno::NOENT) => {}
-                Err(e) => return Err(e.into()),
-            }
+            out.extend(batch);
         }
-        Ok(out)
+    }
+
+    /// Opens a directory for listing in batches.
+    pub fn open_dir(&self, path: &JailPath) -> io::Result<DirStream> {
+        let fd = self.open_in_root(path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
+        Ok(DirStream { dir: rustix::fs::Dir::new(fd)? })
+    }
+
+    /// The identity of the inode `path` names, not following a final
+    /// symlink (a symlink has none: it fails with `ELOOP`).
+    pub fn identity(&self, path: &JailPath) -> io::Result<FileId> {
+        let fd = if path.is_root() {
+            self.open_in_root(path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?
+        } else {
+            let (dir, name) = self.parent(path)?;
+            // Reading opens nothing but the inode: NONBLOCK keeps a FIFO from waiting for a writer.
+            rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())?
+        };
+        FileId::of(&fd)
     }
 
     pub fn statvfs(&self) -> io::Result<rustix::fs::StatVfs> {

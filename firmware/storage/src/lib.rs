@@ -16,6 +16,6 @@ mod jail;
 mod path;
 mod upload;
 
-pub use jail::{DirEntry, Meta, NEW_DIR_BYTES, UserJail};
+pub use jail::{DirEntry, DirStream, FileId, Meta, NEW_DIR_BYTES, UserJail};
 pub use path::{JailPath, PathError, UPLOAD_PREFIX};
 pub use upload::Upload;

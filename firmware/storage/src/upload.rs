@@ -36,8 +36,8 @@ impl Upload {
     }
 
     /// Identity of the uploaded inode (it keeps it across the rename).
-    pub fn inode(&self) -> Option<(u64, u64)> {
-        rustix::fs::fstat(&self.file).ok().map(|st| (st.st_dev, st.st_ino))
+    pub fn identity(&self) -> std::io::Result<crate::FileId> {
+        crate::FileId::of(&self.file)
     }
 
     /// Flushes the data written so far to disk (`fsync@openssh.com`).
