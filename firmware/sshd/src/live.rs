@@ -105,7 +105,8 @@ impl LiveSessions {
         }
         let mut disconnect = Vec::new();
         let Ok(mut conns) = self.conns.lock() else { return };
-        for conn in conns.values_mut() {
+        let mut revoked = Vec::new();
+        for (&conn_id, conn) in conns.iter_mut() {
             let Some((user, key)) = &conn.login else { continue };
             let peer = conn.peer.map(|p| p.to_string()).unwrap_or_default();
             let fingerprint = key.fingerprint(Default::default()).to_string();
@@ -122,9 +123,10 @@ impl LiveSessions {
                     if let Some(h) = conn.handle.clone() {
                         disconnect.push((h, format!("coffer: {why}")));
                     }
+                    revoked.push(conn_id);
                 }
                 Ok(now) => {
-                    let narrowed: Vec<&LiveSession> = conn.sessions.values().filter(|s| exceeds(s.profile, now.profile)).collect();
+                    let narrowed: Vec<&LiveSession> = conn.sessions.values().filter(|s| !*s.stop.borrow() && exceeds(s.profile, now.profile)).collect();
                     if narrowed.is_empty() {
                         continue;
                     }
@@ -146,6 +148,12 @@ impl LiveSessions {
                         let _ = s.stop.send(true);
                     }
                 }
+            }
+        }
+        // A revoked connection is being cut; later changes need not revoke it again.
+        for id in revoked {
+            if let Some(conn) = conns.get_mut(&id) {
+                conn.login = None;
             }
         }
         drop(conns);
