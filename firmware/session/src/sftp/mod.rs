@@ -1,8 +1,8 @@
 //! The SFTP server of one channel.
 //!
 //! Threads, not tasks: one reader splits packets off the input, lanes do the
-//! file work, one writer sends replies ([`lanes`]). Each request is decoded
-//! and routed by [`dispatch`] to the module that does its work: `files`
+//! file work, one writer sends replies (`lanes`). Each request is decoded
+//! and routed by `dispatch` to the module that does its work: `files`
 //! (open, write, close, setstat: the quota and profile rules for a file's
 //! contents), `names` (remove, rename, mkdir, links), `listing`
 //! (directories), `inspect` (stat and the like) and `read` (downloads).
