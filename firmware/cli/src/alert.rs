@@ -3,8 +3,8 @@
 //! decide, sends through the configured sinks, and saves the dispatcher
 //! after every change so nothing is lost across restarts.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use coffer_alert::{Alert, Dispatcher, Severity, Sink, Spool, configured_sinks};
@@ -13,21 +13,6 @@ use coffer_sshd::event;
 use serde_json::json;
 
 const TICK: Duration = Duration::from_secs(2);
-
-pub(crate) fn alerts_dir(state: &Path) -> PathBuf {
-    state.join("alerts")
-}
-
-pub(crate) fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
-/// Puts an alert in the spool for the alert service.
-pub(crate) fn raise(state: &Path, alert: &Alert) {
-    if let Err(e) = Spool::new(&alerts_dir(state)).put(alert) {
-        log::error!("cannot queue alert {}: {e}", alert.key);
-    }
-}
 
 fn load(path: &Path) -> Dispatcher {
     match std::fs::read(path) {
@@ -47,18 +32,18 @@ fn save(path: &Path, d: &Dispatcher) -> Result<()> {
 pub(crate) fn run(state: &Path) -> Result<()> {
     let paths = StatePaths::new(state);
     let config = Config::load(&paths.config())?;
-    crate::serve::init_logging(&config.log.level);
+    crate::logging::init(&config.log.level);
     let host = config.network.hostname.clone();
     let sinks = configured_sinks(&config.alerts);
     let names: Vec<String> = sinks.iter().map(|s| s.name().to_string()).collect();
-    let dir = alerts_dir(state);
+    let dir = crate::alert_spool::dir(state);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let spool = Spool::new(&dir);
     let saved = dir.join("dispatch.json");
     let mut dispatcher = load(&saved);
     event::emit("alert.running", &[("sinks", json!(names))]);
     loop {
-        let t = now();
+        let t = crate::clock::now();
         for (file, alert) in spool.list()? {
             let queued = dispatcher.accept(alert.clone(), &names, t);
             save(&saved, &dispatcher)?;
@@ -107,7 +92,7 @@ pub(crate) fn test(state: &Path) -> Result<()> {
         title: "Test alert".into(),
         body: "This is a test message from `coffer alert test`: this sink works.".into(),
         resolved: false,
-        time: now(),
+        time: crate::clock::now(),
     };
     let sinks: Vec<Box<dyn Sink>> = configured_sinks(&config.alerts);
     let mut failed = 0;

@@ -3,12 +3,18 @@
 
 mod admin;
 mod alert;
+mod alert_spool;
 mod arrivals;
+mod board;
 mod clock;
+mod file_limits;
+mod logging;
+mod netsvc;
+mod power;
 mod quota;
 mod raid;
+mod rescan;
 mod retention;
-mod netsvc;
 mod serve;
 mod settings;
 mod state;
@@ -16,6 +22,7 @@ mod state_bundle;
 mod status;
 mod system;
 mod update;
+mod watch_status;
 mod worker;
 
 use std::path::PathBuf;
@@ -478,8 +485,8 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Import { passphrase_stdin, reboot }) => state_bundle::import(state, passphrase_stdin, reboot),
         Command::Config(ConfigCommand::Set { pairs }) => settings::set(state, &pairs),
         Command::Config(ConfigCommand::Unset { keys }) => settings::unset(state, &keys),
-        Command::Reboot => system::power(true),
-        Command::Poweroff => system::power(false),
+        Command::Reboot => power::request(true),
+        Command::Poweroff => power::request(false),
         Command::Update(UpdateCommand::Status) => update::status(),
         Command::Update(UpdateCommand::Apply { reboot, allow_downgrade }) => update::apply(reboot, allow_downgrade),
         Command::Update(UpdateCommand::Rollback { reboot }) => update::rollback(reboot),

@@ -41,7 +41,7 @@ fn server_list(dhcp: &str, configured: &[String]) -> Vec<String> {
 
 pub(crate) fn time_sync(state: &Path) -> Result<()> {
     let config = Config::load(&StatePaths::new(state).config())?;
-    crate::serve::init_logging(&config.log.level);
+    crate::logging::init(&config.log.level);
     let mut synced = false;
     coffer_sshd::event::emit("time.running", &[("servers", json!(servers(&config)))]);
     loop {
@@ -86,7 +86,7 @@ fn own_address() -> Option<std::net::Ipv4Addr> {
 
 pub(crate) fn mdns(state: &Path) -> Result<()> {
     let config = Config::load(&StatePaths::new(state).config())?;
-    crate::serve::init_logging(&config.log.level);
+    crate::logging::init(&config.log.level);
     if !config.network.mdns {
         log::info!("mDNS is off (network.mdns = false)");
         loop {

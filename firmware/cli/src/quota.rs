@@ -19,23 +19,6 @@ pub(crate) fn limits(user: &User) -> Limits {
     Limits { bytes: user.quota_bytes, files: user.quota_files }
 }
 
-/// File limit of users without one of their own: a tenth of the data
-/// area's inodes (`statvfs` f_files). None where the file system reports no
-/// inode count (btrfs allocates inodes as needed) or the area is missing.
-pub(crate) fn default_file_limit(state: &State) -> Option<u64> {
-    let v = rustix::fs::statvfs(state.data_dir()).ok()?;
-    (v.f_files > 0).then(|| coffer_quota::default_file_limit(v.f_files))
-}
-
-/// A user's file limit in words: their own, or the default and how it is made.
-pub(crate) fn describe_file_limit(own: Option<u64>, default: Option<u64>) -> String {
-    match (own, default) {
-        (Some(n), _) => n.to_string(),
-        (None, Some(n)) => format!("{n} (the default: 1/{} of the data area's inodes)", coffer_quota::DEFAULT_FILES_DIVISOR),
-        (None, None) => "none (the data area's file system reports no inode count)".into(),
-    }
-}
-
 /// Counts a user's area from disk.
 pub(crate) fn count(state: &State, user: &str) -> Result<(u64, u64)> {
     let area = state.data_dir().join(user);
@@ -108,14 +91,6 @@ pub(crate) fn housekeeping(dir: &Path, book: &QuotaBook) {
     }
 }
 
-/// Asks a running server to recount `user` (and counts now for the record).
-pub(crate) fn request_rescan(state: &State, user: &str) -> Result<()> {
-    let qdir = state.paths.quota_dir();
-    std::fs::create_dir_all(&qdir).with_context(|| format!("creating {}", qdir.display()))?;
-    std::fs::write(QuotaRecord::rescan_request(&qdir, user), b"").with_context(|| format!("writing a rescan request in {}", qdir.display()))?;
-    Ok(())
-}
-
 /// `quota rescan [--user NAME]`.
 pub(crate) fn rescan(dir: &Path, user: Option<&str>) -> Result<()> {
     let state = State::open(dir)?;
@@ -143,7 +118,7 @@ pub(crate) fn rescan(dir: &Path, user: Option<&str>) -> Result<()> {
         record.used_files = files;
         record.updated_at = now();
         record.save(&qdir, &name)?;
-        request_rescan(&state, &name)?;
+        crate::rescan::request(&state, &name)?;
     }
     Ok(())
 }
@@ -164,7 +139,7 @@ pub(crate) fn show_user(dir: &Path, name: &str) -> Result<()> {
         }
         None => println!("usage:   {} (no byte limit)", human_bytes(bytes)),
     }
-    println!("files:   {files} of {}", describe_file_limit(user.quota_files, default_file_limit(&state)));
+    println!("files:   {files} of {}", crate::file_limits::describe(user.quota_files, crate::file_limits::default_limit(&state.data_dir())));
     for k in &user.keys {
         let fp = coffer_sshd::parse_authorized_key(&k.key).map(|p| p.fingerprint(Default::default()).to_string()).unwrap_or_default();
         let comment = k.key.split_whitespace().nth(2).unwrap_or("");
@@ -183,6 +158,6 @@ pub(crate) fn show_user(dir: &Path, name: &str) -> Result<()> {
         );
     }
     let (policy, own) = coffer_config::RetentionFile::load(&state.paths.retention())?.effective(name);
-    println!("retention: {}{}", crate::retention::describe(&policy), if own { "" } else { " (the default)" });
+    println!("retention: {}{}", policy.describe(), if own { "" } else { " (the default)" });
     Ok(())
 }

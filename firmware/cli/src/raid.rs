@@ -24,10 +24,6 @@ use coffer_sshd::event;
 use serde_json::{Value, json};
 
 const BOOT_PARTITION: &str = "coffer-state";
-/// Bay names, one per line, from the board's `disks.toml` (written by the image build).
-const BAYS_FILE: &str = "/etc/coffer/bays";
-/// The status LED's name (or `*suffix`), from the board's `leds.toml`.
-const STATUS_LED_FILE: &str = "/etc/coffer/status-led";
 /// How often `smartctl` is asked (the counters in sysfs are read on every look).
 const SMART_INTERVAL: Duration = Duration::from_secs(30 * 60);
 const QUIET_INTERVAL: Duration = Duration::from_secs(5);
@@ -36,8 +32,8 @@ const BUSY_INTERVAL: Duration = Duration::from_millis(500);
 pub(crate) fn watch(state: &Path) -> Result<()> {
     let paths = StatePaths::new(state);
     let config = Config::load(&paths.config())?;
-    crate::serve::init_logging(&config.log.level);
-    let bays = bays();
+    crate::logging::init(&config.log.level);
+    let bays = crate::board::bays();
     let policy = RaidPolicy { auto_add_blank: config.raid.auto_add_blank, auto_add_foreign: config.raid.auto_add_foreign, bays: bays.clone() };
     let sys = SysRoot::system();
     if config.raid.rebuild_speed_max_kib > 0 {
@@ -45,7 +41,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
     }
     let uevents = UeventSocket::open().context("listening for kernel uevents")?;
     let mut monitor = Monitor::new(policy);
-    let status_led = std::fs::read_to_string(STATUS_LED_FILE).ok().and_then(|p| sys.find_led(p.trim()));
+    let status_led = crate::board::status_led().and_then(|name| sys.find_led(&name));
     let mut shown: Option<LedPattern> = None;
     let mut health = HealthTracker::default();
     let mut smart: BTreeMap<String, SmartReport> = BTreeMap::new();
@@ -117,9 +113,9 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
                 title: format!("disk {id} ({}): {}", h.disk, h.what),
                 body: format!("{}.", h.detail),
                 resolved: false,
-                time: crate::alert::now(),
+                time: crate::clock::now(),
             };
-            crate::alert::raise(state, &alert);
+            crate::alert_spool::raise(state, &alert);
             if h.code == "disk.health-critical" {
                 critical.insert(id.clone());
             }
@@ -152,7 +148,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         }
         let view = json!({ "led": pattern, "problems": problems });
         if view != published {
-            publish(&view);
+            crate::watch_status::publish(&view);
             published = view;
         }
         let acted = !actions.is_empty();
@@ -166,18 +162,12 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
 }
 
 /// Bay names by md slot, from the board's data (`left`, `right`).
-pub(crate) fn bays() -> Vec<String> {
-    std::fs::read_to_string(BAYS_FILE)
-        .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
-        .unwrap_or_else(|_| RaidPolicy::default().bays)
-}
-
 /// Emits a mirror event and raises the alerts it calls for.
 fn report(state: &Path, e: &RaidEvent) {
     let fields: Vec<(&str, Value)> = e.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
     event::emit(e.code, &fields);
-    for alert in alerts_for(e, crate::alert::now()) {
-        crate::alert::raise(state, &alert);
+    for alert in alerts_for(e, crate::clock::now()) {
+        crate::alert_spool::raise(state, &alert);
     }
 }
 
@@ -225,26 +215,12 @@ impl Threeware {
     }
 }
 
-/// What `status` shows from the watcher: the LED pattern and each disk's
-/// health problems since boot.
-pub(crate) const WATCH_STATUS_FILE: &str = "/run/coffer/raid-watch.json";
-
 /// Asks the watcher to start (`check`) or stop (`stop`) a scrub.
 const SCRUB_REQUEST_FILE: &str = "/run/coffer/scrub-request";
 
 /// Serials of disks an administrator took out with `raid replace`: never
 /// added back by the watcher until the next boot.
 const REPLACING_FILE: &str = "/run/coffer/raid-replacing";
-
-fn publish(view: &Value) {
-    let path = Path::new(WATCH_STATUS_FILE);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    if let Err(e) = coffer_config::write_atomically(path, view.to_string().as_bytes()) {
-        log::warn!("writing {}: {e}", path.display());
-    }
-}
 
 /// The scrub record in the state partition, and the effects around the pure
 /// [`ScrubRecord`]: requests from `raid scrub`, md writes, events, alerts.
@@ -271,12 +247,12 @@ impl ScrubKeeper {
             record.interrupt();
         }
         // A new mirror was just synced: its first check is one interval away.
-        record.finished_at = record.finished_at.or(Some(crate::alert::now() as i64));
+        record.finished_at = record.finished_at.or(Some(crate::clock::now() as i64));
         ScrubKeeper { path, saved: ScrubRecord { position: u64::MAX, ..ScrubRecord::default() }, record, saved_at: Instant::now() }
     }
 
     fn step(&mut self, state: &Path, sys: &SysRoot, a: &coffer_hal::MdArray, every: Option<i64>) {
-        let now = crate::alert::now() as i64;
+        let now = crate::clock::now() as i64;
         let redundant = coffer_raid::health(a) == Health::Healthy;
         let view = ScrubView { sync_action: &a.sync_action, sync_completed: a.sync_completed, mismatch_cnt: a.mismatch_cnt, redundant };
         let label = coffer_raid::array_label(a);
@@ -302,7 +278,7 @@ impl ScrubKeeper {
                 let _ = sys.set_md_sync(&a.kname, MdSync::Idle);
                 event::emit("raid.scrub-finished", &[("array", json!(label)), ("mismatches", json!(mismatches))]);
                 if mismatches > 0 {
-                    crate::alert::raise(
+                    crate::alert_spool::raise(
                         state,
                         &Alert {
                             key: format!("raid:{label}:mismatches"),

@@ -92,26 +92,12 @@ pub(crate) fn set(dir: &Path, user: Option<&str>, args: &PolicyArgs) -> Result<(
     show(dir, user)
 }
 
-pub(crate) fn describe(p: &RetentionPolicy) -> String {
-    if p.keeps_everything() {
-        return "keep everything (no rule set)".into();
-    }
-    let mut parts = Vec::new();
-    if let Some(w) = p.keep_within {
-        parts.push(format!("keep-within {}", format_duration(w)));
-    }
-    for (rule, n) in p.count_rules() {
-        parts.push(format!("{} {n}", rule.name()));
-    }
-    parts.join(", ")
-}
-
 pub(crate) fn show(dir: &Path, user: Option<&str>) -> Result<()> {
     let state = State::open(dir)?;
     let file = RetentionFile::load(&state.paths.retention())?;
     let print = |who: &str, p: &RetentionPolicy, own: bool| {
         let source = if own { "" } else { " (the default)" };
-        println!("{who}: {}{source}", describe(p));
+        println!("{who}: {}{source}", p.describe());
         println!("  incomplete sets removed after {}", format_duration(p.incomplete_grace()));
         match p.max_age {
             Some(a) => println!("  other files removed after {}", format_duration(a)),
@@ -196,7 +182,7 @@ pub(crate) fn adopt(dir: &Path, user: &str) -> Result<()> {
 
 /// Raises (or resolves) the alert of a held run.
 fn raise_hold(dir: &Path, user: &str, held: bool, body: &str) {
-    crate::alert::raise(
+    crate::alert_spool::raise(
         dir,
         &Alert {
             key: format!("retention:{user}:held"),
@@ -208,7 +194,7 @@ fn raise_hold(dir: &Path, user: &str, held: bool, body: &str) {
             },
             body: body.to_string(),
             resolved: !held,
-            time: crate::alert::now(),
+            time: crate::clock::now(),
         },
     );
 }
@@ -277,7 +263,7 @@ pub(crate) fn scheduled(dir: &Path) {
                         ("bytes", serde_json::json!(summary.freed_bytes)),
                     ],
                 );
-                crate::quota::request_rescan(&state, &name)?;
+                crate::rescan::request(&state, &name)?;
             }
         }
         Ok(())
@@ -326,7 +312,7 @@ pub(crate) fn run(dir: &Path, user: Option<&str>, dry_run: bool, now: i64) -> Re
             if dry_run { "would be deleted" } else { "deleted" }
         )?;
         if !dry_run && summary.deleted_files > 0 {
-            crate::quota::request_rescan(&state, &u)?;
+            crate::rescan::request(&state, &u)?;
         }
     }
     Ok(())

@@ -27,7 +27,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
     let state = State::open(dir)?;
-    init_logging(&state.config.log.level);
+    crate::logging::init(&state.config.log.level);
     let host_key = russh::keys::load_secret_key(state.paths.host_key(), None)
         .with_context(|| format!("reading host key {}", state.paths.host_key().display()))?;
     let data_dir = state.data_dir();
@@ -46,7 +46,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
     let swept = sweep_unfinished_uploads(&data_dir);
     crate::arrivals::observe_all(&state);
     let quota = Arc::new(QuotaBook::default());
-    let default_files = crate::quota::default_file_limit(&state);
+    let default_files = crate::file_limits::default_limit(&state.data_dir());
     match default_files {
         Some(n) => log::info!("users without a file limit of their own may keep {n} files (1/{} of the data area's inodes)", coffer_quota::DEFAULT_FILES_DIVISOR),
         None => log::warn!("the data area's file system reports no inode count: users without a file limit of their own have none"),
@@ -227,16 +227,6 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-}
-
-pub(crate) fn init_logging(level: &str) {
-    let filter = std::env::var("RUST_LOG").ok().unwrap_or_else(|| level.to_string());
-    let level = filter.parse().unwrap_or(log::LevelFilter::Info);
-    let config = simplelog::ConfigBuilder::new()
-        .set_time_format_rfc3339()
-        .add_filter_ignore_str("russh")
-        .build();
-    let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
 }
 
 /// Removes hidden in-progress upload files left by a crash or power cut:

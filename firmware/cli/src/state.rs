@@ -364,7 +364,7 @@ pub(crate) fn user_list(dir: &Path) -> Result<()> {
         println!("no users; add one with `coffer --state {} user add NAME --key KEY.pub`", dir.display());
         return Ok(());
     }
-    let default_files = crate::quota::default_file_limit(&state);
+    let default_files = crate::file_limits::default_limit(&state.data_dir());
     println!("{:<24} {:>6} {:>10} {:>10}  KEYS", "USER", "UID", "QUOTA", "FILES");
     for u in &db.users {
         let keys: Vec<String> = u
@@ -426,7 +426,7 @@ pub(crate) fn user_set(dir: &Path, name: &str, quota: Option<&str>, files: Optio
     println!(
         "coffer: {name}: byte limit {}, file limit {}",
         qb.map_or("none".into(), coffer_quota::human_bytes),
-        crate::quota::describe_file_limit(qf, crate::quota::default_file_limit(&state))
+        crate::file_limits::describe(qf, crate::file_limits::default_limit(&state.data_dir()))
     );
     Ok(())
 }

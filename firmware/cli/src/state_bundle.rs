@@ -169,7 +169,7 @@ pub(crate) fn import(dir: &Path, passphrase: bool, reboot: bool) -> Result<()> {
     coffer_sshd::event::emit("state.imported", &[("files", serde_json::json!(files.len()))]);
     println!("coffer: restored {} state files (host key, users, settings)", files.len());
     if reboot {
-        crate::system::power(true)
+        crate::power::request(true)
     } else {
         println!("coffer: the running services still use the old ones: `reboot` to apply");
         Ok(())

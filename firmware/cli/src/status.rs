@@ -32,14 +32,13 @@ pub(crate) fn show(dir: &Path, json: bool) -> Result<()> {
 pub(crate) fn gather(dir: &Path) -> Result<Status> {
     let state = State::open(dir)?;
     let sys = SysRoot::system();
-    let now = crate::alert::now() as i64;
+    let now = crate::clock::now() as i64;
     let cmdline = sys.kernel_cmdline().ok();
     let slot = cmdline.as_ref().and_then(|c| c.get("coffer.slot")).map(str::to_string);
-    let watch: serde_json::Value =
-        std::fs::read(crate::raid::WATCH_STATUS_FILE).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let watch = crate::watch_status::read();
     let scrub: coffer_raid::scrub::ScrubRecord =
         std::fs::read(state.paths.root().join("raid-scrub.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    let bays = crate::raid::bays();
+    let bays = crate::board::bays();
     let devices = sys.block_devices().unwrap_or_default();
     let serial_of = |k: &str| devices.iter().find(|d| d.name == k).and_then(|d| d.serial.clone());
     let mut arrays = Vec::new();
@@ -79,7 +78,7 @@ pub(crate) fn gather(dir: &Path) -> Result<Status> {
         free_bytes: v.f_bavail.saturating_mul(v.f_frsize),
     });
     let mut users = Vec::new();
-    let default_files = crate::quota::default_file_limit(&state);
+    let default_files = crate::file_limits::default_limit(&state.data_dir());
     for u in state.users()?.users {
         let name = u.name.to_string();
         let record = QuotaRecord::load(&state.paths.quota_dir(), &name).ok();
@@ -196,7 +195,7 @@ pub(crate) fn check_stale_backups(dir: &Path, raised: &mut BTreeMap<String, bool
         if u.stale {
             coffer_sshd::event::emit("backup.stale", &[("user", serde_json::json!(u.name)), ("days", serde_json::json!(status.stale_after_days))]);
         }
-        crate::alert::raise(
+        crate::alert_spool::raise(
             dir,
             &Alert {
                 key: format!("backup:{}:stale", u.name),

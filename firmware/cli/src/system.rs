@@ -1,4 +1,4 @@
-//! `logs`, `events`, `reboot`, `poweroff`: the appliance's own log and power.
+//! `logs`, `events`: the appliance's own log.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
@@ -8,9 +8,6 @@ use anyhow::{Context, Result, bail};
 
 /// The supervisor's log (lines `@SECONDS TEXT`), rotated to `log.1`.
 const LOG_FILE: &str = "/run/coffer/log";
-
-/// Present only on the appliance's image.
-const APPLIANCE_MARKER: &str = "/etc/coffer/board";
 
 /// `30m`, `2h`, `1d`, `45s` or plain seconds.
 pub(crate) fn parse_since(text: &str) -> Result<u64> {
@@ -49,7 +46,7 @@ fn shown(line: &str, cutoff: Option<u64>, events_only: bool) -> Option<String> {
 
 pub(crate) fn logs(follow: bool, since: Option<&str>, events_only: bool) -> Result<()> {
     let cutoff = match since {
-        Some(s) => Some((crate::alert::now()).saturating_sub(parse_since(s)?)),
+        Some(s) => Some((crate::clock::now()).saturating_sub(parse_since(s)?)),
         None => None,
     };
     let path = Path::new(LOG_FILE);
@@ -98,18 +95,6 @@ pub(crate) fn logs(follow: bool, since: Option<&str>, events_only: bool) -> Resu
         // A closed connection ends the follow (the write fails).
         std::io::Write::flush(&mut out)?;
     }
-}
-
-/// Asks the supervisor (PID 1) for an orderly reboot or power-off.
-pub(crate) fn power(reboot: bool) -> Result<()> {
-    if !Path::new(APPLIANCE_MARKER).exists() {
-        bail!("not a Coffer appliance ({APPLIANCE_MARKER} is missing): refusing to {} this machine", if reboot { "reboot" } else { "power off" });
-    }
-    let signal = if reboot { rustix::process::Signal::USR2 } else { rustix::process::Signal::TERM };
-    let init = rustix::process::Pid::from_raw(1).context("PID 1")?;
-    println!("coffer: {} now: services stop, disks are synced and the mirror is stopped first", if reboot { "rebooting" } else { "powering off" });
-    rustix::process::kill_process(init, signal).context("signalling the supervisor")?;
-    Ok(())
 }
 
 #[cfg(test)]

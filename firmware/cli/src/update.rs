@@ -149,7 +149,7 @@ pub(crate) fn apply(reboot: bool, allow_downgrade: bool) -> Result<()> {
     println!("coffer: firmware {version} is written to slot {target} and verified; the next boot tries it once");
     println!("coffer: it becomes the default only after it runs healthily; otherwise the box comes back on slot {booted} by itself");
     if reboot {
-        crate::system::power(true)
+        crate::power::request(true)
     } else {
         println!("coffer: reboot to switch (`reboot`)");
         Ok(())
@@ -185,7 +185,7 @@ pub(crate) fn rollback(reboot: bool) -> Result<()> {
     drop(mount);
     coffer_sshd::event::emit("update.rollback", &[("slot", json!(other.name()))]);
     println!("coffer: slot {other} boots next, once; it becomes the default again when it runs healthily");
-    if reboot { crate::system::power(true) } else {
+    if reboot { crate::power::request(true) } else {
         println!("coffer: reboot to switch (`reboot`)");
         Ok(())
     }
@@ -222,7 +222,7 @@ pub(crate) fn make_bundle(board: &str, version: &str, boot_dir: &Path, key: &Pat
         let path: PathBuf = boot_dir.join(name);
         files.push((name.to_string(), std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?));
     }
-    let created = crate::alert::now();
+    let created = crate::clock::now();
     let info = coffer_bundle::UpdateInfo { board: board.to_string(), version: version.to_string(), created };
     let bundle = coffer_bundle::sign_update(&secret, &info, &files).map_err(|e| anyhow!("{e}"))?;
     std::fs::write(out, &bundle).with_context(|| format!("writing {}", out.display()))?;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration::format_duration;
+
 /// A retention policy. Absent rules keep nothing by themselves; a policy
 /// with no rule at all deletes no chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,5 +81,33 @@ impl RetentionPolicy {
 
     pub fn incomplete_grace(&self) -> i64 {
         self.incomplete_grace.unwrap_or(DEFAULT_INCOMPLETE_GRACE)
+    }
+
+    /// The rules in the words of the command line (`keep-within 7D,
+    /// keep-daily 7`), as `retention show` and `user show` print them.
+    pub fn describe(&self) -> String {
+        if self.keeps_everything() {
+            return "keep everything (no rule set)".into();
+        }
+        let mut parts = Vec::new();
+        if let Some(w) = self.keep_within {
+            parts.push(format!("{} {}", Rule::Within.name(), format_duration(w)));
+        }
+        for (rule, n) in self.count_rules() {
+            parts.push(format!("{} {n}", rule.name()));
+        }
+        parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn described_in_the_words_of_the_command_line() {
+        assert_eq!(RetentionPolicy::default().describe(), "keep everything (no rule set)");
+        let p = RetentionPolicy { keep_within: Some(7 * 86_400), keep_daily: Some(7), keep_monthly: Some(12), ..Default::default() };
+        assert_eq!(p.describe(), format!("keep-within {}, keep-daily 7, keep-monthly 12", format_duration(7 * 86_400)));
     }
 }

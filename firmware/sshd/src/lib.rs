@@ -8,6 +8,7 @@
 
 mod access;
 pub mod admission;
+mod disconnect;
 pub mod event;
 mod keys;
 mod live;

@@ -158,7 +158,7 @@ impl LiveSessions {
         }
         drop(conns);
         for ((handle, socket), why) in disconnect {
-            crate::server::cut(handle, socket, why);
+            crate::disconnect::cut(handle, socket, why);
         }
     }
 }

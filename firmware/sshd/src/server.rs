@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::access::{Access, access};
 use crate::admission::{AdmissionLimits, Occupancy};
+use crate::disconnect::cut;
 use crate::event;
 use crate::keys::accepted_key_algorithm;
 use crate::live::{LiveSessions, profile_word};
@@ -279,16 +280,6 @@ impl Endpoint {
         }
         Ok(())
     }
-}
-
-/// Tells the client why it is disconnected, then closes the socket whether
-/// or not the client closes its side.
-pub(crate) fn cut(handle: russh::server::Handle, socket: Arc<std::net::TcpStream>, why: String) {
-    tokio::spawn(async move {
-        let _ = handle.disconnect(russh::Disconnect::ByApplication, why, "en".into()).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = socket.shutdown(std::net::Shutdown::Both);
-    });
 }
 
 /// How often users.toml is checked for changes. Every command that changes

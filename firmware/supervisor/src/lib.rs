@@ -4,6 +4,7 @@
 //! backoff, owns `waitpid`, pets the watchdog while healthy, and shuts down
 //! in order on SIGTERM, Ctrl-Alt-Del or the power button.
 
+mod alerts;
 mod boot;
 mod console;
 mod data;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
-use coffer_alert::{Alert, Severity, Spool};
+use coffer_alert::Severity;
 use coffer_config::{Config, StatePaths, UserDb};
 use coffer_hal::SysRoot;
 use rustix::process::{Pid, Signal, kill_process_group};
@@ -21,6 +21,7 @@ use serde_json::json;
 
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
+use crate::alerts::raise;
 use crate::boot::{self, STATE_DIR, STATE_PARTITION};
 use crate::console::{self, DebugCommand, event};
 use crate::reaper::{Exit, Reaper};
@@ -191,15 +192,6 @@ fn fail(step: &str, message: &str) {
     // Without the state partition there is no spool (and no alert service).
     if step != "state" {
         raise(&format!("boot:{step}"), Severity::Critical, &format!("the appliance started without its {step}"), message, false);
-    }
-}
-
-/// Queues an alert for the alert service (on the state partition).
-pub(crate) fn raise(key: &str, severity: Severity, title: &str, body: &str, resolved: bool) {
-    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let alert = Alert { key: key.into(), severity, title: title.into(), body: body.into(), resolved, time };
-    if let Err(e) = Spool::new(&Path::new(STATE_DIR).join("alerts")).put(&alert) {
-        log::error!("cannot queue alert {key}: {e}");
     }
 }
 

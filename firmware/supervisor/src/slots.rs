@@ -91,7 +91,7 @@ impl SlotKeeper {
             }
             Verdict::RolledBack { failed } => {
                 event("update.rolled-back", &[("slot", json!(booted.name())), ("failed", json!(failed.name()))]);
-                crate::run::raise(
+                crate::alerts::raise(
                     "update:rolled-back",
                     coffer_alert::Severity::Warning,
                     &format!("the firmware update in slot {failed} did not come up"),

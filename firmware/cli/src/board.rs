@@ -1,0 +1,22 @@
+//! The board's description as the image installs it under `/etc/coffer`:
+//! the names of the disk bays and of the status LED. Off the appliance the
+//! files are missing and the defaults apply.
+
+use coffer_raid::RaidPolicy;
+
+/// Bay names, one per line, from the board's `disks.toml` (written by the image build).
+const BAYS_FILE: &str = "/etc/coffer/bays";
+/// The status LED's name (or `*suffix`), from the board's `leds.toml`.
+const STATUS_LED_FILE: &str = "/etc/coffer/status-led";
+
+/// The bays in the order of the mirror's member slots.
+pub(crate) fn bays() -> Vec<String> {
+    std::fs::read_to_string(BAYS_FILE)
+        .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
+        .unwrap_or_else(|_| RaidPolicy::default().bays)
+}
+
+/// The status LED's name as the board gives it, if the board has one.
+pub(crate) fn status_led() -> Option<String> {
+    std::fs::read_to_string(STATUS_LED_FILE).ok().map(|name| name.trim().to_string())
+}
