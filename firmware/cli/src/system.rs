@@ -176,6 +176,27 @@ mod tests {
         }
     }
 
+    /// Over SSH the endpoint sends the exit status once the command has
+    /// ended and its output pipes are closed; a helper holding them, or
+    /// stopped with the endpoint's process group, would undo that.
+    #[test]
+    fn the_power_request_holds_no_output_and_has_a_group_of_its_own() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("coffer");
+        let record = dir.path().join("record");
+        let script = format!(
+            "#!/bin/sh\nexec 3> {}\necho \"$*\" >&3\nfds=$(readlink /proc/$$/fd/0 /proc/$$/fd/1 /proc/$$/fd/2)\necho \"$fds\" >&3\n[ \"$(cut -d' ' -f5 /proc/$$/stat)\" = $$ ] && echo own-group >&3\n",
+            record.display()
+        );
+        std::fs::write(&exe, script).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let status = power_request_command(&exe, false, 77).status().unwrap();
+        assert!(status.success());
+        let seen = std::fs::read_to_string(&record).unwrap();
+        assert_eq!(seen, "power-request --after-pid 77 --poweroff\n/dev/null\n/dev/null\n/dev/null\nown-group\n");
+    }
+
     #[test]
     fn since_values() {
         assert_eq!(parse_since("90").unwrap(), 90);
