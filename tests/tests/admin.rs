@@ -247,3 +247,41 @@ fn a_terminal_gets_colour_and_crlf() {
     let out = bob.command("ssh").arg("-F").arg(bob.ssh_config()).args(["-tt", "coffer", "ls -1"]).stdin(std::process::Stdio::null()).output().unwrap();
     assert!(text(&out).contains("PTY allocation request failed"), "{}", text(&out));
 }
+
+/// Over SSH, `help`, `COMMAND --help` and the usage after a mistake show
+/// only what an administrator can run there, in the `ssh admin@box` form;
+/// the local `coffer help` still lists everything.
+#[test]
+fn help_over_ssh_shows_only_what_runs_there() {
+    let server = admin_server();
+    let alice = server.client("alice");
+    let help = alice.ssh("help");
+    assert!(help.status.success(), "{}", text(&help));
+    let screen = text(&help);
+    for word in ["status", "user", "retention", "config", "update", "reboot", "host-keys", "Usage: ssh admin@box"] {
+        assert!(screen.contains(word), "{word} missing from the SSH help:\n{screen}");
+    }
+    for word in ["--state", "COFFER_STATE", "serve", "mdns", "time", "init", "session-worker", "Usage: coffer"] {
+        assert!(!screen.contains(word), "{word} in the SSH help:\n{screen}");
+    }
+
+    let user = alice.ssh("user --help");
+    assert!(user.status.success() && text(&user).contains("key-remove") && !text(&user).contains("--state"), "{}", text(&user));
+    let add = alice.ssh("user add --help");
+    assert!(add.status.success() && text(&add).contains("ssh admin@box user add <NAME> --key -"), "{}", text(&add));
+    let raid = alice.ssh("help raid");
+    assert!(raid.status.success() && text(&raid).contains("scrub") && !text(&raid).contains("watch"), "{}", text(&raid));
+
+    let mistake = alice.ssh("user add");
+    assert_eq!(mistake.status.code(), Some(2), "{}", text(&mistake));
+    assert!(text(&mistake).contains("Usage: ssh admin@box user add") && !text(&mistake).contains("--state"), "{}", text(&mistake));
+    for line in ["raid watch --help", "help alert run"] {
+        let out = alice.ssh(line);
+        assert!(!out.status.success() && text(&out).contains("not over SSH"), "{line}: {}", text(&out));
+    }
+
+    let local = text(&coffer_ok(&server.state, &["help"]));
+    for word in ["serve", "mdns", "--state", "Usage: coffer"] {
+        assert!(local.contains(word), "{word} missing from the local help:\n{local}");
+    }
+}

@@ -143,9 +143,9 @@ fn config_export_and_import_onto_a_freshly_flashed_boot_disk() {
     assert!(!text(&admin.ssh("user list")).contains("carol"), "a fresh boot disk has no carol");
     let mut input = b"four words make a passphrase\n".to_vec();
     input.extend_from_slice(&exported.stdout);
-    let out = admin.ssh_with_stdin("config import --passphrase-stdin", &input);
-    assert!(out.status.success(), "{}", text(&out));
-    let _ = admin.ssh("reboot");
+    // The import ends in a reboot, but its exit status comes first.
+    let out = admin.ssh_with_stdin("config import --passphrase-stdin --reboot", &input);
+    assert!(out.status.success() && text(&out).contains("rebooting now"), "{}", text(&out));
     a.wait_event_where("boot.start", timeout(180), |_| true);
     a.wait_event("service.ready", timeout(120));
     a.wait_ssh("admin", timeout(60));

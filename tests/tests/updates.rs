@@ -77,8 +77,9 @@ fn bad_bundles_are_refused_and_a_good_one_switches_slots() {
     let out = admin.ssh_with_stdin("update apply", &bytes);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&admin.ssh("update status")).contains("armed for one trial boot"));
-    // The session may end with the box going down; the events tell what happened.
-    let _ = admin.ssh("reboot");
+    // The box goes down only after the command has sent its exit status.
+    let out = admin.ssh("reboot");
+    assert!(out.status.success() && text(&out).contains("rebooting now"), "{}", text(&out));
     let start = a.wait_event_where("boot.start", timeout(180), |e| e["slot"] == "b");
     assert_eq!(start["slot"], "b");
     a.wait_event("update.trial", timeout(60));
@@ -94,9 +95,8 @@ fn bad_bundles_are_refused_and_a_good_one_switches_slots() {
     assert_eq!(coffer_slots::adv_boot_once(&tail_kib(&a.read_esp_bytes("/syslinux/ldlinux.sys"))), Ok(None), "syslinux used up its boot-once label");
 
     // And back: `update rollback` tries slot a once, then it is the default again.
-    let out = a.client("admin").ssh("update rollback");
-    assert!(out.status.success() && text(&out).contains("slot a boots next"), "{}", text(&out));
-    let _ = a.client("admin").ssh("reboot");
+    let out = a.client("admin").ssh("update rollback --reboot");
+    assert!(out.status.success() && text(&out).contains("slot a boots next") && text(&out).contains("rebooting now"), "{}", text(&out));
     a.wait_event_where("boot.start", timeout(180), |e| e["slot"] == "a");
     a.wait_event("update.marked-good", timeout(120));
     a.wait_ssh("admin", timeout(120));
@@ -120,9 +120,8 @@ fn a_slot_that_never_comes_up_falls_back_under_bios_and_uefi() {
         let mut a = Appliance::boot(BootOptions { firmware, allow_reset: true, ..BootOptions::default() });
         a.wait_event("service.ready", timeout(180));
         a.wait_ssh("admin", timeout(60));
-        let out = a.client("admin").ssh_with_stdin("update apply", &broken);
-        assert!(out.status.success(), "{firmware:?}: {}", text(&out));
-        let _ = a.client("admin").ssh("reboot");
+        let out = a.client("admin").ssh_with_stdin("update apply --reboot", &broken);
+        assert!(out.status.success() && text(&out).contains("rebooting now"), "{firmware:?}: {}", text(&out));
         let back = a.wait_event_where("update.rolled-back", timeout(300), |_| true);
         assert_eq!((back["slot"].as_str(), back["failed"].as_str()), (Some("a"), Some("b")), "{firmware:?}: {back}");
         assert!(a.serial().contains("Kernel panic"), "{firmware:?}: slot b was tried");

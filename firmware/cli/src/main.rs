@@ -2,6 +2,7 @@
 //! contract that tests, scripts and (later) `ssh admin@box` rely on.
 
 mod admin;
+mod admin_grammar;
 mod alert;
 mod alert_spool;
 mod arrivals;
@@ -118,6 +119,17 @@ enum Command {
         user: String,
         #[arg(last = true)]
         line: String,
+    },
+    /// Internal: asks the supervisor for a reboot or power-off once the command that wants it has ended
+    /// (started by `reboot`, `poweroff` and every `--reboot`).
+    #[command(hide = true)]
+    PowerRequest {
+        /// Power off instead of rebooting.
+        #[arg(long)]
+        poweroff: bool,
+        /// The command that asked: its end (and its exit status on SSH) comes first.
+        #[arg(long)]
+        after_pid: i32,
     },
 }
 
@@ -487,6 +499,7 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Unset { keys }) => settings::unset(state, &keys),
         Command::Reboot => power::request(true),
         Command::Poweroff => power::request(false),
+        Command::PowerRequest { poweroff, after_pid } => power::power_request(!poweroff, after_pid),
         Command::Update(UpdateCommand::Status) => update::status(),
         Command::Update(UpdateCommand::Apply { reboot, allow_downgrade }) => update::apply(reboot, allow_downgrade),
         Command::Update(UpdateCommand::Rollback { reboot }) => update::rollback(reboot),

@@ -8,7 +8,8 @@
 use crate::words;
 
 /// First words of administrator commands (the `coffer` CLI's subcommands
-/// that make sense over SSH, plus help).
+/// that make sense over SSH, plus help). The binary's tests keep them equal
+/// to the commands `ssh admin@box help` lists.
 pub const ADMIN_WORDS: &[&str] = &[
     "status", "logs", "events", "user", "quota", "retention", "alert", "raid", "config", "update", "reboot", "poweroff",
     "version", "host-keys", "help", "--help", "-h",
