@@ -150,7 +150,7 @@ impl LiveSessions {
         }
         drop(conns);
         for ((handle, socket), why) in disconnect {
-            crate::server::cut(handle, socket, why);
+            crate::accept::cut(handle, socket, why);
         }
     }
 }
