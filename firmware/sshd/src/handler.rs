@@ -109,10 +109,7 @@ impl ConnHandler {
     /// request is answered with a plain failure.
     fn refuse(&mut self, channel_id: ChannelId, refusal: &Refusal, session: &mut Session) {
         match self.channels.remove(&channel_id) {
-            Some(channel) => {
-                let _ = session.channel_success(channel_id);
-                finish_with_message(channel, refusal.message(), 1);
-            }
+            Some(channel) => refuse_channel(channel, refusal, session),
             None => {
                 let _ = session.channel_failure(channel_id);
             }
@@ -131,8 +128,7 @@ impl ConnHandler {
             self.refuse(channel_id, &refusal, session);
             return;
         }
-        let Some(user) = self.user.clone().filter(|_| self.channels.contains_key(&channel_id)) else {
-            self.channels.remove(&channel_id);
+        let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id)) else {
             let _ = session.channel_failure(channel_id);
             return;
         };
@@ -144,12 +140,11 @@ impl ConnHandler {
             Ok(Ok(rights)) => rights,
             Ok(Err(why)) => {
                 log::warn!("user {} from {}: {why}; channel refused", user.name, self.peer);
-                self.refuse(channel_id, &Refusal::Revoked(why), session);
+                refuse_channel(channel, &Refusal::Revoked(why), session);
                 return;
             }
             Err(e) => {
                 log::error!("user {} from {}: cannot read the user database: {e}; channel refused", user.name, self.peer);
-                self.channels.remove(&channel_id);
                 let _ = session.channel_failure(channel_id);
                 return;
             }
@@ -158,7 +153,7 @@ impl ConnHandler {
             Ok(slot) => slot,
             Err(refusal) => {
                 log::warn!("user {} from {}: {refusal}; channel refused", user.name, self.peer);
-                self.refuse(channel_id, &Refusal::Busy(refusal), session);
+                refuse_channel(channel, &Refusal::Busy(refusal), session);
                 return;
             }
         };
@@ -166,10 +161,9 @@ impl ConnHandler {
             if let ChannelRequest::Admin(line) = &request {
                 log::warn!("user {} from {}: refused administrator command {:?}", user.name, self.peer, coffer_command::admin_command_summary(line));
             }
-            self.refuse(channel_id, &refusal, session);
+            refuse_channel(channel, &refusal, session);
             return;
         }
-        let Some(channel) = self.channels.remove(&channel_id) else { return };
         let started = match &request {
             ChannelRequest::Admin(line) => {
                 let terminal = self.terminals.contains(&channel_id);
@@ -233,6 +227,13 @@ impl ConnHandler {
         }
         Some(child)
     }
+}
+
+/// Accepts the request on `channel` and ends it with `refusal`'s message
+/// and status 1: the client sees why rather than a bare failure.
+fn refuse_channel(channel: Channel<Msg>, refusal: &Refusal, session: &mut Session) {
+    let _ = session.channel_success(channel.id());
+    finish_with_message(channel, refusal.message(), 1);
 }
 
 /// Counts the usage of `user`'s data area for the quota book if it knows
