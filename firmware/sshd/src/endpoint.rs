@@ -90,7 +90,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(config: EndpointConfig, shutdown: watch::Receiver<bool>) -> Self {
-        let ssh = protocol::server_config(&config);
+        let ssh = protocol::server_config(&config.host_key, config.idle_timeout);
         let throttle = LoginThrottle::new(config.throttle);
         let occupancy = Occupancy::new(config.admission);
         Endpoint {

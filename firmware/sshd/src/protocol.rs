@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use russh::{MethodKind, MethodSet, Preferred, cipher, kex, mac};
 
-use crate::endpoint::EndpointConfig;
-
 /// Cipher order: modern AEADs first; the CTR modes stay because paramiko
 /// 2.12 (duplicity's sftp:// and scp://) offers nothing else.
 const CIPHERS: &[cipher::Name] = &[
@@ -50,14 +48,15 @@ pub(crate) fn login_methods() -> MethodSet {
     MethodSet::from(&[MethodKind::PublicKey][..])
 }
 
-/// The russh server settings for `config`.
-pub(crate) fn server_config(config: &EndpointConfig) -> russh::server::Config {
+/// The russh server settings for a server with `host_key` that closes
+/// connections idle for `idle_timeout`.
+pub(crate) fn server_config(host_key: &russh::keys::PrivateKey, idle_timeout: Duration) -> russh::server::Config {
     russh::server::Config {
         server_id: russh::SshId::Standard(format!("SSH-2.0-Coffer_{}", env!("CARGO_PKG_VERSION")).into()),
         methods: login_methods(),
         auth_rejection_time: Duration::from_millis(300),
         auth_rejection_time_initial: Some(Duration::ZERO),
-        keys: vec![config.host_key.clone()],
+        keys: vec![host_key.clone()],
         // Large windows and packets, so one stream is never window-bound.
         window_size: 16 * 1024 * 1024,
         maximum_packet_size: 256 * 1024,
@@ -70,7 +69,7 @@ pub(crate) fn server_config(config: &EndpointConfig) -> russh::server::Config {
             ..Preferred::default()
         },
         max_auth_attempts: 10,
-        inactivity_timeout: Some(config.idle_timeout),
+        inactivity_timeout: Some(idle_timeout),
         keepalive_interval: None,
         nodelay: true,
         ..Default::default()
