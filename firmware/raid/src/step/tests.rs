@@ -164,6 +164,10 @@ fn captured(state: &str) -> Snapshot {
     Snapshot { arrays: root.md_arrays().unwrap(), free_disks: vec![], serials }
 }
 
+/// One look's expected answer: the tree, the LED when it changes, event
+/// codes, alert keys, mdadm actions, whether to look again soon.
+type Expected<'a> = (&'a str, Option<LedPattern>, &'a [&'a str], &'a [&'a str], &'a [RaidAction], bool);
+
 /// The ten captured trees in the order they were captured, through one
 /// watcher: what the LED shows (when it changes), which events, alerts
 /// (`+` raised, `-` resolved) and mdadm actions each look gives, and
@@ -175,7 +179,7 @@ fn the_captured_trees_replay_through_the_step() {
     let remove_failed = RaidAction::RemoveFailed { array: "md127".into() };
     let resolved: &[&str] = &["-raid:data:degraded", "-raid:data:failed"];
     #[rustfmt::skip]
-    let want: [(&str, Option<LedPattern>, &[&str], &[&str], &[RaidAction], bool); 10] = [
+    let want: [Expected<'_>; 10] = [
         ("resync", Some(FastBlink), &["raid.state"], &[], &[], true),
         ("clean", Some(Steady), &["raid.state"], resolved, &[], false),
         ("clean-with-spare", None, &[], &[], &[], false),
