@@ -2,23 +2,25 @@
 //! service. It hears disks come and go from kernel uevents, fails a pulled
 //! disk out of the array at once (`mdadm -If`, as udev would: md itself only
 //! notices on its next write), re-reads md's sysfs (often while a rebuild
-//! runs, every few seconds otherwise), and lets `coffer_raid::Monitor`
-//! decide what to report and do.
+//! runs, every few seconds otherwise), gathers the disks' health (sysfs
+//! counters, the kernel log, `smartctl`) and a scrub request, and lets
+//! `coffer_raid::step::WatchState` decide; it then applies the effects
+//! (events, alerts, md writes, mdadm, the LED, the view `status` shows).
 
 use std::path::Path;
 use std::process::Command;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
 use coffer_hal::{DeviceKind, LedSetting, MdSync, SysRoot, UeventSocket};
-use coffer_raid::scrub::{ScrubChange, ScrubRecord, ScrubView};
+use coffer_raid::scrub::ScrubRecord;
+use coffer_raid::step::{ControllerLook, Effect, ScrubRequest, WatchInput, WatchState};
 use coffer_raid::threeware::{ThreewareLayout, ThreewareMonitor};
-use coffer_alert::{Alert, Severity};
 use coffer_raid::{
-    DiskContent, DiskReading, FreeDisk, Health, HealthTracker, LedPattern, Monitor, RaidAction, RaidEvent, RaidPolicy, SmartReport, Snapshot,
-    led_pattern, normalize_uuid, parse_smartctl_json,
+    DiskContent, DiskReading, FreeDisk, Health, LedPattern, RaidAction, RaidEvent, RaidPolicy, SmartReport, Snapshot, normalize_uuid,
+    parse_smartctl_json,
 };
 use coffer_sshd::event;
 use serde_json::{Value, json};
@@ -40,10 +42,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
         sys.set_md_speed_limit_max(config.raid.rebuild_speed_max_kib).context("setting the rebuild speed limit")?;
     }
     let uevents = UeventSocket::open().context("listening for kernel uevents")?;
-    let mut monitor = Monitor::new(policy);
     let status_led = crate::board::status_led().and_then(|name| sys.find_led(&name));
-    let mut shown: Option<LedPattern> = None;
-    let mut health = HealthTracker::default();
     let mut smart: BTreeMap<String, SmartReport> = BTreeMap::new();
     let mut smart_asked: Option<Instant> = None;
     event::emit("raid.watching", &[("status-led", json!(status_led))]);
@@ -59,10 +58,8 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
     let mut kernel_io_errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut threeware = sys.pci_driver_bound("3w-xxxx").then(|| Threeware::new(&sys, &bays));
     let scrub_every = (config.raid.scrub_interval_days > 0).then(|| i64::from(config.raid.scrub_interval_days) * 86_400);
-    let mut scrub = ScrubKeeper::load(&paths, &sys);
-    let mut problems: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut critical: BTreeSet<String> = BTreeSet::new();
-    let mut published = Value::Null;
+    let mut scrub_file = ScrubFile::new(&paths);
+    let mut watch = WatchState::new(policy, scrub_file.load(&sys), scrub_every);
     let mut interval = QUIET_INTERVAL;
     loop {
         // A look at least every `interval`, however many unrelated uevents arrive.
@@ -91,84 +88,58 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
             }
         }
         let snapshot = snapshot(&sys)?;
-        let (events, actions) = monitor.observe(&snapshot);
-        for e in events {
-            report(state, &e);
-        }
-        mark_data_unavailable(&snapshot);
         if smart_asked.is_none_or(|t| t.elapsed() >= SMART_INTERVAL) {
             smart = ask_smart(&sys, &snapshot);
             smart_asked = Some(Instant::now());
         }
-        for h in health.observe(&readings(&sys, &snapshot, &smart, &kernel_io_errors)) {
-            event::emit(
-                h.code,
-                &[("disk", json!(h.disk)), ("serial", json!(h.serial)), ("what", json!(h.what)), ("guidance", json!(h.detail))],
-            );
-            let id = h.serial.clone().unwrap_or_else(|| h.disk.clone());
-            let severity = if h.code == "disk.health-critical" { Severity::Critical } else { Severity::Warning };
-            let alert = Alert {
-                key: format!("disk:{id}:{}", h.what),
-                severity,
-                title: format!("disk {id} ({}): {}", h.disk, h.what),
-                body: format!("{}.", h.detail),
-                resolved: false,
-                time: crate::clock::now(),
-            };
-            crate::alert_spool::raise(state, &alert);
-            if h.code == "disk.health-critical" {
-                critical.insert(id.clone());
-            }
-            problems.entry(id).or_default().insert(h.what.clone());
+        let readings = readings(&sys, &snapshot, &smart, &kernel_io_errors);
+        let controller = threeware.as_mut().map(|t| t.look(&records));
+        let input = WatchInput {
+            snapshot: &snapshot,
+            readings: &readings,
+            controller: controller.as_ref(),
+            scrub_request: take_scrub_request(),
+            clock_trusted: crate::clock::trusted(),
+            now: crate::clock::now(),
+        };
+        let effects = watch.step(input);
+        for effect in effects.list {
+            apply(state, &sys, status_led.as_deref(), &mut watch, effect);
         }
-        // A critical disk keeps the alarm on until it leaves the mirror (replaced).
-        let members: BTreeSet<String> = snapshot
-            .arrays
-            .iter()
-            .flat_map(|a| &a.members)
-            .filter(|m| m.present)
-            .map(|m| snapshot.serials.get(&m.kname).cloned().unwrap_or_else(|| m.kname.clone()))
-            .collect();
-        critical.retain(|id| members.contains(id));
-        if let Some(a) = snapshot.arrays.iter().find(|a| a.level == "raid1") {
-            scrub.step(state, &sys, a, scrub_every);
-        }
-        let mut healths: Vec<Health> = snapshot.arrays.iter().filter(|a| a.level == "raid1").map(coffer_raid::health).collect();
-        if let Some(t) = threeware.as_mut() {
-            for e in t.step(&records) {
-                report(state, &e);
-            }
-            healths.push(t.monitor.health());
-        }
-        // A disk that is about to fail is as urgent as a failed mirror.
-        let pattern = if critical.is_empty() { led_pattern(&healths) } else { LedPattern::Alarm };
-        if shown != Some(pattern) {
-            show(&sys, status_led.as_deref(), pattern);
-            shown = Some(pattern);
-        }
-        let view = json!({ "led": pattern, "problems": problems });
-        if view != published {
-            crate::watch_status::publish(&view);
-            published = view;
-        }
-        let acted = !actions.is_empty();
-        for action in actions {
-            run_action(&sys, &action);
-        }
+        scrub_file.save(watch.scrub_record(), effects.save_scrub_now);
         // Look often while md is syncing, or right after we changed something (a rebuild is about to start).
-        let syncing = snapshot.arrays.iter().any(|a| !matches!(a.sync_action.as_str(), "idle" | ""));
-        interval = if acted || syncing { BUSY_INTERVAL } else { QUIET_INTERVAL };
+        interval = if effects.look_soon { BUSY_INTERVAL } else { QUIET_INTERVAL };
     }
 }
 
-/// Bay names by md slot, from the board's data (`left`, `right`).
-/// Emits a mirror event and raises the alerts it calls for.
-fn report(state: &Path, e: &RaidEvent) {
+/// Does what the step decided.
+fn apply(state: &Path, sys: &SysRoot, status_led: Option<&str>, watch: &mut WatchState, effect: Effect) {
+    match effect {
+        Effect::Event(e) => emit(&e),
+        Effect::Alert(alert) => crate::alert_spool::raise(state, &alert),
+        Effect::DataUnavailable(failed) => mark_data_unavailable(failed),
+        Effect::StopScrub { array } => {
+            if let Err(e) = sys.set_md_sync(&array, MdSync::Idle) {
+                log::warn!("stopping the check of {array}: {e}");
+            }
+        }
+        Effect::FinishScrub { array } => {
+            let _ = sys.set_md_sync(&array, MdSync::Idle);
+        }
+        Effect::StartScrub { array, label, from_sector } => match sys.set_md_sync(&array, MdSync::Check { from_sector }) {
+            Ok(()) => emit(&watch.scrub_started(&label, from_sector, crate::clock::now())),
+            Err(e) => log::warn!("starting the check of {array}: {e}"),
+        },
+        Effect::Led(pattern) => show(sys, status_led, pattern),
+        Effect::Publish(view) => crate::watch_status::publish(&view),
+        Effect::Md(action) => run_action(sys, &action),
+        Effect::Warn(message) => log::warn!("{message}"),
+    }
+}
+
+fn emit(e: &RaidEvent) {
     let fields: Vec<(&str, Value)> = e.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
     event::emit(e.code, &fields);
-    for alert in alerts_for(e, crate::clock::now()) {
-        crate::alert_spool::raise(state, &alert);
-    }
 }
 
 /// The 3ware 8006-2LP backend's effects: AEN records from `/dev/kmsg` and
@@ -188,7 +159,7 @@ impl Threeware {
 
     /// New kernel log records (the whole backlog on the first call, so a
     /// unit found degraded at power-on is reported), and SMART now and then.
-    fn step(&mut self, records: &[String]) -> Vec<RaidEvent> {
+    fn look(&mut self, records: &[String]) -> ControllerLook {
         let first = self.smart_asked.is_none();
         let mut out = Vec::new();
         for record in records {
@@ -211,7 +182,7 @@ impl Threeware {
         if first {
             out.push(self.monitor.state_event());
         }
-        out
+        ControllerLook { events: out, health: self.monitor.health() }
     }
 }
 
@@ -222,112 +193,58 @@ const SCRUB_REQUEST_FILE: &str = "/run/coffer/scrub-request";
 /// added back by the watcher until the next boot.
 const REPLACING_FILE: &str = "/run/coffer/raid-replacing";
 
-/// The scrub record in the state partition, and the effects around the pure
-/// [`ScrubRecord`]: requests from `raid scrub`, md writes, events, alerts.
-struct ScrubKeeper {
+/// The request `raid scrub` left, taken (the file is removed); anything
+/// but `check` or `stop` is dropped.
+fn take_scrub_request() -> Option<ScrubRequest> {
+    let request = std::fs::read_to_string(SCRUB_REQUEST_FILE).ok()?;
+    let _ = std::fs::remove_file(SCRUB_REQUEST_FILE);
+    match request.trim() {
+        "check" => Some(ScrubRequest::Check),
+        "stop" => Some(ScrubRequest::Stop),
+        _ => None,
+    }
+}
+
+/// The scrub record in the state partition (`raid-scrub.json`): loaded when
+/// the watcher starts, saved as the step changes it.
+struct ScrubFile {
     path: std::path::PathBuf,
-    record: ScrubRecord,
     saved: ScrubRecord,
     saved_at: Instant,
 }
 
-impl ScrubKeeper {
-    fn load(paths: &StatePaths, sys: &SysRoot) -> Self {
-        let path = paths.root().join("raid-scrub.json");
-        let mut record: ScrubRecord = match std::fs::read(&path) {
+impl ScrubFile {
+    fn new(paths: &StatePaths) -> Self {
+        // Nothing saved yet: the first save always writes.
+        ScrubFile { path: paths.root().join("raid-scrub.json"), saved: ScrubRecord { position: u64::MAX, ..ScrubRecord::default() }, saved_at: Instant::now() }
+    }
+
+    fn load(&self, sys: &SysRoot) -> ScrubRecord {
+        let record: ScrubRecord = match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                log::warn!("{} is unreadable ({e}); the scrub schedule starts afresh", path.display());
+                log::warn!("{} is unreadable ({e}); the scrub schedule starts afresh", self.path.display());
                 ScrubRecord::default()
             }),
             Err(_) => ScrubRecord::default(),
         };
         let checking = sys.md_arrays().ok().into_iter().flatten().any(|a| a.level == "raid1" && a.sync_action == "check");
-        if record.running && !checking {
-            // md forgot the check at reboot; it resumes from the saved position.
-            record.interrupt();
-        }
-        // A new mirror was just synced: its first check is one interval away.
-        record.finished_at = record.finished_at.or(Some(crate::clock::now() as i64));
-        ScrubKeeper { path, saved: ScrubRecord { position: u64::MAX, ..ScrubRecord::default() }, record, saved_at: Instant::now() }
-    }
-
-    fn step(&mut self, state: &Path, sys: &SysRoot, a: &coffer_hal::MdArray, every: Option<i64>) {
-        let now = crate::clock::now() as i64;
-        let redundant = coffer_raid::health(a) == Health::Healthy;
-        let view = ScrubView { sync_action: &a.sync_action, sync_completed: a.sync_completed, mismatch_cnt: a.mismatch_cnt, redundant };
-        let label = coffer_raid::array_label(a);
-        let request = std::fs::read_to_string(SCRUB_REQUEST_FILE).ok();
-        if request.is_some() {
-            let _ = std::fs::remove_file(SCRUB_REQUEST_FILE);
-        }
-        if request.as_deref().map(str::trim) == Some("stop") {
-            // Only a check is stopped, never a rebuild or resync.
-            if a.sync_action == "check"
-                && let Err(e) = sys.set_md_sync(&a.kname, MdSync::Idle)
-            {
-                log::warn!("stopping the check of {}: {e}", a.kname);
-            }
-            self.record.cancel();
-            event::emit("raid.scrub-stopped", &[("array", json!(label))]);
-            self.save(true);
-            return;
-        }
-        let was_running = self.record.running && !self.record.awaiting_resume;
-        match self.record.observe(view, now) {
-            Some(ScrubChange::Finished { mismatches }) => {
-                let _ = sys.set_md_sync(&a.kname, MdSync::Idle);
-                event::emit("raid.scrub-finished", &[("array", json!(label)), ("mismatches", json!(mismatches))]);
-                if mismatches > 0 {
-                    crate::alert_spool::raise(
-                        state,
-                        &Alert {
-                            key: format!("raid:{label}:mismatches"),
-                            severity: Severity::Warning,
-                            title: format!("mirror {label}: the check found {mismatches} mismatched sectors"),
-                            body: "The two disks disagreed in places. Run `raid scrub` again; if mismatches remain, check the disks' health in `status`.".into(),
-                            resolved: false,
-                            time: now as u64,
-                        },
-                    );
-                }
-            }
-            Some(ScrubChange::Interrupted { position }) => {
-                event::emit("raid.scrub-interrupted", &[("array", json!(label)), ("sector", json!(position))]);
-            }
-            None if !was_running && self.record.running && !self.record.awaiting_resume => {
-                event::emit("raid.scrub-started", &[("array", json!(label)), ("from-sector", json!(self.record.position))]);
-            }
-            None => {}
-        }
-        let requested = request.as_deref().map(str::trim) == Some("check");
-        if let Some(start) = coffer_raid::scrub::plan(&self.record, view, now, every, crate::clock::trusted(), requested) {
-            match sys.set_md_sync(&a.kname, MdSync::Check { from_sector: start.from_sector }) {
-                Ok(()) => {
-                    self.record.started(start.from_sector, now);
-                    event::emit("raid.scrub-started", &[("array", json!(label)), ("from-sector", json!(start.from_sector))]);
-                }
-                Err(e) => log::warn!("starting the check of {}: {e}", a.kname),
-            }
-        } else if requested {
-            log::warn!("a check of {label} was asked for, but the mirror is busy ({}) or not whole", a.sync_action);
-        }
-        self.save(false);
+        record.at_start(checking, crate::clock::now() as i64)
     }
 
     /// Saves on every change of state, and progress at most twice a minute.
-    fn save(&mut self, now: bool) {
-        if self.record == self.saved {
+    fn save(&mut self, record: &ScrubRecord, now: bool) {
+        if *record == self.saved {
             return;
         }
-        let moved_only = ScrubRecord { position: self.saved.position, current: self.saved.current, ..self.record.clone() } == self.saved;
+        let moved_only = ScrubRecord { position: self.saved.position, current: self.saved.current, ..record.clone() } == self.saved;
         if moved_only && !now && self.saved_at.elapsed() < Duration::from_secs(30) {
             return;
         }
-        match serde_json::to_vec(&self.record).map_err(std::io::Error::other).and_then(|b| {
+        match serde_json::to_vec(record).map_err(std::io::Error::other).and_then(|b| {
             coffer_config::write_atomically(&self.path, &b).map_err(std::io::Error::other)
         }) {
             Ok(()) => {
-                self.saved = self.record.clone();
+                self.saved = record.clone();
                 self.saved_at = Instant::now();
             }
             Err(e) => log::warn!("saving {}: {e}", self.path.display()),
@@ -431,9 +348,8 @@ fn ask_smart(sys: &SysRoot, snapshot: &Snapshot) -> BTreeMap<String, SmartReport
 
 /// Tells the endpoint to refuse sessions while a mirror has failed, so
 /// clients get a clear message instead of I/O errors.
-fn mark_data_unavailable(snapshot: &Snapshot) {
+fn mark_data_unavailable(failed: bool) {
     let marker = Path::new(coffer_sshd::DATA_UNAVAILABLE_MARKER);
-    let failed = snapshot.arrays.iter().any(|a| a.level == "raid1" && coffer_raid::health(a) == Health::Failed);
     if failed && !marker.exists() {
         let why = "the data mirror has failed (both disks are gone); backups are refused so nothing lands on the boot disk. Put a disk that holds the data back in.";
         if let Some(dir) = marker.parent() {
@@ -457,50 +373,6 @@ fn show(sys: &SysRoot, led: Option<&str>, pattern: LedPattern) {
             log::warn!("setting LED {name}: {e}");
         }
     event::emit("led.pattern", &[("pattern", json!(pattern)), ("led", json!(led))]);
-}
-
-/// The alerts an event raises: one problem per array (degraded, failed),
-/// resolved when the array is healthy again; ignored disks as warnings.
-fn alerts_for(e: &RaidEvent, now: u64) -> Vec<Alert> {
-    let field = |k: &str| e.fields.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let array = field("array");
-    let alert = |key: String, severity, title: String, body: String, resolved| Alert { key, severity, title, body, resolved, time: now };
-    match e.code {
-        "raid.degraded" => vec![alert(
-            format!("raid:{array}:degraded"),
-            Severity::Critical,
-            format!("mirror {array} is degraded: the {} disk is missing", field("bay")),
-            format!("{}.\nThe data is safe on the other disk until it fails too.", field("guidance")),
-            false,
-        )],
-        "raid.failed" => vec![alert(
-            format!("raid:{array}:failed"),
-            Severity::Critical,
-            format!("mirror {array} has failed: no disk left"),
-            format!("{}.", field("guidance")),
-            false,
-        )],
-        // Also a healthy array at first sight: problems raised before a reboot are over.
-        "raid.healthy" | "raid.state" if e.code == "raid.healthy" || field("health") == "healthy" => ["degraded", "failed"]
-            .iter()
-            .map(|p| {
-                alert(format!("raid:{array}:{p}"), Severity::Info, format!("mirror {array} is healthy again"), "Both disks are in sync.".into(), true)
-            })
-            .collect(),
-        "raid.disk-ignored" => vec![alert(
-            format!("raid:disk:{}:ignored", field("disk")),
-            Severity::Warning,
-            format!("disk {} was not added to mirror {array}", field("disk")),
-            format!("{}.", field("guidance")),
-            false,
-        )],
-        "disk.health-warning" | "disk.health-critical" => {
-            let id = e.fields.get("serial").and_then(Value::as_str).map_or_else(|| field("disk"), str::to_string);
-            let severity = if e.code == "disk.health-critical" { Severity::Critical } else { Severity::Warning };
-            vec![alert(format!("disk:{id}:{}", field("what")), severity, format!("disk {id}: {}", field("what")), format!("{}.", field("guidance")), false)]
-        }
-        _ => Vec::new(),
-    }
 }
 
 fn snapshot(sys: &SysRoot) -> Result<Snapshot> {

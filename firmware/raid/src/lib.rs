@@ -4,8 +4,10 @@
 //! what it needs to see transitions (health, members by serial, rebuild
 //! progress). Reading sysfs and running mdadm are the caller's job.
 
+pub mod alerts;
 mod health;
 pub mod scrub;
+pub mod step;
 pub mod threeware;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -106,6 +106,17 @@ impl ScrubRecord {
         self.awaiting_resume = true;
     }
 
+    /// The saved record as the watcher starts: a check md no longer runs
+    /// (it forgot it at reboot) resumes from the saved position, and a new
+    /// mirror's first check is one interval after `now`.
+    pub fn at_start(mut self, md_checking: bool, now: i64) -> Self {
+        if self.running && !md_checking {
+            self.interrupt();
+        }
+        self.finished_at = self.finished_at.or(Some(now));
+        self
+    }
+
     /// Forgets a running check (an administrator stopped it).
     pub fn cancel(&mut self) {
         *self = ScrubRecord { finished_at: self.finished_at, mismatches: self.mismatches, started_at: self.started_at, ..ScrubRecord::default() };
