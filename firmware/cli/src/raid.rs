@@ -15,12 +15,13 @@ use coffer_config::{Config, StatePaths};
 use coffer_hal::{DeviceKind, LedSetting, MdSync, SysRoot, UeventSocket};
 use coffer_raid::scrub::{ScrubChange, ScrubRecord, ScrubView};
 use coffer_raid::threeware::{ThreewareLayout, ThreewareMonitor};
+use coffer_runtime::Paths;
 use coffer_alert::{Alert, Severity};
 use coffer_raid::{
     DiskContent, DiskReading, FreeDisk, Health, HealthTracker, LedPattern, Monitor, RaidAction, RaidEvent, RaidPolicy, SmartReport, Snapshot,
     led_pattern, normalize_uuid, parse_smartctl_json,
 };
-use coffer_sshd::event;
+use coffer_runtime::event;
 use serde_json::{Value, json};
 
 const BOOT_PARTITION: &str = "coffer-state";
@@ -113,9 +114,9 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
                 title: format!("disk {id} ({}): {}", h.disk, h.what),
                 body: format!("{}.", h.detail),
                 resolved: false,
-                time: crate::clock::now(),
+                time: coffer_runtime::clock::now(),
             };
-            crate::alert_spool::raise(state, &alert);
+            coffer_runtime::alert::raise(&Paths::appliance().with_state(state), &alert);
             if h.code == "disk.health-critical" {
                 critical.insert(id.clone());
             }
@@ -166,8 +167,8 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
 fn report(state: &Path, e: &RaidEvent) {
     let fields: Vec<(&str, Value)> = e.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
     event::emit(e.code, &fields);
-    for alert in alerts_for(e, crate::clock::now()) {
-        crate::alert_spool::raise(state, &alert);
+    for alert in alerts_for(e, coffer_runtime::clock::now()) {
+        coffer_runtime::alert::raise(&Paths::appliance().with_state(state), &alert);
     }
 }
 
@@ -215,13 +216,6 @@ impl Threeware {
     }
 }
 
-/// Asks the watcher to start (`check`) or stop (`stop`) a scrub.
-const SCRUB_REQUEST_FILE: &str = "/run/coffer/scrub-request";
-
-/// Serials of disks an administrator took out with `raid replace`: never
-/// added back by the watcher until the next boot.
-const REPLACING_FILE: &str = "/run/coffer/raid-replacing";
-
 /// The scrub record in the state partition, and the effects around the pure
 /// [`ScrubRecord`]: requests from `raid scrub`, md writes, events, alerts.
 struct ScrubKeeper {
@@ -247,18 +241,20 @@ impl ScrubKeeper {
             record.interrupt();
         }
         // A new mirror was just synced: its first check is one interval away.
-        record.finished_at = record.finished_at.or(Some(crate::clock::now() as i64));
+        record.finished_at = record.finished_at.or(Some(coffer_runtime::clock::now() as i64));
         ScrubKeeper { path, saved: ScrubRecord { position: u64::MAX, ..ScrubRecord::default() }, record, saved_at: Instant::now() }
     }
 
     fn step(&mut self, state: &Path, sys: &SysRoot, a: &coffer_hal::MdArray, every: Option<i64>) {
-        let now = crate::clock::now() as i64;
+        let now = coffer_runtime::clock::now() as i64;
         let redundant = coffer_raid::health(a) == Health::Healthy;
         let view = ScrubView { sync_action: &a.sync_action, sync_completed: a.sync_completed, mismatch_cnt: a.mismatch_cnt, redundant };
         let label = coffer_raid::array_label(a);
-        let request = std::fs::read_to_string(SCRUB_REQUEST_FILE).ok();
+        // `raid scrub` asks to start (`check`) or stop (`stop`) a scrub.
+        let request_file = Paths::appliance().scrub_request();
+        let request = std::fs::read_to_string(&request_file).ok();
         if request.is_some() {
-            let _ = std::fs::remove_file(SCRUB_REQUEST_FILE);
+            let _ = std::fs::remove_file(&request_file);
         }
         if request.as_deref().map(str::trim) == Some("stop") {
             // Only a check is stopped, never a rebuild or resync.
@@ -278,8 +274,8 @@ impl ScrubKeeper {
                 let _ = sys.set_md_sync(&a.kname, MdSync::Idle);
                 event::emit("raid.scrub-finished", &[("array", json!(label)), ("mismatches", json!(mismatches))]);
                 if mismatches > 0 {
-                    crate::alert_spool::raise(
-                        state,
+                    coffer_runtime::alert::raise(
+                        &Paths::appliance().with_state(state),
                         &Alert {
                             key: format!("raid:{label}:mismatches"),
                             severity: Severity::Warning,
@@ -300,7 +296,7 @@ impl ScrubKeeper {
             None => {}
         }
         let requested = request.as_deref().map(str::trim) == Some("check");
-        if let Some(start) = coffer_raid::scrub::plan(&self.record, view, now, every, crate::clock::trusted(), requested) {
+        if let Some(start) = coffer_raid::scrub::plan(&self.record, view, now, every, coffer_runtime::clock::trusted(&Paths::appliance()), requested) {
             match sys.set_md_sync(&a.kname, MdSync::Check { from_sector: start.from_sector }) {
                 Ok(()) => {
                     self.record.started(start.from_sector, now);
@@ -345,10 +341,11 @@ pub(crate) fn scrub_now(stop: bool) -> Result<()> {
     if !stop && coffer_raid::health(a) != Health::Healthy {
         anyhow::bail!("mirror {} is {:?} ({}); a check needs both disks in sync", coffer_raid::array_label(a), coffer_raid::health(a), a.sync_action);
     }
-    if let Some(dir) = Path::new(SCRUB_REQUEST_FILE).parent() {
+    let request_file = Paths::appliance().scrub_request();
+    if let Some(dir) = request_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(SCRUB_REQUEST_FILE, if stop { "stop\n" } else { "check\n" }).with_context(|| format!("writing {SCRUB_REQUEST_FILE}"))?;
+    std::fs::write(&request_file, if stop { "stop\n" } else { "check\n" }).with_context(|| format!("writing {}", request_file.display()))?;
     if stop {
         println!("coffer: the check of {} stops within seconds", coffer_raid::array_label(a));
     } else {
@@ -372,13 +369,15 @@ pub(crate) fn replace(serial: &str) -> Result<()> {
     if others_in_sync == 0 {
         anyhow::bail!("refusing: disk {serial} holds the only in-sync copy of mirror {}; wait for the rebuild to finish", coffer_raid::array_label(a));
     }
-    let mut replacing = std::fs::read_to_string(REPLACING_FILE).unwrap_or_default();
+    // Serials taken out with `raid replace`: never added back by the watcher until the next boot.
+    let replacing_file = Paths::appliance().raid_replacing();
+    let mut replacing = std::fs::read_to_string(&replacing_file).unwrap_or_default();
     replacing.push_str(serial);
     replacing.push('\n');
-    if let Some(dir) = Path::new(REPLACING_FILE).parent() {
+    if let Some(dir) = replacing_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(REPLACING_FILE, replacing).with_context(|| format!("writing {REPLACING_FILE}"))?;
+    std::fs::write(&replacing_file, replacing).with_context(|| format!("writing {}", replacing_file.display()))?;
     let dev = sys.dev_node(&a.kname).to_string_lossy().into_owned();
     let disk = sys.dev_node(&kname).to_string_lossy().into_owned();
     if !mdadm(&[&dev, "--fail", &disk, "--remove", &disk]) {
@@ -432,7 +431,8 @@ fn ask_smart(sys: &SysRoot, snapshot: &Snapshot) -> BTreeMap<String, SmartReport
 /// Tells the endpoint to refuse sessions while a mirror has failed, so
 /// clients get a clear message instead of I/O errors.
 fn mark_data_unavailable(snapshot: &Snapshot) {
-    let marker = Path::new(coffer_sshd::DATA_UNAVAILABLE_MARKER);
+    let marker = Paths::appliance().data_unavailable();
+    let marker = marker.as_path();
     let failed = snapshot.arrays.iter().any(|a| a.level == "raid1" && coffer_raid::health(a) == Health::Failed);
     if failed && !marker.exists() {
         let why = "the data mirror has failed (both disks are gone); backups are refused so nothing lands on the boot disk. Put a disk that holds the data back in.";
@@ -513,7 +513,7 @@ fn snapshot(sys: &SysRoot) -> Result<Snapshot> {
     let mut free_disks = Vec::new();
     // Looking inside disks costs I/O: only when an array wants one.
     if degraded {
-        let replacing: Vec<String> = std::fs::read_to_string(REPLACING_FILE).unwrap_or_default().lines().map(str::to_string).collect();
+        let replacing: Vec<String> = std::fs::read_to_string(Paths::appliance().raid_replacing()).unwrap_or_default().lines().map(str::to_string).collect();
         for d in coffer_raid::data_disk_candidates(&devices, &boot_disk) {
             if in_array(&d.name) {
                 continue;
