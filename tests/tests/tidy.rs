@@ -484,3 +484,62 @@ fn the_reference_reader_sees_imports_and_skips_comments_and_strings() {
         });
     assert_eq!(cycles(&edges), [["a", "b", "c"]]);
 }
+
+/// Crates that may read the system clock themselves, and why.
+const CLOCK_READERS: [(&str, &str); 2] = [
+    ("firmware/time", "SNTP timestamps its own exchange (send and receive instants) and is what sets the clock"),
+    ("tests", "the harness ages files and backups against the host's clock; it is not appliance code"),
+];
+
+/// Production source of a file: everything before its `#[cfg(test)]`
+/// module (test code may build any time or path it needs).
+fn production_part(source: &str) -> &str {
+    source.split("#[cfg(test)]").next().unwrap_or(source)
+}
+
+/// Lines outside coffer-runtime that write a runtime path literal or read
+/// the system clock, with the crate they are in.
+fn runtime_contract_breaches(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for crate_dir in crate_dirs(root) {
+        let name = crate_dir.strip_prefix(root).unwrap().display().to_string();
+        if name == "firmware/runtime" {
+            continue;
+        }
+        let may_read_clock = CLOCK_READERS.iter().any(|(c, _)| *c == name);
+        let mut files = Vec::new();
+        rust_files(&crate_dir.join("src"), &mut files);
+        files.sort();
+        for file in files {
+            let source = std::fs::read_to_string(&file).unwrap();
+            let production = production_part(&source);
+            let code = code_only(production);
+            let shown = file.strip_prefix(root).unwrap().display();
+            for (n, (text, code)) in production.lines().zip(code.lines()).enumerate() {
+                let comment = text.trim_start().starts_with("//");
+                if !comment && (text.contains("\"/run/coffer") || text.contains("\"/etc/coffer")) {
+                    found.push(format!("{shown}:{}: a runtime path literal: {}", n + 1, text.trim()));
+                }
+                if !may_read_clock && code.contains("SystemTime::now") {
+                    found.push(format!("{shown}:{}: reads the system clock: {}", n + 1, text.trim()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn only_coffer_runtime_names_runtime_paths_and_reads_the_clock() {
+    let found = runtime_contract_breaches(&repo_root());
+    let allowed: Vec<String> = CLOCK_READERS.iter().map(|(c, why)| format!("{c}: {why}")).collect();
+    assert!(
+        found.is_empty(),
+        "the runtime contract is written outside coffer-runtime:\n  {}\nFix: name a file under /run/coffer or \
+         /etc/coffer through `coffer_runtime::Paths` (add a method there if the file is new), and read the time \
+         through `coffer_runtime::clock` (`now`, `system_now`, `trusted`), so every file the processes share and \
+         every clock read is found in one crate. Crates that may read the clock themselves:\n  {}",
+        found.join("\n  "),
+        allowed.join("\n  ")
+    );
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use coffer_alert::{Alert, Dispatcher, Severity, Sink, Spool, configured_sinks};
 use coffer_config::{Config, StatePaths};
-use coffer_sshd::event;
+use coffer_runtime::event;
 use serde_json::json;
 
 const TICK: Duration = Duration::from_secs(2);
@@ -36,14 +36,14 @@ pub(crate) fn run(state: &Path) -> Result<()> {
     let host = config.network.hostname.clone();
     let sinks = configured_sinks(&config.alerts);
     let names: Vec<String> = sinks.iter().map(|s| s.name().to_string()).collect();
-    let dir = crate::alert_spool::dir(state);
+    let dir = coffer_runtime::Paths::appliance().with_state(state).alert_spool();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let spool = Spool::new(&dir);
     let saved = dir.join("dispatch.json");
     let mut dispatcher = load(&saved);
     event::emit("alert.running", &[("sinks", json!(names))]);
     loop {
-        let t = crate::clock::now();
+        let t = coffer_runtime::clock::now();
         for (file, alert) in spool.list()? {
             let queued = dispatcher.accept(alert.clone(), &names, t);
             save(&saved, &dispatcher)?;
@@ -92,7 +92,7 @@ pub(crate) fn test(state: &Path) -> Result<()> {
         title: "Test alert".into(),
         body: "This is a test message from `coffer alert test`: this sink works.".into(),
         resolved: false,
-        time: crate::clock::now(),
+        time: coffer_runtime::clock::now(),
     };
     let sinks: Vec<Box<dyn Sink>> = configured_sinks(&config.alerts);
     let mut failed = 0;

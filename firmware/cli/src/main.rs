@@ -4,10 +4,8 @@
 mod admin;
 mod admin_grammar;
 mod alert;
-mod alert_spool;
 mod arrivals;
 mod board;
-mod clock;
 mod file_limits;
 mod logging;
 mod netsvc;

@@ -5,15 +5,15 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
+use coffer_runtime::Paths;
+use coffer_runtime::clock::system_now;
 use coffer_time::ClockState;
 use serde_json::json;
 
-/// NTP servers the DHCP server named (udhcpc's hook writes them).
-const DHCP_NTP_FILE: &str = "/run/coffer/dhcp-ntp";
 /// The hardware clock the time is written back to (a node under `/dev`).
 const RTC: &str = "rtc0";
 /// How long to wait for one server's answer.
@@ -24,7 +24,8 @@ const RETRY: Duration = Duration::from_secs(20);
 const STEP_MS: i64 = 500;
 
 fn servers(config: &Config) -> Vec<String> {
-    server_list(&std::fs::read_to_string(DHCP_NTP_FILE).unwrap_or_default(), &config.time.servers)
+    // NTP servers the DHCP server named (udhcpc's hook writes them).
+    server_list(&std::fs::read_to_string(Paths::appliance().dhcp_ntp()).unwrap_or_default(), &config.time.servers)
 }
 
 /// The servers to try, in order: the DHCP server's (udhcpc's space-separated
@@ -43,28 +44,28 @@ pub(crate) fn time_sync(state: &Path) -> Result<()> {
     let config = Config::load(&StatePaths::new(state).config())?;
     crate::logging::init(&config.log.level);
     let mut synced = false;
-    coffer_sshd::event::emit("time.running", &[("servers", json!(servers(&config)))]);
+    coffer_runtime::event::emit("time.running", &[("servers", json!(servers(&config)))]);
     loop {
         let list = servers(&config);
         match coffer_time::query_any(&list, QUERY_TIMEOUT) {
             Ok((server, sample)) => {
                 let offset = sample.offset_ms();
                 if offset.abs() >= STEP_MS {
-                    let t = sample.corrected(SystemTime::now()).context("the server's time is out of range")?;
+                    let t = sample.corrected(system_now()).context("the server's time is out of range")?;
                     coffer_time::set_system_clock(t).context("setting the system clock")?;
                 }
-                let rtc = match coffer_time::write_rtc(&coffer_hal::SysRoot::system().dev_node(RTC), SystemTime::now()) {
+                let rtc = match coffer_time::write_rtc(&coffer_hal::SysRoot::system().dev_node(RTC), system_now()) {
                     Ok(()) => true,
                     Err(e) => {
                         log::debug!("writing the hardware clock {RTC}: {e}");
                         false
                     }
                 };
-                let record = ClockState::synced(SystemTime::now(), &server, offset);
+                let record = ClockState::synced(system_now(), &server, offset);
                 let text = serde_json::to_vec(&record)?;
-                coffer_config::write_atomically(Path::new(crate::clock::CLOCK_FILE), &text)?;
+                coffer_config::write_atomically(&Paths::appliance().clock(), &text)?;
                 if !synced || offset.abs() >= STEP_MS {
-                    coffer_sshd::event::emit("time.synced", &[("server", json!(server)), ("offset-ms", json!(offset)), ("rtc", json!(rtc))]);
+                    coffer_runtime::event::emit("time.synced", &[("server", json!(server)), ("offset-ms", json!(offset)), ("rtc", json!(rtc))]);
                 }
                 synced = true;
             }
@@ -101,7 +102,7 @@ pub(crate) fn mdns(state: &Path) -> Result<()> {
         };
         let responder = coffer_mdns::Responder::new(&config.network.hostname, addr, port)
             .with_context(|| format!("network.hostname {:?} is not a valid mDNS name", config.network.hostname))?;
-        coffer_sshd::event::emit("mdns.advertising", &[("name", json!(format!("{}.local", config.network.hostname))), ("address", json!(addr.to_string()))]);
+        coffer_runtime::event::emit("mdns.advertising", &[("name", json!(format!("{}.local", config.network.hostname))), ("address", json!(addr.to_string()))]);
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = {
             let stop = Arc::clone(&stop);

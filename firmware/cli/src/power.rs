@@ -8,9 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-
-/// Present only on the appliance's image.
-const APPLIANCE_MARKER: &str = "/etc/coffer/board";
+use coffer_runtime::Paths;
 
 /// How long after the asking command has ended the supervisor is asked:
 /// time for the endpoint to send that command's exit status and close its
@@ -24,8 +22,9 @@ const ASKER_WAIT_LIMIT: Duration = Duration::from_secs(10);
 /// Asks the supervisor (PID 1) for an orderly reboot or power-off, through
 /// a helper (`coffer power-request`) that asks once this command has ended.
 pub(crate) fn request(reboot: bool) -> Result<()> {
-    if !Path::new(APPLIANCE_MARKER).exists() {
-        bail!("not a Coffer appliance ({APPLIANCE_MARKER} is missing): refusing to {} this machine", if reboot { "reboot" } else { "power off" });
+    let paths = Paths::appliance();
+    if !paths.on_appliance() {
+        bail!("not a Coffer appliance ({} is missing): refusing to {} this machine", paths.board().display(), if reboot { "reboot" } else { "power off" });
     }
     let exe = std::env::current_exe().context("finding this program to ask for the reboot")?;
     power_request_command(&exe, reboot, std::process::id()).spawn().context("starting the reboot request")?;

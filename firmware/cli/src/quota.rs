@@ -12,7 +12,7 @@ use coffer_storage::UserJail;
 use crate::state::State;
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+    i64::try_from(coffer_runtime::clock::now()).unwrap_or(0)
 }
 
 pub(crate) fn limits(user: &User) -> Limits {

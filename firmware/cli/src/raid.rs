@@ -18,11 +18,12 @@ use coffer_hal::{DeviceKind, LedSetting, MdSync, SysRoot, UeventSocket};
 use coffer_raid::scrub::ScrubRecord;
 use coffer_raid::step::{ControllerLook, Effect, ScrubRequest, WatchInput, WatchState};
 use coffer_raid::threeware::{ThreewareLayout, ThreewareMonitor};
+use coffer_runtime::Paths;
 use coffer_raid::{
     DiskContent, DiskReading, FreeDisk, Health, LedPattern, RaidAction, RaidEvent, RaidPolicy, SmartReport, Snapshot, normalize_uuid,
     parse_smartctl_json,
 };
-use coffer_sshd::event;
+use coffer_runtime::event;
 use serde_json::{Value, json};
 
 const BOOT_PARTITION: &str = "coffer-state";
@@ -99,8 +100,8 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
             readings: &readings,
             controller: controller.as_ref(),
             scrub_request: take_scrub_request(),
-            clock_trusted: crate::clock::trusted(),
-            now: crate::clock::now(),
+            clock_trusted: coffer_runtime::clock::trusted(&Paths::appliance()),
+            now: coffer_runtime::clock::now(),
         };
         let effects = watch.step(input);
         for effect in effects.list {
@@ -116,7 +117,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
 fn apply(state: &Path, sys: &SysRoot, status_led: Option<&str>, watch: &mut WatchState, effect: Effect) {
     match effect {
         Effect::Event(e) => emit(&e),
-        Effect::Alert(alert) => crate::alert_spool::raise(state, &alert),
+        Effect::Alert(alert) => coffer_runtime::alert::raise(&Paths::appliance().with_state(state), &alert),
         Effect::DataUnavailable(failed) => mark_data_unavailable(failed),
         Effect::StopScrub { array } => {
             if let Err(e) = sys.set_md_sync(&array, MdSync::Idle) {
@@ -127,7 +128,7 @@ fn apply(state: &Path, sys: &SysRoot, status_led: Option<&str>, watch: &mut Watc
             let _ = sys.set_md_sync(&array, MdSync::Idle);
         }
         Effect::StartScrub { array, label, from_sector } => match sys.set_md_sync(&array, MdSync::Check { from_sector }) {
-            Ok(()) => emit(&watch.scrub_started(&label, from_sector, crate::clock::now())),
+            Ok(()) => emit(&watch.scrub_started(&label, from_sector, coffer_runtime::clock::now())),
             Err(e) => log::warn!("starting the check of {array}: {e}"),
         },
         Effect::Led(pattern) => show(sys, status_led, pattern),
@@ -186,18 +187,12 @@ impl Threeware {
     }
 }
 
-/// Asks the watcher to start (`check`) or stop (`stop`) a scrub.
-const SCRUB_REQUEST_FILE: &str = "/run/coffer/scrub-request";
-
-/// Serials of disks an administrator took out with `raid replace`: never
-/// added back by the watcher until the next boot.
-const REPLACING_FILE: &str = "/run/coffer/raid-replacing";
-
 /// The request `raid scrub` left, taken (the file is removed); anything
 /// but `check` or `stop` is dropped.
 fn take_scrub_request() -> Option<ScrubRequest> {
-    let request = std::fs::read_to_string(SCRUB_REQUEST_FILE).ok()?;
-    let _ = std::fs::remove_file(SCRUB_REQUEST_FILE);
+    let request_file = Paths::appliance().scrub_request();
+    let request = std::fs::read_to_string(&request_file).ok()?;
+    let _ = std::fs::remove_file(&request_file);
     match request.trim() {
         "check" => Some(ScrubRequest::Check),
         "stop" => Some(ScrubRequest::Stop),
@@ -228,7 +223,7 @@ impl ScrubFile {
             Err(_) => ScrubRecord::default(),
         };
         let checking = sys.md_arrays().ok().into_iter().flatten().any(|a| a.level == "raid1" && a.sync_action == "check");
-        record.at_start(checking, crate::clock::now() as i64)
+        record.at_start(checking, coffer_runtime::clock::now() as i64)
     }
 
     /// Saves on every change of state, and progress at most twice a minute.
@@ -262,10 +257,11 @@ pub(crate) fn scrub_now(stop: bool) -> Result<()> {
     if !stop && coffer_raid::health(a) != Health::Healthy {
         anyhow::bail!("mirror {} is {:?} ({}); a check needs both disks in sync", coffer_raid::array_label(a), coffer_raid::health(a), a.sync_action);
     }
-    if let Some(dir) = Path::new(SCRUB_REQUEST_FILE).parent() {
+    let request_file = Paths::appliance().scrub_request();
+    if let Some(dir) = request_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(SCRUB_REQUEST_FILE, if stop { "stop\n" } else { "check\n" }).with_context(|| format!("writing {SCRUB_REQUEST_FILE}"))?;
+    std::fs::write(&request_file, if stop { "stop\n" } else { "check\n" }).with_context(|| format!("writing {}", request_file.display()))?;
     if stop {
         println!("coffer: the check of {} stops within seconds", coffer_raid::array_label(a));
     } else {
@@ -289,13 +285,15 @@ pub(crate) fn replace(serial: &str) -> Result<()> {
     if others_in_sync == 0 {
         anyhow::bail!("refusing: disk {serial} holds the only in-sync copy of mirror {}; wait for the rebuild to finish", coffer_raid::array_label(a));
     }
-    let mut replacing = std::fs::read_to_string(REPLACING_FILE).unwrap_or_default();
+    // Serials taken out with `raid replace`: never added back by the watcher until the next boot.
+    let replacing_file = Paths::appliance().raid_replacing();
+    let mut replacing = std::fs::read_to_string(&replacing_file).unwrap_or_default();
     replacing.push_str(serial);
     replacing.push('\n');
-    if let Some(dir) = Path::new(REPLACING_FILE).parent() {
+    if let Some(dir) = replacing_file.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(REPLACING_FILE, replacing).with_context(|| format!("writing {REPLACING_FILE}"))?;
+    std::fs::write(&replacing_file, replacing).with_context(|| format!("writing {}", replacing_file.display()))?;
     let dev = sys.dev_node(&a.kname).to_string_lossy().into_owned();
     let disk = sys.dev_node(&kname).to_string_lossy().into_owned();
     if !mdadm(&[&dev, "--fail", &disk, "--remove", &disk]) {
@@ -349,7 +347,8 @@ fn ask_smart(sys: &SysRoot, snapshot: &Snapshot) -> BTreeMap<String, SmartReport
 /// Tells the endpoint to refuse sessions while a mirror has failed, so
 /// clients get a clear message instead of I/O errors.
 fn mark_data_unavailable(failed: bool) {
-    let marker = Path::new(coffer_sshd::DATA_UNAVAILABLE_MARKER);
+    let marker_path = Paths::appliance().data_unavailable();
+    let marker = marker_path.as_path();
     if failed && !marker.exists() {
         let why = "the data mirror has failed (both disks are gone); backups are refused so nothing lands on the boot disk. Put a disk that holds the data back in.";
         if let Some(dir) = marker.parent() {
@@ -385,7 +384,7 @@ fn snapshot(sys: &SysRoot) -> Result<Snapshot> {
     let mut free_disks = Vec::new();
     // Looking inside disks costs I/O: only when an array wants one.
     if degraded {
-        let replacing: Vec<String> = std::fs::read_to_string(REPLACING_FILE).unwrap_or_default().lines().map(str::to_string).collect();
+        let replacing: Vec<String> = std::fs::read_to_string(Paths::appliance().raid_replacing()).unwrap_or_default().lines().map(str::to_string).collect();
         for d in coffer_raid::data_disk_candidates(&devices, &boot_disk) {
             if in_array(&d.name) {
                 continue;

@@ -15,6 +15,7 @@ use coffer_alert::{Alert, Severity};
 use coffer_config::{PolicyText, RetentionFile, UserDb};
 use coffer_duplicity::{format_stamp, parse_stamp};
 use coffer_retention::{DeleteReason, KeepReason, OtherDecision, RetentionPolicy, Review, SetDecision, format_duration, parse_duration, review};
+use coffer_runtime::Paths;
 use serde_json::json;
 
 use crate::arrivals::{DirView, Observed, describe_set, observe, when};
@@ -176,14 +177,14 @@ pub(crate) fn adopt(dir: &Path, user: &str) -> Result<()> {
     if observed.held {
         raise_hold(dir, user, false, "An administrator adopted the sets that had arrived; retention runs again.");
     }
-    coffer_sshd::event::emit("retention.adopted", &[("user", json!(user)), ("sets", json!(adopted.len()))]);
+    coffer_runtime::event::emit("retention.adopted", &[("user", json!(user)), ("sets", json!(adopted.len()))]);
     Ok(())
 }
 
 /// Raises (or resolves) the alert of a held run.
 fn raise_hold(dir: &Path, user: &str, held: bool, body: &str) {
-    crate::alert_spool::raise(
-        dir,
+    coffer_runtime::alert::raise(
+        &Paths::appliance().with_state(dir),
         &Alert {
             key: format!("retention:{user}:held"),
             severity: Severity::Critical,
@@ -194,7 +195,7 @@ fn raise_hold(dir: &Path, user: &str, held: bool, body: &str) {
             },
             body: body.to_string(),
             resolved: !held,
-            time: crate::clock::now(),
+            time: coffer_runtime::clock::now(),
         },
     );
 }
@@ -226,13 +227,13 @@ fn accepted_until() -> i64 {
 
 /// The current time, seconds since the epoch.
 pub(crate) fn wall_clock() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
+    i64::try_from(coffer_runtime::clock::now()).unwrap_or(0)
 }
 
 /// The scheduled run while serving: every user, logged, with an event per
 /// user that lost anything or was held.
 pub(crate) fn scheduled(dir: &Path) {
-    if !crate::clock::trusted() {
+    if !coffer_runtime::clock::trusted(&Paths::appliance()) {
         log::info!("retention waits: the clock has not been set from a time server yet");
         return;
     }
@@ -255,7 +256,7 @@ pub(crate) fn scheduled(dir: &Path) {
                 }
             };
             if summary.deleted_files > 0 {
-                coffer_sshd::event::emit(
+                coffer_runtime::event::emit(
                     "retention.deleted",
                     &[
                         ("user", serde_json::json!(name)),
@@ -355,7 +356,7 @@ pub(crate) fn run_user(state: &State, user: &str, policy: &RetentionPolicy, now:
             }
         }
         if !dry_run {
-            coffer_sshd::event::emit("retention.held", &[("user", json!(user)), ("would-delete", json!(would))]);
+            coffer_runtime::event::emit("retention.held", &[("user", json!(user)), ("would-delete", json!(would))]);
             if !observed.held {
                 raise_hold(state.paths.root(), user, true, &body);
             }

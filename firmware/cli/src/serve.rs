@@ -9,7 +9,8 @@ use anyhow::{Context, Result};
 use coffer_sshd::admission::AdmissionLimits;
 use coffer_sshd::quota::QuotaBook;
 use coffer_sshd::throttle::ThrottlePolicy;
-use coffer_sshd::{Endpoint, EndpointConfig, WorkerCommand, event};
+use coffer_runtime::{Paths, event};
+use coffer_sshd::{Endpoint, EndpointConfig, WorkerCommand};
 use serde_json::json;
 
 use crate::state::{State, chown_tree};
@@ -131,7 +132,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                let trusted = crate::clock::trusted();
+                let trusted = coffer_runtime::clock::trusted(&Paths::appliance());
                 let due = last.is_none_or(|t| t.elapsed() >= STALE_CHECK_EVERY);
                 if !trusted || (was_trusted && !due) {
                     was_trusted = trusted;

@@ -9,6 +9,7 @@ use anyhow::Result;
 use coffer_alert::{Alert, Severity};
 use coffer_config::{QuotaRecord, Role};
 use coffer_hal::SysRoot;
+use coffer_runtime::Paths;
 use coffer_status::{ArrayStatus, DiskStatus, MemberStatus, ScrubStatus, Space, Status, Style, UnconfirmedSet, UserStatus};
 use russh::keys::HashAlg;
 
@@ -32,7 +33,7 @@ pub(crate) fn show(dir: &Path, json: bool) -> Result<()> {
 pub(crate) fn gather(dir: &Path) -> Result<Status> {
     let state = State::open(dir)?;
     let sys = SysRoot::system();
-    let now = crate::clock::now() as i64;
+    let now = coffer_runtime::clock::now() as i64;
     let cmdline = sys.kernel_cmdline().ok();
     let slot = cmdline.as_ref().and_then(|c| c.get("coffer.slot")).map(str::to_string);
     let watch = crate::watch_status::read();
@@ -124,7 +125,7 @@ pub(crate) fn gather(dir: &Path) -> Result<Status> {
         slot,
         uptime_secs: sys.uptime_secs().unwrap_or(0),
         host_keys: host_key.iter().map(|k| format!("{} {}", k.algorithm().as_str(), k.public_key().fingerprint(HashAlg::Sha256))).collect(),
-        clock_trusted: crate::clock::trusted(),
+        clock_trusted: coffer_runtime::clock::trusted(&Paths::appliance()),
         arrays,
         disks,
         led: watch["led"].as_str().map(str::to_string),
@@ -175,7 +176,7 @@ fn last_backup(area: &Path) -> Option<i64> {
 /// Raises (or resolves) one alert per user who has had no backup for the
 /// configured number of days. Runs only with a trusted clock.
 pub(crate) fn check_stale_backups(dir: &Path, raised: &mut BTreeMap<String, bool>) {
-    if !crate::clock::trusted() {
+    if !coffer_runtime::clock::trusted(&Paths::appliance()) {
         return;
     }
     let status = match gather(dir) {
@@ -193,10 +194,10 @@ pub(crate) fn check_stale_backups(dir: &Path, raised: &mut BTreeMap<String, bool
         raised.insert(u.name.clone(), u.stale);
         let last = u.last_backup.map_or("never".to_string(), |t| format!("{} ago", coffer_status::duration((status.now - t).max(0) as u64)));
         if u.stale {
-            coffer_sshd::event::emit("backup.stale", &[("user", serde_json::json!(u.name)), ("days", serde_json::json!(status.stale_after_days))]);
+            coffer_runtime::event::emit("backup.stale", &[("user", serde_json::json!(u.name)), ("days", serde_json::json!(status.stale_after_days))]);
         }
-        crate::alert_spool::raise(
-            dir,
+        coffer_runtime::alert::raise(
+            &Paths::appliance().with_state(dir),
             &Alert {
                 key: format!("backup:{}:stale", u.name),
                 severity: Severity::Warning,

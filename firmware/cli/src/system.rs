@@ -1,13 +1,9 @@
 //! `logs`, `events`: the appliance's own log.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-
-/// The supervisor's log (lines `@SECONDS TEXT`), rotated to `log.1`.
-const LOG_FILE: &str = "/run/coffer/log";
 
 /// `30m`, `2h`, `1d`, `45s` or plain seconds.
 pub(crate) fn parse_since(text: &str) -> Result<u64> {
@@ -46,12 +42,14 @@ fn shown(line: &str, cutoff: Option<u64>, events_only: bool) -> Option<String> {
 
 pub(crate) fn logs(follow: bool, since: Option<&str>, events_only: bool) -> Result<()> {
     let cutoff = match since {
-        Some(s) => Some((crate::clock::now()).saturating_sub(parse_since(s)?)),
+        Some(s) => Some((coffer_runtime::clock::now()).saturating_sub(parse_since(s)?)),
         None => None,
     };
-    let path = Path::new(LOG_FILE);
+    // The supervisor's log (lines `@SECONDS TEXT`), rotated to `log.1`.
+    let path = coffer_runtime::Paths::appliance().log();
+    let path = path.as_path();
     if !path.exists() {
-        bail!("no appliance log at {LOG_FILE}: this command reads the log of a running Coffer appliance");
+        bail!("no appliance log at {}: this command reads the log of a running Coffer appliance", path.display());
     }
     let mut out = std::io::stdout().lock();
     let older = path.with_extension("1");

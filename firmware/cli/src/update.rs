@@ -15,13 +15,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use coffer_hal::SysRoot;
 use coffer_bundle::VersionChange;
 use coffer_slots::{EspMount, Slot, edit};
-use coffer_supervisor::{ESP_PARTITION, SLOT_FILE, esp_mount_point};
+use coffer_runtime::Paths;
+use coffer_supervisor::ESP_PARTITION;
 use serde_json::json;
 
-/// The public update certificate baked into the image.
-const UPDATE_CERT: &str = "/etc/coffer/update-key.asc";
-/// The board this image was built for.
-const BOARD_FILE: &str = "/etc/coffer/board";
 /// The files that make a slot.
 const SLOT_FILES: [&str; 2] = ["vmlinuz", "initrd.zst"];
 /// Bundles larger than this are refused before they are read whole.
@@ -33,7 +30,7 @@ pub(crate) fn slot_state() -> String {
 }
 
 fn slot_json() -> serde_json::Value {
-    std::fs::read(SLOT_FILE).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    std::fs::read(Paths::appliance().slot()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
 fn booted(sys: &SysRoot) -> Result<Slot> {
@@ -46,7 +43,7 @@ fn mount_esp(sys: &SysRoot, write: bool) -> Result<EspMount> {
         .partition_named(ESP_PARTITION)
         .context("listing partitions")?
         .with_context(|| format!("no partition named {ESP_PARTITION}: this is not a Coffer boot disk"))?;
-    Ok(EspMount::mount(&sys.dev_node(&part.name), &esp_mount_point(), write)?)
+    Ok(EspMount::mount(&sys.dev_node(&part.name), &Paths::appliance().esp_mount_point(), write)?)
 }
 
 pub(crate) fn status() -> Result<()> {
@@ -95,12 +92,14 @@ pub(crate) fn apply(reboot: bool, allow_downgrade: bool) -> Result<()> {
     if bundle.is_empty() {
         bail!("no bundle on standard input: ssh admin@coffer update apply < coffer-BOARD.bundle");
     }
-    let cert = std::fs::read_to_string(UPDATE_CERT)
-        .with_context(|| format!("this firmware has no update key ({UPDATE_CERT}); flash an image built with --update-key"))?;
+    // The public update certificate and the board name, baked into the image.
+    let paths = Paths::appliance();
+    let cert = std::fs::read_to_string(paths.update_key())
+        .with_context(|| format!("this firmware has no update key ({}); flash an image built with --update-key", paths.update_key().display()))?;
     let refused = |e: coffer_bundle::BundleError| anyhow!("update refused: {e}; nothing was changed");
     let verified = coffer_bundle::open_update(&bundle, &cert).map_err(refused)?;
     drop(bundle);
-    let board = std::fs::read_to_string(BOARD_FILE).with_context(|| format!("reading {BOARD_FILE}"))?;
+    let board = std::fs::read_to_string(paths.board()).with_context(|| format!("reading {}", paths.board().display()))?;
     verified.require_board(board.trim()).map_err(refused)?;
     verified.require_files(&SLOT_FILES).map_err(refused)?;
     let sys = SysRoot::system();
@@ -145,7 +144,7 @@ pub(crate) fn apply(reboot: bool, allow_downgrade: bool) -> Result<()> {
     esp.replace(&format!("coffer/{target}/version"), format!("{version}\n").as_bytes())?;
     esp.apply(&edit::arm_trial(&esp.loader_files()?, target, booted)).context("arming the new slot")?;
     drop(mount);
-    coffer_sshd::event::emit("update.armed", &[("slot", json!(target.name())), ("version", json!(version)), ("from", json!(running))]);
+    coffer_runtime::event::emit("update.armed", &[("slot", json!(target.name())), ("version", json!(version)), ("from", json!(running))]);
     println!("coffer: firmware {version} is written to slot {target} and verified; the next boot tries it once");
     println!("coffer: it becomes the default only after it runs healthily; otherwise the box comes back on slot {booted} by itself");
     if reboot {
@@ -172,7 +171,7 @@ pub(crate) fn rollback(reboot: bool) -> Result<()> {
         // An applied update not yet tried: going back means not trying it.
         esp.apply(&edit::make_good(&esp.loader_files()?, booted, record))?;
         drop(mount);
-        coffer_sshd::event::emit("update.cancelled", &[("slot", json!(other.name()))]);
+        coffer_runtime::event::emit("update.cancelled", &[("slot", json!(other.name()))]);
         println!("coffer: the update in slot {other} is cancelled; slot {booted} stays the default");
         return Ok(());
     }
@@ -183,7 +182,7 @@ pub(crate) fn rollback(reboot: bool) -> Result<()> {
     // slot whose writing was cut short falls back here by itself.
     esp.apply(&edit::arm_trial(&esp.loader_files()?, other, booted))?;
     drop(mount);
-    coffer_sshd::event::emit("update.rollback", &[("slot", json!(other.name()))]);
+    coffer_runtime::event::emit("update.rollback", &[("slot", json!(other.name()))]);
     println!("coffer: slot {other} boots next, once; it becomes the default again when it runs healthily");
     if reboot { crate::power::request(true) } else {
         println!("coffer: reboot to switch (`reboot`)");
@@ -222,7 +221,7 @@ pub(crate) fn make_bundle(board: &str, version: &str, boot_dir: &Path, key: &Pat
         let path: PathBuf = boot_dir.join(name);
         files.push((name.to_string(), std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?));
     }
-    let created = crate::clock::now();
+    let created = coffer_runtime::clock::now();
     let info = coffer_bundle::UpdateInfo { board: board.to_string(), version: version.to_string(), created };
     let bundle = coffer_bundle::sign_update(&secret, &info, &files).map_err(|e| anyhow!("{e}"))?;
     std::fs::write(out, &bundle).with_context(|| format!("writing {}", out.display()))?;

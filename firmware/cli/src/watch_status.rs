@@ -2,15 +2,13 @@
 //! `/run/coffer`: `raid watch` publishes it, `status` shows it (the LED
 //! pattern and each disk's health problems since boot).
 
-use std::path::Path;
-
+use coffer_runtime::Paths;
 use serde_json::Value;
-
-const WATCH_STATUS_FILE: &str = "/run/coffer/raid-watch.json";
 
 /// Replaces the published view (atomically, so a reader never sees half).
 pub(crate) fn publish(view: &Value) {
-    let path = Path::new(WATCH_STATUS_FILE);
+    let path = Paths::appliance().raid_watch();
+    let path = path.as_path();
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
@@ -21,5 +19,5 @@ pub(crate) fn publish(view: &Value) {
 
 /// The last published view; `Null` when no watcher has published one.
 pub(crate) fn read() -> Value {
-    std::fs::read(WATCH_STATUS_FILE).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    std::fs::read(Paths::appliance().raid_watch()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }

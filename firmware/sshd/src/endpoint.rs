@@ -58,11 +58,6 @@ pub struct EndpointConfig {
     pub quota: Arc<QuotaBook>,
 }
 
-/// While this file exists the data area is unusable (the mirror has failed);
-/// its text says why, and every session is refused with it. The mirror
-/// watcher writes and removes it.
-pub const DATA_UNAVAILABLE_MARKER: &str = "/run/coffer/data-unavailable";
-
 /// What every connection of the endpoint shares.
 pub(crate) struct Shared {
     pub(crate) config: EndpointConfig,

@@ -11,14 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use coffer_config::UserDb;
+use coffer_runtime::event;
 use russh::keys::PublicKey;
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
 use serde_json::json;
 
 use crate::access::{Access, access};
-use crate::endpoint::{DATA_UNAVAILABLE_MARKER, Shared};
-use crate::event;
+use crate::endpoint::Shared;
 use crate::keys::accepted_key_algorithm;
 use crate::protocol::login_methods;
 use crate::quota::QuotaBook;
@@ -121,7 +121,8 @@ impl ConnHandler {
     /// users.toml no longer lets the key in, when a session limit is
     /// reached, or when the key may not run an administrator command.
     fn start_session(&mut self, channel_id: ChannelId, request: ChannelRequest, session: &mut Session) {
-        let marker = std::fs::read_to_string(DATA_UNAVAILABLE_MARKER).ok();
+        // While the mirror watcher keeps this file (the mirror has failed), its text says why.
+        let marker = std::fs::read_to_string(coffer_runtime::Paths::appliance().data_unavailable()).ok();
         if let Some(refusal) = refuse_without_data(&request, marker.as_deref()) {
             // The data area is gone (both mirror disks): refuse clearly rather than fail on I/O errors.
             log::warn!("refused a session from {}: {}", self.peer, marker.as_deref().unwrap_or_default().trim());

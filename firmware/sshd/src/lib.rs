@@ -21,7 +21,6 @@ mod access;
 pub mod admission;
 mod disconnect;
 mod endpoint;
-pub mod event;
 mod handler;
 mod keys;
 mod live;
@@ -33,5 +32,5 @@ mod slot;
 mod spawn;
 pub mod throttle;
 
-pub use endpoint::{DATA_UNAVAILABLE_MARKER, Endpoint, EndpointConfig, EndpointError, WorkerCommand};
+pub use endpoint::{Endpoint, EndpointConfig, EndpointError, WorkerCommand};
 pub use keys::{KeyPolicyError, accepted_key_algorithm, parse_authorized_key};

@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use coffer_config::{KeyProfile, UserDb};
+use coffer_runtime::event;
 use russh::keys::PublicKey;
 use russh::server::Handle;
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::access::{access, exceeds};
-use crate::event;
 use crate::quota::QuotaBook;
 
 /// Every connection of the endpoint, by an id of our own.

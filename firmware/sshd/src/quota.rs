@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coffer_quota::{Credit, Ledger, Limits, human_bytes};
+use coffer_runtime::event;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::event;
 
 /// A threshold crossing to record.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -178,6 +178,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_state_partition_is_mounted_where_the_runtime_contract_puts_the_state() {
+        assert_eq!(coffer_runtime::Paths::appliance().state(), std::path::Path::new(STATE_DIR));
+    }
+
+    #[test]
     fn modules_list_lines() {
         let text = "# virtio first\n/lib/modules/v/virtio.ko\n\n/lib/modules/v/i6300esb.ko heartbeat=20 nowayout=0 # pets\n";
         assert_eq!(

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The log file rotates to `<name>.1` beyond this size, so it never fills RAM.
 const RING_BYTES: u64 = 1 << 20;
@@ -64,18 +64,13 @@ pub(crate) fn line(text: &str) {
 
 /// `@SECONDS` since the epoch: the prefix of every line in the log file.
 fn log_time() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("@{secs}")
+    format!("@{}", coffer_runtime::clock::now())
 }
 
-/// Emits `coffer-event {"kind":KIND, ...fields}`.
+/// Writes the event's line (`coffer-event {"kind":KIND, ...fields}`,
+/// formatted by `coffer_runtime::event`) to the console and the log.
 pub fn event(kind: &str, fields: &[(&str, Value)]) {
-    let mut m = Map::new();
-    m.insert("kind".into(), Value::from(kind));
-    for (k, v) in fields {
-        m.insert((*k).into(), v.clone());
-    }
-    line(&format!("coffer-event {}", Value::Object(m)));
+    line(&coffer_runtime::event::line(kind, fields));
 }
 
 /// A `Write` for the binary's logger: buffers until a newline, then writes the line whole.

@@ -4,7 +4,6 @@
 //! backoff, owns `waitpid`, pets the watchdog while healthy, and shuts down
 //! in order on SIGTERM, Ctrl-Alt-Del or the power button.
 
-mod alerts;
 mod boot;
 mod console;
 mod data;
@@ -17,7 +16,7 @@ mod watchdog;
 
 pub use console::{LineWriter, event};
 pub use run::run_as_init;
-pub use slots::{ESP_PARTITION, SLOT_FILE, esp_mount_point};
+pub use slots::ESP_PARTITION;
 pub use services::{Action, ExitOutcome, RestartPolicy, ServiceState, ServiceTable};
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,9 @@ use crate::reaper::Reaper;
 
 const BUSYBOX: &str = "/bin/busybox";
 /// Script udhcpc runs to apply a lease (from `rootfs-overlay/`).
-pub(crate) const DHCP_SCRIPT: &str = "/etc/coffer/udhcpc.script";
+fn dhcp_script() -> String {
+    coffer_runtime::Paths::appliance().dhcp_script().to_string_lossy().into_owned()
+}
 
 /// How the interface got its address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +51,7 @@ pub(crate) fn bring_up(sys: &SysRoot, reaper: &Reaper, config: &NetworkConfig) -
     };
     ip(reaper, &["link", "set", &interface, "up"]);
     if config.dhcp {
-        let lease = reaper.run(BUSYBOX, &["udhcpc", "-i", &interface, "-n", "-q", "-t", "5", "-T", "2", "-O", "ntpsrv", "-s", DHCP_SCRIPT]);
+        let lease = reaper.run(BUSYBOX, &["udhcpc", "-i", &interface, "-n", "-q", "-t", "5", "-T", "2", "-O", "ntpsrv", "-s", &dhcp_script()]);
         if matches!(&lease, Ok(out) if out.exit.success()) {
             event("network.up", &[("interface", json!(interface)), ("method", json!("dhcp"))]);
             return NetworkOutcome::Dhcp { interface };
@@ -73,7 +75,7 @@ pub(crate) fn bring_up(sys: &SysRoot, reaper: &Reaper, config: &NetworkConfig) -
 
 /// The long-running DHCP client that renews the lease (or keeps asking).
 pub(crate) fn dhcp_client_argv(interface: &str) -> Vec<String> {
-    [BUSYBOX, "udhcpc", "-f", "-i", interface, "-t", "0", "-T", "3", "-A", "10", "-O", "ntpsrv", "-s", DHCP_SCRIPT]
+    [BUSYBOX, "udhcpc", "-f", "-i", interface, "-t", "0", "-T", "3", "-A", "10", "-O", "ntpsrv", "-s", &dhcp_script()]
         .iter()
         .map(|s| s.to_string())
         .collect()

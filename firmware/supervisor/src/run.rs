@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use coffer_alert::Severity;
 use coffer_config::{Config, StatePaths, UserDb};
 use coffer_hal::SysRoot;
+use coffer_runtime::Paths;
+use coffer_runtime::alert::{raise, stamped};
 use rustix::process::{Pid, Signal, kill_process_group};
 use rustix::system::RebootCommand;
 use serde_json::json;
 
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
-use crate::alerts::raise;
 use crate::boot::{self, STATE_DIR, STATE_PARTITION};
 use crate::console::{self, DebugCommand, event};
 use crate::reaper::{Exit, Reaper};
@@ -30,9 +31,6 @@ use crate::slots::SlotKeeper;
 use crate::watchdog::Watchdog;
 use crate::{data, net};
 
-const MODULES_LIST: &str = "/etc/coffer/modules.list";
-const ADMIN_KEYS: &str = "/etc/coffer/admin.pub";
-const LOG_FILE: &str = "/run/coffer/log";
 const TICK: Duration = Duration::from_secs(1);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// The endpoint starts alone: on a slow single-core box, five services (and
@@ -68,7 +66,7 @@ pub fn run_as_init() -> ! {
     if let Err(e) = boot::mount_kernel_filesystems(&sys) {
         console::line(&format!("coffer: {e}"));
     }
-    let _ = console::open_log(Path::new(LOG_FILE));
+    let _ = console::open_log(&Paths::appliance().log());
     // Ctrl-Alt-Del becomes SIGINT to us instead of an immediate reboot.
     let _ = rustix::system::reboot(RebootCommand::CadOff);
 
@@ -125,7 +123,7 @@ fn boot_steps(sys: &SysRoot, reaper: &Arc<Reaper>, tx: &Sender<Msg>) -> Booted {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/bin/coffer"));
     let mut booted = Booted { exe: exe.clone(), state_ok: false, data_ok: false, network_started: false };
     let t0 = Instant::now();
-    let modules = boot::load_modules(Path::new(MODULES_LIST));
+    let modules = boot::load_modules(&Paths::appliance().modules_list());
     event(
         "boot.modules",
         &[
@@ -191,7 +189,7 @@ fn fail(step: &str, message: &str) {
     event("boot.failed", &[("step", json!(step)), ("message", json!(message))]);
     // Without the state partition there is no spool (and no alert service).
     if step != "state" {
-        raise(&format!("boot:{step}"), Severity::Critical, &format!("the appliance started without its {step}"), message, false);
+        raise(&Paths::appliance(), &stamped(&format!("boot:{step}"), Severity::Critical, &format!("the appliance started without its {step}"), message, false));
     }
 }
 
@@ -228,13 +226,15 @@ fn show_host_keys(reaper: &Reaper, exe: &Path) {
 
 /// The image's baked-in administrator key becomes user `admin` on first boot.
 fn add_admin(reaper: &Reaper, exe: &Path, paths: &StatePaths) {
-    if !Path::new(ADMIN_KEYS).exists() {
+    let admin_keys = Paths::appliance().admin_keys();
+    if !admin_keys.exists() {
         return;
     }
+    let admin_keys = admin_keys.to_string_lossy();
     let admin = UserDb::load(&paths.users()).ok().and_then(|db| db.get("admin").map(|u| u.role));
     match admin {
         None => {
-            if coffer(reaper, exe, &["user", "add", "admin", "--key", ADMIN_KEYS, "--role", "admin"]) {
+            if coffer(reaper, exe, &["user", "add", "admin", "--key", &admin_keys, "--role", "admin"]) {
                 event("state.admin-added", &[("user", json!("admin"))]);
             }
         }
@@ -302,11 +302,14 @@ fn supervise(
                     if outcome.at_cap && flapping.insert(outcome.service.clone()) {
                         event("service.flapping", &[("service", json!(outcome.service))]);
                         raise(
-                            &format!("service:{}:flapping", outcome.service),
-                            Severity::Critical,
-                            &format!("service {} keeps failing", outcome.service),
-                            "It is restarted once a minute. `ssh admin@coffer logs` shows why; a reboot or a firmware rollback may help.",
-                            false,
+                            &Paths::appliance(),
+                            &stamped(
+                                &format!("service:{}:flapping", outcome.service),
+                                Severity::Critical,
+                                &format!("service {} keeps failing", outcome.service),
+                                "It is restarted once a minute. `ssh admin@coffer logs` shows why; a reboot or a firmware rollback may help.",
+                                false,
+                            ),
                         );
                     }
                 }
@@ -315,7 +318,7 @@ fn supervise(
                 if table.output_line(&service, &line, Instant::now()) {
                     event("service.ready", &[("service", json!(service))]);
                     if flapping.remove(&service) {
-                        raise(&format!("service:{service}:flapping"), Severity::Critical, &format!("service {service} runs again"), "", true);
+                        raise(&Paths::appliance(), &stamped(&format!("service:{service}:flapping"), Severity::Critical, &format!("service {service} runs again"), "", true));
                     }
                 }
             }

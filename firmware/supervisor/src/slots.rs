@@ -2,7 +2,7 @@
 //!
 //! At boot the ESP's slot record says whether this is the good slot, a trial
 //! of a new one, or the good slot after a failed trial (the boot loader fell
-//! back); the supervisor reports it in [`SLOT_FILE`] and events. A trial is
+//! back); the supervisor reports it in `Paths::slot` and events. A trial is
 //! marked good once every watched service has been healthy for a grace
 //! period; if that does not happen before a deadline the box reboots, and
 //! the boot loader takes the good slot.
@@ -10,24 +10,15 @@
 use std::time::Duration;
 
 use coffer_hal::{KernelCmdline, SysRoot};
+use coffer_runtime::Paths;
+use coffer_runtime::alert::{raise, stamped};
 use coffer_slots::{EspMount, Slot, Verdict, edit, verdict};
 use serde_json::json;
 
 use crate::console::event;
 
-/// Read by `status` and `update status`.
-pub const SLOT_FILE: &str = "/run/coffer/slot.json";
 /// The ESP's partition name in the image.
 pub const ESP_PARTITION: &str = "coffer-boot";
-/// Where a process mounts the ESP while it reads or changes it: this
-/// directory, `-PID` appended.
-const ESP_MOUNT: &str = "/run/coffer/esp";
-
-/// This process's mount point for the ESP.
-pub fn esp_mount_point() -> std::path::PathBuf {
-    std::path::PathBuf::from(format!("{ESP_MOUNT}-{}", std::process::id()))
-}
-
 const DEFAULT_GRACE: Duration = Duration::from_secs(60);
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
 
@@ -46,8 +37,10 @@ fn secs(cmdline: &KernelCmdline, key: &str, default: Duration) -> Duration {
 
 fn publish(booted: Slot, state: &str, failed: Option<Slot>) {
     let text = json!({ "slot": booted.name(), "state": state, "failed": failed.map(Slot::name) }).to_string();
-    if let Err(e) = std::fs::write(SLOT_FILE, text) {
-        log::warn!("writing {SLOT_FILE}: {e}");
+    // Read by `status` and `update status`.
+    let file = Paths::appliance().slot();
+    if let Err(e) = std::fs::write(&file, text) {
+        log::warn!("writing {}: {e}", file.display());
     }
 }
 
@@ -65,7 +58,7 @@ impl SlotKeeper {
             return None;
         };
         let result = (|| -> Result<Verdict, coffer_slots::EspError> {
-            let mount = EspMount::mount(&device, &esp_mount_point(), true)?;
+            let mount = EspMount::mount(&device, &Paths::appliance().esp_mount_point(), true)?;
             let esp = mount.esp();
             let (v, record) = verdict(esp.record(), booted);
             match v {
@@ -91,12 +84,15 @@ impl SlotKeeper {
             }
             Verdict::RolledBack { failed } => {
                 event("update.rolled-back", &[("slot", json!(booted.name())), ("failed", json!(failed.name()))]);
-                crate::alerts::raise(
-                    "update:rolled-back",
-                    coffer_alert::Severity::Warning,
-                    &format!("the firmware update in slot {failed} did not come up"),
-                    &format!("The box went back to slot {booted} by itself and runs as before. `ssh admin@coffer logs` and `update status` tell more."),
-                    false,
+                raise(
+                    &Paths::appliance(),
+                    &stamped(
+                        "update:rolled-back",
+                        coffer_alert::Severity::Warning,
+                        &format!("the firmware update in slot {failed} did not come up"),
+                        &format!("The box went back to slot {booted} by itself and runs as before. `ssh admin@coffer logs` and `update status` tell more."),
+                        false,
+                    ),
                 );
                 publish(booted, "good", Some(failed));
             }
@@ -134,7 +130,7 @@ impl SlotKeeper {
         let device = sys.partition_named(ESP_PARTITION).ok().flatten().map(|d| sys.dev_node(&d.name)).ok_or_else(|| {
             coffer_slots::EspError::Io { path: ESP_PARTITION.into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) }
         })?;
-        let mount = EspMount::mount(&device, &esp_mount_point(), true)?;
+        let mount = EspMount::mount(&device, &Paths::appliance().esp_mount_point(), true)?;
         let esp = mount.esp();
         esp.apply(&edit::make_good(&esp.loader_files()?, self.booted, esp.record()))
     }
