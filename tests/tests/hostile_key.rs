@@ -213,13 +213,13 @@ fn connections_that_never_log_in_are_bounded_in_number_and_time() {
     });
     let bob = server.client("bob");
 
-    // 64 sockets from one address that only send a banner: eight are served
+    // 64 sockets from one address that only send a banner: sixteen are served
     // until the grace time ends, the others are refused at once.
     let mut flood = Probe::start(&bob, &["banner", "64", "127.0.0.2"]);
     assert_eq!(flood.line(), "READY");
     // Sockets still in the listen queue look open until the server takes them.
-    let open = flood.ask_until("count", "OPEN 8", Duration::from_secs(3));
-    assert_eq!(open, "OPEN 8", "{}", server.log());
+    let open = flood.ask_until("count", "OPEN 16", Duration::from_secs(3));
+    assert_eq!(open, "OPEN 16", "{}", server.log());
 
     // Another address logs in meanwhile.
     let out = bob.ssh("echo");
@@ -230,7 +230,7 @@ fn connections_that_never_log_in_are_bounded_in_number_and_time() {
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(flood.ask_until("count", "OPEN 0", Duration::from_secs(2)), "OPEN 0", "{}", server.log());
     drop(flood);
-    assert!(server.log().contains("\"kind\":\"login.banned\""), "eight dropped connections did not ban the address: {}", server.log());
+    assert!(server.log().contains("\"kind\":\"login.banned\""), "sixteen dropped connections did not ban the address: {}", server.log());
     assert!(server.log().contains("\"address\":\"127.0.0.2\""), "{}", server.log());
 
     // A finished key exchange kept alive with SSH_MSG_IGNORE ends at the grace time too.

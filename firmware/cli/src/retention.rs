@@ -142,7 +142,7 @@ fn print_standing(user: &str, observed: &Observed) {
         }
     }
     if observed.held {
-        println!("{user}: retention is held: new sets arrived in a burst and would push older sets out; nothing is deleted until `retention adopt --user {user}`");
+        println!("{user}: retention is held: new sets arrived in a burst; nothing is deleted until `retention adopt --user {user}`");
     }
 }
 
@@ -338,8 +338,8 @@ pub(crate) fn run_user(state: &State, user: &str, policy: &RetentionPolicy, now:
     summary.held = reviews.iter().any(|(_, r)| r.holds());
     if summary.held {
         let mut body = format!(
-            "{} new backup set(s) of {user} arrived in a burst (more than {} within {}) and would push older sets out. \
-             Nothing of {user}'s was deleted. If the new sets are not genuine, a key of {user} may be compromised: \
+            "{} new backup set(s) of {user} arrived in a burst (more than {} within {}); until they are adopted they \
+             count for nothing and nothing of {user}'s is deleted. If the new sets are not genuine, a key of {user} may be compromised: \
              lock or remove it, delete the sets with a full key, then run retention again. If they are genuine, \
              run `coffer retention adopt --user {user}`.\nWould have been deleted:\n",
             reviews.iter().map(|(_, r)| r.new_points.len()).sum::<usize>(),

@@ -261,7 +261,7 @@ impl Default for ServerConfig {
             max_connections: 64,
             login_grace_secs: 30,
             max_unauthenticated: 32,
-            max_unauthenticated_per_address: 8,
+            max_unauthenticated_per_address: 16,
             max_connections_per_user: 24,
             max_sessions_per_connection: 10,
             max_sessions_per_user: 32,

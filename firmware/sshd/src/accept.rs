@@ -186,7 +186,11 @@ const USERS_CHECK_EVERY: Duration = Duration::from_millis(500);
 /// (see [`LiveSessions::apply`](crate::live::LiveSessions::apply)), within
 /// [`USERS_CHECK_EVERY`].
 async fn watch_users(shared: Arc<Shared>) {
-    let mut seen = None;
+    // The version last applied, and the one whose failure was last logged:
+    // a change is applied only once it could be read, so a failed read (out
+    // of descriptors, say) is retried at the next tick rather than forgotten.
+    let mut applied = None;
+    let mut reported = None;
     let mut tick = tokio::time::interval(USERS_CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -196,15 +200,23 @@ async fn watch_users(shared: Arc<Shared>) {
             use std::os::unix::fs::MetadataExt;
             (m.ino(), m.size(), m.mtime(), m.mtime_nsec(), m.ctime_nsec())
         });
-        if now == seen {
+        if now.is_some() && now == applied {
             continue;
         }
-        let first = seen.is_none();
-        seen = now;
         let loaded = tokio::task::spawn_blocking(move || UserDb::load(&path)).await;
         match loaded {
-            Ok(Ok(db)) => shared.live.apply(&db, &shared.config.quota),
-            Ok(Err(e)) if !first => log::error!("users.toml changed but cannot be read ({e}); open sessions keep their rights"),
+            Ok(Ok(db)) => {
+                shared.live.apply(&db, &shared.config.quota);
+                applied = now;
+            }
+            Ok(Err(e)) if reported != now => {
+                log::error!("users.toml cannot be read ({e}); retrying, open sessions keep their rights until it can");
+                reported = now;
+            }
+            Err(e) if reported != now => {
+                log::error!("reading users.toml failed ({e}); retrying");
+                reported = now;
+            }
             _ => {}
         }
     }

@@ -38,7 +38,7 @@ impl Default for AdmissionLimits {
     fn default() -> Self {
         AdmissionLimits {
             unauthenticated: 32,
-            unauthenticated_per_address: 8,
+            unauthenticated_per_address: 16,
             connections_per_user: 24,
             channels_per_connection: 10,
             workers_per_user: 32,

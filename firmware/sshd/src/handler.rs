@@ -388,7 +388,11 @@ impl russh::server::Handler for ConnHandler {
     async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
         match ChannelRequest::from_exec(data) {
             Some(request) => self.start_session(channel, request, session),
-            None => session.channel_failure(channel)?,
+            None => {
+                // A refused channel no longer counts toward the connection's channels.
+                self.forget_channel(channel);
+                session.channel_failure(channel)?;
+            }
         }
         Ok(())
     }
@@ -398,10 +402,26 @@ impl russh::server::Handler for ConnHandler {
             Some(request) => self.start_session(channel, request, session),
             None => {
                 log::info!("refused subsystem {name:?} from {}", self.peer);
+                self.forget_channel(channel);
                 session.channel_failure(channel)?;
             }
         }
         Ok(())
+    }
+
+    /// A channel the client closes before (or instead of) a request that
+    /// started a session must not hold one of the connection's channels.
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+        self.forget_channel(channel);
+        Ok(())
+    }
+}
+
+impl ConnHandler {
+    /// Drops a channel that runs no session from this connection's count.
+    fn forget_channel(&mut self, channel: ChannelId) {
+        self.channels.remove(&channel);
+        self.terminals.remove(&channel);
     }
 }
 
