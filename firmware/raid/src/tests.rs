@@ -48,7 +48,7 @@ fn pull_insert_rebuild_lifecycle() {
     assert_eq!(codes(&e), ["raid.member-failed"]);
     assert_eq!(e[0].fields["serial"], "disk1");
     assert_eq!(e[0].fields["bay"], "right");
-    assert!(e[0].fields["guidance"].as_str().unwrap().contains("serial disk1 in the right bay"));
+    assert!(e[0].fields["guidance"].as_str().expect("test fixture").contains("serial disk1 in the right bay"));
     assert_eq!(a, vec![RaidAction::FailDetached { array: "md127".into() }]);
 
     // After mdadm -If: degraded, member gone. A blank disk is waiting.
@@ -71,7 +71,7 @@ fn pull_insert_rebuild_lifecycle() {
         steps.extend(e.into_iter().map(|e| (e.code, e.fields.get("percent").cloned())));
     }
     assert_eq!(steps[0].0, "raid.rebuild-started");
-    let percents: Vec<_> = steps[1..].iter().map(|(c, p)| (*c, p.clone().unwrap().as_u64().unwrap())).collect();
+    let percents: Vec<_> = steps[1..].iter().map(|(c, p)| (*c, p.clone().expect("test fixture").as_u64().expect("test fixture"))).collect();
     assert_eq!(percents, [("raid.rebuild-progress", 10), ("raid.rebuild-progress", 30), ("raid.rebuild-progress", 90)]);
 
     let done = array(0, "idle", None, vec![member("vdb", Some(0), "in_sync", true), member("vdd", Some(1), "in_sync", true)]);
@@ -147,7 +147,7 @@ proptest! {
             prop_assert!(adds.len() <= 1);
             for x in adds {
                 if let RaidAction::Add { disk, .. } = x {
-                    let d = free.iter().find(|d| d.kname == *disk).unwrap();
+                    let d = free.iter().find(|d| d.kname == *disk).expect("test fixture");
                     prop_assert_eq!(&d.content, &DiskContent::Blank);
                 }
             }
@@ -196,10 +196,10 @@ fn led_shows_the_worst_state() {
 
 /// A snapshot of a tree captured from a real kernel (coffer-hal's fixtures).
 fn captured(state: &str) -> Snapshot {
-    let dir = tempfile::tempdir().unwrap();
-    let root = coffer_hal::fixture::md_state(state, dir.path()).unwrap();
-    let serials = root.block_devices().unwrap().into_iter().filter_map(|d| Some((d.name, d.serial?))).collect();
-    Snapshot { arrays: root.md_arrays().unwrap(), free_disks: vec![], serials }
+    let dir = tempfile::tempdir().expect("test fixture");
+    let root = coffer_hal::fixture::md_state(state, dir.path()).expect("test fixture");
+    let serials = root.block_devices().expect("test fixture").into_iter().filter_map(|d| Some((d.name, d.serial?))).collect();
+    Snapshot { arrays: root.md_arrays().expect("test fixture"), free_disks: vec![], serials }
 }
 
 #[test]
@@ -257,7 +257,7 @@ fn captured_failures_and_rebuilds_replay_into_events_and_actions() {
 
     let (e, a) = step("degraded");
     assert_eq!(e.iter().map(|(c, _)| *c).collect::<Vec<_>>(), ["raid.degraded"]);
-    assert!(e[0].1["guidance"].as_str().unwrap().contains("disk2 in the right bay"), "{:?}", e[0].1);
+    assert!(e[0].1["guidance"].as_str().expect("test fixture").contains("disk2 in the right bay"), "{:?}", e[0].1);
     assert!(a.is_empty(), "no free disk to add");
 
     let (e, _) = step("recovering");

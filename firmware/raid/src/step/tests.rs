@@ -72,11 +72,11 @@ fn a_critical_disk_keeps_the_alarm_on_until_it_leaves_the_mirror() {
     let e = look(&mut w, &snap(healthy()), &failing);
     assert_eq!(e.led(), Some(LedPattern::Alarm), "a healthy mirror, but a disk about to fail");
     assert_eq!(codes(&e), ["disk.health-critical"]);
-    let alert = e.alerts().next().unwrap();
+    let alert = e.alerts().next().expect("test fixture");
     assert_eq!((alert.key.as_str(), alert.severity, alert.title.as_str()), ("disk:disk1:smart-failing", Severity::Critical, "disk disk1 (vdc): smart-failing"));
     assert_eq!(alert.body, "SMART says the disk is failing: replace it now.");
     assert_eq!(e.list.iter().filter(|x| matches!(x, Effect::Publish(_))).count(), 1);
-    let view = e.list.iter().find_map(|x| if let Effect::Publish(v) = x { Some(v.clone()) } else { None }).unwrap();
+    let view = e.list.iter().find_map(|x| if let Effect::Publish(v) = x { Some(v.clone()) } else { None }).expect("test fixture");
     assert_eq!(view, json!({ "led": "alarm", "problems": { "disk1": ["smart-failing"] } }));
 
     let e = look(&mut w, &snap(healthy()), &failing);
@@ -94,7 +94,7 @@ fn mirror_events_raise_and_resolve_alerts_by_key() {
     look(&mut w, &snap(healthy()), &[]);
     let e = look(&mut w, &snap(degraded()), &[]);
     assert_eq!(keys(&e), ["+raid:data:degraded"]);
-    let a = e.alerts().next().unwrap();
+    let a = e.alerts().next().expect("test fixture");
     assert_eq!((a.severity, a.title.as_str(), a.time), (Severity::Critical, "mirror data is degraded: the right disk is missing", NOW));
     assert_eq!(
         a.body,
@@ -125,9 +125,9 @@ fn rising_counters_are_warnings_keyed_by_serial_and_what() {
     look(&mut w, &snap(healthy()), &[errors(3)]);
     let e = look(&mut w, &snap(healthy()), &[errors(5)]);
     assert_eq!(codes(&e), ["disk.health-warning"]);
-    let event = e.events().next().unwrap();
+    let event = e.events().next().expect("test fixture");
     assert_eq!((event.fields["disk"].as_str(), event.fields["serial"].as_str(), event.fields["what"].as_str()), (Some("vdc"), Some("disk1"), Some("md-corrected-errors")));
-    let a = e.alerts().next().unwrap();
+    let a = e.alerts().next().expect("test fixture");
     assert_eq!((a.key.as_str(), a.severity, a.title.as_str()), ("disk:disk1:md-corrected-errors", Severity::Warning, "disk disk1 (vdc): md-corrected-errors"));
     assert_eq!(e.led(), None, "a warning leaves the LED as it is");
 
@@ -158,10 +158,10 @@ fn a_requested_check_starts_and_its_mismatches_are_an_alert() {
 
 /// A snapshot of a tree captured from a real kernel (coffer-hal's fixtures).
 fn captured(state: &str) -> Snapshot {
-    let dir = tempfile::tempdir().unwrap();
-    let root = coffer_hal::fixture::md_state(state, dir.path()).unwrap();
-    let serials = root.block_devices().unwrap().into_iter().filter_map(|d| Some((d.name, d.serial?))).collect();
-    Snapshot { arrays: root.md_arrays().unwrap(), free_disks: vec![], serials }
+    let dir = tempfile::tempdir().expect("test fixture");
+    let root = coffer_hal::fixture::md_state(state, dir.path()).expect("test fixture");
+    let serials = root.block_devices().expect("test fixture").into_iter().filter_map(|d| Some((d.name, d.serial?))).collect();
+    Snapshot { arrays: root.md_arrays().expect("test fixture"), free_disks: vec![], serials }
 }
 
 /// One look's expected answer: the tree, the LED when it changes, event

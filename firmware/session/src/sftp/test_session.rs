@@ -19,23 +19,23 @@ pub(super) fn packet(kind: u8, id: Option<u32>, fields: &[&[u8]]) -> Vec<u8> {
     for f in fields {
         body.extend_from_slice(f);
     }
-    let mut p = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+    let mut p = u32::try_from(body.len()).expect("test fixture").to_be_bytes().to_vec();
     p.extend_from_slice(&body);
     p
 }
 
 /// An SFTP string: length, then bytes.
 pub(super) fn string(b: &[u8]) -> Vec<u8> {
-    let mut v = u32::try_from(b.len()).unwrap().to_be_bytes().to_vec();
+    let mut v = u32::try_from(b.len()).expect("test fixture").to_be_bytes().to_vec();
     v.extend_from_slice(b);
     v
 }
 
 fn reply(r: &mut impl Read) -> Vec<u8> {
     let mut len = [0u8; 4];
-    r.read_exact(&mut len).unwrap();
+    r.read_exact(&mut len).expect("test fixture");
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    r.read_exact(&mut body).unwrap();
+    r.read_exact(&mut body).expect("test fixture");
     body
 }
 
@@ -48,12 +48,12 @@ pub(super) struct PipeSession {
 
 impl PipeSession {
     pub(super) fn start(dir: &std::path::Path, pipe_grow_limit: usize) -> Self {
-        let jail = UserJail::open(dir).unwrap();
+        let jail = UserJail::open(dir).expect("test fixture");
         let ctx = SessionContext { jail, user: "t".into(), profile: Profile::Full, quota: Box::new(crate::quota::Unlimited) };
-        let (req_r, requests) = std::io::pipe().unwrap();
-        let (replies, rep_w) = std::io::pipe().unwrap();
+        let (req_r, requests) = std::io::pipe().expect("test fixture");
+        let (replies, rep_w) = std::io::pipe().expect("test fixture");
         let out = File::from(OwnedFd::from(rep_w));
-        let splice_to = Some(OwnedFd::from(out.try_clone().unwrap()));
+        let splice_to = Some(OwnedFd::from(out.try_clone().expect("test fixture")));
         let server = std::thread::spawn(move || serve_with(ctx, req_r, out, splice_to, pipe_grow_limit));
         let mut s = PipeSession { requests, replies, server };
         s.send(&packet(1, None, &[&3u32.to_be_bytes()]));
@@ -62,7 +62,7 @@ impl PipeSession {
     }
 
     pub(super) fn send(&mut self, p: &[u8]) {
-        self.requests.write_all(p).unwrap();
+        self.requests.write_all(p).expect("test fixture");
     }
 
     /// The next reply's body (type first).
@@ -85,6 +85,6 @@ impl PipeSession {
     /// Ends the input and waits for the server to finish cleanly.
     pub(super) fn finish(self) {
         drop(self.requests);
-        self.server.join().unwrap().unwrap();
+        self.server.join().expect("the session thread panicked").expect("the session failed");
     }
 }
