@@ -1,6 +1,7 @@
 //! The house rules a newcomer relies on, checked by reading the source (no
 //! cargo, no build): no crate's top-level modules import each other in a
-//! cycle, and every crate directory has its row in ARCHITECTURE.md's crate
+//! cycle, the binary's commands (`cmd/`) and services (`svc/`) never import
+//! each other, and every crate directory has its row in ARCHITECTURE.md's crate
 //! table. Each failure says how to fix the layout.
 
 #![allow(clippy::unwrap_used, reason = "test code: an unreadable source file fails the test")]
@@ -419,6 +420,35 @@ fn no_crate_has_modules_that_import_each_other_in_a_cycle() {
     let root = repo_root();
     let problems: Vec<String> = crate_dirs(&root).iter().filter_map(|c| module_cycles(&root, c)).collect();
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// Every reference between the binary's commands (`cmd/`) and its services
+/// (`svc/`), either way.
+fn commands_and_services_crossing(root: &Path) -> Vec<String> {
+    let src = root.join("firmware/cli/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let modules: BTreeSet<String> = files.iter().filter_map(|f| module_path(&src, f)).map(|p| p[0].clone()).collect();
+    files
+        .iter()
+        .flat_map(|f| references(&src, f, &modules))
+        .filter(|r| matches!((r.from.as_str(), r.to.as_str()), ("cmd", "svc") | ("svc", "cmd")))
+        .map(|r| format!("  {} -> {}   {}:{}: {}", r.from, r.to, r.file.strip_prefix(root).unwrap().display(), r.line, r.text))
+        .collect()
+}
+
+#[test]
+fn commands_and_services_never_import_each_other() {
+    let crossing = commands_and_services_crossing(&repo_root());
+    assert!(
+        crossing.is_empty(),
+        "\nfirmware/cli: a command and a service import each other:\n{}\nFix: what a command and a service \
+         both need is neither's job. Move it to a top-level module of the binary (as `state`, `mirror`, \
+         `quota_book`, `retention_run` are), or into a library crate when it is a decision, and import it \
+         from there.\n",
+        crossing.join("\n")
+    );
 }
 
 /// The `name` of a Cargo.toml's `[package]`.

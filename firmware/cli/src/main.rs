@@ -1,28 +1,22 @@
 //! `coffer`: one binary for every job. The command grammar here is the
 //! contract that tests, scripts and (later) `ssh admin@box` rely on.
 
-mod admin;
 mod admin_grammar;
-mod alert;
 mod arrivals;
 mod board;
+mod cmd;
 mod file_limits;
 mod logging;
-mod netsvc;
+mod mirror;
 mod power;
-mod quota;
-mod raid;
+mod quota_book;
 mod rescan;
-mod retention;
-mod serve;
-mod settings;
+mod retention_run;
+mod slot_record;
 mod state;
-mod state_bundle;
-mod status;
-mod system;
-mod update;
+mod status_gather;
+mod svc;
 mod watch_status;
-mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,7 +102,7 @@ enum Command {
     Mdns,
     /// Internal: one session channel, started by `serve`.
     #[command(hide = true)]
-    SessionWorker(worker::WorkerArgs),
+    SessionWorker(svc::session_worker::WorkerArgs),
     /// Internal: an administrator's command line from SSH, started by `serve`.
     #[command(hide = true)]
     Admin {
@@ -305,7 +299,7 @@ enum RetentionCommand {
         #[arg(long)]
         user: Option<String>,
         #[command(flatten)]
-        policy: retention::PolicyArgs,
+        policy: cmd::retention::PolicyArgs,
     },
     /// Show the default and per-user policies, or the one that applies to a user.
     Show {
@@ -375,10 +369,10 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     if let Command::SessionWorker(args) = cli.command {
-        return worker::run(args);
+        return svc::session_worker::run(args);
     }
     if let Command::Admin { user: _, line } = cli.command {
-        return admin::run(&cli.state, &line);
+        return cmd::admin::run(&cli.state, &line);
     }
     finish(dispatch(&cli.state, cli.command))
 }
@@ -454,59 +448,59 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
     let _lock = if changes_state(&command) { lock_state(state, matches!(command, Command::Init))? } else { None };
     match command {
         Command::Init => state::init(state),
-        Command::User(UserCommand::Add { name, key, profile, quota, files, role }) => state::user_add(
+        Command::User(UserCommand::Add { name, key, profile, quota, files, role }) => cmd::user::user_add(
             state,
             &name,
             &key,
-            state::NewKey { profile: profile.into(), quota: quota.as_deref(), files: files.as_deref(), role: role.map(Into::into) },
+            cmd::user::NewKey { profile: profile.into(), quota: quota.as_deref(), files: files.as_deref(), role: role.map(Into::into) },
         ),
         Command::User(UserCommand::Set { name, quota, files, role }) => {
-            state::user_set(state, &name, quota.as_deref(), files.as_deref(), role.map(Into::into))
+            cmd::user::user_set(state, &name, quota.as_deref(), files.as_deref(), role.map(Into::into))
         }
-        Command::User(UserCommand::Show { name }) => quota::show_user(state, &name),
-        Command::User(UserCommand::Lock { name }) => state::user_lock(state, &name, true),
-        Command::User(UserCommand::Unlock { name }) => state::user_lock(state, &name, false),
-        Command::User(UserCommand::Keys { name }) => state::user_keys(state, &name),
-        Command::User(UserCommand::KeyRemove { name, fingerprint }) => state::user_key_remove(state, &name, &fingerprint),
-        Command::Quota(QuotaCommand::Rescan { user }) => quota::rescan(state, user.as_deref()),
-        Command::Retention(RetentionCommand::Set { user, policy }) => retention::set(state, user.as_deref(), &policy),
-        Command::Retention(RetentionCommand::Show { user }) => retention::show(state, user.as_deref()),
+        Command::User(UserCommand::Show { name }) => cmd::quota::show_user(state, &name),
+        Command::User(UserCommand::Lock { name }) => cmd::user::user_lock(state, &name, true),
+        Command::User(UserCommand::Unlock { name }) => cmd::user::user_lock(state, &name, false),
+        Command::User(UserCommand::Keys { name }) => cmd::user::user_keys(state, &name),
+        Command::User(UserCommand::KeyRemove { name, fingerprint }) => cmd::user::user_key_remove(state, &name, &fingerprint),
+        Command::Quota(QuotaCommand::Rescan { user }) => cmd::quota::rescan(state, user.as_deref()),
+        Command::Retention(RetentionCommand::Set { user, policy }) => cmd::retention::set(state, user.as_deref(), &policy),
+        Command::Retention(RetentionCommand::Show { user }) => cmd::retention::show(state, user.as_deref()),
         Command::Retention(RetentionCommand::Run { user, dry_run, now }) => {
-            let t = now.as_deref().map(retention::parse_now).transpose()?;
-            retention::run(state, user.as_deref(), dry_run, t.unwrap_or_else(retention::wall_clock))
+            let t = now.as_deref().map(cmd::retention::parse_now).transpose()?;
+            cmd::retention::run(state, user.as_deref(), dry_run, t.unwrap_or_else(retention_run::wall_clock))
         }
-        Command::Retention(RetentionCommand::Adopt { user }) => retention::adopt(state, &user),
-        Command::User(UserCommand::List) => state::user_list(state),
-        Command::User(UserCommand::Remove { name, purge }) => state::user_remove(state, &name, purge),
-        Command::Serve { listen } => serve::serve(state, listen.as_deref()),
-        Command::Raid(RaidCommand::Watch) => raid::watch(state),
-        Command::Raid(RaidCommand::Replace { serial }) => raid::replace(&serial),
-        Command::Raid(RaidCommand::Scrub { stop }) => raid::scrub_now(stop),
-        Command::Alert(AlertCommand::Test) => alert::test(state),
-        Command::Alert(AlertCommand::Run) => alert::run(state),
-        Command::Status { json } => status::show(state, json),
-        Command::Logs { follow, since } => system::logs(follow, since.as_deref(), false),
-        Command::Events { follow, since } => system::logs(follow, since.as_deref(), true),
-        Command::Config(ConfigCommand::Show) => settings::show(state),
-        Command::Config(ConfigCommand::Export { passphrase_stdin, recipient_stdin: _ }) => state_bundle::export(
+        Command::Retention(RetentionCommand::Adopt { user }) => cmd::retention::adopt(state, &user),
+        Command::User(UserCommand::List) => cmd::user::user_list(state),
+        Command::User(UserCommand::Remove { name, purge }) => cmd::user::user_remove(state, &name, purge),
+        Command::Serve { listen } => svc::serve::serve(state, listen.as_deref()),
+        Command::Raid(RaidCommand::Watch) => svc::raid_watch::watch(state),
+        Command::Raid(RaidCommand::Replace { serial }) => cmd::raid::replace(&serial),
+        Command::Raid(RaidCommand::Scrub { stop }) => cmd::raid::scrub_now(stop),
+        Command::Alert(AlertCommand::Test) => cmd::alert::test(state),
+        Command::Alert(AlertCommand::Run) => svc::alert_run::run(state),
+        Command::Status { json } => cmd::status::show(state, json),
+        Command::Logs { follow, since } => cmd::logs::logs(follow, since.as_deref(), false),
+        Command::Events { follow, since } => cmd::logs::logs(follow, since.as_deref(), true),
+        Command::Config(ConfigCommand::Show) => cmd::config::show(state),
+        Command::Config(ConfigCommand::Export { passphrase_stdin, recipient_stdin: _ }) => cmd::config_bundle::export(
             state,
-            if passphrase_stdin { state_bundle::Protection::Passphrase } else { state_bundle::Protection::Recipient },
+            if passphrase_stdin { cmd::config_bundle::Protection::Passphrase } else { cmd::config_bundle::Protection::Recipient },
         ),
-        Command::Config(ConfigCommand::Import { passphrase_stdin, reboot }) => state_bundle::import(state, passphrase_stdin, reboot),
-        Command::Config(ConfigCommand::Set { pairs }) => settings::set(state, &pairs),
-        Command::Config(ConfigCommand::Unset { keys }) => settings::unset(state, &keys),
+        Command::Config(ConfigCommand::Import { passphrase_stdin, reboot }) => cmd::config_bundle::import(state, passphrase_stdin, reboot),
+        Command::Config(ConfigCommand::Set { pairs }) => cmd::config::set(state, &pairs),
+        Command::Config(ConfigCommand::Unset { keys }) => cmd::config::unset(state, &keys),
         Command::Reboot => power::request(true),
         Command::Poweroff => power::request(false),
         Command::PowerRequest { poweroff, after_pid } => power::power_request(!poweroff, after_pid),
-        Command::Update(UpdateCommand::Status) => update::status(),
-        Command::Update(UpdateCommand::Apply { reboot, allow_downgrade }) => update::apply(reboot, allow_downgrade),
-        Command::Update(UpdateCommand::Rollback { reboot }) => update::rollback(reboot),
-        Command::Update(UpdateCommand::Keygen { out_dir }) => update::keygen(&out_dir),
+        Command::Update(UpdateCommand::Status) => cmd::update::status(),
+        Command::Update(UpdateCommand::Apply { reboot, allow_downgrade }) => cmd::update::apply(reboot, allow_downgrade),
+        Command::Update(UpdateCommand::Rollback { reboot }) => cmd::update::rollback(reboot),
+        Command::Update(UpdateCommand::Keygen { out_dir }) => cmd::update::keygen(&out_dir),
         Command::Update(UpdateCommand::MakeBundle { board, version, boot_dir, key, out }) => {
-            update::make_bundle(&board, &version, &boot_dir, &key, &out)
+            cmd::update::make_bundle(&board, &version, &boot_dir, &key, &out)
         }
-        Command::Time(TimeCommand::Sync) => netsvc::time_sync(state),
-        Command::Mdns => netsvc::mdns(state),
+        Command::Time(TimeCommand::Sync) => svc::time_sync::time_sync(state),
+        Command::Mdns => svc::mdns::mdns(state),
         Command::HostKeys => state::host_keys(state),
         Command::Version => {
             println!("coffer {}", env!("CARGO_PKG_VERSION"));

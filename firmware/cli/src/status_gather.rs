@@ -1,34 +1,21 @@
-//! `status`: gathers the snapshot that `coffer-status` renders, and the
-//! "no backup for N days" check that raises alerts.
+//! The appliance's state gathered into the snapshot that `coffer-status`
+//! renders: shown by `status`, and read by `serve`'s check for users
+//! without recent backups.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use anyhow::Result;
-use coffer_alert::{Alert, Severity};
 use coffer_config::{QuotaRecord, Role};
 use coffer_hal::SysRoot;
 use coffer_runtime::Paths;
-use coffer_status::{ArrayStatus, DiskStatus, MemberStatus, ScrubStatus, Space, Status, Style, UnconfirmedSet, UserStatus};
+use coffer_status::{ArrayStatus, DiskStatus, MemberStatus, ScrubStatus, Space, Status, UnconfirmedSet, UserStatus};
 use russh::keys::HashAlg;
 
 use crate::state::State;
 
 /// Walking a user's area stops after this many entries: status must stay quick.
 const WALK_LIMIT: usize = 200_000;
-
-pub(crate) fn show(dir: &Path, json: bool) -> Result<()> {
-    let status = gather(dir)?;
-    if json {
-        let mut v = serde_json::to_value(&status)?;
-        v["health"] = serde_json::to_value(status.overall())?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else {
-        print!("{}", coffer_status::render(&status, Style { colour: crate::admin::terminal() }));
-    }
-    Ok(())
-}
 
 pub(crate) fn gather(dir: &Path) -> Result<Status> {
     let state = State::open(dir)?;
@@ -121,7 +108,7 @@ pub(crate) fn gather(dir: &Path) -> Result<Status> {
         now,
         hostname: rustix::system::uname().nodename().to_string_lossy().into_owned(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        slot_state: slot.as_ref().map(|_| crate::update::slot_state()),
+        slot_state: slot.as_ref().map(|_| crate::slot_record::slot_state()),
         slot,
         uptime_secs: sys.uptime_secs().unwrap_or(0),
         host_keys: host_key.iter().map(|k| format!("{} {}", k.algorithm().as_str(), k.public_key().fingerprint(HashAlg::Sha256))).collect(),
@@ -171,45 +158,4 @@ fn last_backup(area: &Path) -> Option<i64> {
         }
     }
     newest_manifest.or(newest_file)
-}
-
-/// Raises (or resolves) one alert per user who has had no backup for the
-/// configured number of days. Runs only with a trusted clock.
-pub(crate) fn check_stale_backups(dir: &Path, raised: &mut BTreeMap<String, bool>) {
-    if !coffer_runtime::clock::trusted(&Paths::appliance()) {
-        return;
-    }
-    let status = match gather(dir) {
-        Ok(s) => s,
-        Err(e) => {
-            log::warn!("checking for users without recent backups: {e:#}");
-            return;
-        }
-    };
-    for u in &status.users {
-        let was = raised.get(&u.name).copied().unwrap_or(false);
-        if u.stale == was {
-            continue;
-        }
-        raised.insert(u.name.clone(), u.stale);
-        let last = u.last_backup.map_or("never".to_string(), |t| format!("{} ago", coffer_status::duration((status.now - t).max(0) as u64)));
-        if u.stale {
-            coffer_runtime::event::emit("backup.stale", &[("user", serde_json::json!(u.name)), ("days", serde_json::json!(status.stale_after_days))]);
-        }
-        coffer_runtime::alert::raise(
-            &Paths::appliance().with_state(dir),
-            &Alert {
-                key: format!("backup:{}:stale", u.name),
-                severity: Severity::Warning,
-                title: if u.stale {
-                    format!("{} has not backed up for {}+ days", u.name, status.stale_after_days)
-                } else {
-                    format!("{} backs up again", u.name)
-                },
-                body: format!("Last backup: {last}. Check that the backup job on {}'s computer still runs.", u.name),
-                resolved: !u.stale,
-                time: status.now as u64,
-            },
-        );
-    }
 }

@@ -80,11 +80,6 @@ fn refused_over_ssh(c: &Command) -> Option<String> {
     }
 }
 
-/// Whether output goes to a person's terminal (`ssh -t`): colour and alignment then.
-pub(crate) fn terminal() -> bool {
-    std::env::var_os("COFFER_TERMINAL").is_some() || std::io::IsTerminal::is_terminal(&std::io::stdout())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,15 +24,6 @@ const SLOT_FILES: [&str; 2] = ["vmlinuz", "initrd.zst"];
 /// Bundles larger than this are refused before they are read whole.
 const MAX_BUNDLE: u64 = 128 << 20;
 
-/// `good`, `trial` or `unknown` for the running slot, as the supervisor found it.
-pub(crate) fn slot_state() -> String {
-    slot_json()["state"].as_str().unwrap_or("unknown").to_string()
-}
-
-fn slot_json() -> serde_json::Value {
-    std::fs::read(Paths::appliance().slot()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
-}
-
 fn booted(sys: &SysRoot) -> Result<Slot> {
     let cmdline = sys.kernel_cmdline().context("reading the kernel command line")?;
     cmdline.get("coffer.slot").and_then(Slot::parse).context("this system was not booted from a Coffer slot (no coffer.slot= on the kernel command line)")
@@ -54,7 +45,7 @@ pub(crate) fn status() -> Result<()> {
     let mount = mount_esp(&sys, true)?;
     let esp = mount.esp();
     let record = esp.record();
-    let slot = slot_json();
+    let slot = crate::slot_record::slot_json();
     println!("running   slot {booted} ({}), firmware {}", slot["state"].as_str().unwrap_or("unknown"), env!("CARGO_PKG_VERSION"));
     for s in [Slot::A, Slot::B] {
         let version = std::fs::read_to_string(esp.slot_file(s, "version")).map(|v| v.trim().to_string()).unwrap_or_else(|_| "unknown".into());
@@ -104,7 +95,7 @@ pub(crate) fn apply(reboot: bool, allow_downgrade: bool) -> Result<()> {
     verified.require_files(&SLOT_FILES).map_err(refused)?;
     let sys = SysRoot::system();
     let booted = booted(&sys)?;
-    if slot_state() == "trial" {
+    if crate::slot_record::slot_state() == "trial" {
         bail!("update refused: slot {booted} is itself still on trial; wait until `update status` shows it good (or reboot to go back), then apply again");
     }
     let target = booted.other();

@@ -1,13 +1,13 @@
-//! `coffer alert run` (the appliance's alert service) and `coffer alert
-//! test`. The service takes alerts from the spool, lets the dispatcher
-//! decide, sends through the configured sinks, and saves the dispatcher
-//! after every change so nothing is lost across restarts.
+//! `coffer alert run`, the appliance's alert service: it takes alerts from
+//! the spool, lets the dispatcher decide, sends through the configured
+//! sinks, and saves the dispatcher after every change so nothing is lost
+//! across restarts.
 
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use coffer_alert::{Alert, Dispatcher, Severity, Sink, Spool, configured_sinks};
+use anyhow::{Context, Result};
+use coffer_alert::{Dispatcher, Spool, configured_sinks};
 use coffer_config::{Config, StatePaths};
 use coffer_runtime::event;
 use serde_json::json;
@@ -81,35 +81,4 @@ pub(crate) fn run(state: &Path) -> Result<()> {
         }
         std::thread::sleep(TICK);
     }
-}
-
-/// Sends a test message through every sink now and says how each went.
-pub(crate) fn test(state: &Path) -> Result<()> {
-    let config = Config::load(&StatePaths::new(state).config())?;
-    let alert = Alert {
-        key: "test".into(),
-        severity: Severity::Info,
-        title: "Test alert".into(),
-        body: "This is a test message from `coffer alert test`: this sink works.".into(),
-        resolved: false,
-        time: coffer_runtime::clock::now(),
-    };
-    let sinks: Vec<Box<dyn Sink>> = configured_sinks(&config.alerts);
-    let mut failed = 0;
-    for sink in &sinks {
-        match sink.send(&alert, &config.network.hostname, false) {
-            Ok(()) => println!("{}: sent", sink.name()),
-            Err(e) => {
-                failed += 1;
-                println!("{}: FAILED: {e}", sink.name());
-            }
-        }
-    }
-    if sinks.len() == 1 {
-        println!("(only the local log is configured; add [alerts.email] or [alerts.webhook] to coffer.toml)");
-    }
-    if failed > 0 {
-        bail!("{failed} of {} alert sinks failed", sinks.len());
-    }
-    Ok(())
 }

@@ -14,19 +14,20 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
-use coffer_hal::{DeviceKind, LedSetting, MdSync, SysRoot, UeventSocket};
+use coffer_hal::{LedSetting, MdSync, SysRoot, UeventSocket};
 use coffer_raid::scrub::ScrubRecord;
 use coffer_raid::step::{ControllerLook, Effect, ScrubRequest, WatchInput, WatchState};
 use coffer_raid::threeware::{ThreewareLayout, ThreewareMonitor};
 use coffer_runtime::Paths;
+
+use crate::mirror::{mdadm, snapshot};
 use coffer_raid::{
-    DiskContent, DiskReading, FreeDisk, Health, LedPattern, RaidAction, RaidEvent, RaidPolicy, SmartReport, Snapshot, normalize_uuid,
+    DiskReading, LedPattern, RaidAction, RaidEvent, RaidPolicy, SmartReport, Snapshot,
     parse_smartctl_json,
 };
 use coffer_runtime::event;
 use serde_json::{Value, json};
 
-const BOOT_PARTITION: &str = "coffer-state";
 /// How often `smartctl` is asked (the counters in sysfs are read on every look).
 const SMART_INTERVAL: Duration = Duration::from_secs(30 * 60);
 const QUIET_INTERVAL: Duration = Duration::from_secs(5);
@@ -247,63 +248,6 @@ impl ScrubFile {
     }
 }
 
-/// `raid scrub`: asks the watcher to start or stop a check now.
-pub(crate) fn scrub_now(stop: bool) -> Result<()> {
-    let sys = SysRoot::system();
-    let arrays = sys.md_arrays().context("reading md arrays")?;
-    let Some(a) = arrays.iter().find(|a| a.level == "raid1") else {
-        anyhow::bail!("there is no mirror on this machine");
-    };
-    if !stop && coffer_raid::health(a) != Health::Healthy {
-        anyhow::bail!("mirror {} is {:?} ({}); a check needs both disks in sync", coffer_raid::array_label(a), coffer_raid::health(a), a.sync_action);
-    }
-    let request_file = Paths::appliance().scrub_request();
-    if let Some(dir) = request_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&request_file, if stop { "stop\n" } else { "check\n" }).with_context(|| format!("writing {}", request_file.display()))?;
-    if stop {
-        println!("coffer: the check of {} stops within seconds", coffer_raid::array_label(a));
-    } else {
-        println!("coffer: the check of {} starts within seconds; `status` shows its progress, `events` its result", coffer_raid::array_label(a));
-    }
-    Ok(())
-}
-
-/// `raid replace SERIAL`: fails and removes that disk so it can be pulled.
-pub(crate) fn replace(serial: &str) -> Result<()> {
-    let sys = SysRoot::system();
-    let snap = snapshot(&sys)?;
-    let Some(kname) = snap.serials.iter().find(|(_, s)| s.as_str() == serial).map(|(k, _)| k.clone()) else {
-        let known: Vec<&str> = snap.serials.values().map(String::as_str).collect();
-        anyhow::bail!("no disk with serial {serial}; disks here: {}", known.join(", "));
-    };
-    let Some(a) = snap.arrays.iter().find(|a| a.members.iter().any(|m| m.kname == kname)) else {
-        anyhow::bail!("disk {serial} ({kname}) is in no mirror; it can be pulled as it is");
-    };
-    let others_in_sync = a.members.iter().filter(|m| m.kname != kname && m.present && m.has("in_sync") && !m.has("faulty")).count();
-    if others_in_sync == 0 {
-        anyhow::bail!("refusing: disk {serial} holds the only in-sync copy of mirror {}; wait for the rebuild to finish", coffer_raid::array_label(a));
-    }
-    // Serials taken out with `raid replace`: never added back by the watcher until the next boot.
-    let replacing_file = Paths::appliance().raid_replacing();
-    let mut replacing = std::fs::read_to_string(&replacing_file).unwrap_or_default();
-    replacing.push_str(serial);
-    replacing.push('\n');
-    if let Some(dir) = replacing_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&replacing_file, replacing).with_context(|| format!("writing {}", replacing_file.display()))?;
-    let dev = sys.dev_node(&a.kname).to_string_lossy().into_owned();
-    let disk = sys.dev_node(&kname).to_string_lossy().into_owned();
-    if !mdadm(&[&dev, "--fail", &disk, "--remove", &disk]) {
-        anyhow::bail!("mdadm could not take {disk} out of {dev}; see `logs`");
-    }
-    event::emit("raid.replace-requested", &[("serial", json!(serial)), ("disk", json!(kname))]);
-    println!("coffer: disk {serial} ({kname}) is out of the mirror; pull it and put a blank disk in its bay: the rebuild starts by itself");
-    Ok(())
-}
-
 /// Health readings of every disk in a mirror: sysfs counters, md's
 /// corrected errors, and the last SMART report.
 fn readings(sys: &SysRoot, snapshot: &Snapshot, smart: &BTreeMap<String, SmartReport>, kernel_io_errors: &BTreeMap<String, u64>) -> Vec<DiskReading> {
@@ -372,61 +316,6 @@ fn show(sys: &SysRoot, led: Option<&str>, pattern: LedPattern) {
             log::warn!("setting LED {name}: {e}");
         }
     event::emit("led.pattern", &[("pattern", json!(pattern)), ("led", json!(led))]);
-}
-
-fn snapshot(sys: &SysRoot) -> Result<Snapshot> {
-    let arrays = sys.md_arrays()?;
-    let devices = sys.block_devices()?;
-    let boot_disk = devices.iter().find(|d| d.part_name.as_deref() == Some(BOOT_PARTITION)).and_then(|d| d.parent.clone()).unwrap_or_default();
-    let serials = devices.iter().filter(|d| d.kind == DeviceKind::Disk).filter_map(|d| Some((d.name.clone(), d.serial.clone()?))).collect();
-    let in_array = |name: &str| arrays.iter().any(|a| a.members.iter().any(|m| m.kname == name));
-    let degraded = arrays.iter().any(|a| coffer_raid::health(a) == Health::Degraded);
-    let mut free_disks = Vec::new();
-    // Looking inside disks costs I/O: only when an array wants one.
-    if degraded {
-        let replacing: Vec<String> = std::fs::read_to_string(Paths::appliance().raid_replacing()).unwrap_or_default().lines().map(str::to_string).collect();
-        for d in coffer_raid::data_disk_candidates(&devices, &boot_disk) {
-            if in_array(&d.name) {
-                continue;
-            }
-            let content = match sys.disk_is_blank(&d.name, d.size) {
-                Ok(true) => DiskContent::Blank,
-                Ok(false) => examine(sys, &d.name),
-                Err(e) => {
-                    log::warn!("reading {}: {e}", d.name);
-                    continue;
-                }
-            };
-            if d.serial.as_ref().is_some_and(|s| replacing.iter().any(|r| r == s)) {
-                continue;
-            }
-            free_disks.push(FreeDisk { kname: d.name.clone(), serial: d.serial.clone(), content });
-        }
-    }
-    Ok(Snapshot { arrays, free_disks, serials })
-}
-
-/// What md superblock, if any, a disk carries.
-fn examine(sys: &SysRoot, kname: &str) -> DiskContent {
-    let out = Command::new("/sbin/mdadm").args(["--examine", "--export"]).arg(sys.dev_node(kname)).output();
-    let uuid = out.ok().filter(|o| o.status.success()).and_then(|o| {
-        String::from_utf8_lossy(&o.stdout).lines().find_map(|l| l.strip_prefix("MD_UUID=").map(normalize_uuid))
-    });
-    uuid.map_or(DiskContent::Foreign, DiskContent::MemberOf)
-}
-
-fn mdadm(args: &[&str]) -> bool {
-    match Command::new("/sbin/mdadm").args(args).output() {
-        Ok(out) if out.status.success() => true,
-        Ok(out) => {
-            log::warn!("mdadm {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-            false
-        }
-        Err(e) => {
-            log::warn!("mdadm {}: {e}", args.join(" "));
-            false
-        }
-    }
 }
 
 fn run_action(sys: &SysRoot, action: &RaidAction) {

@@ -54,7 +54,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
     }
     quota.set_default_files(default_files);
     for user in &users.users {
-        crate::quota::count_at_start(&state, &quota, user);
+        crate::quota_book::count_at_start(&state, &quota, user);
     }
     if swept > 0 {
         log::info!("removed {swept} unfinished upload(s) left by an earlier run");
@@ -119,7 +119,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
             loop {
                 tick.tick().await;
                 let (dir, book) = (state_dir.clone(), Arc::clone(&book));
-                let _ = tokio::task::spawn_blocking(move || crate::quota::housekeeping(&dir, &book)).await;
+                let _ = tokio::task::spawn_blocking(move || crate::quota_book::housekeeping(&dir, &book)).await;
             }
         });
         let state_dir = dir.to_path_buf();
@@ -142,7 +142,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
                 last = Some(tokio::time::Instant::now());
                 let dir = state_dir.clone();
                 raised = tokio::task::spawn_blocking(move || {
-                    crate::status::check_stale_backups(&dir, &mut raised);
+                    crate::svc::stale_backups::check_stale_backups(&dir, &mut raised);
                     raised
                 })
                 .await
@@ -170,7 +170,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
                 loop {
                     tick.tick().await;
                     let dir = state_dir.clone();
-                    let _ = tokio::task::spawn_blocking(move || crate::retention::scheduled(&dir)).await;
+                    let _ = tokio::task::spawn_blocking(move || crate::svc::retention_schedule::scheduled(&dir)).await;
                 }
             });
         }
@@ -179,7 +179,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         std::io::stdout().flush().ok();
         event::emit("server.listening", &[("address", json!(local.to_string()))]);
         endpoint.run(listener, SHUTDOWN_GRACE).await?;
-        crate::quota::housekeeping(dir, &quota);
+        crate::quota_book::housekeeping(dir, &quota);
         event::emit("server.stopped", &[]);
         Ok(())
     })

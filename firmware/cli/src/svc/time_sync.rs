@@ -1,10 +1,7 @@
-//! The appliance's small network services: `time sync` (SNTP, then the
-//! system clock and the RTC, and the trust record other services wait for)
-//! and `mdns` (advertising `NAME.local` and the SSH/SFTP services).
+//! `time sync`, the appliance's clock service: SNTP, then the system clock
+//! and the RTC, and the trust record other services wait for.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -72,54 +69,6 @@ pub(crate) fn time_sync(state: &Path) -> Result<()> {
             Err(e) => log::warn!("setting the clock: {e}"),
         }
         std::thread::sleep(if synced { Duration::from_secs(config.time.interval_secs.max(60)) } else { RETRY });
-    }
-}
-
-/// The first global IPv4 address (busybox `ip`), which mDNS advertises.
-fn own_address() -> Option<std::net::Ipv4Addr> {
-    let out = std::process::Command::new("/sbin/ip").args(["-o", "-4", "addr", "show", "scope", "global"]).output().ok()?;
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .and_then(|a| a.split('/').next()?.parse().ok())
-}
-
-pub(crate) fn mdns(state: &Path) -> Result<()> {
-    let config = Config::load(&StatePaths::new(state).config())?;
-    crate::logging::init(&config.log.level);
-    if !config.network.mdns {
-        log::info!("mDNS is off (network.mdns = false)");
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        }
-    }
-    let port = config.server.listen.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(22);
-    loop {
-        let Some(addr) = own_address() else {
-            std::thread::sleep(Duration::from_secs(2));
-            continue;
-        };
-        let responder = coffer_mdns::Responder::new(&config.network.hostname, addr, port)
-            .with_context(|| format!("network.hostname {:?} is not a valid mDNS name", config.network.hostname))?;
-        coffer_runtime::event::emit("mdns.advertising", &[("name", json!(format!("{}.local", config.network.hostname))), ("address", json!(addr.to_string()))]);
-        let stop = Arc::new(AtomicBool::new(false));
-        let watcher = {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                // A new address (a new lease) means new records.
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_secs(10));
-                    if own_address() != Some(addr) {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                }
-            })
-        };
-        let result = coffer_mdns::serve(&responder, &stop);
-        stop.store(true, Ordering::Relaxed);
-        let _ = watcher.join();
-        result.context("serving mDNS")?;
     }
 }
 
