@@ -5,8 +5,15 @@
 //! [`Overall`] health, which users count as stale, and [`render`], the
 //! screen `ssh admin@box status` prints. `--json` serialises the same
 //! snapshot, so scripts and people see the same facts.
+//!
+//! [`StaleCheckTimer`] decides when `serve` looks for users without a recent
+//! backup.
+
+mod stale_check;
 
 use serde::Serialize;
+
+pub use stale_check::{STALE_CHECK_EVERY, StaleCheckTimer};
 
 /// Seconds in a day.
 const DAY: i64 = 86_400;

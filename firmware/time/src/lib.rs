@@ -6,6 +6,8 @@
 //!   fuzzed ([`request`], [`parse_reply`], [`Sample`]).
 //! - [`query`], [`query_any`]: the client over UDP.
 //! - [`ClockState`]: whether the clock is trusted, as a JSON record.
+//! - [`SyncLoop`]: the clock service's decisions after each round (step
+//!   the clock or not, announce or not, how long to wait), a pure step.
 //! - [`set_system_clock`], [`write_rtc`]: the effects, kept apart so the
 //!   rest can be tested without privileges.
 //!
@@ -15,9 +17,11 @@
 mod client;
 mod clock;
 pub mod packet;
+mod sync;
 mod trust;
 
 pub use client::{DEFAULT_PORT, TimeError, query, query_any};
 pub use clock::{set_system_clock, write_rtc};
 pub use packet::{Leap, NtpTimestamp, Reply, ReplyError, Sample, parse_reply, request};
+pub use sync::{MIN_INTERVAL, RETRY, STEP_MS, SyncLoop, SyncStep};
 pub use trust::ClockState;

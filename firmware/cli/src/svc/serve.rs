@@ -15,9 +15,6 @@ use serde_json::json;
 
 use crate::state::{State, chown_tree};
 
-/// How often users are checked for missing backups.
-const STALE_CHECK_EVERY: Duration = Duration::from_secs(3600);
-
 /// How often the arrival of new backup sets is recorded. A set's arrival is
 /// its files' earliest ctime, so a late look records the same time; looking
 /// often keeps it before anything (a chmod, a hard link) moves the ctime.
@@ -124,22 +121,17 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         });
         let state_dir = dir.to_path_buf();
         tokio::spawn(async move {
-            // Users without a recent backup: checked hourly, and at once when
-            // the clock becomes trusted; alerted once while it lasts.
+            // Users without a recent backup: `StaleCheckTimer` says when;
+            // alerted once while it lasts.
             let mut raised = std::collections::BTreeMap::new();
-            let mut last: Option<tokio::time::Instant> = None;
-            let mut was_trusted = false;
+            let mut timer = coffer_status::StaleCheckTimer::default();
+            let start = tokio::time::Instant::now();
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                let trusted = coffer_runtime::clock::trusted(&Paths::appliance());
-                let due = last.is_none_or(|t| t.elapsed() >= STALE_CHECK_EVERY);
-                if !trusted || (was_trusted && !due) {
-                    was_trusted = trusted;
+                if !timer.due(coffer_runtime::clock::trusted(&Paths::appliance()), start.elapsed()) {
                     continue;
                 }
-                was_trusted = true;
-                last = Some(tokio::time::Instant::now());
                 let dir = state_dir.clone();
                 raised = tokio::task::spawn_blocking(move || {
                     crate::svc::stale_backups::check_stale_backups(&dir, &mut raised);

@@ -8,17 +8,13 @@ use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
 use coffer_runtime::Paths;
 use coffer_runtime::clock::system_now;
-use coffer_time::ClockState;
+use coffer_time::{ClockState, SyncLoop};
 use serde_json::json;
 
 /// The hardware clock the time is written back to (a node under `/dev`).
 const RTC: &str = "rtc0";
 /// How long to wait for one server's answer.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
-/// Until the first success, ask this often.
-const RETRY: Duration = Duration::from_secs(20);
-/// A correction smaller than this is not worth a jump of the clock.
-const STEP_MS: i64 = 500;
 
 fn servers(config: &Config) -> Vec<String> {
     // NTP servers the DHCP server named (udhcpc's hook writes them).
@@ -37,38 +33,42 @@ fn server_list(dhcp: &str, configured: &[String]) -> Vec<String> {
     out
 }
 
+/// Asks the servers, lets [`SyncLoop`] decide, and applies its decision:
+/// the system clock, the RTC, the trust record and the event.
 pub(crate) fn time_sync(state: &Path) -> Result<()> {
     let config = Config::load(&StatePaths::new(state).config())?;
     crate::logging::init(&config.log.level);
-    let mut synced = false;
+    let interval = Duration::from_secs(config.time.interval_secs);
+    let mut sync = SyncLoop::default();
     coffer_runtime::event::emit("time.running", &[("servers", json!(servers(&config)))]);
     loop {
-        let list = servers(&config);
-        match coffer_time::query_any(&list, QUERY_TIMEOUT) {
-            Ok((server, sample)) => {
-                let offset = sample.offset_ms();
-                if offset.abs() >= STEP_MS {
-                    let t = sample.corrected(system_now()).context("the server's time is out of range")?;
-                    coffer_time::set_system_clock(t).context("setting the system clock")?;
-                }
-                let rtc = match coffer_time::write_rtc(&coffer_hal::SysRoot::system().dev_node(RTC), system_now()) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        log::debug!("writing the hardware clock {RTC}: {e}");
-                        false
-                    }
-                };
-                let record = ClockState::synced(system_now(), &server, offset);
-                let text = serde_json::to_vec(&record)?;
-                coffer_config::write_atomically(&Paths::appliance().clock(), &text)?;
-                if !synced || offset.abs() >= STEP_MS {
-                    coffer_runtime::event::emit("time.synced", &[("server", json!(server)), ("offset-ms", json!(offset)), ("rtc", json!(rtc))]);
-                }
-                synced = true;
-            }
-            Err(e) => log::warn!("setting the clock: {e}"),
+        let answer = coffer_time::query_any(&servers(&config), QUERY_TIMEOUT);
+        if let Err(e) = &answer {
+            log::warn!("setting the clock: {e}");
         }
-        std::thread::sleep(if synced { Duration::from_secs(config.time.interval_secs.max(60)) } else { RETRY });
+        let decision = sync.step(answer.as_ref().ok().map(|(_, sample)| sample.offset_ms()), interval);
+        if let Ok((server, sample)) = answer {
+            let offset = sample.offset_ms();
+            if decision.step_clock {
+                let t = sample.corrected(system_now()).context("the server's time is out of range")?;
+                coffer_time::set_system_clock(t).context("setting the system clock")?;
+            }
+            let rtc = match coffer_time::write_rtc(&coffer_hal::SysRoot::system().dev_node(RTC), system_now()) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::debug!("writing the hardware clock {RTC}: {e}");
+                    false
+                }
+            };
+            if decision.record {
+                let text = serde_json::to_vec(&ClockState::synced(system_now(), &server, offset))?;
+                coffer_config::write_atomically(&Paths::appliance().clock(), &text)?;
+            }
+            if decision.announce {
+                coffer_runtime::event::emit("time.synced", &[("server", json!(server)), ("offset-ms", json!(offset)), ("rtc", json!(rtc))]);
+            }
+        }
+        std::thread::sleep(decision.wait);
     }
 }
 
