@@ -1,6 +1,6 @@
 //! One remote file name → what it is in a duplicity collection.
 
-use crate::time::{parse_base36, parse_stamp};
+use crate::time::{format_stamp, parse_base36, parse_stamp};
 
 /// Full backup set, or incremental from one time to another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,6 +38,34 @@ impl ArchiveName {
     /// The set's identity: kind and times.
     pub fn set_key(&self) -> (SetKind, Option<i64>, i64) {
         (self.kind, self.start, self.end)
+    }
+
+    /// The long file name duplicity 0.8 and 3.x write for this file:
+    /// `duplicity-full.T.vol1.difftar.gpg`, `duplicity-inc.T1.to.T2.manifest.gpg`,
+    /// `duplicity-new-signatures.T1.to.T2.sigtar.gpg`. Without encryption,
+    /// volumes and signatures are gzipped (`.gz`) and manifests plain.
+    /// `partial` and `prefix` are written as they are. An incremental
+    /// without a start time has none in its name.
+    pub fn file_name(&self) -> String {
+        let times = match (self.kind, self.start) {
+            (SetKind::Incremental, Some(start)) => format!("{}.to.{}", format_stamp(start), format_stamp(self.end)),
+            _ => format_stamp(self.end),
+        };
+        let (head, body) = match (self.role, self.kind) {
+            (FileRole::Signatures, SetKind::Full) => ("duplicity-full-signatures", "sigtar".to_string()),
+            (FileRole::Signatures, SetKind::Incremental) => ("duplicity-new-signatures", "sigtar".to_string()),
+            (FileRole::Manifest, SetKind::Full) => ("duplicity-full", "manifest".to_string()),
+            (FileRole::Manifest, SetKind::Incremental) => ("duplicity-inc", "manifest".to_string()),
+            (FileRole::Volume(n), SetKind::Full) => ("duplicity-full", format!("vol{n}.difftar")),
+            (FileRole::Volume(n), SetKind::Incremental) => ("duplicity-inc", format!("vol{n}.difftar")),
+        };
+        let partial = if self.partial { ".part" } else { "" };
+        let ending = match (self.encrypted, self.role) {
+            (true, _) => ".gpg",
+            (false, FileRole::Manifest) => "",
+            (false, _) => ".gz",
+        };
+        format!("{}{head}.{times}.{body}{partial}{ending}", self.prefix)
     }
 }
 
@@ -196,6 +224,37 @@ mod tests {
         #[test]
         fn never_panics(s in "\\PC{0,80}") {
             let _ = parse_name(&s);
+        }
+    }
+
+    #[test]
+    fn file_names_are_duplicitys_and_parse_back() {
+        let t1 = 1_795_757_376;
+        let t2 = t1 + 86_400;
+        let name = |kind, role, start, encrypted| ArchiveName { kind, role, start, end: t2, encrypted, partial: false, prefix: String::new() };
+        let table = [
+            (name(SetKind::Full, FileRole::Volume(1), None, true), "duplicity-full.20261128T052936Z.vol1.difftar.gpg"),
+            (name(SetKind::Full, FileRole::Volume(12), None, false), "duplicity-full.20261128T052936Z.vol12.difftar.gz"),
+            (name(SetKind::Full, FileRole::Manifest, None, true), "duplicity-full.20261128T052936Z.manifest.gpg"),
+            (name(SetKind::Full, FileRole::Manifest, None, false), "duplicity-full.20261128T052936Z.manifest"),
+            (name(SetKind::Full, FileRole::Signatures, None, true), "duplicity-full-signatures.20261128T052936Z.sigtar.gpg"),
+            (name(SetKind::Incremental, FileRole::Volume(3), Some(t1), true), "duplicity-inc.20261127T052936Z.to.20261128T052936Z.vol3.difftar.gpg"),
+            (name(SetKind::Incremental, FileRole::Manifest, Some(t1), true), "duplicity-inc.20261127T052936Z.to.20261128T052936Z.manifest.gpg"),
+            (name(SetKind::Incremental, FileRole::Signatures, Some(t1), false), "duplicity-new-signatures.20261127T052936Z.to.20261128T052936Z.sigtar.gz"),
+        ];
+        for (archive, expected) in table {
+            assert_eq!(archive.file_name(), expected);
+            assert_eq!(parse_name(expected), Some(archive), "{expected}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_long_name_parses_back(full in proptest::prelude::any::<bool>(), role in 0u32..4, start in 0i64..4_000_000_000, gap in 1i64..100_000_000, encrypted in proptest::prelude::any::<bool>(), partial in proptest::prelude::any::<bool>()) {
+            let kind = if full { SetKind::Full } else { SetKind::Incremental };
+            let role = match role { 0 => FileRole::Manifest, 1 => FileRole::Signatures, n => FileRole::Volume(n * 7) };
+            let archive = ArchiveName { kind, role, start: (!full).then_some(start), end: start + gap, encrypted, partial, prefix: String::new() };
+            proptest::prop_assert_eq!(parse_name(&archive.file_name()), Some(archive));
         }
     }
 }
