@@ -1,0 +1,120 @@
+//! `coffer-client`: backs a machine up into archives in duplicity's format
+//! (so stock duplicity restores, verifies and continues them), restores,
+//! verifies, lists, and keeps the machine's OpenPGP keys. The command
+//! grammar here is the contract that tests, schedules and people rely on;
+//! it uses duplicity's words where duplicity has them.
+
+mod plan;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "coffer-client", version, about = "Coffer's backup client: duplicity's archive format, many times faster")]
+struct Cli {
+    /// The SSH key to log in with (default: as OpenSSH's client finds them in ~/.ssh).
+    #[arg(long, global = true)]
+    ssh_key: Option<PathBuf>,
+    /// More output: -v for each file, -vv for debugging.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Back SOURCE up to URL: a full backup the first time, then incrementals.
+    Backup {
+        /// Start a new chain with a full backup.
+        #[arg(long)]
+        full: bool,
+        /// Start a new chain when the newest full backup is older than this (1M, 2W, 30D).
+        #[arg(long, value_name = "AGE")]
+        full_if_older_than: Option<String>,
+        /// Leave out paths matching GLOB (duplicity's patterns; relative ones start at SOURCE).
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Leave out directories that contain a file of this name.
+        #[arg(long, value_name = "NAME")]
+        exclude_if_present: Vec<String>,
+        /// Leave out directories tagged with a valid CACHEDIR.TAG.
+        #[arg(long)]
+        exclude_caches: bool,
+        /// Volume size in MB (duplicity's default: 200).
+        #[arg(long, value_name = "MB", default_value_t = 200)]
+        volsize: u64,
+        /// Encrypt to this OpenPGP key (fingerprint or key id).
+        #[arg(long, value_name = "FPR")]
+        encrypt_key: Vec<String>,
+        /// Sign with this secret key.
+        #[arg(long, value_name = "FPR")]
+        sign_key: Option<String>,
+        source: PathBuf,
+        url: String,
+    },
+    /// Restore the backup (or one path of it) as it was at a time.
+    Restore {
+        /// The backup's time (now, 3D, 2026-11-27, …): the newest set at or before it.
+        #[arg(long, short)]
+        time: Option<String>,
+        /// Restore only this path, relative to the backed-up directory.
+        #[arg(long, visible_alias = "file-to-restore")]
+        path: Option<String>,
+        url: String,
+        dest: PathBuf,
+    },
+    /// Compare a backup with SOURCE: metadata, and with --compare-data the contents.
+    Verify {
+        #[arg(long)]
+        compare_data: bool,
+        #[arg(long, short)]
+        time: Option<String>,
+        url: String,
+        source: PathBuf,
+    },
+    /// The files in the backup at a time.
+    List {
+        #[arg(long, short)]
+        time: Option<String>,
+        url: String,
+    },
+    /// Chains, sets and volumes at URL, as `duplicity collection-status` shows them.
+    Status { url: String },
+    /// The machine's OpenPGP keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Import an armored secret key (gpg --export-secret-keys --armor FPR); passphrase from PASSPHRASE or a prompt.
+    Import { file: PathBuf },
+    /// The keys in the store.
+    List,
+    /// Make a new key for NAME.
+    Generate { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => log::LevelFilter::Warn,
+        1 => log::LevelFilter::Info,
+        _ => log::LevelFilter::Debug,
+    };
+    let _ = simplelog::TermLogger::init(level, simplelog::Config::default(), simplelog::TerminalMode::Stderr, simplelog::ColorChoice::Never);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("coffer-client: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("{:?}: this build of coffer-client parses its commands but cannot run them yet", cli.command)
+}
