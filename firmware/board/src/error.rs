@@ -10,8 +10,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum BoardError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    /// The cause is in the message, not a `source`: callers print errors
+    /// with their chain, which would say it twice.
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     /// Not TOML, or a key the board type does not have (the message
     /// names the key and its line).
     #[error("{path}: {message}")]

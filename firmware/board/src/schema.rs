@@ -69,7 +69,7 @@ impl Board {
 
     /// Reads, parses and validates the board file at `path`.
     pub fn read(path: &Path) -> Result<Board, BoardError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BoardError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|error| BoardError::Read { path: path.to_path_buf(), error })?;
         Board::parse(&text, path)
     }
 
@@ -141,6 +141,6 @@ status = "*::capslock"
     #[test]
     fn a_missing_file_is_a_read_error() {
         let e = Board::read(Path::new("/nonexistent/board.toml")).expect_err("missing");
-        assert!(matches!(&e, BoardError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound), "{e}");
+        assert!(matches!(&e, BoardError::Read { error, .. } if error.kind() == std::io::ErrorKind::NotFound), "{e}");
     }
 }

@@ -112,7 +112,8 @@ mod tests {
 
     #[test]
     fn each_rule_names_its_key() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut Board)>, Vec<Problem>)> = vec![
+        type Change = Box<dyn FnOnce(&mut Board)>;
+        let cases: Vec<(&str, Change, Vec<Problem>)> = vec![
             ("empty name", Box::new(|b| b.name = String::new()), vec![Problem::BadName(String::new())]),
             ("name with a slash", Box::new(|b| b.name = "qemu/x".into()), vec![Problem::BadName("qemu/x".into())]),
             ("hidden name", Box::new(|b| b.name = ".x".into()), vec![Problem::BadName(".x".into())]),
