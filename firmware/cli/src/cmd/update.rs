@@ -90,8 +90,8 @@ pub(crate) fn apply(reboot: bool, allow_downgrade: bool) -> Result<()> {
     let refused = |e: coffer_bundle::BundleError| anyhow!("update refused: {e}; nothing was changed");
     let verified = coffer_bundle::open_update(&bundle, &cert).map_err(refused)?;
     drop(bundle);
-    let board = std::fs::read_to_string(paths.board()).with_context(|| format!("reading {}", paths.board().display()))?;
-    verified.require_board(board.trim()).map_err(refused)?;
+    let board = crate::board::name(&paths)?;
+    verified.require_board(&board).map_err(refused)?;
     verified.require_files(&SLOT_FILES).map_err(refused)?;
     let sys = SysRoot::system();
     let booted = booted(&sys)?;
