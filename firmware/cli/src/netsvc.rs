@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
 use coffer_runtime::Paths;
 use coffer_runtime::clock::system_now;
+use coffer_runtime::event::{self, Event};
 use coffer_time::ClockState;
-use serde_json::json;
 
 /// The hardware clock the time is written back to (a node under `/dev`).
 const RTC: &str = "rtc0";
@@ -44,7 +44,7 @@ pub(crate) fn time_sync(state: &Path) -> Result<()> {
     let config = Config::load(&StatePaths::new(state).config())?;
     crate::logging::init(&config.log.level);
     let mut synced = false;
-    coffer_runtime::event::emit("time.running", &[("servers", json!(servers(&config)))]);
+    event::emit(&Event::TimeRunning { servers: servers(&config) });
     loop {
         let list = servers(&config);
         match coffer_time::query_any(&list, QUERY_TIMEOUT) {
@@ -65,7 +65,7 @@ pub(crate) fn time_sync(state: &Path) -> Result<()> {
                 let text = serde_json::to_vec(&record)?;
                 coffer_config::write_atomically(&Paths::appliance().clock(), &text)?;
                 if !synced || offset.abs() >= STEP_MS {
-                    coffer_runtime::event::emit("time.synced", &[("server", json!(server)), ("offset-ms", json!(offset)), ("rtc", json!(rtc))]);
+                    event::emit(&Event::TimeSynced { server: server.to_string(), offset_ms: offset, rtc });
                 }
                 synced = true;
             }
@@ -102,7 +102,7 @@ pub(crate) fn mdns(state: &Path) -> Result<()> {
         };
         let responder = coffer_mdns::Responder::new(&config.network.hostname, addr, port)
             .with_context(|| format!("network.hostname {:?} is not a valid mDNS name", config.network.hostname))?;
-        coffer_runtime::event::emit("mdns.advertising", &[("name", json!(format!("{}.local", config.network.hostname))), ("address", json!(addr.to_string()))]);
+        event::emit(&Event::MdnsAdvertising { name: format!("{}.local", config.network.hostname), address: addr.to_string() });
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = {
             let stop = Arc::clone(&stop);

@@ -16,7 +16,7 @@ use coffer_config::{PolicyText, RetentionFile, UserDb};
 use coffer_duplicity::{format_stamp, parse_stamp};
 use coffer_retention::{DeleteReason, KeepReason, OtherDecision, RetentionPolicy, Review, SetDecision, format_duration, parse_duration, review};
 use coffer_runtime::Paths;
-use serde_json::json;
+use coffer_runtime::event::{self, Event};
 
 use crate::arrivals::{DirView, Observed, describe_set, observe, when};
 use crate::state::State;
@@ -177,7 +177,7 @@ pub(crate) fn adopt(dir: &Path, user: &str) -> Result<()> {
     if observed.held {
         raise_hold(dir, user, false, "An administrator adopted the sets that had arrived; retention runs again.");
     }
-    coffer_runtime::event::emit("retention.adopted", &[("user", json!(user)), ("sets", json!(adopted.len()))]);
+    event::emit(&Event::RetentionAdopted { user: user.to_string(), sets: adopted.len() as u64 });
     Ok(())
 }
 
@@ -256,14 +256,7 @@ pub(crate) fn scheduled(dir: &Path) {
                 }
             };
             if summary.deleted_files > 0 {
-                coffer_runtime::event::emit(
-                    "retention.deleted",
-                    &[
-                        ("user", serde_json::json!(name)),
-                        ("sets", serde_json::json!(summary.deleted_sets)),
-                        ("bytes", serde_json::json!(summary.freed_bytes)),
-                    ],
-                );
+                event::emit(&Event::RetentionDeleted { user: name.to_string(), sets: summary.deleted_sets as u64, bytes: summary.freed_bytes });
                 crate::rescan::request(&state, &name)?;
             }
         }
@@ -356,7 +349,7 @@ pub(crate) fn run_user(state: &State, user: &str, policy: &RetentionPolicy, now:
             }
         }
         if !dry_run {
-            coffer_runtime::event::emit("retention.held", &[("user", json!(user)), ("would-delete", json!(would))]);
+            event::emit(&Event::RetentionHeld { user: user.to_string(), would_delete: would });
             if !observed.held {
                 raise_hold(state.paths.root(), user, true, &body);
             }
