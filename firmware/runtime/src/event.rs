@@ -166,11 +166,14 @@ pub struct MirrorEvent {
     pub fields: BTreeMap<&'static str, Value>,
 }
 
+/// What every event line starts with; readers of logs find events by it.
+pub const PREFIX: &str = "coffer-event ";
+
 /// The event's line, `coffer-event {"kind":KIND, ...fields}`, without a newline.
 pub fn line(event: &Event) -> String {
     // Every field is plain data, so turning it into JSON cannot fail.
     let json = serde_json::to_value(event).unwrap_or_else(|e| Value::String(format!("unprintable event {event:?}: {e}")));
-    format!("coffer-event {json}")
+    format!("{PREFIX}{json}")
 }
 
 /// Prints the event's [`line`] on stderr.
