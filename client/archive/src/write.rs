@@ -128,41 +128,26 @@ impl<V: Volumes> VolumeWriter<V> {
     /// [`Index`] order.
     pub fn push(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<(), WriteError> {
         if entry.kind == Kind::Signature {
-            return Err(WriteError::WrongKind {
-                kind: entry.kind,
-                place: "a volume",
-            });
+            return Err(WriteError::WrongKind { kind: entry.kind, place: "a volume" });
         }
         if let Some(previous) = &self.previous
             && *previous >= entry.index
         {
-            return Err(WriteError::OutOfOrder {
-                name: shown(&entry.index),
-                previous: shown(previous),
-            });
+            return Err(WriteError::OutOfOrder { name: shown(&entry.index), previous: shown(previous) });
         }
         self.previous = Some(entry.index.clone());
-        let name = EntryName {
-            kind: entry.kind,
-            index: entry.index.clone(),
-            piece: None,
-        };
+        let name = EntryName { kind: entry.kind, index: entry.index.clone(), piece: None };
         let with_data = entry.kind != Kind::Deleted && entry.meta.file_type == FileType::Regular;
         if !with_data {
             let tar_name = name.tar_name(entry.meta.is_dir(), Flavor::Volume)?;
             self.block.clear();
             header::encode(&tar_name, &entry.meta, 0, &mut self.block)?;
-            return self.emit(Position {
-                index: entry.index.clone(),
-                piece: None,
-            });
+            return self.emit(Position { index: entry.index.clone(), piece: None });
         }
         let mut piece_number = 0u64;
         loop {
-            let len = read_full(data, &mut self.piece).map_err(|source| WriteError::Source {
-                name: shown(&entry.index),
-                source,
-            })?;
+            let len = read_full(data, &mut self.piece)
+                .map_err(|source| WriteError::Source { name: shown(&entry.index), source })?;
             let last = len < PIECE_SIZE;
             let piece = if piece_number == 0 && last {
                 None
@@ -170,19 +155,12 @@ impl<V: Volumes> VolumeWriter<V> {
                 piece_number += 1;
                 Some(piece_number)
             };
-            let tar_name = EntryName {
-                piece,
-                ..name.clone()
-            }
-            .tar_name(false, Flavor::Volume)?;
+            let tar_name = EntryName { piece, ..name.clone() }.tar_name(false, Flavor::Volume)?;
             self.block.clear();
             header::encode(&tar_name, &entry.meta, len as u64, &mut self.block)?;
             self.block.extend_from_slice(&self.piece[..len]);
             header::pad_to_block(&mut self.block);
-            let position = Position {
-                index: entry.index.clone(),
-                piece: if last { None } else { piece },
-            };
+            let position = Position { index: entry.index.clone(), piece: if last { None } else { piece } };
             self.emit(position)?;
             if last {
                 return Ok(());
@@ -191,24 +169,15 @@ impl<V: Volumes> VolumeWriter<V> {
     }
 
     fn io_error(&self, source: io::Error) -> WriteError {
-        WriteError::Io {
-            name: format!("volume {}", self.number),
-            source,
-        }
+        WriteError::Io { name: format!("volume {}", self.number), source }
     }
 
     fn open_next(&mut self) -> Result<(), WriteError> {
         self.number += 1;
-        let sink = self
-            .volumes
-            .open(self.number)
-            .map_err(|e| self.io_error(e))?;
+        let sink = self.volumes.open(self.number).map_err(|e| self.io_error(e))?;
         let used = self.volumes.output_len(&sink);
         if self.volsize.saturating_sub(used) < PIECE_SIZE as u64 {
-            return Err(WriteError::VolumeTooSmall {
-                volsize: self.volsize,
-                used,
-            });
+            return Err(WriteError::VolumeTooSmall { volsize: self.volsize, used });
         }
         self.open = Some(sink);
         self.tar_len = 0;
@@ -233,10 +202,7 @@ impl<V: Volumes> VolumeWriter<V> {
             self.first_in_volume = Some(position.clone());
         }
         self.last_block = Some(position);
-        let used = self
-            .open
-            .as_ref()
-            .map_or(0, |sink| self.volumes.output_len(sink));
+        let used = self.open.as_ref().map_or(0, |sink| self.volumes.output_len(sink));
         if self.volsize.saturating_sub(used) < PIECE_SIZE as u64 {
             self.close()?;
         }
@@ -256,19 +222,10 @@ impl<V: Volumes> VolumeWriter<V> {
         }
         // duplicity: a volume without blocks starts at the root and ends
         // where the previous volume ended.
-        let start = self.first_in_volume.take().unwrap_or(Position {
-            index: Index::root(),
-            piece: None,
-        });
+        let start = self.first_in_volume.take().unwrap_or(Position { index: Index::root(), piece: None });
         let end = self.last_block.clone().unwrap_or_else(|| start.clone());
-        let range = VolumeRange {
-            number: self.number,
-            start,
-            end,
-        };
-        self.volumes
-            .close(sink, range)
-            .map_err(|e| self.io_error(e))
+        let range = VolumeRange { number: self.number, start, end };
+        self.volumes.close(sink, range).map_err(|e| self.io_error(e))
     }
 
     /// Ends the last volume (starting an empty one first when the last
@@ -297,19 +254,11 @@ pub struct SigTarWriter<W> {
 
 impl<W: Write> SigTarWriter<W> {
     pub fn new(out: W) -> Self {
-        Self {
-            out,
-            len: 0,
-            previous: None,
-            block: Vec::with_capacity(2048),
-        }
+        Self { out, len: 0, previous: None, block: Vec::with_capacity(2048) }
     }
 
     fn write(&mut self, bytes: &[u8], index: &Index) -> Result<(), WriteError> {
-        self.out.write_all(bytes).map_err(|source| WriteError::Io {
-            name: shown(index),
-            source,
-        })?;
+        self.out.write_all(bytes).map_err(|source| WriteError::Io { name: shown(index), source })?;
         self.len += bytes.len() as u64;
         Ok(())
     }
@@ -317,26 +266,14 @@ impl<W: Write> SigTarWriter<W> {
     /// Adds one entry whose data (the signature, for `Signature` entries;
     /// nothing otherwise) is exactly `size` bytes read from `data`. Entries
     /// come in strictly increasing index order.
-    pub fn append(
-        &mut self,
-        entry: &Entry,
-        size: u64,
-        data: &mut dyn Read,
-    ) -> Result<(), WriteError> {
+    pub fn append(&mut self, entry: &Entry, size: u64, data: &mut dyn Read) -> Result<(), WriteError> {
         if let Some(previous) = &self.previous
             && *previous >= entry.index
         {
-            return Err(WriteError::OutOfOrder {
-                name: shown(&entry.index),
-                previous: shown(previous),
-            });
+            return Err(WriteError::OutOfOrder { name: shown(&entry.index), previous: shown(previous) });
         }
         self.previous = Some(entry.index.clone());
-        let name = EntryName {
-            kind: entry.kind,
-            index: entry.index.clone(),
-            piece: None,
-        };
+        let name = EntryName { kind: entry.kind, index: entry.index.clone(), piece: None };
         let tar_name = name.tar_name(entry.meta.is_dir(), Flavor::SigTar)?;
         self.block.clear();
         header::encode(&tar_name, &entry.meta, size, &mut self.block)?;
@@ -348,30 +285,18 @@ impl<W: Write> SigTarWriter<W> {
         let mut left = size;
         while left > 0 {
             let want = left.min(PIECE_SIZE as u64) as usize;
-            let got = read_full(data, &mut buf[..want]).map_err(|source| WriteError::Source {
-                name: shown(&entry.index),
-                source,
-            })?;
+            let got = read_full(data, &mut buf[..want])
+                .map_err(|source| WriteError::Source { name: shown(&entry.index), source })?;
             if got == 0 {
-                return Err(WriteError::SizeMismatch {
-                    name: shown(&entry.index),
-                    want: size,
-                    got: size - left,
-                });
+                return Err(WriteError::SizeMismatch { name: shown(&entry.index), want: size, got: size - left });
             }
             self.write(&buf[..got], &entry.index)?;
             left -= got as u64;
         }
-        let extra = read_full(data, &mut buf[..1]).map_err(|source| WriteError::Source {
-            name: shown(&entry.index),
-            source,
-        })?;
+        let extra = read_full(data, &mut buf[..1])
+            .map_err(|source| WriteError::Source { name: shown(&entry.index), source })?;
         if extra != 0 {
-            return Err(WriteError::SizeMismatch {
-                name: shown(&entry.index),
-                want: size,
-                got: size + 1,
-            });
+            return Err(WriteError::SizeMismatch { name: shown(&entry.index), want: size, got: size + 1 });
         }
         let pad = vec![0u8; header::padding(size) as usize];
         self.write(&pad, &entry.index)
@@ -387,10 +312,7 @@ impl<W: Write> SigTarWriter<W> {
             let pad = vec![0u8; (RECORD_SIZE - rest) as usize];
             self.write(&pad, &root)?;
         }
-        self.out.flush().map_err(|source| WriteError::Io {
-            name: "the sigtar's end".into(),
-            source,
-        })?;
+        self.out.flush().map_err(|source| WriteError::Io { name: "the sigtar's end".into(), source })?;
         Ok(self.out)
     }
 }

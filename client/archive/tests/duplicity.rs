@@ -6,10 +6,7 @@
 //!
 //! Skipped (with a note on stderr) when /usr/bin/duplicity is missing.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test code: a failed file operation or tool run fails the test"
-)]
+#![allow(clippy::unwrap_used, reason = "test code: a failed file operation or tool run fails the test")]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use coffer_archive::{
-    Entry, FileType, Footer, Index, Kind, Manifest, Meta, SigTarWriter, TarReader, VolumeInfo,
-    VolumeRange, VolumeWriter, Volumes,
+    Entry, FileType, Footer, Index, Kind, Manifest, Meta, SigTarWriter, TarReader, VolumeInfo, VolumeRange,
+    VolumeWriter, Volumes,
 };
 use sha1::{Digest, Sha1};
 
@@ -57,10 +54,7 @@ fn build_tree(src: &Path) {
     fs::write(src.join("empty"), b"").unwrap();
     symlink("a.txt", src.join("link")).unwrap();
     symlink(name(b"target-\xff-\n"), src.join("odd link")).unwrap();
-    let status = Command::new("mkfifo")
-        .arg(src.join("fifo"))
-        .status()
-        .unwrap();
+    let status = Command::new("mkfifo").arg(src.join("fifo")).status().unwrap();
     assert!(status.success());
     fs::write(src.join(name(b"bad\xff\xfename")), b"x").unwrap();
     fs::write(src.join(name(b"new\nline")), b"y").unwrap();
@@ -73,10 +67,7 @@ fn build_tree(src: &Path) {
 }
 
 fn edit_tree(src: &Path) {
-    let mut big = fs::OpenOptions::new()
-        .append(true)
-        .open(src.join("dir1/big.bin"))
-        .unwrap();
+    let mut big = fs::OpenOptions::new().append(true).open(src.join("dir1/big.bin")).unwrap();
     big.write_all(&noise(300_000, 9)).unwrap();
     fs::remove_file(src.join("empty")).unwrap();
     fs::remove_dir_all(src.join("a")).unwrap();
@@ -95,18 +86,12 @@ fn run_duplicity(action: &str, src: &Path, work: &Path) {
         .env("PASSPHRASE", "")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "duplicity {action}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "duplicity {action}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn gunzip(path: &Path) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(fs::File::open(path).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
+    flate2::read::GzDecoder::new(fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
     out
 }
 
@@ -138,9 +123,7 @@ impl Write for GzipCount {
         let mut input = buf;
         loop {
             let before_in = self.compress.total_in();
-            self.compress
-                .compress_vec(input, &mut out, flate2::FlushCompress::None)
-                .unwrap();
+            self.compress.compress_vec(input, &mut out, flate2::FlushCompress::None).unwrap();
             input = &input[(self.compress.total_in() - before_in) as usize..];
             if input.is_empty() && out.len() < out.capacity() {
                 break;
@@ -186,24 +169,14 @@ struct Set {
 }
 
 fn sets(remote: &Path) -> Vec<Set> {
-    let mut names: Vec<String> = fs::read_dir(remote)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        fs::read_dir(remote).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     let mut by_time: BTreeMap<String, Set> = BTreeMap::new();
     for n in names {
         let (kind, rest) = n.split_once('.').unwrap();
-        let stamp = rest
-            .split(".manifest")
-            .next()
-            .unwrap()
-            .split(".vol")
-            .next()
-            .unwrap()
-            .split(".sigtar")
-            .next()
-            .unwrap();
+        let stamp =
+            rest.split(".manifest").next().unwrap().split(".vol").next().unwrap().split(".sigtar").next().unwrap();
         let key = stamp.rsplit(".to.").next().unwrap().to_string();
         let set = by_time.entry(key).or_insert_with(|| Set {
             volumes: Vec::new(),
@@ -224,14 +197,7 @@ fn sets(remote: &Path) -> Vec<Set> {
     for set in &mut sets {
         set.volumes.sort_by_key(|p| {
             let n = p.file_name().unwrap().to_str().unwrap();
-            n.split(".vol")
-                .nth(1)
-                .unwrap()
-                .split('.')
-                .next()
-                .unwrap()
-                .parse::<u32>()
-                .unwrap()
+            n.split(".vol").nth(1).unwrap().split('.').next().unwrap().parse::<u32>().unwrap()
         });
     }
     sets
@@ -250,14 +216,7 @@ fn entries_of(volumes: &[Vec<u8>]) -> Vec<(Entry, Vec<u8>)> {
                 continue;
             }
             open_piece = name.piece.map(|_| name.index.clone());
-            out.push((
-                Entry {
-                    kind: name.kind,
-                    index: name.index,
-                    meta: header.meta,
-                },
-                data,
-            ));
+            out.push((Entry { kind: name.kind, index: name.index, meta: header.meta }, data));
         }
     }
     out
@@ -272,11 +231,7 @@ fn check_set(set: &Set, kinds_seen: &mut BTreeMap<String, usize>) {
     let tars: Vec<Vec<u8>> = set.volumes.iter().map(|v| gunzip(v)).collect();
     let entries = entries_of(&tars);
     for (entry, _) in &entries {
-        let key = format!(
-            "{:?}/{:?}",
-            entry.kind,
-            std::mem::discriminant(&entry.meta.file_type)
-        );
+        let key = format!("{:?}/{:?}", entry.kind, std::mem::discriminant(&entry.meta.file_type));
         *kinds_seen.entry(key).or_default() += 1;
     }
     let mut writer = VolumeWriter::new(GzipVolumes::default(), 1 << 20, Footer::None);
@@ -284,19 +239,9 @@ fn check_set(set: &Set, kinds_seen: &mut BTreeMap<String, usize>) {
         writer.push(entry, &mut data.as_slice()).unwrap();
     }
     let ours = writer.finish().unwrap().done;
-    assert_eq!(
-        ours.len(),
-        tars.len(),
-        "{}: volume count",
-        set.manifest.display()
-    );
+    assert_eq!(ours.len(), tars.len(), "{}: volume count", set.manifest.display());
     for (n, ((tar, _), theirs)) in ours.iter().zip(&tars).enumerate() {
-        assert!(
-            tar == theirs,
-            "{}: volume {} differs",
-            set.manifest.display(),
-            n + 1
-        );
+        assert!(tar == theirs, "{}: volume {} differs", set.manifest.display(), n + 1);
     }
 
     // Manifest: parse and re-encode gives the same bytes; so does one built
@@ -314,10 +259,7 @@ fn check_set(set: &Set, kinds_seen: &mut BTreeMap<String, usize>) {
             .collect(),
         files_changed: parsed.files_changed.clone(),
     };
-    assert_eq!(
-        String::from_utf8_lossy(&built.to_bytes()),
-        String::from_utf8_lossy(&text)
-    );
+    assert_eq!(String::from_utf8_lossy(&built.to_bytes()), String::from_utf8_lossy(&text));
     assert_eq!(built.to_bytes(), text);
 
     // Sigtar: every entry read and written again, same bytes.
@@ -325,23 +267,11 @@ fn check_set(set: &Set, kinds_seen: &mut BTreeMap<String, usize>) {
     let mut writer = SigTarWriter::new(Vec::new());
     for (header, data) in read_all(&sigtar) {
         let name = header.entry_name().unwrap();
-        let entry = Entry {
-            kind: name.kind,
-            index: name.index,
-            meta: header.meta,
-        };
-        *kinds_seen
-            .entry(format!("sigtar {:?}", entry.kind))
-            .or_default() += 1;
-        writer
-            .append(&entry, data.len() as u64, &mut data.as_slice())
-            .unwrap();
+        let entry = Entry { kind: name.kind, index: name.index, meta: header.meta };
+        *kinds_seen.entry(format!("sigtar {:?}", entry.kind)).or_default() += 1;
+        writer.append(&entry, data.len() as u64, &mut data.as_slice()).unwrap();
     }
-    assert!(
-        writer.finish().unwrap() == sigtar,
-        "{}: sigtar differs",
-        set.sigtar.display()
-    );
+    assert!(writer.finish().unwrap() == sigtar, "{}: sigtar differs", set.sigtar.display());
 }
 
 #[test]
@@ -371,18 +301,8 @@ fn duplicity_archives_read_and_rewrite_byte_for_byte() {
         sets.iter().map(|s| s.volumes.len()).collect::<Vec<_>>()
     );
     let seen: Vec<&String> = kinds.keys().collect();
-    for want in [
-        "Deleted/",
-        "Diff/",
-        "Snapshot/",
-        "sigtar Signature",
-        "sigtar Snapshot",
-        "sigtar Deleted",
-    ] {
-        assert!(
-            seen.iter().any(|k| k.starts_with(want)),
-            "no {want} entry among {seen:?}"
-        );
+    for want in ["Deleted/", "Diff/", "Snapshot/", "sigtar Signature", "sigtar Snapshot", "sigtar Deleted"] {
+        assert!(seen.iter().any(|k| k.starts_with(want)), "no {want} entry among {seen:?}");
     }
 }
 
@@ -398,58 +318,22 @@ fn awkward_entries() -> Vec<(Entry, Vec<u8>)> {
         mtime: 1_700_000_000,
         extra_pax: Vec::new(),
     };
-    let e = |kind, path: &[u8], file_type| Entry {
-        kind,
-        index: Index::from_bytes(path),
-        meta: meta(file_type),
-    };
+    let e = |kind, path: &[u8], file_type| Entry { kind, index: Index::from_bytes(path), meta: meta(file_type) };
     let mut v = vec![
         (e(Kind::Snapshot, b"", FileType::Directory), vec![]),
         (e(Kind::Snapshot, b"a", FileType::Directory), vec![]),
         (e(Kind::Snapshot, b"a/b", FileType::Regular), b"ab".to_vec()),
-        (
-            e(
-                Kind::Snapshot,
-                b"a.b",
-                FileType::Symlink(b"t\xff\n".to_vec()),
-            ),
-            vec![],
-        ),
-        (
-            e(Kind::Snapshot, b"bad\xff\xfe", FileType::Regular),
-            noise(65536, 5),
-        ),
+        (e(Kind::Snapshot, b"a.b", FileType::Symlink(b"t\xff\n".to_vec())), vec![]),
+        (e(Kind::Snapshot, b"bad\xff\xfe", FileType::Regular), noise(65536, 5)),
         (e(Kind::Diff, b"c", FileType::Regular), noise(200_000, 6)),
         (e(Kind::Deleted, b"d", FileType::Regular), vec![]),
-        (
-            e(
-                Kind::Snapshot,
-                b"dev",
-                FileType::CharDevice { major: 1, minor: 3 },
-            ),
-            vec![],
-        ),
+        (e(Kind::Snapshot, b"dev", FileType::CharDevice { major: 1, minor: 3 }), vec![]),
         (e(Kind::Snapshot, b"fifo", FileType::Fifo), vec![]),
-        (
-            e(
-                Kind::Snapshot,
-                "h\u{e9}llo \u{65e5}".as_bytes(),
-                FileType::Regular,
-            ),
-            b"w".to_vec(),
-        ),
-        (
-            e(Kind::Snapshot, &[b'l'; 150], FileType::Regular),
-            vec![1; 513],
-        ),
-        (
-            e(Kind::Snapshot, b"new\nline", FileType::Regular),
-            vec![2; 512],
-        ),
+        (e(Kind::Snapshot, "h\u{e9}llo \u{65e5}".as_bytes(), FileType::Regular), b"w".to_vec()),
+        (e(Kind::Snapshot, &[b'l'; 150], FileType::Regular), vec![1; 513]),
+        (e(Kind::Snapshot, b"new\nline", FileType::Regular), vec![2; 512]),
     ];
-    v[2].0.meta.uname = "\u{fc}ser-with-a-very-long-name-over-32-bytes"
-        .as_bytes()
-        .to_vec();
+    v[2].0.meta.uname = "\u{fc}ser-with-a-very-long-name-over-32-bytes".as_bytes().to_vec();
     v[2].0.meta.uid = 1 << 22;
     v[2].0.meta.extra_pax = vec![(b"COFFER.hardlink".to_vec(), b"a.b".to_vec())];
     v
@@ -463,11 +347,7 @@ fn duplicitys_tarfile_reads_what_we_write() {
         return;
     }
     let entries = awkward_entries();
-    let mut writer = VolumeWriter::new(
-        Vec::<(Vec<u8>, VolumeRange)>::new(),
-        1 << 20,
-        Footer::Record,
-    );
+    let mut writer = VolumeWriter::new(Vec::<(Vec<u8>, VolumeRange)>::new(), 1 << 20, Footer::Record);
     for (entry, data) in &entries {
         writer.push(entry, &mut data.as_slice()).unwrap();
     }
@@ -490,26 +370,15 @@ for ti in tf:
           ti.mtime, util.fsencode(ti.linkname).hex(), ti.devmajor, ti.devminor, hashlib.sha1(data).hexdigest(),
           ti.pax_headers.get("COFFER.hardlink", "-"))
 "#;
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(python).arg("-c").arg(script).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listed = String::from_utf8(out.stdout).unwrap();
 
     let mut want = Vec::new();
     for (tar, _) in &volumes {
         for (header, data) in read_all(tar) {
             let (major, minor) = match header.meta.file_type {
-                FileType::CharDevice { major, minor } | FileType::BlockDevice { major, minor } => {
-                    (major, minor)
-                }
+                FileType::CharDevice { major, minor } | FileType::BlockDevice { major, minor } => (major, minor),
                 _ => (0, 0),
             };
             let flag = match &header.meta.file_type {
@@ -529,9 +398,7 @@ for ti in tf:
                 .extra_pax
                 .iter()
                 .find(|(k, _)| k == b"COFFER.hardlink")
-                .map_or("-".to_string(), |(_, v)| {
-                    String::from_utf8(v.clone()).unwrap()
-                });
+                .map_or("-".to_string(), |(_, v)| String::from_utf8(v.clone()).unwrap());
             want.push(format!(
                 "{} {} {} {:#o} {} {} {} {} {} {} {} {}",
                 hex::encode(&header.name),
