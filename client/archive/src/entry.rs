@@ -103,13 +103,19 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn prefix(self) -> &'static [u8] {
+    /// The tar name prefix without its slash (`snapshot`), also the kind's
+    /// name in messages.
+    pub fn name(self) -> &'static str {
         match self {
-            Kind::Snapshot => b"snapshot",
-            Kind::Diff => b"diff",
-            Kind::Deleted => b"deleted",
-            Kind::Signature => b"signature",
+            Kind::Snapshot => "snapshot",
+            Kind::Diff => "diff",
+            Kind::Deleted => "deleted",
+            Kind::Signature => "signature",
         }
+    }
+
+    fn prefix(self) -> &'static [u8] {
+        self.name().as_bytes()
     }
 }
 
@@ -191,10 +197,10 @@ impl EntryName {
         let mut name = Vec::with_capacity(path.len() + 24);
         match (flavor, self.kind, self.piece) {
             (Flavor::Volume, Kind::Signature, _) | (Flavor::SigTar, Kind::Diff, _) => {
-                return Err(WriteError::WrongKind { kind: self.kind, place: flavor.describe() });
+                return Err(WriteError::WrongKind { kind: self.kind.name(), place: flavor.describe() });
             }
             (Flavor::SigTar, _, Some(_)) | (_, Kind::Deleted, Some(_)) => {
-                return Err(WriteError::WrongKind { kind: self.kind, place: "a multivolume piece" });
+                return Err(WriteError::WrongKind { kind: self.kind.name(), place: "a multivolume piece" });
             }
             (Flavor::Volume, kind, Some(piece)) => {
                 name.extend_from_slice(b"multivol_");

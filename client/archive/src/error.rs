@@ -8,8 +8,6 @@ use std::io;
 
 use thiserror::Error;
 
-use crate::entry::Kind;
-
 /// Reading a tar stream (volume or sigtar) failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -46,8 +44,8 @@ pub enum WriteError {
     Io { name: String, source: io::Error },
     #[error("reading the data of {name}: {source}")]
     Source { name: String, source: io::Error },
-    #[error("{kind:?} entries do not belong in {place}")]
-    WrongKind { kind: Kind, place: &'static str },
+    #[error("{kind} entries do not belong in {place}")]
+    WrongKind { kind: &'static str, place: &'static str },
     #[error("{name}: a {field} of {value} cannot be stored")]
     Overflow { name: String, field: &'static str, value: u64 },
     #[error("{name}: the data stream gave {got} bytes, the header promised {want}")]

@@ -128,7 +128,7 @@ impl<V: Volumes> VolumeWriter<V> {
     /// [`Index`] order.
     pub fn push(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<(), WriteError> {
         if entry.kind == Kind::Signature {
-            return Err(WriteError::WrongKind { kind: entry.kind, place: "a volume" });
+            return Err(WriteError::WrongKind { kind: entry.kind.name(), place: "a volume" });
         }
         if let Some(previous) = &self.previous
             && *previous >= entry.index
