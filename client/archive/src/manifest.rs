@@ -193,7 +193,14 @@ impl Manifest {
         let mut out = Vec::new();
         if let Some(host) = hostname.filter(|h| !h.is_empty()) {
             out.extend_from_slice(b"Hostname ");
-            out.extend_from_slice(host);
+            // duplicity writes the hostname as is but unquotes it on reading;
+            // a (never seen) hostname that would not read back is quoted.
+            if unquote(host).as_deref() == Some(host) {
+                out.extend_from_slice(host);
+            } else {
+                // (it starts with `"`, which `quote` always escapes)
+                out.extend_from_slice(&quote(host));
+            }
             out.push(b'\n');
         }
         if let Some(dir) = localdir.filter(|d| !d.is_empty()) {
@@ -319,13 +326,16 @@ impl Manifest {
                     if manifest.hostname.is_none() && after_key(line, "hostname").is_some() =>
                 {
                     let value = after_key(line, "hostname").unwrap_or_default();
-                    manifest.hostname = Some(unquote(value).ok_or_else(|| err(number, "bad quoting"))?);
+                    let host = unquote(value).ok_or_else(|| err(number, "bad quoting"))?;
+                    // duplicity ignores an empty hostname.
+                    manifest.hostname = Some(host).filter(|h| !h.is_empty());
                 }
                 Section::Top | Section::Volume { .. }
                     if manifest.localdir.is_none() && after_key(line, "localdir").is_some() =>
                 {
                     let value = after_key(line, "localdir").unwrap_or_default();
-                    manifest.localdir = Some(unquote(value).ok_or_else(|| err(number, "bad quoting"))?);
+                    let dir = unquote(value).ok_or_else(|| err(number, "bad quoting"))?;
+                    manifest.localdir = Some(dir).filter(|d| !d.is_empty());
                 }
                 Section::Top => {}
                 Section::Volume { start, end, hashes, .. } => {
@@ -403,6 +413,15 @@ mod tests {
         for bad in [&b"\"abc"[..], b"\"\\y20\"", b"\"\\x2\"", b"\"\\xzz\""] {
             assert_eq!(unquote(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn odd_hostnames_read_back() {
+        for host in [&b"\"x"[..], b"\"", b"\"a\"", b"plain"] {
+            let m = Manifest { hostname: Some(host.to_vec()), ..Manifest::default() };
+            assert_eq!(Manifest::parse(&m.to_bytes()).unwrap(), m, "{host:?}");
+        }
+        assert_eq!(Manifest::parse(b"Hostname \nLocaldir \n").unwrap(), Manifest::default());
     }
 
     #[test]

@@ -23,6 +23,7 @@ use coffer_archive::{
 use sha1::{Digest, Sha1};
 
 const DUPLICITY: &str = "/usr/bin/duplicity";
+const PASSPHRASE: &str = "coffer test";
 
 /// Incompressible bytes (xorshift), so volumes fill as with real data.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -76,14 +77,23 @@ fn edit_tree(src: &Path) {
 }
 
 fn run_duplicity(action: &str, src: &Path, work: &Path) {
+    run_duplicity_with(action, src, work, &["--no-encryption"]);
+}
+
+fn run_duplicity_with(action: &str, src: &Path, work: &Path, options: &[&str]) {
+    let gnupg = work.join("gnupg");
+    fs::create_dir_all(&gnupg).unwrap();
+    fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let out = Command::new(DUPLICITY)
         .arg(action)
-        .args(["--no-encryption", "--volsize", "1", "--name", "t"])
+        .args(options)
+        .args(["--volsize", "1", "--name", "t"])
         .arg("--archive-dir")
         .arg(work.join("cache"))
         .arg(src)
         .arg(format!("file://{}", work.join("remote").display()))
-        .env("PASSPHRASE", "")
+        .env("PASSPHRASE", PASSPHRASE)
+        .env("GNUPGHOME", &gnupg)
         .output()
         .unwrap();
     assert!(out.status.success(), "duplicity {action}: {}", String::from_utf8_lossy(&out.stderr));
@@ -184,7 +194,7 @@ fn sets(remote: &Path) -> Vec<Set> {
             sigtar: PathBuf::new(),
         });
         let path = remote.join(&n);
-        if n.ends_with(".manifest") {
+        if n.contains(".manifest") {
             set.manifest = path;
         } else if n.contains(".sigtar") {
             set.sigtar = path;
@@ -420,4 +430,111 @@ for ti in tf:
     assert_eq!(got, want.iter().map(String::as_str).collect::<Vec<_>>());
     // Every awkward entry made it, pieces included.
     assert!(want.len() > entries.len());
+}
+
+fn gpg_decrypt(path: &Path, work: &Path) -> Vec<u8> {
+    let out = Command::new("gpg")
+        .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", PASSPHRASE, "--decrypt"])
+        .arg(path)
+        .env("GNUPGHOME", work.join("gnupg"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "gpg: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Volumes cut after the block counts duplicity's volumes hold, because
+/// where gpg's output crosses the line depends on gpg's buffering.
+struct ScriptedVolumes {
+    blocks_per_volume: Vec<usize>,
+    done: Vec<(Vec<u8>, VolumeRange)>,
+}
+
+struct ScriptedSink {
+    tar: Vec<u8>,
+    writes: usize,
+    limit: usize,
+}
+
+impl Write for ScriptedSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tar.extend_from_slice(buf);
+        self.writes += 1;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Volumes for ScriptedVolumes {
+    type Sink = ScriptedSink;
+    fn open(&mut self, number: u32) -> std::io::Result<ScriptedSink> {
+        let limit = self.blocks_per_volume.get(number as usize - 1).copied().unwrap_or(usize::MAX);
+        Ok(ScriptedSink { tar: Vec::new(), writes: 0, limit })
+    }
+    fn output_len(&self, sink: &ScriptedSink) -> u64 {
+        if sink.writes >= sink.limit { 1 << 20 } else { 0 }
+    }
+    fn close(&mut self, sink: ScriptedSink, range: VolumeRange) -> std::io::Result<()> {
+        self.done.push((sink.tar, range));
+        Ok(())
+    }
+}
+
+#[test]
+fn encrypted_volumes_end_in_a_record_footer_and_top_off_bytes() {
+    if !Path::new(DUPLICITY).exists() || !Path::new("/usr/bin/gpg").exists() {
+        eprintln!("skipped: {DUPLICITY} or gpg is not installed");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    build_tree(&src);
+    run_duplicity_with("full", &src, work.path(), &[]);
+    let sets = sets(&work.path().join("remote"));
+    assert_eq!(sets.len(), 1);
+    let set = &sets[0];
+    assert!(set.volumes.len() >= 2, "the full spans volumes");
+    let plain: Vec<Vec<u8>> = set.volumes.iter().map(|v| gpg_decrypt(v, work.path())).collect();
+
+    // The reader stops at the footer and ignores the top-off bytes after it.
+    let mut blocks_per_volume: Vec<usize> = plain.iter().map(|tar| read_all(tar).len()).collect();
+    // The last volume ended because the entries did, not because it was full.
+    blocks_per_volume.pop();
+    let entries = entries_of(&plain);
+    let volumes = ScriptedVolumes { blocks_per_volume, done: Vec::new() };
+    let mut writer = VolumeWriter::new(volumes, 1 << 20, Footer::Record);
+    for (entry, data) in &entries {
+        writer.push(entry, &mut data.as_slice()).unwrap();
+    }
+    let ours = writer.finish().unwrap().done;
+    assert_eq!(ours.len(), plain.len());
+    assert!(ours.iter().zip(&plain).any(|((tar, _), theirs)| theirs.len() > tar.len()), "no volume was topped off");
+    for (n, ((tar, _), theirs)) in ours.iter().zip(&plain).enumerate() {
+        assert_eq!(tar.len() as u64 % coffer_archive::RECORD_SIZE, 0);
+        assert!(theirs.len() >= tar.len(), "volume {}: ours is longer", n + 1);
+        assert!(theirs[..tar.len()] == tar[..], "volume {}: tar bytes and footer differ", n + 1);
+        // Non-final volumes are topped off when gpg's output is still
+        // short of the target; the last never is.
+        if n + 1 == plain.len() {
+            assert_eq!(theirs.len(), tar.len(), "the last volume is not topped off");
+        }
+    }
+
+    // Manifest and sigtar, decrypted, as in the plain case.
+    let text = gpg_decrypt(&set.manifest, work.path());
+    let parsed = Manifest::parse(&text).unwrap();
+    assert_eq!(parsed.to_bytes(), text);
+    for (((_, range), info), file) in ours.iter().zip(&parsed.volumes).zip(&set.volumes) {
+        assert_eq!(VolumeInfo::new(range.clone(), &sha1_hex(file)), *info);
+    }
+    let sigtar = gpg_decrypt(&set.sigtar, work.path());
+    let mut writer = SigTarWriter::new(Vec::new());
+    for (header, data) in read_all(&sigtar) {
+        let name = header.entry_name().unwrap();
+        let entry = Entry { kind: name.kind, index: name.index, meta: header.meta };
+        writer.append(&entry, data.len() as u64, &mut data.as_slice()).unwrap();
+    }
+    assert!(writer.finish().unwrap() == sigtar, "sigtar differs");
 }
