@@ -261,18 +261,15 @@ impl Manifest {
                 end: Option<Position>,
                 hashes: Vec<(String, String)>,
             },
-            Files {
-                declared: u64,
-                line: usize,
-            },
+            // The list is informational (duplicity reads it only for
+            // `--file-changed` and only logs a wrong count): lines that do
+            // not parse are skipped, the count is not checked.
+            Files,
         }
         let mut section = Section::Top;
         let err = |line: usize, why: &str| ManifestError::Line { line, why: why.to_string() };
 
-        let finish = |section: Section,
-                      volumes: &mut BTreeMap<u32, VolumeInfo>,
-                      manifest: &mut Manifest|
-         -> Result<(), ManifestError> {
+        let finish = |section: Section, volumes: &mut BTreeMap<u32, VolumeInfo>| -> Result<(), ManifestError> {
             match section {
                 Section::Top => {}
                 Section::Volume { number, line, start, end, hashes } => {
@@ -280,15 +277,7 @@ impl Manifest {
                     let end = end.ok_or(ManifestError::Missing { volume: number, line, field: "EndingPath" })?;
                     volumes.insert(number, VolumeInfo { number, start, end, hashes });
                 }
-                Section::Files { declared, line } => {
-                    let found = manifest.files_changed.as_ref().map_or(0, Vec::len) as u64;
-                    if found != declared {
-                        return Err(ManifestError::Line {
-                            line,
-                            why: format!("Filelist says {declared} files, the list holds {found}"),
-                        });
-                    }
-                }
+                Section::Files => {}
             }
             Ok(())
         };
@@ -305,20 +294,15 @@ impl Manifest {
                     .ok()
                     .and_then(|d| d.parse().ok())
                     .ok_or_else(|| err(number, "volume number out of range"))?;
-                finish(std::mem::replace(&mut section, Section::Top), &mut volumes, &mut manifest)?;
+                finish(std::mem::replace(&mut section, Section::Top), &mut volumes)?;
                 latest = volume;
                 section = Section::Volume { number: volume, line: number, start: None, end: None, hashes: Vec::new() };
                 continue;
             }
-            if let Some(rest) = after_key(line, "filelist") {
-                let declared = fields(rest)
-                    .first()
-                    .and_then(|d| std::str::from_utf8(d).ok())
-                    .and_then(|d| d.parse::<u64>().ok())
-                    .ok_or_else(|| err(number, "Filelist count is not a number"))?;
-                finish(std::mem::replace(&mut section, Section::Top), &mut volumes, &mut manifest)?;
+            if after_key(line, "filelist").is_some() {
+                finish(std::mem::replace(&mut section, Section::Top), &mut volumes)?;
                 manifest.files_changed = Some(Vec::new());
-                section = Section::Files { declared, line: number };
+                section = Section::Files;
                 continue;
             }
             match &mut section {
@@ -368,22 +352,22 @@ impl Manifest {
                         hashes.push((text(name)?, text(value)?));
                     }
                 }
-                Section::Files { .. } => {
+                Section::Files => {
                     let f = fields(line);
                     let Some(word) = f.first() else { continue };
                     let change = match *word {
                         b"new" => Change::New,
                         b"changed" => Change::Changed,
                         b"deleted" => Change::Deleted,
-                        _ => return Err(err(number, "unknown Filelist change")),
+                        _ => continue,
                     };
                     let joined: Vec<u8> = f[1..].concat();
-                    let path = unquote(&joined).ok_or_else(|| err(number, "bad quoting"))?;
+                    let path = unquote(&joined).unwrap_or(joined);
                     manifest.files_changed.get_or_insert_with(Vec::new).push(FileChange { change, path });
                 }
             }
         }
-        finish(section, &mut volumes, &mut manifest)?;
+        finish(section, &mut volumes)?;
         // A restart that rewrote volumes leaves later numbers behind:
         // duplicity keeps only volumes up to the last one it saw.
         volumes.retain(|n, _| *n <= latest);
@@ -425,6 +409,19 @@ mod tests {
     }
 
     #[test]
+    fn the_file_list_is_read_leniently_as_duplicity_reads_it() {
+        let m = Manifest::parse(b"Filelist 3\n    new      a\n    gone b\n    changed  \"x\\x20y\"\n").unwrap();
+        let files = m.files_changed.unwrap();
+        assert_eq!(
+            files,
+            [
+                FileChange { change: Change::New, path: b"a".to_vec() },
+                FileChange { change: Change::Changed, path: b"x y".to_vec() }
+            ]
+        );
+    }
+
+    #[test]
     fn a_restarted_backup_keeps_the_later_volumes() {
         let text = b"Hostname h\nVolume 1:\n    StartingPath   .  \n    EndingPath     a 1\n    Hash SHA1 aa\n\
 Volume 2:\n    StartingPath   a 2\n    EndingPath     b  \n    Hash SHA1 bb\n\
@@ -443,8 +440,6 @@ Volume 2:\n    StartingPath   a 2\n    EndingPath     e  \n    Hash SHA1 dd\n";
             (b"Hostname h\nVolume 1:\n    StartingPath\n", 3),
             (b"Volume 1:\n    StartingPath . 1x\n", 2),
             (b"Volume 1:\n    StartingPath \"a\n", 2),
-            (b"Filelist 2\n    new a\n", 1),
-            (b"Filelist 1\n    gone a\n", 2),
         ];
         for (text, line) in table {
             match Manifest::parse(text) {

@@ -127,6 +127,9 @@ impl<R: Read> TarReader<R> {
         self.padding = 0;
         self.skip(rest, "entry data")?;
         let mut pending = Pending::default();
+        // All extended headers of one entry together stay under the bound,
+        // however many of them a hostile stream chains.
+        let mut extended_total = 0u64;
         let mut first = None;
         loop {
             let at = self.offset;
@@ -147,6 +150,16 @@ impl<R: Read> TarReader<R> {
                 self.finished = true;
                 return Ok(None);
             };
+            if matches!(raw.flag, b'x' | b'L' | b'K') {
+                extended_total += raw.size;
+                if extended_total > MAX_EXTENDED_HEADER {
+                    return Err(ReadError::ExtendedTooLong {
+                        offset: at,
+                        size: extended_total,
+                        limit: MAX_EXTENDED_HEADER,
+                    });
+                }
+            }
             match raw.flag {
                 b'x' => {
                     let data = self.extended(&raw, at)?;
@@ -270,5 +283,56 @@ impl<R: Read> Read for EntryData<'_, R> {
             ReadError::Io { source, .. } => source,
             other => io::Error::new(io::ErrorKind::UnexpectedEof, other),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Meta;
+
+    fn pax_block(records: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let meta = Meta { extra_pax: vec![(b"X.k".to_vec(), records.to_vec())], ..Meta::deleted() };
+        header::encode(b"deleted/a", &meta, 0, &mut out).unwrap();
+        out.truncate(out.len() - BLOCK);
+        out
+    }
+
+    #[test]
+    fn chained_extended_headers_stay_bounded() {
+        let one = pax_block(&vec![b'v'; 600_000]);
+        let mut stream = Vec::new();
+        stream.extend_from_slice(&one);
+        stream.extend_from_slice(&one);
+        let err = TarReader::new(stream.as_slice()).next_header().unwrap_err();
+        assert!(matches!(err, ReadError::ExtendedTooLong { .. }), "{err}");
+    }
+
+    #[test]
+    fn truncation_and_damage_are_reported_with_offsets() {
+        let mut tar = Vec::new();
+        header::encode(b"snapshot/f", &Meta { mode: 0o644, ..Meta::deleted() }, 1000, &mut tar).unwrap();
+        tar.extend_from_slice(&[7; 1000]);
+        header::pad_to_block(&mut tar);
+
+        let mut cut = TarReader::new(&tar[..700]);
+        cut.next_header().unwrap().unwrap();
+        let mut data = Vec::new();
+        let err = cut.data().read_to_end(&mut data).unwrap_err();
+        assert!(err.to_string().contains("offset 700"), "{err}");
+
+        let mut bad = tar.clone();
+        bad[10] ^= 1;
+        let err = TarReader::new(bad.as_slice()).next_header().unwrap_err();
+        assert!(matches!(err, ReadError::Checksum { offset: 0, .. }), "{err}");
+
+        let err = TarReader::new(&tar[..300]).next_header().unwrap_err();
+        assert!(matches!(err, ReadError::Truncated { offset: 0, .. }), "{err}");
+
+        // A clean end on a block boundary without a footer is the end.
+        let mut whole = TarReader::new(tar.as_slice());
+        assert!(whole.next_header().unwrap().is_some());
+        assert!(whole.next_header().unwrap().is_none());
     }
 }

@@ -334,3 +334,57 @@ impl Volumes for Vec<(Vec<u8>, VolumeRange)> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Meta;
+
+    fn file(path: &[u8]) -> Entry {
+        Entry { kind: Kind::Snapshot, index: Index::from_bytes(path), meta: Meta { mode: 0o644, ..Meta::deleted() } }
+    }
+
+    fn at(path: &[u8], piece: Option<u64>) -> Position {
+        Position { index: Index::from_bytes(path), piece }
+    }
+
+    #[test]
+    fn a_full_last_volume_is_followed_by_an_empty_one_as_in_duplicity() {
+        // Each full piece takes 66048 bytes: 15 of them leave less than
+        // 64 KiB of a 1 MiB volume. Pieces 31–44 and a last piece of 65000
+        // bytes fill volume 3 the same way, so an empty volume 4 follows.
+        let data = vec![1u8; 44 * PIECE_SIZE + 65000];
+        let mut writer = VolumeWriter::new(Vec::new(), 1 << 20, Footer::None);
+        writer.push(&file(b"big"), &mut data.as_slice()).unwrap();
+        let volumes = writer.finish().unwrap();
+        let ranges: Vec<(Position, Position)> = volumes.iter().map(|(_, r)| (r.start.clone(), r.end.clone())).collect();
+        assert_eq!(ranges[0], (at(b"big", Some(1)), at(b"big", Some(15))));
+        assert_eq!(ranges[1], (at(b"big", Some(16)), at(b"big", Some(30))));
+        assert_eq!(ranges[2], (at(b"big", Some(31)), at(b"big", None)));
+        assert_eq!(ranges[3], (at(b"", None), at(b"big", None)), "root to the previous end");
+        assert_eq!(ranges.len(), 4);
+        assert!(volumes[3].0.is_empty(), "the trailing volume holds no blocks");
+    }
+
+    #[test]
+    fn entries_out_of_order_and_wrong_kinds_are_refused() {
+        let mut writer = VolumeWriter::new(Vec::new(), 1 << 20, Footer::None);
+        writer.push(&file(b"b"), &mut io::empty()).unwrap();
+        assert!(matches!(writer.push(&file(b"a"), &mut io::empty()), Err(WriteError::OutOfOrder { .. })));
+        assert!(matches!(writer.push(&file(b"b"), &mut io::empty()), Err(WriteError::OutOfOrder { .. })));
+        let signature = Entry { kind: Kind::Signature, ..file(b"c") };
+        assert!(matches!(writer.push(&signature, &mut io::empty()), Err(WriteError::WrongKind { .. })));
+
+        let mut sigtar = SigTarWriter::new(Vec::new());
+        let entry = Entry { kind: Kind::Signature, ..file(b"s") };
+        assert!(matches!(sigtar.append(&entry, 10, &mut &[0u8; 5][..]), Err(WriteError::SizeMismatch { .. })));
+        let entry = Entry { kind: Kind::Signature, ..file(b"t") };
+        assert!(matches!(sigtar.append(&entry, 1, &mut &[0u8; 5][..]), Err(WriteError::SizeMismatch { .. })));
+    }
+
+    #[test]
+    fn a_volume_size_without_room_for_a_piece_is_refused() {
+        let mut writer = VolumeWriter::new(Vec::new(), 60_000, Footer::None);
+        assert!(matches!(writer.push(&file(b"a"), &mut io::empty()), Err(WriteError::VolumeTooSmall { .. })));
+    }
+}
