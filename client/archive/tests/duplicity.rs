@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use coffer_archive::{
-    Entry, FileType, Footer, Index, Kind, Manifest, Meta, SigTarWriter, TarReader, VolumeInfo, VolumeRange,
+    Entry, FileType, Footer, Index, Kind, Manifest, Meta, PIECE_SIZE, SigTarWriter, TarReader, VolumeInfo, VolumeRange,
     VolumeWriter, Volumes,
 };
 use sha1::{Digest, Sha1};
@@ -118,29 +118,90 @@ fn read_all(tar: &[u8]) -> Vec<(coffer_archive::Header, Vec<u8>)> {
     entries
 }
 
-/// A volume sink that counts output the way duplicity's `GzipFile` does:
-/// the 10-byte gzip header, then whatever zlib returns for each write.
-struct GzipCount {
-    compress: flate2::Compress,
-    out_len: u64,
-    tar: Vec<u8>,
+/// What duplicity's `GzipFile` has written after each of `blocks` (the
+/// 10-byte header, then what zlib returns per write), and after each of
+/// `tails` appended to all of `blocks`, computed by Python's own zlib: the
+/// library duplicity uses (zlib-rs and miniz buffer differently, so their
+/// counts would not say where duplicity cuts).
+fn python_gzip_counts(blocks: &[&[u8]], tails: &[&[u8]]) -> (Vec<u64>, Vec<u64>) {
+    let mut input = Vec::new();
+    for list in [blocks, tails] {
+        input.extend_from_slice(&(list.len() as u32).to_le_bytes());
+        for block in list {
+            input.extend_from_slice(&(block.len() as u32).to_le_bytes());
+            input.extend_from_slice(block);
+        }
+    }
+    let script = r#"
+import sys, zlib, struct
+data = sys.stdin.buffer.read()
+at = 0
+def take():
+    global at
+    (n,) = struct.unpack_from("<I", data, at)
+    at += 4
+    chunk = data[at:at + n]
+    at += n
+    return chunk
+c = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
+count = 10
+(nblocks,) = struct.unpack_from("<I", data, at); at += 4
+for _ in range(nblocks):
+    count += len(c.compress(take()))
+    print("b", count)
+(ntails,) = struct.unpack_from("<I", data, at); at += 4
+for _ in range(ntails):
+    print("t", count + len(c.copy().compress(take())))
+"#;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    let (mut after_blocks, mut after_tails) = (Vec::new(), Vec::new());
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let (kind, n) = line.split_once(' ').unwrap();
+        let n: u64 = n.parse().unwrap();
+        if kind == "b" { after_blocks.push(n) } else { after_tails.push(n) }
+    }
+    (after_blocks, after_tails)
 }
 
-impl Write for GzipCount {
+/// The byte ranges of a tar stream's blocks as duplicity wrote them: each
+/// entry with its extended headers and data.
+fn block_ends(tar: &[u8]) -> Vec<usize> {
+    let mut reader = TarReader::new(tar);
+    let mut ends = Vec::new();
+    while reader.next_header().unwrap().is_some() {
+        std::io::copy(&mut reader.data(), &mut std::io::sink()).unwrap();
+        ends.push(reader.offset().next_multiple_of(512) as usize);
+    }
+    ends
+}
+
+/// Volumes that report, after each block, the output size duplicity's gzip
+/// had at the same point of the same volume (from `python_gzip_counts`).
+struct CountedVolumes {
+    /// Per volume: tar bytes so far → gzip bytes so far.
+    counts: Vec<BTreeMap<u64, u64>>,
+    done: Vec<(Vec<u8>, VolumeRange)>,
+}
+
+struct CountedSink {
+    tar: Vec<u8>,
+    counts: BTreeMap<u64, u64>,
+}
+
+impl Write for CountedSink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.tar.extend_from_slice(buf);
-        let mut out = Vec::with_capacity(buf.len() + 1024);
-        let mut input = buf;
-        loop {
-            let before_in = self.compress.total_in();
-            self.compress.compress_vec(input, &mut out, flate2::FlushCompress::None).unwrap();
-            input = &input[(self.compress.total_in() - before_in) as usize..];
-            if input.is_empty() && out.len() < out.capacity() {
-                break;
-            }
-            out.reserve(64 * 1024);
-        }
-        self.out_len += out.len() as u64;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -148,24 +209,35 @@ impl Write for GzipCount {
     }
 }
 
-#[derive(Default)]
-struct GzipVolumes {
-    done: Vec<(Vec<u8>, VolumeRange)>,
+impl CountedVolumes {
+    fn for_volumes(tars: &[Vec<u8>]) -> Self {
+        let counts = tars
+            .iter()
+            .map(|tar| {
+                let ends = block_ends(tar);
+                let mut starts = vec![0];
+                starts.extend_from_slice(&ends);
+                let blocks: Vec<&[u8]> = ends.iter().zip(&starts).map(|(end, start)| &tar[*start..*end]).collect();
+                let (after, _) = python_gzip_counts(&blocks, &[]);
+                let mut map: BTreeMap<u64, u64> = ends.iter().map(|e| *e as u64).zip(after).collect();
+                map.insert(0, 10);
+                map
+            })
+            .collect();
+        Self { counts, done: Vec::new() }
+    }
 }
 
-impl Volumes for GzipVolumes {
-    type Sink = GzipCount;
-    fn open(&mut self, _number: u32) -> std::io::Result<GzipCount> {
-        Ok(GzipCount {
-            compress: flate2::Compress::new(flate2::Compression::new(6), false),
-            out_len: 10,
-            tar: Vec::new(),
-        })
+impl Volumes for CountedVolumes {
+    type Sink = CountedSink;
+    fn open(&mut self, number: u32) -> std::io::Result<CountedSink> {
+        let counts = self.counts.get(number as usize - 1).cloned().unwrap_or_else(|| BTreeMap::from([(0, 10)]));
+        Ok(CountedSink { tar: Vec::new(), counts })
     }
-    fn output_len(&self, sink: &GzipCount) -> u64 {
-        sink.out_len
+    fn output_len(&self, sink: &CountedSink) -> u64 {
+        *sink.counts.get(&(sink.tar.len() as u64)).expect("our blocks end where duplicity's do")
     }
-    fn close(&mut self, sink: GzipCount, range: VolumeRange) -> std::io::Result<()> {
+    fn close(&mut self, sink: CountedSink, range: VolumeRange) -> std::io::Result<()> {
         self.done.push((sink.tar, range));
         Ok(())
     }
@@ -244,7 +316,7 @@ fn check_set(set: &Set, kinds_seen: &mut BTreeMap<String, usize>) {
         let key = format!("{:?}/{:?}", entry.kind, std::mem::discriminant(&entry.meta.file_type));
         *kinds_seen.entry(key).or_default() += 1;
     }
-    let mut writer = VolumeWriter::new(GzipVolumes::default(), 1 << 20, Footer::None);
+    let mut writer = VolumeWriter::new(CountedVolumes::for_volumes(&tars), 1 << 20, Footer::None);
     for (entry, data) in &entries {
         writer.push(entry, &mut data.as_slice()).unwrap();
     }
@@ -537,4 +609,97 @@ fn encrypted_volumes_end_in_a_record_footer_and_top_off_bytes() {
         writer.append(&entry, data.len() as u64, &mut data.as_slice()).unwrap();
     }
     assert!(writer.finish().unwrap() == sigtar, "sigtar differs");
+}
+
+fn id(flag: &str) -> Vec<u8> {
+    let out = Command::new("id").arg(flag).output().unwrap();
+    out.stdout.trim_ascii().to_vec()
+}
+
+#[test]
+fn a_backup_whose_last_block_fills_the_volume_ends_with_an_empty_volume() {
+    if !Path::new(DUPLICITY).exists() {
+        eprintln!("skipped: {DUPLICITY} is not installed");
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let owner = fs::metadata(&src).unwrap();
+    // The exact entries duplicity will write, so the search below predicts
+    // its gzip output byte for byte.
+    let meta = Meta {
+        file_type: FileType::Regular,
+        mode: 0o644,
+        uid: u64::from(owner.uid()),
+        gid: u64::from(owner.gid()),
+        uname: id("-un"),
+        gname: id("-gn"),
+        mtime: 1_700_000_000,
+        extra_pax: Vec::new(),
+    };
+    let root = Entry {
+        kind: Kind::Snapshot,
+        index: Index::root(),
+        meta: Meta { file_type: FileType::Directory, mode: 0o755, ..meta.clone() },
+    };
+    let file = Entry { kind: Kind::Snapshot, index: Index::from_bytes(b"f"), meta };
+    // The tar for a file of `size` bytes, split into duplicity's blocks:
+    // the root, full pieces, and the last piece.
+    let all = noise(15 * PIECE_SIZE, 7);
+    let blocks_for = |size: usize| {
+        let data = &all[..size];
+        let mut writer = VolumeWriter::new(Vec::new(), u64::MAX, Footer::None);
+        writer.push(&root, &mut std::io::empty()).unwrap();
+        writer.push(&file, &mut &data[..]).unwrap();
+        let tar = writer.finish().unwrap().remove(0).0;
+        let ends = block_ends(&tar);
+        let mut starts = vec![0];
+        starts.extend_from_slice(&ends);
+        ends.iter().zip(&starts).map(|(end, start)| tar[*start..*end].to_vec()).collect::<Vec<_>>()
+    };
+    // 14 full pieces, then a last piece of each candidate length: the
+    // volume is full (under 64 KiB left of 1 MiB) only after the last.
+    let candidates: Vec<usize> = (14 * PIECE_SIZE + 1..15 * PIECE_SIZE).step_by(211).collect();
+    let prefix = blocks_for(15 * PIECE_SIZE - 1);
+    let prefix: Vec<&[u8]> = prefix[..15].iter().map(Vec::as_slice).collect();
+    let tails: Vec<Vec<u8>> = candidates.iter().map(|size| blocks_for(*size).pop().unwrap()).collect();
+    let tails: Vec<&[u8]> = tails.iter().map(Vec::as_slice).collect();
+    let (before, after) = python_gzip_counts(&prefix, &tails);
+    let line = (1 << 20) - PIECE_SIZE as u64;
+    assert!(*before.last().unwrap() < line);
+    let size = candidates
+        .iter()
+        .zip(&after)
+        .find(|(_, count)| **count >= line)
+        .map(|(size, _)| *size)
+        .expect("a last piece that fills the volume");
+    // Our writer, told the same counts, agrees.
+    let blocks = blocks_for(size);
+    let tar: Vec<u8> = blocks.concat();
+    let mut writer = VolumeWriter::new(CountedVolumes::for_volumes(&[tar]), 1 << 20, Footer::None);
+    writer.push(&root, &mut std::io::empty()).unwrap();
+    writer.push(&file, &mut noise(size, 7).as_slice()).unwrap();
+    let ours = writer.finish().unwrap().done;
+    assert_eq!(ours.len(), 2);
+    assert!(ours[1].0.is_empty());
+
+    let path = src.join("f");
+    fs::write(&path, noise(size, 7)).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(&src, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+    fs::File::open(&src).unwrap().set_modified(mtime).unwrap();
+    run_duplicity("full", &src, work.path());
+    let sets = sets(&work.path().join("remote"));
+    let set = &sets[0];
+    assert_eq!(read_all(&gunzip(&set.volumes[0])).len(), 2 + size / PIECE_SIZE, "root and every piece in volume 1");
+    assert_eq!(set.volumes.len(), 2, "duplicity wrote an empty second volume");
+    assert!(gunzip(&set.volumes[1]).is_empty());
+    let manifest = Manifest::parse(&fs::read(&set.manifest).unwrap()).unwrap();
+    let second = &manifest.volumes[1];
+    assert_eq!((second.start.index.clone(), second.start.piece), (Index::root(), None));
+    assert_eq!((second.end.index.clone(), second.end.piece), (Index::from_bytes(b"f"), None));
 }
