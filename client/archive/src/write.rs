@@ -250,11 +250,12 @@ pub struct SigTarWriter<W> {
     len: u64,
     previous: Option<Index>,
     block: Vec<u8>,
+    buf: Vec<u8>,
 }
 
 impl<W: Write> SigTarWriter<W> {
     pub fn new(out: W) -> Self {
-        Self { out, len: 0, previous: None, block: Vec::with_capacity(2048) }
+        Self { out, len: 0, previous: None, block: Vec::with_capacity(2048), buf: vec![0; PIECE_SIZE] }
     }
 
     fn write(&mut self, bytes: &[u8], index: &Index) -> Result<(), WriteError> {
@@ -281,7 +282,16 @@ impl<W: Write> SigTarWriter<W> {
         let written = self.write(&head, &entry.index);
         self.block = head;
         written?;
-        let mut buf = vec![0u8; PIECE_SIZE];
+        let mut buf = std::mem::take(&mut self.buf);
+        let copied = self.copy_data(entry, size, data, &mut buf);
+        self.buf = buf;
+        copied?;
+        let pad = [0u8; 512];
+        self.write(&pad[..header::padding(size) as usize], &entry.index)
+    }
+
+    /// Copies exactly `size` bytes of `data` out, through `buf`.
+    fn copy_data(&mut self, entry: &Entry, size: u64, data: &mut dyn Read, buf: &mut [u8]) -> Result<(), WriteError> {
         let mut left = size;
         while left > 0 {
             let want = left.min(PIECE_SIZE as u64) as usize;
@@ -298,8 +308,7 @@ impl<W: Write> SigTarWriter<W> {
         if extra != 0 {
             return Err(WriteError::SizeMismatch { name: shown(&entry.index), want: size, got: size + 1 });
         }
-        let pad = vec![0u8; header::padding(size) as usize];
-        self.write(&pad, &entry.index)
+        Ok(())
     }
 
     /// Python's `TarFile.close()`: two zero blocks, then zeros to the next
