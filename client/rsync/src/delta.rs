@@ -137,6 +137,12 @@ impl<'s, W: Write> DeltaWriter<'s, W> {
             if self.sum.count() == 0 {
                 self.sum = Rollsum::of(&self.buf[self.pos..self.pos + block_len]);
             }
+            if self.copy.is_none() {
+                self.skip_misses(block_len);
+                if self.pos + block_len >= self.buf.len() {
+                    break;
+                }
+            }
             let window = &self.buf[self.pos..self.pos + block_len];
             match self.signature.find_block(self.sum.digest(), window) {
                 Some(block) => {
@@ -149,6 +155,24 @@ impl<'s, W: Write> DeltaWriter<'s, W> {
                 }
             }
         }
+    }
+
+    /// The fast path of [`scan`](Self::scan) through new bytes: while no COPY
+    /// is pending and the literal run is under its cap, a miss only rolls the
+    /// window on, so roll it until a weak sum may match. Same decisions as
+    /// the general step, without its bookkeeping per byte.
+    fn skip_misses(&mut self, block_len: usize) {
+        let end = (self.buf.len() - block_len).min(self.start + MAX_LITERAL);
+        let mut pos = self.pos;
+        let mut sum = self.sum;
+        let (signature, buf) = (self.signature, &self.buf);
+        while pos < end && !signature.may_have_weak(sum.digest()) {
+            sum.rotate(buf[pos], buf[pos + block_len]);
+            pos += 1;
+        }
+        self.stats.input_len += (pos - self.pos) as u64;
+        self.pos = pos;
+        self.sum = sum;
     }
 
     /// The window at `pos` matched `len` basis bytes at `basis_pos`.

@@ -5,15 +5,21 @@
 //! weak sum, strong sum and block number, and blocks repeating an earlier
 //! block's sums are dropped, so a lookup finds librsync's choice (the first
 //! such block) and a file of identical blocks cannot make lookups slow.
+//! A bit filter 8 times the size of the bucket table, small enough to stay in
+//! cache, turns away most weak sums that match nothing before the table is read.
 
 use std::cmp::Ordering;
 
 /// Bucketed block numbers.
 pub(crate) struct BlockIndex {
     mask: u32,
-    /// `entries[starts[b]..starts[b + 1]]` are bucket `b`'s blocks.
+    /// One bit per mixed weak sum modulo its length: set if some block has it.
+    filter: Vec<u64>,
+    filter_mask: u32,
+    /// `entries[starts[b]..starts[b + 1]]` are bucket `b`'s blocks, as
+    /// (weak sum, block number), so a lookup reads one place.
     starts: Vec<u32>,
-    entries: Vec<u32>,
+    entries: Vec<(u32, u32)>,
 }
 
 /// murmur3's finaliser (librsync's `mix32`): rollsums cluster in their low
@@ -47,20 +53,41 @@ impl BlockIndex {
         entries.dedup_by(|later, first| {
             weak[*later as usize] == weak[*first as usize] && strong_of(*later).cmp(strong_of(*first)) == Ordering::Equal
         });
+        let filter_bits = (buckets * 8).max(64);
+        let filter_mask = (filter_bits - 1) as u32;
+        let mut filter = vec![0u64; filter_bits / 64];
         let mut starts = vec![0u32; buckets + 1];
         for &e in &entries {
+            let bit = mix32(weak[e as usize]) & filter_mask;
+            filter[(bit / 64) as usize] |= 1 << (bit % 64);
             starts[bucket(e) as usize + 1] += 1;
         }
         for b in 0..buckets {
             starts[b + 1] += starts[b];
         }
-        Self { mask, starts, entries }
+        let entries = entries.into_iter().map(|e| (weak[e as usize], e)).collect();
+        Self { mask, filter, filter_mask, starts, entries }
     }
 
-    /// The blocks in `weak`'s bucket (some may have other weak sums).
+    /// False if no block has weak sum `weak`; true if one may.
     #[inline]
-    pub(crate) fn candidates(&self, weak: u32) -> &[u32] {
-        let b = (mix32(weak) & self.mask) as usize;
+    pub(crate) fn may_contain(&self, weak: u32) -> bool {
+        let bit = mix32(weak) & self.filter_mask;
+        let word = self.filter.get((bit / 64) as usize).copied().unwrap_or(0);
+        word & (1 << (bit % 64)) != 0
+    }
+
+    /// (weak sum, block number) of the blocks in `weak`'s bucket (some may
+    /// have other weak sums); usually empty without reading the table.
+    #[inline]
+    pub(crate) fn candidates(&self, weak: u32) -> &[(u32, u32)] {
+        let mixed = mix32(weak);
+        let bit = mixed & self.filter_mask;
+        let word = self.filter.get((bit / 64) as usize).copied().unwrap_or(0);
+        if word & (1 << (bit % 64)) == 0 {
+            return &[];
+        }
+        let b = (mixed & self.mask) as usize;
         match (self.starts.get(b), self.starts.get(b + 1)) {
             (Some(&from), Some(&to)) => self.entries.get(from as usize..to as usize).unwrap_or(&[]),
             _ => &[],
@@ -77,10 +104,10 @@ mod tests {
         let weak = [7, 7, 9, 7, 7];
         let strong = [1, 1, 2, 3, 1];
         let index = BlockIndex::build(&weak, &strong, 1);
-        let mut sevens: Vec<u32> = index.candidates(7).iter().copied().filter(|&b| weak[b as usize] == 7).collect();
+        let mut sevens: Vec<u32> = index.candidates(7).iter().filter(|e| e.0 == 7).map(|e| e.1).collect();
         sevens.sort_unstable();
         assert_eq!(sevens, [0, 3]);
-        assert!(index.candidates(9).contains(&2));
+        assert!(index.candidates(9).contains(&(9, 2)));
         assert_eq!(index.entries.len(), 3);
     }
 

@@ -198,7 +198,7 @@ pub fn write_signature<R: Read, W: Write>(
 }
 
 /// A signature read back, with the index deltas are matched through.
-/// Memory: about 2.5 times the signature's length.
+/// Memory: about 2.5 times the signature's length (3 with 4-byte strong sums).
 pub struct Signature {
     params: SignatureParams,
     weak: Vec<u32>,
@@ -304,17 +304,23 @@ impl Signature {
         out
     }
 
+    /// False if no block has weak sum `weak` (one cached bit read).
+    #[inline]
+    pub(crate) fn may_have_weak(&self, weak: u32) -> bool {
+        self.index.may_contain(weak)
+    }
+
     /// The first block, in file order, whose sums are `weak` and the strong
     /// sum of `window` (librsync's choice among identical blocks).
     #[inline]
     pub(crate) fn find_block(&self, weak: u32, window: &[u8]) -> Option<u32> {
         let strong_len = usize::from(self.params.strong_len);
         let mut digest: Option<[u8; MD4_SUM_LEN]> = None;
-        for &block in self.index.candidates(weak) {
-            let i = block as usize;
-            if self.weak[i] != weak {
+        for &(candidate, block) in self.index.candidates(weak) {
+            if candidate != weak {
                 continue;
             }
+            let i = block as usize;
             // The MD4 is computed once, and only when a weak sum matches.
             let digest = digest.get_or_insert_with(|| strong_sum(window));
             if digest[..strong_len] == self.strong[i * strong_len..(i + 1) * strong_len] {
