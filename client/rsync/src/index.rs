@@ -5,10 +5,8 @@
 //! weak sum, strong sum and block number, and blocks repeating an earlier
 //! block's sums are dropped, so a lookup finds librsync's choice (the first
 //! such block) and a file of identical blocks cannot make lookups slow.
-//! A bit filter 8 times the size of the bucket table, small enough to stay in
+//! A filter of 8 bits per bucket (a quarter of the table's bytes), small enough to stay in
 //! cache, turns away most weak sums that match nothing before the table is read.
-
-use std::cmp::Ordering;
 
 /// Bucketed block numbers.
 pub(crate) struct BlockIndex {
@@ -51,7 +49,7 @@ impl BlockIndex {
                 .then(a.cmp(&b))
         });
         entries.dedup_by(|later, first| {
-            weak[*later as usize] == weak[*first as usize] && strong_of(*later).cmp(strong_of(*first)) == Ordering::Equal
+            weak[*later as usize] == weak[*first as usize] && strong_of(*later) == strong_of(*first)
         });
         let filter_bits = (buckets * 8).max(64);
         let filter_mask = (filter_bits - 1) as u32;
