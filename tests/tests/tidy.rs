@@ -1,8 +1,9 @@
 //! The house rules a newcomer relies on, checked by reading the source (no
 //! cargo, no build): no crate's top-level modules import each other in a
 //! cycle, the binary's commands (`cmd/`) and services (`svc/`) never import
-//! each other, and every crate directory has its row in ARCHITECTURE.md's crate
-//! table. Each failure says how to fix the layout.
+//! each other, every crate directory has its row in ARCHITECTURE.md's crate
+//! table, and events are printed only as typed `coffer_runtime::event::Event`
+//! values. Each failure says how to fix the layout.
 
 #![allow(clippy::unwrap_used, reason = "test code: an unreadable source file fails the test")]
 
@@ -557,6 +558,48 @@ fn runtime_contract_breaches(root: &Path) -> Vec<String> {
         }
     }
     found
+}
+
+/// Lines outside coffer-runtime (and the test harness, which reads events
+/// as a user does) that spell the event prefix or print an event by a
+/// string kind rather than a `coffer_runtime::event::Event` variant.
+fn untyped_events(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for crate_dir in crate_dirs(root) {
+        let name = crate_dir.strip_prefix(root).unwrap().display().to_string();
+        if name == "firmware/runtime" || name == "tests" {
+            continue;
+        }
+        let mut files = Vec::new();
+        rust_files(&crate_dir.join("src"), &mut files);
+        files.sort();
+        for file in files {
+            let source = std::fs::read_to_string(&file).unwrap();
+            let shown = file.strip_prefix(root).unwrap().display();
+            for (n, text) in production_part(&source).lines().enumerate() {
+                if text.trim_start().starts_with("//") {
+                    continue;
+                }
+                if text.contains("\"coffer-event") || ["emit(\"", "event(\"", "event::line(\""].iter().any(|call| text.contains(call)) {
+                    found.push(format!("{shown}:{}: {}", n + 1, text.trim()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn events_are_printed_only_as_typed_values_through_coffer_runtime() {
+    let found = untyped_events(&repo_root());
+    assert!(
+        found.is_empty(),
+        "an event is printed or spelled outside coffer-runtime:\n  {}\nFix: print it as a variant of \
+         `coffer_runtime::event::Event` with `event::emit(&Event::...)` (the supervisor: `console::event`), adding \
+         the variant and its pinned line in firmware/runtime/src/event.rs if the kind is new; read event lines by \
+         `coffer_runtime::event::PREFIX`.",
+        found.join("\n  ")
+    );
 }
 
 #[test]

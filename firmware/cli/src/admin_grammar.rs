@@ -24,6 +24,7 @@ const APPLIANCE_ONLY: &[&[&str]] = &[
     &["mdns"],
     &["update", "keygen"],
     &["update", "make-bundle"],
+    &["board"],
 ];
 
 /// How help and usage name the program over SSH.
@@ -113,7 +114,7 @@ mod tests {
     #[test]
     fn appliance_commands_are_told_apart_before_parsing() {
         for line in
-            ["serve", "raid watch", "raid watch --help", "help raid watch", "raid help watch", "alert run -h", "time sync", "time", "update keygen --help", "init"]
+            ["serve", "raid watch", "raid watch --help", "help raid watch", "raid help watch", "alert run -h", "time sync", "time", "update keygen --help", "init", "board check /etc/coffer/board.toml"]
         {
             assert!(names_appliance_only(&words(line)), "{line}");
         }
@@ -136,7 +137,7 @@ mod tests {
         for word in ["status", "user", "retention", "config", "update", "reboot", "poweroff", "host-keys", "ssh admin@box"] {
             assert!(top.contains(word), "{word} missing:\n{top}");
         }
-        for word in ["--state", "COFFER_STATE", "serve", "mdns", "time", "init", "session-worker", "power-request"] {
+        for word in ["--state", "COFFER_STATE", "serve", "mdns", "time", "init", "session-worker", "power-request", "board"] {
             assert!(!top.contains(word), "{word} shown:\n{top}");
         }
         let raid = help("raid --help");

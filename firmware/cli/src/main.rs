@@ -100,6 +100,9 @@ enum Command {
     Time(TimeCommand),
     /// Advertise the box over mDNS as NAME.local (the appliance runs this).
     Mdns,
+    /// The board file an image installs (the image build runs this).
+    #[command(subcommand)]
+    Board(BoardCommand),
     /// Internal: one session channel, started by `serve`.
     #[command(hide = true)]
     SessionWorker(svc::session_worker::WorkerArgs),
@@ -123,6 +126,12 @@ enum Command {
         #[arg(long)]
         after_pid: i32,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BoardCommand {
+    /// Parse and validate a merged board.toml; the error names the key and what is wrong.
+    Check { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -501,6 +510,7 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
         }
         Command::Time(TimeCommand::Sync) => svc::time_sync::time_sync(state),
         Command::Mdns => svc::mdns::mdns(state),
+        Command::Board(BoardCommand::Check { file }) => cmd::board::check(&file),
         Command::HostKeys => state::host_keys(state),
         Command::Version => {
             println!("coffer {}", env!("CARGO_PKG_VERSION"));

@@ -12,7 +12,7 @@ use coffer_alert::{Alert, Severity};
 use coffer_duplicity::format_stamp;
 use coffer_retention::{DeleteReason, KeepReason, OtherDecision, RetentionPolicy, Review, SetDecision, format_duration, review};
 use coffer_runtime::Paths;
-use serde_json::json;
+use coffer_runtime::event::{self, Event};
 
 use crate::arrivals::{DirView, Observed, describe_set, observe};
 use crate::state::State;
@@ -64,7 +64,7 @@ pub(crate) fn run_user(state: &State, user: &str, policy: &RetentionPolicy, now:
             }
         }
         if !dry_run {
-            coffer_runtime::event::emit("retention.held", &[("user", json!(user)), ("would-delete", json!(would))]);
+            event::emit(&Event::RetentionHeld { user: user.to_string(), would_delete: would });
             if !observed.held {
                 raise_hold(state.paths.root(), user, true, &body);
             }

@@ -5,24 +5,22 @@
 //! resolves by, so they stay stable across releases.
 
 use coffer_alert::{Alert, Severity};
-use serde_json::Value;
-
-use crate::{HealthEvent, RaidEvent};
+use crate::{HealthEvent, RaidEvent, RaidKind};
 
 /// The alerts an event raises (`now`: seconds since the epoch).
 pub fn alerts_for(e: &RaidEvent, now: u64) -> Vec<Alert> {
-    let field = |k: &str| e.fields.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let field = |k: &str| e.text(k).unwrap_or("").to_string();
     let array = field("array");
     let alert = |key: String, severity, title: String, body: String, resolved| Alert { key, severity, title, body, resolved, time: now };
-    match e.code {
-        "raid.degraded" => vec![alert(
+    match e.kind {
+        RaidKind::Degraded => vec![alert(
             format!("raid:{array}:degraded"),
             Severity::Critical,
             format!("mirror {array} is degraded: the {} disk is missing", field("bay")),
             format!("{}.\nThe data is safe on the other disk until it fails too.", field("guidance")),
             false,
         )],
-        "raid.failed" => vec![alert(
+        RaidKind::Failed => vec![alert(
             format!("raid:{array}:failed"),
             Severity::Critical,
             format!("mirror {array} has failed: no disk left"),
@@ -30,13 +28,13 @@ pub fn alerts_for(e: &RaidEvent, now: u64) -> Vec<Alert> {
             false,
         )],
         // Also a healthy array at first sight: problems raised before a reboot are over.
-        "raid.healthy" | "raid.state" if e.code == "raid.healthy" || field("health") == "healthy" => ["degraded", "failed"]
+        RaidKind::Healthy | RaidKind::State if e.kind == RaidKind::Healthy || field("health") == "healthy" => ["degraded", "failed"]
             .iter()
             .map(|p| {
                 alert(format!("raid:{array}:{p}"), Severity::Info, format!("mirror {array} is healthy again"), "Both disks are in sync.".into(), true)
             })
             .collect(),
-        "raid.disk-ignored" => vec![alert(
+        RaidKind::DiskIgnored => vec![alert(
             format!("raid:disk:{}:ignored", field("disk")),
             Severity::Warning,
             format!("disk {} was not added to mirror {array}", field("disk")),
@@ -44,9 +42,9 @@ pub fn alerts_for(e: &RaidEvent, now: u64) -> Vec<Alert> {
             false,
         )],
         // A 3ware controller's port reports its disk's health as an event.
-        "disk.health-warning" | "disk.health-critical" => {
-            let id = e.fields.get("serial").and_then(Value::as_str).map_or_else(|| field("disk"), str::to_string);
-            vec![alert(format!("disk:{id}:{}", field("what")), health_severity(e.code), format!("disk {id}: {}", field("what")), format!("{}.", field("guidance")), false)]
+        RaidKind::DiskHealthWarning | RaidKind::DiskHealthCritical => {
+            let id = e.text("serial").map_or_else(|| field("disk"), str::to_string);
+            vec![alert(format!("disk:{id}:{}", field("what")), health_severity(e.kind), format!("disk {id}: {}", field("what")), format!("{}.", field("guidance")), false)]
         }
         _ => Vec::new(),
     }
@@ -58,7 +56,7 @@ pub fn disk_health_alert(h: &HealthEvent, now: u64) -> Alert {
     let id = h.serial.clone().unwrap_or_else(|| h.disk.clone());
     Alert {
         key: format!("disk:{id}:{}", h.what),
-        severity: health_severity(h.code),
+        severity: health_severity(h.kind),
         title: format!("disk {id} ({}): {}", h.disk, h.what),
         body: format!("{}.", h.detail),
         resolved: false,
@@ -78,6 +76,6 @@ pub fn mismatch_alert(array: &str, mismatches: u64, now: u64) -> Alert {
     }
 }
 
-fn health_severity(code: &str) -> Severity {
-    if code == "disk.health-critical" { Severity::Critical } else { Severity::Warning }
+fn health_severity(kind: RaidKind) -> Severity {
+    if kind == RaidKind::DiskHealthCritical { Severity::Critical } else { Severity::Warning }
 }

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
+use crate::RaidKind;
+
 /// What `smartctl -j -a` says, the parts that predict failure.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SmartReport {
@@ -75,8 +77,8 @@ pub(crate) const STALL_LOOKS: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthEvent {
-    /// `disk.health-warning` or `disk.health-critical`.
-    pub code: &'static str,
+    /// [`RaidKind::DiskHealthWarning`] or [`RaidKind::DiskHealthCritical`].
+    pub kind: RaidKind,
     pub disk: String,
     pub serial: Option<String>,
     pub what: String,
@@ -122,7 +124,7 @@ impl HealthTracker {
             if let Some(s) = &r.smart {
                 now.extend(s.counters.iter().map(|(k, v)| (*k, *v)));
             }
-            let event = |code, what: String, detail: String| HealthEvent { code, disk: r.kname.clone(), serial: r.serial.clone(), what, detail };
+            let event = |kind, what: String, detail: String| HealthEvent { kind, disk: r.kname.clone(), serial: r.serial.clone(), what, detail };
             // At first sight, the kernel log's I/O errors start from 0: errors
             // during boot (assembly, a resync) come before the first look.
             // Other counters (SMART's, md's corrected reads, which a disk
@@ -132,7 +134,7 @@ impl HealthTracker {
             for (name, value) in &now {
                 if let Some(old) = before.get(name).filter(|old| value > old) {
                     out.push(event(
-                        "disk.health-warning",
+                        RaidKind::DiskHealthWarning,
                         (*name).to_string(),
                         format!("{name} rose from {old} to {value}: this disk may be failing; make sure backups are current and plan to replace it"),
                     ));
@@ -167,8 +169,8 @@ impl HealthTracker {
             for (what, active, detail) in conditions {
                 let key = (id.clone(), what);
                 if active && self.raised.insert(key.clone()) {
-                    let code = if matches!(what, "too-hot" | "self-test-errors" | "stalled") { "disk.health-warning" } else { "disk.health-critical" };
-                    out.push(event(code, what.to_string(), detail));
+                    let kind = if matches!(what, "too-hot" | "self-test-errors" | "stalled") { RaidKind::DiskHealthWarning } else { RaidKind::DiskHealthCritical };
+                    out.push(event(kind, what.to_string(), detail));
                 } else if !active {
                     self.raised.remove(&key);
                 }
@@ -219,7 +221,7 @@ mod stall_tests {
             said.extend(t.observe(&[reading(500, 4)]));
         }
         assert_eq!(said.len(), 1, "{said:?}");
-        assert_eq!((said[0].code, said[0].what.as_str()), ("disk.health-warning", "stalled"));
+        assert_eq!((said[0].kind.code(), said[0].what.as_str()), ("disk.health-warning", "stalled"));
     }
 }
 
@@ -287,14 +289,14 @@ mod tests {
         assert!(t.observe(&[reading(7, None)]).is_empty());
         let e = t.observe(&[reading(9, None)]);
         assert_eq!(e.len(), 1);
-        assert_eq!((e[0].code, e[0].what.as_str()), ("disk.health-warning", "md-corrected-errors"));
+        assert_eq!((e[0].kind.code(), e[0].what.as_str()), ("disk.health-warning", "md-corrected-errors"));
         assert!(e[0].detail.contains("from 7 to 9"));
         let mut smart = parse_smartctl_json(ATA).unwrap();
         assert!(t.observe(&[reading(9, Some(smart.clone()))]).is_empty());
         smart.counters.insert("pending-sectors", 8);
         smart.passed = Some(false);
         let e = t.observe(&[reading(9, Some(smart.clone()))]);
-        let whats: Vec<_> = e.iter().map(|e| (e.code, e.what.as_str())).collect();
+        let whats: Vec<_> = e.iter().map(|e| (e.kind.code(), e.what.as_str())).collect();
         assert_eq!(whats, [("disk.health-warning", "pending-sectors"), ("disk.health-critical", "smart-failing")]);
         assert!(t.observe(&[reading(9, Some(smart))]).is_empty(), "said once while it lasts");
     }

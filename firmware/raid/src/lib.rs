@@ -5,6 +5,7 @@
 //! progress). Reading sysfs and running mdadm are the caller's job.
 
 pub mod alerts;
+mod event;
 mod health;
 pub mod scrub;
 pub mod step;
@@ -14,8 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use coffer_hal::{BlockDevice, DeviceKind, MdArray};
 use serde::Serialize;
-use serde_json::Value;
 
+pub use event::{RaidEvent, RaidKind};
 pub use health::{DiskReading, HOT_CELSIUS, HealthEvent, HealthTracker, kernel_io_error_disk, SmartReport, parse_smartctl_json};
 
 /// What a disk outside every array holds.
@@ -71,30 +72,6 @@ pub enum Health {
     Degraded,
     Rebuilding,
     Failed,
-}
-
-/// One event with a stable code, ready to print as `coffer-event`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RaidEvent {
-    /// `raid.degraded`, `raid.member-failed`, `raid.rebuild-started`,
-    /// `raid.rebuild-progress`, `raid.rebuild-finished`, `raid.spare-active`,
-    /// `raid.failed`, `raid.healthy`, `raid.disk-ignored` (scrub events
-    /// come from [`scrub::ScrubRecord`]).
-    pub code: &'static str,
-    pub fields: BTreeMap<&'static str, Value>,
-}
-
-impl RaidEvent {
-    fn new(code: &'static str, array: &MdArray) -> Self {
-        let mut fields = BTreeMap::new();
-        fields.insert("array", Value::from(array_label(array)));
-        RaidEvent { code, fields }
-    }
-
-    fn with(mut self, key: &'static str, value: impl Into<Value>) -> Self {
-        self.fields.insert(key, value.into());
-        self
-    }
 }
 
 /// What to do to md.
@@ -250,7 +227,7 @@ impl Monitor {
                 let gone = a.members.iter().find(|m| &m.kname == kname).is_none_or(|m| m.has("faulty") || !m.present);
                 if gone {
                     events.push(
-                        RaidEvent::new("raid.member-failed", a)
+                        RaidEvent::about(RaidKind::MemberFailed, a)
                             .with("member", kname.clone())
                             .with("serial", serial.clone())
                             .with("slot", *slot)
@@ -276,21 +253,21 @@ impl Monitor {
                 let missing_serial = missing_slot.and_then(|s| mem.slots.get(&s).cloned().flatten());
                 match now {
                     Health::Degraded => events.push(
-                        RaidEvent::new("raid.degraded", a)
+                        RaidEvent::about(RaidKind::Degraded, a)
                             .with("missing", a.degraded)
                             .with("slot", missing_slot)
                             .with("bay", self.bay(missing_slot))
                             .with("serial", missing_serial.clone())
                             .with("guidance", self.guidance_replace(missing_serial.as_deref(), missing_slot)),
                     ),
-                    Health::Failed => events.push(RaidEvent::new("raid.failed", a).with(
+                    Health::Failed => events.push(RaidEvent::about(RaidKind::Failed, a).with(
                         "guidance",
                         "both disks of the mirror are gone: backups are refused until a disk with the data returns; put the original disks back",
                     )),
                     Health::Rebuilding => {
                         let target = a.members.iter().find(|m| !m.has("in_sync") && m.present);
                         events.push(
-                            RaidEvent::new("raid.rebuild-started", a)
+                            RaidEvent::about(RaidKind::RebuildStarted, a)
                                 .with("member", target.map(|m| m.kname.clone()))
                                 .with("serial", target.and_then(|m| serial_of(&m.kname))),
                         );
@@ -299,25 +276,25 @@ impl Monitor {
                     Health::Healthy if matches!(before, Some(Health::Rebuilding | Health::Degraded)) && has_new_member => {
                         if before == Some(Health::Degraded) {
                             // The whole rebuild ran between two looks.
-                            events.push(RaidEvent::new("raid.rebuild-started", a).with("between-looks", true));
+                            events.push(RaidEvent::about(RaidKind::RebuildStarted, a).with("between-looks", true));
                         }
-                        events.push(RaidEvent::new("raid.rebuild-finished", a));
+                        events.push(RaidEvent::about(RaidKind::RebuildFinished, a));
                         for m in a.members.iter().filter(|m| m.has("in_sync") && !mem.members.contains_key(&m.kname)) {
                             events.push(
-                                RaidEvent::new("raid.spare-active", a)
+                                RaidEvent::about(RaidKind::SpareActive, a)
                                     .with("member", m.kname.clone())
                                     .with("serial", serial_of(&m.kname))
                                     .with("slot", m.slot)
                                     .with("bay", self.bay(m.slot)),
                             );
                         }
-                        events.push(RaidEvent::new("raid.healthy", a).with("resolved", true));
+                        events.push(RaidEvent::about(RaidKind::Healthy, a).with("resolved", true));
                     }
                     Health::Healthy if matches!(before, Some(Health::Degraded | Health::Failed)) => {
-                        events.push(RaidEvent::new("raid.healthy", a).with("resolved", true));
+                        events.push(RaidEvent::about(RaidKind::Healthy, a).with("resolved", true));
                     }
                     Health::Healthy | Health::Syncing => {
-                        events.push(RaidEvent::new("raid.state", a).with("health", serde_json::to_value(now).unwrap_or_default()));
+                        events.push(RaidEvent::about(RaidKind::State, a).with("health", serde_json::to_value(now).unwrap_or_default()));
                     }
                 }
             }
@@ -325,7 +302,7 @@ impl Monitor {
                 && let Some((done, total)) = a.sync_completed.filter(|(_, t)| *t > 0) {
                     let decile = done.saturating_mul(10) / total;
                     if mem.decile.is_none_or(|d| decile > d) && decile > 0 && decile < 10 {
-                        events.push(RaidEvent::new("raid.rebuild-progress", a).with("percent", decile * 10));
+                        events.push(RaidEvent::about(RaidKind::RebuildProgress, a).with("percent", decile * 10));
                         mem.decile = Some(decile);
                     }
                 }
@@ -361,7 +338,7 @@ impl Monitor {
                         for d in &snap.free_disks {
                             if self.ignored.insert(d.kname.clone()) {
                                 events.push(
-                                    RaidEvent::new("raid.disk-ignored", a)
+                                    RaidEvent::about(RaidKind::DiskIgnored, a)
                                         .with("disk", d.kname.clone())
                                         .with("serial", d.serial.clone())
                                         .with(

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::alerts::{alerts_for, disk_health_alert, mismatch_alert};
 use crate::scrub::{ScrubChange, ScrubRecord, ScrubView};
-use crate::{DiskReading, Health, HealthEvent, HealthTracker, LedPattern, Monitor, RaidAction, RaidEvent, RaidPolicy, Snapshot, array_label, health, led_pattern};
+use crate::{DiskReading, Health, HealthEvent, HealthTracker, LedPattern, Monitor, RaidAction, RaidEvent, RaidKind, RaidPolicy, Snapshot, array_label, health, led_pattern};
 
 /// What the watcher remembers between looks.
 #[derive(Debug, Clone)]
@@ -158,7 +158,7 @@ impl WatchState {
         out.list.push(Effect::DataUnavailable(failed));
         for h in self.health.observe(input.readings) {
             let id = h.serial.clone().unwrap_or_else(|| h.disk.clone());
-            if h.code == "disk.health-critical" {
+            if h.kind == RaidKind::DiskHealthCritical {
                 self.critical.insert(id.clone());
             }
             self.problems.entry(id).or_default().insert(h.what.clone());
@@ -204,7 +204,7 @@ impl WatchState {
     /// Records a check md accepted ([`Effect::StartScrub`]) and gives its event.
     pub fn scrub_started(&mut self, label: &str, from_sector: u64, now: u64) -> RaidEvent {
         self.scrub.started(from_sector, now as i64);
-        scrub_event("raid.scrub-started", label).with("from-sector", from_sector)
+        scrub_event(RaidKind::ScrubStarted, label).with("from-sector", from_sector)
     }
 
     /// The scheduled, resumable check of the mirror `a`: requests, md's
@@ -217,7 +217,7 @@ impl WatchState {
                 out.list.push(Effect::StopScrub { array: a.kname.clone() });
             }
             self.scrub.cancel();
-            out.list.push(Effect::Event(scrub_event("raid.scrub-stopped", &label)));
+            out.list.push(Effect::Event(scrub_event(RaidKind::ScrubStopped, &label)));
             out.save_scrub_now = true;
             return;
         }
@@ -226,16 +226,16 @@ impl WatchState {
         match self.scrub.observe(view, now as i64) {
             Some(ScrubChange::Finished { mismatches }) => {
                 out.list.push(Effect::FinishScrub { array: a.kname.clone() });
-                out.list.push(Effect::Event(scrub_event("raid.scrub-finished", &label).with("mismatches", mismatches)));
+                out.list.push(Effect::Event(scrub_event(RaidKind::ScrubFinished, &label).with("mismatches", mismatches)));
                 if mismatches > 0 {
                     out.list.push(Effect::Alert(mismatch_alert(&label, mismatches, now)));
                 }
             }
             Some(ScrubChange::Interrupted { position }) => {
-                out.list.push(Effect::Event(scrub_event("raid.scrub-interrupted", &label).with("sector", position)));
+                out.list.push(Effect::Event(scrub_event(RaidKind::ScrubInterrupted, &label).with("sector", position)));
             }
             None if !was_running && self.scrub.running && !self.scrub.awaiting_resume => {
-                out.list.push(Effect::Event(scrub_event("raid.scrub-started", &label).with("from-sector", self.scrub.position)));
+                out.list.push(Effect::Event(scrub_event(RaidKind::ScrubStarted, &label).with("from-sector", self.scrub.position)));
             }
             None => {}
         }
@@ -253,13 +253,13 @@ fn mirrors(snap: &Snapshot) -> impl Iterator<Item = &MdArray> {
     snap.arrays.iter().filter(|a| a.level == "raid1")
 }
 
-fn scrub_event(code: &'static str, label: &str) -> RaidEvent {
-    RaidEvent { code, fields: BTreeMap::new() }.with("array", label)
+fn scrub_event(kind: RaidKind, label: &str) -> RaidEvent {
+    RaidEvent::of(kind).with("array", label)
 }
 
 /// A disk's health change as the event printed for it.
 fn health_event(h: HealthEvent) -> RaidEvent {
-    RaidEvent { code: h.code, fields: BTreeMap::new() }.with("disk", h.disk).with("serial", h.serial).with("what", h.what).with("guidance", h.detail)
+    RaidEvent::of(h.kind).with("disk", h.disk).with("serial", h.serial).with("what", h.what).with("guidance", h.detail)
 }
 
 #[cfg(test)]

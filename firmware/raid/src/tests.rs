@@ -28,7 +28,7 @@ fn snap(a: MdArray, free: Vec<FreeDisk>) -> Snapshot {
 }
 
 fn codes(events: &[RaidEvent]) -> Vec<&'static str> {
-    events.iter().map(|e| e.code).collect()
+    events.iter().map(|e| e.kind.code()).collect()
 }
 
 fn healthy() -> MdArray {
@@ -68,7 +68,7 @@ fn pull_insert_rebuild_lifecycle() {
         let rebuilding = array(1, "recover", Some((done, 100)), vec![member("vdb", Some(0), "in_sync", true), member("vdd", Some(1), "spare", true)]);
         let (e, a) = m.observe(&snap(rebuilding, vec![]));
         assert!(a.is_empty());
-        steps.extend(e.into_iter().map(|e| (e.code, e.fields.get("percent").cloned())));
+        steps.extend(e.into_iter().map(|e| (e.kind.code(), e.fields.get("percent").cloned())));
     }
     assert_eq!(steps[0].0, "raid.rebuild-started");
     let percents: Vec<_> = steps[1..].iter().map(|(c, p)| (*c, p.clone().expect("test fixture").as_u64().expect("test fixture"))).collect();
@@ -230,7 +230,7 @@ fn captured_failures_and_rebuilds_replay_into_events_and_actions() {
     let mut m = Monitor::new(RaidPolicy::default());
     let mut step = |state: &str| {
         let (e, a) = m.observe(&captured(state));
-        (e.into_iter().map(|e| (e.code, e.fields)).collect::<Vec<_>>(), a)
+        (e.into_iter().map(|e| (e.kind.code(), e.fields)).collect::<Vec<_>>(), a)
     };
     let (e, a) = step("clean");
     assert_eq!((e.len(), e[0].0, e[0].1["health"].as_str()), (1, "raid.state", Some("healthy")));

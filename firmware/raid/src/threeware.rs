@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::health::{DiskReading, HealthTracker, SmartReport, parse_smartctl_json};
-use crate::{Health, RaidEvent};
+use crate::{Health, RaidEvent, RaidKind};
 
 /// What an AEN reports, one kind per string of the driver's `tw_aen_string[]`
 /// (several strings share a kind where they call for the same response).
@@ -371,7 +371,7 @@ impl ThreewareMonitor {
     /// at first sight. Emit it once the kernel log's backlog is read, so
     /// problems raised before a restart are resolved when the unit is healthy.
     pub fn state_event(&self) -> RaidEvent {
-        self.event("raid.state").with("health", serde_json::to_value(self.health).unwrap_or_default())
+        self.event(RaidKind::State).with("health", serde_json::to_value(self.health).unwrap_or_default())
     }
 
     /// The events one AEN calls for (none for AENs of other hosts, units or ports).
@@ -395,11 +395,11 @@ impl ThreewareMonitor {
                     return Vec::new();
                 }
                 self.verify = Some(BTreeSet::new());
-                vec![self.event("raid.scrub-started")]
+                vec![self.event(RaidKind::ScrubStarted)]
             }
             (AenKind::VerifyComplete, _) => {
                 let failed: Vec<u32> = self.verify.take().unwrap_or_default().into_iter().collect();
-                vec![self.event("raid.scrub-finished").with("ok", failed.is_empty()).with("failed-ports", failed)]
+                vec![self.event(RaidKind::ScrubFinished).with("ok", failed.is_empty()).with("failed-ports", failed)]
             }
             (AenKind::VerifyFailed, Some(port)) => {
                 if let Some(v) = &mut self.verify {
@@ -481,7 +481,7 @@ impl ThreewareMonitor {
             .collect();
         for h in self.tracker.observe(&disk_readings) {
             let Some(port) = ours.iter().find(|r| member(r.port) == h.disk).map(|r| r.port) else { continue };
-            out.push(self.port_event(h.code, port).with("what", h.what).with("guidance", h.detail));
+            out.push(self.port_event(h.kind, port).with("what", h.what).with("guidance", h.detail));
         }
         out
     }
@@ -494,8 +494,8 @@ impl ThreewareMonitor {
         host_ok && aen.unit.is_none_or(|u| u == self.layout.unit) && aen.port.is_none_or(|p| self.ports.contains_key(&p))
     }
 
-    fn event(&self, code: &'static str) -> RaidEvent {
-        RaidEvent { code, fields: BTreeMap::new() }.with("array", self.label())
+    fn event(&self, kind: RaidKind) -> RaidEvent {
+        RaidEvent::of(kind).with("array", self.label())
     }
 
     fn bay(&self, port: Option<u32>) -> String {
@@ -511,8 +511,8 @@ impl ThreewareMonitor {
 
     /// An event about the disk on one port, with the fields md's events carry
     /// for a member (`slot` is the port: bays are counted by port).
-    fn port_event(&self, code: &'static str, port: u32) -> RaidEvent {
-        self.event(code)
+    fn port_event(&self, kind: RaidKind, port: u32) -> RaidEvent {
+        self.event(kind)
             .with("member", member(port))
             .with("disk", member(port))
             .with("port", port)
@@ -552,7 +552,7 @@ impl ThreewareMonitor {
     }
 
     fn member_failed(&self, port: u32) -> RaidEvent {
-        self.port_event("raid.member-failed", port).with("guidance", self.guidance_replace(Some(port)))
+        self.port_event(RaidKind::MemberFailed, port).with("guidance", self.guidance_replace(Some(port)))
     }
 
     /// The unit is degraded now; `guidance` replaces the usual "replace the disk".
@@ -582,7 +582,7 @@ impl ThreewareMonitor {
     }
 
     fn degraded_event(&self, port: Option<u32>, guidance: String) -> RaidEvent {
-        self.event("raid.degraded")
+        self.event(RaidKind::Degraded)
             .with("missing", 1)
             .with("port", port)
             .with("slot", port)
@@ -602,7 +602,7 @@ impl ThreewareMonitor {
             return Vec::new();
         }
         let target = self.target();
-        let mut e = self.event("raid.rebuild-started");
+        let mut e = self.event(RaidKind::RebuildStarted);
         if let Some(port) = target {
             e = e.with("member", member(port)).with("port", port).with("serial", self.serial(port)).with("bay", self.bay(Some(port)));
         }
@@ -625,15 +625,15 @@ impl ThreewareMonitor {
             Health::Degraded | Health::Failed => out.extend(self.rebuild_started(true)),
             Health::Rebuilding => {}
         }
-        out.push(self.event("raid.rebuild-finished"));
+        out.push(self.event(RaidKind::RebuildFinished));
         if let Some(port) = self.target() {
-            out.push(self.port_event("raid.spare-active", port));
+            out.push(self.port_event(RaidKind::SpareActive, port));
             // The disk was written end to end: problems from now on are new.
             if let Some(p) = self.ports.get_mut(&port) {
                 p.reported.clear();
             }
         }
-        out.push(self.event("raid.healthy").with("resolved", true));
+        out.push(self.event(RaidKind::Healthy).with("resolved", true));
         self.health = Health::Healthy;
         self.failed = None;
         self.failed_reported = false;
@@ -677,7 +677,7 @@ impl ThreewareMonitor {
             return Vec::new();
         }
         self.health = Health::Failed;
-        vec![self.event("raid.failed").with(
+        vec![self.event(RaidKind::Failed).with(
             "guidance",
             "the controller no longer has the mirror's unit (deleted in its BIOS or by a tool): backups are refused; do not create a new unit on these disks, their data is still on them",
         )]
@@ -686,16 +686,16 @@ impl ThreewareMonitor {
     /// A disk problem, said once per disk and kind.
     fn disk_problem(&mut self, port: u32, kind: AenKind) -> Vec<RaidEvent> {
         let (code, what, guidance) = match kind {
-            AenKind::DriveError => ("disk.health-warning", "drive-error", "the controller reported a drive error: this disk may be failing; make sure backups are current and plan to replace it"),
-            AenKind::PortTimeout => ("disk.health-warning", "port-timeout", "the disk stopped answering for a while: check its cable and power, and replace it if this repeats"),
-            AenKind::EccError => ("disk.health-warning", "ecc-error", "the disk could not read a sector (ECC error): it may be failing; make sure backups are current and plan to replace it"),
-            AenKind::VerifyFailed => ("disk.health-warning", "verify-failed", "the controller's verify found errors on this disk: it may be failing; plan to replace it"),
-            AenKind::SectorRepaired => ("disk.health-warning", "sector-repaired", "the disk replaced a bad sector: watch it, and replace it if this repeats"),
-            AenKind::RebuildBadSector => ("disk.health-warning", "rebuild-bad-sector", "the rebuild met unreadable sectors on this disk: some data in them may be lost; plan to replace it"),
-            AenKind::UdmaDowngrade => ("disk.health-warning", "udma-downgrade", "the controller slowed the link to this disk after transfer errors: check or replace its cable"),
-            AenKind::DcbError => ("disk.health-warning", "dcb-error", "the controller cannot use this disk's configuration block, so the disk is not part of the mirror"),
-            AenKind::SmartThresholdExceeded => ("disk.health-critical", "smart-threshold", "SMART says the disk is failing: replace it now"),
-            AenKind::LostCachedWrite => ("disk.health-critical", "lost-cached-write", "a write held in the controller's cache never reached this disk: recent data may be damaged; replace the disk"),
+            AenKind::DriveError => (RaidKind::DiskHealthWarning, "drive-error", "the controller reported a drive error: this disk may be failing; make sure backups are current and plan to replace it"),
+            AenKind::PortTimeout => (RaidKind::DiskHealthWarning, "port-timeout", "the disk stopped answering for a while: check its cable and power, and replace it if this repeats"),
+            AenKind::EccError => (RaidKind::DiskHealthWarning, "ecc-error", "the disk could not read a sector (ECC error): it may be failing; make sure backups are current and plan to replace it"),
+            AenKind::VerifyFailed => (RaidKind::DiskHealthWarning, "verify-failed", "the controller's verify found errors on this disk: it may be failing; plan to replace it"),
+            AenKind::SectorRepaired => (RaidKind::DiskHealthWarning, "sector-repaired", "the disk replaced a bad sector: watch it, and replace it if this repeats"),
+            AenKind::RebuildBadSector => (RaidKind::DiskHealthWarning, "rebuild-bad-sector", "the rebuild met unreadable sectors on this disk: some data in them may be lost; plan to replace it"),
+            AenKind::UdmaDowngrade => (RaidKind::DiskHealthWarning, "udma-downgrade", "the controller slowed the link to this disk after transfer errors: check or replace its cable"),
+            AenKind::DcbError => (RaidKind::DiskHealthWarning, "dcb-error", "the controller cannot use this disk's configuration block, so the disk is not part of the mirror"),
+            AenKind::SmartThresholdExceeded => (RaidKind::DiskHealthCritical, "smart-threshold", "SMART says the disk is failing: replace it now"),
+            AenKind::LostCachedWrite => (RaidKind::DiskHealthCritical, "lost-cached-write", "a write held in the controller's cache never reached this disk: recent data may be damaged; replace the disk"),
             _ => return Vec::new(),
         };
         if !self.ports.get_mut(&port).is_some_and(|p| p.reported.insert(what)) {
@@ -713,7 +713,7 @@ impl ThreewareMonitor {
         if !self.ports.get_mut(&port).is_some_and(|p| p.reported.insert(what)) {
             return Vec::new();
         }
-        vec![self.port_event("raid.disk-ignored", port).with("what", what).with("guidance", guidance)]
+        vec![self.port_event(RaidKind::DiskIgnored, port).with("what", what).with("guidance", guidance)]
     }
 }
 
@@ -745,7 +745,7 @@ mod tests {
     }
 
     fn codes(events: &[RaidEvent]) -> Vec<&'static str> {
-        events.iter().map(|e| e.code).collect()
+        events.iter().map(|e| e.kind.code()).collect()
     }
 
     fn field<'a>(e: &'a RaidEvent, key: &str) -> &'a Value {
@@ -1056,7 +1056,7 @@ mod tests {
         let mut m = ThreewareMonitor::new(ThreewareLayout::default());
         assert!(m.observe_smart(&[reading(PORT0), reading(PORT1)]).is_empty());
         let e = m.observe_smart(&[reading(PORT0), reading(PORT1_FAILING)]);
-        let got: Vec<(&str, &Value)> = e.iter().map(|e| (e.code, field(e, "what"))).collect();
+        let got: Vec<(&str, &Value)> = e.iter().map(|e| (e.kind.code(), field(e, "what"))).collect();
         assert_eq!(
             got,
             [

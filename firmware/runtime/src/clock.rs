@@ -41,7 +41,7 @@ mod tests {
         assert!(trusted(&paths), "no board file: not an appliance");
 
         std::fs::create_dir_all(paths.etc_dir()).expect("etc");
-        std::fs::write(paths.board(), "pc\n").expect("board");
+        std::fs::write(paths.board(), "name = \"pc\"\n").expect("board");
         assert!(!trusted(&paths), "an appliance before any sync");
 
         std::fs::create_dir_all(paths.run_dir()).expect("run");

@@ -51,24 +51,16 @@ impl Paths {
         &self.state
     }
 
-    /// The board's name; its presence is what marks a Coffer appliance.
+    /// The board (`coffer_board::Board`: name, bays, status LED, ...),
+    /// merged from `board/` by the image build; its presence is what marks a
+    /// Coffer appliance.
     pub fn board(&self) -> PathBuf {
-        self.etc.join("board")
+        self.etc.join("board.toml")
     }
 
     /// Whether this is a Coffer appliance (the image installed its board file).
     pub fn on_appliance(&self) -> bool {
         self.board().exists()
-    }
-
-    /// `BAY DEVICE-PATH` lines: which physical bay each disk sits in.
-    pub fn bays(&self) -> PathBuf {
-        self.etc.join("bays")
-    }
-
-    /// The name of the LED that shows the mirror's health.
-    pub fn status_led(&self) -> PathBuf {
-        self.etc.join("status-led")
     }
 
     /// Kernel modules the supervisor loads at boot.
@@ -152,9 +144,7 @@ mod tests {
     fn the_appliance_files_are_where_the_image_and_the_services_expect_them() {
         let paths = Paths::appliance();
         let files = [
-            (paths.board(), "/etc/coffer/board"),
-            (paths.bays(), "/etc/coffer/bays"),
-            (paths.status_led(), "/etc/coffer/status-led"),
+            (paths.board(), "/etc/coffer/board.toml"),
             (paths.modules_list(), "/etc/coffer/modules.list"),
             (paths.admin_keys(), "/etc/coffer/admin.pub"),
             (paths.update_key(), "/etc/coffer/update-key.asc"),
@@ -178,7 +168,7 @@ mod tests {
     #[test]
     fn a_test_root_holds_every_file_and_the_state_can_move() {
         let paths = Paths::under(Path::new("/tmp/t"));
-        assert_eq!(paths.board(), Path::new("/tmp/t/etc/coffer/board"));
+        assert_eq!(paths.board(), Path::new("/tmp/t/etc/coffer/board.toml"));
         assert_eq!(paths.log(), Path::new("/tmp/t/run/coffer/log"));
         assert_eq!(paths.alert_spool(), Path::new("/tmp/t/state/alerts"));
         let moved = Paths::appliance().with_state("/var/lib/coffer");

@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use coffer_config::UserDb;
-use coffer_runtime::event;
+use coffer_runtime::event::{self, Event};
 use russh::keys::PublicKey;
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId};
-use serde_json::json;
 
 use crate::access::{Access, access};
 use crate::endpoint::Shared;
@@ -443,10 +442,7 @@ impl Drop for ConnHandler {
             log::info!("failed login from {}", self.peer);
             if let Some(ban) = ban {
                 log::warn!("banning {} for {}s after {} failed logins", self.peer.ip(), ban.length.as_secs(), ban.failures);
-                event::emit(
-                    "login.banned",
-                    &[("address", json!(self.peer.ip().to_string())), ("seconds", json!(ban.length.as_secs()))],
-                );
+                event::emit(&Event::LoginBanned { address: self.peer.ip().to_string(), seconds: ban.length.as_secs() });
             }
         }
     }

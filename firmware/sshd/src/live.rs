@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use coffer_config::{KeyProfile, UserDb};
-use coffer_runtime::event;
+use coffer_runtime::event::{self, Event};
 use russh::keys::PublicKey;
 use russh::server::Handle;
-use serde_json::json;
 use tokio::sync::watch;
 
 use crate::access::{access, exceeds};
@@ -113,10 +112,7 @@ impl LiveSessions {
             match access(db, user, key) {
                 Err(why) => {
                     log::warn!("user {user} from {peer}: {why}; ending the connection (key {fingerprint})");
-                    event::emit(
-                        "session.revoked",
-                        &[("user", json!(user)), ("key", json!(fingerprint)), ("reason", json!(why.word())), ("address", json!(peer))],
-                    );
+                    event::emit(&Event::SessionRevoked { user: user.to_string(), key: fingerprint.clone(), reason: why.word().to_string(), address: peer.clone() });
                     for s in conn.sessions.values() {
                         let _ = s.stop.send(true);
                     }
@@ -135,15 +131,12 @@ impl LiveSessions {
                         now.profile,
                         narrowed.len()
                     );
-                    event::emit(
-                        "session.narrowed",
-                        &[
-                            ("user", json!(user)),
-                            ("key", json!(fingerprint)),
-                            ("profile", json!(profile_word(now.profile))),
-                            ("sessions", json!(narrowed.len())),
-                        ],
-                    );
+                    event::emit(&Event::SessionNarrowed {
+                        user: user.to_string(),
+                        key: fingerprint.clone(),
+                        profile: profile_word(now.profile).to_string(),
+                        sessions: narrowed.len() as u64,
+                    });
                     for s in narrowed {
                         let _ = s.stop.send(true);
                     }

@@ -18,8 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coffer_quota::{Credit, Ledger, Limits, human_bytes};
-use coffer_runtime::event;
-use serde_json::json;
+use coffer_runtime::event::{self, Event};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 
@@ -142,7 +141,7 @@ impl QuotaBook {
                 delay.as_secs()
             );
         }
-        event::emit("quota.count_failed", &[("user", json!(user)), ("error", json!(why)), ("retry_secs", json!(delay.as_secs()))]);
+        event::emit(&Event::QuotaCountFailed { user: user.to_string(), error: why.to_string(), retry_secs: delay.as_secs() });
     }
 
     /// Stops retrying the count of a user who was removed.
@@ -199,10 +198,7 @@ impl QuotaBook {
                 human_bytes(w.used_bytes),
                 human_bytes(w.limit_bytes)
             );
-            event::emit(
-                "quota.warning",
-                &[("user", json!(user)), ("percent", json!(percent)), ("used", json!(w.used_bytes)), ("limit", json!(w.limit_bytes))],
-            );
+            event::emit(&Event::QuotaWarning { user: user.to_string(), percent, used: w.used_bytes, limit: w.limit_bytes });
             state.warnings.push(w);
         }
         state.dirty.insert(user.to_string());

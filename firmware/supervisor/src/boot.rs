@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use coffer_hal::{BlockDevice, SysRoot};
+use coffer_runtime::event::Event;
 use rustix::mount::{MountFlags, UnmountFlags, mount, unmount};
-use serde_json::json;
 
 use crate::console::event;
 use crate::reaper::Reaper;
@@ -150,7 +150,7 @@ fn check_ext4(reaper: &Reaper, dev: &str) -> Result<(), SupervisorError> {
     match fsck.exit.code {
         Some(0..=2) => {}
         _ => {
-            event("fs.check-failed", &[("device", json!(dev)), ("detail", json!(fsck.stdout.trim().to_string() + fsck.stderr.trim()))]);
+            event(&Event::FsCheckFailed { device: dev.to_string(), detail: fsck.stdout.trim().to_string() + fsck.stderr.trim() });
             return Err(SupervisorError::Boot(format!(
                 "{dev} has file system errors e2fsck -p could not fix ({}); run e2fsck by hand",
                 fsck.exit.describe()

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use serde_json::Value;
+use coffer_runtime::event::Event;
 
 /// The log file rotates to `<name>.1` beyond this size, so it never fills RAM.
 const RING_BYTES: u64 = 1 << 20;
@@ -69,8 +69,8 @@ fn log_time() -> String {
 
 /// Writes the event's line (`coffer-event {"kind":KIND, ...fields}`,
 /// formatted by `coffer_runtime::event`) to the console and the log.
-pub fn event(kind: &str, fields: &[(&str, Value)]) {
-    line(&coffer_runtime::event::line(kind, fields));
+pub fn event(event: &Event) {
+    line(&coffer_runtime::event::line(event));
 }
 
 /// A `Write` for the binary's logger: buffers until a newline, then writes the line whole.
@@ -145,11 +145,11 @@ mod tests {
         let mut w = LineWriter::default();
         w.write_all(b"first half ").unwrap();
         w.write_all(b"and rest\nsecond\n").unwrap();
-        event("test.kind", &[("n", Value::from(1))]);
+        event(&Event::ServerStopped);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().map(|l| l.split_once(' ').unwrap().1).collect();
         assert!(text.lines().all(|l| l.starts_with('@')), "every line has its time: {text}");
         assert_eq!(&lines[..2], ["first half and rest", "second"], "{text}");
-        assert!(text.contains("coffer-event {\"kind\":\"test.kind\",\"n\":1}\n"), "{text}");
+        assert!(text.contains("coffer-event {\"kind\":\"server.stopped\"}\n"), "{text}");
     }
 }

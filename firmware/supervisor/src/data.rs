@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use coffer_hal::{BlockDevice, SysRoot};
-use serde_json::json;
+use coffer_runtime::event::Event;
 
 use crate::SupervisorError;
 use crate::boot::{Fsck, mount_ext4};
@@ -60,7 +60,7 @@ pub(crate) fn prepare(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &
         for d in &candidates {
             match sys.disk_is_blank(&d.name, d.size) {
                 Ok(true) => blank.push(d.clone()),
-                Ok(false) => event("data.disk-not-blank", &[("disk", json!(d.name)), ("serial", json!(d.serial))]),
+                Ok(false) => event(&Event::DataDiskNotBlank { disk: d.name.clone(), serial: d.serial.clone() }),
                 Err(e) => log::warn!("reading {}: {e}", d.name),
             }
         }
@@ -83,7 +83,7 @@ fn mount(reaper: &Reaper, device: &Path, target: &Path, fsck: Fsck) -> Result<()
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o711))
         .map_err(|e| SupervisorError::io(format!("setting the mode of {}", target.display()), e))?;
-    event("data.mounted", &[("array", json!(device)), ("path", json!(target))]);
+    event(&Event::DataMounted { array: device.to_string_lossy().into_owned(), path: target.to_string_lossy().into_owned() });
     Ok(())
 }
 
@@ -175,14 +175,14 @@ fn prepare_unit(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &Path) 
         UnitPlan::Mount(name) => mount(reaper, &sys.dev_node(&name), target, Fsck::Check),
         UnitPlan::Format(name) => {
             let dev = sys.dev_node(&name);
-            event("data.creating", &[("disks", json!([dev])), ("serials", json!([]))]);
+            event(&Event::DataCreating { disks: vec![dev.to_string_lossy().into_owned()], serials: Vec::new() });
             check(reaper, "/sbin/mke2fs", &["-q", "-t", "ext4", "-L", DATA_LABEL, "-E", "root_owner=0:0", &dev.to_string_lossy()])?;
-            event("data.created", &[("array", json!(dev))]);
+            event(&Event::DataCreated { array: dev.to_string_lossy().into_owned() });
             mount(reaper, &dev, target, Fsck::JustMade)
         }
         UnitPlan::Refuse(why) => {
             for (name, _) in contents.iter().filter(|(_, c)| *c == UnitContent::Other) {
-                event("data.disk-not-blank", &[("disk", json!(name)), ("serial", json!(null))]);
+                event(&Event::DataDiskNotBlank { disk: name.clone(), serial: None });
             }
             Err(SupervisorError::Boot(why))
         }
@@ -192,10 +192,7 @@ fn prepare_unit(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &Path) 
 fn create(sys: &SysRoot, reaper: &Reaper, disks: &[BlockDevice], array: &Path) -> Result<(), SupervisorError> {
     let devs: Vec<String> = disks.iter().map(|d| sys.dev_node(&d.name).to_string_lossy().into_owned()).collect();
     let array = array.to_string_lossy();
-    event(
-        "data.creating",
-        &[("disks", json!(devs)), ("serials", json!(disks.iter().map(|d| d.serial.clone()).collect::<Vec<_>>()))],
-    );
+    event(&Event::DataCreating { disks: devs.clone(), serials: disks.iter().map(|d| d.serial.clone()).collect() });
     let mut args = vec![
         "--create", &array, "--level=1", "--raid-devices=2", "--metadata=1.2", "--bitmap=internal",
         "--homehost=coffer", "--name", ARRAY_NAME, "--run", "--force",
@@ -203,7 +200,7 @@ fn create(sys: &SysRoot, reaper: &Reaper, disks: &[BlockDevice], array: &Path) -
     args.extend(devs.iter().map(String::as_str));
     check(reaper, "/sbin/mdadm", &args)?;
     check(reaper, "/sbin/mke2fs", &["-q", "-t", "ext4", "-L", DATA_LABEL, "-E", "root_owner=0:0", &array])?;
-    event("data.created", &[("array", json!(array))]);
+    event(&Event::DataCreated { array: array.to_string() });
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 
 use coffer_config::NetworkConfig;
 use coffer_hal::SysRoot;
-use serde_json::json;
+use coffer_runtime::event::Event;
 
 use crate::console::event;
 use crate::reaper::Reaper;
@@ -46,14 +46,14 @@ fn ip(reaper: &Reaper, args: &[&str]) -> bool {
 pub(crate) fn bring_up(sys: &SysRoot, reaper: &Reaper, config: &NetworkConfig) -> NetworkOutcome {
     ip(reaper, &["link", "set", "lo", "up"]);
     let Some(interface) = sys.network_interfaces().ok().and_then(|v| v.into_iter().next()) else {
-        event("network.no-interface", &[]);
+        event(&Event::NetworkNoInterface);
         return NetworkOutcome::NoInterface;
     };
     ip(reaper, &["link", "set", &interface, "up"]);
     if config.dhcp {
         let lease = reaper.run(BUSYBOX, &["udhcpc", "-i", &interface, "-n", "-q", "-t", "5", "-T", "2", "-O", "ntpsrv", "-s", &dhcp_script()]);
         if matches!(&lease, Ok(out) if out.exit.success()) {
-            event("network.up", &[("interface", json!(interface)), ("method", json!("dhcp"))]);
+            event(&Event::NetworkUp { interface: interface.clone(), method: "dhcp".to_string(), address: None });
             return NetworkOutcome::Dhcp { interface };
         }
     }
@@ -65,11 +65,11 @@ pub(crate) fn bring_up(sys: &SysRoot, reaper: &Reaper, config: &NetworkConfig) -
             let _ = std::fs::write("/etc/resolv.conf", resolv);
         }
         if ok {
-            event("network.up", &[("interface", json!(interface)), ("method", json!("static")), ("address", json!(address))]);
+            event(&Event::NetworkUp { interface: interface.clone(), method: "static".to_string(), address: Some(address.clone()) });
             return NetworkOutcome::Static { interface };
         }
     }
-    event("network.waiting", &[("interface", json!(interface))]);
+    event(&Event::NetworkWaiting { interface: interface.clone() });
     NetworkOutcome::Waiting { interface }
 }
 

@@ -17,9 +17,9 @@ use coffer_config::{Config, StatePaths, UserDb};
 use coffer_hal::SysRoot;
 use coffer_runtime::Paths;
 use coffer_runtime::alert::{raise, stamped};
+use coffer_runtime::event::Event;
 use rustix::process::{Pid, Signal, kill_process_group};
 use rustix::system::RebootCommand;
-use serde_json::json;
 
 use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
@@ -75,7 +75,7 @@ pub fn run_as_init() -> ! {
     start_signal_thread(reaper.clone(), tx.clone());
     let cmdline = sys.kernel_cmdline().unwrap_or_default();
     let slot = cmdline.get("coffer.slot").unwrap_or("a").to_string();
-    event("boot.start", &[("version", json!(env!("CARGO_PKG_VERSION"))), ("slot", json!(slot))]);
+    event(&Event::BootStart { version: env!("CARGO_PKG_VERSION").to_string(), slot });
 
     let booted = boot_steps(&sys, &reaper, &tx);
     let mut slots = SlotKeeper::at_boot(&sys, &cmdline);
@@ -113,7 +113,7 @@ pub fn run_as_init() -> ! {
         start_debug_console_thread(tx.clone());
     }
     let mut watchdog = Watchdog::open(&sys.dev_node("watchdog"));
-    event("boot.done", &[("uptime-secs", json!(uptime())), ("watchdog", json!(watchdog.is_some()))]);
+    event(&Event::BootDone { uptime_secs: uptime(), watchdog: watchdog.is_some() });
     let services_ok = booted.state_ok && booted.data_ok;
     let (reason, reboot) = supervise(&mut table, &reaper, &tx, &rx, &mut watchdog, &mut slots, services_ok);
     shutdown(&mut table, &reaper, &rx, watchdog, reason, reboot)
@@ -124,15 +124,12 @@ fn boot_steps(sys: &SysRoot, reaper: &Arc<Reaper>, tx: &Sender<Msg>) -> Booted {
     let mut booted = Booted { exe: exe.clone(), state_ok: false, data_ok: false, network_started: false };
     let t0 = Instant::now();
     let modules = boot::load_modules(&Paths::appliance().modules_list());
-    event(
-        "boot.modules",
-        &[
-            ("loaded", json!(modules.loaded)),
-            ("failed", json!(modules.failed)),
-            ("ms", json!(t0.elapsed().as_millis() as u64)),
-            ("slowest", json!(modules.slowest)),
-        ],
-    );
+    event(&Event::BootModules {
+        loaded: modules.loaded as u64,
+        failed: modules.failed,
+        ms: t0.elapsed().as_millis() as u64,
+        slowest: modules.slowest,
+    });
 
     let Some(state_part) = boot::wait_for_partition(sys, STATE_PARTITION, Duration::from_secs(10)) else {
         fail("state", &format!("no partition named {STATE_PARTITION} on any disk: flash the Coffer image to the boot disk"));
@@ -142,7 +139,7 @@ fn boot_steps(sys: &SysRoot, reaper: &Arc<Reaper>, tx: &Sender<Msg>) -> Booted {
         fail("state", &e.to_string());
         return booted;
     }
-    event("state.mounted", &[("device", json!(state_part.name)), ("path", json!(STATE_DIR))]);
+    event(&Event::StateMounted { device: state_part.name.clone(), path: STATE_DIR.to_string() });
     let paths = StatePaths::new(Path::new(STATE_DIR));
     if !paths.config().exists() && !coffer(reaper, &exe, &["init"]) {
         fail("state", "coffer init failed on the state partition");
@@ -186,7 +183,7 @@ fn start_network_thread(sys: SysRoot, reaper: Arc<Reaper>, config: coffer_config
 
 fn fail(step: &str, message: &str) {
     log::error!("{step}: {message}");
-    event("boot.failed", &[("step", json!(step)), ("message", json!(message))]);
+    event(&Event::BootFailed { step: step.to_string(), message: message.to_string() });
     // Without the state partition there is no spool (and no alert service).
     if step != "state" {
         raise(&Paths::appliance(), &stamped(&format!("boot:{step}"), Severity::Critical, &format!("the appliance started without its {step}"), message, false));
@@ -220,7 +217,7 @@ fn show_host_keys(reaper: &Reaper, exe: &Path) {
         for line in out.stdout.lines() {
             console::line(&format!("coffer: host key {line}"));
         }
-        event("boot.host-keys", &[("fingerprints", json!(out.stdout.lines().collect::<Vec<_>>()))]);
+        event(&Event::BootHostKeys { fingerprints: out.stdout.lines().map(str::to_string).collect() });
     }
 }
 
@@ -235,7 +232,7 @@ fn add_admin(reaper: &Reaper, exe: &Path, paths: &StatePaths) {
     match admin {
         None => {
             if coffer(reaper, exe, &["user", "add", "admin", "--key", &admin_keys, "--role", "admin"]) {
-                event("state.admin-added", &[("user", json!("admin"))]);
+                event(&Event::StateAdminAdded { user: "admin".to_string() });
             }
         }
         // Made by a firmware that had no roles yet.
@@ -271,7 +268,7 @@ fn supervise(
         }
         let healthy = table.healthy(now);
         if was_healthy != Some(healthy) {
-            event("health", &[("healthy", json!(healthy))]);
+            event(&Event::Health { healthy });
             was_healthy = Some(healthy);
             healthy_since = healthy.then_some(now);
         }
@@ -291,16 +288,9 @@ fn supervise(
             Ok(Msg::Exited(exit)) => {
                 let name = table.by_pid(exit.pid).map(|s| s.name.clone());
                 if let Some(outcome) = table.exited(exit.pid, Instant::now()) {
-                    event(
-                        "service.exited",
-                        &[
-                            ("service", json!(name)),
-                            ("status", json!(exit.describe())),
-                            ("restart-in-secs", json!(outcome.restart_in.map(|d| d.as_secs_f64()))),
-                        ],
-                    );
+                    event(&Event::ServiceExited { service: name, status: exit.describe(), restart_in_secs: outcome.restart_in.map(|d| d.as_secs_f64()) });
                     if outcome.at_cap && flapping.insert(outcome.service.clone()) {
-                        event("service.flapping", &[("service", json!(outcome.service))]);
+                        event(&Event::ServiceFlapping { service: outcome.service.clone() });
                         raise(
                             &Paths::appliance(),
                             &stamped(
@@ -316,7 +306,7 @@ fn supervise(
             }
             Ok(Msg::Output { service, line }) => {
                 if table.output_line(&service, &line, Instant::now()) {
-                    event("service.ready", &[("service", json!(service))]);
+                    event(&Event::ServiceReady { service: service.clone() });
                     if flapping.remove(&service) {
                         raise(&Paths::appliance(), &stamped(&format!("service:{service}:flapping"), Severity::Critical, &format!("service {service} runs again"), "", true));
                     }
@@ -328,12 +318,12 @@ fn supervise(
             }
             Ok(Msg::Debug(DebugCommand::Kill(name))) => {
                 if let Some(crate::ServiceState::Running { pid, .. }) = table.get(&name).map(|s| s.state.clone()) {
-                    event("debug.kill", &[("service", json!(name)), ("pid", json!(pid))]);
+                    event(&Event::DebugKill { service: name.clone(), pid });
                     signal_group(pid, Signal::KILL);
                 }
             }
             Ok(Msg::Debug(DebugCommand::Hang)) => {
-                event("debug.hang", &[]);
+                event(&Event::DebugHang);
                 loop {
                     std::thread::sleep(Duration::from_secs(3600));
                 }
@@ -357,7 +347,7 @@ fn start_service(table: &mut ServiceTable, reaper: &Reaper, tx: &Sender<Msg>, na
         Ok(mut child) => {
             let pid = child.id() as i32;
             table.started(name, pid, now);
-            event("service.started", &[("service", json!(name)), ("pid", json!(pid))]);
+            event(&Event::ServiceStarted { service: name.to_string(), pid });
             if let Some(out) = child.stdout.take() {
                 forward_output(name, out, tx.clone());
             }
@@ -374,7 +364,7 @@ fn start_service(table: &mut ServiceTable, reaper: &Reaper, tx: &Sender<Msg>, na
         Err(e) => {
             log::error!("starting {name} ({}): {e}", argv[0]);
             if let Some(outcome) = table.spawn_failed(name, now) {
-                event("service.exited", &[("service", json!(name)), ("status", json!(format!("not started: {e}"))), ("restart-in-secs", json!(outcome.restart_in.map(|d| d.as_secs_f64())))]);
+                event(&Event::ServiceExited { service: Some(name.to_string()), status: format!("not started: {e}"), restart_in_secs: outcome.restart_in.map(|d| d.as_secs_f64()) });
             }
         }
     }
@@ -478,7 +468,7 @@ fn shutdown(
     reason: &str,
     reboot: bool,
 ) -> ! {
-    event("shutdown.start", &[("reason", json!(reason)), ("reboot", json!(reboot))]);
+    event(&Event::ShutdownStart { reason: reason.to_string(), reboot });
     let mut running = table.stop_all();
     for (_, pid) in &running {
         signal_group(*pid, Signal::TERM);
@@ -488,11 +478,11 @@ fn shutdown(
         if let Ok(Msg::Exited(exit)) = rx.recv_timeout(Duration::from_millis(200))
             && let Some(pos) = running.iter().position(|(_, p)| *p == exit.pid) {
                 let (name, _) = running.remove(pos);
-                event("service.stopped", &[("service", json!(name)), ("status", json!(exit.describe()))]);
+                event(&Event::ServiceStopped { service: name.clone(), status: exit.describe() });
             }
     }
     for (name, pid) in running {
-        event("service.killed", &[("service", json!(name))]);
+        event(&Event::ServiceKilled { service: name.clone() });
         signal_group(pid, Signal::KILL);
     }
     rustix::fs::sync();
@@ -506,7 +496,7 @@ fn shutdown(
     if let Some(w) = watchdog {
         w.disarm();
     }
-    event("shutdown.done", &[("reboot", json!(reboot))]);
+    event(&Event::ShutdownDone { reboot });
     let _ = rustix::system::reboot(if reboot { RebootCommand::Restart } else { RebootCommand::PowerOff });
     loop {
         std::thread::sleep(Duration::from_secs(60));

@@ -12,6 +12,7 @@ use std::time::Duration;
 use coffer_hal::{KernelCmdline, SysRoot};
 use coffer_runtime::Paths;
 use coffer_runtime::alert::{raise, stamped};
+use coffer_runtime::event::Event;
 use coffer_slots::{EspMount, Slot, Verdict, edit, verdict};
 use serde_json::json;
 
@@ -79,11 +80,11 @@ impl SlotKeeper {
         match v {
             Verdict::Good => publish(booted, "good", None),
             Verdict::Trial => {
-                event("update.trial", &[("slot", json!(booted.name())), ("mark-good-after-secs", json!(grace.as_secs()))]);
+                event(&Event::UpdateTrial { slot: booted.name().to_string(), mark_good_after_secs: grace.as_secs() });
                 publish(booted, "trial", None);
             }
             Verdict::RolledBack { failed } => {
-                event("update.rolled-back", &[("slot", json!(booted.name())), ("failed", json!(failed.name()))]);
+                event(&Event::UpdateRolledBack { slot: booted.name().to_string(), failed: failed.name().to_string() });
                 raise(
                     &Paths::appliance(),
                     &stamped(
@@ -111,7 +112,7 @@ impl SlotKeeper {
             match self.mark_good() {
                 Ok(()) => {
                     self.marked = true;
-                    event("update.marked-good", &[("slot", json!(self.booted.name()))]);
+                    event(&Event::UpdateMarkedGood { slot: self.booted.name().to_string() });
                     publish(self.booted, "good", None);
                     return false;
                 }
@@ -119,7 +120,7 @@ impl SlotKeeper {
             }
         }
         if since_boot >= self.deadline {
-            event("update.trial-failed", &[("slot", json!(self.booted.name())), ("reason", json!("services were not healthy in time"))]);
+            event(&Event::UpdateTrialFailed { slot: self.booted.name().to_string(), reason: "services were not healthy in time".to_string() });
             return true;
         }
         false

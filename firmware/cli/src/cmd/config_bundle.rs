@@ -166,7 +166,7 @@ pub(crate) fn import(dir: &Path, passphrase: bool, reboot: bool) -> Result<()> {
     for file in staged {
         file.commit()?;
     }
-    coffer_runtime::event::emit("state.imported", &[("files", serde_json::json!(files.len()))]);
+    coffer_runtime::event::emit(&coffer_runtime::event::Event::StateImported { files: files.len() as u64 });
     println!("coffer: restored {} state files (host key, users, settings)", files.len());
     if reboot {
         crate::power::request(true)

@@ -30,7 +30,7 @@ fn shown(line: &str, cutoff: Option<u64>, events_only: bool) -> Option<String> {
     }
     if events_only {
         // Only the line's own start: a logged user name may contain the marker.
-        let json = text.strip_prefix("coffer-event ")?;
+        let json = text.strip_prefix(coffer_runtime::event::PREFIX)?;
         return Some(json.to_string());
     }
     let when = stamp.map_or_else(String::new, |t| {

@@ -5,6 +5,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod alert;
+pub(crate) mod board;
 pub(crate) mod config;
 pub(crate) mod config_bundle;
 pub(crate) mod logs;

@@ -4,8 +4,8 @@
 use anyhow::{Context, Result};
 use coffer_hal::SysRoot;
 use coffer_raid::Health;
-use coffer_runtime::{Paths, event};
-use serde_json::json;
+use coffer_runtime::Paths;
+use coffer_runtime::event::{self, Event};
 
 use crate::mirror::{mdadm, snapshot};
 
@@ -61,7 +61,7 @@ pub(crate) fn replace(serial: &str) -> Result<()> {
     if !mdadm(&[&dev, "--fail", &disk, "--remove", &disk]) {
         anyhow::bail!("mdadm could not take {disk} out of {dev}; see `logs`");
     }
-    event::emit("raid.replace-requested", &[("serial", json!(serial)), ("disk", json!(kname))]);
+    event::emit(&Event::RaidReplaceRequested { serial: serial.to_string(), disk: kname.to_string() });
     println!("coffer: disk {serial} ({kname}) is out of the mirror; pull it and put a blank disk in its bay: the rebuild starts by itself");
     Ok(())
 }

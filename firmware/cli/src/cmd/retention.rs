@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use coffer_config::{PolicyText, RetentionFile, UserDb};
 use coffer_duplicity::{format_stamp, parse_stamp};
 use coffer_retention::{RetentionPolicy, format_duration, parse_duration};
-use serde_json::json;
+use coffer_runtime::event::{self, Event};
 
 use crate::arrivals::{Observed, describe_set, observe, when};
 use crate::retention_run::{accepted_until, raise_hold, run_user};
@@ -176,7 +176,7 @@ pub(crate) fn adopt(dir: &Path, user: &str) -> Result<()> {
     if observed.held {
         raise_hold(dir, user, false, "An administrator adopted the sets that had arrived; retention runs again.");
     }
-    coffer_runtime::event::emit("retention.adopted", &[("user", json!(user)), ("sets", json!(adopted.len()))]);
+    event::emit(&Event::RetentionAdopted { user: user.to_string(), sets: adopted.len() as u64 });
     Ok(())
 }
 

@@ -16,8 +16,8 @@ use coffer_hal::SysRoot;
 use coffer_bundle::VersionChange;
 use coffer_slots::{EspMount, Slot, edit};
 use coffer_runtime::Paths;
+use coffer_runtime::event::{self, Event};
 use coffer_supervisor::ESP_PARTITION;
-use serde_json::json;
 
 /// The files that make a slot.
 const SLOT_FILES: [&str; 2] = ["vmlinuz", "initrd.zst"];
@@ -90,8 +90,8 @@ pub(crate) fn apply(reboot: bool, allow_downgrade: bool) -> Result<()> {
     let refused = |e: coffer_bundle::BundleError| anyhow!("update refused: {e}; nothing was changed");
     let verified = coffer_bundle::open_update(&bundle, &cert).map_err(refused)?;
     drop(bundle);
-    let board = std::fs::read_to_string(paths.board()).with_context(|| format!("reading {}", paths.board().display()))?;
-    verified.require_board(board.trim()).map_err(refused)?;
+    let board = crate::board::name(&paths)?;
+    verified.require_board(&board).map_err(refused)?;
     verified.require_files(&SLOT_FILES).map_err(refused)?;
     let sys = SysRoot::system();
     let booted = booted(&sys)?;
@@ -135,7 +135,7 @@ pub(crate) fn apply(reboot: bool, allow_downgrade: bool) -> Result<()> {
     esp.replace(&format!("coffer/{target}/version"), format!("{version}\n").as_bytes())?;
     esp.apply(&edit::arm_trial(&esp.loader_files()?, target, booted)).context("arming the new slot")?;
     drop(mount);
-    coffer_runtime::event::emit("update.armed", &[("slot", json!(target.name())), ("version", json!(version)), ("from", json!(running))]);
+    event::emit(&Event::UpdateArmed { slot: target.name().to_string(), version: version.to_string(), from: running.to_string() });
     println!("coffer: firmware {version} is written to slot {target} and verified; the next boot tries it once");
     println!("coffer: it becomes the default only after it runs healthily; otherwise the box comes back on slot {booted} by itself");
     if reboot {
@@ -162,7 +162,7 @@ pub(crate) fn rollback(reboot: bool) -> Result<()> {
         // An applied update not yet tried: going back means not trying it.
         esp.apply(&edit::make_good(&esp.loader_files()?, booted, record))?;
         drop(mount);
-        coffer_runtime::event::emit("update.cancelled", &[("slot", json!(other.name()))]);
+        event::emit(&Event::UpdateCancelled { slot: other.name().to_string() });
         println!("coffer: the update in slot {other} is cancelled; slot {booted} stays the default");
         return Ok(());
     }
@@ -173,7 +173,7 @@ pub(crate) fn rollback(reboot: bool) -> Result<()> {
     // slot whose writing was cut short falls back here by itself.
     esp.apply(&edit::arm_trial(&esp.loader_files()?, other, booted))?;
     drop(mount);
-    coffer_runtime::event::emit("update.rollback", &[("slot", json!(other.name()))]);
+    event::emit(&Event::UpdateRollback { slot: other.name().to_string() });
     println!("coffer: slot {other} boots next, once; it becomes the default again when it runs healthily");
     if reboot { crate::power::request(true) } else {
         println!("coffer: reboot to switch (`reboot`)");

@@ -9,8 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use coffer_alert::{Dispatcher, Spool, configured_sinks};
 use coffer_config::{Config, StatePaths};
-use coffer_runtime::event;
-use serde_json::json;
+use coffer_runtime::event::{self, Event};
 
 const TICK: Duration = Duration::from_secs(2);
 
@@ -41,7 +40,7 @@ pub(crate) fn run(state: &Path) -> Result<()> {
     let spool = Spool::new(&dir);
     let saved = dir.join("dispatch.json");
     let mut dispatcher = load(&saved);
-    event::emit("alert.running", &[("sinks", json!(names))]);
+    event::emit(&Event::AlertRunning { sinks: names.clone() });
     loop {
         let t = coffer_runtime::clock::now();
         for (file, alert) in spool.list()? {
@@ -62,19 +61,16 @@ pub(crate) fn run(state: &Path) -> Result<()> {
             match sink.send(&delivery.alert, &host, delivery.reminder) {
                 Ok(()) => {
                     dispatcher.delivered(&delivery);
-                    event::emit(
-                        "alert.sent",
-                        &[
-                            ("key", json!(delivery.alert.key)),
-                            ("sink", json!(delivery.sink)),
-                            ("resolved", json!(delivery.alert.resolved)),
-                            ("reminder", json!(delivery.reminder)),
-                        ],
-                    );
+                    event::emit(&Event::AlertSent {
+                        key: delivery.alert.key.clone(),
+                        sink: delivery.sink.clone(),
+                        resolved: delivery.alert.resolved,
+                        reminder: delivery.reminder,
+                    });
                 }
                 Err(e) => {
                     dispatcher.failed(&delivery, t);
-                    event::emit("alert.failed", &[("key", json!(delivery.alert.key)), ("sink", json!(delivery.sink)), ("error", json!(e.to_string()))]);
+                    event::emit(&Event::AlertFailed { key: delivery.alert.key.clone(), sink: delivery.sink.clone(), error: e.to_string() });
                 }
             }
             save(&saved, &dispatcher)?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
-use serde_json::json;
+use coffer_runtime::event::{self, Event};
 
 /// The first global IPv4 address (busybox `ip`), which mDNS advertises.
 fn own_address() -> Option<std::net::Ipv4Addr> {
@@ -37,7 +37,7 @@ pub(crate) fn mdns(state: &Path) -> Result<()> {
         };
         let responder = coffer_mdns::Responder::new(&config.network.hostname, addr, port)
             .with_context(|| format!("network.hostname {:?} is not a valid mDNS name", config.network.hostname))?;
-        coffer_runtime::event::emit("mdns.advertising", &[("name", json!(format!("{}.local", config.network.hostname))), ("address", json!(addr.to_string()))]);
+        event::emit(&Event::MdnsAdvertising { name: format!("{}.local", config.network.hostname), address: addr.to_string() });
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = {
             let stop = Arc::clone(&stop);

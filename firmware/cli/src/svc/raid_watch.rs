@@ -22,11 +22,11 @@ use coffer_runtime::Paths;
 
 use crate::mirror::{mdadm, snapshot};
 use coffer_raid::{
-    DiskReading, LedPattern, RaidAction, RaidEvent, RaidPolicy, SmartReport, Snapshot,
+    DiskReading, LedPattern, RaidAction, RaidEvent, RaidKind, RaidPolicy, SmartReport, Snapshot,
     parse_smartctl_json,
 };
-use coffer_runtime::event;
-use serde_json::{Value, json};
+use coffer_runtime::event::{self, Event, MirrorEvent};
+use serde_json::json;
 
 /// How often `smartctl` is asked (the counters in sysfs are read on every look).
 const SMART_INTERVAL: Duration = Duration::from_secs(30 * 60);
@@ -47,7 +47,7 @@ pub(crate) fn watch(state: &Path) -> Result<()> {
     let status_led = crate::board::status_led().and_then(|name| sys.find_led(&name));
     let mut smart: BTreeMap<String, SmartReport> = BTreeMap::new();
     let mut smart_asked: Option<Instant> = None;
-    event::emit("raid.watching", &[("status-led", json!(status_led))]);
+    event::emit(&Event::RaidWatching { status_led: status_led.clone() });
     // The kernel log: block-layer I/O errors per disk (virtio and NVMe have no
     // error counters in sysfs) and a 3ware controller's AEN messages.
     let mut kmsg = match sys.kmsg() {
@@ -140,8 +140,7 @@ fn apply(state: &Path, sys: &SysRoot, status_led: Option<&str>, watch: &mut Watc
 }
 
 fn emit(e: &RaidEvent) {
-    let fields: Vec<(&str, Value)> = e.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
-    event::emit(e.code, &fields);
+    event::emit(&Event::Mirror(MirrorEvent { kind: e.kind.code(), fields: e.fields.clone() }));
 }
 
 /// The 3ware 8006-2LP backend's effects: AEN records from `/dev/kmsg` and
@@ -169,7 +168,7 @@ impl Threeware {
                 out.extend(self.monitor.observe_aen(&aen));
             }
         }
-        let degraded = out.iter().any(|e| e.code == "raid.degraded");
+        let degraded = out.iter().any(|e| e.kind == RaidKind::Degraded);
         if first || degraded || self.smart_asked.is_some_and(|t| t.elapsed() >= SMART_INTERVAL) {
             let mut readings = Vec::new();
             for port in [0u32, 1] {
@@ -315,7 +314,8 @@ fn show(sys: &SysRoot, led: Option<&str>, pattern: LedPattern) {
         && let Err(e) = sys.set_led(name, setting) {
             log::warn!("setting LED {name}: {e}");
         }
-    event::emit("led.pattern", &[("pattern", json!(pattern)), ("led", json!(led))]);
+    // The pattern's name is its serde name (`slow-blink`), as `status` shows it.
+    event::emit(&Event::LedPattern { pattern: json!(pattern).as_str().unwrap_or_default().to_string(), led: led.map(str::to_string) });
 }
 
 fn run_action(sys: &SysRoot, action: &RaidAction) {
@@ -329,5 +329,5 @@ fn run_action(sys: &SysRoot, action: &RaidAction) {
             ("re-add", mdadm(&[&array, "--re-add", &disk]) || mdadm(&[&array, "--add", &disk]))
         }
     };
-    event::emit("raid.action", &[("action", json!(what)), ("detail", json!(format!("{action:?}"))), ("ok", json!(ok))]);
+    event::emit(&Event::RaidAction { action: what.to_string(), detail: format!("{action:?}"), ok });
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use coffer_config::RetentionFile;
 use coffer_runtime::Paths;
+use coffer_runtime::event::{self, Event};
 
 use crate::retention_run::{run_user, wall_clock};
 use crate::state::State;
@@ -35,14 +36,7 @@ pub(crate) fn scheduled(dir: &Path) {
                 }
             };
             if summary.deleted_files > 0 {
-                coffer_runtime::event::emit(
-                    "retention.deleted",
-                    &[
-                        ("user", serde_json::json!(name)),
-                        ("sets", serde_json::json!(summary.deleted_sets)),
-                        ("bytes", serde_json::json!(summary.freed_bytes)),
-                    ],
-                );
+                event::emit(&Event::RetentionDeleted { user: name.to_string(), sets: summary.deleted_sets as u64, bytes: summary.freed_bytes });
                 crate::rescan::request(&state, &name)?;
             }
         }

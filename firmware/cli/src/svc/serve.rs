@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use coffer_sshd::admission::AdmissionLimits;
 use coffer_sshd::quota::QuotaBook;
 use coffer_sshd::throttle::ThrottlePolicy;
-use coffer_runtime::{Paths, event};
+use coffer_runtime::event::{self, Event};
+use coffer_runtime::Paths;
 use coffer_sshd::{Endpoint, EndpointConfig, WorkerCommand};
-use serde_json::json;
 
 use crate::state::{State, chown_tree};
 
@@ -169,10 +169,10 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         let endpoint = Endpoint::new(config, stop_rx);
         println!("coffer: listening on {local}");
         std::io::stdout().flush().ok();
-        event::emit("server.listening", &[("address", json!(local.to_string()))]);
+        event::emit(&Event::ServerListening { address: local.to_string() });
         endpoint.run(listener, SHUTDOWN_GRACE).await?;
         crate::quota_book::housekeeping(dir, &quota);
-        event::emit("server.stopped", &[]);
+        event::emit(&Event::ServerStopped);
         Ok(())
     })
 }

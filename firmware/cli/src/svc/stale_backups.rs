@@ -30,7 +30,7 @@ pub(crate) fn check_stale_backups(dir: &Path, raised: &mut BTreeMap<String, bool
         raised.insert(u.name.clone(), u.stale);
         let last = u.last_backup.map_or("never".to_string(), |t| format!("{} ago", coffer_status::duration((status.now - t).max(0) as u64)));
         if u.stale {
-            coffer_runtime::event::emit("backup.stale", &[("user", serde_json::json!(u.name)), ("days", serde_json::json!(status.stale_after_days))]);
+            coffer_runtime::event::emit(&coffer_runtime::event::Event::BackupStale { user: u.name.clone(), days: u64::from(status.stale_after_days) });
         }
         coffer_runtime::alert::raise(
             &Paths::appliance().with_state(dir),

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use coffer_config::{Config, StatePaths};
 use coffer_runtime::Paths;
 use coffer_runtime::clock::system_now;
+use coffer_runtime::event::{self, Event};
 use coffer_time::{ClockState, SyncLoop};
-use serde_json::json;
 
 /// The hardware clock the time is written back to (a node under `/dev`).
 const RTC: &str = "rtc0";
@@ -40,7 +40,7 @@ pub(crate) fn time_sync(state: &Path) -> Result<()> {
     crate::logging::init(&config.log.level);
     let interval = Duration::from_secs(config.time.interval_secs);
     let mut sync = SyncLoop::default();
-    coffer_runtime::event::emit("time.running", &[("servers", json!(servers(&config)))]);
+    event::emit(&Event::TimeRunning { servers: servers(&config) });
     loop {
         let answer = coffer_time::query_any(&servers(&config), QUERY_TIMEOUT);
         if let Err(e) = &answer {
@@ -65,7 +65,7 @@ pub(crate) fn time_sync(state: &Path) -> Result<()> {
                 coffer_config::write_atomically(&Paths::appliance().clock(), &text)?;
             }
             if decision.announce {
-                coffer_runtime::event::emit("time.synced", &[("server", json!(server)), ("offset-ms", json!(offset)), ("rtc", json!(rtc))]);
+                event::emit(&Event::TimeSynced { server: server.to_string(), offset_ms: offset, rtc });
             }
         }
         std::thread::sleep(decision.wait);

@@ -57,7 +57,7 @@ fn keys(e: &Effects) -> Vec<String> {
 }
 
 fn codes(e: &Effects) -> Vec<&'static str> {
-    e.events().map(|e| e.code).collect()
+    e.events().map(|e| e.kind.code()).collect()
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn rising_counters_are_warnings_keyed_by_serial_and_what() {
     assert_eq!(e.led(), None, "a warning leaves the LED as it is");
 
     // A 3ware port's health event carries its own alert title.
-    let port = RaidEvent { code: "disk.health-critical", fields: BTreeMap::new() }.with("disk", "port 1").with("serial", "WD-9").with("what", "smart-failing").with("guidance", "replace it");
+    let port = RaidEvent::of(RaidKind::DiskHealthCritical).with("disk", "port 1").with("serial", "WD-9").with("what", "smart-failing").with("guidance", "replace it");
     let a = &alerts_for(&port, NOW)[0];
     assert_eq!((a.key.as_str(), a.severity, a.title.as_str(), a.body.as_str()), ("disk:WD-9:smart-failing", Severity::Critical, "disk WD-9: smart-failing", "replace it."));
 }
@@ -144,7 +144,7 @@ fn a_requested_check_starts_and_its_mismatches_are_an_alert() {
     let e = w.step(WatchInput { snapshot: &snap(healthy()), readings: &[], controller: None, scrub_request: Some(ScrubRequest::Check), clock_trusted: true, now: NOW });
     assert_eq!(e.list, [Effect::DataUnavailable(false), Effect::StartScrub { array: "md127".into(), label: "data".into(), from_sector: 0 }]);
     let started = w.scrub_started("data", 0, NOW);
-    assert_eq!((started.code, started.fields["from-sector"].as_u64()), ("raid.scrub-started", Some(0)));
+    assert_eq!((started.kind.code(), started.fields["from-sector"].as_u64()), ("raid.scrub-started", Some(0)));
     let mut done = healthy();
     done.mismatch_cnt = 8;
     let e = look(&mut w, &snap(done), &[]);
