@@ -1,0 +1,264 @@
+//! `coffer-client backup`: one run, from the target's file names to an
+//! uploaded set. The plan (`crate::plan`) says full or incremental; the
+//! chain's sigtars give each path's previous record (`previous`); the
+//! source is walked in duplicity's order (`coffer_select`) beside them, and
+//! each path becomes nothing, a snapshot, a delta or a deletion (`decide`);
+//! the volume writer cuts the entries into volumes that are sealed and
+//! uploaded as they fill (`upload`), the signatures go into the set's sigtar,
+//! and the manifest goes last, so an interrupted run leaves a set that
+//! neither tool mistakes for a complete one.
+
+mod data;
+mod decide;
+mod meta;
+mod previous;
+mod seal;
+mod upload;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use coffer_archive::{Entry, FileType, Footer, Index, Kind, Manifest, Meta, SigTarWriter, VolumeWriter};
+use coffer_duplicity::{ArchiveName, Collection, FileInfo, FileRole, SetKind, format_stamp};
+use coffer_remote::Remote;
+use coffer_select::{Selection, Walk};
+
+use crate::plan::{BackupOptions, Reason, SetPlan, plan_backup};
+use decide::{Action, decide};
+use previous::{PreviousState, Record};
+pub use seal::Protection;
+use upload::Uploads;
+
+/// The PAX key that marks the second and later paths of a hard-link group
+/// with the group's first path; stock duplicity ignores it.
+pub const HARDLINK_KEY: &[u8] = b"COFFER.hardlink";
+
+/// Everything one run needs from the command line.
+pub struct BackupArgs {
+    pub source: PathBuf,
+    pub options: BackupOptions,
+    pub excludes: Vec<String>,
+    pub exclude_if_present: Vec<String>,
+    pub exclude_caches: bool,
+    pub volsize_mb: u64,
+    pub protection: Protection,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub set_name: String,
+    pub new: u64,
+    pub changed: u64,
+    pub deleted: u64,
+    pub unchanged: u64,
+    /// Paths that could not be read; the run went on without them.
+    pub skipped: u64,
+    pub volumes: usize,
+    pub bytes: u64,
+}
+
+/// Runs one backup of `args.source` to `remote` at `now`.
+pub fn run(remote: &dyn Remote, args: &BackupArgs, now: i64) -> Result<Outcome> {
+    let source = std::path::absolute(&args.source).with_context(|| format!("finding {}", args.source.display()))?;
+    remote.create_dir().context("creating the target directory")?;
+    let files: Vec<FileInfo> = remote.list()?.into_iter().map(|e| FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
+    let collection = Collection::from_files(&files);
+    let plan = plan_backup(&collection, args.options, now)?;
+    for name in &plan.leftovers {
+        match remote.delete(name) {
+            Ok(()) => log::info!("removed {name}, left by an interrupted run"),
+            Err(e) => log::warn!("{name} is left by an interrupted run and cannot be removed ({e}); it is ignored"),
+        }
+    }
+    let (set, mut previous) = match plan.set {
+        SetPlan::Full { time } => (ArchiveName { kind: SetKind::Full, role: FileRole::Manifest, start: None, end: time, encrypted: false, partial: false, prefix: String::new() }, PreviousState::empty()),
+        SetPlan::Incremental { start, end } => {
+            let sigtars = chain_sigtars(remote, &collection)?;
+            (ArchiveName { kind: SetKind::Incremental, role: FileRole::Manifest, start: Some(start), end, encrypted: false, partial: false, prefix: String::new() }, PreviousState::new(sigtars)?)
+        }
+    };
+    match plan.reason {
+        Reason::NoChain => log::info!("no backup chain at the target yet: a full backup"),
+        Reason::Forced => log::info!("--full: a new chain"),
+        Reason::ChainTooOld { full_time } => log::info!("the chain began {}: a new chain", format_stamp(full_time)),
+        Reason::Continues => log::info!("an incremental backup"),
+    }
+    let staging = tempfile::Builder::new().prefix("coffer-client-").tempdir().context("making a staging directory")?;
+    let mut uploads = Uploads { remote, staging: staging.path().to_path_buf(), protection: &args.protection, set, volumes: Vec::new(), bytes: 0 };
+    let sig_name = uploads.name(FileRole::Signatures);
+    let (sig_sealed, _, sig_path) = uploads.start(&sig_name, true)?;
+    let mut sigtar = SigTarWriter::new(sig_sealed);
+    let footer = if args.protection.encrypted() { Footer::Record } else { Footer::None };
+    let mut volumes = VolumeWriter::new(uploads, args.volsize_mb.saturating_mul(1 << 20), footer);
+    let selection = Selection::new(&source, &args.excludes, &args.exclude_if_present, args.exclude_caches)?;
+    let mut outcome = Outcome::default();
+    let mut writer = EntryWriter { volumes: &mut volumes, sigtar: &mut sigtar, names: meta::Names::load(), links: HashMap::new() };
+    let mut record = previous.next_record()?;
+    for item in Walk::new(&source, selection) {
+        let found = match item {
+            Ok(found) => found,
+            Err(e) => {
+                log::warn!("skipped {e}");
+                outcome.skipped += 1;
+                continue;
+            }
+        };
+        let index = Index::from_bytes(&found.relative);
+        while let Some(r) = record.take_if(|r| r.index < index) {
+            writer.deleted(&r, &mut outcome)?;
+            record = previous.next_record()?;
+        }
+        let here = record.take_if(|r| r.index == index);
+        if here.is_some() {
+            record = previous.next_record()?;
+        }
+        if let Err(e) = writer.path(&found.path, &found.meta, index, here.as_ref(), &mut outcome) {
+            if e.downcast_ref::<Unreadable>().is_none() {
+                return Err(e);
+            }
+            log::warn!("skipped {e:#}");
+            outcome.skipped += 1;
+        }
+    }
+    while let Some(r) = record {
+        writer.deleted(&r, &mut outcome)?;
+        record = previous.next_record()?;
+    }
+    let mut uploads = volumes.finish()?;
+    let sig_sealed = sigtar.finish()?;
+    uploads.store(sig_sealed, &sig_path, &sig_name)?;
+    let manifest = Manifest { hostname: Some(hostname()), localdir: Some(source.as_os_str().as_bytes().to_vec()), volumes: std::mem::take(&mut uploads.volumes), files_changed: None };
+    outcome.volumes = manifest.volumes.len();
+    let manifest_name = uploads.name(FileRole::Manifest);
+    let (mut sealed, _, path) = uploads.start(&manifest_name, false)?;
+    std::io::Write::write_all(&mut sealed, &manifest.to_bytes())?;
+    uploads.store(sealed, &path, &manifest_name)?;
+    outcome.bytes = uploads.bytes;
+    outcome.set_name = manifest_name;
+    Ok(outcome)
+}
+
+/// A path that could not be read before anything of it was written: the
+/// run reports it and goes on.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+struct Unreadable {
+    path: String,
+    source: std::io::Error,
+}
+
+fn unreadable(path: &Path, source: std::io::Error) -> anyhow::Error {
+    Unreadable { path: path.display().to_string(), source }.into()
+}
+
+/// Writes each path's entries into the volumes and the sigtar.
+struct EntryWriter<'w, 'u> {
+    volumes: &'w mut VolumeWriter<Uploads<'u>>,
+    sigtar: &'w mut SigTarWriter<Box<dyn seal::Sealed>>,
+    names: meta::Names,
+    /// The first path seen of each (device, inode) with more than one link.
+    links: HashMap<(u64, u64), Index>,
+}
+
+impl EntryWriter<'_, '_> {
+    /// A path the previous sets had and the walk no longer finds.
+    fn deleted(&mut self, record: &Record, outcome: &mut Outcome) -> Result<()> {
+        if record.previous.kind == Kind::Deleted || record.index.is_root() {
+            return Ok(());
+        }
+        let entry = Entry { kind: Kind::Deleted, index: record.index.clone(), meta: Meta::deleted() };
+        self.volumes.push(&entry, &mut std::io::empty())?;
+        self.sigtar.append(&entry, 0, &mut std::io::empty())?;
+        outcome.deleted += 1;
+        Ok(())
+    }
+
+    fn path(&mut self, path: &Path, stat: &std::fs::Metadata, index: Index, previous: Option<&Record>, outcome: &mut Outcome) -> Result<()> {
+        let Some(file_type) = meta::file_type(path, stat).map_err(|e| unreadable(path, e))? else {
+            log::info!("{}: a socket, left out as duplicity does", path.display());
+            return Ok(());
+        };
+        let stored = meta::stored_meta(stat, file_type, &self.names);
+        let action = decide(&stored, previous.map(|r| &r.previous));
+        match action {
+            Action::Unchanged => {
+                outcome.unchanged += 1;
+                return Ok(());
+            }
+            Action::Snapshot if previous.is_some_and(|r| r.previous.kind != Kind::Deleted) => outcome.changed += 1,
+            Action::Snapshot => outcome.new += 1,
+            Action::Diff => outcome.changed += 1,
+        }
+        if stored.file_type != FileType::Regular {
+            self.volumes.push(&Entry { kind: Kind::Snapshot, index: index.clone(), meta: stored.clone() }, &mut std::io::empty())?;
+            self.sigtar.append(&Entry { kind: Kind::Snapshot, index, meta: stored }, 0, &mut std::io::empty())?;
+            return Ok(());
+        }
+        let file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
+        let mut in_volume = stored.clone();
+        if stat.nlink() > 1 {
+            match self.links.get(&(stat.dev(), stat.ino())) {
+                Some(first) => in_volume.extra_pax.push((HARDLINK_KEY.to_vec(), first.as_bytes().to_vec())),
+                None => {
+                    self.links.insert((stat.dev(), stat.ino()), index.clone());
+                }
+            }
+        }
+        let signature = match (action, previous.and_then(|r| r.signature.as_deref())) {
+            (Action::Diff, Some(old)) => {
+                let old = coffer_rsync::Signature::from_bytes(old, u64::MAX).with_context(|| format!("the previous signature of {}", path.display()))?;
+                let mut reader = data::Delta::new(file, stat.len(), &old);
+                self.volumes.push(&Entry { kind: Kind::Diff, index: index.clone(), meta: in_volume }, &mut reader).with_context(|| format!("reading {}", path.display()))?;
+                reader.finish()?
+            }
+            _ => {
+                let mut reader = data::Signed::new(file, stat.len());
+                self.volumes.push(&Entry { kind: Kind::Snapshot, index: index.clone(), meta: in_volume }, &mut reader).with_context(|| format!("reading {}", path.display()))?;
+                reader.finish()?
+            }
+        };
+        self.sigtar.append(&Entry { kind: Kind::Signature, index, meta: stored }, signature.len() as u64, &mut &signature[..])?;
+        Ok(())
+    }
+}
+
+/// The plain sigtars of the newest chain, oldest first.
+fn chain_sigtars(remote: &dyn Remote, collection: &Collection) -> Result<Vec<(String, Box<dyn Read>)>> {
+    let Some(chain) = collection.chains.last() else { bail!("no chain to continue") };
+    let mut out = Vec::new();
+    for &i in &chain.sets {
+        let set = &collection.sets[i];
+        let Some(name) = set.signatures.first() else {
+            bail!("the set {} has no signature file at the target; run with --full to start a new chain", set.key())
+        };
+        out.push((name.clone(), open_plain(remote, name)?));
+    }
+    Ok(out)
+}
+
+/// An archive file's plain bytes, streamed.
+fn open_plain(remote: &dyn Remote, name: &str) -> Result<Box<dyn Read>> {
+    let stream = remote.get(name).with_context(|| format!("reading {name}"))?;
+    if name.ends_with(".gz") {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(stream)))
+    } else if name.ends_with(".gpg") {
+        bail!("{name} is encrypted; this build of coffer-client reads only unencrypted (--no-encryption) archives")
+    } else {
+        Ok(stream)
+    }
+}
+
+/// The host name duplicity records and checks (`socket.gethostname()`).
+fn hostname() -> Vec<u8> {
+    std::fs::read("/proc/sys/kernel/hostname").map(|mut h| {
+        while h.last().is_some_and(u8::is_ascii_whitespace) {
+            h.pop();
+        }
+        h
+    }).unwrap_or_default()
+}
