@@ -18,7 +18,7 @@ use crate::url::SshTarget;
 
 /// How to reach SSH servers: where keys and `known_hosts` are, which key
 /// to use. [`SshOptions::from_env`] gives OpenSSH's defaults.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SshOptions {
     /// The login name when the URL names none (OpenSSH: the local user).
     pub local_user: String,
@@ -64,6 +64,21 @@ impl SshOptions {
         let mut o = Self::for_home(&home, &user);
         o.agent = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()).map(PathBuf::from);
         o
+    }
+}
+
+/// Everything but the passphrase, which never reaches a log.
+impl std::fmt::Debug for SshOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshOptions")
+            .field("local_user", &self.local_user)
+            .field("ssh_dir", &self.ssh_dir)
+            .field("known_hosts", &self.known_hosts)
+            .field("key_file", &self.key_file)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "<hidden>"))
+            .field("agent", &self.agent)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
     }
 }
 
@@ -291,6 +306,16 @@ fn read_public(path: &Path) -> Option<PublicKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_follow_openssh_and_hide_the_passphrase() {
+        let mut o = SshOptions::for_home(Path::new("/home/u"), "u");
+        assert_eq!(o.known_hosts, vec![PathBuf::from("/home/u/.ssh/known_hosts"), PathBuf::from("/etc/ssh/ssh_known_hosts")]);
+        assert_eq!(o.ssh_dir.as_deref(), Some(Path::new("/home/u/.ssh")));
+        o.passphrase = Some("hunter2".into());
+        let shown = format!("{o:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("<hidden>"), "{shown}");
+    }
 
     #[test]
     fn known_types_go_first() {
