@@ -237,6 +237,27 @@ fn keys_as_openssh_finds_them() {
     assert!(msg.contains("is encrypted") && msg.contains("ssh-agent"), "{msg}");
     o.passphrase = Some("secret words".into());
     open(&c, "/x", &o).create_dir().expect("login with the passphrase");
+
+    // ssh-agent (the real one) holding a key under a name no default
+    // lookup finds: the login goes through the agent.
+    let agent_key = c.home.join("agent-only");
+    run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ecdsa", "-N", "", "-C", "", "-f"]).arg(&agent_key));
+    run_ok(Command::new(coffer_bin()).arg("--state").arg(&server.state).args(["user", "add", "alice", "--key"]).arg(agent_key.with_extension("pub")));
+    let sock = c.home.join("agent.sock");
+    let mut agent = Command::new("ssh-agent").arg("-D").arg("-a").arg(&sock).stdout(std::process::Stdio::null()).spawn().expect("ssh-agent");
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run_ok(Command::new("ssh-add").arg("-q").arg(&agent_key).env("SSH_AUTH_SOCK", &sock));
+    let mut o = SshOptions::for_home(&c.home, "alice");
+    o.known_hosts.truncate(1);
+    o.ssh_dir = None;
+    o.agent = Some(sock);
+    let result = coffer_remote::open(&url(&c, "/x"), &o).map(|r| r.create_dir());
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(matches!(result, Ok(Ok(()))), "login through ssh-agent: {:?}", result.map(|_| ()));
 }
 
 #[test]
