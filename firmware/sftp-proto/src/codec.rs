@@ -79,6 +79,11 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
+    /// Takes every byte not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.buf)
+    }
+
     pub fn remaining(&self) -> usize {
         self.buf.len()
     }
@@ -124,6 +129,12 @@ impl Writer {
         // Strings longer than 4 GiB cannot be produced by the session.
         self.u32(u32::try_from(s.len()).unwrap_or(u32::MAX));
         self.buf.extend_from_slice(s);
+        self
+    }
+
+    /// Appends bytes as they are, without a length.
+    pub fn raw(&mut self, bytes: &[u8]) -> &mut Self {
+        self.buf.extend_from_slice(bytes);
         self
     }
 

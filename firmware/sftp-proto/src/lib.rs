@@ -1,6 +1,7 @@
 //! SFTP version 3 (draft-ietf-secsh-filexfer-02) plus the OpenSSH extensions
-//! that backup clients use, as pure data: bytes in, [`Request`] out, and
-//! replies encoded into bytes. Nothing here touches a file or a socket, so
+//! that backup clients use, as pure data, in both directions: the server
+//! decodes [`Request`]s and encodes [`Reply`]s, the client (`coffer-remote`)
+//! encodes requests and decodes replies. Nothing here touches a file or a socket, so
 //! every byte a client can send is covered by property tests and a fuzzer.
 
 mod attrs;
@@ -10,7 +11,7 @@ mod reply;
 
 pub use attrs::{Attrs, FileKind};
 pub use codec::{DecodeError, Reader, Writer, split_packet};
-pub use reply::{Limits, NameEntry, Reply, StatVfs, encode_data};
+pub use reply::{Limits, NameEntry, Reply, ServerVersion, StatVfs, encode_data};
 pub use request::{OpenFlags, Request, RequestKind};
 
 /// The protocol version Coffer speaks (and the highest any client needs).

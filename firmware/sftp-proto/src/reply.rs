@@ -1,7 +1,9 @@
-//! Server replies, encoded into complete packets.
+//! Server replies: encoded into complete packets by the server, decoded
+//! from packet bodies by the client. Decoding never trusts a count or a
+//! length beyond the bytes actually present.
 
 use crate::attrs::Attrs;
-use crate::codec::Writer;
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::packet_type as t;
 use crate::{EXTENSIONS, StatusCode, VERSION};
 
@@ -49,6 +51,84 @@ pub enum Reply {
     Attrs { id: u32, attrs: Attrs },
     StatVfs { id: u32, vfs: StatVfs },
     Limits { id: u32, limits: Limits },
+    /// An EXTENDED_REPLY as received: its meaning depends on the request it
+    /// answers, so the client decodes `data` with [`StatVfs::decode`] or
+    /// [`Limits::decode`].
+    Extended { id: u32, data: Vec<u8> },
+}
+
+/// The server's VERSION packet: its protocol version and extension pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerVersion {
+    pub version: u32,
+    pub extensions: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl ServerVersion {
+    /// Decodes a VERSION packet body (type byte onwards).
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body);
+        let kind = r.u8()?;
+        if kind != t::VERSION {
+            return Err(DecodeError::UnknownType(kind));
+        }
+        let version = r.u32()?;
+        let mut extensions = Vec::new();
+        while r.remaining() > 0 {
+            extensions.push((r.string()?.to_vec(), r.string()?.to_vec()));
+        }
+        Ok(ServerVersion { version, extensions })
+    }
+
+    /// Whether the server announced extension `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.extensions.iter().any(|(n, _)| n == name.as_bytes())
+    }
+}
+
+impl StatVfs {
+    /// Decodes the data of a `statvfs@openssh.com` EXTENDED_REPLY.
+    pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(data);
+        Ok(StatVfs {
+            bsize: r.u64()?,
+            frsize: r.u64()?,
+            blocks: r.u64()?,
+            bfree: r.u64()?,
+            bavail: r.u64()?,
+            files: r.u64()?,
+            ffree: r.u64()?,
+            favail: r.u64()?,
+            fsid: r.u64()?,
+            flag: r.u64()?,
+            namemax: r.u64()?,
+        })
+    }
+}
+
+impl Limits {
+    /// Decodes the data of a `limits@openssh.com` EXTENDED_REPLY.
+    pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(data);
+        Ok(Limits { max_packet: r.u64()?, max_read: r.u64()?, max_write: r.u64()?, max_open_handles: r.u64()? })
+    }
+}
+
+impl StatusCode {
+    /// The code for a number on the wire. Codes this crate has no name for
+    /// (later drafts' additions) read as `Failure`: the message still says
+    /// what happened.
+    pub fn from_u32(code: u32) -> Self {
+        match code {
+            0 => StatusCode::Ok,
+            1 => StatusCode::Eof,
+            2 => StatusCode::NoSuchFile,
+            3 => StatusCode::PermissionDenied,
+            5 => StatusCode::BadMessage,
+            8 => StatusCode::OpUnsupported,
+            _ => StatusCode::Failure,
+        }
+    }
 }
 
 impl Reply {
@@ -58,6 +138,47 @@ impl Reply {
 
     pub fn status(id: u32, code: StatusCode, message: impl Into<String>) -> Self {
         Reply::Status { id, code, message: message.into() }
+    }
+
+    /// Decodes one reply packet body (type byte onwards, without the
+    /// length), as a client receives it. A VERSION packet decodes to
+    /// [`Reply::Version`]; [`ServerVersion::decode`] reads its contents.
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body);
+        let kind = r.u8()?;
+        if kind == t::VERSION {
+            ServerVersion::decode(body)?;
+            return Ok(Reply::Version);
+        }
+        let id = r.u32()?;
+        Ok(match kind {
+            t::STATUS => {
+                let code = StatusCode::from_u32(r.u32()?);
+                // Version 3 servers send a message and a language tag; some
+                // older ones send neither.
+                let message = if r.remaining() > 0 { String::from_utf8_lossy(r.string()?).into_owned() } else { String::new() };
+                Reply::Status { id, code, message }
+            }
+            t::HANDLE => Reply::Handle { id, handle: r.string()?.to_vec() },
+            t::DATA => Reply::Data { id, data: r.string()?.to_vec() },
+            t::NAME => {
+                let count = r.u32()?;
+                // No capacity from `count`: each entry must be present.
+                let mut entries = Vec::new();
+                for _ in 0..count {
+                    let filename = r.string()?.to_vec();
+                    let longname = r.string()?.to_vec();
+                    let attrs = Attrs::decode(&mut r)?;
+                    entries.push(NameEntry { filename, longname, attrs });
+                }
+                Reply::Name { id, entries }
+            }
+            t::ATTRS => Reply::Attrs { id, attrs: Attrs::decode(&mut r)? },
+            t::EXTENDED_REPLY => {
+Reply::Extended { id, data: r.rest().to_vec() }
+            }
+            other => return Err(DecodeError::UnknownType(other)),
+        })
     }
 
     /// Encodes the reply as one length-prefixed packet.
@@ -115,6 +236,11 @@ impl Reply {
                     .u64(limits.max_read)
                     .u64(limits.max_write)
                     .u64(limits.max_open_handles);
+                w.finish()
+            }
+            Reply::Extended { id, data } => {
+                let mut w = Writer::packet_with_capacity(t::EXTENDED_REPLY, data.len() + 4);
+                w.u32(*id).raw(data);
                 w.finish()
             }
         }

@@ -1,7 +1,7 @@
 //! Client requests, decoded from a packet body.
 
 use crate::attrs::Attrs;
-use crate::codec::{DecodeError, Reader};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::packet_type as t;
 
 /// SSH_FXF_* open flags.
@@ -118,6 +118,88 @@ impl<'a> Request<'a> {
         // the data it declares.
         Ok(Request { id, kind })
     }
+}
+
+impl Request<'_> {
+    /// Encodes the request as one length-prefixed packet, as a client sends
+    /// it. `Init` carries no id; the OpenSSH extensions go out as EXTENDED
+    /// packets under their names.
+    pub fn encode(&self) -> Vec<u8> {
+        let id = self.id;
+        let simple = |kind: u8, field: &[u8]| {
+            let mut w = Writer::packet_with_capacity(kind, field.len() + 8);
+            w.u32(id).string(field);
+            w.finish()
+        };
+        let extended = |name: &[u8], fields: &[&[u8]]| {
+            let mut w = Writer::packet(t::EXTENDED);
+            w.u32(id).string(name);
+            for f in fields {
+                w.string(f);
+            }
+            w.finish()
+        };
+        match &self.kind {
+            RequestKind::Init { version } => {
+                let mut w = Writer::packet(t::INIT);
+                w.u32(*version);
+                w.finish()
+            }
+            RequestKind::Open { path, flags, attrs } => {
+                let mut w = Writer::packet(t::OPEN);
+                w.u32(id).string(path).u32(flags.0);
+                attrs.encode(&mut w);
+                w.finish()
+            }
+            RequestKind::Close { handle } => simple(t::CLOSE, handle),
+            RequestKind::Read { handle, offset, len } => {
+                let mut w = Writer::packet(t::READ);
+                w.u32(id).string(handle).u64(*offset).u32(*len);
+                w.finish()
+            }
+            RequestKind::Write { handle, offset, data } => {
+                let mut w = Writer::packet_with_capacity(t::WRITE, data.len() + handle.len() + 20);
+                w.u32(id).string(handle).u64(*offset).string(data);
+                w.finish()
+            }
+            RequestKind::Lstat { path } => simple(t::LSTAT, path),
+            RequestKind::Fstat { handle } => simple(t::FSTAT, handle),
+            RequestKind::Setstat { path, attrs } => with_attrs(t::SETSTAT, id, path, attrs),
+            RequestKind::Fsetstat { handle, attrs } => with_attrs(t::FSETSTAT, id, handle, attrs),
+            RequestKind::Opendir { path } => simple(t::OPENDIR, path),
+            RequestKind::Readdir { handle } => simple(t::READDIR, handle),
+            RequestKind::Remove { path } => simple(t::REMOVE, path),
+            RequestKind::Mkdir { path, attrs } => with_attrs(t::MKDIR, id, path, attrs),
+            RequestKind::Rmdir { path } => simple(t::RMDIR, path),
+            RequestKind::Realpath { path } => simple(t::REALPATH, path),
+            RequestKind::Stat { path } => simple(t::STAT, path),
+            RequestKind::Rename { from, to } => {
+                let mut w = Writer::packet(t::RENAME);
+                w.u32(id).string(from).string(to);
+                w.finish()
+            }
+            RequestKind::Readlink { path } => simple(t::READLINK, path),
+            RequestKind::Symlink { target, link } => {
+                let mut w = Writer::packet(t::SYMLINK);
+                w.u32(id).string(target).string(link);
+                w.finish()
+            }
+            RequestKind::PosixRename { from, to } => extended(b"posix-rename@openssh.com", &[from, to]),
+            RequestKind::Statvfs { path } => extended(b"statvfs@openssh.com", &[path]),
+            RequestKind::Fstatvfs { handle } => extended(b"fstatvfs@openssh.com", &[handle]),
+            RequestKind::Hardlink { from, to } => extended(b"hardlink@openssh.com", &[from, to]),
+            RequestKind::Fsync { handle } => extended(b"fsync@openssh.com", &[handle]),
+            RequestKind::Limits => extended(b"limits@openssh.com", &[]),
+            RequestKind::UnknownExtension { name } => extended(name, &[]),
+        }
+    }
+}
+
+fn with_attrs(kind: u8, id: u32, field: &[u8], attrs: &Attrs) -> Vec<u8> {
+    let mut w = Writer::packet(kind);
+    w.u32(id).string(field);
+    attrs.encode(&mut w);
+    w.finish()
 }
 
 fn decode_extended<'a>(r: &mut Reader<'a>) -> Result<RequestKind<'a>, DecodeError> {
