@@ -4,11 +4,13 @@
 //! grammar here is the contract that tests, schedules and people rely on;
 //! it uses duplicity's words where duplicity has them.
 
+mod backup;
 mod plan;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -52,6 +54,9 @@ enum Command {
         /// Sign with this secret key.
         #[arg(long, value_name = "FPR")]
         sign_key: Option<String>,
+        /// Store volumes gzipped, not encrypted (for targets that encrypt by themselves).
+        #[arg(long, conflicts_with_all = ["encrypt_key", "sign_key"])]
+        no_encryption: bool,
         source: PathBuf,
         url: String,
     },
@@ -116,5 +121,78 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("{:?}: this build of coffer-client parses its commands but cannot run them yet", cli.command)
+    match cli.command {
+        Command::Backup {
+            full,
+            full_if_older_than,
+            exclude,
+            exclude_if_present,
+            exclude_caches,
+            volsize,
+            encrypt_key,
+            sign_key: _,
+            no_encryption,
+            source,
+            url,
+        } => {
+            let now = now();
+            let full_if_older_than = full_if_older_than
+                .map(|age| coffer_duplicity::parse_age(&age).with_context(|| format!("--full-if-older-than {age}: use an age such as 1M, 2W or 30D")))
+                .transpose()?;
+            if !no_encryption && encrypt_key.is_empty() {
+                anyhow::bail!("give --encrypt-key FPR (see `coffer-client key list`), or --no-encryption for a target that encrypts by itself");
+            }
+            if !no_encryption {
+                anyhow::bail!("this build of coffer-client writes only --no-encryption archives; OpenPGP encryption is not built in yet");
+            }
+            anyhow::ensure!(volsize > 0, "--volsize must be at least 1 (MB)");
+            let args = backup::BackupArgs {
+                source,
+                options: plan::BackupOptions { force_full: full, full_if_older_than },
+                excludes: exclude,
+                exclude_if_present,
+                exclude_caches,
+                volsize_mb: volsize,
+                protection: backup::Protection::Gzip,
+            };
+            let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
+            let outcome = backup::run(remote.as_ref(), &args, now)?;
+            println!(
+                "{}: {} new, {} changed, {} deleted, {} unchanged; {} volume(s), {} bytes stored",
+                outcome.set_name, outcome.new, outcome.changed, outcome.deleted, outcome.unchanged, outcome.volumes, outcome.bytes
+            );
+            if outcome.skipped > 0 {
+                eprintln!("coffer-client: {} path(s) could not be read and are not in this backup (see the warnings above)", outcome.skipped);
+                return Ok(ExitCode::from(2));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => anyhow::bail!("{}: not built into this coffer-client yet", command_word(&other)),
+    }
+}
+
+/// The command's name, for messages.
+fn command_word(command: &Command) -> &'static str {
+    match command {
+        Command::Backup { .. } => "backup",
+        Command::Restore { .. } => "restore",
+        Command::Verify { .. } => "verify",
+        Command::List { .. } => "list",
+        Command::Status { .. } => "status",
+        Command::Key(_) => "key",
+    }
+}
+
+/// SSH as OpenSSH's client would log in, with `--ssh-key` if given.
+fn ssh_options(key: Option<PathBuf>) -> coffer_remote::SshOptions {
+    let mut options = coffer_remote::SshOptions::from_env();
+    if key.is_some() {
+        options.key_file = key;
+    }
+    options
+}
+
+/// Seconds since the epoch.
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

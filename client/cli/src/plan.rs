@@ -8,7 +8,7 @@ use coffer_duplicity::{Collection, format_stamp};
 
 /// The choices of the command line that shape the plan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BackupOptions {
+pub(crate) struct BackupOptions {
     /// `--full`.
     pub force_full: bool,
     /// `--full-if-older-than`, in seconds.
@@ -17,7 +17,7 @@ pub struct BackupOptions {
 
 /// The set a run writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SetPlan {
+pub(crate) enum SetPlan {
     Full { time: i64 },
     /// Continues the chain whose last set ended at `start`.
     Incremental { start: i64, end: i64 },
@@ -25,7 +25,7 @@ pub enum SetPlan {
 
 /// Why a set was chosen, in words for the run's first line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     NoChain,
     Forced,
     ChainTooOld { full_time: i64 },
@@ -34,7 +34,7 @@ pub enum Reason {
 
 /// A run's plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupPlan {
+pub(crate) struct BackupPlan {
     pub set: SetPlan,
     pub reason: Reason,
     /// Files of incomplete sets (an interrupted run), manifest-less; the
@@ -44,7 +44,7 @@ pub struct BackupPlan {
 
 /// Why no plan can be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     #[error(
         "the newest backup set at the target is from {}, not earlier than this machine's clock ({}); \
          set the clock right, or wait until it has passed that time",
@@ -55,7 +55,7 @@ pub enum PlanError {
 }
 
 /// The plan for a run at `now` against the target's `collection`.
-pub fn plan_backup(collection: &Collection, options: BackupOptions, now: i64) -> Result<BackupPlan, PlanError> {
+pub(crate) fn plan_backup(collection: &Collection, options: BackupOptions, now: i64) -> Result<BackupPlan, PlanError> {
     let newest = collection.sets.iter().filter(|s| s.is_complete()).map(|s| s.end).max();
     if let Some(newest) = newest
         && newest >= now

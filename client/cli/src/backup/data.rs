@@ -10,19 +10,19 @@ use std::rc::Rc;
 use coffer_rsync::{DeltaWriter, Signature, SignatureParams, SignatureWriter};
 
 /// Reads `inner` unchanged and signs what passes.
-pub struct Signed<R> {
+pub(super) struct Signed<R> {
     inner: R,
     signature: SignatureWriter<Vec<u8>>,
 }
 
 impl<R: Read> Signed<R> {
     /// `stat_len` chooses the block length, as duplicity does from the size `stat` gave.
-    pub fn new(inner: R, stat_len: u64) -> Self {
+    pub(super) fn new(inner: R, stat_len: u64) -> Self {
         Signed { inner, signature: SignatureWriter::new(Vec::new(), SignatureParams::duplicity(stat_len)) }
     }
 
     /// The signature of everything read.
-    pub fn finish(self) -> io::Result<Vec<u8>> {
+    pub(super) fn finish(self) -> io::Result<Vec<u8>> {
         self.signature.finish()
     }
 }
@@ -51,7 +51,7 @@ impl Write for Pending {
 }
 
 /// Reads `inner` and yields its delta against `old`, signing it on the way.
-pub struct Delta<'s, R> {
+pub(super) struct Delta<'s, R> {
     inner: R,
     signature: SignatureWriter<Vec<u8>>,
     delta: Option<DeltaWriter<'s, Pending>>,
@@ -60,7 +60,7 @@ pub struct Delta<'s, R> {
 }
 
 impl<'s, R: Read> Delta<'s, R> {
-    pub fn new(inner: R, stat_len: u64, old: &'s Signature) -> Self {
+    pub(super) fn new(inner: R, stat_len: u64, old: &'s Signature) -> Self {
         let pending = Pending::default();
         Delta {
             inner,
@@ -72,7 +72,7 @@ impl<'s, R: Read> Delta<'s, R> {
     }
 
     /// The new signature, once the delta has been read to its end.
-    pub fn finish(self) -> io::Result<Vec<u8>> {
+    pub(super) fn finish(self) -> io::Result<Vec<u8>> {
         self.signature.finish()
     }
 }

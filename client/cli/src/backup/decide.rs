@@ -9,7 +9,7 @@ use coffer_archive::{FileType, Kind, Meta};
 
 /// What the previous sets say about a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Previous {
+pub(super) struct Previous {
     /// `Signature` (a regular file), `Snapshot` (anything else) or `Deleted`.
     pub kind: Kind,
     pub meta: Meta,
@@ -17,7 +17,7 @@ pub struct Previous {
 
 /// What this run writes for a path that exists now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(super) enum Action {
     Unchanged,
     /// The whole file (or directory, link, …): new, or no signature to diff against.
     Snapshot,
@@ -26,7 +26,7 @@ pub enum Action {
 }
 
 /// The decision for a path that exists now, given its previous record.
-pub fn decide(now: &Meta, previous: Option<&Previous>) -> Action {
+pub(super) fn decide(now: &Meta, previous: Option<&Previous>) -> Action {
     let Some(previous) = previous.filter(|p| p.kind != Kind::Deleted) else { return Action::Snapshot };
     if same(now, &previous.meta) {
         return Action::Unchanged;

@@ -14,14 +14,14 @@ use coffer_archive::{FileType, Meta};
 
 /// User and group names by id.
 #[derive(Debug, Default)]
-pub struct Names {
+pub(super) struct Names {
     users: HashMap<u32, Vec<u8>>,
     groups: HashMap<u32, Vec<u8>>,
 }
 
 impl Names {
     /// The local accounts; missing files give no names (empty in the tar).
-    pub fn load() -> Names {
+    pub(super) fn load() -> Names {
         Names { users: ids(Path::new("/etc/passwd")), groups: ids(Path::new("/etc/group")) }
     }
 }
@@ -41,7 +41,7 @@ fn ids(file: &Path) -> HashMap<u32, Vec<u8>> {
 }
 
 /// What kind of entry `meta` is; `None` for sockets, which duplicity skips.
-pub fn file_type(path: &Path, meta: &Metadata) -> std::io::Result<Option<FileType>> {
+pub(super) fn file_type(path: &Path, meta: &Metadata) -> std::io::Result<Option<FileType>> {
     let t = meta.file_type();
     Ok(Some(if t.is_file() {
         FileType::Regular
@@ -67,7 +67,7 @@ fn device_numbers(rdev: u64) -> (u32, u32) {
 }
 
 /// The stored metadata of a path whose type is `file_type`.
-pub fn stored_meta(meta: &Metadata, file_type: FileType, names: &Names) -> Meta {
+pub(super) fn stored_meta(meta: &Metadata, file_type: FileType, names: &Names) -> Meta {
     Meta {
         file_type,
         mode: meta.mode() & 0o7777,

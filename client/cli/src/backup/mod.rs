@@ -30,15 +30,15 @@ use coffer_select::{Selection, Walk};
 use crate::plan::{BackupOptions, Reason, SetPlan, plan_backup};
 use decide::{Action, decide};
 use previous::{PreviousState, Record};
-pub use seal::Protection;
+pub(crate) use seal::Protection;
 use upload::Uploads;
 
 /// The PAX key that marks the second and later paths of a hard-link group
 /// with the group's first path; stock duplicity ignores it.
-pub const HARDLINK_KEY: &[u8] = b"COFFER.hardlink";
+pub(crate) const HARDLINK_KEY: &[u8] = b"COFFER.hardlink";
 
 /// Everything one run needs from the command line.
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     pub source: PathBuf,
     pub options: BackupOptions,
     pub excludes: Vec<String>,
@@ -50,7 +50,7 @@ pub struct BackupArgs {
 
 /// What a run did.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub set_name: String,
     pub new: u64,
     pub changed: u64,
@@ -63,7 +63,7 @@ pub struct Outcome {
 }
 
 /// Runs one backup of `args.source` to `remote` at `now`.
-pub fn run(remote: &dyn Remote, args: &BackupArgs, now: i64) -> Result<Outcome> {
+pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs, now: i64) -> Result<Outcome> {
     let source = std::path::absolute(&args.source).with_context(|| format!("finding {}", args.source.display()))?;
     remote.create_dir().context("creating the target directory")?;
     let files: Vec<FileInfo> = remote.list()?.into_iter().map(|e| FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
@@ -89,10 +89,9 @@ pub fn run(remote: &dyn Remote, args: &BackupArgs, now: i64) -> Result<Outcome> 
         Reason::Continues => log::info!("an incremental backup"),
     }
     let staging = tempfile::Builder::new().prefix("coffer-client-").tempdir().context("making a staging directory")?;
-    let mut uploads = Uploads { remote, staging: staging.path().to_path_buf(), protection: &args.protection, set, volumes: Vec::new(), bytes: 0 };
-    let sig_name = uploads.name(FileRole::Signatures);
-    let (sig_sealed, _, sig_path) = uploads.start(&sig_name, true)?;
-    let mut sigtar = SigTarWriter::new(sig_sealed);
+    let uploads = Uploads { remote, staging: staging.path().to_path_buf(), protection: &args.protection, set, volumes: Vec::new(), bytes: 0 };
+    let mut sig_staged = uploads.start(FileRole::Signatures, true)?;
+    let mut sigtar = SigTarWriter::new(std::mem::replace(&mut sig_staged.sealed, Box::new(seal::Discard)));
     let footer = if args.protection.encrypted() { Footer::Record } else { Footer::None };
     let mut volumes = VolumeWriter::new(uploads, args.volsize_mb.saturating_mul(1 << 20), footer);
     let selection = Selection::new(&source, &args.excludes, &args.exclude_if_present, args.exclude_caches)?;
@@ -130,16 +129,17 @@ pub fn run(remote: &dyn Remote, args: &BackupArgs, now: i64) -> Result<Outcome> 
         record = previous.next_record()?;
     }
     let mut uploads = volumes.finish()?;
-    let sig_sealed = sigtar.finish()?;
-    uploads.store(sig_sealed, &sig_path, &sig_name)?;
-    let manifest = Manifest { hostname: Some(hostname()), localdir: Some(source.as_os_str().as_bytes().to_vec()), volumes: std::mem::take(&mut uploads.volumes), files_changed: None };
+    sig_staged.sealed = sigtar.finish()?;
+    uploads.store(sig_staged)?;
+    // The source as given, as duplicity records it: it compares the text
+    // with its own argument before continuing a chain.
+    let manifest = Manifest { hostname: Some(hostname()), localdir: Some(args.source.as_os_str().as_bytes().to_vec()), volumes: std::mem::take(&mut uploads.volumes), files_changed: None };
     outcome.volumes = manifest.volumes.len();
-    let manifest_name = uploads.name(FileRole::Manifest);
-    let (mut sealed, _, path) = uploads.start(&manifest_name, false)?;
-    std::io::Write::write_all(&mut sealed, &manifest.to_bytes())?;
-    uploads.store(sealed, &path, &manifest_name)?;
+    let mut staged = uploads.start(FileRole::Manifest, false)?;
+    std::io::Write::write_all(&mut staged, &manifest.to_bytes())?;
+    uploads.store(staged)?;
     outcome.bytes = uploads.bytes;
-    outcome.set_name = manifest_name;
+    outcome.set_name = uploads.name(FileRole::Manifest);
     Ok(outcome)
 }
 

@@ -17,7 +17,7 @@ use super::decide::Previous;
 const MAX_SIGNATURE: u64 = 1 << 30;
 
 /// One path's record.
-pub struct Record {
+pub(super) struct Record {
     pub index: Index,
     pub previous: Previous,
     /// The librsync signature of a `Signature` record.
@@ -49,14 +49,14 @@ impl Source {
 }
 
 /// The merged records of a chain's sigtars.
-pub struct PreviousState {
+pub(super) struct PreviousState {
     /// Oldest set first.
     sources: Vec<Source>,
 }
 
 impl PreviousState {
     /// `sigtars`: (file name for messages, plain sigtar bytes), oldest first.
-    pub fn new(sigtars: Vec<(String, Box<dyn Read>)>) -> Result<PreviousState> {
+    pub(super) fn new(sigtars: Vec<(String, Box<dyn Read>)>) -> Result<PreviousState> {
         let mut sources = Vec::new();
         for (name, reader) in sigtars {
             let mut source = Source { name, reader: TarReader::new(reader), next: None };
@@ -67,12 +67,12 @@ impl PreviousState {
     }
 
     /// An empty state (a full backup).
-    pub fn empty() -> PreviousState {
+    pub(super) fn empty() -> PreviousState {
         PreviousState { sources: Vec::new() }
     }
 
     /// The next path's record, in index order.
-    pub fn next_record(&mut self) -> Result<Option<Record>> {
+    pub(super) fn next_record(&mut self) -> Result<Option<Record>> {
         let Some(smallest) = self.sources.iter().filter_map(|s| s.next.as_ref().map(|r| r.index.clone())).min() else { return Ok(None) };
         let mut newest = None;
         for source in &mut self.sources {

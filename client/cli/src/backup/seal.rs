@@ -13,24 +13,24 @@ use flate2::write::GzEncoder;
 use sha1::{Digest, Sha1};
 
 /// A staging file that counts and hashes what is written to it.
-pub struct Counted {
+pub(crate) struct Counted {
     file: BufWriter<File>,
     sha1: Sha1,
     written: Rc<Cell<u64>>,
 }
 
 impl Counted {
-    pub fn create(path: &Path) -> io::Result<Counted> {
+    pub(crate) fn create(path: &Path) -> io::Result<Counted> {
         Ok(Counted { file: BufWriter::with_capacity(256 * 1024, File::create(path)?), sha1: Sha1::new(), written: Rc::default() })
     }
 
     /// A handle on the byte count, readable while the file is being written.
-    pub fn counter(&self) -> Rc<Cell<u64>> {
+    pub(crate) fn counter(&self) -> Rc<Cell<u64>> {
         Rc::clone(&self.written)
     }
 
     /// Flushes and syncs; the file's SHA-1 in hex.
-    pub fn finish(self) -> io::Result<String> {
+    pub(crate) fn finish(self) -> io::Result<String> {
         let file = self.file.into_inner().map_err(io::IntoInnerError::into_error)?;
         file.sync_all()?;
         Ok(hex::encode(self.sha1.finalize()))
@@ -51,7 +51,7 @@ impl Write for Counted {
 }
 
 /// A stream that must be finished (a gzip trailer, an OpenPGP packet end).
-pub trait Sealed: Write {
+pub(crate) trait Sealed: Write {
     fn finish(self: Box<Self>) -> io::Result<Counted>;
 }
 
@@ -62,13 +62,13 @@ impl Sealed for GzEncoder<Counted> {
 }
 
 /// Which way archive files are stored.
-pub enum Protection {
+pub(crate) enum Protection {
     /// `--no-encryption`: gzip, as duplicity writes `.difftar.gz`.
     Gzip,
 }
 
 impl Protection {
-    pub fn encrypted(&self) -> bool {
+    pub(crate) fn encrypted(&self) -> bool {
         match self {
             Protection::Gzip => false,
         }
@@ -76,7 +76,7 @@ impl Protection {
 
     /// Wraps a staging file; `compress` is false for the manifest, which
     /// duplicity stores plain when it does not encrypt.
-    pub fn seal(&self, out: Counted, compress: bool) -> io::Result<Box<dyn Sealed>> {
+    pub(crate) fn seal(&self, out: Counted, compress: bool) -> io::Result<Box<dyn Sealed>> {
         match self {
             Protection::Gzip if compress => Ok(Box::new(GzEncoder::new(out, Compression::new(6)))),
             Protection::Gzip => Ok(Box::new(Plain(out))),
@@ -100,5 +100,24 @@ impl Write for Plain {
 impl Sealed for Plain {
     fn finish(self: Box<Self>) -> io::Result<Counted> {
         Ok(self.0)
+    }
+}
+
+/// A stand-in while the real stream is lent to a writer.
+pub(super) struct Discard;
+
+impl Write for Discard {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sealed for Discard {
+    fn finish(self: Box<Self>) -> io::Result<Counted> {
+        Err(io::Error::other("a stand-in stream was finished"))
     }
 }

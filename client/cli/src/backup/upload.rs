@@ -14,7 +14,7 @@ use coffer_remote::Remote;
 use super::seal::{Counted, Protection, Sealed};
 
 /// Where the volume writer's volumes go.
-pub struct Uploads<'a> {
+pub(super) struct Uploads<'a> {
     pub remote: &'a dyn Remote,
     pub staging: PathBuf,
     pub protection: &'a Protection,
@@ -26,15 +26,16 @@ pub struct Uploads<'a> {
     pub bytes: u64,
 }
 
-/// One volume being written.
-pub struct Sink {
-    sealed: Box<dyn Sealed>,
+/// An archive file being written to its staging file.
+pub(super) struct Staged {
+    pub(super) sealed: Box<dyn Sealed>,
+    /// Bytes in the staging file so far.
     written: Rc<Cell<u64>>,
     path: PathBuf,
     name: String,
 }
 
-impl Write for Sink {
+impl Write for Staged {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.sealed.write(buf)
     }
@@ -45,45 +46,47 @@ impl Write for Sink {
 }
 
 impl Uploads<'_> {
-    /// Stores a finished staging file as `name`; its SHA-1 in hex.
-    pub fn store(&mut self, sealed: Box<dyn Sealed>, path: &std::path::Path, name: &str) -> io::Result<String> {
-        let sha1 = sealed.finish()?.finish()?;
-        let mut file = std::fs::File::open(path)?;
+    /// Finishes a staged file (`sealed` may have been taken out and put back)
+    /// and stores it under its name; its SHA-1 in hex.
+    pub(super) fn store(&mut self, staged: Staged) -> io::Result<String> {
+        let sha1 = staged.sealed.finish()?.finish()?;
+        let mut file = std::fs::File::open(&staged.path)?;
+        let name = &staged.name;
         self.bytes += self.remote.put(name, &mut file).map_err(|e| io::Error::other(format!("uploading {name}: {e}")))?;
-        std::fs::remove_file(path)?;
+        std::fs::remove_file(&staged.path)?;
+        log::info!("stored {name}");
         Ok(sha1)
     }
 
-    /// A fresh staging file for `name`, sealed.
-    pub fn start(&self, name: &str, compress: bool) -> io::Result<(Box<dyn Sealed>, Rc<Cell<u64>>, PathBuf)> {
-        let path = self.staging.join(name);
+    /// A fresh staging file for the set's file in `role`, sealed;
+    /// `compress` is false for the manifest.
+    pub(super) fn start(&self, role: FileRole, compress: bool) -> io::Result<Staged> {
+        let name = self.name(role);
+        let path = self.staging.join(&name);
         let counted = Counted::create(&path)?;
         let written = counted.counter();
-        Ok((self.protection.seal(counted, compress)?, written, path))
+        Ok(Staged { sealed: self.protection.seal(counted, compress)?, written, path, name })
     }
 
     /// The file name of this set's file in `role`.
-    pub fn name(&self, role: FileRole) -> String {
+    pub(super) fn name(&self, role: FileRole) -> String {
         ArchiveName { role, encrypted: self.protection.encrypted(), ..self.set.clone() }.file_name()
     }
 }
 
 impl Volumes for Uploads<'_> {
-    type Sink = Sink;
+    type Sink = Staged;
 
-    fn open(&mut self, number: u32) -> io::Result<Sink> {
-        let name = self.name(FileRole::Volume(number));
-        let (sealed, written, path) = self.start(&name, true)?;
-        Ok(Sink { sealed, written, path, name })
+    fn open(&mut self, number: u32) -> io::Result<Staged> {
+        self.start(FileRole::Volume(number), true)
     }
 
-    fn output_len(&self, sink: &Sink) -> u64 {
+    fn output_len(&self, sink: &Staged) -> u64 {
         sink.written.get()
     }
 
-    fn close(&mut self, sink: Sink, range: VolumeRange) -> io::Result<()> {
-        let sha1 = self.store(sink.sealed, &sink.path, &sink.name)?;
-        log::info!("stored {}", sink.name);
+    fn close(&mut self, sink: Staged, range: VolumeRange) -> io::Result<()> {
+        let sha1 = self.store(sink)?;
         self.volumes.push(VolumeInfo::new(range, &sha1));
         Ok(())
     }
