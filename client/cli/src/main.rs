@@ -110,7 +110,9 @@ fn main() -> ExitCode {
         1 => log::LevelFilter::Info,
         _ => log::LevelFilter::Debug,
     };
-    let _ = simplelog::TermLogger::init(level, simplelog::Config::default(), simplelog::TerminalMode::Stderr, simplelog::ColorChoice::Never);
+    // russh's own notes on protocol details are not the user's business.
+    let config = simplelog::ConfigBuilder::new().add_filter_ignore_str("russh").build();
+    let _ = simplelog::TermLogger::init(level, config, simplelog::TerminalMode::Stderr, simplelog::ColorChoice::Never);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

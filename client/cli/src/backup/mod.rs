@@ -27,7 +27,7 @@ use coffer_duplicity::{ArchiveName, Collection, FileInfo, FileRole, SetKind, for
 use coffer_remote::Remote;
 use coffer_select::{Selection, Walk};
 
-use crate::plan::{BackupOptions, Reason, SetPlan, plan_backup};
+use crate::plan::{BackupOptions, PlanError, Reason, SetPlan, plan_backup};
 use decide::{Action, decide};
 use previous::{PreviousState, Record};
 pub(crate) use seal::Protection;
@@ -68,7 +68,15 @@ pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs, now: i64) -> Result<Ou
     remote.create_dir().context("creating the target directory")?;
     let files: Vec<FileInfo> = remote.list()?.into_iter().map(|e| FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
     let collection = Collection::from_files(&files);
-    let plan = plan_backup(&collection, args.options, now)?;
+    let plan = match plan_backup(&collection, args.options, now) {
+        // A run in the same second as the last set: wait for the next one,
+        // as set times must grow (duplicity's names are whole seconds).
+        Err(PlanError::ClockBehind { newest, .. }) if newest == now => {
+            std::thread::sleep(std::time::Duration::from_millis(1000));
+            plan_backup(&collection, args.options, now + 1)?
+        }
+        other => other?,
+    };
     for name in &plan.leftovers {
         match remote.delete(name) {
             Ok(()) => log::info!("removed {name}, left by an interrupted run"),

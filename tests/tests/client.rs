@@ -1,0 +1,158 @@
+//! `coffer-client` against stock duplicity 0.8: what the client writes,
+//! duplicity restores byte for byte, through `file://` and through `sftp://`
+//! against `coffer serve`; and a chain mixed of both tools continues and
+//! restores at every point.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use coffer_tests::tree::{assert_same, make_source, modify_source};
+use coffer_tests::{Client, Coffer, coffer_bin, run_ok, text};
+
+fn client_bin() -> PathBuf {
+    coffer_bin().with_file_name("coffer-client")
+}
+
+/// `coffer-client` as the user of `home` runs it, with no agent.
+fn client_cmd(home: &Path, user: &str) -> Command {
+    let mut c = Command::new(client_bin());
+    c.env("HOME", home).env("USER", user).env_remove("SSH_AUTH_SOCK").current_dir(home);
+    c
+}
+
+fn backup(home: &Path, user: &str, source: &Path, url: &str, extra: &[&str]) -> Output {
+    run_ok(client_cmd(home, user).args(["backup", "--no-encryption", "--volsize", "1"]).args(extra).arg(source).arg(url))
+}
+
+/// Stock duplicity without encryption, its cache in `cache`.
+fn duplicity(cache: &Path, action: &[&str]) -> Command {
+    let mut c = Command::new("duplicity");
+    c.args(action).args(["--no-encryption", "--archive-dir"]).arg(cache).args(["-v", "warning", "--volsize", "1"]);
+    c
+}
+
+fn restore_with_duplicity(cache: &Path, url: &str, time: Option<&str>, dest: &Path) {
+    let mut c = duplicity(cache, &["restore"]);
+    if let Some(t) = time {
+        c.args(["--time", t]);
+    }
+    run_ok(c.arg(url).arg(dest));
+}
+
+/// A copy of `dir` (for comparing with restores of earlier points).
+fn keep(dir: &Path, to: &Path) {
+    run_ok(Command::new("cp").arg("-a").arg(dir).arg(to));
+}
+
+#[test]
+fn duplicity_restores_a_full_and_incrementals_written_to_a_directory() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    make_source(&src);
+    let url = format!("file://{}", w.join("target").display());
+    let first = backup(w, "root", &src, &url, &[]);
+    assert!(text(&first).contains("duplicity-full."), "{}", text(&first));
+    keep(&src, &w.join("at-1"));
+    modify_source(&src);
+    let second = backup(w, "root", &src, &url, &[]);
+    assert!(text(&second).contains("duplicity-inc.") && text(&second).contains("1 deleted"), "{}", text(&second));
+    keep(&src, &w.join("at-2"));
+    // A file becomes a directory, a directory a symlink.
+    std::fs::remove_file(src.join("docs/a.txt")).unwrap();
+    std::fs::create_dir(src.join("docs/a.txt")).unwrap();
+    std::fs::write(src.join("docs/a.txt/inside"), b"now a directory\n").unwrap();
+    std::fs::remove_dir_all(src.join("docs/empty")).unwrap();
+    std::os::unix::fs::symlink("../big.bin", src.join("docs/empty")).unwrap();
+    backup(w, "root", &src, &url, &[]);
+
+    let cache = w.join("cache");
+    let latest = w.join("restored-latest");
+    restore_with_duplicity(&cache, &url, None, &latest);
+    assert_same(&src, &latest, true);
+    // Every earlier point, through duplicity's own choice of sets.
+    let status = run_ok(duplicity(&cache, &["collection-status"]).arg(&url));
+    assert!(text(&status).contains("Number of contained backup sets: 3"), "{}", text(&status));
+    let stamps: Vec<String> = std::fs::read_dir(w.join("target"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".manifest").map(|n| n.rsplit('.').next().unwrap().to_string()))
+        .collect();
+    let mut stamps = stamps;
+    stamps.sort();
+    for (stamp, expected) in stamps.iter().zip(["at-1", "at-2"]) {
+        let dest = w.join(format!("restored-{expected}"));
+        restore_with_duplicity(&cache, &url, Some(stamp), &dest);
+        assert_same(&w.join(expected), &dest, true);
+    }
+    // One file of the first set, as duplicity picks volumes by the manifest.
+    let one = w.join("one-file");
+    run_ok(duplicity(&cache, &["restore", "--file-to-restore", "big.bin", "--time", &stamps[0]]).arg(&url).arg(&one));
+    assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(w.join("at-1/big.bin")).unwrap());
+}
+
+#[test]
+fn a_chain_mixed_of_both_tools_continues_and_restores() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    make_source(&src);
+    let url = format!("file://{}", w.join("target").display());
+    let cache = w.join("cache");
+    backup(w, "root", &src, &url, &[]);
+    modify_source(&src);
+    run_ok(duplicity(&cache, &["incremental"]).arg(&src).arg(&url));
+    keep(&src, &w.join("after-duplicity"));
+    std::fs::write(src.join("docs/third.txt"), b"written before coffer-client's incremental\n").unwrap();
+    let out = backup(w, "root", &src, &url, &[]);
+    assert!(text(&out).contains("1 new"), "coffer-client read duplicity's signatures: {}", text(&out));
+    let dest = w.join("restored");
+    restore_with_duplicity(&cache, &url, None, &dest);
+    assert_same(&src, &dest, true);
+    let verify = duplicity(&cache, &["verify", "--compare-data"]).arg(&url).arg(&src).output().unwrap();
+    assert!(verify.status.success(), "duplicity verify --compare-data: {}", text(&verify));
+}
+
+#[test]
+fn backups_over_sftp_to_coffer_serve_restore_with_duplicity() {
+    let server = Coffer::start();
+    let c: Client = server.client("alice");
+    let src = c.home.join("src");
+    make_source(&src);
+    let url = format!("sftp://alice@127.0.0.1:{}/backups/laptop", c.port);
+    backup(&c.home, "alice", &src, &url, &[]);
+    modify_source(&src);
+    backup(&c.home, "alice", &src, &url, &[]);
+    let names: Vec<String> = std::fs::read_dir(server.area("alice").join("backups/laptop")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| n.starts_with("duplicity-")), "no temporaries left: {names:?}");
+    let dest = c.home.join("restored");
+    let cache = c.home.join("cache");
+    // duplicity reads the same files straight from the user's area.
+    restore_with_duplicity(&cache, &format!("file://{}", server.area("alice").join("backups/laptop").display()), None, &dest);
+    assert_same(&src, &dest, true);
+}
+
+#[test]
+fn an_unknown_host_key_is_refused_with_its_fingerprint() {
+    let server = Coffer::start();
+    let c = server.client("alice");
+    std::fs::write(c.home.join(".ssh/known_hosts"), "").unwrap();
+    let src = c.home.join("src");
+    std::fs::create_dir(&src).unwrap();
+    let out = client_cmd(&c.home, "alice")
+        .args(["backup", "--no-encryption"])
+        .arg(&src)
+        .arg(format!("sftp://alice@127.0.0.1:{}/b", c.port))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("SHA256:"), "the fingerprint is shown: {}", text(&out));
+}
+
+#[test]
+fn a_backup_without_a_key_or_no_encryption_is_refused_with_what_to_do() {
+    let work = tempfile::tempdir().unwrap();
+    let out = client_cmd(work.path(), "root").args(["backup"]).arg(work.path()).arg("file:///nowhere").output().unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--encrypt-key") && text(&out).contains("--no-encryption"), "{}", text(&out));
+}
