@@ -6,6 +6,7 @@
 
 mod backup;
 mod plan;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -167,6 +168,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("coffer-client: {} path(s) could not be read and are not in this backup (see the warnings above)", outcome.skipped);
                 return Ok(ExitCode::from(2));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { url } => {
+            let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
+            let files: Vec<coffer_duplicity::FileInfo> =
+                remote.list()?.into_iter().map(|e| coffer_duplicity::FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
+            print!("{}", status::render(&coffer_duplicity::Collection::from_files(&files)));
             Ok(ExitCode::SUCCESS)
         }
         other => anyhow::bail!("{}: not built into this coffer-client yet", command_word(&other)),

@@ -89,7 +89,7 @@ mod tests {
     fn device_numbers_as_glibc_splits_them() {
         // makedev(8, 1) and makedev(259, 65537).
         assert_eq!(device_numbers(0x801), (8, 1));
-        assert_eq!(device_numbers((259 << 8) | (1 << 20) | 1), (259, 65537));
+        assert_eq!(device_numbers((259 << 8) | (0x1_0000 << 12) | 1), (259, 65537));
     }
 
     #[test]
