@@ -32,6 +32,7 @@ use openpgp::{Cert, KeyHandle};
 use sequoia_openpgp as openpgp;
 
 use crate::error::openpgp_text;
+use crate::framing::{self, Frame};
 use crate::key::{POLICY, usable_secret};
 use crate::{Key, Password, PgpError};
 
@@ -185,15 +186,18 @@ impl<'a> Decryptor<'a> {
         R: Read + Send + Sync + 'a,
         F: FnMut(&PassphraseRequest) -> Option<Password> + Send + 'a,
     {
+        let mut source = source;
         let progress = Arc::new(Progress::default());
+        let frame = read_frame(&mut source)?;
         let counted = Counted {
-            inner: source,
+            inner: io::Cursor::new(frame).chain(source),
             progress: Arc::clone(&progress),
         };
         let helper = Helper {
             keys,
             passphrase: Box::new(passphrase),
             verification: Verification::default(),
+            decrypted: false,
         };
         let inner = DecryptorBuilder::from_reader(counted)
             .map_err(|e| classify_anyhow(e, &progress))?
@@ -222,6 +226,43 @@ impl Read for Decryptor<'_> {
         self.inner
             .read(buf)
             .map_err(|e| classify_io(e, &self.progress).into_io())
+    }
+}
+
+/// Reads the first bytes of the message until [`framing::check`] decides
+/// (at most [`framing::MAX_FRAME`] and one read more); returns them, to be
+/// read again by sequoia.
+fn read_frame<R: Read>(source: &mut R) -> Result<Vec<u8>, PgpError> {
+    let mut frame = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = match source.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(PgpError::Read {
+                    offset: frame.len() as u64,
+                    source,
+                });
+            }
+        };
+        frame.extend_from_slice(&chunk[..n]);
+        let corrupt = |reason: String| PgpError::Corrupt {
+            offset: frame.len() as u64,
+            reason,
+        };
+        match framing::check(&frame, n == 0) {
+            Frame::Good => return Ok(frame),
+            Frame::NotEncrypted => return Err(PgpError::NotEncrypted),
+            Frame::Bad(reason) => return Err(corrupt(reason)),
+            Frame::NeedMore if frame.len() > framing::MAX_FRAME => {
+                return Err(corrupt(format!(
+                    "more than {} bytes of key packets",
+                    framing::MAX_FRAME
+                )));
+            }
+            Frame::NeedMore => {}
+        }
     }
 }
 
@@ -258,6 +299,10 @@ struct Helper<'a> {
     keys: &'a [Key],
     passphrase: PassphraseCallback<'a>,
     verification: Verification,
+    /// Set at the first encryption layer: a second one (nested
+    /// encryption, which GnuPG never writes) is refused before sequoia
+    /// decrypts it, see [`framing`].
+    decrypted: bool,
 }
 
 impl Helper<'_> {
@@ -391,6 +436,13 @@ impl DecryptionHelper for Helper<'_> {
         sym_algo: Option<SymmetricAlgorithm>,
         decrypt: &mut dyn FnMut(Option<SymmetricAlgorithm>, &SessionKey) -> bool,
     ) -> openpgp::Result<Option<Cert>> {
+        if self.decrypted {
+            return Err(openpgp::Error::MalformedMessage(
+                "an encrypted message inside the encrypted message".into(),
+            )
+            .into());
+        }
+        self.decrypted = true;
         // The first key-related failure (wrong or missing passphrase) is
         // what the user hears if nothing else works.
         let mut failure: Option<PgpError> = None;

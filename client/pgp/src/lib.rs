@@ -21,6 +21,7 @@
 mod decrypt;
 mod encrypt;
 mod error;
+mod framing;
 mod key;
 mod query;
 mod store;
