@@ -66,11 +66,17 @@ impl Gpg {
     }
 
     /// A key as `gpg --quick-gen-key NAME default default never` makes it
-    /// (ed25519 + cv25519 on GnuPG 2.2.40), protected with `GPG_PASS`;
-    /// returns its fingerprint.
+    /// (RSA-3072 on GnuPG 2.2.40), protected with `GPG_PASS`; returns its
+    /// fingerprint.
     fn generate(&self, name: &str) -> String {
+        self.generate_with(name, "default")
+    }
+
+    /// The same with another algorithm: `future-default` is ed25519 +
+    /// cv25519, GnuPG 2.4's default.
+    fn generate_with(&self, name: &str, algo: &str) -> String {
         self.run(
-            &["--passphrase", GPG_PASS, "--quick-gen-key", name, "default", "default", "never"],
+            &["--passphrase", GPG_PASS, "--quick-gen-key", name, algo, "default", "never"],
             b"",
         );
         let listing = self.run(&["--with-colons", "--list-keys", name], b"").stdout;
@@ -148,13 +154,19 @@ fn pseudo_random(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A gpg key imported into the store: gpg decrypts (and verifies) what we
+/// A gpg key (RSA and ed25519/cv25519) imported into the store: gpg decrypts (and verifies) what we
 /// encrypt to it and sign with it, for empty and multi-MB inputs, every
 /// cipher and compression.
 #[test]
 fn gpg_decrypts_what_we_encrypt_to_its_key() {
+    for algo in ["default", "future-default"] {
+        gpg_decrypts_what_we_encrypt_to(algo);
+    }
+}
+
+fn gpg_decrypts_what_we_encrypt_to(algo: &str) {
     let Some(gpg) = Gpg::new() else { return };
-    let fpr = gpg.generate("Alice <alice@example.org>");
+    let fpr = gpg.generate_with("Alice <alice@example.org>", algo);
     let (_dir, mut store) = store();
     store
         .import(&gpg.export_secret(&fpr), Some(&pw(GPG_PASS)))
@@ -237,12 +249,18 @@ fn symmetric_both_ways() {
     }
 }
 
-/// What gpg encrypts (and signs) to a key imported from it, we decrypt
-/// and verify.
+/// What gpg encrypts (and signs) to a key (RSA and ed25519/cv25519)
+/// imported from it, we decrypt and verify.
 #[test]
 fn we_decrypt_what_gpg_encrypts() {
+    for algo in ["default", "future-default"] {
+        we_decrypt_what_gpg_encrypts_to(algo);
+    }
+}
+
+fn we_decrypt_what_gpg_encrypts_to(algo: &str) {
     let Some(gpg) = Gpg::new() else { return };
-    let fpr = gpg.generate("Bob <bob@example.org>");
+    let fpr = gpg.generate_with("Bob <bob@example.org>", algo);
     let (_dir, mut store) = store();
     let info = store
         .import(&gpg.export_secret(&fpr), Some(&pw(GPG_PASS)))
