@@ -2,11 +2,12 @@
 //! the bytes, `coffer_pgp::decrypt` and reading the plaintext must end in
 //! an error or a message, never a panic, with bounded memory (the frame
 //! check, sequoia's packet limits, a small look-ahead). Seeds worth
-//! starting from: any `gpg -r fuzz@coffer.invalid -e` output and `gpg
-//! --symmetric` output with the passphrase "fuzz".
+//! starting from: `gpg -r fuzz@coffer.invalid [--sign] -e` output (the
+//! key below, imported into a throwaway GnuPG home).
 #![no_main]
 
 use std::io::Read;
+use std::sync::OnceLock;
 
 use coffer_pgp::{Decryptor, Key, Password, PassphraseRequest};
 use libfuzzer_sys::fuzz_target;
@@ -31,12 +32,20 @@ KrnVzt6H7hGHSwsJ\n\
 =y3eq\n\
 -----END PGP PRIVATE KEY BLOCK-----\n";
 
+static KEYS: OnceLock<[Key; 1]> = OnceLock::new();
+
 fuzz_target!(|data: &[u8]| {
-    let keys = [Key::from_bytes(TEST_KEY.as_bytes()).expect("test key")];
+    let keys = KEYS.get_or_init(|| [Key::from_bytes(TEST_KEY.as_bytes()).expect("test key")]);
+    // The message passphrase is declined: its key derivation (up to 65 MB
+    // hashed, as the message asks) would make every run slow, and what
+    // follows it is the same code the key path reaches.
     let Ok(mut decryptor) = Decryptor::with_lookahead(
         data,
-        &keys,
-        |_: &PassphraseRequest| Some(Password::from("fuzz")),
+        keys,
+        |request: &PassphraseRequest| match request {
+            PassphraseRequest::Message => None,
+            PassphraseRequest::SecretKey { .. } => Some(Password::from("fuzz")),
+        },
         64 << 10,
     ) else {
         return;
