@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use coffer_tests::tree::{assert_same, make_source, modify_source};
-use coffer_tests::{Client, Coffer, coffer_bin, run_ok, text};
+use coffer_tests::{Client, Coffer, coffer_bin, gpg_key, run_ok, text};
 
 fn client_bin() -> PathBuf {
     coffer_bin().with_file_name("coffer-client")
@@ -155,4 +155,56 @@ fn a_backup_without_a_key_or_no_encryption_is_refused_with_what_to_do() {
     let out = client_cmd(work.path(), "root").args(["backup"]).arg(work.path()).arg("file:///nowhere").output().unwrap();
     assert!(!out.status.success());
     assert!(text(&out).contains("--encrypt-key") && text(&out).contains("--no-encryption"), "{}", text(&out));
+}
+
+#[test]
+fn encrypted_and_signed_backups_over_sftp_restore_with_duplicity_and_its_gnupg() {
+    let server = Coffer::start();
+    let c: Client = server.client("alice");
+    let fpr = gpg_key(&c.home);
+    let exported = run_ok(
+        Command::new("gpg")
+            .env("GNUPGHOME", c.home.join(".gnupg"))
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", "--armor", &fpr]),
+    );
+    std::fs::write(c.home.join("key.asc"), &exported.stdout).unwrap();
+    let imported = run_ok(client_cmd(&c.home, "alice").env("PASSPHRASE", "").args(["key", "import"]).arg(c.home.join("key.asc")));
+    assert!(text(&imported).contains(&fpr), "{}", text(&imported));
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(c.home.join(".config/coffer/keys")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "the key store is private");
+
+    let src = c.home.join("src");
+    make_source(&src);
+    let url = format!("sftp://alice@127.0.0.1:{}/backups/laptop", c.port);
+    let run = |extra: &[&str]| {
+        run_ok(
+            client_cmd(&c.home, "alice")
+                .env("PASSPHRASE", "")
+                .args(["backup", "--volsize", "1", "--encrypt-key", &fpr, "--sign-key", &fpr])
+                .args(extra)
+                .arg(&src)
+                .arg(&url),
+        )
+    };
+    run(&[]);
+    modify_source(&src);
+    // The incremental reads the encrypted signatures back.
+    let second = run(&[]);
+    assert!(text(&second).contains("duplicity-inc."), "{}", text(&second));
+    let area = server.area("alice").join("backups/laptop");
+    let names: Vec<String> = std::fs::read_dir(&area).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| n.ends_with(".gpg")), "everything is encrypted: {names:?}");
+    assert!(names.iter().filter(|n| n.contains(".vol")).count() > 3, "3 MiB at --volsize 1 spans volumes: {names:?}");
+    let dest = c.home.join("restored");
+    run_ok(
+        c.command("duplicity")
+            .env("GNUPGHOME", c.home.join(".gnupg"))
+            .env("PASSPHRASE", "")
+            .args(["restore", "--archive-dir"])
+            .arg(c.home.join("cache"))
+            .args(["-v", "warning"])
+            .arg(format!("file://{}", area.display()))
+            .arg(&dest),
+    );
+    assert_same(&src, &dest, true);
 }

@@ -133,7 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             exclude_caches,
             volsize,
             encrypt_key,
-            sign_key: _,
+            sign_key,
             no_encryption,
             source,
             url,
@@ -145,10 +145,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !no_encryption && encrypt_key.is_empty() {
                 anyhow::bail!("give --encrypt-key FPR (see `coffer-client key list`), or --no-encryption for a target that encrypts by itself");
             }
-            if !no_encryption {
-                anyhow::bail!("this build of coffer-client writes only --no-encryption archives; OpenPGP encryption is not built in yet");
-            }
             anyhow::ensure!(volsize > 0, "--volsize must be at least 1 (MB)");
+            let store = open_store()?;
+            let protection = if no_encryption {
+                backup::Protection::Gzip
+            } else {
+                let recipients = encrypt_key.iter().map(|q| store.find(q)).collect::<Result<Vec<_>, _>>()?;
+                let signer = match sign_key {
+                    Some(q) => Some(Box::new(store.find(&q)?.signing_key(passphrase("SIGN_PASSPHRASE").or_else(|| passphrase("PASSPHRASE")).as_ref())?)),
+                    None => None,
+                };
+                backup::Protection::Pgp { recipients, signer }
+            };
             let args = backup::BackupArgs {
                 source,
                 options: plan::BackupOptions { force_full: full, full_if_older_than },
@@ -156,7 +164,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 exclude_if_present,
                 exclude_caches,
                 volsize_mb: volsize,
-                protection: backup::Protection::Gzip,
+                protection,
+                opener: backup::Opener { keys: store.keys(), passphrase: passphrase("PASSPHRASE") },
             };
             let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
             let outcome = backup::run(remote.as_ref(), &args, now)?;
@@ -175,6 +184,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let files: Vec<coffer_duplicity::FileInfo> =
                 remote.list()?.into_iter().map(|e| coffer_duplicity::FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
             print!("{}", status::render(&coffer_duplicity::Collection::from_files(&files)));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Key(KeyCommand::List) => {
+            let store = open_store()?;
+            for info in store.list() {
+                println!("{} {} {} {}", info.fingerprint, info.capabilities, if info.secret { "secret" } else { "public" }, info.user_ids.join(", "));
+            }
+            if store.keys().is_empty() {
+                eprintln!("coffer-client: no keys in {}; `coffer-client key import FILE` or `key generate NAME`", store.dir().display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Key(KeyCommand::Import { file }) => {
+            let mut store = open_store()?;
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let secret = passphrase("PASSPHRASE").map_or_else(|| prompt(&format!("passphrase of the key in {}", file.display())), Ok)?;
+            let info = store.import(&bytes, Some(&secret))?;
+            println!("imported {} {}", info.fingerprint, info.user_ids.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Key(KeyCommand::Generate { name }) => {
+            let mut store = open_store()?;
+            let info = store.generate(&name, passphrase("PASSPHRASE").as_ref(), std::time::SystemTime::now())?;
+            println!("generated {} {}", info.fingerprint, info.user_ids.join(", "));
             Ok(ExitCode::SUCCESS)
         }
         other => anyhow::bail!("{}: not built into this coffer-client yet", command_word(&other)),
@@ -200,6 +233,30 @@ fn ssh_options(key: Option<PathBuf>) -> coffer_remote::SshOptions {
         options.key_file = key;
     }
     options
+}
+
+/// The machine's OpenPGP keys: `$XDG_CONFIG_HOME/coffer/keys`, or
+/// `~/.config/coffer/keys`.
+fn open_store() -> anyhow::Result<coffer_pgp::KeyStore> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .context("neither XDG_CONFIG_HOME nor HOME is set: no place for the key store")?;
+    Ok(coffer_pgp::KeyStore::open(&config.join("coffer/keys"))?)
+}
+
+/// A passphrase from the environment, as duplicity reads `PASSPHRASE` and
+/// `SIGN_PASSPHRASE`.
+fn passphrase(var: &str) -> Option<coffer_pgp::Password> {
+    std::env::var(var).ok().map(coffer_pgp::Password::from)
+}
+
+/// Asks on standard error and reads one line from standard input.
+fn prompt(what: &str) -> anyhow::Result<coffer_pgp::Password> {
+    eprint!("{what} (or set PASSPHRASE): ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the passphrase")?;
+    Ok(coffer_pgp::Password::from(line.trim_end_matches(['\n', '\r'])))
 }
 
 /// Seconds since the epoch.

@@ -30,7 +30,7 @@ use coffer_select::{Selection, Walk};
 use crate::plan::{BackupOptions, PlanError, Reason, SetPlan, plan_backup};
 use decide::{Action, decide};
 use previous::{PreviousState, Record};
-pub(crate) use seal::Protection;
+pub(crate) use seal::{Opener, Protection};
 use upload::Uploads;
 
 /// The PAX key that marks the second and later paths of a hard-link group
@@ -38,14 +38,16 @@ use upload::Uploads;
 pub(crate) const HARDLINK_KEY: &[u8] = b"COFFER.hardlink";
 
 /// Everything one run needs from the command line.
-pub(crate) struct BackupArgs {
+pub(crate) struct BackupArgs<'k> {
     pub source: PathBuf,
     pub options: BackupOptions,
     pub excludes: Vec<String>,
     pub exclude_if_present: Vec<String>,
     pub exclude_caches: bool,
     pub volsize_mb: u64,
-    pub protection: Protection,
+    pub protection: Protection<'k>,
+    /// Opens the chain's signature files.
+    pub opener: Opener<'k>,
 }
 
 /// What a run did.
@@ -63,7 +65,7 @@ pub(crate) struct Outcome {
 }
 
 /// Runs one backup of `args.source` to `remote` at `now`.
-pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs, now: i64) -> Result<Outcome> {
+pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs<'_>, now: i64) -> Result<Outcome> {
     let source = std::path::absolute(&args.source).with_context(|| format!("finding {}", args.source.display()))?;
     remote.create_dir().context("creating the target directory")?;
     let files: Vec<FileInfo> = remote.list()?.into_iter().map(|e| FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
@@ -86,7 +88,7 @@ pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs, now: i64) -> Result<Ou
     let (set, mut previous) = match plan.set {
         SetPlan::Full { time } => (ArchiveName { kind: SetKind::Full, role: FileRole::Manifest, start: None, end: time, encrypted: false, partial: false, prefix: String::new() }, PreviousState::empty()),
         SetPlan::Incremental { start, end } => {
-            let sigtars = chain_sigtars(remote, &collection)?;
+            let sigtars = chain_sigtars(remote, &collection, &args.opener)?;
             (ArchiveName { kind: SetKind::Incremental, role: FileRole::Manifest, start: Some(start), end, encrypted: false, partial: false, prefix: String::new() }, PreviousState::new(sigtars)?)
         }
     };
@@ -165,15 +167,15 @@ fn unreadable(path: &Path, source: std::io::Error) -> anyhow::Error {
 }
 
 /// Writes each path's entries into the volumes and the sigtar.
-struct EntryWriter<'w, 'u> {
-    volumes: &'w mut VolumeWriter<Uploads<'u>>,
-    sigtar: &'w mut SigTarWriter<Box<dyn seal::Sealed>>,
+struct EntryWriter<'w, 'u, 'k> {
+    volumes: &'w mut VolumeWriter<Uploads<'u, 'k>>,
+    sigtar: &'w mut SigTarWriter<Box<dyn seal::Sealed + 'u>>,
     names: meta::Names,
     /// The first path seen of each (device, inode) with more than one link.
     links: HashMap<(u64, u64), Index>,
 }
 
-impl EntryWriter<'_, '_> {
+impl EntryWriter<'_, '_, '_> {
     /// A path the previous sets had and the walk no longer finds.
     fn deleted(&mut self, record: &Record, outcome: &mut Outcome) -> Result<()> {
         if record.previous.kind == Kind::Deleted || record.index.is_root() {
@@ -236,7 +238,7 @@ impl EntryWriter<'_, '_> {
 }
 
 /// The plain sigtars of the newest chain, oldest first.
-fn chain_sigtars(remote: &dyn Remote, collection: &Collection) -> Result<Vec<(String, Box<dyn Read>)>> {
+fn chain_sigtars<'k>(remote: &dyn Remote, collection: &Collection, opener: &Opener<'k>) -> Result<Vec<(String, Box<dyn Read + 'k>)>> {
     let Some(chain) = collection.chains.last() else { bail!("no chain to continue") };
     let mut out = Vec::new();
     for &i in &chain.sets {
@@ -244,21 +246,10 @@ fn chain_sigtars(remote: &dyn Remote, collection: &Collection) -> Result<Vec<(St
         let Some(name) = set.signatures.first() else {
             bail!("the set {} has no signature file at the target; run with --full to start a new chain", set.key())
         };
-        out.push((name.clone(), open_plain(remote, name)?));
+        let stream = remote.get(name).with_context(|| format!("reading {name}"))?;
+        out.push((name.clone(), opener.open(name, stream)?));
     }
     Ok(out)
-}
-
-/// An archive file's plain bytes, streamed.
-fn open_plain(remote: &dyn Remote, name: &str) -> Result<Box<dyn Read>> {
-    let stream = remote.get(name).with_context(|| format!("reading {name}"))?;
-    if name.ends_with(".gz") {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(stream)))
-    } else if name.ends_with(".gpg") {
-        bail!("{name} is encrypted; this build of coffer-client reads only unencrypted (--no-encryption) archives")
-    } else {
-        Ok(stream)
-    }
 }
 
 /// The host name duplicity records and checks (`socket.gethostname()`).

@@ -24,13 +24,13 @@ pub(super) struct Record {
     pub signature: Option<Vec<u8>>,
 }
 
-struct Source {
+struct Source<'k> {
     name: String,
-    reader: TarReader<Box<dyn Read>>,
+    reader: TarReader<Box<dyn Read + 'k>>,
     next: Option<Record>,
 }
 
-impl Source {
+impl Source<'_> {
     fn advance(&mut self) -> Result<()> {
         self.next = None;
         let Some(header) = self.reader.next_header().with_context(|| format!("reading {}", self.name))? else { return Ok(()) };
@@ -49,14 +49,14 @@ impl Source {
 }
 
 /// The merged records of a chain's sigtars.
-pub(super) struct PreviousState {
+pub(super) struct PreviousState<'k> {
     /// Oldest set first.
-    sources: Vec<Source>,
+    sources: Vec<Source<'k>>,
 }
 
-impl PreviousState {
+impl<'k> PreviousState<'k> {
     /// `sigtars`: (file name for messages, plain sigtar bytes), oldest first.
-    pub(super) fn new(sigtars: Vec<(String, Box<dyn Read>)>) -> Result<PreviousState> {
+    pub(super) fn new(sigtars: Vec<(String, Box<dyn Read + 'k>)>) -> Result<PreviousState<'k>> {
         let mut sources = Vec::new();
         for (name, reader) in sigtars {
             let mut source = Source { name, reader: TarReader::new(reader), next: None };
@@ -67,7 +67,7 @@ impl PreviousState {
     }
 
     /// An empty state (a full backup).
-    pub(super) fn empty() -> PreviousState {
+    pub(super) fn empty() -> PreviousState<'k> {
         PreviousState { sources: Vec::new() }
     }
 

@@ -1,47 +1,60 @@
 //! How an archive file is stored: gzipped (`--no-encryption`, duplicity's
-//! `.gz`) or OpenPGP-encrypted (`.gpg`), written to a staging file whose
-//! size and SHA-1 (the manifest's `Hash SHA1`) are counted as it grows.
+//! `.gz`) or OpenPGP-encrypted (`.gpg`, as GnuPG 2.2 reads it), written to a
+//! staging file whose size and SHA-1 (the manifest's `Hash SHA1`) are
+//! tallied as it grows, and read back the same two ways.
 
-use std::cell::Cell;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use flate2::Compression;
+use coffer_pgp::{Cipher, EncryptOptions, Encryptor, Key, Password, SigningKey};
 use flate2::write::GzEncoder;
 use sha1::{Digest, Sha1};
 
-/// A staging file that counts and hashes what is written to it.
-pub(crate) struct Counted {
-    file: BufWriter<File>,
-    sha1: Sha1,
-    written: Rc<Cell<u64>>,
+/// What has been written to a staging file so far.
+#[derive(Default)]
+pub(super) struct Tally {
+    sha1: Mutex<Sha1>,
+    written: AtomicU64,
+}
+
+impl Tally {
+    pub(super) fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// The SHA-1 of everything written, in hex.
+    pub(super) fn sha1_hex(&self) -> String {
+        self.sha1.lock().map(|h| hex::encode(h.clone().finalize())).unwrap_or_default()
+    }
+}
+
+/// A staging file that tallies what is written to it. Unbuffered: the
+/// compressor or the encryptor above it writes in large pieces.
+pub(super) struct Counted {
+    file: File,
+    tally: Arc<Tally>,
 }
 
 impl Counted {
-    pub(crate) fn create(path: &Path) -> io::Result<Counted> {
-        Ok(Counted { file: BufWriter::with_capacity(256 * 1024, File::create(path)?), sha1: Sha1::new(), written: Rc::default() })
+    pub(super) fn create(path: &Path) -> io::Result<Counted> {
+        Ok(Counted { file: File::create(path)?, tally: Arc::default() })
     }
 
-    /// A handle on the byte count, readable while the file is being written.
-    pub(crate) fn counter(&self) -> Rc<Cell<u64>> {
-        Rc::clone(&self.written)
-    }
-
-    /// Flushes and syncs; the file's SHA-1 in hex.
-    pub(crate) fn finish(self) -> io::Result<String> {
-        let file = self.file.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        Ok(hex::encode(self.sha1.finalize()))
+    pub(super) fn tally(&self) -> Arc<Tally> {
+        Arc::clone(&self.tally)
     }
 }
 
 impl Write for Counted {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
-        self.sha1.update(&buf[..n]);
-        self.written.set(self.written.get() + n as u64);
+        if let Ok(mut h) = self.tally.sha1.lock() {
+            h.update(&buf[..n]);
+        }
+        self.tally.written.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -50,36 +63,58 @@ impl Write for Counted {
     }
 }
 
-/// A stream that must be finished (a gzip trailer, an OpenPGP packet end).
-pub(crate) trait Sealed: Write {
-    fn finish(self: Box<Self>) -> io::Result<Counted>;
+/// A stream that must be finished (a gzip trailer, the end of an OpenPGP
+/// message) before its staging file is complete.
+pub(super) trait Sealed: Write {
+    fn finish(self: Box<Self>) -> io::Result<()>;
 }
 
 impl Sealed for GzEncoder<Counted> {
-    fn finish(self: Box<Self>) -> io::Result<Counted> {
-        GzEncoder::finish(*self)
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        GzEncoder::finish(*self).map(drop)
+    }
+}
+
+impl Sealed for Encryptor<'_> {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        Encryptor::finish(*self).map_err(io::Error::other)
     }
 }
 
 /// Which way archive files are stored.
-pub(crate) enum Protection {
+pub(crate) enum Protection<'k> {
     /// `--no-encryption`: gzip, as duplicity writes `.difftar.gz`.
     Gzip,
+    /// `--encrypt-key` (and `--sign-key`): OpenPGP to these keys.
+    Pgp { recipients: Vec<&'k Key>, signer: Option<Box<SigningKey>> },
 }
 
-impl Protection {
+impl<'k> Protection<'k> {
     pub(crate) fn encrypted(&self) -> bool {
-        match self {
-            Protection::Gzip => false,
-        }
+        matches!(self, Protection::Pgp { .. })
     }
 
-    /// Wraps a staging file; `compress` is false for the manifest, which
-    /// duplicity stores plain when it does not encrypt.
-    pub(crate) fn seal(&self, out: Counted, compress: bool) -> io::Result<Box<dyn Sealed>> {
+    /// Wraps a staging file; `compress` is false for a plain manifest,
+    /// which duplicity stores as it is when it does not encrypt.
+    pub(super) fn seal<'s>(&'s self, out: Counted, compress: bool) -> io::Result<Box<dyn Sealed + 's>>
+    where
+        'k: 's,
+    {
         match self {
-            Protection::Gzip if compress => Ok(Box::new(GzEncoder::new(out, Compression::new(6)))),
+            Protection::Gzip if compress => Ok(Box::new(GzEncoder::new(out, flate2::Compression::new(6)))),
             Protection::Gzip => Ok(Box::new(Plain(out))),
+            Protection::Pgp { recipients, signer } => {
+                let options = EncryptOptions {
+                    recipients: recipients.clone(),
+                    passphrase: None,
+                    signer: signer.as_deref(),
+                    cipher: Cipher::Aes256,
+                    // Level 1 compresses archives almost as well as gpg's
+                    // default 6, at three times the speed.
+                    compression: coffer_pgp::Compression::Zlib(1),
+                };
+                Ok(Box::new(Encryptor::new(out, &options).map_err(io::Error::other)?))
+            }
         }
     }
 }
@@ -98,8 +133,8 @@ impl Write for Plain {
 }
 
 impl Sealed for Plain {
-    fn finish(self: Box<Self>) -> io::Result<Counted> {
-        Ok(self.0)
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -117,7 +152,57 @@ impl Write for Discard {
 }
 
 impl Sealed for Discard {
-    fn finish(self: Box<Self>) -> io::Result<Counted> {
+    fn finish(self: Box<Self>) -> io::Result<()> {
         Err(io::Error::other("a stand-in stream was finished"))
+    }
+}
+
+/// A stream from the target made `Sync`, as the decryptor wants it.
+struct Shared(Mutex<Box<dyn Read + Send>>);
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.get_mut().map_err(|_| io::Error::other("a reader panicked"))?.read(buf)
+    }
+}
+
+/// A decrypted stream whose end is only reported once the whole message
+/// checked out (its MDC, its signatures): bytes of a long message come out
+/// before that is known, so a forged tail fails the read at the end.
+struct Verified<'k>(Option<coffer_pgp::Decryptor<'k>>);
+
+impl Read for Verified<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(decryptor) = self.0.as_mut() else { return Ok(0) };
+        let n = decryptor.read(buf)?;
+        if n == 0
+            && let Some(decryptor) = self.0.take()
+        {
+            decryptor.finish().map_err(io::Error::other)?;
+        }
+        Ok(n)
+    }
+}
+
+/// What opens archive files read back from the target: the machine's keys
+/// and the passphrase of their secret halves (`PASSPHRASE`, as duplicity).
+pub(crate) struct Opener<'k> {
+    pub(crate) keys: &'k [Key],
+    pub(crate) passphrase: Option<Password>,
+}
+
+impl<'k> Opener<'k> {
+    /// The plain bytes of the archive file `name`, from its stream.
+    pub(crate) fn open(&self, name: &str, stream: Box<dyn Read + Send>) -> anyhow::Result<Box<dyn Read + 'k>> {
+        if name.ends_with(".gz") {
+            Ok(Box::new(flate2::read::MultiGzDecoder::new(stream)))
+        } else if name.ends_with(".gpg") {
+            let passphrase = self.passphrase.clone();
+            let decryptor = coffer_pgp::decrypt(Shared(Mutex::new(stream)), self.keys, move |_| passphrase.clone())
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            Ok(Box::new(Verified(Some(decryptor))))
+        } else {
+            Ok(stream)
+        }
     }
 }
