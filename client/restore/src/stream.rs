@@ -207,8 +207,22 @@ impl SetStream {
         }
     }
 
-    /// Done with the current entry: skips what is left of it.
+    /// Done with the current entry: skips what is left of it, and pieces
+    /// of the same file found after a lost volume (the file was reported
+    /// once already).
     pub(crate) fn advance(&mut self, source: &mut dyn VolumeSource) {
+        let finished = self.head.as_ref().filter(|_| self.piece.is_some()).map(|h| (h.name.index.clone(), h.name.kind));
+        self.drain(source);
+        if let Some((index, kind)) = finished {
+            while self.peek(source).is_some_and(|h| {
+                h.name.index == index && h.name.kind == kind && h.name.piece.is_some_and(|p| p != 1)
+            }) {
+                self.drain(source);
+            }
+        }
+    }
+
+    fn drain(&mut self, source: &mut dyn VolumeSource) {
         if self.piece.is_some() {
             let mut scratch = [0u8; 8192];
             // Every call either returns data (the input is finite) or ends
