@@ -103,10 +103,10 @@ pub(crate) fn run(
     loop {
         let mut least: Option<Index> = None;
         for stream in &mut streams {
-            if let Some(head) = stream.peek(source) {
-                if least.as_ref().is_none_or(|l| head.name.index < *l) {
-                    least = Some(head.name.index.clone());
-                }
+            if let Some(head) = stream.peek(source)
+                && least.as_ref().is_none_or(|l| head.name.index < *l)
+            {
+                least = Some(head.name.index.clone());
             }
         }
         let Some(index) = least else { break };
@@ -171,12 +171,12 @@ fn produce(
     };
     let start = members.iter().rposition(|&m| kind(streams, source, m) != Some(Kind::Diff)).unwrap_or(0);
     let sequence = &members[start..];
-    let Some(&first) = sequence.first() else { return None };
+    let &first = sequence.first()?;
     if let Some(error) = sequence.iter().find_map(|&m| streams[m].damage()) {
         sink.failed(index, error);
         return None;
     }
-    let Some(head) = streams[first].peek(source) else { return None };
+    let head = streams[first].peek(source)?;
     let base_kind = head.name.kind;
     let base_type = head.meta.file_type.clone();
     let base_meta = head.meta.clone();
@@ -206,7 +206,7 @@ fn produce(
         };
     }
     let last = sequence[sequence.len() - 1];
-    let Some(meta) = streams[last].peek(source).map(|h| h.meta.clone()) else { return None };
+    let meta = streams[last].peek(source).map(|h| h.meta.clone())?;
     if sink.shortcut(index, &meta) {
         return Some(streams[first].set);
     }

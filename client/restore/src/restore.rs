@@ -237,7 +237,7 @@ impl Restorer {
             let name = format!(".coffer-restore.{}.{}", std::process::id(), counter).into_bytes();
             match make(dir, &name) {
                 Ok(made) => return Ok((made, name)),
-                Err(Errno::EXIST) if *counter % 1000 != 0 => {}
+                Err(Errno::EXIST) if !counter.is_multiple_of(1000) => {}
                 Err(e) => return Err(io_err("making a temporary file")(e)),
             }
         }
