@@ -110,9 +110,8 @@ pub(crate) fn run(
             }
         }
         let Some(index) = least else { break };
-        let members: Vec<usize> = (0..streams.len())
-            .filter(|&i| streams[i].peek(source).is_some_and(|h| h.name.index == index))
-            .collect();
+        let members: Vec<usize> =
+            (0..streams.len()).filter(|&i| streams[i].peek(source).is_some_and(|h| h.name.index == index)).collect();
         if let Some(relative) = relative_to(&index, selection) {
             // A lost volume of a later set whose range covers the path may
             // have held a change to it that is now missing.

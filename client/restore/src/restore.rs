@@ -166,8 +166,13 @@ fn open_dir(parent: BorrowedFd<'_>, name: &[u8], mode: Mode) -> Result<OwnedFd, 
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(io_err("making the directory")(e)),
     }
-    rustix::fs::openat(parent, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-        .map_err(io_err("opening the directory (not a directory, or a link)"))
+    rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io_err("opening the directory (not a directory, or a link)"))
 }
 
 /// The components of a path to write, checked.
@@ -270,23 +275,29 @@ impl Restorer {
         for part in &parts[..parts.len() - 1] {
             let from = dir.as_ref().map_or(self.dirs[0].fd.as_fd(), |d| d.as_fd());
             let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            dir = Some(rustix::fs::openat(from, *part, flags, Mode::empty()).map_err(io_err("opening the link target"))?);
+            dir =
+                Some(rustix::fs::openat(from, *part, flags, Mode::empty()).map_err(io_err("opening the link target"))?);
         }
         let last = parts[parts.len() - 1];
-        let target_dir = dir.unwrap_or(rustix::fs::openat(
-            self.dirs[0].fd.as_fd(),
-            ".",
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io_err("opening the destination"))?);
-        let stat = rustix::fs::statat(&target_dir, last, AtFlags::SYMLINK_NOFOLLOW).map_err(io_err("looking at the link target"))?;
+        let target_dir = dir.unwrap_or(
+            rustix::fs::openat(
+                self.dirs[0].fd.as_fd(),
+                ".",
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io_err("opening the destination"))?,
+        );
+        let stat = rustix::fs::statat(&target_dir, last, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(io_err("looking at the link target"))?;
         if NodeType::from_raw_mode(stat.st_mode) != NodeType::RegularFile || stat.st_dev != dev || stat.st_ino != ino {
             return Ok(false);
         }
         let mut counter = self.temp_counter;
         let (dir, name) = self.place(index)?;
-        let made = Self::temporary(&mut counter, dir, |d, tmp| rustix::fs::linkat(&target_dir, last, d, tmp, AtFlags::empty()));
+        let made = Self::temporary(&mut counter, dir, |d, tmp| {
+            rustix::fs::linkat(&target_dir, last, d, tmp, AtFlags::empty())
+        });
         let result = made.and_then(|((), tmp)| Self::commit(dir, &tmp, &name));
         self.temp_counter = counter;
         result.map(|()| true)
@@ -309,9 +320,8 @@ impl Sink for Restorer {
         let mut counter = self.temp_counter;
         let (dir, _) = self.place(index)?;
         let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let made = Self::temporary(&mut counter, dir, |d, tmp| {
-            rustix::fs::openat(d, tmp, flags, Mode::from_raw_mode(0o600))
-        });
+        let made =
+            Self::temporary(&mut counter, dir, |d, tmp| rustix::fs::openat(d, tmp, flags, Mode::from_raw_mode(0o600)));
         let scratch = made.and_then(|(fd, name)| match rustix::io::fcntl_dupfd_cloexec(dir, 0) {
             Ok(held) => Ok(Scratch { file: fd.into(), place: Some((held, name)) }),
             Err(e) => {
@@ -346,9 +356,8 @@ impl Sink for Restorer {
             }
         };
         let root = self.root;
-        let done = apply_fd(scratch.file.as_fd(), meta, root).and_then(|()| {
-            rustix::fs::fstat(&scratch.file).map_err(io_err("looking at the restored file"))
-        });
+        let done = apply_fd(scratch.file.as_fd(), meta, root)
+            .and_then(|()| rustix::fs::fstat(&scratch.file).map_err(io_err("looking at the restored file")));
         let stat = match done {
             Ok(stat) => stat,
             Err(e) => {
@@ -396,9 +405,9 @@ impl Sink for Restorer {
         let mut counter = self.temp_counter;
         let (dir, name) = self.place(index)?;
         let made = match (&meta.file_type, node) {
-            (FileType::Symlink(target), _) => Self::temporary(&mut counter, dir, |d, tmp| {
-                rustix::fs::symlinkat(OsStr::from_bytes(target), d, tmp)
-            }),
+            (FileType::Symlink(target), _) => {
+                Self::temporary(&mut counter, dir, |d, tmp| rustix::fs::symlinkat(OsStr::from_bytes(target), d, tmp))
+            }
             (_, Some((kind, dev))) => Self::temporary(&mut counter, dir, |d, tmp| {
                 rustix::fs::mknodat(d, tmp, kind, Mode::from_raw_mode(0o600), dev)
             }),
@@ -422,7 +431,8 @@ impl Sink for Restorer {
                 rustix::fs::chownat(dir, tmp.as_slice(), uid, gid, AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(io_err("setting the owner"))?;
             }
-            rustix::fs::chmodat(dir, tmp.as_slice(), mode(meta), AtFlags::empty()).map_err(io_err("setting the mode"))?;
+            rustix::fs::chmodat(dir, tmp.as_slice(), mode(meta), AtFlags::empty())
+                .map_err(io_err("setting the mode"))?;
             rustix::fs::utimensat(dir, tmp.as_slice(), &times(meta), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(io_err("setting the mtime"))
         })();

@@ -214,9 +214,10 @@ impl SetStream {
         let finished = self.head.as_ref().filter(|_| self.piece.is_some()).map(|h| (h.name.index.clone(), h.name.kind));
         self.drain(source);
         if let Some((index, kind)) = finished {
-            while self.peek(source).is_some_and(|h| {
-                h.name.index == index && h.name.kind == kind && h.name.piece.is_some_and(|p| p != 1)
-            }) {
+            while self
+                .peek(source)
+                .is_some_and(|h| h.name.index == index && h.name.kind == kind && h.name.piece.is_some_and(|p| p != 1))
+            {
                 self.drain(source);
             }
         }

@@ -167,7 +167,9 @@ fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 
 impl Verifier {
     fn differ(&mut self, index: &Index, message: String) {
-        self.report.differences.push(Difference { index: index.clone(), message: format!("Difference found: {message}") });
+        self.report
+            .differences
+            .push(Difference { index: index.clone(), message: format!("Difference found: {message}") });
     }
 
     /// Handles one walk item; `Some` (the backup path) when it is that path.
@@ -219,7 +221,9 @@ impl Verifier {
         let perms = |uid: u64, gid: u64, mode: u32| format!("{uid}:{gid} {mode:o}");
         let checks_perms = !matches!(meta.file_type, FileType::Symlink(_));
         let cur_mode = current.mode() & 0o7777;
-        if checks_perms && (meta.mode != cur_mode || meta.uid != u64::from(current.uid()) || meta.gid != u64::from(current.gid())) {
+        if checks_perms
+            && (meta.mode != cur_mode || meta.uid != u64::from(current.uid()) || meta.gid != u64::from(current.gid()))
+        {
             let message = format!(
                 "File {path} has permissions {}, expected {}",
                 perms(current.uid().into(), current.gid().into(), cur_mode),
@@ -238,10 +242,12 @@ impl Verifier {
                 (meta.file_type == FileType::Regular).then_some(entry)
             }
             FileType::Symlink(target) => {
-                let got = std::fs::read_link(&entry.path).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default();
+                let got =
+                    std::fs::read_link(&entry.path).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default();
                 let with_slash = [target.as_slice(), b"/"].concat();
                 if got != *target && got != with_slash {
-                    let (g, w) = (String::from_utf8_lossy(&got).into_owned(), String::from_utf8_lossy(target).into_owned());
+                    let (g, w) =
+                        (String::from_utf8_lossy(&got).into_owned(), String::from_utf8_lossy(target).into_owned());
                     self.differ(index, format!("Symlink {path} points to {g}, expected {w}"));
                 }
                 None

@@ -86,19 +86,19 @@ fn remote_sets(remote: &Path) -> (Vec<SetFiles>, Vec<PathBuf>) {
         }
         let full = file.starts_with("duplicity-full.");
         if let Some(key) = file.strip_suffix(".manifest") {
-            let set = sets
-                .entry((full, key.into()))
-                .or_insert_with(|| SetFiles { prefix: key.into(), volumes: BTreeMap::new(), manifest: PathBuf::new() });
+            let set = sets.entry((full, key.into())).or_insert_with(|| SetFiles {
+                prefix: key.into(),
+                volumes: BTreeMap::new(),
+                manifest: PathBuf::new(),
+            });
             set.manifest = path.clone();
         } else if let Some(at) = file.find(".vol") {
             let number: u32 = file[at + 4..].split('.').next().unwrap().parse().unwrap();
-            let set = sets
-                .entry((full, file[..at].into()))
-                .or_insert_with(|| SetFiles {
-                    prefix: file[..at].into(),
-                    volumes: BTreeMap::new(),
-                    manifest: PathBuf::new(),
-                });
+            let set = sets.entry((full, file[..at].into())).or_insert_with(|| SetFiles {
+                prefix: file[..at].into(),
+                volumes: BTreeMap::new(),
+                manifest: PathBuf::new(),
+            });
             set.volumes.insert(number, path.clone());
         }
     }
@@ -268,8 +268,8 @@ fn chains_written_by_duplicity_restore_list_and_verify() {
     // One file, one directory: only the volumes that may hold them.
     let (chain, mut source) = chain_at(&remote, last);
     let one = work.join("one");
-    let report = restore(&chain, &mut source, &one, Some(&Index::from_bytes(b"sp ace/inner.txt")), &Limits::default())
-        .unwrap();
+    let report =
+        restore(&chain, &mut source, &one, Some(&Index::from_bytes(b"sp ace/inner.txt")), &Limits::default()).unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert!(differences(&snapshot(&snap.join("sp ace/inner.txt")), &snapshot(&one)).is_empty());
     let all: usize = sets.iter().map(|s| s.volumes.len()).sum();

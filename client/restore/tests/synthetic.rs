@@ -137,7 +137,10 @@ fn diffs_without_a_file_to_patch_are_reported_by_path() {
     let problems: BTreeMap<Vec<u8>, String> =
         report.paths.iter().map(|p| (p.index.as_bytes().to_vec(), p.error.to_string())).collect();
     assert!(problems[&b"d"[..]].contains("follows a directory"), "{problems:?}");
-    assert!(matches!(report.paths.iter().find(|p| p.index.as_bytes() == b"nobasis").unwrap().error, EntryError::NoBasis));
+    assert!(matches!(
+        report.paths.iter().find(|p| p.index.as_bytes() == b"nobasis").unwrap().error,
+        EntryError::NoBasis
+    ));
     assert!(problems[&b"plain"[..]].contains("delta magic"), "{problems:?}");
     assert_eq!(fs::read(dest.join("gone")).unwrap(), b"x");
     assert!(!dest.join("plain").exists());
