@@ -88,6 +88,7 @@ pub fn restore(
         selection: selection.cloned(),
         restored: HashMap::new(),
         temp_counter: 0,
+        max_file_size: limits.max_file_size,
         report: RestoreReport::default(),
     };
     let damage = merge::run(chain, source, selection, limits, &mut restorer);
@@ -119,6 +120,7 @@ struct Restorer {
     /// Regular files restored in this run: hash of the path -> (device, inode).
     restored: HashMap<u64, (u64, u64)>,
     temp_counter: u64,
+    max_file_size: u64,
     report: RestoreReport,
 }
 
@@ -279,15 +281,16 @@ impl Restorer {
                 Some(rustix::fs::openat(from, *part, flags, Mode::empty()).map_err(io_err("opening the link target"))?);
         }
         let last = parts[parts.len() - 1];
-        let target_dir = dir.unwrap_or(
-            rustix::fs::openat(
+        let target_dir = match dir {
+            Some(dir) => dir,
+            None => rustix::fs::openat(
                 self.dirs[0].fd.as_fd(),
                 ".",
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             )
             .map_err(io_err("opening the destination"))?,
-        );
+        };
         let stat = rustix::fs::statat(&target_dir, last, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io_err("looking at the link target"))?;
         if NodeType::from_raw_mode(stat.st_mode) != NodeType::RegularFile || stat.st_dev != dev || stat.st_ino != ino {
@@ -345,7 +348,7 @@ impl Sink for Restorer {
             Content::Stream(reader) => {
                 let mut scratch = self.scratch(index)?;
                 let mut writer = BufWriter::new(&mut scratch.file);
-                let written = copy_limited(reader, &mut writer, u64::MAX)
+                let written = copy_limited(reader, &mut writer, self.max_file_size)
                     .and_then(|_| writer.flush().map_err(EntryError::io("writing the file")));
                 drop(writer);
                 if let Err(e) = written {

@@ -80,7 +80,7 @@ pub fn verify(
     };
     let damage = merge::run(chain, source, None, limits, &mut sink);
     while let Some(next) = sink.walk.next() {
-        sink.current(next, None);
+        sink.current(next);
     }
     let mut report = sink.report;
     report.volumes = damage.volumes;
@@ -172,8 +172,8 @@ impl Verifier {
             .push(Difference { index: index.clone(), message: format!("Difference found: {message}") });
     }
 
-    /// Handles one walk item; `Some` (the backup path) when it is that path.
-    fn current(&mut self, item: Result<Entry, WalkError>, _: Option<&Index>) {
+    /// A walk item the backup does not have: a new file (or an unreadable part).
+    fn current(&mut self, item: Result<Entry, WalkError>) {
         match item {
             Ok(entry) => {
                 let index = Index::from_bytes(&entry.relative);
@@ -196,7 +196,7 @@ impl Verifier {
                 break;
             }
             let item = self.walk.next()?;
-            self.current(item, Some(index));
+            self.current(item);
         }
         match self.walk.peek() {
             Some(Ok(entry)) if Index::from_bytes(&entry.relative) == *index => self.walk.next().and_then(Result::ok),

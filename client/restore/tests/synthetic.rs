@@ -227,6 +227,54 @@ fn a_lost_volume_is_named_and_everything_else_restored() {
     assert!(no_temporaries(&dest));
 }
 
+#[test]
+fn a_lost_incremental_volume_marks_what_it_may_have_changed() {
+    let noise: Vec<u8> = (0..2_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let full = write_set(&[root(), file("a", b"old a"), file("b", b"old b")], MB);
+    let mut inc = write_set(&[root(), file("a0big", &noise), file("z", b"z")], MB);
+    let last = *inc.volumes.keys().last().unwrap();
+    assert!(last >= 3);
+    inc.volumes.remove(&last);
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("out");
+    let (report, _) = run(&[full, inc], &dest, None);
+    assert_eq!(report.volumes.len(), 1, "{report:?}");
+    assert_eq!((report.volumes[0].set, report.volumes[0].volume), (1, last));
+    let failed: Vec<&[u8]> = report.paths.iter().map(|p| p.index.as_bytes()).collect();
+    assert_eq!(failed, [b"a0big"], "{report:?}");
+    // b comes from the full, but the lost volume's range covers it.
+    let uncertain: Vec<&[u8]> = report.uncertain.iter().map(|i| i.as_bytes()).collect();
+    assert_eq!(uncertain, [b"b"], "{report:?}");
+    assert_eq!(fs::read(dest.join("a")).unwrap(), b"old a");
+    assert_eq!(fs::read(dest.join("b")).unwrap(), b"old b");
+    assert!(no_temporaries(&dest));
+}
+
+#[test]
+fn fifos_and_devices_are_made_with_their_metadata() {
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = tmp.path().join("probe");
+    fs::write(&probe, b"").unwrap();
+    let root_user = fs::metadata(&probe).unwrap().uid() == 0;
+    let mut fifo = entry(Kind::Snapshot, "fifo", FileType::Fifo, b"");
+    fifo.0.meta.mode = 0o640;
+    let null = entry(Kind::Snapshot, "null", FileType::CharDevice { major: 1, minor: 3 }, b"");
+    let full = write_set(&[root(), fifo, null], MB);
+    let dest = tmp.path().join("out");
+    let (report, _) = run(&[full], &dest, None);
+    let fifo = fs::symlink_metadata(dest.join("fifo")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&fifo.file_type()));
+    assert_eq!((fifo.mode() & 0o7777, fifo.mtime()), (0o640, 1_000_000));
+    if root_user {
+        assert!(report.is_complete(), "{report:?}");
+        let null = fs::symlink_metadata(dest.join("null")).unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&null.file_type()));
+        assert_eq!(null.rdev(), fs::metadata("/dev/null").unwrap().rdev());
+    } else {
+        assert!(matches!(report.paths[0].error, EntryError::DeviceNotRoot), "{report:?}");
+    }
+}
+
 trait Shown {
     fn to_string_lossy(&self) -> String;
 }
