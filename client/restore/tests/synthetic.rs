@@ -397,3 +397,93 @@ proptest! {
         }
     }
 }
+
+/// What a path is in the model of a tree.
+#[derive(Clone, Debug, PartialEq)]
+enum Model {
+    File(Vec<u8>),
+    Dir,
+    Link(Vec<u8>),
+}
+
+fn content() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..300),
+        (any::<u8>(), 1usize..200_000).prop_map(|(b, n)| (0..n).map(|i| b.wrapping_add((i / 1000) as u8)).collect()),
+    ]
+}
+
+/// One change: 0 keep, 1 new contents, 2 edit as a diff, 3 delete, 4 a directory, 5 a symlink.
+fn change() -> impl Strategy<Value = (u8, Vec<u8>)> {
+    (0u8..6, content())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// Random chains (a full and up to three incrementals of snapshots,
+    /// diffs, deletions and type changes over a few paths) restore, at
+    /// every set, to exactly the tree the model holds then.
+    #[test]
+    fn random_chains_restore_to_the_model(sets in prop::collection::vec(prop::collection::vec(change(), 5), 1..5)) {
+        let names = ["p0", "p1", "p2", "p3", "p4"];
+        let mut model: BTreeMap<&str, Model> = BTreeMap::new();
+        let mut written: Vec<MemSet> = Vec::new();
+        let tmp = tempfile::tempdir().unwrap();
+        for (n, changes) in sets.iter().enumerate() {
+            let mut entries = vec![root()];
+            for (name, (op, data)) in names.iter().zip(changes) {
+                let before = model.get(name).cloned();
+                let after = match (op, &before) {
+                    (0, _) => before.clone(),
+                    (2, Some(Model::File(_))) | (1, _) => Some(Model::File(data.clone())),
+                    (3, _) => None,
+                    (4, _) => Some(Model::Dir),
+                    (5, _) => Some(Model::Link(data.iter().map(|b| b'a' + b % 26).take(20).collect())),
+                    _ => before.clone(),
+                };
+                let unchanged = after == before && n > 0;
+                match &after {
+                    Some(now) => {
+                        model.insert(name, now.clone());
+                    }
+                    None => {
+                        model.remove(name);
+                    }
+                }
+                if unchanged || (after.is_none() && (before.is_none() || n == 0)) {
+                    continue;
+                }
+                entries.push(match (&before, &after) {
+                    (_, None) => entry(Kind::Deleted, name, FileType::Regular, b""),
+                    (Some(Model::File(old)), Some(Model::File(new))) if *op == 2 && n > 0 => {
+                        (Entry { kind: Kind::Diff, ..file(name, b"").0 }, delta(old, new))
+                    }
+                    (_, Some(Model::File(new))) => file(name, new),
+                    (_, Some(Model::Dir)) => dir(name),
+                    (_, Some(Model::Link(target))) => entry(Kind::Snapshot, name, FileType::Symlink(target.clone()), b""),
+                });
+            }
+            written.push(write_set(&entries, MB));
+            let dest = tmp.path().join(format!("out{n}"));
+            let (report, _) = run(&written, &dest, None);
+            prop_assert!(report.is_complete(), "{:?}", report);
+            let mut got: BTreeMap<String, Model> = BTreeMap::new();
+            for item in fs::read_dir(&dest).unwrap() {
+                let item = item.unwrap();
+                let meta = fs::symlink_metadata(item.path()).unwrap();
+                let node = if meta.is_dir() {
+                    Model::Dir
+                } else if meta.file_type().is_symlink() {
+                    Model::Link(fs::read_link(item.path()).unwrap().into_os_string().into_encoded_bytes())
+                } else {
+                    Model::File(fs::read(item.path()).unwrap())
+                };
+                got.insert(item.file_name().into_string().unwrap(), node);
+            }
+            let want: BTreeMap<String, Model> = model.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            prop_assert_eq!(got, want, "after set {}", n);
+            fs::remove_dir_all(&dest).unwrap();
+        }
+    }
+}
