@@ -246,6 +246,13 @@ impl Flavor {
     }
 }
 
+/// The PAX key Coffer's writer adds to the second and later paths of a
+/// hard-link group: its value is the [`Index`] bytes of the group's first
+/// path in walk order. The entry still carries the whole file, so stock
+/// duplicity (which ignores unknown keys) restores a separate copy, while
+/// Coffer's restore links it to the first path instead.
+pub const HARDLINK_PAX_KEY: &[u8] = b"COFFER.hardlink";
+
 /// The type of a file, with what the tar header carries for it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum FileType {

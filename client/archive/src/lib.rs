@@ -21,7 +21,7 @@ mod manifest;
 mod read;
 mod write;
 
-pub use entry::{Entry, EntryName, FileType, Index, Kind, Meta};
+pub use entry::{Entry, EntryName, FileType, HARDLINK_PAX_KEY, Index, Kind, Meta};
 pub use error::{ManifestError, ReadError, WriteError};
 pub use header::{MAX_EXTENDED_HEADER, RECORD_SIZE};
 pub use manifest::{Change, FileChange, Manifest, VolumeInfo, quote, unquote};
