@@ -208,3 +208,102 @@ fn encrypted_and_signed_backups_over_sftp_restore_with_duplicity_and_its_gnupg()
     );
     assert_same(&src, &dest, true);
 }
+
+#[test]
+fn coffer_client_restores_what_duplicity_wrote_with_gnupg_at_every_point() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let fpr = gpg_key(w);
+    let exported = run_ok(
+        Command::new("gpg")
+            .env("GNUPGHOME", w.join(".gnupg"))
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", "--armor", &fpr]),
+    );
+    std::fs::write(w.join("key.asc"), &exported.stdout).unwrap();
+    run_ok(client_cmd(w, "root").env("PASSPHRASE", "").args(["key", "import"]).arg(w.join("key.asc")));
+    let src = w.join("src");
+    make_source(&src);
+    let url = format!("file://{}", w.join("target").display());
+    let gpg_duplicity = |action: &str| {
+        run_ok(
+            Command::new("duplicity")
+                .env("GNUPGHOME", w.join(".gnupg"))
+                .env("PASSPHRASE", "")
+                .args([action, "--encrypt-key", &fpr, "--sign-key", &fpr, "--volsize", "1", "-v", "warning", "--archive-dir"])
+                .arg(w.join("cache"))
+                .arg(&src)
+                .arg(&url),
+        )
+    };
+    gpg_duplicity("full");
+    keep(&src, &w.join("at-1"));
+    modify_source(&src);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    gpg_duplicity("incremental");
+    let restore = |extra: &[&str], dest: &Path| {
+        run_ok(client_cmd(w, "root").env("PASSPHRASE", "").arg("restore").args(extra).arg(&url).arg(dest))
+    };
+    restore(&[], &w.join("latest"));
+    assert_same(&src, &w.join("latest"), true);
+    let full_time = std::fs::read_dir(w.join("target"))
+        .unwrap()
+        .flatten()
+        .find_map(|e| e.file_name().to_str()?.strip_prefix("duplicity-full.")?.split('.').next().map(str::to_string))
+        .unwrap();
+    restore(&["--time", &full_time], &w.join("first"));
+    assert_same(&w.join("at-1"), &w.join("first"), true);
+    restore(&["--path", "docs/a.txt"], &w.join("one.txt"));
+    assert_eq!(std::fs::read(w.join("one.txt")).unwrap(), std::fs::read(src.join("docs/a.txt")).unwrap());
+
+    // The listing names what duplicity's does.
+    let ours = run_ok(client_cmd(w, "root").env("PASSPHRASE", "").args(["list"]).arg(&url));
+    let theirs = run_ok(
+        Command::new("duplicity")
+            .env("GNUPGHOME", w.join(".gnupg"))
+            .env("PASSPHRASE", "")
+            .args(["list-current-files", "--archive-dir"])
+            .arg(w.join("cache"))
+            .arg(&url),
+    );
+    let paths = |out: &Output, skip: usize| -> Vec<String> {
+        let mut v: Vec<String> = text(out).lines().filter_map(|l| l.splitn(skip + 1, ' ').nth(skip).map(str::to_string)).collect();
+        v.sort();
+        v
+    };
+    // duplicity: "Sun Dec  6 15:24:23 2026 path" (5 words with the double space), ours "STAMP path".
+    let theirs_paths: Vec<String> = {
+        let mut v: Vec<String> = String::from_utf8_lossy(&theirs.stdout).lines().filter(|l| l.split_whitespace().nth(4).is_some_and(|y| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()))).map(|l| l.split_whitespace().skip(5).collect::<Vec<_>>().join(" ")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(paths(&ours, 1), theirs_paths);
+
+    // verify finds a change, and only that.
+    let clean = client_cmd(w, "root").env("PASSPHRASE", "").args(["verify", "--compare-data"]).arg(&url).arg(&src).output().unwrap();
+    assert!(clean.status.success(), "{}", text(&clean));
+    std::fs::write(src.join("docs/a.txt"), b"edited after the backup\n").unwrap();
+    let dirty = client_cmd(w, "root").env("PASSPHRASE", "").args(["verify", "--compare-data"]).arg(&url).arg(&src).output().unwrap();
+    assert!(!dirty.status.success() && text(&dirty).contains("docs/a.txt"), "{}", text(&dirty));
+}
+
+#[test]
+fn hard_links_come_back_as_links_with_coffer_client_and_as_copies_with_duplicity() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    std::fs::create_dir_all(src.join("a")).unwrap();
+    std::fs::write(src.join("a/original"), b"shared bytes\n").unwrap();
+    std::fs::hard_link(src.join("a/original"), src.join("link-1")).unwrap();
+    std::fs::hard_link(src.join("a/original"), src.join("link-2")).unwrap();
+    let url = format!("file://{}", w.join("target").display());
+    backup(w, "root", &src, &url, &[]);
+    let ours = w.join("ours");
+    run_ok(client_cmd(w, "root").arg("restore").arg(&url).arg(&ours));
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    assert_eq!(ino(&ours.join("a/original")), ino(&ours.join("link-1")));
+    assert_eq!(ino(&ours.join("a/original")), ino(&ours.join("link-2")));
+    let theirs = w.join("theirs");
+    restore_with_duplicity(&w.join("cache"), &url, None, &theirs);
+    assert_same(&src, &theirs, true);
+    assert_ne!(ino(&theirs.join("a/original")), ino(&theirs.join("link-1")), "duplicity makes copies");
+}

@@ -5,6 +5,7 @@
 //! it uses duplicity's words where duplicity has them.
 
 mod backup;
+mod chain;
 mod plan;
 mod status;
 
@@ -186,6 +187,59 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", status::render(&coffer_duplicity::Collection::from_files(&files)));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Restore { time, path, url, dest } => {
+            let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
+            let collection = chain::collection(remote.as_ref())?;
+            let sets = chain::sets_at(&collection, parse_time(time.as_deref())?)?;
+            let opener = opener()?;
+            let manifests = chain::read_chain(remote.as_ref(), &opener, &sets)?;
+            let selection = path.as_deref().map(|p| coffer_archive::Index::from_bytes(p.trim_matches('/').as_bytes()));
+            let mut volumes = chain::RemoteVolumes { remote: remote.as_ref(), opener: &opener, sets, chain: &manifests };
+            let report = coffer_restore::restore(&manifests, &mut volumes, &dest, selection.as_ref(), &coffer_restore::Limits::default())?;
+            println!(
+                "restored {} file(s), {} hard link(s), {} director(ies), {} other(s) into {}",
+                report.files,
+                report.hard_links,
+                report.directories,
+                report.others,
+                dest.display()
+            );
+            report_problems(&report.volumes, &report.paths, &report.uncertain);
+            Ok(if report.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Command::List { time, url } => {
+            let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
+            let collection = chain::collection(remote.as_ref())?;
+            let sets = chain::sets_at(&collection, parse_time(time.as_deref())?)?;
+            let opener = opener()?;
+            let files = coffer_restore::list(chain::sigtars(remote.as_ref(), &opener, &sets)?)?;
+            let mut out = std::io::stdout().lock();
+            for (index, meta) in files {
+                let name = if index.is_root() { b".".to_vec() } else { index.as_bytes().to_vec() };
+                std::io::Write::write_all(&mut out, format!("{} ", coffer_duplicity::format_stamp(i64::try_from(meta.mtime).unwrap_or(0))).as_bytes())?;
+                std::io::Write::write_all(&mut out, &name)?;
+                std::io::Write::write_all(&mut out, b"\n")?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { compare_data, time, url, source } => {
+            let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
+            let collection = chain::collection(remote.as_ref())?;
+            let sets = chain::sets_at(&collection, parse_time(time.as_deref())?)?;
+            let opener = opener()?;
+            let manifests = chain::read_chain(remote.as_ref(), &opener, &sets)?;
+            let mut volumes = chain::RemoteVolumes { remote: remote.as_ref(), opener: &opener, sets, chain: &manifests };
+            let report = coffer_restore::verify(&manifests, &mut volumes, &source, compare_data, &coffer_restore::Limits::default())?;
+            for d in &report.differences {
+                println!("{}", d.message);
+            }
+            for u in &report.unreadable {
+                eprintln!("coffer-client: could not read {u}");
+            }
+            report_problems(&report.volumes, &report.paths, &report.uncertain);
+            println!("verify: {} path(s) compared, {} difference(s)", report.compared, report.differences.len());
+            Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Command::Key(KeyCommand::List) => {
             let store = open_store()?;
             for info in store.list() {
@@ -210,19 +264,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("generated {} {}", info.fingerprint, info.user_ids.join(", "));
             Ok(ExitCode::SUCCESS)
         }
-        other => anyhow::bail!("{}: not built into this coffer-client yet", command_word(&other)),
-    }
-}
-
-/// The command's name, for messages.
-fn command_word(command: &Command) -> &'static str {
-    match command {
-        Command::Backup { .. } => "backup",
-        Command::Restore { .. } => "restore",
-        Command::Verify { .. } => "verify",
-        Command::List { .. } => "list",
-        Command::Status { .. } => "status",
-        Command::Key(_) => "key",
     }
 }
 
@@ -243,6 +284,31 @@ fn open_store() -> anyhow::Result<coffer_pgp::KeyStore> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
         .context("neither XDG_CONFIG_HOME nor HOME is set: no place for the key store")?;
     Ok(coffer_pgp::KeyStore::open(&config.join("coffer/keys"))?)
+}
+
+/// The key store for reading archives back, kept for the whole run: the
+/// volume streams the restore opens borrow its keys.
+fn opener() -> anyhow::Result<backup::Opener<'static>> {
+    let store: &'static coffer_pgp::KeyStore = Box::leak(Box::new(open_store()?));
+    Ok(backup::Opener { keys: store.keys(), passphrase: passphrase("PASSPHRASE") })
+}
+
+/// `--time`, as duplicity takes it; dates without a zone are UTC.
+fn parse_time(time: Option<&str>) -> anyhow::Result<Option<i64>> {
+    Ok(time.map(|t| coffer_duplicity::parse_time_spec(t, now(), 0)).transpose()?)
+}
+
+/// What a restore or verify could not do, on standard error.
+fn report_problems(volumes: &[coffer_restore::VolumeProblem], paths: &[coffer_restore::PathProblem], uncertain: &[coffer_archive::Index]) {
+    for v in volumes {
+        eprintln!("coffer-client: {} (set {}, volume {}) could not be read: {}; the paths from {:?} to {:?} may be missing", v.name, v.set, v.volume, v.error, v.start.index, v.end.index);
+    }
+    for p in paths {
+        eprintln!("coffer-client: {:?}: {}", p.index, p.error);
+    }
+    if !uncertain.is_empty() {
+        eprintln!("coffer-client: {} path(s) restored from an older set because a lost volume may have held a newer version", uncertain.len());
+    }
 }
 
 /// A passphrase from the environment, as duplicity reads `PASSPHRASE` and

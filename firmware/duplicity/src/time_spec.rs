@@ -1,11 +1,12 @@
 //! Times as duplicity's command line takes them (`--time`, `restore -t`,
 //! `--full-if-older-than`): `now`, an age (`3D`, `2W`, `1h30m`, `1M`, `1Y`),
-//! seconds since the epoch, a W3 date and time (`2026-11-27T05:29:36Z`,
+//! seconds since the epoch, duplicity's stamps (`20261127T052936Z`), a W3
+//! date and time (`2026-11-27T05:29:36Z`,
 //! `…+02:00`, or without a zone: local time), or a date (`2026-11-27`,
 //! `2026/11/27`, `11/27/2026`: local midnight). Pure: the caller gives the
 //! current time and the local zone's offset.
 
-use crate::time::unix_from_civil;
+use crate::time::{parse_stamp, unix_from_civil};
 
 /// Why a time was refused; the text lists the forms that work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,6 +103,10 @@ pub fn parse_time_spec(spec: &str, now: i64, local_offset: i64) -> Result<i64, T
     if let Some(secs) = number(s, 1..=12) {
         return Ok(secs);
     }
+    // duplicity's own stamps, as its file names and listings show them.
+    if let Some(t) = parse_stamp(s) {
+        return Ok(t);
+    }
     let (date, clock) = match s.split_once('T') {
         Some((d, c)) => (d, Some(c)),
         None => (s, None),
@@ -135,6 +140,7 @@ mod tests {
             ("1796000000", 1_796_000_000),
             ("0", 0),
             ("2026-11-27T05:29:36Z", 1_795_757_376),
+            ("20261127T052936Z", 1_795_757_376),
             ("2026-11-27T07:29:36+02:00", 1_795_757_376),
             ("2026-11-27T00:29:36-05:00", 1_795_757_376),
             ("2026-11-27", 1_795_737_600),

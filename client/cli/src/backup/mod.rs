@@ -33,9 +33,6 @@ use previous::{PreviousState, Record};
 pub(crate) use seal::{Opener, Protection};
 use upload::Uploads;
 
-/// The PAX key that marks the second and later paths of a hard-link group
-/// with the group's first path; stock duplicity ignores it.
-pub(crate) const HARDLINK_KEY: &[u8] = b"COFFER.hardlink";
 
 /// Everything one run needs from the command line.
 pub(crate) struct BackupArgs<'k> {
@@ -213,7 +210,7 @@ impl EntryWriter<'_, '_, '_> {
         let mut in_volume = stored.clone();
         if stat.nlink() > 1 {
             match self.links.get(&(stat.dev(), stat.ino())) {
-                Some(first) => in_volume.extra_pax.push((HARDLINK_KEY.to_vec(), first.as_bytes().to_vec())),
+                Some(first) => in_volume.extra_pax.push((coffer_archive::HARDLINK_PAX_KEY.to_vec(), first.as_bytes().to_vec())),
                 None => {
                     self.links.insert((stat.dev(), stat.ino()), index.clone());
                 }
