@@ -307,3 +307,34 @@ fn hard_links_come_back_as_links_with_coffer_client_and_as_copies_with_duplicity
     assert_same(&src, &theirs, true);
     assert_ne!(ino(&theirs.join("a/original")), ino(&theirs.join("link-1")), "duplicity makes copies");
 }
+
+#[test]
+fn an_unreadable_directory_is_reported_and_its_files_stay_in_the_backup() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    std::fs::set_permissions(w, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let src = w.join("src");
+    std::fs::create_dir_all(src.join("closed")).unwrap();
+    std::fs::write(src.join("closed/kept.txt"), b"backed up while readable\n").unwrap();
+    std::fs::write(src.join("open.txt"), b"always readable\n").unwrap();
+    run_ok(Command::new("chown").args(["-R", "nobody:nogroup"]).arg(w));
+    let url = format!("file://{}", w.join("target").display());
+    // As an ordinary user: root reads every directory.
+    let as_nobody = || {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"]).arg(client_bin()).env("HOME", w).env_remove("SSH_AUTH_SOCK");
+        c
+    };
+    run_ok(as_nobody().args(["backup", "--no-encryption"]).arg(&src).arg(&url));
+    std::fs::set_permissions(src.join("closed"), std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    std::fs::write(src.join("open.txt"), b"changed\n").unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+    std::fs::File::options().write(true).open(src.join("open.txt")).unwrap().set_modified(later).unwrap();
+    let second = as_nobody().args(["backup", "--no-encryption"]).arg(&src).arg(&url).output().unwrap();
+    assert_eq!(second.status.code(), Some(2), "skipped paths give exit status 2: {}", text(&second));
+    assert!(text(&second).contains("closed"), "the directory is named: {}", text(&second));
+    let dest = w.join("restored");
+    restore_with_duplicity(&w.join("cache"), &url, None, &dest);
+    assert_eq!(std::fs::read(dest.join("closed/kept.txt")).unwrap(), b"backed up while readable\n");
+    assert_eq!(std::fs::read(dest.join("open.txt")).unwrap(), b"changed\n");
+}

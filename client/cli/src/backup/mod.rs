@@ -64,6 +64,10 @@ pub(crate) struct Outcome {
 /// Runs one backup of `args.source` to `remote` at `now`.
 pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs<'_>, now: i64) -> Result<Outcome> {
     let source = std::path::absolute(&args.source).with_context(|| format!("finding {}", args.source.display()))?;
+    // A missing or unmounted source must not become a backup of nothing,
+    // which would record every file as deleted.
+    let is_dir = std::fs::metadata(&source).with_context(|| format!("reading the source {}", source.display()))?.is_dir();
+    anyhow::ensure!(is_dir, "the source {} is not a directory", source.display());
     remote.create_dir().context("creating the target directory")?;
     let files: Vec<FileInfo> = remote.list()?.into_iter().map(|e| FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
     let collection = Collection::from_files(&files);
@@ -105,18 +109,26 @@ pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs<'_>, now: i64) -> Resul
     let mut outcome = Outcome::default();
     let mut writer = EntryWriter { volumes: &mut volumes, sigtar: &mut sigtar, names: meta::Names::load(), links: HashMap::new() };
     let mut record = previous.next_record()?;
+    // Directories that could not be read: what the chain holds under them
+    // is kept as it was, never recorded as deleted.
+    let mut unreadable: Vec<Index> = Vec::new();
     for item in Walk::new(&source, selection) {
         let found = match item {
             Ok(found) => found,
             Err(e) => {
                 log::warn!("skipped {e}");
                 outcome.skipped += 1;
+                if let Ok(relative) = e.path.strip_prefix(&source) {
+                    unreadable.push(Index::from_bytes(relative.as_os_str().as_bytes()));
+                }
                 continue;
             }
         };
         let index = Index::from_bytes(&found.relative);
         while let Some(r) = record.take_if(|r| r.index < index) {
-            writer.deleted(&r, &mut outcome)?;
+            if !unreadable.iter().any(|u| r.index.starts_with(u)) {
+                writer.deleted(&r, &mut outcome)?;
+            }
             record = previous.next_record()?;
         }
         let here = record.take_if(|r| r.index == index);
@@ -132,7 +144,9 @@ pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs<'_>, now: i64) -> Resul
         }
     }
     while let Some(r) = record {
-        writer.deleted(&r, &mut outcome)?;
+        if !unreadable.iter().any(|u| r.index.starts_with(u)) {
+            writer.deleted(&r, &mut outcome)?;
+        }
         record = previous.next_record()?;
     }
     let mut uploads = volumes.finish()?;
