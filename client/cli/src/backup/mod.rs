@@ -100,25 +100,55 @@ pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs<'_>, now: i64) -> Resul
         Reason::Continues => log::info!("an incremental backup"),
     }
     let staging = tempfile::Builder::new().prefix("coffer-client-").tempdir().context("making a staging directory")?;
-    let uploads = Uploads { remote, staging: staging.path().to_path_buf(), protection: &args.protection, set, volumes: Vec::new(), bytes: 0 };
+    let workers = if args.protection.encrypted() { std::thread::available_parallelism().map_or(2, usize::from) } else { 0 };
+    let (jobs, queue) = std::sync::mpsc::sync_channel(workers.max(1));
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let queue = std::sync::Mutex::new(queue);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (queue, done_tx, protection) = (&queue, done_tx.clone(), &args.protection);
+            scope.spawn(move || upload::work(queue, &done_tx, remote, protection));
+        }
+        drop(done_tx);
+        let uploads = Uploads {
+            remote,
+            staging: staging.path().to_path_buf(),
+            protection: &args.protection,
+            set,
+            volumes: Vec::new(),
+            bytes: 0,
+            jobs: (workers > 0).then_some(jobs),
+        };
+        write_set(&source, args, uploads, &mut previous, done)
+    })
+}
+
+/// Writes the set: volumes, signatures, manifest.
+fn write_set(
+    source: &Path,
+    args: &BackupArgs<'_>,
+    uploads: Uploads<'_, '_>,
+    previous: &mut PreviousState<'_>,
+    done: std::sync::mpsc::Receiver<std::io::Result<upload::Stored>>,
+) -> Result<Outcome> {
     let mut sig_staged = uploads.start(FileRole::Signatures, true)?;
     let mut sigtar = SigTarWriter::new(std::mem::replace(&mut sig_staged.sealed, Box::new(seal::Discard)));
     let footer = if args.protection.encrypted() { Footer::Record } else { Footer::None };
     let mut volumes = VolumeWriter::new(uploads, args.volsize_mb.saturating_mul(1 << 20), footer);
-    let selection = Selection::new(&source, &args.excludes, &args.exclude_if_present, args.exclude_caches)?;
+    let selection = Selection::new(source, &args.excludes, &args.exclude_if_present, args.exclude_caches)?;
     let mut outcome = Outcome::default();
     let mut writer = EntryWriter { volumes: &mut volumes, sigtar: &mut sigtar, names: meta::Names::load(), links: HashMap::new() };
     let mut record = previous.next_record()?;
     // Directories that could not be read: what the chain holds under them
     // is kept as it was, never recorded as deleted.
     let mut unreadable: Vec<Index> = Vec::new();
-    for item in Walk::new(&source, selection) {
+    for item in Walk::new(source, selection) {
         let found = match item {
             Ok(found) => found,
             Err(e) => {
                 log::warn!("skipped {e}");
                 outcome.skipped += 1;
-                if let Ok(relative) = e.path.strip_prefix(&source) {
+                if let Ok(relative) = e.path.strip_prefix(source) {
                     unreadable.push(Index::from_bytes(relative.as_os_str().as_bytes()));
                 }
                 continue;
@@ -150,6 +180,7 @@ pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs<'_>, now: i64) -> Resul
         record = previous.next_record()?;
     }
     let mut uploads = volumes.finish()?;
+    uploads.collect(done)?;
     sig_staged.sealed = sigtar.finish()?;
     uploads.store(sig_staged)?;
     // The source as given, as duplicity records it: it compares the text

@@ -119,6 +119,12 @@ impl<'k> Protection<'k> {
     }
 }
 
+/// A staging file kept plain: the volume's tar bytes, sealed later by a
+/// worker.
+pub(super) fn plain(out: Counted) -> Box<dyn Sealed> {
+    Box::new(Plain(out))
+}
+
 /// Stored as written.
 struct Plain(Counted);
 

@@ -1,10 +1,15 @@
-//! Volumes on their way to the target: each is sealed into a staging file
-//! while the volume writer fills it, then uploaded under its final name and
-//! recorded (range and SHA-1) for the manifest.
+//! Volumes on their way to the target, recorded (range and SHA-1) for the
+//! manifest. Gzipped volumes are sealed while the volume writer fills them
+//! (duplicity cuts them on their compressed size) and uploaded at once.
+//! Encrypted volumes are cut on their plain size, so the writer fills a
+//! plain staging file and hands it to [`Workers`]: one thread per core
+//! encrypts and uploads while the walk goes on, and the queue between them
+//! is bounded, so at most a few volumes wait on disk.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
 
 use coffer_archive::{VolumeInfo, VolumeRange, Volumes};
 use coffer_duplicity::{ArchiveName, FileRole};
@@ -23,6 +28,23 @@ pub(super) struct Uploads<'a, 'k> {
     pub volumes: Vec<VolumeInfo>,
     /// Bytes stored so far.
     pub bytes: u64,
+    /// Where encrypted volumes go to be sealed and uploaded; `None` seals
+    /// and uploads here.
+    pub jobs: Option<SyncSender<Job>>,
+}
+
+/// A filled plain volume for a worker.
+pub(super) struct Job {
+    range: VolumeRange,
+    plain: PathBuf,
+    name: String,
+}
+
+/// A volume a worker stored.
+pub(super) struct Stored {
+    range: VolumeRange,
+    sha1: String,
+    bytes: u64,
 }
 
 /// An archive file being written to its staging file.
@@ -54,12 +76,9 @@ impl<'a> Uploads<'a, '_> {
     pub(super) fn store(&mut self, staged: Staged<'_>) -> io::Result<String> {
         staged.sealed.finish()?;
         let sha1 = staged.tally.sha1_hex();
-        let mut file = std::fs::File::open(&staged.path)?;
-        file.sync_all()?;
-        let name = &staged.name;
-        self.bytes += self.remote.put(name, &mut file).map_err(|e| io::Error::other(format!("uploading {name}: {e}")))?;
+        self.bytes += put(self.remote, &staged.path, &staged.name)?;
         std::fs::remove_file(&staged.path)?;
-        log::info!("stored {name}");
+        log::info!("stored {}", staged.name);
         Ok(sha1)
     }
 
@@ -83,7 +102,14 @@ impl<'a> Volumes for Uploads<'a, '_> {
     type Sink = Staged<'a>;
 
     fn open(&mut self, number: u32) -> io::Result<Staged<'a>> {
-        self.start(FileRole::Volume(number), true)
+        if self.jobs.is_none() {
+            return self.start(FileRole::Volume(number), true);
+        }
+        let name = self.name(FileRole::Volume(number));
+        let path = self.staging.join(format!("{name}.plain"));
+        let counted = Counted::create(&path)?;
+        let tally = counted.tally();
+        Ok(Staged { sealed: super::seal::plain(counted), tally, plain: 0, path, name })
     }
 
     /// Gzip holds back little, so its output decides, as in duplicity. The
@@ -96,8 +122,64 @@ impl<'a> Volumes for Uploads<'a, '_> {
     }
 
     fn close(&mut self, sink: Staged<'a>, range: VolumeRange) -> io::Result<()> {
+        if let Some(jobs) = &self.jobs {
+            sink.sealed.finish()?;
+            let job = Job { range, plain: sink.path, name: sink.name };
+            return jobs.send(job).map_err(|_| io::Error::other("the volume workers stopped"));
+        }
         let sha1 = self.store(sink)?;
         self.volumes.push(VolumeInfo::new(range, &sha1));
         Ok(())
     }
+}
+
+impl Uploads<'_, '_> {
+    /// Records what the workers stored, in volume order, once the queue is
+    /// closed; the first failure of any volume fails the run.
+    pub(super) fn collect(&mut self, done: Receiver<io::Result<Stored>>) -> io::Result<()> {
+        self.jobs = None;
+        let mut stored = done.into_iter().collect::<io::Result<Vec<Stored>>>()?;
+        stored.sort_by_key(|s| s.range.number);
+        for s in stored {
+            self.bytes += s.bytes;
+            self.volumes.push(VolumeInfo::new(s.range, &s.sha1));
+        }
+        Ok(())
+    }
+}
+
+/// One worker: takes filled plain volumes, seals and uploads them, until
+/// the queue closes.
+pub(super) fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<io::Result<Stored>>, remote: &dyn Remote, protection: &Protection<'_>) {
+    loop {
+        let job = match jobs.lock().map(|rx| rx.recv()) {
+            Ok(Ok(job)) => job,
+            _ => return,
+        };
+        let result = seal_and_store(&job, remote, protection);
+        let _ = std::fs::remove_file(&job.plain);
+        if done.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+fn seal_and_store(job: &Job, remote: &dyn Remote, protection: &Protection<'_>) -> io::Result<Stored> {
+    let sealed_path = job.plain.with_extension("sealed");
+    let counted = Counted::create(&sealed_path)?;
+    let tally = counted.tally();
+    let mut sealed = protection.seal(counted, true)?;
+    io::copy(&mut std::fs::File::open(&job.plain)?, &mut sealed)?;
+    sealed.finish()?;
+    let bytes = put(remote, &sealed_path, &job.name);
+    let _ = std::fs::remove_file(&sealed_path);
+    log::info!("stored {}", job.name);
+    Ok(Stored { range: job.range.clone(), sha1: tally.sha1_hex(), bytes: bytes? })
+}
+
+/// Syncs a finished staging file and uploads it as `name`.
+fn put(remote: &dyn Remote, path: &Path, name: &str) -> io::Result<u64> {
+    let mut file = std::fs::File::open(path)?;
+    file.sync_all()?;
+    remote.put(name, &mut file).map_err(|e| io::Error::other(format!("uploading {name}: {e}")))
 }
