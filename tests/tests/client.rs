@@ -338,3 +338,24 @@ fn an_unreadable_directory_is_reported_and_its_files_stay_in_the_backup() {
     assert_eq!(std::fs::read(dest.join("closed/kept.txt")).unwrap(), b"backed up while readable\n");
     assert_eq!(std::fs::read(dest.join("open.txt")).unwrap(), b"changed\n");
 }
+
+#[test]
+fn a_damaged_volume_is_named_and_everything_else_is_restored() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let src = w.join("src");
+    make_source(&src);
+    let target = w.join("target");
+    backup(w, "root", &src, &format!("file://{}", target.display()), &[]);
+    let vol2 = std::fs::read_dir(&target).unwrap().flatten().map(|e| e.path()).find(|p| p.to_string_lossy().ends_with(".vol2.difftar.gz")).unwrap();
+    let mut bytes = std::fs::read(&vol2).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&vol2, bytes).unwrap();
+    let dest = w.join("restored");
+    let out = client_cmd(w, "root").arg("restore").arg(format!("file://{}", target.display())).arg(&dest).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let name = vol2.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(text(&out).contains(&name), "the damaged volume is named: {}", text(&out));
+    assert_eq!(std::fs::read(dest.join("docs/a.txt")).unwrap(), std::fs::read(src.join("docs/a.txt")).unwrap(), "files outside it are restored");
+}

@@ -2,7 +2,8 @@
 //! time (duplicity's rule: the newest chain whose full set is not after the
 //! time, and its sets up to the time), their manifests, and their volumes
 //! streamed from the target, checked against the manifest's SHA-1 and
-//! opened (gunzipped or decrypted) on the way.
+//! opened (gunzipped or decrypted) on the way, each on a thread of its own
+//! while the restore writes files.
 
 use std::io::{self, Read};
 
@@ -80,7 +81,72 @@ impl VolumeSource for RemoteVolumes<'_> {
             v.best_hash().filter(|(kind, _)| *kind == "SHA1").map(|(_, hex)| hex.to_ascii_lowercase())
         });
         let checked: Box<dyn Read + Send> = Box::new(HashChecked { inner: stream, sha1: Sha1::new(), expected, name: name.clone() });
-        self.opener.open(name, checked).map_err(|e| io::Error::other(format!("{e:#}")))
+        Ok(Box::new(Background::start(Opener { keys: self.opener.keys, passphrase: self.opener.passphrase.clone() }, name.clone(), checked)))
+    }
+}
+
+/// Chunks a volume's reader thread hands over at a time, and how many may wait.
+const CHUNK: usize = 256 * 1024;
+const CHUNKS_AHEAD: usize = 8;
+
+/// A volume fetched, checked and opened (decrypted or inflated) on a thread
+/// of its own, so that work overlaps with the restore writing files.
+struct Background {
+    chunks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl Background {
+    fn start(opener: Opener<'static>, name: String, stream: Box<dyn Read + Send>) -> Background {
+        let (tx, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+        std::thread::spawn(move || {
+            let mut plain = match opener.open(&name, stream) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::other(format!("{e:#}"))));
+                    return;
+                }
+            };
+            loop {
+                let mut chunk = vec![0; CHUNK];
+                match plain.read(&mut chunk) {
+                    // The end, after the opener checked the whole message.
+                    Ok(0) => return,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        if tx.send(Ok(chunk)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+        Background { chunks, current: Vec::new(), at: 0 }
+    }
+}
+
+impl Read for Background {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.chunks.recv() {
+                Ok(chunk) => {
+                    self.current = chunk?;
+                    self.at = 0;
+                }
+                // The thread finished without an error: the volume's end.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 
