@@ -3,6 +3,8 @@
 //! against `coffer serve`; and a chain mixed of both tools continues and
 //! restores at every point.
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed step fails the test with its error")]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

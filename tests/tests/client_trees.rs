@@ -3,6 +3,8 @@
 //! became of each path in between (rewritten, appended, truncated, deleted,
 //! turned into a directory or a link, its mode changed).
 
+#![allow(clippy::unwrap_used, reason = "test code: a failed step fails the test with its error")]
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
