@@ -361,3 +361,45 @@ fn a_damaged_volume_is_named_and_everything_else_is_restored() {
     assert!(text(&out).contains(&name), "the damaged volume is named: {}", text(&out));
     assert_eq!(std::fs::read(dest.join("docs/a.txt")).unwrap(), std::fs::read(src.join("docs/a.txt")).unwrap(), "files outside it are restored");
 }
+
+/// duplicity 3.x from PyPI, installed by `scripts/setup-host` under out/cache.
+fn duplicity3() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../out/cache/duplicity3/bin/duplicity");
+    assert!(bin.exists(), "{} is missing: scripts/setup-host installs duplicity 3 from PyPI there", bin.display());
+    bin
+}
+
+#[test]
+fn duplicity_3_restores_and_continues_what_coffer_client_wrote() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let fpr = gpg_key(w);
+    let exported = run_ok(
+        Command::new("gpg")
+            .env("GNUPGHOME", w.join(".gnupg"))
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", "--armor", &fpr]),
+    );
+    std::fs::write(w.join("key.asc"), &exported.stdout).unwrap();
+    run_ok(client_cmd(w, "root").env("PASSPHRASE", "").args(["key", "import"]).arg(w.join("key.asc")));
+    let src = w.join("src");
+    make_source(&src);
+    let url = format!("file://{}", w.join("target").display());
+    let ours = || run_ok(client_cmd(w, "root").env("PASSPHRASE", "").args(["backup", "--volsize", "1", "--encrypt-key", &fpr, "--sign-key", &fpr]).arg(&src).arg(&url));
+    let theirs = |args: &[&str]| {
+        let mut c = Command::new(duplicity3());
+        c.env("GNUPGHOME", w.join(".gnupg")).env("PASSPHRASE", "").env("HOME", w).args(args).args(["--archive-dir"]).arg(w.join("cache")).args(["-v", "warning"]);
+        c
+    };
+    ours();
+    modify_source(&src);
+    run_ok(theirs(&["incremental", "--encrypt-key", &fpr, "--sign-key", &fpr, "--volsize", "1"]).arg(&src).arg(&url));
+    std::fs::write(src.join("docs/after-duplicity-3.txt"), b"written before coffer-client's incremental\n").unwrap();
+    ours();
+    let dest = w.join("restored-by-3");
+    run_ok(theirs(&["restore"]).arg(&url).arg(&dest));
+    assert_same(&src, &dest, true);
+    let ours_dest = w.join("restored-by-coffer");
+    run_ok(client_cmd(w, "root").env("PASSPHRASE", "").arg("restore").arg(&url).arg(&ours_dest));
+    assert_same(&src, &ours_dest, true);
+    run_ok(theirs(&["verify", "--compare-data"]).arg(&url).arg(&src));
+}
