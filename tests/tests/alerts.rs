@@ -36,9 +36,12 @@ impl Drop for Service {
     }
 }
 
+// The host's sinks listen on fixed ports below Linux's ephemeral range
+// (32768-60999), so no outgoing connection of a test running beside them
+// can hold one.
 #[test]
 fn alert_test_reaches_every_sink_and_names_failures() {
-    let sinks = AlertSinks::start(47125, 47180);
+    let sinks = AlertSinks::start(31125, 31180);
     let dir = tempfile::tempdir().unwrap();
     let state = state_with_sinks(dir.path(), 47125, 47180, "/hook");
     let out = coffer_ok(&state, &["alert", "test"]);
@@ -60,7 +63,7 @@ fn alert_test_reaches_every_sink_and_names_failures() {
 
 #[test]
 fn service_sends_once_retries_and_resolves() {
-    let sinks = AlertSinks::start(47225, 47280);
+    let sinks = AlertSinks::start(31225, 31280);
     let dir = tempfile::tempdir().unwrap();
     // The webhook fails at first (HTTP 500 on /fail...): the service keeps it and retries.
     let state = state_with_sinks(dir.path(), 47225, 47280, "/fail-then-ok");
@@ -107,7 +110,7 @@ fn email_over_starttls_with_a_private_ca() {
     ssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
     std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
     ssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext"]);
-    let sinks = AlertSinks::start_with_tls(47325, 47380, Some((&d.join("server.pem"), &d.join("server.key"))));
+    let sinks = AlertSinks::start_with_tls(31325, 31380, Some((&d.join("server.pem"), &d.join("server.key"))));
 
     let state = state_with_sinks(&d.join("a"), 47325, 47380, "/hook");
     let config = std::fs::read_to_string(state.join("coffer.toml")).unwrap();
