@@ -43,7 +43,7 @@ impl Drop for Service {
 fn alert_test_reaches_every_sink_and_names_failures() {
     let sinks = AlertSinks::start(31125, 31180);
     let dir = tempfile::tempdir().unwrap();
-    let state = state_with_sinks(dir.path(), 47125, 47180, "/hook");
+    let state = state_with_sinks(dir.path(), 31125, 31180, "/hook");
     let out = coffer_ok(&state, &["alert", "test"]);
     assert!(text(&out).contains("email: sent") && text(&out).contains("webhook: sent"), "{}", text(&out));
     let mail = sinks.wait_for("smtp", "Test alert", Duration::from_secs(5));
@@ -52,11 +52,11 @@ fn alert_test_reaches_every_sink_and_names_failures() {
     assert_eq!(hook["path"], "/hook");
 
     // A sink that fails is named, with what failed, and no secret.
-    let state2 = state_with_sinks(&dir.path().join("b"), 47199, 47180, "/fail");
+    let state2 = state_with_sinks(&dir.path().join("b"), 31199, 31180, "/fail");
     let out = Command::new(coffer_bin()).arg("--state").arg(&state2).args(["alert", "test"]).output().unwrap();
     assert!(!out.status.success());
     let shown = text(&out);
-    assert!(shown.contains("email: FAILED") && shown.contains("127.0.0.1:47199"), "{shown}");
+    assert!(shown.contains("email: FAILED") && shown.contains("127.0.0.1:31199"), "{shown}");
     assert!(shown.contains("webhook: FAILED"), "{shown}");
     assert!(!shown.contains("s3cret"), "{shown}");
 }
@@ -66,7 +66,7 @@ fn service_sends_once_retries_and_resolves() {
     let sinks = AlertSinks::start(31225, 31280);
     let dir = tempfile::tempdir().unwrap();
     // The webhook fails at first (HTTP 500 on /fail...): the service keeps it and retries.
-    let state = state_with_sinks(dir.path(), 47225, 47280, "/fail-then-ok");
+    let state = state_with_sinks(dir.path(), 31225, 31280, "/fail-then-ok");
     let problem = r#"{"key":"raid:data:degraded","severity":"critical","title":"mirror data is degraded","body":"replace the disk","time":1}"#;
     spool(&state, "1.json", problem);
     spool(&state, "2.json", problem);
@@ -112,7 +112,7 @@ fn email_over_starttls_with_a_private_ca() {
     ssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext"]);
     let sinks = AlertSinks::start_with_tls(31325, 31380, Some((&d.join("server.pem"), &d.join("server.key"))));
 
-    let state = state_with_sinks(&d.join("a"), 47325, 47380, "/hook");
+    let state = state_with_sinks(&d.join("a"), 31325, 31380, "/hook");
     let config = std::fs::read_to_string(state.join("coffer.toml")).unwrap();
     let with_ca = config.replace("security = \"none\"", &format!("security = \"starttls\"\nca-file = \"{}\"", d.join("ca.pem").display()));
     std::fs::write(state.join("coffer.toml"), &with_ca).unwrap();
