@@ -294,10 +294,15 @@ fn an_append_only_key_can_put_but_not_delete() {
 }
 
 /// Throughput on loopback, `coffer-remote` against OpenSSH's `sftp` on the
-/// same server: `cargo test -p coffer-tests --test client_remote -- --ignored --nocapture`.
+/// same server. It moves 4 GiB, so it runs when `COFFER_MEASURE` is set
+/// (`scripts/test` sets it):
+/// `COFFER_MEASURE=1 cargo test -p coffer-tests --test client_remote -- --nocapture throughput`.
 #[test]
-#[ignore = "a measurement, not a check: run by hand"]
 fn throughput_against_openssh_sftp() {
+    if std::env::var_os("COFFER_MEASURE").is_none() {
+        eprintln!("throughput_against_openssh_sftp: skipped, set COFFER_MEASURE=1 to measure");
+        return;
+    }
     const SIZE: usize = 1 << 30;
     let server = Coffer::start();
     let c = server.client("alice");
