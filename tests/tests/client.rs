@@ -46,6 +46,20 @@ fn keep(dir: &Path, to: &Path) {
     run_ok(Command::new("cp").arg("-a").arg(dir).arg(to));
 }
 
+/// A GnuPG key made in `home/.gnupg` and imported into `coffer-client`'s
+/// store as `user` would; its fingerprint and what `key import` printed.
+fn shared_key(home: &Path, user: &str) -> (String, Output) {
+    let fpr = gpg_key(home);
+    let exported = run_ok(
+        Command::new("gpg")
+            .env("GNUPGHOME", home.join(".gnupg"))
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", "--armor", &fpr]),
+    );
+    std::fs::write(home.join("key.asc"), &exported.stdout).unwrap();
+    let imported = run_ok(client_cmd(home, user).env("PASSPHRASE", "").args(["key", "import"]).arg(home.join("key.asc")));
+    (fpr, imported)
+}
+
 #[test]
 fn duplicity_restores_a_full_and_incrementals_written_to_a_directory() {
     let work = tempfile::tempdir().unwrap();
@@ -163,14 +177,7 @@ fn a_backup_without_a_key_or_no_encryption_is_refused_with_what_to_do() {
 fn encrypted_and_signed_backups_over_sftp_restore_with_duplicity_and_its_gnupg() {
     let server = Coffer::start();
     let c: Client = server.client("alice");
-    let fpr = gpg_key(&c.home);
-    let exported = run_ok(
-        Command::new("gpg")
-            .env("GNUPGHOME", c.home.join(".gnupg"))
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", "--armor", &fpr]),
-    );
-    std::fs::write(c.home.join("key.asc"), &exported.stdout).unwrap();
-    let imported = run_ok(client_cmd(&c.home, "alice").env("PASSPHRASE", "").args(["key", "import"]).arg(c.home.join("key.asc")));
+    let (fpr, imported) = shared_key(&c.home, "alice");
     assert!(text(&imported).contains(&fpr), "{}", text(&imported));
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(c.home.join(".config/coffer/keys")).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700, "the key store is private");
@@ -215,14 +222,7 @@ fn encrypted_and_signed_backups_over_sftp_restore_with_duplicity_and_its_gnupg()
 fn coffer_client_restores_what_duplicity_wrote_with_gnupg_at_every_point() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let fpr = gpg_key(w);
-    let exported = run_ok(
-        Command::new("gpg")
-            .env("GNUPGHOME", w.join(".gnupg"))
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", "--armor", &fpr]),
-    );
-    std::fs::write(w.join("key.asc"), &exported.stdout).unwrap();
-    run_ok(client_cmd(w, "root").env("PASSPHRASE", "").args(["key", "import"]).arg(w.join("key.asc")));
+    let (fpr, _) = shared_key(w, "root");
     let src = w.join("src");
     make_source(&src);
     let url = format!("file://{}", w.join("target").display());
@@ -373,14 +373,7 @@ fn duplicity3() -> PathBuf {
 fn duplicity_3_restores_and_continues_what_coffer_client_wrote() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let fpr = gpg_key(w);
-    let exported = run_ok(
-        Command::new("gpg")
-            .env("GNUPGHOME", w.join(".gnupg"))
-            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--export-secret-keys", "--armor", &fpr]),
-    );
-    std::fs::write(w.join("key.asc"), &exported.stdout).unwrap();
-    run_ok(client_cmd(w, "root").env("PASSPHRASE", "").args(["key", "import"]).arg(w.join("key.asc")));
+    let (fpr, _) = shared_key(w, "root");
     let src = w.join("src");
     make_source(&src);
     let url = format!("file://{}", w.join("target").display());
