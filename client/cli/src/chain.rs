@@ -3,8 +3,9 @@
 //! time, and its sets up to the time), their manifests, and their volumes
 //! streamed from the target, checked against the manifest's SHA-1 and
 //! opened (gunzipped or decrypted) on the way, each on a thread of its own
-//! while the restore writes files.
+//! while the restore writes files (`crate::background`).
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 
 use anyhow::{Context, Result, bail};
@@ -13,11 +14,21 @@ use coffer_remote::Remote;
 use coffer_restore::{Chain, VolumeSource};
 use sha1::{Digest, Sha1};
 
+use crate::background::{Background, Buffer};
 use crate::backup::Opener;
 
 /// The target's files grouped into sets and chains.
 pub(crate) fn collection(remote: &dyn Remote) -> Result<Collection> {
-    let files: Vec<FileInfo> = remote.list()?.into_iter().map(|e| FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
+    let files: Vec<FileInfo> = remote
+        .list()?
+        .into_iter()
+        .map(|e| FileInfo {
+            name: e.name,
+            mtime: 0,
+            ctime: 0,
+            size: e.size,
+        })
+        .collect();
     Ok(Collection::from_files(&files))
 }
 
@@ -25,9 +36,16 @@ pub(crate) fn collection(remote: &dyn Remote) -> Result<Collection> {
 /// newest when `None`).
 pub(crate) fn sets_at(collection: &Collection, time: Option<i64>) -> Result<Vec<&BackupSet>> {
     let fits = |set: &BackupSet| time.is_none_or(|t| set.end <= t);
-    let Some(chain) = collection.chains.iter().rev().find(|c| fits(&collection.sets[c.sets[0]])) else {
+    let Some(chain) = collection
+        .chains
+        .iter()
+        .rev()
+        .find(|c| fits(&collection.sets[c.sets[0]]))
+    else {
         match (collection.chains.first(), time) {
-            (None, _) => bail!("there is no complete backup at the target (`coffer-client status URL` shows what is there)"),
+            (None, _) => bail!(
+                "there is no complete backup at the target (`coffer-client status URL` shows what is there)"
+            ),
             (Some(c), Some(t)) => bail!(
                 "there is no backup as early as {}: the oldest is from {}",
                 format_stamp(t),
@@ -36,117 +54,145 @@ pub(crate) fn sets_at(collection: &Collection, time: Option<i64>) -> Result<Vec<
             (Some(_), None) => bail!("no chain fits"),
         }
     };
-    Ok(chain.sets.iter().map(|&i| &collection.sets[i]).filter(|s| fits(s)).collect())
+    Ok(chain
+        .sets
+        .iter()
+        .map(|&i| &collection.sets[i])
+        .filter(|s| fits(s))
+        .collect())
 }
 
 /// The manifests of `sets`, read and parsed.
-pub(crate) fn read_chain(remote: &dyn Remote, opener: &Opener<'_>, sets: &[&BackupSet]) -> Result<Chain> {
+pub(crate) fn read_chain(
+    remote: &dyn Remote,
+    opener: &Opener<'_>,
+    sets: &[&BackupSet],
+) -> Result<Chain> {
     let mut manifests = Vec::new();
     for set in sets {
-        let name = set.manifest.as_deref().context("a set without a manifest")?;
+        let name = set
+            .manifest
+            .as_deref()
+            .context("a set without a manifest")?;
         let mut bytes = Vec::new();
-        opener.open(name, remote.get(name)?)?.read_to_end(&mut bytes).with_context(|| format!("reading {name}"))?;
+        opener
+            .open(name, remote.get(name)?)?
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {name}"))?;
         manifests.push(bytes);
     }
     Chain::parse(&manifests).context("reading the manifests")
 }
 
 /// The sigtars of `sets`, opened, oldest first.
-pub(crate) fn sigtars<'k>(remote: &dyn Remote, opener: &Opener<'k>, sets: &[&BackupSet]) -> Result<Vec<Box<dyn Read + 'k>>> {
+pub(crate) fn sigtars<'k>(
+    remote: &dyn Remote,
+    opener: &Opener<'k>,
+    sets: &[&BackupSet],
+) -> Result<Vec<Box<dyn Read + 'k>>> {
     let mut out = Vec::new();
     for set in sets {
-        let name = set.signatures.first().with_context(|| format!("the set {} has no signature file at the target", set.key()))?;
+        let name = set.signatures.first().with_context(|| {
+            format!("the set {} has no signature file at the target", set.key())
+        })?;
         out.push(opener.open(name, remote.get(name)?)?);
     }
     Ok(out)
 }
 
-/// Volumes fetched from the target as the restore asks for them.
+/// Volumes fetched from the target as the restore asks for them, the next
+/// one of each set already on its way while the current one is read.
 pub(crate) struct RemoteVolumes<'a> {
-    pub(crate) remote: &'a dyn Remote,
-    pub(crate) opener: &'a Opener<'static>,
-    pub(crate) sets: Vec<&'a BackupSet>,
-    pub(crate) chain: &'a Chain,
+    remote: &'a dyn Remote,
+    opener: &'a Opener<'static>,
+    sets: Vec<&'a BackupSet>,
+    chain: &'a Chain,
+    /// Volumes started before they were asked for, by (set, volume).
+    ahead: HashMap<(usize, u32), Background>,
+}
+
+impl<'a> RemoteVolumes<'a> {
+    pub(crate) fn new(
+        remote: &'a dyn Remote,
+        opener: &'a Opener<'static>,
+        sets: Vec<&'a BackupSet>,
+        chain: &'a Chain,
+    ) -> Self {
+        RemoteVolumes {
+            remote,
+            opener,
+            sets,
+            chain,
+            ahead: HashMap::new(),
+        }
+    }
+
+    fn start(&self, set: usize, volume: u32, buffer: Buffer) -> io::Result<Background> {
+        let name = self
+            .sets
+            .get(set)
+            .and_then(|s| s.volumes.get(&volume))
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "the volume is not at the target")
+            })?;
+        let stream = self
+            .remote
+            .get(name)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let expected = self
+            .chain
+            .manifests
+            .get(set)
+            .and_then(|m| m.volumes.iter().find(|v| v.number == volume))
+            .and_then(|v| {
+                v.best_hash()
+                    .filter(|(kind, _)| *kind == "SHA1")
+                    .map(|(_, hex)| hex.to_ascii_lowercase())
+            });
+        let checked: Box<dyn Read + Send> = Box::new(HashChecked {
+            inner: stream,
+            sha1: Sha1::new(),
+            expected,
+            name: name.clone(),
+        });
+        Background::start(
+            Opener {
+                keys: self.opener.keys,
+                passphrase: self.opener.passphrase.clone(),
+            },
+            name.clone(),
+            checked,
+            buffer,
+        )
+    }
 }
 
 impl VolumeSource for RemoteVolumes<'_> {
     fn name(&self, set: usize, volume: u32) -> String {
-        self.sets.get(set).and_then(|s| s.volumes.get(&volume)).cloned().unwrap_or_else(|| format!("set {set} volume {volume} (not at the target)"))
+        self.sets
+            .get(set)
+            .and_then(|s| s.volumes.get(&volume))
+            .cloned()
+            .unwrap_or_else(|| format!("set {set} volume {volume} (not at the target)"))
     }
 
     fn open(&mut self, set: usize, volume: u32) -> io::Result<Box<dyn Read>> {
-        let name = self.sets.get(set).and_then(|s| s.volumes.get(&volume)).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the volume is not at the target"))?;
-        let stream = self.remote.get(name).map_err(|e| io::Error::other(e.to_string()))?;
-        let expected = self.chain.manifests.get(set).and_then(|m| m.volumes.iter().find(|v| v.number == volume)).and_then(|v| {
-            v.best_hash().filter(|(kind, _)| *kind == "SHA1").map(|(_, hex)| hex.to_ascii_lowercase())
-        });
-        let checked: Box<dyn Read + Send> = Box::new(HashChecked { inner: stream, sha1: Sha1::new(), expected, name: name.clone() });
-        Ok(Box::new(Background::start(Opener { keys: self.opener.keys, passphrase: self.opener.passphrase.clone() }, name.clone(), checked)))
-    }
-}
-
-/// Chunks a volume's reader thread hands over at a time, and how many may wait.
-const CHUNK: usize = 256 * 1024;
-const CHUNKS_AHEAD: usize = 8;
-
-/// A volume fetched, checked and opened (decrypted or inflated) on a thread
-/// of its own, so that work overlaps with the restore writing files.
-struct Background {
-    chunks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
-    current: Vec<u8>,
-    at: usize,
-}
-
-impl Background {
-    fn start(opener: Opener<'static>, name: String, stream: Box<dyn Read + Send>) -> Background {
-        let (tx, chunks) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
-        std::thread::spawn(move || {
-            let mut plain = match opener.open(&name, stream) {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = tx.send(Err(io::Error::other(format!("{e:#}"))));
-                    return;
-                }
-            };
-            loop {
-                let mut chunk = vec![0; CHUNK];
-                match plain.read(&mut chunk) {
-                    // The end, after the opener checked the whole message.
-                    Ok(0) => return,
-                    Ok(n) => {
-                        chunk.truncate(n);
-                        if tx.send(Ok(chunk)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        Background { chunks, current: Vec::new(), at: 0 }
-    }
-}
-
-impl Read for Background {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.current.len() {
-            match self.chunks.recv() {
-                Ok(chunk) => {
-                    self.current = chunk?;
-                    self.at = 0;
-                }
-                // The thread finished without an error: the volume's end.
-                Err(_) => return Ok(0),
-            }
+        match self.ahead.remove(&(set, volume)) {
+            Some(started) => Ok(Box::new(started)),
+            None => Ok(Box::new(self.start(set, volume, Buffer::Chunks)?)),
         }
-        let n = buf.len().min(self.current.len() - self.at);
-        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+    }
+
+    /// One volume ahead per set, spooled: it is decrypted on another core
+    /// while the one before it is read.
+    fn prefetch(&mut self, set: usize, volume: u32) {
+        // A volume that cannot be started now is tried again, and its
+        // error reported, when it is opened.
+        if !self.ahead.contains_key(&(set, volume))
+            && let Ok(started) = self.start(set, volume, Buffer::Spool)
+        {
+            self.ahead.insert((set, volume), started);
+        }
     }
 }
 
@@ -169,7 +215,10 @@ impl Read for HashChecked {
         {
             let got = hex::encode(self.sha1.clone().finalize());
             if got != expected {
-                return Err(io::Error::other(format!("{} is damaged: its SHA-1 is {got}, the manifest recorded {expected}", self.name)));
+                return Err(io::Error::other(format!(
+                    "{} is damaged: its SHA-1 is {got}, the manifest recorded {expected}",
+                    self.name
+                )));
             }
         }
         Ok(n)

@@ -19,6 +19,10 @@ pub trait VolumeSource {
     fn name(&self, set: usize, volume: u32) -> String;
     /// The volume's plain tar bytes (decrypted, gunzipped).
     fn open(&mut self, set: usize, volume: u32) -> io::Result<Box<dyn Read>>;
+    /// The volume of `set` that `open` will be asked for next, said as soon
+    /// as its predecessor is open: a source may start fetching and
+    /// decrypting it on another core.
+    fn prefetch(&mut self, _set: usize, _volume: u32) {}
 }
 
 /// The sets of one chain, oldest first (set 0 is the full).
@@ -36,7 +40,9 @@ impl Chain {
         let manifests = manifests
             .iter()
             .enumerate()
-            .map(|(set, m)| Manifest::parse(m.as_ref()).map_err(|source| RestoreError::Manifest { set, source }))
+            .map(|(set, m)| {
+                Manifest::parse(m.as_ref()).map_err(|source| RestoreError::Manifest { set, source })
+            })
             .collect::<Result<_, _>>()?;
         Ok(Chain { manifests })
     }
@@ -46,7 +52,13 @@ impl Chain {
     pub(crate) fn volumes(&self, set: usize, selection: Option<&Index>) -> Vec<VolumeInfo> {
         self.manifests
             .get(set)
-            .map(|m| m.volumes.iter().filter(|v| selection.is_none_or(|s| v.may_contain(s))).cloned().collect())
+            .map(|m| {
+                m.volumes
+                    .iter()
+                    .filter(|v| selection.is_none_or(|s| v.may_contain(s)))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

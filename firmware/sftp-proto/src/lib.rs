@@ -6,8 +6,8 @@
 
 mod attrs;
 mod codec;
-mod request;
 mod reply;
+mod request;
 
 pub use attrs::{Attrs, FileKind};
 pub use codec::{DecodeError, Reader, Writer, split_packet};

@@ -2,11 +2,11 @@
 //! manifest. Gzipped volumes are sealed while the volume writer fills them
 //! (duplicity cuts them on their compressed size) and uploaded at once.
 //! Encrypted volumes are cut on their plain size, so the writer fills a
-//! plain staging file and hands it to [`Workers`]: one thread per core
+//! plain staging file and hands it to the workers ([`work`]): one thread per core
 //! encrypts and uploads while the walk goes on, and the queue between them
 //! is bounded, so at most a few volumes wait on disk.
 
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,7 @@ use coffer_archive::{VolumeInfo, VolumeRange, Volumes};
 use coffer_duplicity::{ArchiveName, FileRole};
 use coffer_remote::Remote;
 
+use super::compressible::worth_compressing;
 use super::seal::{Counted, Protection, Sealed, Tally};
 
 /// Where the volume writer's volumes go.
@@ -89,12 +90,23 @@ impl<'a> Uploads<'a, '_> {
         let path = self.staging.join(&name);
         let counted = Counted::create(&path)?;
         let tally = counted.tally();
-        Ok(Staged { sealed: self.protection.seal(counted, compress)?, tally, plain: 0, path, name })
+        Ok(Staged {
+            sealed: self.protection.seal(counted, compress)?,
+            tally,
+            plain: 0,
+            path,
+            name,
+        })
     }
 
     /// The file name of this set's file in `role`.
     pub(super) fn name(&self, role: FileRole) -> String {
-        ArchiveName { role, encrypted: self.protection.encrypted(), ..self.set.clone() }.file_name()
+        ArchiveName {
+            role,
+            encrypted: self.protection.encrypted(),
+            ..self.set.clone()
+        }
+        .file_name()
     }
 }
 
@@ -109,7 +121,13 @@ impl<'a> Volumes for Uploads<'a, '_> {
         let path = self.staging.join(format!("{name}.plain"));
         let counted = Counted::create(&path)?;
         let tally = counted.tally();
-        Ok(Staged { sealed: super::seal::plain(counted), tally, plain: 0, path, name })
+        Ok(Staged {
+            sealed: super::seal::plain(counted),
+            tally,
+            plain: 0,
+            path,
+            name,
+        })
     }
 
     /// Gzip holds back little, so its output decides, as in duplicity. The
@@ -118,14 +136,24 @@ impl<'a> Volumes for Uploads<'a, '_> {
     /// than the encrypted ones, archives being mostly incompressible)
     /// keep a volume within its size.
     fn output_len(&self, sink: &Staged<'a>) -> u64 {
-        if self.protection.encrypted() { sink.plain } else { sink.tally.written() }
+        if self.protection.encrypted() {
+            sink.plain
+        } else {
+            sink.tally.written()
+        }
     }
 
     fn close(&mut self, sink: Staged<'a>, range: VolumeRange) -> io::Result<()> {
         if let Some(jobs) = &self.jobs {
             sink.sealed.finish()?;
-            let job = Job { range, plain: sink.path, name: sink.name };
-            return jobs.send(job).map_err(|_| io::Error::other("the volume workers stopped"));
+            let job = Job {
+                range,
+                plain: sink.path,
+                name: sink.name,
+            };
+            return jobs
+                .send(job)
+                .map_err(|_| io::Error::other("the volume workers stopped"));
         }
         let sha1 = self.store(sink)?;
         self.volumes.push(VolumeInfo::new(range, &sha1));
@@ -150,7 +178,12 @@ impl Uploads<'_, '_> {
 
 /// One worker: takes filled plain volumes, seals and uploads them, until
 /// the queue closes.
-pub(super) fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<io::Result<Stored>>, remote: &dyn Remote, protection: &Protection<'_>) {
+pub(super) fn work(
+    jobs: &Mutex<Receiver<Job>>,
+    done: &Sender<io::Result<Stored>>,
+    remote: &dyn Remote,
+    protection: &Protection<'_>,
+) {
     loop {
         let job = match jobs.lock().map(|rx| rx.recv()) {
             Ok(Ok(job)) => job,
@@ -164,22 +197,35 @@ pub(super) fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<io::Result<Stored>
     }
 }
 
-fn seal_and_store(job: &Job, remote: &dyn Remote, protection: &Protection<'_>) -> io::Result<Stored> {
+fn seal_and_store(
+    job: &Job,
+    remote: &dyn Remote,
+    protection: &Protection<'_>,
+) -> io::Result<Stored> {
     let sealed_path = job.plain.with_extension("sealed");
     let counted = Counted::create(&sealed_path)?;
     let tally = counted.tally();
-    let mut sealed = protection.seal(counted, true)?;
-    io::copy(&mut std::fs::File::open(&job.plain)?, &mut sealed)?;
+    let mut plain = std::fs::File::open(&job.plain)?;
+    let len = plain.metadata()?.len();
+    let compress = worth_compressing(&mut plain, len)?;
+    plain.rewind()?;
+    let mut sealed = protection.seal(counted, compress)?;
+    io::copy(&mut plain, &mut sealed)?;
     sealed.finish()?;
     let bytes = put(remote, &sealed_path, &job.name);
     let _ = std::fs::remove_file(&sealed_path);
     log::info!("stored {}", job.name);
-    Ok(Stored { range: job.range.clone(), sha1: tally.sha1_hex(), bytes: bytes? })
+    Ok(Stored {
+        range: job.range.clone(),
+        sha1: tally.sha1_hex(),
+        bytes: bytes?,
+    })
 }
 
-/// Syncs a finished staging file and uploads it as `name`.
+/// Uploads a finished staging file as `name`.
 fn put(remote: &dyn Remote, path: &Path, name: &str) -> io::Result<u64> {
     let mut file = std::fs::File::open(path)?;
-    file.sync_all()?;
-    remote.put(name, &mut file).map_err(|e| io::Error::other(format!("uploading {name}: {e}")))
+    remote
+        .put(name, &mut file)
+        .map_err(|e| io::Error::other(format!("uploading {name}: {e}")))
 }

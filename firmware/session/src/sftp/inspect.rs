@@ -12,13 +12,23 @@ use crate::quota::QuotaUsage;
 pub(super) fn realpath(id: u32, path: &[u8]) -> Reply {
     let p = tri!(parse_path(id, path));
     let name = p.display();
-    Reply::Name { id, entries: vec![NameEntry { longname: name.clone(), filename: name, attrs: Attrs::default() }] }
+    Reply::Name {
+        id,
+        entries: vec![NameEntry {
+            longname: name.clone(),
+            filename: name,
+            attrs: Attrs::default(),
+        }],
+    }
 }
 
 pub(super) fn stat(s: &Session, id: u32, path: &[u8]) -> Reply {
     let p = tri!(parse_path(id, path));
     match s.jail.stat(&p) {
-        Ok(m) => Reply::Attrs { id, attrs: attrs_of(&m) },
+        Ok(m) => Reply::Attrs {
+            id,
+            attrs: attrs_of(&m),
+        },
         Err(e) => err_reply(id, &e),
     }
 }
@@ -26,7 +36,10 @@ pub(super) fn stat(s: &Session, id: u32, path: &[u8]) -> Reply {
 pub(super) fn lstat(s: &Session, id: u32, path: &[u8]) -> Reply {
     let p = tri!(parse_path(id, path));
     match s.jail.lstat(&p) {
-        Ok(m) => Reply::Attrs { id, attrs: attrs_of(&m) },
+        Ok(m) => Reply::Attrs {
+            id,
+            attrs: attrs_of(&m),
+        },
         Err(e) => err_reply(id, &e),
     }
 }
@@ -38,7 +51,10 @@ pub(super) fn fstat(s: &Session, id: u32, handle: &[u8]) -> Reply {
         None => s.jail.stat(&h.path),
     };
     match meta {
-        Ok(m) => Reply::Attrs { id, attrs: attrs_of(&m) },
+        Ok(m) => Reply::Attrs {
+            id,
+            attrs: attrs_of(&m),
+        },
         Err(e) => err_reply(id, &e),
     }
 }
@@ -48,7 +64,11 @@ pub(super) fn readlink(s: &Session, id: u32, path: &[u8]) -> Reply {
     match s.jail.readlink(&p) {
         Ok(target) => Reply::Name {
             id,
-            entries: vec![NameEntry { longname: target.clone(), filename: target, attrs: Attrs::default() }],
+            entries: vec![NameEntry {
+                longname: target.clone(),
+                filename: target,
+                attrs: Attrs::default(),
+            }],
         },
         Err(e) => err_reply(id, &e),
     }
@@ -57,7 +77,10 @@ pub(super) fn readlink(s: &Session, id: u32, path: &[u8]) -> Reply {
 /// STATVFS and FSTATVFS: the user's area, whichever path or handle is named.
 pub(super) fn statvfs(s: &Session, id: u32) -> Reply {
     match s.jail.statvfs() {
-        Ok(v) => Reply::StatVfs { id, vfs: limited_by_quota(&v, s.quota.usage()) },
+        Ok(v) => Reply::StatVfs {
+            id,
+            vfs: limited_by_quota(&v, s.quota.usage()),
+        },
         Err(e) => err_reply(id, &e),
     }
 }
