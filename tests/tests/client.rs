@@ -694,3 +694,77 @@ fn duplicity_3_restores_and_continues_what_coffer_client_wrote() {
     assert_same(&src, &ours_dest, true);
     run_ok(theirs(&["verify", "--compare-data"]).arg(&url).arg(&src));
 }
+
+/// `key import` without `PASSPHRASE` asks on the terminal with echo off:
+/// the passphrase typed never shows, and the key is imported with it.
+#[test]
+fn key_import_asks_for_the_passphrase_without_echoing_it() {
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path();
+    let gnupg = home.join(".gnupg");
+    std::fs::create_dir_all(&gnupg).unwrap();
+    std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        run_ok(
+            Command::new("gpg")
+                .env("GNUPGHOME", &gnupg)
+                .args([
+                    "--batch",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase",
+                    "hunter2",
+                ])
+                .args(args),
+        )
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "Echo Test <echo@coffer.invalid>",
+        "ed25519",
+        "sign,cert",
+        "never",
+    ]);
+    let exported = gpg(&["--export-secret-keys", "--armor", "echo@coffer.invalid"]);
+    std::fs::write(home.join("key.asc"), &exported.stdout).unwrap();
+    // A terminal for the client (Debian's python3 and its pty module): wait
+    // for the question, type the answer, collect everything it showed.
+    let driver = r#"
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen = b""
+while b"PASSPHRASE" not in seen:
+    seen += os.read(fd, 1024)
+os.write(fd, b"hunter2\n")
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(seen)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let out = run_ok(
+        Command::new("/usr/bin/python3")
+            .env("HOME", home)
+            .env_remove("PASSPHRASE")
+            .args(["-c", driver])
+            .arg(client_bin())
+            .args(["key", "import"])
+            .arg(home.join("key.asc")),
+    );
+    let shown = text(&out);
+    assert!(
+        !shown.contains("hunter2"),
+        "the passphrase was echoed: {shown}"
+    );
+    assert!(shown.contains("passphrase of the key"), "{shown}");
+    let listed = run_ok(client_cmd(home, "root").args(["key", "list"]));
+    assert!(text(&listed).contains("Echo Test"), "{}", text(&listed));
+}

@@ -8,7 +8,9 @@ mod background;
 mod backup;
 mod chain;
 mod plan;
+mod prompt;
 mod status;
+mod time_arg;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -248,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
             let collection = chain::collection(remote.as_ref())?;
-            let sets = chain::sets_at(&collection, parse_time(time.as_deref())?)?;
+            let sets = chain::sets_at(&collection, time_arg::parse_time(time.as_deref(), now())?)?;
             let opener = opener()?;
             let manifests = chain::read_chain(remote.as_ref(), &opener, &sets)?;
             let selection = path
@@ -280,7 +282,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { time, url } => {
             let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
             let collection = chain::collection(remote.as_ref())?;
-            let sets = chain::sets_at(&collection, parse_time(time.as_deref())?)?;
+            let sets = chain::sets_at(&collection, time_arg::parse_time(time.as_deref(), now())?)?;
             let opener = opener()?;
             let files = coffer_restore::list(chain::sigtars(remote.as_ref(), &opener, &sets)?)?;
             let mut out = std::io::stdout().lock();
@@ -311,7 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
             let collection = chain::collection(remote.as_ref())?;
-            let sets = chain::sets_at(&collection, parse_time(time.as_deref())?)?;
+            let sets = chain::sets_at(&collection, time_arg::parse_time(time.as_deref(), now())?)?;
             let opener = opener()?;
             let manifests = chain::read_chain(remote.as_ref(), &opener, &sets)?;
             let mut volumes = chain::RemoteVolumes::new(remote.as_ref(), &opener, sets, &manifests);
@@ -364,7 +366,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let secret = passphrase("PASSPHRASE").map_or_else(
-                || prompt(&format!("passphrase of the key in {}", file.display())),
+                || prompt::passphrase(&format!("passphrase of the key in {}", file.display())),
                 Ok,
             )?;
             let info = store.import(&bytes, Some(&secret))?;
@@ -417,13 +419,6 @@ fn opener() -> anyhow::Result<backup::Opener<'static>> {
     })
 }
 
-/// `--time`, as duplicity takes it; dates without a zone are UTC.
-fn parse_time(time: Option<&str>) -> anyhow::Result<Option<i64>> {
-    Ok(time
-        .map(|t| coffer_duplicity::parse_time_spec(t, now(), 0))
-        .transpose()?)
-}
-
 /// What a restore or verify could not do, on standard error.
 fn report_problems(
     volumes: &[coffer_restore::VolumeProblem],
@@ -451,18 +446,6 @@ fn report_problems(
 /// `SIGN_PASSPHRASE`.
 fn passphrase(var: &str) -> Option<coffer_pgp::Password> {
     std::env::var(var).ok().map(coffer_pgp::Password::from)
-}
-
-/// Asks on standard error and reads one line from standard input.
-fn prompt(what: &str) -> anyhow::Result<coffer_pgp::Password> {
-    eprint!("{what} (or set PASSPHRASE): ");
-    let mut line = String::new();
-    std::io::stdin()
-        .read_line(&mut line)
-        .context("reading the passphrase")?;
-    Ok(coffer_pgp::Password::from(
-        line.trim_end_matches(['\n', '\r']),
-    ))
 }
 
 /// Seconds since the epoch.
