@@ -12,6 +12,7 @@ mod compressible;
 mod data;
 mod decide;
 mod meta;
+mod pipe;
 mod previous;
 mod seal;
 mod upload;

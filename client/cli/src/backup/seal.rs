@@ -34,19 +34,24 @@ impl Tally {
     }
 }
 
-/// A staging file that tallies what is written to it. Unbuffered: the
-/// compressor or the encryptor above it writes in large pieces.
+/// A staging file, or the pipe to an upload, that tallies what is written
+/// to it. Unbuffered: the compressor or the encryptor above it writes in
+/// large pieces.
 pub(super) struct Counted {
-    file: File,
+    file: Box<dyn Write + Send + Sync>,
     tally: Arc<Tally>,
 }
 
 impl Counted {
     pub(super) fn create(path: &Path) -> io::Result<Counted> {
-        Ok(Counted {
-            file: File::create(path)?,
+        Ok(Counted::new(File::create(path)?))
+    }
+
+    pub(super) fn new(out: impl Write + Send + Sync + 'static) -> Counted {
+        Counted {
+            file: Box::new(out),
             tally: Arc::default(),
-        })
+        }
     }
 
     pub(super) fn tally(&self) -> Arc<Tally> {

@@ -2,9 +2,10 @@
 //! manifest. Gzipped volumes are sealed while the volume writer fills them
 //! (duplicity cuts them on their compressed size) and uploaded at once.
 //! Encrypted volumes are cut on their plain size, so the writer fills a
-//! plain staging file and hands it to the workers ([`work`]): one thread per core
-//! encrypts and uploads while the walk goes on, and the queue between them
-//! is bounded, so at most a few volumes wait on disk.
+//! plain staging file and hands it to the workers ([`work`]): one thread
+//! per core encrypts and uploads while the walk goes on (the encrypted
+//! bytes go straight into the upload), and the queue between them is
+//! bounded, so at most a few plain volumes wait on disk.
 
 use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use coffer_duplicity::{ArchiveName, FileRole};
 use coffer_remote::Remote;
 
 use super::compressible::worth_compressing;
+use super::pipe::pipe;
 use super::seal::{Counted, Protection, Sealed, Tally};
 
 /// Where the volume writer's volumes go.
@@ -202,23 +204,44 @@ fn seal_and_store(
     remote: &dyn Remote,
     protection: &Protection<'_>,
 ) -> io::Result<Stored> {
-    let sealed_path = job.plain.with_extension("sealed");
-    let counted = Counted::create(&sealed_path)?;
-    let tally = counted.tally();
     let mut plain = std::fs::File::open(&job.plain)?;
     let len = plain.metadata()?.len();
     let compress = worth_compressing(&mut plain, len)?;
     plain.rewind()?;
-    let mut sealed = protection.seal(counted, compress)?;
-    io::copy(&mut plain, &mut sealed)?;
-    sealed.finish()?;
-    let bytes = put(remote, &sealed_path, &job.name);
-    let _ = std::fs::remove_file(&sealed_path);
+    // Sealed on a thread of its own straight into the upload: the
+    // encrypted bytes are never staged.
+    let (writer, mut sealed_bytes) = pipe();
+    let done = writer.clone();
+    let counted = Counted::new(writer);
+    let tally = counted.tally();
+    let bytes = std::thread::scope(|scope| {
+        let sealing = scope.spawn(move || -> io::Result<()> {
+            let mut sealed = protection.seal(counted, compress)?;
+            io::copy(&mut plain, &mut sealed)?;
+            sealed.finish()?;
+            done.finish()
+        });
+        let uploaded = remote
+            .put(&job.name, &mut sealed_bytes)
+            .map_err(|e| io::Error::other(format!("uploading {}: {e}", job.name)));
+        // An upload that failed leaves the sealing thread writing into a
+        // closed pipe, which fails it at its next write.
+        drop(sealed_bytes);
+        let sealed = sealing
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the sealing thread panicked")));
+        match (sealed, uploaded) {
+            // The upload's own error says why the pipe broke.
+            (Err(e), Err(upload)) if e.kind() == io::ErrorKind::BrokenPipe => Err(upload),
+            (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(bytes)) => Ok(bytes),
+        }
+    })?;
     log::info!("stored {}", job.name);
     Ok(Stored {
         range: job.range.clone(),
         sha1: tally.sha1_hex(),
-        bytes: bytes?,
+        bytes,
     })
 }
 
