@@ -126,6 +126,22 @@ fn duplicity_restores_a_full_and_incrementals_written_to_a_directory() {
         "{}",
         text(&status)
     );
+    // The manifests list each set's new and changed regular files, as
+    // duplicity reads them (the third set made docs/a.txt a directory).
+    let history = run_ok(
+        duplicity(
+            &cache,
+            &["collection-status", "--file-changed", "docs/a.txt"],
+        )
+        .arg(&url),
+    );
+    let history = text(&history);
+    assert!(
+        history.contains("Total number of backup: 2")
+            && history.contains("New")
+            && history.contains("Changed"),
+        "{history}"
+    );
     let stamps: Vec<String> = std::fs::read_dir(w.join("target"))
         .unwrap()
         .flatten()

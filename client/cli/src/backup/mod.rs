@@ -8,6 +8,7 @@
 //! and the manifest goes last, so an interrupted run leaves a set that
 //! neither tool mistakes for a complete one.
 
+mod changes;
 mod compressible;
 mod data;
 mod decide;
@@ -25,13 +26,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use coffer_archive::{
-    Entry, FileType, Footer, Index, Kind, Manifest, Meta, SigTarWriter, VolumeWriter,
+    Change, Entry, FileType, Footer, Index, Kind, Manifest, Meta, SigTarWriter, VolumeWriter,
 };
 use coffer_duplicity::{ArchiveName, Collection, FileInfo, FileRole, SetKind, format_stamp};
 use coffer_remote::Remote;
 use coffer_select::{Selection, Walk};
 
 use crate::plan::{BackupOptions, PlanError, Reason, SetPlan, plan_backup};
+use changes::Changes;
 use decide::{Action, decide};
 use previous::{PreviousState, Record};
 pub(crate) use seal::{Opener, Protection};
@@ -200,6 +202,7 @@ fn write_set(
     )?;
     let mut outcome = Outcome::default();
     let mut writer = EntryWriter {
+        changes: Changes::new().context("making a temporary file for the list of changed files")?,
         volumes: &mut volumes,
         sigtar: &mut sigtar,
         names: meta::Names::load(),
@@ -246,6 +249,7 @@ fn write_set(
         }
         record = previous.next_record()?;
     }
+    let EntryWriter { changes, .. } = writer;
     let mut uploads = volumes.finish()?;
     uploads.collect(done)?;
     sig_staged.sealed = sigtar.finish()?;
@@ -261,6 +265,7 @@ fn write_set(
     outcome.volumes = manifest.volumes.len();
     let mut staged = uploads.start(FileRole::Manifest, false)?;
     std::io::Write::write_all(&mut staged, &manifest.to_bytes())?;
+    changes.write_section(&mut staged)?;
     uploads.store(staged)?;
     outcome.bytes = uploads.bytes;
     outcome.set_name = uploads.name(FileRole::Manifest);
@@ -291,6 +296,8 @@ struct EntryWriter<'w, 'u, 'k> {
     names: meta::Names,
     /// The first path seen of each (device, inode) with more than one link.
     links: HashMap<(u64, u64), Index>,
+    /// The manifest's list of new, changed and deleted regular files.
+    changes: Changes,
 }
 
 impl EntryWriter<'_, '_, '_> {
@@ -306,6 +313,10 @@ impl EntryWriter<'_, '_, '_> {
         };
         self.volumes.push(&entry, &mut std::io::empty())?;
         self.sigtar.append(&entry, 0, &mut std::io::empty())?;
+        if record.previous.meta.file_type == FileType::Regular {
+            self.changes
+                .record(Change::Deleted, record.index.as_bytes())?;
+        }
         outcome.deleted += 1;
         Ok(())
     }
@@ -324,17 +335,24 @@ impl EntryWriter<'_, '_, '_> {
         };
         let stored = meta::stored_meta(stat, file_type, &self.names);
         let action = decide(&stored, previous.map(|r| &r.previous));
-        match action {
+        let change = match action {
             Action::Unchanged => {
                 outcome.unchanged += 1;
                 return Ok(());
             }
             Action::Snapshot if previous.is_some_and(|r| r.previous.kind != Kind::Deleted) => {
-                outcome.changed += 1
+                outcome.changed += 1;
+                Change::Changed
             }
-            Action::Snapshot => outcome.new += 1,
-            Action::Diff => outcome.changed += 1,
-        }
+            Action::Snapshot => {
+                outcome.new += 1;
+                Change::New
+            }
+            Action::Diff => {
+                outcome.changed += 1;
+                Change::Changed
+            }
+        };
         if stored.file_type != FileType::Regular {
             self.volumes.push(
                 &Entry {
@@ -400,6 +418,7 @@ impl EntryWriter<'_, '_, '_> {
                 reader.finish()?
             }
         };
+        self.changes.record(change, index.as_bytes())?;
         self.sigtar.append(
             &Entry {
                 kind: Kind::Signature,
