@@ -64,7 +64,7 @@ pub trait Volumes {
 }
 
 /// Reads until `buf` is full or the input ends; the count read.
-fn read_full(data: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_full(data: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match data.read(&mut buf[got..]) {

@@ -166,20 +166,6 @@ fn pretty(seconds: i64) -> String {
     )
 }
 
-/// Reads as much of `buf` as the input gives.
-fn fill(input: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match input.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
 impl Verifier {
     fn differ(&mut self, index: &Index, message: String) {
         self.report.differences.push(Difference {
@@ -352,8 +338,8 @@ impl Sink for Verifier {
         let mut a = vec![0u8; 64 * 1024];
         let mut b = vec![0u8; 64 * 1024];
         loop {
-            let n = fill(backup, &mut a).map_err(entry_error)?;
-            let m = fill(&mut current, &mut b)
+            let n = coffer_archive::read_full(backup, &mut a).map_err(entry_error)?;
+            let m = coffer_archive::read_full(&mut current, &mut b)
                 .map_err(EntryError::io("reading the file to compare"))?;
             if a[..n] != b[..m] {
                 self.differ(

@@ -27,7 +27,7 @@ pub(super) fn worth_compressing<R: Read + Seek>(volume: &mut R, len: u64) -> io:
     let step = len / SAMPLES;
     for i in 0..SAMPLES {
         volume.seek(SeekFrom::Start(i * step))?;
-        let n = read_up_to(volume, &mut sample)?;
+        let n = coffer_archive::read_full(volume, &mut sample)?;
         encoder.write_all(&sample[..n])?;
         // Each sample on its own: no match reaches across a gap.
         encoder.flush()?;
@@ -53,19 +53,6 @@ impl Write for Counter {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-fn read_up_to<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]
