@@ -20,31 +20,15 @@ pub mod tree;
 pub fn gpg_key(home: &Path) -> String {
     let gnupg = home.join(".gnupg");
     std::fs::create_dir_all(&gnupg).expect("gnupg home");
-    std::fs::set_permissions(&gnupg, std::fs::Permissions::from_mode(0o700))
-        .expect("chmod gnupg home");
+    std::fs::set_permissions(&gnupg, std::fs::Permissions::from_mode(0o700)).expect("chmod gnupg home");
     let gpg = |args: &[&str]| {
-        run_ok(
-            Command::new("gpg")
-                .env("GNUPGHOME", &gnupg)
-                .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
-                .args(args),
-        )
+        run_ok(Command::new("gpg").env("GNUPGHOME", &gnupg).args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""]).args(args))
     };
-    gpg(&[
-        "--quick-gen-key",
-        "Coffer Test <test@coffer.invalid>",
-        "ed25519",
-        "sign,cert",
-        "never",
-    ]);
-    let listing =
-        String::from_utf8_lossy(&gpg(&["--list-keys", "--with-colons"]).stdout).into_owned();
+    gpg(&["--quick-gen-key", "Coffer Test <test@coffer.invalid>", "ed25519", "sign,cert", "never"]);
+    let listing = String::from_utf8_lossy(&gpg(&["--list-keys", "--with-colons"]).stdout).into_owned();
     let fpr = listing
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("fpr:")
-                .map(|r| r.trim_matches(':').to_string())
-        })
+        .find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_string()))
         .expect("fingerprint");
     gpg(&["--quick-add-key", &fpr, "cv25519", "encr", "never"]);
     fpr
@@ -52,12 +36,7 @@ pub fn gpg_key(home: &Path) -> String {
 
 /// `coffer --state STATE ARGS…`, which must succeed.
 pub fn coffer_ok(state: &Path, args: &[&str]) -> Output {
-    run_ok(
-        Command::new(coffer_bin())
-            .arg("--state")
-            .arg(state)
-            .args(args),
-    )
+    run_ok(Command::new(coffer_bin()).arg("--state").arg(state).args(args))
 }
 
 /// Path of the `coffer` binary under test.
@@ -67,24 +46,15 @@ pub fn coffer_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/coffer
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target directory");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target directory");
     let bin = profile_dir.join("coffer");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build -p coffer`, done by scripts/test)",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} is missing: build it first (`cargo build -p coffer`, done by scripts/test)", bin.display());
     bin
 }
 
 /// Runs a command, panicking with its output if it fails.
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
@@ -119,28 +89,16 @@ pub struct Options {
 impl Coffer {
     /// A server with users `alice` and `bob`.
     pub fn start() -> Self {
-        Self::start_with(Options {
-            users: vec!["alice", "bob"],
-            ..Options::default()
-        })
+        Self::start_with(Options { users: vec!["alice", "bob"], ..Options::default() })
     }
 
     pub fn start_with(opts: Options) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("coffer-test-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempfile::Builder::new().prefix("coffer-test-").tempdir().expect("tempdir");
         // Session workers run as each user's uid and must traverse to their area.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
-            .expect("chmod tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod tempdir");
         let root = dir.path().to_path_buf();
         let state = root.join("state");
-        run_ok(
-            Command::new(coffer_bin())
-                .arg("--state")
-                .arg(&state)
-                .arg("init"),
-        );
+        run_ok(Command::new(coffer_bin()).arg("--state").arg(&state).arg("init"));
         if !opts.config_extra.is_empty() {
             let path = state.join("coffer.toml");
             let mut text = std::fs::read_to_string(&path).expect("read coffer.toml");
@@ -151,45 +109,23 @@ impl Coffer {
             let home = root.join("clients").join(user);
             std::fs::create_dir_all(home.join(".ssh")).expect("client home");
             let key = home.join(".ssh/id_ed25519");
-            run_ok(
-                Command::new("ssh-keygen")
-                    .args(["-q", "-t", "ed25519", "-N", "", "-C", user, "-f"])
-                    .arg(&key),
-            );
-            run_ok(
-                Command::new(coffer_bin())
-                    .arg("--state")
-                    .arg(&state)
-                    .args(["user", "add", user, "--key"])
-                    .arg(key.with_extension("pub")),
-            );
+            run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", user, "-f"]).arg(&key));
+            run_ok(Command::new(coffer_bin()).arg("--state").arg(&state).args(["user", "add", user, "--key"]).arg(key.with_extension("pub")));
         }
-        let mut server = Coffer {
-            _dir: dir,
-            root,
-            state,
-            port: 0,
-            child: None,
-            log: PathBuf::new(),
-            nofile: None,
-        };
+        let mut server = Coffer { _dir: dir, root, state, port: 0, child: None, log: PathBuf::new(), nofile: None };
         server.spawn();
         server
     }
 
     /// Starts (or restarts) the server process on a free port.
     pub fn spawn(&mut self) {
-        let runs = std::fs::read_dir(&self.root)
-            .map(|d| d.count())
-            .unwrap_or(0);
+        let runs = std::fs::read_dir(&self.root).map(|d| d.count()).unwrap_or(0);
         let log = self.root.join(format!("serve-{runs}.log"));
         // prlimit sets the limit and execs the server, so the child is the server.
         let mut cmd = match self.nofile {
             Some(n) => {
                 let mut c = Command::new("prlimit");
-                c.arg(format!("--nofile={n}:{n}"))
-                    .arg("--")
-                    .arg(coffer_bin());
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg(coffer_bin());
                 c
             }
             None => Command::new(coffer_bin()),
@@ -205,23 +141,12 @@ impl Coffer {
             .expect("start coffer serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read listening line");
+        BufReader::new(stdout).read_line(&mut line).expect("read listening line");
         let addr = line
             .trim()
             .strip_prefix("coffer: listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected first line from coffer serve: {line:?}; log: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                )
-            });
-        self.port = addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port");
+            .unwrap_or_else(|| panic!("unexpected first line from coffer serve: {line:?}; log: {}", std::fs::read_to_string(&log).unwrap_or_default()));
+        self.port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
         self.child = Some(child);
         self.log = log;
         for user in self.users() {
@@ -231,24 +156,14 @@ impl Coffer {
 
     fn users(&self) -> Vec<String> {
         std::fs::read_dir(self.root.join("clients"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default()
     }
 
     fn write_client_config(&self, user: &str) {
         let home = self.root.join("clients").join(user);
-        let host_pub =
-            std::fs::read_to_string(self.state.join("host-keys/ssh_host_ed25519_key.pub"))
-                .expect("host key");
-        std::fs::write(
-            home.join(".ssh/known_hosts"),
-            format!("[127.0.0.1]:{} {}", self.port, host_pub),
-        )
-        .expect("known_hosts");
+        let host_pub = std::fs::read_to_string(self.state.join("host-keys/ssh_host_ed25519_key.pub")).expect("host key");
+        std::fs::write(home.join(".ssh/known_hosts"), format!("[127.0.0.1]:{} {}", self.port, host_pub)).expect("known_hosts");
         let config = format!(
             "Host coffer 127.0.0.1\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {home}/.ssh/id_ed25519\n  IdentitiesOnly yes\n  UserKnownHostsFile {home}/.ssh/known_hosts\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n",
             port = self.port,
@@ -259,11 +174,7 @@ impl Coffer {
 
     pub fn client(&self, user: &str) -> Client {
         let home = self.root.join("clients").join(user);
-        Client {
-            home,
-            user: user.to_string(),
-            port: self.port,
-        }
+        Client { home, user: user.to_string(), port: self.port }
     }
 
     /// The user's data area on the server's disk.
@@ -282,20 +193,13 @@ impl Coffer {
     /// Sends SIGTERM and waits for the server to exit.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("server running");
-        run_ok(
-            Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string()),
-        );
+        run_ok(Command::new("kill").arg("-TERM").arg(child.id().to_string()));
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "coffer serve did not stop within 40s after SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "coffer serve did not stop within 40s after SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -323,9 +227,7 @@ fn merge_toml(base: &str, extra: &str) -> String {
             section = t.to_string();
             continue;
         }
-        let Some((key, _)) = t.split_once('=') else {
-            continue;
-        };
+        let Some((key, _)) = t.split_once('=') else { continue };
         let key = key.trim();
         // Find the key within its section and replace it.
         let mut cur = String::new();
@@ -356,10 +258,7 @@ pub fn duplicity_command(client: &Client, fpr: &str, action: &[&str], tail: &[&s
         .env("SIGN_PASSPHRASE", "")
         .args(action)
         .args(["--encrypt-key", fpr, "--sign-key", fpr])
-        .arg(format!(
-            "--ssh-options=-F {}",
-            client.ssh_config().display()
-        ))
+        .arg(format!("--ssh-options=-F {}", client.ssh_config().display()))
         .args(["--num-retries", "2", "--volsize", "1", "-v", "warning"])
         .args(tail);
     cmd
@@ -396,21 +295,14 @@ impl Client {
             .stderr(Stdio::piped())
             .spawn()
             .expect("sftp");
-        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), batch.as_bytes())
-            .expect("batch");
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), batch.as_bytes()).expect("batch");
         drop(child.stdin.take());
         child.wait_with_output().expect("sftp output")
     }
 
     /// `ssh coffer CMD`.
     pub fn ssh(&self, remote: &str) -> Output {
-        self.command("ssh")
-            .arg("-F")
-            .arg(self.ssh_config())
-            .arg("coffer")
-            .arg(remote)
-            .output()
-            .expect("ssh")
+        self.command("ssh").arg("-F").arg(self.ssh_config()).arg("coffer").arg(remote).output().expect("ssh")
     }
 
     pub fn ssh_with_stdin(&self, remote: &str, input: &[u8]) -> Output {
@@ -432,22 +324,13 @@ impl Client {
 
     /// `scp -F config ARGS…`.
     pub fn scp(&self, args: &[&str]) -> Output {
-        self.command("scp")
-            .arg("-F")
-            .arg(self.ssh_config())
-            .args(args)
-            .output()
-            .expect("scp")
+        self.command("scp").arg("-F").arg(self.ssh_config()).args(args).output().expect("scp")
     }
 }
 
 /// Output as text, for assertions.
 pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// Reads a whole pipe, for helpers that stream.

@@ -104,12 +104,7 @@ pub struct BootOptions {
 
 impl Default for BootOptions {
     fn default() -> Self {
-        BootOptions {
-            firmware: Firmware::Direct,
-            allow_reset: false,
-            board: Board::Qemu,
-            read_error_d0: None,
-        }
+        BootOptions { firmware: Firmware::Direct, allow_reset: false, board: Board::Qemu, read_error_d0: None }
     }
 }
 
@@ -127,21 +122,14 @@ pub fn record_time(what: &str, took: Duration) {
     let _ = std::fs::create_dir_all(&logs);
     let line = format!("{what}: {:.1} s\n", took.as_secs_f64());
     eprint!("{line}");
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(logs.join("boot-times.txt"))
-    {
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(logs.join("boot-times.txt")) {
         let _ = f.write_all(line.as_bytes());
     }
 }
 
 /// Multiplies every timeout (slow hosts): `COFFER_QEMU_TIMEOUT_MULT`.
 pub fn timeout(secs: u64) -> Duration {
-    let mult: f64 = std::env::var("COFFER_QEMU_TIMEOUT_MULT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
+    let mult: f64 = std::env::var("COFFER_QEMU_TIMEOUT_MULT").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
     Duration::from_secs_f64(secs as f64 * mult)
 }
 
@@ -150,16 +138,10 @@ fn accel_args() -> &'static [&'static str] {
     static ACCEL: OnceLock<&'static [&'static str]> = OnceLock::new();
     ACCEL.get_or_init(|| {
         if let Ok(forced) = std::env::var("COFFER_QEMU_ACCEL") {
-            return if forced == "kvm" {
-                &["-accel", "kvm", "-cpu", "host"]
-            } else {
-                &["-accel", "tcg", "-cpu", "max"]
-            };
+            return if forced == "kvm" { &["-accel", "kvm", "-cpu", "host"] } else { &["-accel", "tcg", "-cpu", "max"] };
         }
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let virt = cpuinfo
-            .lines()
-            .any(|l| l.starts_with("flags") && (l.contains(" vmx") || l.contains(" svm")));
+        let virt = cpuinfo.lines().any(|l| l.starts_with("flags") && (l.contains(" vmx") || l.contains(" svm")));
         if virt && Path::new("/dev/kvm").exists() && kvm_probe() {
             &["-accel", "kvm", "-cpu", "host"]
         } else {
@@ -173,31 +155,14 @@ fn accel_args() -> &'static [&'static str] {
 fn kvm_probe() -> bool {
     let img = TestImage::get();
     let child = Command::new("timeout")
-        .args([
-            "20",
-            "qemu-system-x86_64",
-            "-accel",
-            "kvm",
-            "-cpu",
-            "host",
-            "-m",
-            "256",
-            "-nodefaults",
-            "-display",
-            "none",
-        ])
+        .args(["20", "qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-m", "256", "-nodefaults", "-display", "none"])
         .args(["-no-reboot", "-serial", "stdio", "-kernel"])
         .arg(img.boot_dir.join("vmlinux"))
-        .args([
-            "-append",
-            "console=ttyS0 panic=-1 loglevel=7 init=/nonexistent",
-        ])
+        .args(["-append", "console=ttyS0 panic=-1 loglevel=7 init=/nonexistent"])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output();
-    child
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("Linux version"))
-        .unwrap_or(false)
+    child.map(|o| String::from_utf8_lossy(&o.stdout).contains("Linux version")).unwrap_or(false)
 }
 
 /// A running (or stopped) appliance with its own copies of the boot image and data disks.
@@ -226,26 +191,13 @@ impl Appliance {
     /// The disks of [`Appliance::boot`], powered off (to change them first).
     pub fn prepare(opts: BootOptions) -> Self {
         let img = TestImage::get();
-        let dir = tempfile::Builder::new()
-            .prefix("coffer-qemu-")
-            .tempdir()
-            .expect("tempdir");
+        let dir = tempfile::Builder::new().prefix("coffer-qemu-").tempdir().expect("tempdir");
         std::fs::copy(img.image_of(opts.board), dir.path().join("boot.img")).expect("copy image");
         for d in ["d0.img", "d1.img"] {
             let f = std::fs::File::create(dir.path().join(d)).expect("data disk");
             f.set_len(64 << 20).expect("size data disk");
         }
-        Appliance {
-            dir,
-            port: 0,
-            opts,
-            qemu: None,
-            stdin: None,
-            serial: Arc::default(),
-            cursor: 0,
-            leds: Arc::default(),
-            started: Instant::now(),
-        }
+        Appliance { dir, port: 0, opts, qemu: None, stdin: None, serial: Arc::default(), cursor: 0, leds: Arc::default(), started: Instant::now() }
     }
 
     /// Starts QEMU on the existing disks (power on).
@@ -266,32 +218,14 @@ impl Appliance {
                 cmd
             }
         };
-        cmd.args([
-            "-m",
-            "512",
-            "-smp",
-            "1",
-            "-nodefaults",
-            "-display",
-            "none",
-            "-serial",
-            "stdio",
-            "-monitor",
-            "none",
-        ])
-        .arg("-qmp")
-        .arg(format!(
-            "unix:{},server=on,wait=off",
-            self.qmp_path().display()
-        ))
-        .args(["-device", "i6300esb", "-action", "watchdog=reset"])
-        // The keyboard LEDs stand for the front panel: QEMU reports each change on stderr.
-        .args(["-trace", "ps2_set_ledstate"])
-        .arg("-netdev")
-        .arg(format!(
-            "user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22",
-            self.port
-        ));
+        cmd.args(["-m", "512", "-smp", "1", "-nodefaults", "-display", "none", "-serial", "stdio", "-monitor", "none"])
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", self.qmp_path().display()))
+            .args(["-device", "i6300esb", "-action", "watchdog=reset"])
+            // The keyboard LEDs stand for the front panel: QEMU reports each change on stderr.
+            .args(["-trace", "ps2_set_ledstate"])
+            .arg("-netdev")
+            .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22", self.port));
         match self.opts.board {
             Board::Qemu => cmd.args(["-device", "virtio-net-pci,netdev=n0"]),
             Board::Generic => cmd.args(["-machine", "q35", "-device", "e1000e,netdev=n0"]),
@@ -316,88 +250,46 @@ impl Appliance {
                 cmd.args(["-bios", "/usr/share/ovmf/OVMF.fd"]);
             }
         }
-        for (n, (id, file, serial)) in [
-            ("boot", "boot.img", "boot0"),
-            ("d0", "d0.img", "disk0"),
-            ("d1", "d1.img", "disk1"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let bootindex = if id == "boot" && self.opts.firmware != Firmware::Direct {
-                ",bootindex=0"
-            } else {
-                ""
-            };
+        for (n, (id, file, serial)) in [("boot", "boot.img", "boot0"), ("d0", "d0.img", "disk0"), ("d1", "d1.img", "disk1")].into_iter().enumerate() {
+            let bootindex = if id == "boot" && self.opts.firmware != Firmware::Direct { ",bootindex=0" } else { "" };
             let device = match self.opts.board {
-                Board::Qemu => {
-                    format!("virtio-blk-pci,drive={id},id=dev-{id},serial={serial}{bootindex}")
-                }
+                Board::Qemu => format!("virtio-blk-pci,drive={id},id=dev-{id},serial={serial}{bootindex}"),
                 // q35's built-in AHCI controller, one port per disk.
-                Board::Generic => {
-                    format!("ide-hd,drive={id},bus=ide.{n},serial={serial}{bootindex}")
-                }
+                Board::Generic => format!("ide-hd,drive={id},bus=ide.{n},serial={serial}{bootindex}"),
                 // The `pc` machine's PIIX IDE: two buses, master and slave.
-                Board::Epia => format!(
-                    "ide-hd,drive={id},bus=ide.{},unit={},serial={serial}{bootindex}",
-                    n / 2,
-                    n % 2
-                ),
+                Board::Epia => format!("ide-hd,drive={id},bus=ide.{},unit={},serial={serial}{bootindex}", n / 2, n % 2),
             };
             let drive = match self.opts.read_error_d0.filter(|_| id == "d0") {
                 Some(sector) => {
                     let config = d.join("blkdebug.cfg");
                     std::fs::write(&config, format!("[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"{sector}\"\nonce = \"on\"\n"))
                         .expect("blkdebug config");
-                    format!(
-                        "if=none,id={id},format=raw,file.driver=blkdebug,file.config={},file.image.filename={}",
-                        config.display(),
-                        d.join(file).display()
-                    )
+                    format!("if=none,id={id},format=raw,file.driver=blkdebug,file.config={},file.image.filename={}", config.display(), d.join(file).display())
                 }
                 None => format!("if=none,id={id},file={},format=raw", d.join(file).display()),
             };
             cmd.arg("-drive").arg(drive).arg("-device").arg(device);
         }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         self.started = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .expect("start qemu-system-x86_64 (scripts/setup-host installs it)");
+        let mut child = cmd.spawn().expect("start qemu-system-x86_64 (scripts/setup-host installs it)");
         self.stdin = child.stdin.take();
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
+        for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>), child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)]
+            .into_iter()
+            .flatten()
         {
             let serial = self.serial.clone();
             let leds = self.leds.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(pipe);
                 let mut buf = Vec::new();
-                while reader
-                    .read_until(b'\n', &mut buf)
-                    .map(|n| n > 0)
-                    .unwrap_or(false)
-                {
+                while reader.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
                     let text = clean_console(&String::from_utf8_lossy(&buf));
                     if text.contains("ps2_set_ledstate")
-                        && let Some(state) =
-                            text.split_whitespace().last().and_then(|w| w.parse().ok())
-                        && let Ok(mut l) = leds.lock()
-                    {
-                        l.push((Instant::now(), state));
-                    }
+                        && let Some(state) = text.split_whitespace().last().and_then(|w| w.parse().ok())
+                            && let Ok(mut l) = leds.lock() {
+                                l.push((Instant::now(), state));
+                            }
                     if let Ok(mut s) = serial.lock() {
                         s.push_str(&text);
                     }
@@ -422,12 +314,7 @@ impl Appliance {
         self.wait_event_where(kind, within, |_| true)
     }
 
-    pub fn wait_event_where(
-        &mut self,
-        kind: &str,
-        within: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
+    pub fn wait_event_where(&mut self, kind: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let text = self.serial();
@@ -437,31 +324,21 @@ impl Appliance {
                 if !line.ends_with('\n') {
                     break;
                 }
-                let Some(json) = line.trim().strip_prefix("coffer-event ") else {
-                    continue;
-                };
-                let Ok(v) = serde_json::from_str::<Value>(json) else {
-                    continue;
-                };
+                let Some(json) = line.trim().strip_prefix("coffer-event ") else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(json) else { continue };
                 if v["kind"] == kind && pred(&v) {
                     self.cursor = offset;
                     return v;
                 }
             }
             if Instant::now() >= deadline {
-                panic!(
-                    "no coffer-event {kind} within {within:?}\n--- serial tail\n{}",
-                    tail(&text, 60)
-                );
+                panic!("no coffer-event {kind} within {within:?}\n--- serial tail\n{}", tail(&text, 60));
             }
             if let Some(status) = self.qemu.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 // QEMU exited: no further events can come.
                 let text = self.serial();
                 if !text[self.cursor.min(text.len())..].contains(&format!("\"kind\":\"{kind}\"")) {
-                    panic!(
-                        "QEMU exited ({status}) before coffer-event {kind}\n--- serial tail\n{}",
-                        tail(&text, 60)
-                    );
+                    panic!("QEMU exited ({status}) before coffer-event {kind}\n--- serial tail\n{}", tail(&text, 60));
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -474,11 +351,7 @@ impl Appliance {
         let from = Instant::now();
         std::thread::sleep(window);
         let leds = self.leds.lock().map(|l| l.clone()).unwrap_or_default();
-        let mut last = leds
-            .iter()
-            .rev()
-            .find(|(t, _)| *t < from)
-            .map(|(_, s)| s & 4);
+        let mut last = leds.iter().rev().find(|(t, _)| *t < from).map(|(_, s)| s & 4);
         let mut changes = 0;
         for (_, s) in leds.iter().filter(|(t, _)| *t >= from) {
             if last.is_some_and(|l| l != s & 4) {
@@ -499,11 +372,7 @@ impl Appliance {
             if let Some(e) = self.events().into_iter().find(|e| e["kind"] == kind) {
                 return e;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no coffer-event {kind} within {within:?}\n--- serial tail\n{}",
-                tail(&self.serial(), 60)
-            );
+            assert!(Instant::now() < deadline, "no coffer-event {kind} within {within:?}\n--- serial tail\n{}", tail(&self.serial(), 60));
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -511,20 +380,14 @@ impl Appliance {
     pub fn events(&self) -> Vec<Value> {
         self.serial()
             .lines()
-            .filter_map(|l| {
-                l.trim()
-                    .strip_prefix("coffer-event ")
-                    .and_then(|j| serde_json::from_str(j).ok())
-            })
+            .filter_map(|l| l.trim().strip_prefix("coffer-event ").and_then(|j| serde_json::from_str(j).ok()))
             .collect()
     }
 
     /// A line typed on the serial console (test images accept debug commands).
     pub fn console(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("qemu running");
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .expect("write to serial console");
+        stdin.write_all(format!("{line}\n").as_bytes()).expect("write to serial console");
         stdin.flush().expect("flush serial console");
     }
 
@@ -542,9 +405,7 @@ impl Appliance {
 
     fn qmp_with(&self, command: &str, arguments: Value) -> Value {
         let stream = UnixStream::connect(self.qmp_path()).expect("connect to QMP");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("QMP timeout");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("QMP timeout");
         let mut reader = BufReader::new(stream.try_clone().expect("QMP clone"));
         let mut writer = stream;
         let read_reply = |reader: &mut BufReader<UnixStream>| loop {
@@ -570,19 +431,13 @@ impl Appliance {
 
     /// Pulls a data disk out of the running machine (`d0` or `d1`, or one plugged later).
     pub fn unplug_disk(&self, id: &str) {
-        self.qmp_ok(
-            "device_del",
-            serde_json::json!({ "id": format!("dev-{id}") }),
-        );
+        self.qmp_ok("device_del", serde_json::json!({ "id": format!("dev-{id}") }));
     }
 
     /// Plugs a new blank disk of `bytes` into the running machine.
     pub fn plug_blank_disk(&self, id: &str, serial: &str, bytes: u64) {
         let file = self.dir.path().join(format!("{id}.img"));
-        std::fs::File::create(&file)
-            .expect("disk file")
-            .set_len(bytes)
-            .expect("disk size");
+        std::fs::File::create(&file).expect("disk file").set_len(bytes).expect("disk size");
         self.qmp_ok(
             "blockdev-add",
             serde_json::json!({ "driver": "raw", "node-name": id, "file": { "driver": "file", "filename": file } }),
@@ -610,10 +465,7 @@ impl Appliance {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "QEMU did not exit within {within:?}\n--- serial tail\n{}",
-                    tail(&self.serial(), 40)
-                );
+                panic!("QEMU did not exit within {within:?}\n--- serial tail\n{}", tail(&self.serial(), 40));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -628,25 +480,15 @@ impl Appliance {
         if !key.exists() {
             std::fs::copy(img.keys.join(user), &key).expect("client key");
         }
-        let host_pub =
-            std::fs::read_to_string(img.state.join("host-keys/ssh_host_ed25519_key.pub"))
-                .expect("host key");
-        std::fs::write(
-            home.join(".ssh/known_hosts"),
-            format!("[127.0.0.1]:{} {}", self.port, host_pub),
-        )
-        .expect("known_hosts");
+        let host_pub = std::fs::read_to_string(img.state.join("host-keys/ssh_host_ed25519_key.pub")).expect("host key");
+        std::fs::write(home.join(".ssh/known_hosts"), format!("[127.0.0.1]:{} {}", self.port, host_pub)).expect("known_hosts");
         let config = format!(
             "Host coffer 127.0.0.1\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {home}/.ssh/id_ed25519\n  IdentitiesOnly yes\n  UserKnownHostsFile {home}/.ssh/known_hosts\n  StrictHostKeyChecking yes\n  BatchMode yes\n  LogLevel ERROR\n  ConnectTimeout 10\n",
             port = self.port,
             home = home.display()
         );
         std::fs::write(home.join(".ssh/config"), config).expect("ssh config");
-        Client {
-            home,
-            user: user.to_string(),
-            port: self.port,
-        }
+        Client { home, user: user.to_string(), port: self.port }
     }
 
     /// Retries an SSH login (`ls -1`) until it works; returns the time since QEMU started.
@@ -691,10 +533,7 @@ impl Appliance {
                 let _ = err.read_to_string(&mut last_err);
             }
             if Instant::now() >= deadline {
-                panic!(
-                    "no SSH login as {user} within {within:?}: {last_err}\n--- serial tail\n{}",
-                    tail(&self.serial(), 40)
-                );
+                panic!("no SSH login as {user} within {within:?}: {last_err}\n--- serial tail\n{}", tail(&self.serial(), 40));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -705,47 +544,23 @@ impl Appliance {
         let local = self.dir.path().join("esp-file");
         std::fs::write(&local, contents).expect("esp file");
         let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
-        run_ok(
-            Command::new("mcopy")
-                .env("MTOOLS_SKIP_CHECK", "1")
-                .args(["-o", "-i", &image])
-                .arg(&local)
-                .arg(format!("::{esp_path}")),
-        );
+        run_ok(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-o", "-i", &image]).arg(&local).arg(format!("::{esp_path}")));
     }
 
     pub fn rename_esp_file(&self, from: &str, to: &str) {
         let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
-        run_ok(
-            Command::new("mren")
-                .env("MTOOLS_SKIP_CHECK", "1")
-                .args(["-i", &image])
-                .arg(format!("::{from}"))
-                .arg(format!("::{to}")),
-        );
+        run_ok(Command::new("mren").env("MTOOLS_SKIP_CHECK", "1").args(["-i", &image]).arg(format!("::{from}")).arg(format!("::{to}")));
     }
 
     pub fn list_esp_dir(&self, esp_dir: &str) -> Vec<String> {
         let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
-        let out = run_ok(
-            Command::new("mdir")
-                .env("MTOOLS_SKIP_CHECK", "1")
-                .args(["-b", "-i", &image])
-                .arg(format!("::{esp_dir}")),
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| l.rsplit('/').next().unwrap_or(l).to_string())
-            .collect()
+        let out = run_ok(Command::new("mdir").env("MTOOLS_SKIP_CHECK", "1").args(["-b", "-i", &image]).arg(format!("::{esp_dir}")));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| l.rsplit('/').next().unwrap_or(l).to_string()).collect()
     }
 
     /// Writes the freshly built image over the boot disk again (a new boot SSD).
     pub fn reflash(&self) {
-        std::fs::copy(
-            TestImage::get().image_of(self.opts.board),
-            self.dir.path().join("boot.img"),
-        )
-        .expect("copy image");
+        std::fs::copy(TestImage::get().image_of(self.opts.board), self.dir.path().join("boot.img")).expect("copy image");
     }
 
     /// Copies a file off the ESP (binary safe).
@@ -753,24 +568,13 @@ impl Appliance {
         let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
         let local = self.dir.path().join("esp-read");
         let _ = std::fs::remove_file(&local);
-        run_ok(
-            Command::new("mcopy")
-                .env("MTOOLS_SKIP_CHECK", "1")
-                .args(["-n", "-i", &image])
-                .arg(format!("::{esp_path}"))
-                .arg(&local),
-        );
+        run_ok(Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-n", "-i", &image]).arg(format!("::{esp_path}")).arg(&local));
         std::fs::read(&local).expect("esp file copied")
     }
 
     pub fn read_esp_file(&self, esp_path: &str) -> String {
         let image = format!("{}@@1M", self.dir.path().join("boot.img").display());
-        let out = run_ok(
-            Command::new("mtype")
-                .env("MTOOLS_SKIP_CHECK", "1")
-                .args(["-i", &image])
-                .arg(format!("::{esp_path}")),
-        );
+        let out = run_ok(Command::new("mtype").env("MTOOLS_SKIP_CHECK", "1").args(["-i", &image]).arg(format!("::{esp_path}")));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -784,10 +588,7 @@ impl Drop for Appliance {
         if std::thread::panicking() {
             let logs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/qemu-logs");
             let _ = std::fs::create_dir_all(&logs);
-            let name = std::thread::current()
-                .name()
-                .unwrap_or("qemu")
-                .replace("::", "-");
+            let name = std::thread::current().name().unwrap_or("qemu").replace("::", "-");
             let path = logs.join(format!("{name}.log"));
             let _ = std::fs::write(&path, self.serial());
             eprintln!("serial log kept in {}", path.display());
@@ -796,10 +597,7 @@ impl Drop for Appliance {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 /// OVMF and the kernel write CRLF and ANSI escapes: keep plain lines.

@@ -25,41 +25,23 @@ impl AlertSinks {
     }
 
     /// With `Some((cert, key))` the SMTP server requires STARTTLS with that certificate.
-    pub fn start_with_tls(
-        smtp_port: u16,
-        http_port: u16,
-        tls: Option<(&std::path::Path, &std::path::Path)>,
-    ) -> Self {
+    pub fn start_with_tls(smtp_port: u16, http_port: u16, tls: Option<(&std::path::Path, &std::path::Path)>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("received.jsonl");
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/alert_sinks.py");
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/alert_sinks.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
             .args([smtp_port.to_string(), http_port.to_string()])
             .arg(&out)
-            .args(
-                tls.iter()
-                    .flat_map(|(cert, key)| [cert.as_os_str(), key.as_os_str()]),
-            )
+            .args(tls.iter().flat_map(|(cert, key)| [cert.as_os_str(), key.as_os_str()]))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start alert_sinks.py (python3-aiosmtpd)");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("ready line");
-        assert_eq!(
-            line.trim(),
-            "ready",
-            "alert_sinks.py did not start (ports {smtp_port}/{http_port} in use?)"
-        );
-        AlertSinks {
-            child,
-            out,
-            _dir: dir,
-        }
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("ready line");
+        assert_eq!(line.trim(), "ready", "alert_sinks.py did not start (ports {smtp_port}/{http_port} in use?)");
+        AlertSinks { child, out, _dir: dir }
     }
 
     /// Everything received so far.
@@ -76,27 +58,13 @@ impl AlertSinks {
         self.wait_for_where(sink, needle, within, |_| true)
     }
 
-    pub fn wait_for_where(
-        &self,
-        sink: &str,
-        needle: &str,
-        within: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> Value {
+    pub fn wait_for_where(&self, sink: &str, needle: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(v) = self
-                .received()
-                .into_iter()
-                .find(|v| v["sink"] == sink && v.to_string().contains(needle) && pred(v))
-            {
+            if let Some(v) = self.received().into_iter().find(|v| v["sink"] == sink && v.to_string().contains(needle) && pred(v)) {
                 return v;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no {sink} message containing {needle:?} within {within:?}; got {:?}",
-                self.received()
-            );
+            assert!(Instant::now() < deadline, "no {sink} message containing {needle:?} within {within:?}; got {:?}", self.received());
             std::thread::sleep(Duration::from_millis(100));
         }
     }

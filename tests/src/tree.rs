@@ -30,20 +30,11 @@ pub fn make_source(dir: &Path) {
     std::fs::write(dir.join("quote'single and space.txt"), bytes(4, 10)).expect("write");
     std::fs::write(dir.join("big.bin"), bytes(5, 3 * 1024 * 1024 + 17)).expect("write");
     std::fs::write(dir.join("script.sh"), b"#!/bin/sh\necho hi\n").expect("write");
-    std::fs::set_permissions(
-        dir.join("script.sh"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .expect("chmod");
+    std::fs::set_permissions(dir.join("script.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::write(dir.join("private"), b"secret\n").expect("write");
-    std::fs::set_permissions(dir.join("private"), std::fs::Permissions::from_mode(0o600))
-        .expect("chmod");
+    std::fs::set_permissions(dir.join("private"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
     for i in 0..40 {
-        std::fs::write(
-            dir.join(format!("docs/small-{i:03}.dat")),
-            bytes(100 + i, (i as usize * 397) % 5000),
-        )
-        .expect("write");
+        std::fs::write(dir.join(format!("docs/small-{i:03}.dat")), bytes(100 + i, (i as usize * 397) % 5000)).expect("write");
     }
     symlink("docs/a.txt", dir.join("link-to-a")).expect("symlink");
 }
@@ -60,10 +51,7 @@ pub fn modify_source(dir: &Path) {
     // make sure the rewritten files do not share the backup's second.
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
     for f in ["docs/a.txt", "big.bin"] {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join(f))
-            .expect("open");
+        let file = std::fs::OpenOptions::new().write(true).open(dir.join(f)).expect("open");
         file.set_modified(later).expect("set mtime");
     }
 }
@@ -78,9 +66,7 @@ pub enum Entry {
 impl std::fmt::Debug for Entry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Entry::File { mode, content } => {
-                write!(f, "file mode {mode:o}, {} bytes", content.len())
-            }
+            Entry::File { mode, content } => write!(f, "file mode {mode:o}, {} bytes", content.len()),
             Entry::Dir => write!(f, "directory"),
             Entry::Symlink(t) => write!(f, "symlink to {}", t.display()),
         }
@@ -97,33 +83,16 @@ pub fn snapshot(dir: &Path, modes: bool) -> BTreeMap<String, Entry> {
 fn walk(root: &Path, dir: &Path, modes: bool, out: &mut BTreeMap<String, Entry>) {
     for e in std::fs::read_dir(dir).expect("read_dir").flatten() {
         let path = e.path();
-        let rel = path
-            .strip_prefix(root)
-            .expect("prefix")
-            .to_string_lossy()
-            .into_owned();
+        let rel = path.strip_prefix(root).expect("prefix").to_string_lossy().into_owned();
         let meta = std::fs::symlink_metadata(&path).expect("lstat");
         if meta.file_type().is_symlink() {
-            out.insert(
-                rel,
-                Entry::Symlink(std::fs::read_link(&path).expect("readlink")),
-            );
+            out.insert(rel, Entry::Symlink(std::fs::read_link(&path).expect("readlink")));
         } else if meta.is_dir() {
             out.insert(rel, Entry::Dir);
             walk(root, &path, modes, out);
         } else {
-            let mode = if modes {
-                meta.permissions().mode() & 0o777
-            } else {
-                0
-            };
-            out.insert(
-                rel,
-                Entry::File {
-                    mode,
-                    content: std::fs::read(&path).expect("read"),
-                },
-            );
+            let mode = if modes { meta.permissions().mode() & 0o777 } else { 0 };
+            out.insert(rel, Entry::File { mode, content: std::fs::read(&path).expect("read") });
         }
     }
 }
@@ -133,40 +102,17 @@ pub fn assert_same(a: &Path, b: &Path, modes: bool) {
     let (sa, sb) = (snapshot(a, modes), snapshot(b, modes));
     let ka: Vec<_> = sa.keys().collect();
     let kb: Vec<_> = sb.keys().collect();
-    assert_eq!(
-        ka,
-        kb,
-        "different names in {} and {}",
-        a.display(),
-        b.display()
-    );
+    assert_eq!(ka, kb, "different names in {} and {}", a.display(), b.display());
     for (k, v) in &sa {
         if sb[k] != *v {
             let detail = match (v, &sb[k]) {
-                (
-                    Entry::File {
-                        content: x,
-                        mode: mx,
-                    },
-                    Entry::File {
-                        content: y,
-                        mode: my,
-                    },
-                ) => {
+                (Entry::File { content: x, mode: mx }, Entry::File { content: y, mode: my }) => {
                     let first = x.iter().zip(y.iter()).position(|(p, q)| p != q);
-                    format!(
-                        "sizes {} vs {}, modes {mx:o} vs {my:o}, first difference at {first:?}",
-                        x.len(),
-                        y.len()
-                    )
+                    format!("sizes {} vs {}, modes {mx:o} vs {my:o}, first difference at {first:?}", x.len(), y.len())
                 }
                 (x, y) => format!("{x:?} vs {y:?}"),
             };
-            panic!(
-                "{k} differs between {} and {}: {detail}",
-                a.display(),
-                b.display()
-            );
+            panic!("{k} differs between {} and {}: {detail}", a.display(), b.display());
         }
     }
 }

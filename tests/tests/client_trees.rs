@@ -3,10 +3,7 @@
 //! became of each path in between (rewritten, appended, truncated, deleted,
 //! turned into a directory or a link, its mode changed).
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test code: a failed step fails the test with its error"
-)]
+#![allow(clippy::unwrap_used, reason = "test code: a failed step fails the test with its error")]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -18,16 +15,7 @@ use coffer_tests::{coffer_bin, run_ok};
 use proptest::prelude::*;
 
 /// The paths an edit may touch: a few names, some nested, some awkward.
-const PATHS: [&str; 8] = [
-    "a",
-    "b c",
-    "d/e",
-    "d/f",
-    "d/g/h",
-    "é ünï",
-    "new\nline",
-    "d/g/i",
-];
+const PATHS: [&str; 8] = ["a", "b c", "d/e", "d/f", "d/g/h", "é ünï", "new\nline", "d/g/i"];
 
 #[derive(Debug, Clone)]
 enum Edit {
@@ -45,25 +33,13 @@ fn edit() -> impl Strategy<Value = Edit> {
     // Sizes around the 64 KiB pieces and the signature blocks.
     let len = prop_oneof![0usize..2000, 65_000usize..140_000];
     prop_oneof![
-        (path.clone(), any::<u64>(), len.clone()).prop_map(|(path, seed, len)| Edit::Write {
-            path,
-            seed,
-            len
-        }),
-        (path.clone(), any::<u64>(), 0usize..70_000).prop_map(|(path, seed, len)| Edit::Append {
-            path,
-            seed,
-            len
-        }),
+        (path.clone(), any::<u64>(), len.clone()).prop_map(|(path, seed, len)| Edit::Write { path, seed, len }),
+        (path.clone(), any::<u64>(), 0usize..70_000).prop_map(|(path, seed, len)| Edit::Append { path, seed, len }),
         (path.clone(), len).prop_map(|(path, len)| Edit::Truncate { path, len }),
         path.clone().prop_map(|path| Edit::Remove { path }),
         path.clone().prop_map(|path| Edit::MakeDir { path }),
         (path.clone(), 0..PATHS.len()).prop_map(|(path, target)| Edit::Link { path, target }),
-        (
-            path,
-            prop_oneof![Just(0o600u32), Just(0o644), Just(0o755), Just(0o640)]
-        )
-            .prop_map(|(path, mode)| Edit::Chmod { path, mode }),
+        (path, prop_oneof![Just(0o600u32), Just(0o644), Just(0o755), Just(0o640)]).prop_map(|(path, mode)| Edit::Chmod { path, mode }),
     ]
 }
 
@@ -78,13 +54,7 @@ fn remove(p: &Path) {
 /// Makes the parent directories of `p` (replacing files in the way).
 fn parents(root: &Path, p: &Path) {
     let mut at = root.to_path_buf();
-    for c in p
-        .strip_prefix(root)
-        .unwrap()
-        .parent()
-        .into_iter()
-        .flat_map(Path::components)
-    {
+    for c in p.strip_prefix(root).unwrap().parent().into_iter().flat_map(Path::components) {
         at.push(c);
         if !std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir()) {
             remove(&at);
@@ -112,10 +82,7 @@ fn apply(root: &Path, e: &Edit, when: SystemTime) {
         }
         Edit::Truncate { path, len } => {
             if std::fs::symlink_metadata(at(*path)).is_ok_and(|m| m.is_file()) {
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(at(*path))
-                    .unwrap();
+                let f = std::fs::OpenOptions::new().write(true).open(at(*path)).unwrap();
                 f.set_len(*len as u64 / 2).unwrap();
             }
         }
@@ -134,25 +101,16 @@ fn apply(root: &Path, e: &Edit, when: SystemTime) {
         }
         Edit::Chmod { path, mode } => {
             if std::fs::symlink_metadata(at(*path)).is_ok_and(|m| m.is_file()) {
-                std::fs::set_permissions(at(*path), std::fs::Permissions::from_mode(*mode))
-                    .unwrap();
+                std::fs::set_permissions(at(*path), std::fs::Permissions::from_mode(*mode)).unwrap();
             }
         }
     }
     if let Some(p) = match e {
-        Edit::Write { path, .. }
-        | Edit::Append { path, .. }
-        | Edit::Truncate { path, .. }
-        | Edit::Chmod { path, .. } => Some(at(*path)),
+        Edit::Write { path, .. } | Edit::Append { path, .. } | Edit::Truncate { path, .. } | Edit::Chmod { path, .. } => Some(at(*path)),
         _ => None,
     } && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file())
     {
-        std::fs::File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(when)
-            .unwrap();
+        std::fs::File::options().write(true).open(&p).unwrap().set_modified(when).unwrap();
     }
 }
 

@@ -14,11 +14,7 @@ fn second_user_cannot_reach_first_users_files() {
     let alice = server.client("alice");
     let bob = server.client("bob");
     std::fs::write(alice.home.join("secret.txt"), SECRET).unwrap();
-    let out = alice.sftp_batch(&format!(
-        "mkdir docs\nput {}/secret.txt secret.txt\nput {}/secret.txt docs/inner.txt\n",
-        alice.home.display(),
-        alice.home.display()
-    ));
+    let out = alice.sftp_batch(&format!("mkdir docs\nput {}/secret.txt secret.txt\nput {}/secret.txt docs/inner.txt\n", alice.home.display(), alice.home.display()));
     assert!(out.status.success(), "{}", text(&out));
     let alice_area = server.area("alice");
     let before = tree::snapshot(&alice_area, true);
@@ -66,18 +62,10 @@ fn second_user_cannot_reach_first_users_files() {
         assert!(!t.contains(SECRET), "{a} revealed alice's data: {t}");
         if a.starts_with("ls") {
             // Either an error, or only bob's own names (the echoed command is the first line).
-            let leaked = t.lines().skip(1).any(|l| {
-                l.contains("secret.txt") || l.contains("inner.txt") || l.ends_with("docs")
-            });
+            let leaked = t.lines().skip(1).any(|l| l.contains("secret.txt") || l.contains("inner.txt") || l.ends_with("docs"));
             assert!(!leaked, "{a} listed alice's files: {t}");
         }
-        assert!(
-            !bob.home.join("x").exists()
-                || !std::fs::read_to_string(bob.home.join("x"))
-                    .unwrap()
-                    .contains(SECRET),
-            "{a}"
-        );
+        assert!(!bob.home.join("x").exists() || !std::fs::read_to_string(bob.home.join("x")).unwrap().contains(SECRET), "{a}");
     }
     // The exec side: every command resolves in bob's own area.
     for cmd in [
@@ -95,53 +83,24 @@ fn second_user_cannot_reach_first_users_files() {
     ] {
         let out = bob.ssh(cmd);
         let t = text(&out);
-        assert!(
-            !t.contains(SECRET) && !t.contains("inner.txt"),
-            "{cmd}: {t}"
-        );
+        assert!(!t.contains(SECRET) && !t.contains("inner.txt"), "{cmd}: {t}");
     }
-    for target in [
-        "coffer:../alice/secret.txt",
-        "coffer:found-link/secret.txt",
-        &format!("coffer:{abs}/secret.txt"),
-    ] {
+    for target in ["coffer:../alice/secret.txt", "coffer:found-link/secret.txt", &format!("coffer:{abs}/secret.txt")] {
         for mode in ["-O", "-s"] {
             let dest = bob.home.join("scp-out");
             let _ = bob.scp(&[mode, target, dest.to_str().unwrap()]);
-            assert!(
-                !dest.exists() || !std::fs::read_to_string(&dest).unwrap().contains(SECRET),
-                "scp {mode} {target}"
-            );
+            assert!(!dest.exists() || !std::fs::read_to_string(&dest).unwrap().contains(SECRET), "scp {mode} {target}");
         }
         let _ = bob.scp(&["-O", bob.home.join("mine.txt").to_str().unwrap(), target]);
     }
     // A tar-over-scp style recursive fetch of the link does not follow it out either.
-    let _ = bob.scp(&[
-        "-O",
-        "-r",
-        "coffer:found-link",
-        bob.home.join("rec").to_str().unwrap(),
-    ]);
-    let grep = Command::new("grep")
-        .args(["-r", SECRET])
-        .arg(&bob.home)
-        .output()
-        .unwrap();
-    assert!(
-        grep.stdout.is_empty(),
-        "secret leaked into bob's files: {}",
-        text(&grep)
-    );
+    let _ = bob.scp(&["-O", "-r", "coffer:found-link", bob.home.join("rec").to_str().unwrap()]);
+    let grep = Command::new("grep").args(["-r", SECRET]).arg(&bob.home).output().unwrap();
+    assert!(grep.stdout.is_empty(), "secret leaked into bob's files: {}", text(&grep));
 
     let after = tree::snapshot(&alice_area, true);
     assert!(before == after, "alice's area changed");
     // Alice still has full access to her own files.
-    let out = run_ok(
-        alice
-            .command("ssh")
-            .arg("-F")
-            .arg(alice.ssh_config())
-            .args(["coffer", "md5sum secret.txt"]),
-    );
+    let out = run_ok(alice.command("ssh").arg("-F").arg(alice.ssh_config()).args(["coffer", "md5sum secret.txt"]));
     assert!(text(&out).contains("secret.txt"));
 }

@@ -17,10 +17,7 @@ struct Duplicity<'a> {
 const DAY: u64 = 86_400;
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 impl Duplicity<'_> {
@@ -75,10 +72,7 @@ fn remote_files(server: &Coffer, user: &str) -> Vec<String> {
 }
 
 fn stamp(t: u64) -> String {
-    let out = Command::new("date")
-        .args(["-u", "-d", &format!("@{t}"), "+%Y%m%dT%H%M%SZ"])
-        .output()
-        .unwrap();
+    let out = Command::new("date").args(["-u", "-d", &format!("@{t}"), "+%Y%m%dT%H%M%SZ"]).output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -88,11 +82,7 @@ fn full_cycle(scheme: &str) {
     let fpr = coffer_tests::gpg_key(&client.home);
     let src = client.home.join("home-me");
     tree::make_source(&src);
-    let d = Duplicity {
-        client: &client,
-        url: format!("{scheme}://alice@127.0.0.1:{}/backup/home", server.port),
-        fpr,
-    };
+    let d = Duplicity { client: &client, url: format!("{scheme}://alice@127.0.0.1:{}/backup/home", server.port), fpr };
     let t0 = now();
     let (t_full1, t_inc, t_full2) = (t0 - 4 * DAY, t0 - 2 * DAY, t0 - DAY);
 
@@ -104,21 +94,11 @@ fn full_cycle(scheme: &str) {
     d.backup("incremental", &src, t_inc);
 
     // verify --compare-data reads every volume back and compares with the source.
-    d.ok(
-        &["verify", "--compare-data"],
-        None,
-        &[Path::new(&d.url), &src],
-    );
+    d.ok(&["verify", "--compare-data"], None, &[Path::new(&d.url), &src]);
     let status = text(&d.on_url(&["collection-status"]));
-    assert!(
-        status.contains("Full") && status.contains("Incremental"),
-        "{status}"
-    );
+    assert!(status.contains("Full") && status.contains("Incremental"), "{status}");
     let listing = text(&d.on_url(&["list-current-files"]));
-    assert!(
-        listing.contains("docs/new.txt") && !listing.contains("small-007"),
-        "{listing}"
-    );
+    assert!(listing.contains("docs/new.txt") && !listing.contains("small-007"), "{listing}");
 
     let whole = client.home.join("restored");
     d.restore(&[], &whole);
@@ -132,43 +112,23 @@ fn full_cycle(scheme: &str) {
     // A second chain, then drop the first one; the newest chain stays whole.
     d.backup("full", &src, t_full2);
     let before = remote_files(&server, "alice");
-    assert!(
-        before.iter().any(|f| f.contains(&stamp(t_full1))),
-        "{before:?}"
-    );
+    assert!(before.iter().any(|f| f.contains(&stamp(t_full1))), "{before:?}");
     d.on_url(&["remove-older-than", "36h", "--force"]);
     let after = remote_files(&server, "alice");
-    assert!(
-        after.iter().all(|f| !f.contains(&stamp(t_full1))),
-        "first chain not removed: {after:?}"
-    );
-    assert!(
-        after
-            .iter()
-            .any(|f| f.contains(&format!("duplicity-full.{}.manifest", stamp(t_full2)))),
-        "{after:?}"
-    );
+    assert!(after.iter().all(|f| !f.contains(&stamp(t_full1))), "first chain not removed: {after:?}");
+    assert!(after.iter().any(|f| f.contains(&format!("duplicity-full.{}.manifest", stamp(t_full2)))), "{after:?}");
 
     d.backup("full", &src, t0);
     d.on_url(&["remove-all-but-n-full", "1", "--force"]);
     let last = remote_files(&server, "alice");
-    assert!(
-        last.iter().all(|f| !f.contains(&stamp(t_full2))),
-        "{last:?}"
-    );
+    assert!(last.iter().all(|f| !f.contains(&stamp(t_full2))), "{last:?}");
     let status = text(&d.on_url(&["collection-status"]));
-    assert!(
-        status.contains("Found 0 secondary backup chains") || !status.contains("Secondary chain"),
-        "{status}"
-    );
+    assert!(status.contains("Found 0 secondary backup chains") || !status.contains("Secondary chain"), "{status}");
     let again = client.home.join("restored-again");
     d.restore(&[], &again);
     tree::assert_same(&src, &again, true);
     // Nothing half-written anywhere.
-    assert!(
-        last.iter().all(|f| !f.starts_with(".coffer-upload-")),
-        "{last:?}"
-    );
+    assert!(last.iter().all(|f| !f.starts_with(".coffer-upload-")), "{last:?}");
 }
 
 #[test]

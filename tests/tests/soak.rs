@@ -67,31 +67,19 @@ fn status_field(pid: u32, field: &str) -> u64 {
 }
 
 fn descriptors(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
 }
 
 fn children(pid: u32) -> usize {
     let parent = format!("PPid:\t{pid}\n");
     std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    std::fs::read_to_string(e.path().join("status"))
-                        .is_ok_and(|s| s.contains(&parent))
-                })
-                .count()
-        })
+        .map(|d| d.flatten().filter(|e| std::fs::read_to_string(e.path().join("status")).is_ok_and(|s| s.contains(&parent))).count())
         .unwrap_or(0)
 }
 
 #[test]
 fn hostile_traffic_from_one_key_leaves_another_users_backups_unchanged() {
-    let seconds: u64 = std::env::var("COFFER_SOAK_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(600);
+    let seconds: u64 = std::env::var("COFFER_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(600);
     let server = Coffer::start();
     let alice = Arc::new(server.client("alice"));
     let bob = server.client("bob");
@@ -103,15 +91,9 @@ fn hostile_traffic_from_one_key_leaves_another_users_backups_unchanged() {
     let big = area.join("big");
     std::fs::create_dir(&big).expect("mkdir big");
     for i in 0..20_000 {
-        std::fs::File::create(big.join(format!("entry-with-a-longish-name-{i:06}")))
-            .expect("entry");
+        std::fs::File::create(big.join(format!("entry-with-a-longish-name-{i:06}"))).expect("entry");
     }
-    Command::new("chown")
-        .arg("-R")
-        .arg(format!("{owner}:{owner}"))
-        .arg(&big)
-        .status()
-        .expect("chown");
+    Command::new("chown").arg("-R").arg(format!("{owner}:{owner}")).arg(&big).status().expect("chown");
 
     let fpr = coffer_tests::gpg_key(&bob.home);
     let src = bob.home.join("src");
@@ -123,39 +105,18 @@ fn hostile_traffic_from_one_key_leaves_another_users_backups_unchanged() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicUsize::new(0));
-    type Attack = (
-        &'static str,
-        Vec<&'static str>,
-        Duration,
-        Option<&'static str>,
-    );
+    type Attack = (&'static str, Vec<&'static str>, Duration, Option<&'static str>);
     let attacks: Vec<Attack> = vec![
-        (
-            "127.0.0.2",
-            vec!["flood", "30", "10"],
-            Duration::from_secs(3),
-            None,
-        ),
-        (
-            "127.0.0.3",
-            vec!["banner", "64", "127.0.0.3"],
-            Duration::from_secs(2),
-            Some("count"),
-        ),
+        ("127.0.0.2", vec!["flood", "30", "10"], Duration::from_secs(3), None),
+        ("127.0.0.3", vec!["banner", "64", "127.0.0.3"], Duration::from_secs(2), Some("count")),
         ("127.0.0.4", vec!["long-line", "64"], Duration::ZERO, None),
-        (
-            "127.0.0.5",
-            vec!["listings", "big", "100"],
-            Duration::ZERO,
-            None,
-        ),
+        ("127.0.0.5", vec!["listings", "big", "100"], Duration::ZERO, None),
         ("127.0.0.6", vec!["churn", "300"], Duration::ZERO, None),
     ];
     let threads: Vec<_> = attacks
         .into_iter()
         .map(|(source, args, hold, probe)| {
-            let (alice, stop, rounds) =
-                (Arc::clone(&alice), Arc::clone(&stop), Arc::clone(&rounds));
+            let (alice, stop, rounds) = (Arc::clone(&alice), Arc::clone(&stop), Arc::clone(&rounds));
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     attack_once(&alice, source, &args, hold, probe);
@@ -174,36 +135,13 @@ fn hostile_traffic_from_one_key_leaves_another_users_backups_unchanged() {
     while backups == 0 || started.elapsed() < Duration::from_secs(seconds) {
         let action = if backups == 0 { "full" } else { "incremental" };
         if backups > 0 {
-            std::fs::write(
-                src.join(format!("round-{backups}.bin")),
-                tree::bytes(backups, 300_000),
-            )
-            .expect("new file");
+            std::fs::write(src.join(format!("round-{backups}.bin")), tree::bytes(backups, 300_000)).expect("new file");
         }
-        let out = duplicity_command(&bob, &fpr, &[action], &[src.to_str().unwrap(), &url])
-            .output()
-            .expect("duplicity");
-        assert!(
-            out.status.success(),
-            "bob's {action} backup failed under attack: {}\n{}",
-            text(&out),
-            server.log()
-        );
+        let out = duplicity_command(&bob, &fpr, &[action], &[src.to_str().unwrap(), &url]).output().expect("duplicity");
+        assert!(out.status.success(), "bob's {action} backup failed under attack: {}\n{}", text(&out), server.log());
         let restored = bob.home.join(format!("restored-{backups}"));
-        let out = duplicity_command(
-            &bob,
-            &fpr,
-            &["restore"],
-            &[&url, restored.to_str().unwrap()],
-        )
-        .output()
-        .expect("duplicity");
-        assert!(
-            out.status.success(),
-            "bob's restore failed under attack: {}\n{}",
-            text(&out),
-            server.log()
-        );
+        let out = duplicity_command(&bob, &fpr, &["restore"], &[&url, restored.to_str().unwrap()]).output().expect("duplicity");
+        assert!(out.status.success(), "bob's restore failed under attack: {}\n{}", text(&out), server.log());
         tree::assert_same(&src, &restored, true);
         std::fs::remove_dir_all(&restored).expect("remove restored tree");
         backups += 1;
@@ -232,16 +170,7 @@ fn hostile_traffic_from_one_key_leaves_another_users_backups_unchanged() {
         rounds.load(Ordering::SeqCst)
     );
     assert_eq!(children(pid), 0, "session workers left running");
-    assert!(
-        fds_after <= fds_before + 4,
-        "descriptors leaked: {fds_before} before, {fds_after} after"
-    );
-    assert!(
-        rss_after < rss_warm + 32 * 1024,
-        "server memory kept growing: {rss_warm} KiB a quarter in, {rss_after} KiB after"
-    );
-    assert!(
-        rss_peak < 512 * 1024,
-        "server memory peaked at {rss_peak} KiB"
-    );
+    assert!(fds_after <= fds_before + 4, "descriptors leaked: {fds_before} before, {fds_after} after");
+    assert!(rss_after < rss_warm + 32 * 1024, "server memory kept growing: {rss_warm} KiB a quarter in, {rss_after} KiB after");
+    assert!(rss_peak < 512 * 1024, "server memory peaked at {rss_peak} KiB");
 }

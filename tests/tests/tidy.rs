@@ -5,20 +5,14 @@
 //! table, and events are printed only as typed `coffer_runtime::event::Event`
 //! values. Each failure says how to fix the layout.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test code: an unreadable source file fails the test"
-)]
+#![allow(clippy::unwrap_used, reason = "test code: an unreadable source file fails the test")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ lives in the repository")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the repository").to_path_buf()
 }
 
 /// Every crate of the repository: directories holding a Cargo.toml and a
@@ -35,13 +29,8 @@ fn crate_dirs(root: &Path) -> Vec<PathBuf> {
 /// Directories directly under `group` that hold a Cargo.toml (none when
 /// `group` does not exist).
 fn crate_dirs_in(group: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(group) else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("Cargo.toml").is_file())
-        .collect();
+    let Ok(entries) = std::fs::read_dir(group) else { return Vec::new() };
+    let mut dirs: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.join("Cargo.toml").is_file()).collect();
     dirs.sort();
     dirs
 }
@@ -94,9 +83,7 @@ fn code_only(source: &str) -> String {
                     i += 1;
                 }
             }
-        } else if let Some(hashes) =
-            raw_string_start(rest).filter(|_| i == 0 || !is_ident(chars[i - 1]))
-        {
+        } else if let Some(hashes) = raw_string_start(rest).filter(|_| i == 0 || !is_ident(chars[i - 1])) {
             // r"…", r#"…"#, br#"…"#: ends at a quote followed by as many '#'.
             let open = rest.iter().position(|&c| c == '"').unwrap() + 1;
             for _ in 0..open {
@@ -104,14 +91,7 @@ fn code_only(source: &str) -> String {
             }
             i += open;
             while i < chars.len() {
-                if chars[i] == '"'
-                    && chars[i + 1..]
-                        .iter()
-                        .take(hashes)
-                        .filter(|&&c| c == '#')
-                        .count()
-                        == hashes
-                {
+                if chars[i] == '"' && chars[i + 1..].iter().take(hashes).filter(|&&c| c == '#').count() == hashes {
                     for _ in 0..=hashes {
                         out.push(' ');
                     }
@@ -187,10 +167,7 @@ struct Reference {
 /// root (`main.rs`, `lib.rs`), whose items every module may use.
 fn module_path(src: &Path, file: &Path) -> Option<Vec<String>> {
     let relative = file.strip_prefix(src).unwrap();
-    let mut parts: Vec<String> = relative
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
+    let mut parts: Vec<String> = relative.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     let last = parts.pop().unwrap();
     let stem = last.trim_end_matches(".rs");
     if stem != "mod" && !(parts.is_empty() && (stem == "main" || stem == "lib")) {
@@ -204,9 +181,7 @@ fn module_path(src: &Path, file: &Path) -> Option<Vec<String>> {
 /// and `b`; `super::` is resolved against the file's module path and the
 /// inline `mod name { … }` blocks around it.
 fn references(src: &Path, file: &Path, modules: &BTreeSet<String>) -> Vec<Reference> {
-    let Some(file_path) = module_path(src, file) else {
-        return Vec::new();
-    };
+    let Some(file_path) = module_path(src, file) else { return Vec::new() };
     let original = std::fs::read_to_string(file).unwrap();
     let code: Vec<char> = code_only(&original).chars().collect();
     let lines: Vec<&str> = original.lines().collect();
@@ -393,13 +368,7 @@ fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
             }
         }
     }
-    let mut walk = Walk {
-        edges,
-        index: BTreeMap::new(),
-        low: BTreeMap::new(),
-        stack: Vec::new(),
-        found: Vec::new(),
-    };
+    let mut walk = Walk { edges, index: BTreeMap::new(), low: BTreeMap::new(), stack: Vec::new(), found: Vec::new() };
     for node in edges.keys() {
         if !walk.index.contains_key(node) {
             walk.visit(node);
@@ -415,21 +384,11 @@ fn module_cycles(root: &Path, crate_dir: &Path) -> Option<String> {
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     files.sort();
-    let modules: BTreeSet<String> = files
-        .iter()
-        .filter_map(|f| module_path(&src, f))
-        .map(|p| p[0].clone())
-        .collect();
-    let refs: Vec<Reference> = files
-        .iter()
-        .flat_map(|f| references(&src, f, &modules))
-        .collect();
+    let modules: BTreeSet<String> = files.iter().filter_map(|f| module_path(&src, f)).map(|p| p[0].clone()).collect();
+    let refs: Vec<Reference> = files.iter().flat_map(|f| references(&src, f, &modules)).collect();
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &refs {
-        edges
-            .entry(r.from.clone())
-            .or_default()
-            .insert(r.to.clone());
+        edges.entry(r.from.clone()).or_default().insert(r.to.clone());
     }
     let found = cycles(&edges);
     if found.is_empty() {
@@ -439,27 +398,14 @@ fn module_cycles(root: &Path, crate_dir: &Path) -> Option<String> {
     let mut message = String::new();
     for component in found {
         let members: BTreeSet<&String> = component.iter().collect();
-        writeln!(
-            message,
-            "{name}: the modules {{{}}} import each other in a cycle:",
-            component.join(", ")
-        )
-        .unwrap();
+        writeln!(message, "{name}: the modules {{{}}} import each other in a cycle:", component.join(", ")).unwrap();
         let mut shown = BTreeSet::new();
-        for r in refs
-            .iter()
-            .filter(|r| members.contains(&r.from) && members.contains(&r.to))
-        {
+        for r in refs.iter().filter(|r| members.contains(&r.from) && members.contains(&r.to)) {
             if !shown.insert((&r.file, r.line, &r.to)) {
                 continue;
             }
             let file = r.file.strip_prefix(root).unwrap().display();
-            writeln!(
-                message,
-                "  {} -> {}   {file}:{}: {}",
-                r.from, r.to, r.line, r.text
-            )
-            .unwrap();
+            writeln!(message, "  {} -> {}   {file}:{}: {}", r.from, r.to, r.line, r.text).unwrap();
         }
     }
     message.push_str(
@@ -473,10 +419,7 @@ fn module_cycles(root: &Path, crate_dir: &Path) -> Option<String> {
 #[test]
 fn no_crate_has_modules_that_import_each_other_in_a_cycle() {
     let root = repo_root();
-    let problems: Vec<String> = crate_dirs(&root)
-        .iter()
-        .filter_map(|c| module_cycles(&root, c))
-        .collect();
+    let problems: Vec<String> = crate_dirs(&root).iter().filter_map(|c| module_cycles(&root, c)).collect();
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
@@ -487,30 +430,12 @@ fn commands_and_services_crossing(root: &Path) -> Vec<String> {
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     files.sort();
-    let modules: BTreeSet<String> = files
-        .iter()
-        .filter_map(|f| module_path(&src, f))
-        .map(|p| p[0].clone())
-        .collect();
+    let modules: BTreeSet<String> = files.iter().filter_map(|f| module_path(&src, f)).map(|p| p[0].clone()).collect();
     files
         .iter()
         .flat_map(|f| references(&src, f, &modules))
-        .filter(|r| {
-            matches!(
-                (r.from.as_str(), r.to.as_str()),
-                ("cmd", "svc") | ("svc", "cmd")
-            )
-        })
-        .map(|r| {
-            format!(
-                "  {} -> {}   {}:{}: {}",
-                r.from,
-                r.to,
-                r.file.strip_prefix(root).unwrap().display(),
-                r.line,
-                r.text
-            )
-        })
+        .filter(|r| matches!((r.from.as_str(), r.to.as_str()), ("cmd", "svc") | ("svc", "cmd")))
+        .map(|r| format!("  {} -> {}   {}:{}: {}", r.from, r.to, r.file.strip_prefix(root).unwrap().display(), r.line, r.text))
         .collect()
 }
 
@@ -531,10 +456,7 @@ fn commands_and_services_never_import_each_other() {
 fn package_name(manifest: &Path) -> String {
     let text = std::fs::read_to_string(manifest).unwrap();
     let package = text.split("[package]").nth(1).expect("a [package] section");
-    let line = package
-        .lines()
-        .find(|l| l.trim_start().starts_with("name"))
-        .expect("a package name");
+    let line = package.lines().find(|l| l.trim_start().starts_with("name")).expect("a package name");
     line.split('"').nth(1).unwrap().to_string()
 }
 
@@ -544,11 +466,7 @@ fn architecture_table(root: &Path) -> BTreeMap<String, String> {
     text.lines()
         .filter_map(|line| {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let unquote = |s: &str| {
-                s.strip_prefix('`')
-                    .and_then(|s| s.strip_suffix('`'))
-                    .map(str::to_string)
-            };
+            let unquote = |s: &str| s.strip_prefix('`').and_then(|s| s.strip_suffix('`')).map(str::to_string);
             Some((unquote(cells.get(2)?)?, unquote(cells.get(1)?)?))
         })
         .collect()
@@ -565,9 +483,7 @@ fn every_crate_has_a_row_in_the_architecture_table() {
             let name = package_name(&dir.join("Cargo.toml"));
             match table.get(&relative) {
                 Some(listed) if *listed == name => {}
-                Some(listed) => missing.push(format!(
-                    "{relative}: the table calls it `{listed}`, Cargo.toml `{name}`"
-                )),
+                Some(listed) => missing.push(format!("{relative}: the table calls it `{listed}`, Cargo.toml `{name}`")),
                 None => missing.push(format!("{relative} (`{name}`) has no row")),
             }
         }
@@ -583,9 +499,7 @@ fn every_crate_has_a_row_in_the_architecture_table() {
 
 #[test]
 fn the_reference_reader_sees_imports_and_skips_comments_and_strings() {
-    let code = code_only(
-        "use crate::a; // crate::b\nlet s = \"crate::c\"; let r = r#\"crate::d\"#; let c = '\"'; crate::e::f();",
-    );
+    let code = code_only("use crate::a; // crate::b\nlet s = \"crate::c\"; let r = r#\"crate::d\"#; let c = '\"'; crate::e::f();");
     assert!(code.contains("crate::a") && code.contains("crate::e::f"));
     assert!(!code.contains("crate::b") && !code.contains("crate::c") && !code.contains("crate::d"));
     assert_eq!(code.lines().count(), 2);
@@ -593,30 +507,20 @@ fn the_reference_reader_sees_imports_and_skips_comments_and_strings() {
     let chars: Vec<char> = "{a, b::c, d::{e, f}}".chars().collect();
     assert_eq!(group_heads(&chars, 0), ["a", "b", "d"]);
 
-    let edges: BTreeMap<String, BTreeSet<String>> =
-        [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]
-            .into_iter()
-            .fold(BTreeMap::new(), |mut m, (x, y)| {
-                m.entry(x.to_string()).or_default().insert(y.to_string());
-                m
-            });
+    let edges: BTreeMap<String, BTreeSet<String>> = [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]
+        .into_iter()
+        .fold(BTreeMap::new(), |mut m, (x, y)| {
+            m.entry(x.to_string()).or_default().insert(y.to_string());
+            m
+        });
     assert_eq!(cycles(&edges), [["a", "b", "c"]]);
 }
 
 /// Crates that may read the system clock themselves, and why.
 const CLOCK_READERS: [(&str, &str); 3] = [
-    (
-        "firmware/time",
-        "SNTP timestamps its own exchange (send and receive instants) and is what sets the clock",
-    ),
-    (
-        "client/cli",
-        "the client runs on a household machine, not the appliance: its clock names the backup sets it writes",
-    ),
-    (
-        "tests",
-        "the harness ages files and backups against the host's clock; it is not appliance code",
-    ),
+    ("firmware/time", "SNTP timestamps its own exchange (send and receive instants) and is what sets the clock"),
+    ("client/cli", "the client runs on a household machine, not the appliance: its clock names the backup sets it writes"),
+    ("tests", "the harness ages files and backups against the host's clock; it is not appliance code"),
 ];
 
 /// Production source of a file: everything before its `#[cfg(test)]`
@@ -646,18 +550,10 @@ fn runtime_contract_breaches(root: &Path) -> Vec<String> {
             for (n, (text, code)) in production.lines().zip(code.lines()).enumerate() {
                 let comment = text.trim_start().starts_with("//");
                 if !comment && (text.contains("\"/run/coffer") || text.contains("\"/etc/coffer")) {
-                    found.push(format!(
-                        "{shown}:{}: a runtime path literal: {}",
-                        n + 1,
-                        text.trim()
-                    ));
+                    found.push(format!("{shown}:{}: a runtime path literal: {}", n + 1, text.trim()));
                 }
                 if !may_read_clock && code.contains("SystemTime::now") {
-                    found.push(format!(
-                        "{shown}:{}: reads the system clock: {}",
-                        n + 1,
-                        text.trim()
-                    ));
+                    found.push(format!("{shown}:{}: reads the system clock: {}", n + 1, text.trim()));
                 }
             }
         }
@@ -685,11 +581,7 @@ fn untyped_events(root: &Path) -> Vec<String> {
                 if text.trim_start().starts_with("//") {
                     continue;
                 }
-                if text.contains("\"coffer-event")
-                    || ["emit(\"", "event(\"", "event::line(\""]
-                        .iter()
-                        .any(|call| text.contains(call))
-                {
+                if text.contains("\"coffer-event") || ["emit(\"", "event(\"", "event::line(\""].iter().any(|call| text.contains(call)) {
                     found.push(format!("{shown}:{}: {}", n + 1, text.trim()));
                 }
             }
@@ -714,10 +606,7 @@ fn events_are_printed_only_as_typed_values_through_coffer_runtime() {
 #[test]
 fn only_coffer_runtime_names_runtime_paths_and_reads_the_clock() {
     let found = runtime_contract_breaches(&repo_root());
-    let allowed: Vec<String> = CLOCK_READERS
-        .iter()
-        .map(|(c, why)| format!("{c}: {why}"))
-        .collect();
+    let allowed: Vec<String> = CLOCK_READERS.iter().map(|(c, why)| format!("{c}: {why}")).collect();
     assert!(
         found.is_empty(),
         "the runtime contract is written outside coffer-runtime:\n  {}\nFix: name a file under /run/coffer or \

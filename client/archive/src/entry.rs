@@ -28,11 +28,7 @@ impl Index {
     /// empty string are the root. A trailing `/` is dropped.
     pub fn from_bytes(path: &[u8]) -> Self {
         let path = path.strip_suffix(b"/").unwrap_or(path);
-        if path == b"." {
-            Self::root()
-        } else {
-            Self(path.to_vec())
-        }
+        if path == b"." { Self::root() } else { Self(path.to_vec()) }
     }
 
     /// The index made of these components.
@@ -89,11 +85,7 @@ impl PartialOrd for Index {
 
 impl fmt::Debug for Index {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("\".\"")
-        } else {
-            write!(f, "\"{}\"", self.0.escape_ascii())
-        }
+        if self.0.is_empty() { f.write_str("\".\"") } else { write!(f, "\"{}\"", self.0.escape_ascii()) }
     }
 }
 
@@ -162,56 +154,38 @@ impl EntryName {
             owned.push(b'/');
             name = &owned;
         }
-        let unrecognized = || ReadError::UnrecognizedName {
-            name: name.escape_ascii().to_string(),
-        };
-        let (kind, piece, rest): (Kind, Option<u64>, &[u8]) =
-            if let Some(rest) = name.strip_prefix(b"multivol_") {
-                let (kind, rest) = if let Some(r) = rest.strip_prefix(b"diff") {
-                    (Kind::Diff, r)
-                } else if let Some(r) = rest.strip_prefix(b"snapshot") {
-                    (Kind::Snapshot, r)
-                } else {
-                    return Err(unrecognized());
-                };
-                let rest = rest.strip_prefix(b"/").ok_or_else(unrecognized)?;
-                let rest = rest.strip_prefix(b"/").unwrap_or(rest);
-                let slash = rest
-                    .iter()
-                    .rposition(|b| *b == b'/')
-                    .ok_or_else(unrecognized)?;
-                let digits = &rest[slash + 1..];
-                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-                    return Err(unrecognized());
-                }
-                let piece = std::str::from_utf8(digits)
-                    .ok()
-                    .and_then(|d| d.parse().ok())
-                    .ok_or_else(unrecognized)?;
-                (kind, Some(piece), &rest[..slash])
+        let unrecognized = || ReadError::UnrecognizedName { name: name.escape_ascii().to_string() };
+        let (kind, piece, rest): (Kind, Option<u64>, &[u8]) = if let Some(rest) = name.strip_prefix(b"multivol_") {
+            let (kind, rest) = if let Some(r) = rest.strip_prefix(b"diff") {
+                (Kind::Diff, r)
+            } else if let Some(r) = rest.strip_prefix(b"snapshot") {
+                (Kind::Snapshot, r)
             } else {
-                let mut found = None;
-                for kind in [Kind::Snapshot, Kind::Diff, Kind::Deleted, Kind::Signature] {
-                    if let Some(r) = name
-                        .strip_prefix(kind.prefix())
-                        .and_then(|r| r.strip_prefix(b"/"))
-                    {
-                        found = Some((kind, r.strip_suffix(b"/").unwrap_or(r)));
-                        break;
-                    }
-                }
-                let (kind, rest) = found.ok_or_else(unrecognized)?;
-                (kind, None, rest)
+                return Err(unrecognized());
             };
-        let index = if rest == b"." || rest.is_empty() {
-            Index::root()
+            let rest = rest.strip_prefix(b"/").ok_or_else(unrecognized)?;
+            let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+            let slash = rest.iter().rposition(|b| *b == b'/').ok_or_else(unrecognized)?;
+            let digits = &rest[slash + 1..];
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(unrecognized());
+            }
+            let piece = std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()).ok_or_else(unrecognized)?;
+            (kind, Some(piece), &rest[..slash])
         } else {
-            Index(rest.to_vec())
+            let mut found = None;
+            for kind in [Kind::Snapshot, Kind::Diff, Kind::Deleted, Kind::Signature] {
+                if let Some(r) = name.strip_prefix(kind.prefix()).and_then(|r| r.strip_prefix(b"/")) {
+                    found = Some((kind, r.strip_suffix(b"/").unwrap_or(r)));
+                    break;
+                }
+            }
+            let (kind, rest) = found.ok_or_else(unrecognized)?;
+            (kind, None, rest)
         };
+        let index = if rest == b"." || rest.is_empty() { Index::root() } else { Index(rest.to_vec()) };
         if index.components().any(|c| c == b"..") {
-            return Err(ReadError::DotDot {
-                name: name.escape_ascii().to_string(),
-            });
+            return Err(ReadError::DotDot { name: name.escape_ascii().to_string() });
         }
         Ok(Self { kind, index, piece })
     }
@@ -223,16 +197,10 @@ impl EntryName {
         let mut name = Vec::with_capacity(path.len() + 24);
         match (flavor, self.kind, self.piece) {
             (Flavor::Volume, Kind::Signature, _) | (Flavor::SigTar, Kind::Diff, _) => {
-                return Err(WriteError::WrongKind {
-                    kind: self.kind.name(),
-                    place: flavor.describe(),
-                });
+                return Err(WriteError::WrongKind { kind: self.kind.name(), place: flavor.describe() });
             }
             (Flavor::SigTar, _, Some(_)) | (_, Kind::Deleted, Some(_)) => {
-                return Err(WriteError::WrongKind {
-                    kind: self.kind.name(),
-                    place: "a multivolume piece",
-                });
+                return Err(WriteError::WrongKind { kind: self.kind.name(), place: "a multivolume piece" });
             }
             (Flavor::Volume, kind, Some(piece)) => {
                 name.extend_from_slice(b"multivol_");
@@ -369,16 +337,7 @@ mod tests {
         let shown: Vec<&[u8]> = v.iter().map(Index::as_bytes).collect();
         assert_eq!(
             shown,
-            [
-                &b""[..],
-                b"a",
-                b"a/b",
-                b"a/b/c",
-                b"a b",
-                b"a.txt",
-                b"a0",
-                b"b"
-            ],
+            [&b""[..], b"a", b"a/b", b"a/b/c", b"a b", b"a.txt", b"a0", b"b"],
             "root first, then depth first with bytewise siblings"
         );
     }
@@ -395,63 +354,28 @@ mod tests {
             (b"diff/x\ny", false, Kind::Diff, b"x\ny", None),
             (b"deleted/d", false, Kind::Deleted, b"d", None),
             (b"signature/s\xff", false, Kind::Signature, b"s\xff", None),
-            (
-                b"multivol_snapshot/a/big/12",
-                false,
-                Kind::Snapshot,
-                b"a/big",
-                Some(12),
-            ),
+            (b"multivol_snapshot/a/big/12", false, Kind::Snapshot, b"a/big", Some(12)),
             (b"multivol_diff/7/1", false, Kind::Diff, b"7", Some(1)),
         ];
         for (name, dir, kind, path, piece) in table {
             let parsed = EntryName::parse(name, *dir).unwrap();
-            assert_eq!(
-                parsed,
-                EntryName {
-                    kind: *kind,
-                    index: Index(path.to_vec()),
-                    piece: *piece
-                },
-                "{name:?}"
-            );
+            assert_eq!(parsed, EntryName { kind: *kind, index: Index(path.to_vec()), piece: *piece }, "{name:?}");
         }
     }
 
     #[test]
     fn bad_names_are_refused() {
-        for name in [
-            &b"other/x"[..],
-            b"multivol_snapshot/x",
-            b"multivol_snapshot/x/",
-            b"multivol_x/a/1",
-            b"snapshotx",
-        ] {
-            assert!(
-                matches!(
-                    EntryName::parse(name, false),
-                    Err(ReadError::UnrecognizedName { .. })
-                ),
-                "{name:?}"
-            );
+        for name in [&b"other/x"[..], b"multivol_snapshot/x", b"multivol_snapshot/x/", b"multivol_x/a/1", b"snapshotx"]
+        {
+            assert!(matches!(EntryName::parse(name, false), Err(ReadError::UnrecognizedName { .. })), "{name:?}");
         }
-        assert!(matches!(
-            EntryName::parse(b"snapshot/a/../b", false),
-            Err(ReadError::DotDot { .. })
-        ));
-        assert!(matches!(
-            EntryName::parse(b"multivol_diff/../1", false),
-            Err(ReadError::DotDot { .. })
-        ));
+        assert!(matches!(EntryName::parse(b"snapshot/a/../b", false), Err(ReadError::DotDot { .. })));
+        assert!(matches!(EntryName::parse(b"multivol_diff/../1", false), Err(ReadError::DotDot { .. })));
     }
 
     #[test]
     fn names_are_written_as_duplicity_writes_them() {
-        let n = |kind, path: &[u8], piece| EntryName {
-            kind,
-            index: Index::from_bytes(path),
-            piece,
-        };
+        let n = |kind, path: &[u8], piece| EntryName { kind, index: Index::from_bytes(path), piece };
         let v = Flavor::Volume;
         let s = Flavor::SigTar;
         let table: &[(EntryName, bool, Flavor, &[u8])] = &[
@@ -461,12 +385,7 @@ mod tests {
             (n(Kind::Snapshot, b"d", None), true, s, b"snapshot/d/"),
             (n(Kind::Deleted, b"d", None), false, v, b"deleted/d"),
             (n(Kind::Signature, b"f", None), false, s, b"signature/f"),
-            (
-                n(Kind::Diff, b"a/f", Some(3)),
-                false,
-                v,
-                b"multivol_diff/a/f/3",
-            ),
+            (n(Kind::Diff, b"a/f", Some(3)), false, v, b"multivol_diff/a/f/3"),
         ];
         for (name, dir, flavor, want) in table {
             assert_eq!(name.tar_name(*dir, *flavor).unwrap(), *want, "{name:?}");

@@ -130,21 +130,13 @@ fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
 
 /// Appends the header blocks for one entry named `name` (the full tar name)
 /// with `size` bytes of data, exactly as Python 3.11's tarfile writes them.
-pub(crate) fn encode(
-    name: &[u8],
-    meta: &Meta,
-    size: u64,
-    out: &mut Vec<u8>,
-) -> Result<(), WriteError> {
+pub(crate) fn encode(name: &[u8], meta: &Meta, size: u64, out: &mut Vec<u8>) -> Result<(), WriteError> {
     let shown = || name.escape_ascii().to_string();
     let linkname: &[u8] = match &meta.file_type {
         FileType::Symlink(target) => target,
         _ => b"",
     };
-    if [name, linkname, &meta.uname, &meta.gname]
-        .iter()
-        .any(|s| s.contains(&0))
-    {
+    if [name, linkname, &meta.uname, &meta.gname].iter().any(|s| s.contains(&0)) {
         return Err(WriteError::Nul { name: shown() });
     }
     let device = match meta.file_type {
@@ -165,11 +157,7 @@ pub(crate) fn encode(
 
     // Python builds the PAX keys in this order, after any keys already in
     // `pax_headers`, which win over generated ones.
-    let mut pax: Vec<(&[u8], Vec<u8>)> = meta
-        .extra_pax
-        .iter()
-        .map(|(k, v)| (k.as_slice(), v.clone()))
-        .collect();
+    let mut pax: Vec<(&[u8], Vec<u8>)> = meta.extra_pax.iter().map(|(k, v)| (k.as_slice(), v.clone())).collect();
     let has = |pax: &Vec<(&[u8], Vec<u8>)>, key: &[u8]| pax.iter().any(|(k, _)| *k == key);
     for (value, key, limit) in [
         (name, &b"path"[..], 100),
@@ -181,12 +169,8 @@ pub(crate) fn encode(
             pax.push((key, value.to_vec()));
         }
     }
-    let mut numbers = [
-        (meta.uid, &b"uid"[..], 8),
-        (meta.gid, b"gid", 8),
-        (size, b"size", 12),
-        (meta.mtime, b"mtime", 12),
-    ];
+    let mut numbers =
+        [(meta.uid, &b"uid"[..], 8), (meta.gid, b"gid", 8), (size, b"size", 12), (meta.mtime, b"mtime", 12)];
     for (value, key, digits) in &mut numbers {
         if !fits(*value, *digits) {
             if !has(&pax, key) {
@@ -272,27 +256,18 @@ pub(crate) struct RawHeader {
 
 /// The bytes before the first NUL (Python's `nts`).
 fn field_str(field: &[u8]) -> &[u8] {
-    field
-        .iter()
-        .position(|b| *b == 0)
-        .map_or(field, |end| &field[..end])
+    field.iter().position(|b| *b == 0).map_or(field, |end| &field[..end])
 }
 
 /// Python's `nti`: base-256 when the first byte is 0x80 (0xff, negative,
 /// is refused), else octal digits surrounded by spaces and NULs.
 fn field_number(field: &[u8], offset: u64, name: &'static str) -> Result<u64, ReadError> {
-    let bad = || ReadError::BadNumber {
-        offset,
-        field: name,
-    };
+    let bad = || ReadError::BadNumber { offset, field: name };
     match field.first() {
         Some(0x80) => {
             let mut n: u64 = 0;
             for b in &field[1..] {
-                n = n
-                    .checked_mul(256)
-                    .and_then(|n| n.checked_add(u64::from(*b)))
-                    .ok_or_else(bad)?;
+                n = n.checked_mul(256).and_then(|n| n.checked_add(u64::from(*b))).ok_or_else(bad)?;
             }
             Ok(n)
         }
@@ -308,10 +283,7 @@ fn field_number(field: &[u8], offset: u64, name: &'static str) -> Result<u64, Re
                 if !(b'0'..=b'7').contains(b) {
                     return Err(bad());
                 }
-                n = n
-                    .checked_mul(8)
-                    .and_then(|n| n.checked_add(u64::from(b - b'0')))
-                    .ok_or_else(bad)?;
+                n = n.checked_mul(8).and_then(|n| n.checked_add(u64::from(b - b'0'))).ok_or_else(bad)?;
             }
             Ok(n)
         }
@@ -325,34 +297,12 @@ pub(crate) fn decode(block: &[u8; BLOCK], offset: u64) -> Result<Option<RawHeade
         return Ok(None);
     }
     let stored = field_number(&block[148..156], offset, "checksum")?;
-    let unsigned: u64 = block
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u64::from(*b)
-            }
-        })
-        .sum();
-    let signed: i64 = block
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                i64::from(*b as i8)
-            }
-        })
-        .sum();
+    let unsigned: u64 =
+        block.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u64::from(*b) }).sum();
+    let signed: i64 =
+        block.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { i64::from(*b as i8) }).sum();
     if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
-        return Err(ReadError::Checksum {
-            offset,
-            stored,
-            computed: unsigned,
-        });
+        return Err(ReadError::Checksum { offset, stored, computed: unsigned });
     }
     let mut name = field_str(&block[0..100]).to_vec();
     let magic = &block[257..265];
@@ -393,10 +343,7 @@ pub(crate) fn decode_pax(mut records: &[u8], offset: u64) -> Result<Vec<PaxRecor
         if records.iter().all(|b| *b == 0) {
             break;
         }
-        let space = records
-            .iter()
-            .position(|b| *b == b' ')
-            .ok_or_else(|| bad("no length"))?;
+        let space = records.iter().position(|b| *b == b' ').ok_or_else(|| bad("no length"))?;
         let digits = &records[..space];
         if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
             return Err(bad("length is not a number"));
@@ -406,13 +353,8 @@ pub(crate) fn decode_pax(mut records: &[u8], offset: u64) -> Result<Vec<PaxRecor
             return Err(bad("length beyond the header"));
         }
         let record = &records[space + 1..len];
-        let record = record
-            .strip_suffix(b"\n")
-            .ok_or_else(|| bad("record does not end in a newline"))?;
-        let eq = record
-            .iter()
-            .position(|b| *b == b'=')
-            .ok_or_else(|| bad("record has no '='"))?;
+        let record = record.strip_suffix(b"\n").ok_or_else(|| bad("record does not end in a newline"))?;
+        let eq = record.iter().position(|b| *b == b'=').ok_or_else(|| bad("record has no '='"))?;
         pairs.push((record[..eq].to_vec(), record[eq + 1..].to_vec()));
         records = &records[len..];
     }
@@ -422,10 +364,7 @@ pub(crate) fn decode_pax(mut records: &[u8], offset: u64) -> Result<Vec<PaxRecor
 /// A decimal PAX number; a fraction (PAX mtimes may have one) is dropped
 /// and a negative value reads as 0, as duplicity stores negative times.
 pub(crate) fn pax_number(value: &[u8], offset: u64) -> Result<u64, ReadError> {
-    let bad = || ReadError::BadPax {
-        offset,
-        why: "number field is not a number",
-    };
+    let bad = || ReadError::BadPax { offset, why: "number field is not a number" };
     let (negative, value) = match value.strip_prefix(b"-") {
         Some(rest) => (true, rest),
         None => (false, value),
@@ -441,10 +380,7 @@ pub(crate) fn pax_number(value: &[u8], offset: u64) -> Result<u64, ReadError> {
     if negative {
         return Ok(0);
     }
-    std::str::from_utf8(whole)
-        .ok()
-        .and_then(|w| w.parse().ok())
-        .ok_or_else(bad)
+    std::str::from_utf8(whole).ok().and_then(|w| w.parse().ok()).ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -461,26 +397,18 @@ mod tests {
 
     #[test]
     fn pax_records_count_their_own_length() {
-        for (key, value, want) in [
-            (&b"path"[..], &b"x"[..], &b"9 path=x\n"[..]),
-            (b"path", &[b'a'; 90], b""),
-            (b"path", &[b'a'; 91], b""),
-        ] {
+        for (key, value, want) in
+            [(&b"path"[..], &b"x"[..], &b"9 path=x\n"[..]), (b"path", &[b'a'; 90], b""), (b"path", &[b'a'; 91], b"")]
+        {
             let mut out = Vec::new();
             pax_record(&mut out, key, value);
             let len: usize =
-                std::str::from_utf8(&out[..out.iter().position(|b| *b == b' ').unwrap()])
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                std::str::from_utf8(&out[..out.iter().position(|b| *b == b' ').unwrap()]).unwrap().parse().unwrap();
             assert_eq!(len, out.len());
             if !want.is_empty() {
                 assert_eq!(out, want);
             }
-            assert_eq!(
-                decode_pax(&out, 0).unwrap(),
-                vec![(key.to_vec(), value.to_vec())]
-            );
+            assert_eq!(decode_pax(&out, 0).unwrap(), vec![(key.to_vec(), value.to_vec())]);
         }
     }
 
@@ -505,13 +433,7 @@ mod tests {
 
     #[test]
     fn hostile_pax_records_are_refused() {
-        for records in [
-            &b"999 path=x\n"[..],
-            b"5 path=x\n",
-            b"x path\n",
-            b"10 pathxx\n",
-            b"10 path=xx",
-        ] {
+        for records in [&b"999 path=x\n"[..], b"5 path=x\n", b"x path\n", b"10 pathxx\n", b"10 path=xx"] {
             assert!(decode_pax(records, 0).is_err(), "{records:?}");
         }
     }

@@ -26,6 +26,4 @@ pub use error::{ManifestError, ReadError, WriteError};
 pub use header::{MAX_EXTENDED_HEADER, RECORD_SIZE};
 pub use manifest::{Change, FileChange, Manifest, VolumeInfo, quote, unquote};
 pub use read::{EntryData, Header, TarReader};
-pub use write::{
-    Footer, PIECE_SIZE, Position, SigTarWriter, VolumeRange, VolumeWriter, Volumes, read_full,
-};
+pub use write::{Footer, PIECE_SIZE, Position, SigTarWriter, VolumeRange, VolumeWriter, Volumes, read_full};

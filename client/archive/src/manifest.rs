@@ -55,10 +55,7 @@ impl VolumeInfo {
     /// The block's bytes, without the final newline duplicity adds.
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(format!("Volume {}:\n", self.number).as_bytes());
-        for (label, position) in [
-            ("StartingPath   ", &self.start),
-            ("EndingPath     ", &self.end),
-        ] {
+        for (label, position) in [("StartingPath   ", &self.start), ("EndingPath     ", &self.end)] {
             out.extend_from_slice(b"    ");
             out.extend_from_slice(label.as_bytes());
             if position.index.is_root() {
@@ -122,12 +119,7 @@ pub struct Manifest {
 /// ASCII whitespace, `\`, `"` or `'`; then in double quotes with each such
 /// byte as `\xNN` (lower-case hex).
 pub fn quote(path: &[u8]) -> Vec<u8> {
-    let special = |b: &u8| {
-        matches!(
-            b,
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'\\' | b'"' | b'\''
-        )
-    };
+    let special = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | b'\\' | b'"' | b'\'');
     if !path.iter().any(special) {
         return path.to_vec();
     }
@@ -179,9 +171,7 @@ fn is_space(b: u8) -> bool {
 }
 
 fn fields(line: &[u8]) -> Vec<&[u8]> {
-    line.split(|b| is_space(*b))
-        .filter(|f| !f.is_empty())
-        .collect()
+    line.split(|b| is_space(*b)).filter(|f| !f.is_empty()).collect()
 }
 
 /// `KEY` followed by one whitespace byte at the start of `line`, any case.
@@ -277,42 +267,15 @@ impl Manifest {
             Files,
         }
         let mut section = Section::Top;
-        let err = |line: usize, why: &str| ManifestError::Line {
-            line,
-            why: why.to_string(),
-        };
+        let err = |line: usize, why: &str| ManifestError::Line { line, why: why.to_string() };
 
-        let finish = |section: Section,
-                      volumes: &mut BTreeMap<u32, VolumeInfo>|
-         -> Result<(), ManifestError> {
+        let finish = |section: Section, volumes: &mut BTreeMap<u32, VolumeInfo>| -> Result<(), ManifestError> {
             match section {
                 Section::Top => {}
-                Section::Volume {
-                    number,
-                    line,
-                    start,
-                    end,
-                    hashes,
-                } => {
-                    let start = start.ok_or(ManifestError::Missing {
-                        volume: number,
-                        line,
-                        field: "StartingPath",
-                    })?;
-                    let end = end.ok_or(ManifestError::Missing {
-                        volume: number,
-                        line,
-                        field: "EndingPath",
-                    })?;
-                    volumes.insert(
-                        number,
-                        VolumeInfo {
-                            number,
-                            start,
-                            end,
-                            hashes,
-                        },
-                    );
+                Section::Volume { number, line, start, end, hashes } => {
+                    let start = start.ok_or(ManifestError::Missing { volume: number, line, field: "StartingPath" })?;
+                    let end = end.ok_or(ManifestError::Missing { volume: number, line, field: "EndingPath" })?;
+                    volumes.insert(number, VolumeInfo { number, start, end, hashes });
                 }
                 Section::Files => {}
             }
@@ -323,15 +286,8 @@ impl Manifest {
         for (n, line) in body.split(|b| *b == b'\n').enumerate() {
             let number = n + 1;
             if let Some(rest) = after_key(line, "volume") {
-                let digits: Vec<u8> = rest
-                    .iter()
-                    .copied()
-                    .take_while(u8::is_ascii_digit)
-                    .collect();
-                if digits.is_empty()
-                    || rest.get(digits.len()) != Some(&b':')
-                    || !line[6..].starts_with(b" ")
-                {
+                let digits: Vec<u8> = rest.iter().copied().take_while(u8::is_ascii_digit).collect();
+                if digits.is_empty() || rest.get(digits.len()) != Some(&b':') || !line[6..].starts_with(b" ") {
                     return Err(err(number, "a Volume line is not 'Volume N:'"));
                 }
                 let volume: u32 = std::str::from_utf8(&digits)
@@ -340,13 +296,7 @@ impl Manifest {
                     .ok_or_else(|| err(number, "volume number out of range"))?;
                 finish(std::mem::replace(&mut section, Section::Top), &mut volumes)?;
                 latest = volume;
-                section = Section::Volume {
-                    number: volume,
-                    line: number,
-                    start: None,
-                    end: None,
-                    hashes: Vec::new(),
-                };
+                section = Section::Volume { number: volume, line: number, start: None, end: None, hashes: Vec::new() };
                 continue;
             }
             if after_key(line, "filelist").is_some() {
@@ -372,9 +322,7 @@ impl Manifest {
                     manifest.localdir = Some(dir).filter(|d| !d.is_empty());
                 }
                 Section::Top => {}
-                Section::Volume {
-                    start, end, hashes, ..
-                } => {
+                Section::Volume { start, end, hashes, .. } => {
                     let f = fields(line);
                     let Some(key) = f.first() else { continue };
                     let position = |f: &[&[u8]]| -> Result<Position, ManifestError> {
@@ -389,10 +337,7 @@ impl Manifest {
                                     .ok_or_else(|| err(number, "piece number is not a number"))?,
                             ),
                         };
-                        Ok(Position {
-                            index: Index::from_bytes(&path),
-                            piece,
-                        })
+                        Ok(Position { index: Index::from_bytes(&path), piece })
                     };
                     if key.eq_ignore_ascii_case(b"startingpath") {
                         *start = Some(position(&f)?);
@@ -402,10 +347,8 @@ impl Manifest {
                         let (Some(name), Some(value)) = (f.get(1), f.get(2)) else {
                             return Err(err(number, "a Hash line needs a name and a value"));
                         };
-                        let text = |b: &[u8]| {
-                            String::from_utf8(b.to_vec())
-                                .map_err(|_| err(number, "hash is not text"))
-                        };
+                        let text =
+                            |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| err(number, "hash is not text"));
                         hashes.push((text(name)?, text(value)?));
                     }
                 }
@@ -420,10 +363,7 @@ impl Manifest {
                     };
                     let joined: Vec<u8> = f[1..].concat();
                     let path = unquote(&joined).unwrap_or(joined);
-                    manifest
-                        .files_changed
-                        .get_or_insert_with(Vec::new)
-                        .push(FileChange { change, path });
+                    manifest.files_changed.get_or_insert_with(Vec::new).push(FileChange { change, path });
                 }
             }
         }
@@ -462,35 +402,21 @@ mod tests {
     #[test]
     fn odd_hostnames_read_back() {
         for host in [&b"\"x"[..], b"\"", b"\"a\"", b"plain"] {
-            let m = Manifest {
-                hostname: Some(host.to_vec()),
-                ..Manifest::default()
-            };
+            let m = Manifest { hostname: Some(host.to_vec()), ..Manifest::default() };
             assert_eq!(Manifest::parse(&m.to_bytes()).unwrap(), m, "{host:?}");
         }
-        assert_eq!(
-            Manifest::parse(b"Hostname \nLocaldir \n").unwrap(),
-            Manifest::default()
-        );
+        assert_eq!(Manifest::parse(b"Hostname \nLocaldir \n").unwrap(), Manifest::default());
     }
 
     #[test]
     fn the_file_list_is_read_leniently_as_duplicity_reads_it() {
-        let m =
-            Manifest::parse(b"Filelist 3\n    new      a\n    gone b\n    changed  \"x\\x20y\"\n")
-                .unwrap();
+        let m = Manifest::parse(b"Filelist 3\n    new      a\n    gone b\n    changed  \"x\\x20y\"\n").unwrap();
         let files = m.files_changed.unwrap();
         assert_eq!(
             files,
             [
-                FileChange {
-                    change: Change::New,
-                    path: b"a".to_vec()
-                },
-                FileChange {
-                    change: Change::Changed,
-                    path: b"x y".to_vec()
-                }
+                FileChange { change: Change::New, path: b"a".to_vec() },
+                FileChange { change: Change::Changed, path: b"x y".to_vec() }
             ]
         );
     }
@@ -523,10 +449,7 @@ Volume 2:\n    StartingPath   a 2\n    EndingPath     e  \n    Hash SHA1 dd\n";
         }
         assert!(matches!(
             Manifest::parse(b"Volume 1:\n    StartingPath . \n"),
-            Err(ManifestError::Missing {
-                field: "EndingPath",
-                ..
-            })
+            Err(ManifestError::Missing { field: "EndingPath", .. })
         ));
     }
 
@@ -534,14 +457,8 @@ Volume 2:\n    StartingPath   a 2\n    EndingPath     e  \n    Hash SHA1 dd\n";
     fn volumes_are_picked_for_a_path_as_duplicity_picks_them() {
         let v = |s: &[u8], e: &[u8]| VolumeInfo {
             number: 1,
-            start: Position {
-                index: Index::from_bytes(s),
-                piece: None,
-            },
-            end: Position {
-                index: Index::from_bytes(e),
-                piece: None,
-            },
+            start: Position { index: Index::from_bytes(s), piece: None },
+            end: Position { index: Index::from_bytes(e), piece: None },
             hashes: vec![],
         };
         assert!(v(b"a/b", b"c").may_contain(&Index::from_bytes(b"a")));

@@ -56,13 +56,7 @@ struct Pending {
 
 impl<R: Read> TarReader<R> {
     pub fn new(inner: R) -> Self {
-        Self {
-            inner,
-            offset: 0,
-            remaining: 0,
-            padding: 0,
-            finished: false,
-        }
+        Self { inner, offset: 0, remaining: 0, padding: 0, finished: false }
     }
 
     /// Offset in the tar stream of the next byte to be read.
@@ -84,10 +78,7 @@ impl<R: Read> TarReader<R> {
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
-                    return Err(ReadError::Io {
-                        offset: self.offset + got as u64,
-                        source,
-                    });
+                    return Err(ReadError::Io { offset: self.offset + got as u64, source });
                 }
             }
         }
@@ -98,10 +89,7 @@ impl<R: Read> TarReader<R> {
     fn read_exact(&mut self, buf: &mut [u8], what: &'static str) -> Result<(), ReadError> {
         let start = self.offset;
         if self.fill(buf)? < buf.len() {
-            return Err(ReadError::Truncated {
-                offset: start,
-                what,
-            });
+            return Err(ReadError::Truncated { offset: start, what });
         }
         Ok(())
     }
@@ -120,11 +108,7 @@ impl<R: Read> TarReader<R> {
     /// The data of an extended header, bounded.
     fn extended(&mut self, raw: &RawHeader, at: u64) -> Result<Vec<u8>, ReadError> {
         if raw.size > MAX_EXTENDED_HEADER {
-            return Err(ReadError::ExtendedTooLong {
-                offset: at,
-                size: raw.size,
-                limit: MAX_EXTENDED_HEADER,
-            });
+            return Err(ReadError::ExtendedTooLong { offset: at, size: raw.size, limit: MAX_EXTENDED_HEADER });
         }
         let mut data = vec![0; raw.size as usize];
         self.read_exact(&mut data, "an extended header")?;
@@ -157,17 +141,11 @@ impl<R: Read> TarReader<R> {
                 return Ok(None);
             }
             if got < BLOCK {
-                return Err(ReadError::Truncated {
-                    offset: at,
-                    what: "a header block",
-                });
+                return Err(ReadError::Truncated { offset: at, what: "a header block" });
             }
             let Some(raw) = header::decode(&block, at)? else {
                 if first_at != at {
-                    return Err(ReadError::Truncated {
-                        offset: at,
-                        what: "an extended header's entry",
-                    });
+                    return Err(ReadError::Truncated { offset: at, what: "an extended header's entry" });
                 }
                 self.finished = true;
                 return Ok(None);
@@ -206,12 +184,7 @@ impl<R: Read> TarReader<R> {
         }
     }
 
-    fn finish_header(
-        &mut self,
-        raw: RawHeader,
-        pending: Pending,
-        at: u64,
-    ) -> Result<Header, ReadError> {
+    fn finish_header(&mut self, raw: RawHeader, pending: Pending, at: u64) -> Result<Header, ReadError> {
         let mut name = pending.long_name.unwrap_or(raw.name);
         let mut linkname = pending.long_link.unwrap_or(raw.linkname);
         let (mut uname, mut gname) = (raw.uname, raw.gname);
@@ -230,10 +203,7 @@ impl<R: Read> TarReader<R> {
                 // Names are kept as bytes whatever the charset says.
                 b"hdrcharset" => {}
                 _ => {
-                    if let Some(slot) = extra_pax
-                        .iter_mut()
-                        .find(|(k, _): &&mut (Vec<u8>, Vec<u8>)| *k == key)
-                    {
+                    if let Some(slot) = extra_pax.iter_mut().find(|(k, _): &&mut (Vec<u8>, Vec<u8>)| *k == key) {
                         slot.1 = value;
                     } else {
                         extra_pax.push((key, value));
@@ -245,14 +215,8 @@ impl<R: Read> TarReader<R> {
             return Err(ReadError::EmptyName { offset: at });
         }
         let device = |what| -> Result<(u32, u32), ReadError> {
-            let major = u32::try_from(raw.devmajor).map_err(|_| ReadError::BadNumber {
-                offset: at,
-                field: what,
-            })?;
-            let minor = u32::try_from(raw.devminor).map_err(|_| ReadError::BadNumber {
-                offset: at,
-                field: what,
-            })?;
+            let major = u32::try_from(raw.devmajor).map_err(|_| ReadError::BadNumber { offset: at, field: what })?;
+            let minor = u32::try_from(raw.devminor).map_err(|_| ReadError::BadNumber { offset: at, field: what })?;
             Ok((major, minor))
         };
         let file_type = match raw.flag {
@@ -278,29 +242,11 @@ impl<R: Read> TarReader<R> {
                 });
             }
         };
-        let data = if file_type == FileType::Regular {
-            size
-        } else {
-            0
-        };
+        let data = if file_type == FileType::Regular { size } else { 0 };
         self.remaining = data;
         self.padding = header::padding(data);
-        let meta = Meta {
-            file_type,
-            mode: (raw.mode & 0o7777) as u32,
-            uid,
-            gid,
-            uname,
-            gname,
-            mtime,
-            extra_pax,
-        };
-        Ok(Header {
-            name,
-            meta,
-            size: data,
-            offset: at,
-        })
+        let meta = Meta { file_type, mode: (raw.mode & 0o7777) as u32, uid, gid, uname, gname, mtime, extra_pax };
+        Ok(Header { name, meta, size: data, offset: at })
     }
 
     /// The current entry's data, to read to its end (or not: the next
@@ -318,10 +264,7 @@ impl<R: Read> TarReader<R> {
         let start = self.offset;
         let got = self.fill(&mut buf[..take])?;
         if got == 0 {
-            return Err(ReadError::Truncated {
-                offset: start,
-                what: "entry data",
-            });
+            return Err(ReadError::Truncated { offset: start, what: "entry data" });
         }
         self.remaining -= got as u64;
         Ok(got)
@@ -350,10 +293,7 @@ mod tests {
 
     fn pax_block(records: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        let meta = Meta {
-            extra_pax: vec![(b"X.k".to_vec(), records.to_vec())],
-            ..Meta::deleted()
-        };
+        let meta = Meta { extra_pax: vec![(b"X.k".to_vec(), records.to_vec())], ..Meta::deleted() };
         header::encode(b"deleted/a", &meta, 0, &mut out).unwrap();
         out.truncate(out.len() - BLOCK);
         out
@@ -372,16 +312,7 @@ mod tests {
     #[test]
     fn truncation_and_damage_are_reported_with_offsets() {
         let mut tar = Vec::new();
-        header::encode(
-            b"snapshot/f",
-            &Meta {
-                mode: 0o644,
-                ..Meta::deleted()
-            },
-            1000,
-            &mut tar,
-        )
-        .unwrap();
+        header::encode(b"snapshot/f", &Meta { mode: 0o644, ..Meta::deleted() }, 1000, &mut tar).unwrap();
         tar.extend_from_slice(&[7; 1000]);
         header::pad_to_block(&mut tar);
 
@@ -394,16 +325,10 @@ mod tests {
         let mut bad = tar.clone();
         bad[10] ^= 1;
         let err = TarReader::new(bad.as_slice()).next_header().unwrap_err();
-        assert!(
-            matches!(err, ReadError::Checksum { offset: 0, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ReadError::Checksum { offset: 0, .. }), "{err}");
 
         let err = TarReader::new(&tar[..300]).next_header().unwrap_err();
-        assert!(
-            matches!(err, ReadError::Truncated { offset: 0, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ReadError::Truncated { offset: 0, .. }), "{err}");
 
         // A clean end on a block boundary without a footer is the end.
         let mut whole = TarReader::new(tar.as_slice());

@@ -128,41 +128,26 @@ impl<V: Volumes> VolumeWriter<V> {
     /// [`Index`] order.
     pub fn push(&mut self, entry: &Entry, data: &mut dyn Read) -> Result<(), WriteError> {
         if entry.kind == Kind::Signature {
-            return Err(WriteError::WrongKind {
-                kind: entry.kind.name(),
-                place: "a volume",
-            });
+            return Err(WriteError::WrongKind { kind: entry.kind.name(), place: "a volume" });
         }
         if let Some(previous) = &self.previous
             && *previous >= entry.index
         {
-            return Err(WriteError::OutOfOrder {
-                name: shown(&entry.index),
-                previous: shown(previous),
-            });
+            return Err(WriteError::OutOfOrder { name: shown(&entry.index), previous: shown(previous) });
         }
         self.previous = Some(entry.index.clone());
-        let name = EntryName {
-            kind: entry.kind,
-            index: entry.index.clone(),
-            piece: None,
-        };
+        let name = EntryName { kind: entry.kind, index: entry.index.clone(), piece: None };
         let with_data = entry.kind != Kind::Deleted && entry.meta.file_type == FileType::Regular;
         if !with_data {
             let tar_name = name.tar_name(entry.meta.is_dir(), Flavor::Volume)?;
             self.block.clear();
             header::encode(&tar_name, &entry.meta, 0, &mut self.block)?;
-            return self.emit(Position {
-                index: entry.index.clone(),
-                piece: None,
-            });
+            return self.emit(Position { index: entry.index.clone(), piece: None });
         }
         let mut piece_number = 0u64;
         loop {
-            let len = read_full(data, &mut self.piece).map_err(|source| WriteError::Source {
-                name: shown(&entry.index),
-                source,
-            })?;
+            let len = read_full(data, &mut self.piece)
+                .map_err(|source| WriteError::Source { name: shown(&entry.index), source })?;
             let last = len < PIECE_SIZE;
             let piece = if piece_number == 0 && last {
                 None
@@ -170,19 +155,12 @@ impl<V: Volumes> VolumeWriter<V> {
                 piece_number += 1;
                 Some(piece_number)
             };
-            let tar_name = EntryName {
-                piece,
-                ..name.clone()
-            }
-            .tar_name(false, Flavor::Volume)?;
+            let tar_name = EntryName { piece, ..name.clone() }.tar_name(false, Flavor::Volume)?;
             self.block.clear();
             header::encode(&tar_name, &entry.meta, len as u64, &mut self.block)?;
             self.block.extend_from_slice(&self.piece[..len]);
             header::pad_to_block(&mut self.block);
-            let position = Position {
-                index: entry.index.clone(),
-                piece: if last { None } else { piece },
-            };
+            let position = Position { index: entry.index.clone(), piece: if last { None } else { piece } };
             self.emit(position)?;
             if last {
                 return Ok(());
@@ -191,24 +169,15 @@ impl<V: Volumes> VolumeWriter<V> {
     }
 
     fn io_error(&self, source: io::Error) -> WriteError {
-        WriteError::Io {
-            name: format!("volume {}", self.number),
-            source,
-        }
+        WriteError::Io { name: format!("volume {}", self.number), source }
     }
 
     fn open_next(&mut self) -> Result<(), WriteError> {
         self.number += 1;
-        let sink = self
-            .volumes
-            .open(self.number)
-            .map_err(|e| self.io_error(e))?;
+        let sink = self.volumes.open(self.number).map_err(|e| self.io_error(e))?;
         let used = self.volumes.output_len(&sink);
         if self.volsize.saturating_sub(used) < PIECE_SIZE as u64 {
-            return Err(WriteError::VolumeTooSmall {
-                volsize: self.volsize,
-                used,
-            });
+            return Err(WriteError::VolumeTooSmall { volsize: self.volsize, used });
         }
         self.open = Some(sink);
         self.tar_len = 0;
@@ -233,10 +202,7 @@ impl<V: Volumes> VolumeWriter<V> {
             self.first_in_volume = Some(position.clone());
         }
         self.last_block = Some(position);
-        let used = self
-            .open
-            .as_ref()
-            .map_or(0, |sink| self.volumes.output_len(sink));
+        let used = self.open.as_ref().map_or(0, |sink| self.volumes.output_len(sink));
         if self.volsize.saturating_sub(used) < PIECE_SIZE as u64 {
             self.close()?;
         }
@@ -256,19 +222,10 @@ impl<V: Volumes> VolumeWriter<V> {
         }
         // duplicity: a volume without blocks starts at the root and ends
         // where the previous volume ended.
-        let start = self.first_in_volume.take().unwrap_or(Position {
-            index: Index::root(),
-            piece: None,
-        });
+        let start = self.first_in_volume.take().unwrap_or(Position { index: Index::root(), piece: None });
         let end = self.last_block.clone().unwrap_or_else(|| start.clone());
-        let range = VolumeRange {
-            number: self.number,
-            start,
-            end,
-        };
-        self.volumes
-            .close(sink, range)
-            .map_err(|e| self.io_error(e))
+        let range = VolumeRange { number: self.number, start, end };
+        self.volumes.close(sink, range).map_err(|e| self.io_error(e))
     }
 
     /// Ends the last volume (starting an empty one first when the last
@@ -298,20 +255,11 @@ pub struct SigTarWriter<W> {
 
 impl<W: Write> SigTarWriter<W> {
     pub fn new(out: W) -> Self {
-        Self {
-            out,
-            len: 0,
-            previous: None,
-            block: Vec::with_capacity(2048),
-            buf: vec![0; PIECE_SIZE],
-        }
+        Self { out, len: 0, previous: None, block: Vec::with_capacity(2048), buf: vec![0; PIECE_SIZE] }
     }
 
     fn write(&mut self, bytes: &[u8], index: &Index) -> Result<(), WriteError> {
-        self.out.write_all(bytes).map_err(|source| WriteError::Io {
-            name: shown(index),
-            source,
-        })?;
+        self.out.write_all(bytes).map_err(|source| WriteError::Io { name: shown(index), source })?;
         self.len += bytes.len() as u64;
         Ok(())
     }
@@ -319,26 +267,14 @@ impl<W: Write> SigTarWriter<W> {
     /// Adds one entry whose data (the signature, for `Signature` entries;
     /// nothing otherwise) is exactly `size` bytes read from `data`. Entries
     /// come in strictly increasing index order.
-    pub fn append(
-        &mut self,
-        entry: &Entry,
-        size: u64,
-        data: &mut dyn Read,
-    ) -> Result<(), WriteError> {
+    pub fn append(&mut self, entry: &Entry, size: u64, data: &mut dyn Read) -> Result<(), WriteError> {
         if let Some(previous) = &self.previous
             && *previous >= entry.index
         {
-            return Err(WriteError::OutOfOrder {
-                name: shown(&entry.index),
-                previous: shown(previous),
-            });
+            return Err(WriteError::OutOfOrder { name: shown(&entry.index), previous: shown(previous) });
         }
         self.previous = Some(entry.index.clone());
-        let name = EntryName {
-            kind: entry.kind,
-            index: entry.index.clone(),
-            piece: None,
-        };
+        let name = EntryName { kind: entry.kind, index: entry.index.clone(), piece: None };
         let tar_name = name.tar_name(entry.meta.is_dir(), Flavor::SigTar)?;
         self.block.clear();
         header::encode(&tar_name, &entry.meta, size, &mut self.block)?;
@@ -355,40 +291,22 @@ impl<W: Write> SigTarWriter<W> {
     }
 
     /// Copies exactly `size` bytes of `data` out, through `buf`.
-    fn copy_data(
-        &mut self,
-        entry: &Entry,
-        size: u64,
-        data: &mut dyn Read,
-        buf: &mut [u8],
-    ) -> Result<(), WriteError> {
+    fn copy_data(&mut self, entry: &Entry, size: u64, data: &mut dyn Read, buf: &mut [u8]) -> Result<(), WriteError> {
         let mut left = size;
         while left > 0 {
             let want = left.min(PIECE_SIZE as u64) as usize;
-            let got = read_full(data, &mut buf[..want]).map_err(|source| WriteError::Source {
-                name: shown(&entry.index),
-                source,
-            })?;
+            let got = read_full(data, &mut buf[..want])
+                .map_err(|source| WriteError::Source { name: shown(&entry.index), source })?;
             if got == 0 {
-                return Err(WriteError::SizeMismatch {
-                    name: shown(&entry.index),
-                    want: size,
-                    got: size - left,
-                });
+                return Err(WriteError::SizeMismatch { name: shown(&entry.index), want: size, got: size - left });
             }
             self.write(&buf[..got], &entry.index)?;
             left -= got as u64;
         }
-        let extra = read_full(data, &mut buf[..1]).map_err(|source| WriteError::Source {
-            name: shown(&entry.index),
-            source,
-        })?;
+        let extra = read_full(data, &mut buf[..1])
+            .map_err(|source| WriteError::Source { name: shown(&entry.index), source })?;
         if extra != 0 {
-            return Err(WriteError::SizeMismatch {
-                name: shown(&entry.index),
-                want: size,
-                got: size + 1,
-            });
+            return Err(WriteError::SizeMismatch { name: shown(&entry.index), want: size, got: size + 1 });
         }
         Ok(())
     }
@@ -403,10 +321,7 @@ impl<W: Write> SigTarWriter<W> {
             let pad = vec![0u8; (RECORD_SIZE - rest) as usize];
             self.write(&pad, &root)?;
         }
-        self.out.flush().map_err(|source| WriteError::Io {
-            name: "the sigtar's end".into(),
-            source,
-        })?;
+        self.out.flush().map_err(|source| WriteError::Io { name: "the sigtar's end".into(), source })?;
         Ok(self.out)
     }
 }
@@ -435,21 +350,11 @@ mod tests {
     use crate::entry::Meta;
 
     fn file(path: &[u8]) -> Entry {
-        Entry {
-            kind: Kind::Snapshot,
-            index: Index::from_bytes(path),
-            meta: Meta {
-                mode: 0o644,
-                ..Meta::deleted()
-            },
-        }
+        Entry { kind: Kind::Snapshot, index: Index::from_bytes(path), meta: Meta { mode: 0o644, ..Meta::deleted() } }
     }
 
     fn at(path: &[u8], piece: Option<u64>) -> Position {
-        Position {
-            index: Index::from_bytes(path),
-            piece,
-        }
+        Position { index: Index::from_bytes(path), piece }
     }
 
     #[test]
@@ -461,71 +366,34 @@ mod tests {
         let mut writer = VolumeWriter::new(Vec::new(), 1 << 20, Footer::None);
         writer.push(&file(b"big"), &mut data.as_slice()).unwrap();
         let volumes = writer.finish().unwrap();
-        let ranges: Vec<(Position, Position)> = volumes
-            .iter()
-            .map(|(_, r)| (r.start.clone(), r.end.clone()))
-            .collect();
+        let ranges: Vec<(Position, Position)> = volumes.iter().map(|(_, r)| (r.start.clone(), r.end.clone())).collect();
         assert_eq!(ranges[0], (at(b"big", Some(1)), at(b"big", Some(15))));
         assert_eq!(ranges[1], (at(b"big", Some(16)), at(b"big", Some(30))));
         assert_eq!(ranges[2], (at(b"big", Some(31)), at(b"big", None)));
-        assert_eq!(
-            ranges[3],
-            (at(b"", None), at(b"big", None)),
-            "root to the previous end"
-        );
+        assert_eq!(ranges[3], (at(b"", None), at(b"big", None)), "root to the previous end");
         assert_eq!(ranges.len(), 4);
-        assert!(
-            volumes[3].0.is_empty(),
-            "the trailing volume holds no blocks"
-        );
+        assert!(volumes[3].0.is_empty(), "the trailing volume holds no blocks");
     }
 
     #[test]
     fn entries_out_of_order_and_wrong_kinds_are_refused() {
         let mut writer = VolumeWriter::new(Vec::new(), 1 << 20, Footer::None);
         writer.push(&file(b"b"), &mut io::empty()).unwrap();
-        assert!(matches!(
-            writer.push(&file(b"a"), &mut io::empty()),
-            Err(WriteError::OutOfOrder { .. })
-        ));
-        assert!(matches!(
-            writer.push(&file(b"b"), &mut io::empty()),
-            Err(WriteError::OutOfOrder { .. })
-        ));
-        let signature = Entry {
-            kind: Kind::Signature,
-            ..file(b"c")
-        };
-        assert!(matches!(
-            writer.push(&signature, &mut io::empty()),
-            Err(WriteError::WrongKind { .. })
-        ));
+        assert!(matches!(writer.push(&file(b"a"), &mut io::empty()), Err(WriteError::OutOfOrder { .. })));
+        assert!(matches!(writer.push(&file(b"b"), &mut io::empty()), Err(WriteError::OutOfOrder { .. })));
+        let signature = Entry { kind: Kind::Signature, ..file(b"c") };
+        assert!(matches!(writer.push(&signature, &mut io::empty()), Err(WriteError::WrongKind { .. })));
 
         let mut sigtar = SigTarWriter::new(Vec::new());
-        let entry = Entry {
-            kind: Kind::Signature,
-            ..file(b"s")
-        };
-        assert!(matches!(
-            sigtar.append(&entry, 10, &mut &[0u8; 5][..]),
-            Err(WriteError::SizeMismatch { .. })
-        ));
-        let entry = Entry {
-            kind: Kind::Signature,
-            ..file(b"t")
-        };
-        assert!(matches!(
-            sigtar.append(&entry, 1, &mut &[0u8; 5][..]),
-            Err(WriteError::SizeMismatch { .. })
-        ));
+        let entry = Entry { kind: Kind::Signature, ..file(b"s") };
+        assert!(matches!(sigtar.append(&entry, 10, &mut &[0u8; 5][..]), Err(WriteError::SizeMismatch { .. })));
+        let entry = Entry { kind: Kind::Signature, ..file(b"t") };
+        assert!(matches!(sigtar.append(&entry, 1, &mut &[0u8; 5][..]), Err(WriteError::SizeMismatch { .. })));
     }
 
     #[test]
     fn a_volume_size_without_room_for_a_piece_is_refused() {
         let mut writer = VolumeWriter::new(Vec::new(), 60_000, Footer::None);
-        assert!(matches!(
-            writer.push(&file(b"a"), &mut io::empty()),
-            Err(WriteError::VolumeTooSmall { .. })
-        ));
+        assert!(matches!(writer.push(&file(b"a"), &mut io::empty()), Err(WriteError::VolumeTooSmall { .. })));
     }
 }

@@ -6,10 +6,7 @@
 //!
 //! Skipped (with a note on stderr) when /usr/bin/duplicity is missing.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test code: a failed file operation or tool run fails the test"
-)]
+#![allow(clippy::unwrap_used, reason = "test code: a failed file operation or tool run fails the test")]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -20,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use coffer_archive::{
-    Entry, FileType, Footer, Index, Kind, Manifest, Meta, PIECE_SIZE, SigTarWriter, TarReader,
-    VolumeInfo, VolumeRange, VolumeWriter, Volumes,
+    Entry, FileType, Footer, Index, Kind, Manifest, Meta, PIECE_SIZE, SigTarWriter, TarReader, VolumeInfo, VolumeRange,
+    VolumeWriter, Volumes,
 };
 use sha1::{Digest, Sha1};
 
@@ -58,10 +55,7 @@ fn build_tree(src: &Path) {
     fs::write(src.join("empty"), b"").unwrap();
     symlink("a.txt", src.join("link")).unwrap();
     symlink(name(b"target-\xff-\n"), src.join("odd link")).unwrap();
-    let status = Command::new("mkfifo")
-        .arg(src.join("fifo"))
-        .status()
-        .unwrap();
+    let status = Command::new("mkfifo").arg(src.join("fifo")).status().unwrap();
     assert!(status.success());
     fs::write(src.join(name(b"bad\xff\xfename")), b"x").unwrap();
     fs::write(src.join(name(b"new\nline")), b"y").unwrap();
@@ -74,10 +68,7 @@ fn build_tree(src: &Path) {
 }
 
 fn edit_tree(src: &Path) {
-    let mut big = fs::OpenOptions::new()
-        .append(true)
-        .open(src.join("dir1/big.bin"))
-        .unwrap();
+    let mut big = fs::OpenOptions::new().append(true).open(src.join("dir1/big.bin")).unwrap();
     big.write_all(&noise(300_000, 9)).unwrap();
     fs::remove_file(src.join("empty")).unwrap();
     fs::remove_dir_all(src.join("a")).unwrap();
@@ -105,18 +96,12 @@ fn run_duplicity_with(action: &str, src: &Path, work: &Path, options: &[&str]) {
         .env("GNUPGHOME", &gnupg)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "duplicity {action}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "duplicity {action}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn gunzip(path: &Path) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(fs::File::open(path).unwrap())
-        .read_to_end(&mut out)
-        .unwrap();
+    flate2::read::GzDecoder::new(fs::File::open(path).unwrap()).read_to_end(&mut out).unwrap();
     out
 }
 
@@ -184,11 +169,7 @@ for _ in range(ntails):
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let (kind, n) = line.split_once(' ').unwrap();
         let n: u64 = n.parse().unwrap();
-        if kind == "b" {
-            after_blocks.push(n)
-        } else {
-            after_tails.push(n)
-        }
+        if kind == "b" { after_blocks.push(n) } else { after_tails.push(n) }
     }
     (after_blocks, after_tails)
 }
@@ -236,43 +217,25 @@ impl CountedVolumes {
                 let ends = block_ends(tar);
                 let mut starts = vec![0];
                 starts.extend_from_slice(&ends);
-                let blocks: Vec<&[u8]> = ends
-                    .iter()
-                    .zip(&starts)
-                    .map(|(end, start)| &tar[*start..*end])
-                    .collect();
+                let blocks: Vec<&[u8]> = ends.iter().zip(&starts).map(|(end, start)| &tar[*start..*end]).collect();
                 let (after, _) = python_gzip_counts(&blocks, &[]);
-                let mut map: BTreeMap<u64, u64> =
-                    ends.iter().map(|e| *e as u64).zip(after).collect();
+                let mut map: BTreeMap<u64, u64> = ends.iter().map(|e| *e as u64).zip(after).collect();
                 map.insert(0, 10);
                 map
             })
             .collect();
-        Self {
-            counts,
-            done: Vec::new(),
-        }
+        Self { counts, done: Vec::new() }
     }
 }
 
 impl Volumes for CountedVolumes {
     type Sink = CountedSink;
     fn open(&mut self, number: u32) -> std::io::Result<CountedSink> {
-        let counts = self
-            .counts
-            .get(number as usize - 1)
-            .cloned()
-            .unwrap_or_else(|| BTreeMap::from([(0, 10)]));
-        Ok(CountedSink {
-            tar: Vec::new(),
-            counts,
-        })
+        let counts = self.counts.get(number as usize - 1).cloned().unwrap_or_else(|| BTreeMap::from([(0, 10)]));
+        Ok(CountedSink { tar: Vec::new(), counts })
     }
     fn output_len(&self, sink: &CountedSink) -> u64 {
-        *sink
-            .counts
-            .get(&(sink.tar.len() as u64))
-            .expect("our blocks end where duplicity's do")
+        *sink.counts.get(&(sink.tar.len() as u64)).expect("our blocks end where duplicity's do")
     }
     fn close(&mut self, sink: CountedSink, range: VolumeRange) -> std::io::Result<()> {
         self.done.push((sink.tar, range));
@@ -288,24 +251,14 @@ struct Set {
 }
 
 fn sets(remote: &Path) -> Vec<Set> {
-    let mut names: Vec<String> = fs::read_dir(remote)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        fs::read_dir(remote).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     let mut by_time: BTreeMap<String, Set> = BTreeMap::new();
     for n in names {
         let (kind, rest) = n.split_once('.').unwrap();
-        let stamp = rest
-            .split(".manifest")
-            .next()
-            .unwrap()
-            .split(".vol")
-            .next()
-            .unwrap()
-            .split(".sigtar")
-            .next()
-            .unwrap();
+        let stamp =
+            rest.split(".manifest").next().unwrap().split(".vol").next().unwrap().split(".sigtar").next().unwrap();
         let key = stamp.rsplit(".to.").next().unwrap().to_string();
         let set = by_time.entry(key).or_insert_with(|| Set {
             volumes: Vec::new(),
@@ -326,14 +279,7 @@ fn sets(remote: &Path) -> Vec<Set> {
     for set in &mut sets {
         set.volumes.sort_by_key(|p| {
             let n = p.file_name().unwrap().to_str().unwrap();
-            n.split(".vol")
-                .nth(1)
-                .unwrap()
-                .split('.')
-                .next()
-                .unwrap()
-                .parse::<u32>()
-                .unwrap()
+            n.split(".vol").nth(1).unwrap().split('.').next().unwrap().parse::<u32>().unwrap()
         });
     }
     sets
@@ -352,14 +298,7 @@ fn entries_of(volumes: &[Vec<u8>]) -> Vec<(Entry, Vec<u8>)> {
                 continue;
             }
             open_piece = name.piece.map(|_| name.index.clone());
-            out.push((
-                Entry {
-                    kind: name.kind,
-                    index: name.index,
-                    meta: header.meta,
-                },
-                data,
-            ));
+            out.push((Entry { kind: name.kind, index: name.index, meta: header.meta }, data));
         }
     }
     out
@@ -374,11 +313,7 @@ fn check_set(set: &Set, kinds_seen: &mut BTreeMap<String, usize>) {
     let tars: Vec<Vec<u8>> = set.volumes.iter().map(|v| gunzip(v)).collect();
     let entries = entries_of(&tars);
     for (entry, _) in &entries {
-        let key = format!(
-            "{:?}/{:?}",
-            entry.kind,
-            std::mem::discriminant(&entry.meta.file_type)
-        );
+        let key = format!("{:?}/{:?}", entry.kind, std::mem::discriminant(&entry.meta.file_type));
         *kinds_seen.entry(key).or_default() += 1;
     }
     let mut writer = VolumeWriter::new(CountedVolumes::for_volumes(&tars), 1 << 20, Footer::None);
@@ -386,19 +321,9 @@ fn check_set(set: &Set, kinds_seen: &mut BTreeMap<String, usize>) {
         writer.push(entry, &mut data.as_slice()).unwrap();
     }
     let ours = writer.finish().unwrap().done;
-    assert_eq!(
-        ours.len(),
-        tars.len(),
-        "{}: volume count",
-        set.manifest.display()
-    );
+    assert_eq!(ours.len(), tars.len(), "{}: volume count", set.manifest.display());
     for (n, ((tar, _), theirs)) in ours.iter().zip(&tars).enumerate() {
-        assert!(
-            tar == theirs,
-            "{}: volume {} differs",
-            set.manifest.display(),
-            n + 1
-        );
+        assert!(tar == theirs, "{}: volume {} differs", set.manifest.display(), n + 1);
     }
 
     // Manifest: parse and re-encode gives the same bytes; so does one built
@@ -416,10 +341,7 @@ fn check_set(set: &Set, kinds_seen: &mut BTreeMap<String, usize>) {
             .collect(),
         files_changed: parsed.files_changed.clone(),
     };
-    assert_eq!(
-        String::from_utf8_lossy(&built.to_bytes()),
-        String::from_utf8_lossy(&text)
-    );
+    assert_eq!(String::from_utf8_lossy(&built.to_bytes()), String::from_utf8_lossy(&text));
     assert_eq!(built.to_bytes(), text);
 
     // Sigtar: every entry read and written again, same bytes.
@@ -427,23 +349,11 @@ fn check_set(set: &Set, kinds_seen: &mut BTreeMap<String, usize>) {
     let mut writer = SigTarWriter::new(Vec::new());
     for (header, data) in read_all(&sigtar) {
         let name = header.entry_name().unwrap();
-        let entry = Entry {
-            kind: name.kind,
-            index: name.index,
-            meta: header.meta,
-        };
-        *kinds_seen
-            .entry(format!("sigtar {:?}", entry.kind))
-            .or_default() += 1;
-        writer
-            .append(&entry, data.len() as u64, &mut data.as_slice())
-            .unwrap();
+        let entry = Entry { kind: name.kind, index: name.index, meta: header.meta };
+        *kinds_seen.entry(format!("sigtar {:?}", entry.kind)).or_default() += 1;
+        writer.append(&entry, data.len() as u64, &mut data.as_slice()).unwrap();
     }
-    assert!(
-        writer.finish().unwrap() == sigtar,
-        "{}: sigtar differs",
-        set.sigtar.display()
-    );
+    assert!(writer.finish().unwrap() == sigtar, "{}: sigtar differs", set.sigtar.display());
 }
 
 #[test]
@@ -473,18 +383,8 @@ fn duplicity_archives_read_and_rewrite_byte_for_byte() {
         sets.iter().map(|s| s.volumes.len()).collect::<Vec<_>>()
     );
     let seen: Vec<&String> = kinds.keys().collect();
-    for want in [
-        "Deleted/",
-        "Diff/",
-        "Snapshot/",
-        "sigtar Signature",
-        "sigtar Snapshot",
-        "sigtar Deleted",
-    ] {
-        assert!(
-            seen.iter().any(|k| k.starts_with(want)),
-            "no {want} entry among {seen:?}"
-        );
+    for want in ["Deleted/", "Diff/", "Snapshot/", "sigtar Signature", "sigtar Snapshot", "sigtar Deleted"] {
+        assert!(seen.iter().any(|k| k.starts_with(want)), "no {want} entry among {seen:?}");
     }
 }
 
@@ -500,58 +400,22 @@ fn awkward_entries() -> Vec<(Entry, Vec<u8>)> {
         mtime: 1_700_000_000,
         extra_pax: Vec::new(),
     };
-    let e = |kind, path: &[u8], file_type| Entry {
-        kind,
-        index: Index::from_bytes(path),
-        meta: meta(file_type),
-    };
+    let e = |kind, path: &[u8], file_type| Entry { kind, index: Index::from_bytes(path), meta: meta(file_type) };
     let mut v = vec![
         (e(Kind::Snapshot, b"", FileType::Directory), vec![]),
         (e(Kind::Snapshot, b"a", FileType::Directory), vec![]),
         (e(Kind::Snapshot, b"a/b", FileType::Regular), b"ab".to_vec()),
-        (
-            e(
-                Kind::Snapshot,
-                b"a.b",
-                FileType::Symlink(b"t\xff\n".to_vec()),
-            ),
-            vec![],
-        ),
-        (
-            e(Kind::Snapshot, b"bad\xff\xfe", FileType::Regular),
-            noise(65536, 5),
-        ),
+        (e(Kind::Snapshot, b"a.b", FileType::Symlink(b"t\xff\n".to_vec())), vec![]),
+        (e(Kind::Snapshot, b"bad\xff\xfe", FileType::Regular), noise(65536, 5)),
         (e(Kind::Diff, b"c", FileType::Regular), noise(200_000, 6)),
         (e(Kind::Deleted, b"d", FileType::Regular), vec![]),
-        (
-            e(
-                Kind::Snapshot,
-                b"dev",
-                FileType::CharDevice { major: 1, minor: 3 },
-            ),
-            vec![],
-        ),
+        (e(Kind::Snapshot, b"dev", FileType::CharDevice { major: 1, minor: 3 }), vec![]),
         (e(Kind::Snapshot, b"fifo", FileType::Fifo), vec![]),
-        (
-            e(
-                Kind::Snapshot,
-                "h\u{e9}llo \u{65e5}".as_bytes(),
-                FileType::Regular,
-            ),
-            b"w".to_vec(),
-        ),
-        (
-            e(Kind::Snapshot, &[b'l'; 150], FileType::Regular),
-            vec![1; 513],
-        ),
-        (
-            e(Kind::Snapshot, b"new\nline", FileType::Regular),
-            vec![2; 512],
-        ),
+        (e(Kind::Snapshot, "h\u{e9}llo \u{65e5}".as_bytes(), FileType::Regular), b"w".to_vec()),
+        (e(Kind::Snapshot, &[b'l'; 150], FileType::Regular), vec![1; 513]),
+        (e(Kind::Snapshot, b"new\nline", FileType::Regular), vec![2; 512]),
     ];
-    v[2].0.meta.uname = "\u{fc}ser-with-a-very-long-name-over-32-bytes"
-        .as_bytes()
-        .to_vec();
+    v[2].0.meta.uname = "\u{fc}ser-with-a-very-long-name-over-32-bytes".as_bytes().to_vec();
     v[2].0.meta.uid = 1 << 22;
     v[2].0.meta.extra_pax = vec![(b"COFFER.hardlink".to_vec(), b"a.b".to_vec())];
     v
@@ -565,11 +429,7 @@ fn duplicitys_tarfile_reads_what_we_write() {
         return;
     }
     let entries = awkward_entries();
-    let mut writer = VolumeWriter::new(
-        Vec::<(Vec<u8>, VolumeRange)>::new(),
-        1 << 20,
-        Footer::Record,
-    );
+    let mut writer = VolumeWriter::new(Vec::<(Vec<u8>, VolumeRange)>::new(), 1 << 20, Footer::Record);
     for (entry, data) in &entries {
         writer.push(entry, &mut data.as_slice()).unwrap();
     }
@@ -592,26 +452,15 @@ for ti in tf:
           ti.mtime, util.fsencode(ti.linkname).hex(), ti.devmajor, ti.devminor, hashlib.sha1(data).hexdigest(),
           ti.pax_headers.get("COFFER.hardlink", "-"))
 "#;
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(python).arg("-c").arg(script).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listed = String::from_utf8(out.stdout).unwrap();
 
     let mut want = Vec::new();
     for (tar, _) in &volumes {
         for (header, data) in read_all(tar) {
             let (major, minor) = match header.meta.file_type {
-                FileType::CharDevice { major, minor } | FileType::BlockDevice { major, minor } => {
-                    (major, minor)
-                }
+                FileType::CharDevice { major, minor } | FileType::BlockDevice { major, minor } => (major, minor),
                 _ => (0, 0),
             };
             let flag = match &header.meta.file_type {
@@ -631,9 +480,7 @@ for ti in tf:
                 .extra_pax
                 .iter()
                 .find(|(k, _)| k == b"COFFER.hardlink")
-                .map_or("-".to_string(), |(_, v)| {
-                    String::from_utf8(v.clone()).unwrap()
-                });
+                .map_or("-".to_string(), |(_, v)| String::from_utf8(v.clone()).unwrap());
             want.push(format!(
                 "{} {} {} {:#o} {} {} {} {} {} {} {} {}",
                 hex::encode(&header.name),
@@ -659,24 +506,12 @@ for ti in tf:
 
 fn gpg_decrypt(path: &Path, work: &Path) -> Vec<u8> {
     let out = Command::new("gpg")
-        .args([
-            "--batch",
-            "--quiet",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            PASSPHRASE,
-            "--decrypt",
-        ])
+        .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", PASSPHRASE, "--decrypt"])
         .arg(path)
         .env("GNUPGHOME", work.join("gnupg"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "gpg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "gpg: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
@@ -707,23 +542,11 @@ impl Write for ScriptedSink {
 impl Volumes for ScriptedVolumes {
     type Sink = ScriptedSink;
     fn open(&mut self, number: u32) -> std::io::Result<ScriptedSink> {
-        let limit = self
-            .blocks_per_volume
-            .get(number as usize - 1)
-            .copied()
-            .unwrap_or(usize::MAX);
-        Ok(ScriptedSink {
-            tar: Vec::new(),
-            writes: 0,
-            limit,
-        })
+        let limit = self.blocks_per_volume.get(number as usize - 1).copied().unwrap_or(usize::MAX);
+        Ok(ScriptedSink { tar: Vec::new(), writes: 0, limit })
     }
     fn output_len(&self, sink: &ScriptedSink) -> u64 {
-        if sink.writes >= sink.limit {
-            1 << 20
-        } else {
-            0
-        }
+        if sink.writes >= sink.limit { 1 << 20 } else { 0 }
     }
     fn close(&mut self, sink: ScriptedSink, range: VolumeRange) -> std::io::Result<()> {
         self.done.push((sink.tar, range));
@@ -745,45 +568,25 @@ fn encrypted_volumes_end_in_a_record_footer_and_top_off_bytes() {
     assert_eq!(sets.len(), 1);
     let set = &sets[0];
     assert!(set.volumes.len() >= 2, "the full spans volumes");
-    let plain: Vec<Vec<u8>> = set
-        .volumes
-        .iter()
-        .map(|v| gpg_decrypt(v, work.path()))
-        .collect();
+    let plain: Vec<Vec<u8>> = set.volumes.iter().map(|v| gpg_decrypt(v, work.path())).collect();
 
     // The reader stops at the footer and ignores the top-off bytes after it.
     let mut blocks_per_volume: Vec<usize> = plain.iter().map(|tar| read_all(tar).len()).collect();
     // The last volume ended because the entries did, not because it was full.
     blocks_per_volume.pop();
     let entries = entries_of(&plain);
-    let volumes = ScriptedVolumes {
-        blocks_per_volume,
-        done: Vec::new(),
-    };
+    let volumes = ScriptedVolumes { blocks_per_volume, done: Vec::new() };
     let mut writer = VolumeWriter::new(volumes, 1 << 20, Footer::Record);
     for (entry, data) in &entries {
         writer.push(entry, &mut data.as_slice()).unwrap();
     }
     let ours = writer.finish().unwrap().done;
     assert_eq!(ours.len(), plain.len());
-    assert!(
-        ours.iter()
-            .zip(&plain)
-            .any(|((tar, _), theirs)| theirs.len() > tar.len()),
-        "no volume was topped off"
-    );
+    assert!(ours.iter().zip(&plain).any(|((tar, _), theirs)| theirs.len() > tar.len()), "no volume was topped off");
     for (n, ((tar, _), theirs)) in ours.iter().zip(&plain).enumerate() {
         assert_eq!(tar.len() as u64 % coffer_archive::RECORD_SIZE, 0);
-        assert!(
-            theirs.len() >= tar.len(),
-            "volume {}: ours is longer",
-            n + 1
-        );
-        assert!(
-            theirs[..tar.len()] == tar[..],
-            "volume {}: tar bytes and footer differ",
-            n + 1
-        );
+        assert!(theirs.len() >= tar.len(), "volume {}: ours is longer", n + 1);
+        assert!(theirs[..tar.len()] == tar[..], "volume {}: tar bytes and footer differ", n + 1);
         // Non-final volumes are topped off when gpg's output is still
         // short of the target; the last never is.
         if n + 1 == plain.len() {
@@ -802,14 +605,8 @@ fn encrypted_volumes_end_in_a_record_footer_and_top_off_bytes() {
     let mut writer = SigTarWriter::new(Vec::new());
     for (header, data) in read_all(&sigtar) {
         let name = header.entry_name().unwrap();
-        let entry = Entry {
-            kind: name.kind,
-            index: name.index,
-            meta: header.meta,
-        };
-        writer
-            .append(&entry, data.len() as u64, &mut data.as_slice())
-            .unwrap();
+        let entry = Entry { kind: name.kind, index: name.index, meta: header.meta };
+        writer.append(&entry, data.len() as u64, &mut data.as_slice()).unwrap();
     }
     assert!(writer.finish().unwrap() == sigtar, "sigtar differs");
 }
@@ -846,17 +643,9 @@ fn a_backup_whose_last_block_fills_the_volume_ends_with_an_empty_volume() {
     let root = Entry {
         kind: Kind::Snapshot,
         index: Index::root(),
-        meta: Meta {
-            file_type: FileType::Directory,
-            mode: 0o755,
-            ..meta.clone()
-        },
+        meta: Meta { file_type: FileType::Directory, mode: 0o755, ..meta.clone() },
     };
-    let file = Entry {
-        kind: Kind::Snapshot,
-        index: Index::from_bytes(b"f"),
-        meta,
-    };
+    let file = Entry { kind: Kind::Snapshot, index: Index::from_bytes(b"f"), meta };
     // The tar for a file of `size` bytes, split into duplicity's blocks:
     // the root, full pieces, and the last piece.
     let all = noise(15 * PIECE_SIZE, 7);
@@ -869,22 +658,14 @@ fn a_backup_whose_last_block_fills_the_volume_ends_with_an_empty_volume() {
         let ends = block_ends(&tar);
         let mut starts = vec![0];
         starts.extend_from_slice(&ends);
-        ends.iter()
-            .zip(&starts)
-            .map(|(end, start)| tar[*start..*end].to_vec())
-            .collect::<Vec<_>>()
+        ends.iter().zip(&starts).map(|(end, start)| tar[*start..*end].to_vec()).collect::<Vec<_>>()
     };
     // 14 full pieces, then a last piece of each candidate length: the
     // volume is full (under 64 KiB left of 1 MiB) only after the last.
-    let candidates: Vec<usize> = (14 * PIECE_SIZE + 1..15 * PIECE_SIZE)
-        .step_by(211)
-        .collect();
+    let candidates: Vec<usize> = (14 * PIECE_SIZE + 1..15 * PIECE_SIZE).step_by(211).collect();
     let prefix = blocks_for(15 * PIECE_SIZE - 1);
     let prefix: Vec<&[u8]> = prefix[..15].iter().map(Vec::as_slice).collect();
-    let tails: Vec<Vec<u8>> = candidates
-        .iter()
-        .map(|size| blocks_for(*size).pop().unwrap())
-        .collect();
+    let tails: Vec<Vec<u8>> = candidates.iter().map(|size| blocks_for(*size).pop().unwrap()).collect();
     let tails: Vec<&[u8]> = tails.iter().map(Vec::as_slice).collect();
     let (before, after) = python_gzip_counts(&prefix, &tails);
     let line = (1 << 20) - PIECE_SIZE as u64;
@@ -909,35 +690,16 @@ fn a_backup_whose_last_block_fills_the_volume_ends_with_an_empty_volume() {
     fs::write(&path, noise(size, 7)).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     fs::set_permissions(&src, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
     fs::File::open(&src).unwrap().set_modified(mtime).unwrap();
     run_duplicity("full", &src, work.path());
     let sets = sets(&work.path().join("remote"));
     let set = &sets[0];
-    assert_eq!(
-        read_all(&gunzip(&set.volumes[0])).len(),
-        2 + size / PIECE_SIZE,
-        "root and every piece in volume 1"
-    );
-    assert_eq!(
-        set.volumes.len(),
-        2,
-        "duplicity wrote an empty second volume"
-    );
+    assert_eq!(read_all(&gunzip(&set.volumes[0])).len(), 2 + size / PIECE_SIZE, "root and every piece in volume 1");
+    assert_eq!(set.volumes.len(), 2, "duplicity wrote an empty second volume");
     assert!(gunzip(&set.volumes[1]).is_empty());
     let manifest = Manifest::parse(&fs::read(&set.manifest).unwrap()).unwrap();
     let second = &manifest.volumes[1];
-    assert_eq!(
-        (second.start.index.clone(), second.start.piece),
-        (Index::root(), None)
-    );
-    assert_eq!(
-        (second.end.index.clone(), second.end.piece),
-        (Index::from_bytes(b"f"), None)
-    );
+    assert_eq!((second.start.index.clone(), second.start.piece), (Index::root(), None));
+    assert_eq!((second.end.index.clone(), second.end.piece), (Index::from_bytes(b"f"), None));
 }

@@ -3,33 +3,26 @@
 //! ids and times) and manifests go in come back out of the readers
 //! unchanged, and volume ranges say where each volume starts and ends.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test code: a failed read back fails the property"
-)]
+#![allow(clippy::unwrap_used, reason = "test code: a failed read back fails the property")]
 
 use std::io::Read;
 
 use coffer_archive::{
-    Change, Entry, FileChange, FileType, Footer, Index, Kind, Manifest, Meta, PIECE_SIZE, Position,
-    SigTarWriter, TarReader, VolumeInfo, VolumeRange, VolumeWriter, quote, unquote,
+    Change, Entry, FileChange, FileType, Footer, Index, Kind, Manifest, Meta, PIECE_SIZE, Position, SigTarWriter,
+    TarReader, VolumeInfo, VolumeRange, VolumeWriter, quote, unquote,
 };
 use proptest::prelude::*;
 
 fn component() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(
-        any::<u8>().prop_filter("no / or NUL", |b| *b != b'/' && *b != 0),
-        1..12,
-    )
-    .prop_filter("not . or ..", |c| c != b"." && c != b"..")
+    prop::collection::vec(any::<u8>().prop_filter("no / or NUL", |b| *b != b'/' && *b != 0), 1..12)
+        .prop_filter("not . or ..", |c| c != b"." && c != b"..")
 }
 
 fn index() -> impl Strategy<Value = Index> {
     prop_oneof![
         prop::collection::vec(component(), 1..4),
         // Long names, past ustar's 100-byte field.
-        (component(), 90usize..140)
-            .prop_map(|(c, n)| vec![c.iter().copied().cycle().take(n).collect()]),
+        (component(), 90usize..140).prop_map(|(c, n)| vec![c.iter().copied().cycle().take(n).collect()]),
     ]
     .prop_map(Index::from_components)
 }
@@ -58,10 +51,7 @@ fn meta() -> impl Strategy<Value = Meta> {
         bytes_no_nul(40),
         prop_oneof![0u64..1 << 33, any::<u64>()],
         prop::collection::vec(
-            (
-                prop::collection::vec(b'a'..=b'z', 1..8),
-                prop::collection::vec(any::<u8>(), 0..20),
-            ),
+            (prop::collection::vec(b'a'..=b'z', 1..8), prop::collection::vec(any::<u8>(), 0..20)),
             0..2,
         ),
     )
@@ -112,11 +102,7 @@ fn entries() -> impl Strategy<Value = Vec<(Entry, Vec<u8>)>> {
         list.dedup_by(|a, b| a.1 == b.1);
         list.into_iter()
             .map(|(kind, index, meta, size, fill)| {
-                let meta = if kind == Kind::Deleted {
-                    Meta::deleted()
-                } else {
-                    meta
-                };
+                let meta = if kind == Kind::Deleted { Meta::deleted() } else { meta };
                 let data = if kind != Kind::Deleted && meta.file_type == FileType::Regular {
                     (0..size).map(|i| fill.wrapping_add(i as u8)).collect()
                 } else {
@@ -145,10 +131,7 @@ fn read_back(volumes: &[(Vec<u8>, VolumeRange)]) -> (Vec<(Entry, Vec<u8>)>, Vec<
             let name = header.entry_name().unwrap();
             // A piece shorter than 64 KiB is the file's last.
             let piece = name.piece.filter(|_| data.len() == PIECE_SIZE);
-            let position = Position {
-                index: name.index.clone(),
-                piece,
-            };
+            let position = Position { index: name.index.clone(), piece };
             first.get_or_insert(position.clone());
             last = Some(position);
             if name.piece.is_some() && open_piece.as_ref() == Some(&name.index) {
@@ -156,14 +139,7 @@ fn read_back(volumes: &[(Vec<u8>, VolumeRange)]) -> (Vec<(Entry, Vec<u8>)>, Vec<
                 continue;
             }
             open_piece = name.piece.map(|_| name.index.clone());
-            out.push((
-                Entry {
-                    kind: name.kind,
-                    index: name.index,
-                    meta: header.meta,
-                },
-                data,
-            ));
+            out.push((Entry { kind: name.kind, index: name.index, meta: header.meta }, data));
         }
         bounds.push((first, last));
     }

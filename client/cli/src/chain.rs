@@ -19,16 +19,7 @@ use crate::backup::Opener;
 
 /// The target's files grouped into sets and chains.
 pub(crate) fn collection(remote: &dyn Remote) -> Result<Collection> {
-    let files: Vec<FileInfo> = remote
-        .list()?
-        .into_iter()
-        .map(|e| FileInfo {
-            name: e.name,
-            mtime: 0,
-            ctime: 0,
-            size: e.size,
-        })
-        .collect();
+    let files: Vec<FileInfo> = remote.list()?.into_iter().map(|e| FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
     Ok(Collection::from_files(&files))
 }
 
@@ -36,16 +27,9 @@ pub(crate) fn collection(remote: &dyn Remote) -> Result<Collection> {
 /// newest when `None`).
 pub(crate) fn sets_at(collection: &Collection, time: Option<i64>) -> Result<Vec<&BackupSet>> {
     let fits = |set: &BackupSet| time.is_none_or(|t| set.end <= t);
-    let Some(chain) = collection
-        .chains
-        .iter()
-        .rev()
-        .find(|c| fits(&collection.sets[c.sets[0]]))
-    else {
+    let Some(chain) = collection.chains.iter().rev().find(|c| fits(&collection.sets[c.sets[0]])) else {
         match (collection.chains.first(), time) {
-            (None, _) => bail!(
-                "there is no complete backup at the target (`coffer-client status URL` shows what is there)"
-            ),
+            (None, _) => bail!("there is no complete backup at the target (`coffer-client status URL` shows what is there)"),
             (Some(c), Some(t)) => bail!(
                 "there is no backup as early as {}: the oldest is from {}",
                 format_stamp(t),
@@ -54,47 +38,26 @@ pub(crate) fn sets_at(collection: &Collection, time: Option<i64>) -> Result<Vec<
             (Some(_), None) => bail!("no chain fits"),
         }
     };
-    Ok(chain
-        .sets
-        .iter()
-        .map(|&i| &collection.sets[i])
-        .filter(|s| fits(s))
-        .collect())
+    Ok(chain.sets.iter().map(|&i| &collection.sets[i]).filter(|s| fits(s)).collect())
 }
 
 /// The manifests of `sets`, read and parsed.
-pub(crate) fn read_chain(
-    remote: &dyn Remote,
-    opener: &Opener<'_>,
-    sets: &[&BackupSet],
-) -> Result<Chain> {
+pub(crate) fn read_chain(remote: &dyn Remote, opener: &Opener<'_>, sets: &[&BackupSet]) -> Result<Chain> {
     let mut manifests = Vec::new();
     for set in sets {
-        let name = set
-            .manifest
-            .as_deref()
-            .context("a set without a manifest")?;
+        let name = set.manifest.as_deref().context("a set without a manifest")?;
         let mut bytes = Vec::new();
-        opener
-            .open(name, remote.get(name)?)?
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("reading {name}"))?;
+        opener.open(name, remote.get(name)?)?.read_to_end(&mut bytes).with_context(|| format!("reading {name}"))?;
         manifests.push(bytes);
     }
     Chain::parse(&manifests).context("reading the manifests")
 }
 
 /// The sigtars of `sets`, opened, oldest first.
-pub(crate) fn sigtars<'k>(
-    remote: &dyn Remote,
-    opener: &Opener<'k>,
-    sets: &[&BackupSet],
-) -> Result<Vec<Box<dyn Read + 'k>>> {
+pub(crate) fn sigtars<'k>(remote: &dyn Remote, opener: &Opener<'k>, sets: &[&BackupSet]) -> Result<Vec<Box<dyn Read + 'k>>> {
     let mut out = Vec::new();
     for set in sets {
-        let name = set.signatures.first().with_context(|| {
-            format!("the set {} has no signature file at the target", set.key())
-        })?;
+        let name = set.signatures.first().with_context(|| format!("the set {} has no signature file at the target", set.key()))?;
         out.push(opener.open(name, remote.get(name)?)?);
     }
     Ok(out)
@@ -112,68 +75,24 @@ pub(crate) struct RemoteVolumes<'a> {
 }
 
 impl<'a> RemoteVolumes<'a> {
-    pub(crate) fn new(
-        remote: &'a dyn Remote,
-        opener: &'a Opener<'static>,
-        sets: Vec<&'a BackupSet>,
-        chain: &'a Chain,
-    ) -> Self {
-        RemoteVolumes {
-            remote,
-            opener,
-            sets,
-            chain,
-            ahead: HashMap::new(),
-        }
+    pub(crate) fn new(remote: &'a dyn Remote, opener: &'a Opener<'static>, sets: Vec<&'a BackupSet>, chain: &'a Chain) -> Self {
+        RemoteVolumes { remote, opener, sets, chain, ahead: HashMap::new() }
     }
 
     fn start(&self, set: usize, volume: u32, buffer: Buffer) -> io::Result<Background> {
-        let name = self
-            .sets
-            .get(set)
-            .and_then(|s| s.volumes.get(&volume))
-            .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::NotFound, "the volume is not at the target")
-            })?;
-        let stream = self
-            .remote
-            .get(name)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let expected = self
-            .chain
-            .manifests
-            .get(set)
-            .and_then(|m| m.volumes.iter().find(|v| v.number == volume))
-            .and_then(|v| {
-                v.best_hash()
-                    .filter(|(kind, _)| *kind == "SHA1")
-                    .map(|(_, hex)| hex.to_ascii_lowercase())
-            });
-        let checked: Box<dyn Read + Send> = Box::new(HashChecked {
-            inner: stream,
-            sha1: Sha1::new(),
-            expected,
-            name: name.clone(),
+        let name = self.sets.get(set).and_then(|s| s.volumes.get(&volume)).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the volume is not at the target"))?;
+        let stream = self.remote.get(name).map_err(|e| io::Error::other(e.to_string()))?;
+        let expected = self.chain.manifests.get(set).and_then(|m| m.volumes.iter().find(|v| v.number == volume)).and_then(|v| {
+            v.best_hash().filter(|(kind, _)| *kind == "SHA1").map(|(_, hex)| hex.to_ascii_lowercase())
         });
-        Background::start(
-            Opener {
-                keys: self.opener.keys,
-                passphrase: self.opener.passphrase.clone(),
-            },
-            name.clone(),
-            checked,
-            buffer,
-        )
+        let checked: Box<dyn Read + Send> = Box::new(HashChecked { inner: stream, sha1: Sha1::new(), expected, name: name.clone() });
+        Background::start(Opener { keys: self.opener.keys, passphrase: self.opener.passphrase.clone() }, name.clone(), checked, buffer)
     }
 }
 
 impl VolumeSource for RemoteVolumes<'_> {
     fn name(&self, set: usize, volume: u32) -> String {
-        self.sets
-            .get(set)
-            .and_then(|s| s.volumes.get(&volume))
-            .cloned()
-            .unwrap_or_else(|| format!("set {set} volume {volume} (not at the target)"))
+        self.sets.get(set).and_then(|s| s.volumes.get(&volume)).cloned().unwrap_or_else(|| format!("set {set} volume {volume} (not at the target)"))
     }
 
     fn open(&mut self, set: usize, volume: u32) -> io::Result<Box<dyn Read>> {
@@ -215,10 +134,7 @@ impl Read for HashChecked {
         {
             let got = hex::encode(self.sha1.clone().finalize());
             if got != expected {
-                return Err(io::Error::other(format!(
-                    "{} is damaged: its SHA-1 is {got}, the manifest recorded {expected}",
-                    self.name
-                )));
+                return Err(io::Error::other(format!("{} is damaged: its SHA-1 is {got}, the manifest recorded {expected}", self.name)));
             }
         }
         Ok(n)

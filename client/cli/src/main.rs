@@ -19,11 +19,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "coffer-client",
-    version,
-    about = "Coffer's backup client: duplicity's archive format, many times faster"
-)]
+#[command(name = "coffer-client", version, about = "Coffer's backup client: duplicity's archive format, many times faster")]
 struct Cli {
     /// The SSH key to log in with (default: as OpenSSH's client finds them in ~/.ssh).
     #[arg(long, global = true)]
@@ -120,15 +116,8 @@ fn main() -> ExitCode {
         _ => log::LevelFilter::Debug,
     };
     // russh's own notes on protocol details are not the user's business.
-    let config = simplelog::ConfigBuilder::new()
-        .add_filter_ignore_str("russh")
-        .build();
-    let _ = simplelog::TermLogger::init(
-        level,
-        config,
-        simplelog::TerminalMode::Stderr,
-        simplelog::ColorChoice::Never,
-    );
+    let config = simplelog::ConfigBuilder::new().add_filter_ignore_str("russh").build();
+    let _ = simplelog::TermLogger::init(level, config, simplelog::TerminalMode::Stderr, simplelog::ColorChoice::Never);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -155,115 +144,61 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let now = now();
             let full_if_older_than = full_if_older_than
-                .map(|age| {
-                    coffer_duplicity::parse_age(&age).with_context(|| {
-                        format!("--full-if-older-than {age}: use an age such as 1M, 2W or 30D")
-                    })
-                })
+                .map(|age| coffer_duplicity::parse_age(&age).with_context(|| format!("--full-if-older-than {age}: use an age such as 1M, 2W or 30D")))
                 .transpose()?;
             if !no_encryption && encrypt_key.is_empty() {
-                anyhow::bail!(
-                    "give --encrypt-key FPR (see `coffer-client key list`), or --no-encryption for a target that encrypts by itself"
-                );
+                anyhow::bail!("give --encrypt-key FPR (see `coffer-client key list`), or --no-encryption for a target that encrypts by itself");
             }
             anyhow::ensure!(volsize > 0, "--volsize must be at least 1 (MB)");
             let store = open_store()?;
             let protection = if no_encryption {
                 backup::Protection::Gzip
             } else {
-                let recipients = encrypt_key
-                    .iter()
-                    .map(|q| store.find(q))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let recipients = encrypt_key.iter().map(|q| store.find(q)).collect::<Result<Vec<_>, _>>()?;
                 let signer = match sign_key {
-                    Some(q) => Some(Box::new(
-                        store.find(&q)?.signing_key(
-                            passphrase("SIGN_PASSPHRASE")
-                                .or_else(|| passphrase("PASSPHRASE"))
-                                .as_ref(),
-                        )?,
-                    )),
+                    Some(q) => Some(Box::new(store.find(&q)?.signing_key(passphrase("SIGN_PASSPHRASE").or_else(|| passphrase("PASSPHRASE")).as_ref())?)),
                     None => None,
                 };
                 backup::Protection::Pgp { recipients, signer }
             };
             let args = backup::BackupArgs {
                 source,
-                options: plan::BackupOptions {
-                    force_full: full,
-                    full_if_older_than,
-                },
+                options: plan::BackupOptions { force_full: full, full_if_older_than },
                 excludes: exclude,
                 exclude_if_present,
                 exclude_caches,
                 volsize_mb: volsize,
                 protection,
-                opener: backup::Opener {
-                    keys: store.keys(),
-                    passphrase: passphrase("PASSPHRASE"),
-                },
+                opener: backup::Opener { keys: store.keys(), passphrase: passphrase("PASSPHRASE") },
             };
             let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
             let outcome = backup::run(remote.as_ref(), &args, now)?;
             println!(
                 "{}: {} new, {} changed, {} deleted, {} unchanged; {} volume(s), {} bytes stored",
-                outcome.set_name,
-                outcome.new,
-                outcome.changed,
-                outcome.deleted,
-                outcome.unchanged,
-                outcome.volumes,
-                outcome.bytes
+                outcome.set_name, outcome.new, outcome.changed, outcome.deleted, outcome.unchanged, outcome.volumes, outcome.bytes
             );
             if outcome.skipped > 0 {
-                eprintln!(
-                    "coffer-client: {} path(s) could not be read and are not in this backup (see the warnings above)",
-                    outcome.skipped
-                );
+                eprintln!("coffer-client: {} path(s) could not be read and are not in this backup (see the warnings above)", outcome.skipped);
                 return Ok(ExitCode::from(2));
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { url } => {
             let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
-            let files: Vec<coffer_duplicity::FileInfo> = remote
-                .list()?
-                .into_iter()
-                .map(|e| coffer_duplicity::FileInfo {
-                    name: e.name,
-                    mtime: 0,
-                    ctime: 0,
-                    size: e.size,
-                })
-                .collect();
-            print!(
-                "{}",
-                status::render(&coffer_duplicity::Collection::from_files(&files))
-            );
+            let files: Vec<coffer_duplicity::FileInfo> =
+                remote.list()?.into_iter().map(|e| coffer_duplicity::FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
+            print!("{}", status::render(&coffer_duplicity::Collection::from_files(&files)));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Restore {
-            time,
-            path,
-            url,
-            dest,
-        } => {
+        Command::Restore { time, path, url, dest } => {
             let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
             let collection = chain::collection(remote.as_ref())?;
             let sets = chain::sets_at(&collection, time_arg::parse_time(time.as_deref(), now())?)?;
             let opener = opener()?;
             let manifests = chain::read_chain(remote.as_ref(), &opener, &sets)?;
-            let selection = path
-                .as_deref()
-                .map(|p| coffer_archive::Index::from_bytes(p.trim_matches('/').as_bytes()));
+            let selection = path.as_deref().map(|p| coffer_archive::Index::from_bytes(p.trim_matches('/').as_bytes()));
             let mut volumes = chain::RemoteVolumes::new(remote.as_ref(), &opener, sets, &manifests);
-            let report = coffer_restore::restore(
-                &manifests,
-                &mut volumes,
-                &dest,
-                selection.as_ref(),
-                &coffer_restore::Limits::default(),
-            )?;
+            let report = coffer_restore::restore(&manifests, &mut volumes, &dest, selection.as_ref(), &coffer_restore::Limits::default())?;
             println!(
                 "restored {} file(s), {} hard link(s), {} director(ies), {} other(s) into {}",
                 report.files,
@@ -273,11 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dest.display()
             );
             report_problems(&report.volumes, &report.paths, &report.uncertain);
-            Ok(if report.is_complete() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            })
+            Ok(if report.is_complete() { ExitCode::SUCCESS } else { ExitCode::from(2) })
         }
         Command::List { time, url } => {
             let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
@@ -287,43 +218,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let files = coffer_restore::list(chain::sigtars(remote.as_ref(), &opener, &sets)?)?;
             let mut out = std::io::stdout().lock();
             for (index, meta) in files {
-                let name = if index.is_root() {
-                    b".".to_vec()
-                } else {
-                    index.as_bytes().to_vec()
-                };
-                std::io::Write::write_all(
-                    &mut out,
-                    format!(
-                        "{} ",
-                        coffer_duplicity::format_stamp(i64::try_from(meta.mtime).unwrap_or(0))
-                    )
-                    .as_bytes(),
-                )?;
+                let name = if index.is_root() { b".".to_vec() } else { index.as_bytes().to_vec() };
+                std::io::Write::write_all(&mut out, format!("{} ", coffer_duplicity::format_stamp(i64::try_from(meta.mtime).unwrap_or(0))).as_bytes())?;
                 std::io::Write::write_all(&mut out, &name)?;
                 std::io::Write::write_all(&mut out, b"\n")?;
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify {
-            compare_data,
-            time,
-            url,
-            source,
-        } => {
+        Command::Verify { compare_data, time, url, source } => {
             let remote = coffer_remote::open(&url, &ssh_options(cli.ssh_key))?;
             let collection = chain::collection(remote.as_ref())?;
             let sets = chain::sets_at(&collection, time_arg::parse_time(time.as_deref(), now())?)?;
             let opener = opener()?;
             let manifests = chain::read_chain(remote.as_ref(), &opener, &sets)?;
             let mut volumes = chain::RemoteVolumes::new(remote.as_ref(), &opener, sets, &manifests);
-            let report = coffer_restore::verify(
-                &manifests,
-                &mut volumes,
-                &source,
-                compare_data,
-                &coffer_restore::Limits::default(),
-            )?;
+            let report = coffer_restore::verify(&manifests, &mut volumes, &source, compare_data, &coffer_restore::Limits::default())?;
             for d in &report.differences {
                 println!("{}", d.message);
             }
@@ -331,60 +240,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("coffer-client: could not read {u}");
             }
             report_problems(&report.volumes, &report.paths, &report.uncertain);
-            println!(
-                "verify: {} path(s) compared, {} difference(s)",
-                report.compared,
-                report.differences.len()
-            );
-            Ok(if report.is_clean() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            println!("verify: {} path(s) compared, {} difference(s)", report.compared, report.differences.len());
+            Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Key(KeyCommand::List) => {
             let store = open_store()?;
             for info in store.list() {
-                println!(
-                    "{} {} {} {}",
-                    info.fingerprint,
-                    info.capabilities,
-                    if info.secret { "secret" } else { "public" },
-                    info.user_ids.join(", ")
-                );
+                println!("{} {} {} {}", info.fingerprint, info.capabilities, if info.secret { "secret" } else { "public" }, info.user_ids.join(", "));
             }
             if store.keys().is_empty() {
-                eprintln!(
-                    "coffer-client: no keys in {}; `coffer-client key import FILE` or `key generate NAME`",
-                    store.dir().display()
-                );
+                eprintln!("coffer-client: no keys in {}; `coffer-client key import FILE` or `key generate NAME`", store.dir().display());
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Key(KeyCommand::Import { file }) => {
             let mut store = open_store()?;
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let secret = passphrase("PASSPHRASE").map_or_else(
-                || prompt::passphrase(&format!("passphrase of the key in {}", file.display())),
-                Ok,
-            )?;
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let secret = passphrase("PASSPHRASE").map_or_else(|| prompt::passphrase(&format!("passphrase of the key in {}", file.display())), Ok)?;
             let info = store.import(&bytes, Some(&secret))?;
             println!("imported {} {}", info.fingerprint, info.user_ids.join(", "));
             Ok(ExitCode::SUCCESS)
         }
         Command::Key(KeyCommand::Generate { name }) => {
             let mut store = open_store()?;
-            let info = store.generate(
-                &name,
-                passphrase("PASSPHRASE").as_ref(),
-                std::time::SystemTime::now(),
-            )?;
-            println!(
-                "generated {} {}",
-                info.fingerprint,
-                info.user_ids.join(", ")
-            );
+            let info = store.generate(&name, passphrase("PASSPHRASE").as_ref(), std::time::SystemTime::now())?;
+            println!("generated {} {}", info.fingerprint, info.user_ids.join(", "));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -413,32 +293,20 @@ fn open_store() -> anyhow::Result<coffer_pgp::KeyStore> {
 /// volume streams the restore opens borrow its keys.
 fn opener() -> anyhow::Result<backup::Opener<'static>> {
     let store: &'static coffer_pgp::KeyStore = Box::leak(Box::new(open_store()?));
-    Ok(backup::Opener {
-        keys: store.keys(),
-        passphrase: passphrase("PASSPHRASE"),
-    })
+    Ok(backup::Opener { keys: store.keys(), passphrase: passphrase("PASSPHRASE") })
 }
 
+
 /// What a restore or verify could not do, on standard error.
-fn report_problems(
-    volumes: &[coffer_restore::VolumeProblem],
-    paths: &[coffer_restore::PathProblem],
-    uncertain: &[coffer_archive::Index],
-) {
+fn report_problems(volumes: &[coffer_restore::VolumeProblem], paths: &[coffer_restore::PathProblem], uncertain: &[coffer_archive::Index]) {
     for v in volumes {
-        eprintln!(
-            "coffer-client: {} (set {}, volume {}) could not be read: {}; the paths from {:?} to {:?} may be missing",
-            v.name, v.set, v.volume, v.error, v.start.index, v.end.index
-        );
+        eprintln!("coffer-client: {} (set {}, volume {}) could not be read: {}; the paths from {:?} to {:?} may be missing", v.name, v.set, v.volume, v.error, v.start.index, v.end.index);
     }
     for p in paths {
         eprintln!("coffer-client: {:?}: {}", p.index, p.error);
     }
     if !uncertain.is_empty() {
-        eprintln!(
-            "coffer-client: {} path(s) restored from an older set because a lost volume may have held a newer version",
-            uncertain.len()
-        );
+        eprintln!("coffer-client: {} path(s) restored from an older set because a lost volume may have held a newer version", uncertain.len());
     }
 }
 
@@ -448,9 +316,8 @@ fn passphrase(var: &str) -> Option<coffer_pgp::Password> {
     std::env::var(var).ok().map(coffer_pgp::Password::from)
 }
 
+
 /// Seconds since the epoch.
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -18,14 +18,9 @@ pub(crate) struct BackupOptions {
 /// The set a run writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SetPlan {
-    Full {
-        time: i64,
-    },
+    Full { time: i64 },
     /// Continues the chain whose last set ended at `start`.
-    Incremental {
-        start: i64,
-        end: i64,
-    },
+    Incremental { start: i64, end: i64 },
 }
 
 /// Why a set was chosen, in words for the run's first line.
@@ -60,60 +55,24 @@ pub(crate) enum PlanError {
 }
 
 /// The plan for a run at `now` against the target's `collection`.
-pub(crate) fn plan_backup(
-    collection: &Collection,
-    options: BackupOptions,
-    now: i64,
-) -> Result<BackupPlan, PlanError> {
-    let newest = collection
-        .sets
-        .iter()
-        .filter(|s| s.is_complete())
-        .map(|s| s.end)
-        .max();
+pub(crate) fn plan_backup(collection: &Collection, options: BackupOptions, now: i64) -> Result<BackupPlan, PlanError> {
+    let newest = collection.sets.iter().filter(|s| s.is_complete()).map(|s| s.end).max();
     if let Some(newest) = newest
         && newest >= now
     {
         return Err(PlanError::ClockBehind { newest, now });
     }
-    let leftovers = collection
-        .incomplete
-        .iter()
-        .flat_map(|&i| collection.sets[i].files_in_delete_order())
-        .map(str::to_string)
-        .collect();
-    let chain = collection.chains.last().map(|c| {
-        (
-            collection.sets[c.sets[0]].end,
-            collection.sets[*c.sets.last().unwrap_or(&c.sets[0])].end,
-        )
-    });
+    let leftovers = collection.incomplete.iter().flat_map(|&i| collection.sets[i].files_in_delete_order()).map(str::to_string).collect();
+    let chain = collection.chains.last().map(|c| (collection.sets[c.sets[0]].end, collection.sets[*c.sets.last().unwrap_or(&c.sets[0])].end));
     let (set, reason) = match chain {
         None => (SetPlan::Full { time: now }, Reason::NoChain),
         Some(_) if options.force_full => (SetPlan::Full { time: now }, Reason::Forced),
-        Some((full_time, _))
-            if options
-                .full_if_older_than
-                .is_some_and(|age| now - full_time > age) =>
-        {
-            (
-                SetPlan::Full { time: now },
-                Reason::ChainTooOld { full_time },
-            )
+        Some((full_time, _)) if options.full_if_older_than.is_some_and(|age| now - full_time > age) => {
+            (SetPlan::Full { time: now }, Reason::ChainTooOld { full_time })
         }
-        Some((_, last_end)) => (
-            SetPlan::Incremental {
-                start: last_end,
-                end: now,
-            },
-            Reason::Continues,
-        ),
+        Some((_, last_end)) => (SetPlan::Incremental { start: last_end, end: now }, Reason::Continues),
     };
-    Ok(BackupPlan {
-        set,
-        reason,
-        leftovers,
-    })
+    Ok(BackupPlan { set, reason, leftovers })
 }
 
 #[cfg(test)]
@@ -125,33 +84,18 @@ mod tests {
     const T0: i64 = 1_795_737_600;
 
     fn files(names: &[String]) -> Collection {
-        let infos: Vec<FileInfo> = names
-            .iter()
-            .map(|n| FileInfo {
-                name: n.clone(),
-                mtime: 0,
-                ctime: 0,
-                size: 1,
-            })
-            .collect();
+        let infos: Vec<FileInfo> = names.iter().map(|n| FileInfo { name: n.clone(), mtime: 0, ctime: 0, size: 1 }).collect();
         Collection::from_files(&infos)
     }
 
     fn full(t: i64) -> Vec<String> {
         let s = format_stamp(t);
-        vec![
-            format!("duplicity-full.{s}.vol1.difftar.gpg"),
-            format!("duplicity-full.{s}.manifest.gpg"),
-            format!("duplicity-full-signatures.{s}.sigtar.gpg"),
-        ]
+        vec![format!("duplicity-full.{s}.vol1.difftar.gpg"), format!("duplicity-full.{s}.manifest.gpg"), format!("duplicity-full-signatures.{s}.sigtar.gpg")]
     }
 
     fn inc(a: i64, b: i64, manifest: bool) -> Vec<String> {
         let (a, b) = (format_stamp(a), format_stamp(b));
-        let mut v = vec![
-            format!("duplicity-inc.{a}.to.{b}.vol1.difftar.gpg"),
-            format!("duplicity-new-signatures.{a}.to.{b}.sigtar.gpg"),
-        ];
+        let mut v = vec![format!("duplicity-inc.{a}.to.{b}.vol1.difftar.gpg"), format!("duplicity-new-signatures.{a}.to.{b}.sigtar.gpg")];
         if manifest {
             v.push(format!("duplicity-inc.{a}.to.{b}.manifest.gpg"));
         }
@@ -163,58 +107,11 @@ mod tests {
         let chain: Vec<String> = [full(T0), inc(T0, T0 + DAY, true)].concat();
         let month = Some(30 * DAY);
         let table: &[(&[String], BackupOptions, i64, SetPlan, Reason)] = &[
-            (
-                &[],
-                BackupOptions::default(),
-                T0,
-                SetPlan::Full { time: T0 },
-                Reason::NoChain,
-            ),
-            (
-                &chain,
-                BackupOptions::default(),
-                T0 + 2 * DAY,
-                SetPlan::Incremental {
-                    start: T0 + DAY,
-                    end: T0 + 2 * DAY,
-                },
-                Reason::Continues,
-            ),
-            (
-                &chain,
-                BackupOptions {
-                    force_full: true,
-                    ..Default::default()
-                },
-                T0 + 2 * DAY,
-                SetPlan::Full { time: T0 + 2 * DAY },
-                Reason::Forced,
-            ),
-            (
-                &chain,
-                BackupOptions {
-                    full_if_older_than: month,
-                    ..Default::default()
-                },
-                T0 + 30 * DAY,
-                SetPlan::Incremental {
-                    start: T0 + DAY,
-                    end: T0 + 30 * DAY,
-                },
-                Reason::Continues,
-            ),
-            (
-                &chain,
-                BackupOptions {
-                    full_if_older_than: month,
-                    ..Default::default()
-                },
-                T0 + 31 * DAY,
-                SetPlan::Full {
-                    time: T0 + 31 * DAY,
-                },
-                Reason::ChainTooOld { full_time: T0 },
-            ),
+            (&[], BackupOptions::default(), T0, SetPlan::Full { time: T0 }, Reason::NoChain),
+            (&chain, BackupOptions::default(), T0 + 2 * DAY, SetPlan::Incremental { start: T0 + DAY, end: T0 + 2 * DAY }, Reason::Continues),
+            (&chain, BackupOptions { force_full: true, ..Default::default() }, T0 + 2 * DAY, SetPlan::Full { time: T0 + 2 * DAY }, Reason::Forced),
+            (&chain, BackupOptions { full_if_older_than: month, ..Default::default() }, T0 + 30 * DAY, SetPlan::Incremental { start: T0 + DAY, end: T0 + 30 * DAY }, Reason::Continues),
+            (&chain, BackupOptions { full_if_older_than: month, ..Default::default() }, T0 + 31 * DAY, SetPlan::Full { time: T0 + 31 * DAY }, Reason::ChainTooOld { full_time: T0 }),
         ];
         for (i, (names, options, now, set, reason)) in table.iter().enumerate() {
             let plan = plan_backup(&files(names), *options, *now).unwrap();
@@ -223,36 +120,18 @@ mod tests {
     }
 
     #[test]
-    fn an_interrupted_incremental_is_left_over_and_the_chain_continues_from_the_last_complete_set()
-    {
+    fn an_interrupted_incremental_is_left_over_and_the_chain_continues_from_the_last_complete_set() {
         let names: Vec<String> = [full(T0), inc(T0, T0 + DAY, false)].concat();
         let plan = plan_backup(&files(&names), BackupOptions::default(), T0 + 2 * DAY).unwrap();
-        assert_eq!(
-            plan.set,
-            SetPlan::Incremental {
-                start: T0,
-                end: T0 + 2 * DAY
-            }
-        );
+        assert_eq!(plan.set, SetPlan::Incremental { start: T0, end: T0 + 2 * DAY });
         assert_eq!(plan.leftovers.len(), 2);
-        assert!(
-            plan.leftovers
-                .iter()
-                .all(|n| n.starts_with("duplicity-inc.")
-                    || n.starts_with("duplicity-new-signatures."))
-        );
+        assert!(plan.leftovers.iter().all(|n| n.starts_with("duplicity-inc.") || n.starts_with("duplicity-new-signatures.")));
     }
 
     #[test]
     fn a_clock_behind_the_newest_set_is_refused() {
         let e = plan_backup(&files(&full(T0)), BackupOptions::default(), T0).unwrap_err();
-        assert_eq!(
-            e,
-            PlanError::ClockBehind {
-                newest: T0,
-                now: T0
-            }
-        );
+        assert_eq!(e, PlanError::ClockBehind { newest: T0, now: T0 });
         assert!(e.to_string().contains("set the clock right"));
     }
 }

@@ -165,11 +165,7 @@ pub struct Decryptor<'a> {
 /// used to decrypt, public halves to check signatures) and `passphrase`
 /// for protected keys or passphrase-encrypted messages. The session key is
 /// found here, so a wrong passphrase or a missing key fails at once.
-pub fn decrypt<'a, R, F>(
-    source: R,
-    keys: &'a [Key],
-    passphrase: F,
-) -> Result<Decryptor<'a>, PgpError>
+pub fn decrypt<'a, R, F>(source: R, keys: &'a [Key], passphrase: F) -> Result<Decryptor<'a>, PgpError>
 where
     R: Read + Send + Sync + 'a,
     F: FnMut(&PassphraseRequest) -> Option<Password> + Send + 'a,
@@ -321,12 +317,9 @@ impl Helper<'_> {
         unlocked: &mut Vec<(String, Key)>,
     ) -> Result<bool, PgpError> {
         let recipient = pkesk.recipient();
-        let names_it = |handle: KeyHandle| recipient.as_ref().is_none_or(|r| handle.aliases(r));
-        if !key
-            .cert()
-            .keys()
-            .any(|ka| names_it(ka.key().key_handle()) && usable_secret(ka.key()))
-        {
+        let names_it =
+            |handle: KeyHandle| recipient.as_ref().is_none_or(|r| handle.aliases(r));
+        if !key.cert().keys().any(|ka| names_it(ka.key().key_handle()) && usable_secret(ka.key())) {
             return Ok(false);
         }
         let fingerprint = key.fingerprint();
@@ -337,8 +330,7 @@ impl Helper<'_> {
                     fingerprint: fingerprint.clone(),
                     user_id: key.user_ids().into_iter().next(),
                 };
-                let passphrase =
-                    (self.passphrase)(&request).ok_or_else(|| key.passphrase_needed())?;
+                let passphrase = (self.passphrase)(&request).ok_or_else(|| key.passphrase_needed())?;
                 let k = key.unlocked(&passphrase)?;
                 unlocked.push((fingerprint, k.clone()));
                 k

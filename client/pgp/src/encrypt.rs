@@ -13,13 +13,14 @@
 use std::fmt;
 use std::io::{self, Write};
 
-use openpgp::KeyHandle;
 use openpgp::serialize::stream::{
     Compressor, Encryptor as SqEncryptor, LiteralWriter, Message, Recipient, Signer,
 };
 use openpgp::types::{
-    CompressionAlgorithm, CompressionLevel, DataFormat, Features, HashAlgorithm, SymmetricAlgorithm,
+    CompressionAlgorithm, CompressionLevel, DataFormat, Features, HashAlgorithm,
+    SymmetricAlgorithm,
 };
+use openpgp::KeyHandle;
 use sequoia_openpgp as openpgp;
 
 use crate::error::openpgp_text;
@@ -112,11 +113,7 @@ impl<'a> Encryptor<'a> {
                 {
                     // SEIPD v1 only: see the module comment.
                     let features = Features::empty().set_seipdv1();
-                    recipients.push(Recipient::new(
-                        features,
-                        KeyHandle::from(ka.key().keyid()),
-                        ka.key(),
-                    ));
+                    recipients.push(Recipient::new(features, KeyHandle::from(ka.key().keyid()), ka.key()));
                 }
             }
             if recipients.len() == before {
@@ -164,12 +161,10 @@ impl<'a> Encryptor<'a> {
     /// Ends the message: flushes the compressor, writes the signature and
     /// the MDC. Only a finished message decrypts.
     pub fn finish(self) -> Result<(), PgpError> {
-        self.inner
-            .finalize()
-            .map_err(|e| match e.downcast::<io::Error>() {
-                Ok(io) => PgpError::Write(io),
-                Err(e) => PgpError::OpenPgp(openpgp_text(&e)),
-            })
+        self.inner.finalize().map_err(|e| match e.downcast::<io::Error>() {
+            Ok(io) => PgpError::Write(io),
+            Err(e) => PgpError::OpenPgp(openpgp_text(&e)),
+        })
     }
 }
 

@@ -47,9 +47,7 @@ pub enum PgpError {
 
     /// The message is well-formed OpenPGP but not encrypted (plain or only
     /// signed): a volume must be encrypted, else a server could swap it.
-    #[error(
-        "the message is not encrypted (a plain OpenPGP message is refused: it could come from anyone)"
-    )]
+    #[error("the message is not encrypted (a plain OpenPGP message is refused: it could come from anyone)")]
     NotEncrypted,
 
     /// The bytes are not a well-formed encrypted message: cut short,
@@ -118,9 +116,7 @@ pub enum PgpError {
     },
 
     /// A key query that is not a fingerprint or key id.
-    #[error(
-        "{query:?} is not a key id: give 8, 16 or 40 hexadecimal digits (short id, long id, fingerprint)"
-    )]
+    #[error("{query:?} is not a key id: give 8, 16 or 40 hexadecimal digits (short id, long id, fingerprint)")]
     BadKeyQuery {
         /// What was asked for.
         query: String,
@@ -207,41 +203,24 @@ mod tests {
             key_id: "0123456789ABCDEF".into(),
         }
         .into_io();
-        assert!(
-            matches!(PgpError::from_io(e), PgpError::BadSignature { key_id } if key_id == "0123456789ABCDEF")
-        );
+        assert!(matches!(PgpError::from_io(e), PgpError::BadSignature { key_id } if key_id == "0123456789ABCDEF"));
         let plain = io::Error::new(io::ErrorKind::BrokenPipe, "pipe");
-        assert!(
-            matches!(PgpError::from_io(plain), PgpError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe)
-        );
+        assert!(matches!(PgpError::from_io(plain), PgpError::Write(e) if e.kind() == io::ErrorKind::BrokenPipe));
     }
 
     #[test]
     fn messages_are_one_line_and_name_what_failed() {
         let all = [
-            PgpError::WrongPassphrase {
-                what: "the secret key ABCD".into(),
-            },
-            PgpError::NoSecretKey {
-                key_ids: vec!["1111111111111111".into(), "2222222222222222".into()],
-            },
-            PgpError::Corrupt {
-                offset: 4096,
-                reason: "MDC check failed".into(),
-            },
-            PgpError::BadSignature {
-                key_id: "3333333333333333".into(),
-            },
+            PgpError::WrongPassphrase { what: "the secret key ABCD".into() },
+            PgpError::NoSecretKey { key_ids: vec!["1111111111111111".into(), "2222222222222222".into()] },
+            PgpError::Corrupt { offset: 4096, reason: "MDC check failed".into() },
+            PgpError::BadSignature { key_id: "3333333333333333".into() },
         ];
         for e in &all {
             let text = e.to_string();
             assert!(!text.contains('\n'), "{text}");
         }
-        assert!(
-            all[1]
-                .to_string()
-                .contains("1111111111111111, 2222222222222222")
-        );
+        assert!(all[1].to_string().contains("1111111111111111, 2222222222222222"));
         assert!(all[2].to_string().contains("4096"));
     }
 }

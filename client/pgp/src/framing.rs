@@ -72,13 +72,9 @@ fn header(buf: &[u8], at: usize) -> Result<Option<(u8, Length, usize)>, String> 
     };
     Ok(match first {
         0..=191 => Some((tag, Length::Definite(first), 2)),
-        192..=223 => octets(2).map(|v| {
-            (
-                tag,
-                Length::Definite(((v >> 8) - 192) * 256 + (v & 0xff) + 192),
-                3,
-            )
-        }),
+        192..=223 => {
+            octets(2).map(|v| (tag, Length::Definite(((v >> 8) - 192) * 256 + (v & 0xff) + 192), 3))
+        }
         255 => buf
             .get(at + 2..at + 6)
             .map(|b| b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
@@ -98,10 +94,7 @@ fn chunk_header(buf: &[u8], at: usize) -> Option<(Length, usize)> {
         }
         255 => {
             let b = buf.get(at + 1..at + 5)?;
-            Some((
-                Length::Definite(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))),
-                5,
-            ))
+            Some((Length::Definite(b.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x))), 5))
         }
         _ => Some((Length::Partial(1 << (first & 0x1f)), 1)),
     }
@@ -136,18 +129,13 @@ pub(crate) fn check(buf: &[u8], eof: bool) -> Frame {
         match (tag, length) {
             // PKESK, SKESK, marker.
             (1 | 3 | 10, Length::Definite(len)) => {
-                at = match usize::try_from(len)
-                    .ok()
-                    .and_then(|l| (at + size).checked_add(l))
-                {
+                at = match usize::try_from(len).ok().and_then(|l| (at + size).checked_add(l)) {
                     Some(next) if next <= MAX_FRAME => next,
                     _ => return Frame::Bad(format!("a key packet of {len} bytes at byte {at}")),
                 };
             }
             (1 | 3 | 10, _) => {
-                return Frame::Bad(format!(
-                    "a key packet without a definite length at byte {at}"
-                ));
+                return Frame::Bad(format!("a key packet without a definite length at byte {at}"));
             }
             (18, length) => return seipd_body(buf, at + size, length, eof),
             // Literal, compressed, signature, one-pass signature: plain
@@ -155,9 +143,7 @@ pub(crate) fn check(buf: &[u8], eof: bool) -> Frame {
             // a message GnuPG 2.2 writes.
             (2 | 4 | 8 | 11, _) => return Frame::NotEncrypted,
             (other, _) => {
-                return Frame::Bad(format!(
-                    "packet type {other} at byte {at} where key packets or encrypted data belong"
-                ));
+                return Frame::Bad(format!("packet type {other} at byte {at} where key packets or encrypted data belong"));
             }
         }
     }
@@ -167,11 +153,7 @@ pub(crate) fn check(buf: &[u8], eof: bool) -> Frame {
 /// `at` here? Counted on the bytes present, not on the lengths claimed: a
 /// message cut short inside them would reach sequoia's panic as well.
 fn seipd_body(buf: &[u8], mut at: usize, mut length: Length, eof: bool) -> Frame {
-    let too_short = |n: u64| {
-        Frame::Bad(format!(
-            "its encrypted data is {n} bytes, too short to hold anything"
-        ))
-    };
+    let too_short = |n: u64| Frame::Bad(format!("its encrypted data is {n} bytes, too short to hold anything"));
     let mut seen = 0u64;
     loop {
         let available = buf.len().saturating_sub(at) as u64;
@@ -228,135 +210,28 @@ mod tests {
         let good = [pkesk.clone(), packet(18, 40)].concat();
         let cases: Vec<(&str, Vec<u8>, bool, Frame)> = vec![
             ("pkesk + seipd", good.clone(), true, Frame::Good),
-            (
-                "two esks + seipd",
-                [pkesk.clone(), skesk.clone(), packet(18, 100)].concat(),
-                true,
-                Frame::Good,
-            ),
-            (
-                "seipd body not here yet",
-                good[..good.len() - 1].to_vec(),
-                false,
-                Frame::NeedMore,
-            ),
-            (
-                "seipd body cut short",
-                good[..good.len() - 1].to_vec(),
-                true,
-                Frame::Bad("it ends inside the encrypted data".into()),
-            ),
-            (
-                "40 bytes of a long body",
-                [pkesk.clone(), vec![0xd2, 0xc0, 0x00], vec![0; 40]].concat(),
-                false,
-                Frame::Good,
-            ),
-            (
-                "seipd body 39 bytes",
-                [skesk.clone(), packet(18, 39)].concat(),
-                true,
-                Frame::Bad("its encrypted data is 39 bytes, too short to hold anything".into()),
-            ),
-            (
-                "cut in a key packet",
-                pkesk[..50].to_vec(),
-                false,
-                Frame::NeedMore,
-            ),
-            (
-                "cut in a key packet, eof",
-                pkesk[..50].to_vec(),
-                true,
-                Frame::Bad(
-                    "it ends inside the key packets (no encrypted data follows them)".into(),
-                ),
-            ),
-            (
-                "cut in a header, eof",
-                vec![0xc1, 0xff, 0],
-                true,
-                Frame::Bad("it ends inside a packet header".into()),
-            ),
-            (
-                "key packets only",
-                pkesk.clone(),
-                true,
-                Frame::Bad(
-                    "it ends inside the key packets (no encrypted data follows them)".into(),
-                ),
-            ),
+            ("two esks + seipd", [pkesk.clone(), skesk.clone(), packet(18, 100)].concat(), true, Frame::Good),
+            ("seipd body not here yet", good[..good.len() - 1].to_vec(), false, Frame::NeedMore),
+            ("seipd body cut short", good[..good.len() - 1].to_vec(), true, Frame::Bad("it ends inside the encrypted data".into())),
+            ("40 bytes of a long body", [pkesk.clone(), vec![0xd2, 0xc0, 0x00], vec![0; 40]].concat(), false, Frame::Good),
+            ("seipd body 39 bytes", [skesk.clone(), packet(18, 39)].concat(), true, Frame::Bad("its encrypted data is 39 bytes, too short to hold anything".into())),
+            ("cut in a key packet", pkesk[..50].to_vec(), false, Frame::NeedMore),
+            ("cut in a key packet, eof", pkesk[..50].to_vec(), true, Frame::Bad("it ends inside the key packets (no encrypted data follows them)".into())),
+            ("cut in a header, eof", vec![0xc1, 0xff, 0], true, Frame::Bad("it ends inside a packet header".into())),
+            ("key packets only", pkesk.clone(), true, Frame::Bad("it ends inside the key packets (no encrypted data follows them)".into())),
             ("empty", vec![], true, Frame::Bad("it is empty".into())),
             ("literal", packet(11, 10), true, Frame::NotEncrypted),
             ("compressed", packet(8, 10), true, Frame::NotEncrypted),
-            (
-                "armored",
-                b"-----BEGIN PGP MESSAGE-----".to_vec(),
-                false,
-                Frame::Bad("it is ASCII-armored; duplicity's files are binary".into()),
-            ),
-            (
-                "not openpgp",
-                b"duplicity".to_vec(),
-                false,
-                Frame::Bad("byte 0 is not a packet header".into()),
-            ),
-            (
-                "old SED",
-                [skesk.clone(), packet(9, 60)].concat(),
-                true,
-                Frame::Bad(
-                    "packet type 9 at byte 15 where key packets or encrypted data belong".into(),
-                ),
-            ),
+            ("armored", b"-----BEGIN PGP MESSAGE-----".to_vec(), false, Frame::Bad("it is ASCII-armored; duplicity's files are binary".into())),
+            ("not openpgp", b"duplicity".to_vec(), false, Frame::Bad("byte 0 is not a packet header".into())),
+            ("old SED", [skesk.clone(), packet(9, 60)].concat(), true, Frame::Bad("packet type 9 at byte 15 where key packets or encrypted data belong".into())),
             // Old format SEIPD (tag 18 cannot be old format; tag 1 can).
-            (
-                "old-format pkesk",
-                [vec![0x84, 3, 1, 2, 3], packet(18, 50)].concat(),
-                true,
-                Frame::Good,
-            ),
-            (
-                "partial chunks of 1 byte",
-                [
-                    skesk.clone(),
-                    vec![0xd2, 0xe0, 0xaa, 0xe0, 0xaa, 5, 1, 2, 3, 4, 5],
-                ]
-                .concat(),
-                true,
-                Frame::Bad("its encrypted data is 7 bytes, too short to hold anything".into()),
-            ),
-            (
-                "partial chunk of 512",
-                [skesk.clone(), vec![0xd2, 0xe9], vec![0; 40]].concat(),
-                false,
-                Frame::Good,
-            ),
-            (
-                "partial chunk of 512, cut",
-                [skesk.clone(), vec![0xd2, 0xe9], vec![0; 39]].concat(),
-                true,
-                Frame::Bad("it ends inside the encrypted data".into()),
-            ),
-            (
-                "partial chunks of 32 then 8",
-                [
-                    skesk.clone(),
-                    vec![0xd2, 0xe5],
-                    vec![0; 32],
-                    vec![8],
-                    vec![0; 8],
-                ]
-                .concat(),
-                true,
-                Frame::Good,
-            ),
-            (
-                "five-octet length 39",
-                [skesk, vec![0xd2, 0xff, 0, 0, 0, 39]].concat(),
-                false,
-                Frame::Bad("its encrypted data is 39 bytes, too short to hold anything".into()),
-            ),
+            ("old-format pkesk", [vec![0x84, 3, 1, 2, 3], packet(18, 50)].concat(), true, Frame::Good),
+            ("partial chunks of 1 byte", [skesk.clone(), vec![0xd2, 0xe0, 0xaa, 0xe0, 0xaa, 5, 1, 2, 3, 4, 5]].concat(), true, Frame::Bad("its encrypted data is 7 bytes, too short to hold anything".into())),
+            ("partial chunk of 512", [skesk.clone(), vec![0xd2, 0xe9], vec![0; 40]].concat(), false, Frame::Good),
+            ("partial chunk of 512, cut", [skesk.clone(), vec![0xd2, 0xe9], vec![0; 39]].concat(), true, Frame::Bad("it ends inside the encrypted data".into())),
+            ("partial chunks of 32 then 8", [skesk.clone(), vec![0xd2, 0xe5], vec![0; 32], vec![8], vec![0; 8]].concat(), true, Frame::Good),
+            ("five-octet length 39", [skesk, vec![0xd2, 0xff, 0, 0, 0, 39]].concat(), false, Frame::Bad("its encrypted data is 39 bytes, too short to hold anything".into())),
         ];
         for (name, bytes, eof, want) in cases {
             assert_eq!(check(&bytes, eof), want, "{name}");

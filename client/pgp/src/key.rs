@@ -11,13 +11,13 @@ use std::fmt;
 use std::time::SystemTime;
 
 use openpgp::Cert;
-use openpgp::cert::prelude::*;
 use openpgp::crypto::{KeyPair, Password};
 use openpgp::packet::key::{PublicParts, SecretKeyMaterial};
 use openpgp::packet::{Packet, key};
 use openpgp::parse::Parse;
 use openpgp::policy::StandardPolicy;
 use openpgp::serialize::SerializeInto;
+use openpgp::cert::prelude::*;
 use sequoia_openpgp as openpgp;
 
 use crate::error::openpgp_text;
@@ -116,8 +116,8 @@ impl Key {
             what: what.to_owned(),
             reason,
         };
-        let mut certs =
-            openpgp::cert::CertParser::from_bytes(bytes).map_err(|e| invalid(openpgp_text(&e)))?;
+        let mut certs = openpgp::cert::CertParser::from_bytes(bytes)
+            .map_err(|e| invalid(openpgp_text(&e)))?;
         let cert = match certs.next() {
             Some(Ok(cert)) => cert,
             Some(Err(e)) => return Err(invalid(openpgp_text(&e))),
@@ -200,9 +200,9 @@ impl Key {
 
     /// Does the query name this key's primary key or one of its subkeys?
     pub fn matches(&self, query: &KeyQuery) -> bool {
-        self.cert
-            .keys()
-            .any(|ka| query.matches(&ka.key().fingerprint().to_hex(), &ka.key().keyid().to_hex()))
+        self.cert.keys().any(|ka| {
+            query.matches(&ka.key().fingerprint().to_hex(), &ka.key().keyid().to_hex())
+        })
     }
 
     /// The public half, armored, as `gpg --armor --export` writes it.

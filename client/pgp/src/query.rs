@@ -86,10 +86,7 @@ mod tests {
                 "0x9cf3a1fe450907915ef8a5d5e4636b68f1ec36e4",
                 Some(KeyQuery::Fingerprint(FPR.into())),
             ),
-            (
-                "E4636B68F1EC36E4",
-                Some(KeyQuery::LongId("E4636B68F1EC36E4".into())),
-            ),
+            ("E4636B68F1EC36E4", Some(KeyQuery::LongId("E4636B68F1EC36E4".into()))),
             ("0XF1EC36E4", Some(KeyQuery::ShortId("F1EC36E4".into()))),
             (" f1ec36e4 ", Some(KeyQuery::ShortId("F1EC36E4".into()))),
             ("F1EC36E", None),
@@ -113,20 +110,10 @@ mod tests {
     fn matching() {
         let key_id = &FPR[24..];
         for q in [FPR, &FPR[24..], &FPR[32..]] {
-            assert!(
-                KeyQuery::parse(q).expect("query").matches(FPR, key_id),
-                "{q}"
-            );
+            assert!(KeyQuery::parse(q).expect("query").matches(FPR, key_id), "{q}");
         }
-        for q in [
-            "0000000000000000000000000000000000000000",
-            "0000000000000000",
-            "00000000",
-        ] {
-            assert!(
-                !KeyQuery::parse(q).expect("query").matches(FPR, key_id),
-                "{q}"
-            );
+        for q in ["0000000000000000000000000000000000000000", "0000000000000000", "00000000"] {
+            assert!(!KeyQuery::parse(q).expect("query").matches(FPR, key_id), "{q}");
         }
     }
 

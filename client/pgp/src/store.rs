@@ -25,11 +25,11 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use openpgp::cert::prelude::*;
 use openpgp::cert::{CertBuilder, CipherSuite};
-use openpgp::packet::Packet;
 use openpgp::packet::key::SecretKeyMaterial;
+use openpgp::packet::Packet;
 use openpgp::types::{Features, KeyFlags};
+use openpgp::cert::prelude::*;
 use sequoia_openpgp as openpgp;
 
 use crate::error::openpgp_text;
@@ -232,11 +232,7 @@ impl KeyStore {
             .and_then(|d| d.sync_all())
             .map_err(store_err(&self.dir))?;
         let info = key.info();
-        match self
-            .keys
-            .iter_mut()
-            .find(|k| k.fingerprint() == fingerprint)
-        {
+        match self.keys.iter_mut().find(|k| k.fingerprint() == fingerprint) {
             Some(slot) => *slot = key,
             None => {
                 self.keys.push(key);
@@ -271,10 +267,8 @@ fn protect(key: &Key, passphrase: &Password) -> Result<Key, PgpError> {
     let sq = |e: openpgp::anyhow::Error| PgpError::OpenPgp(openpgp_text(&e));
     let mut packets: Vec<Packet> = Vec::new();
     for ka in key.cert().keys() {
-        if !matches!(
-            ka.key().optional_secret(),
-            Some(SecretKeyMaterial::Unencrypted(_))
-        ) || !usable_secret(ka.key())
+        if !matches!(ka.key().optional_secret(), Some(SecretKeyMaterial::Unencrypted(_)))
+            || !usable_secret(ka.key())
         {
             continue;
         }

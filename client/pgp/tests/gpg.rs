@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Instant, SystemTime};
 
 use coffer_pgp::{
-    Cipher, Compression, EncryptOptions, Encryptor, Key, KeyStore, PassphraseRequest, Password,
+    Cipher, Compression, EncryptOptions, Encryptor, Key, KeyStore, Password, PassphraseRequest,
     PgpError, SignatureCheck, decrypt,
 };
 
@@ -76,20 +76,10 @@ impl Gpg {
     /// cv25519, GnuPG 2.4's default.
     fn generate_with(&self, name: &str, algo: &str) -> String {
         self.run(
-            &[
-                "--passphrase",
-                GPG_PASS,
-                "--quick-gen-key",
-                name,
-                algo,
-                "default",
-                "never",
-            ],
+            &["--passphrase", GPG_PASS, "--quick-gen-key", name, algo, "default", "never"],
             b"",
         );
-        let listing = self
-            .run(&["--with-colons", "--list-keys", name], b"")
-            .stdout;
+        let listing = self.run(&["--with-colons", "--list-keys", name], b"").stdout;
         String::from_utf8(listing)
             .expect("utf8")
             .lines()
@@ -101,13 +91,7 @@ impl Gpg {
 
     fn export_secret(&self, fpr: &str) -> Vec<u8> {
         self.run(
-            &[
-                "--passphrase",
-                GPG_PASS,
-                "--armor",
-                "--export-secret-keys",
-                fpr,
-            ],
+            &["--passphrase", GPG_PASS, "--armor", "--export-secret-keys", fpr],
             b"",
         )
         .stdout
@@ -165,11 +149,7 @@ fn pseudo_random(len: usize) -> Vec<u8> {
             x ^= x >> 7;
             x ^= x << 17;
             // Half random, half text-like, so compression has work.
-            if (i / 4096) % 2 == 0 {
-                x as u8
-            } else {
-                b"duplicity "[i % 10]
-            }
+            if (i / 4096) % 2 == 0 { x as u8 } else { b"duplicity "[i % 10] }
         })
         .collect()
 }
@@ -213,10 +193,7 @@ fn gpg_decrypts_what_we_encrypt_to(algo: &str) {
                 &["--passphrase", GPG_PASS, "--status-fd", "2", "--decrypt"],
                 &msg,
             );
-            assert_eq!(
-                out.stdout, plain,
-                "{cipher:?} {compression:?} signed={signed}"
-            );
+            assert_eq!(out.stdout, plain, "{cipher:?} {compression:?} signed={signed}");
             let status = String::from_utf8_lossy(&out.stderr);
             assert_eq!(status.contains("[GNUPG:] GOODSIG"), signed, "{status}");
             assert!(status.contains("[GNUPG:] DECRYPTION_OKAY"), "{status}");
@@ -249,13 +226,7 @@ fn symmetric_both_ways() {
             };
             let msg = encrypt(&options, plain);
             let out = gpg.run(
-                &[
-                    "--passphrase",
-                    "backup passphrase",
-                    "--status-fd",
-                    "2",
-                    "--decrypt",
-                ],
+                &["--passphrase", "backup passphrase", "--status-fd", "2", "--decrypt"],
                 &msg,
             );
             assert_eq!(out.stdout, plain);
@@ -264,10 +235,7 @@ fn symmetric_both_ways() {
         }
         // gpg --symmetric as duplicity runs it (ZIP compression by default).
         let msg = gpg
-            .run(
-                &["--passphrase", "sym pass", "--symmetric", "--force-mdc"],
-                plain,
-            )
+            .run(&["--passphrase", "sym pass", "--symmetric", "--force-mdc"], plain)
             .stdout;
         let (got, verification) = decrypt_all(&[], &msg, "sym pass").expect("decrypt");
         assert_eq!(got, plain);
@@ -336,19 +304,11 @@ fn we_decrypt_what_gpg_encrypts_to(algo: &str) {
         }
     }
     // Unlocked once, the key decrypts without asking again.
-    let unlocked = store
-        .find(&fpr)
-        .expect("key")
-        .unlocked(&pw(GPG_PASS))
-        .expect("unlock");
-    let msg = gpg
-        .run(&["--recipient", &fpr, "--encrypt"], b"again")
-        .stdout;
-    let mut d = decrypt(
-        &msg[..],
-        std::slice::from_ref(&unlocked),
-        |_: &PassphraseRequest| panic!("asked for a passphrase"),
-    )
+    let unlocked = store.find(&fpr).expect("key").unlocked(&pw(GPG_PASS)).expect("unlock");
+    let msg = gpg.run(&["--recipient", &fpr, "--encrypt"], b"again").stdout;
+    let mut d = decrypt(&msg[..], std::slice::from_ref(&unlocked), |_: &PassphraseRequest| {
+        panic!("asked for a passphrase")
+    })
     .expect("decrypt");
     let mut got = Vec::new();
     d.read_to_end(&mut got).expect("read");
@@ -372,22 +332,9 @@ fn import_and_lookup() {
         Err(PgpError::PassphraseNeeded { .. })
     ));
     assert!(store.list().is_empty());
-    store
-        .import(&exported, Some(&pw(GPG_PASS)))
-        .expect("import");
-    let listing = String::from_utf8(
-        gpg.run(
-            &[
-                "--with-colons",
-                "--with-subkey-fingerprints",
-                "--list-keys",
-                &fpr,
-            ],
-            b"",
-        )
-        .stdout,
-    )
-    .expect("utf8");
+    store.import(&exported, Some(&pw(GPG_PASS))).expect("import");
+    let listing = String::from_utf8(gpg.run(&["--with-colons", "--with-subkey-fingerprints", "--list-keys", &fpr], b"").stdout)
+        .expect("utf8");
     let sub_fpr = listing
         .lines()
         .filter(|l| l.starts_with("fpr:"))
@@ -410,20 +357,10 @@ fn import_and_lookup() {
         sub_fpr.clone(),
         sub_fpr[24..].to_owned(),
     ] {
-        assert_eq!(
-            store.find(&query).expect(&query).fingerprint(),
-            fpr,
-            "{query}"
-        );
+        assert_eq!(store.find(&query).expect(&query).fingerprint(), fpr, "{query}");
     }
-    assert!(matches!(
-        store.find("0123456789ABCDEF"),
-        Err(PgpError::KeyNotFound { .. })
-    ));
-    assert!(matches!(
-        store.find("carol"),
-        Err(PgpError::BadKeyQuery { .. })
-    ));
+    assert!(matches!(store.find("0123456789ABCDEF"), Err(PgpError::KeyNotFound { .. })));
+    assert!(matches!(store.find("carol"), Err(PgpError::BadKeyQuery { .. })));
 
     // At rest: the export's protected secrets, unchanged; modes 0700/0600.
     use std::os::unix::fs::PermissionsExt;
@@ -440,21 +377,11 @@ fn import_and_lookup() {
     // The stored file goes back into GnuPG as it is.
     let other = Gpg::new().expect("gpg");
     other.run(
-        &[
-            "--passphrase",
-            GPG_PASS,
-            "--import",
-            file.to_str().expect("path"),
-        ],
+        &["--passphrase", GPG_PASS, "--import", file.to_str().expect("path")],
         b"",
     );
-    let msg = other
-        .run(&["--trust-model", "always", "-r", &fpr, "-e"], b"x")
-        .stdout;
-    assert_eq!(
-        other.run(&["--passphrase", GPG_PASS, "-d"], &msg).stdout,
-        b"x"
-    );
+    let msg = other.run(&["--trust-model", "always", "-r", &fpr, "-e"], b"x").stdout;
+    assert_eq!(other.run(&["--passphrase", GPG_PASS, "-d"], &msg).stdout, b"x");
 }
 
 /// A key the client generates: gpg imports its public half and encrypts to
@@ -465,11 +392,7 @@ fn generated_key_works_with_gpg() {
     let Some(gpg) = Gpg::new() else { return };
     let (_dir, mut store) = store();
     let info = store
-        .generate(
-            "Dave <dave@example.org>",
-            Some(&pw("dave pass")),
-            SystemTime::now(),
-        )
+        .generate("Dave <dave@example.org>", Some(&pw("dave pass")), SystemTime::now())
         .expect("generate");
     assert!(info.secret);
     assert_eq!(info.capabilities.to_string(), "SCE");
@@ -479,10 +402,7 @@ fn generated_key_works_with_gpg() {
     gpg.run(&["--import"], &key.public_armored().expect("public"));
     let plain = pseudo_random(1 << 20);
     let msg = gpg
-        .run(
-            &["--trust-model", "always", "-r", &info.fingerprint, "-e"],
-            &plain,
-        )
+        .run(&["--trust-model", "always", "-r", &info.fingerprint, "-e"], &plain)
         .stdout;
     let (got, _) = decrypt_all(store.keys(), &msg, "dave pass").expect("decrypt");
     assert_eq!(got, plain);
@@ -492,20 +412,14 @@ fn generated_key_works_with_gpg() {
         &key.secret_armored().expect("secret"),
     );
     let signer = key.signing_key(Some(&pw("dave pass"))).expect("signer");
-    assert!(matches!(
-        key.signing_key(Some(&pw("nope"))),
-        Err(PgpError::WrongPassphrase { .. })
-    ));
+    assert!(matches!(key.signing_key(Some(&pw("nope"))), Err(PgpError::WrongPassphrase { .. })));
     let options = EncryptOptions {
         recipients: vec![key],
         signer: Some(&signer),
         ..EncryptOptions::default()
     };
     let msg = encrypt(&options, &plain);
-    let out = gpg.run(
-        &["--passphrase", "dave pass", "--status-fd", "2", "-d"],
-        &msg,
-    );
+    let out = gpg.run(&["--passphrase", "dave pass", "--status-fd", "2", "-d"], &msg);
     assert_eq!(out.stdout, plain);
     assert!(String::from_utf8_lossy(&out.stderr).contains("[GNUPG:] GOODSIG"));
 }
@@ -524,8 +438,7 @@ fn errors_name_what_to_do() {
     match decrypt_all(store.keys(), &msg, "") {
         Err(e @ PgpError::NoSecretKey { .. }) => {
             let listing = String::from_utf8(
-                gpg.run(&["--with-colons", "--list-keys", &theirs], b"")
-                    .stdout,
+                gpg.run(&["--with-colons", "--list-keys", &theirs], b"").stdout,
             )
             .expect("utf8");
             let sub_id = listing
@@ -538,22 +451,11 @@ fn errors_name_what_to_do() {
         other => panic!("{other:?}"),
     }
     // gpg --sign alone: well-formed, not encrypted.
-    let signed = gpg
-        .run(
-            &["--passphrase", GPG_PASS, "-u", &theirs, "--sign"],
-            b"plain",
-        )
-        .stdout;
-    assert!(matches!(
-        decrypt_all(store.keys(), &signed, ""),
-        Err(PgpError::NotEncrypted)
-    ));
+    let signed = gpg.run(&["--passphrase", GPG_PASS, "-u", &theirs, "--sign"], b"plain").stdout;
+    assert!(matches!(decrypt_all(store.keys(), &signed, ""), Err(PgpError::NotEncrypted)));
 
     let msg = gpg
-        .run(
-            &["--passphrase", "pw", "--symmetric"],
-            &pseudo_random(200_000),
-        )
+        .run(&["--passphrase", "pw", "--symmetric"], &pseudo_random(200_000))
         .stdout;
     for cut in [msg.len() - 1, msg.len() - 25, msg.len() / 2, 40] {
         match decrypt_all(&[], &msg[..cut], "pw") {
@@ -583,9 +485,7 @@ fn throughput() {
     }
     let Some(gpg) = Gpg::new() else { return };
     let (_dir, mut store) = store();
-    let info = store
-        .generate("Bench", None, SystemTime::now())
-        .expect("generate");
+    let info = store.generate("Bench", None, SystemTime::now()).expect("generate");
     let key = store.find(&info.fingerprint).expect("key");
     let plain = pseudo_random(100 << 20);
     let mib = plain.len() as f64 / f64::from(1 << 20);
@@ -622,18 +522,7 @@ fn throughput() {
     for algo in ["AES256", "AES"] {
         let start = Instant::now();
         let msg = gpg
-            .run(
-                &[
-                    "--trust-model",
-                    "always",
-                    "--cipher-algo",
-                    algo,
-                    "-r",
-                    &info.fingerprint,
-                    "-e",
-                ],
-                &plain,
-            )
+            .run(&["--trust-model", "always", "--cipher-algo", algo, "-r", &info.fingerprint, "-e"], &plain)
             .stdout;
         let enc = start.elapsed().as_secs_f64();
         let start = Instant::now();

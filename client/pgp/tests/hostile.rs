@@ -10,16 +10,14 @@ use coffer_pgp::{
     Cipher, Compression, EncryptOptions, Encryptor, Key, KeyStore, PassphraseRequest, PgpError,
     decrypt,
 };
-use openpgp::parse::Parse;
 use proptest::prelude::*;
+use openpgp::parse::Parse;
 use sequoia_openpgp as openpgp;
 
 fn key() -> (tempfile::TempDir, KeyStore) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = KeyStore::open(&dir.path().join("keys")).expect("store");
-    store
-        .generate("Test <t@example.org>", None, SystemTime::now())
-        .expect("generate");
+    store.generate("Test <t@example.org>", None, SystemTime::now()).expect("generate");
     (dir, store)
 }
 
@@ -115,15 +113,9 @@ fn nested_encryption_with_a_tiny_inner_packet_is_refused() {
     let pkesk_len = inner.iter().position(|b| *b == 0xd2).expect("seipd tag");
     let nested = [&inner[..pkesk_len], &[0xd2, 3, 1, 2, 3][..]].concat();
     let msg = encrypt_raw(key, &nested);
-    assert!(matches!(
-        read_all(store.keys(), &msg),
-        Err(PgpError::Corrupt { .. })
-    ));
+    assert!(matches!(read_all(store.keys(), &msg), Err(PgpError::Corrupt { .. })));
     // And an ordinary nested message is refused too: GnuPG never writes one.
-    assert!(matches!(
-        read_all(store.keys(), &outer),
-        Err(PgpError::Corrupt { .. })
-    ));
+    assert!(matches!(read_all(store.keys(), &outer), Err(PgpError::Corrupt { .. })));
 }
 
 /// Where the encrypted data packet (tag 18) starts, found by walking the
@@ -133,29 +125,14 @@ fn seipd_offset(msg: &[u8]) -> usize {
     let mut at = 0;
     loop {
         let header = msg[at];
-        assert!(
-            header & 0xc0 == 0xc0,
-            "sequoia writes new-format packet headers"
-        );
+        assert!(header & 0xc0 == 0xc0, "sequoia writes new-format packet headers");
         if header & 0x3f == 18 {
             return at;
         }
         let (len, used) = match msg[at + 1] {
             n @ 0..192 => (usize::from(n), 1),
-            n @ 192..224 => (
-                (usize::from(n) - 192) * 256 + usize::from(msg[at + 2]) + 192,
-                2,
-            ),
-            255 => (
-                usize::try_from(u32::from_be_bytes([
-                    msg[at + 2],
-                    msg[at + 3],
-                    msg[at + 4],
-                    msg[at + 5],
-                ]))
-                .expect("length"),
-                5,
-            ),
+            n @ 192..224 => ((usize::from(n) - 192) * 256 + usize::from(msg[at + 2]) + 192, 2),
+            255 => (usize::try_from(u32::from_be_bytes([msg[at + 2], msg[at + 3], msg[at + 4], msg[at + 5]])).expect("length"), 5),
             _ => panic!("a partial length before the encrypted data"),
         };
         at += 1 + used + len;
@@ -172,9 +149,7 @@ fn a_tiny_top_level_packet_is_refused() {
         bad.extend([0xd2, u8::try_from(body).expect("small")]);
         bad.extend(std::iter::repeat_n(7u8, body));
         match read_all(store.keys(), &bad) {
-            Err(PgpError::Corrupt { reason, .. }) => {
-                assert!(reason.contains("too short"), "{reason}")
-            }
+            Err(PgpError::Corrupt { reason, .. }) => assert!(reason.contains("too short"), "{reason}"),
             other => panic!("{body}: {other:?}"),
         }
     }
@@ -202,10 +177,7 @@ fn a_changed_signed_literal_is_a_bad_signature() {
         .into_keypair()
         .expect("pair");
     let mut signed = Vec::new();
-    let m = Signer::new(Message::new(&mut signed), pair)
-        .expect("signer")
-        .build()
-        .expect("build");
+    let m = Signer::new(Message::new(&mut signed), pair).expect("signer").build().expect("build");
     let mut w = LiteralWriter::new(m).build().expect("literal");
     w.write_all(b"the volume's data").expect("write");
     w.finalize().expect("finalize");
@@ -214,15 +186,7 @@ fn a_changed_signed_literal_is_a_bad_signature() {
     let msg = encrypt_raw(key, &signed);
     match read_all(store.keys(), &msg) {
         Err(e @ PgpError::BadSignature { .. }) => {
-            let id = cert
-                .keys()
-                .with_policy(&policy, None)
-                .for_signing()
-                .next()
-                .expect("key")
-                .key()
-                .keyid()
-                .to_hex();
+            let id = cert.keys().with_policy(&policy, None).for_signing().next().expect("key").key().keyid().to_hex();
             assert!(e.to_string().contains(&id), "{e}");
         }
         other => panic!("{other:?}"),
@@ -246,10 +210,7 @@ fn a_signer_the_caller_does_not_know_is_a_verdict() {
     let mut d = decrypt(&msg[..], store.keys(), |_: &PassphraseRequest| None).expect("decrypt");
     std::io::copy(&mut d, &mut std::io::sink()).expect("read");
     let verification = d.finish().expect("finish");
-    assert!(matches!(
-        &verification.checks[..],
-        [coffer_pgp::SignatureCheck::UnknownKey { .. }]
-    ));
+    assert!(matches!(&verification.checks[..], [coffer_pgp::SignatureCheck::UnknownKey { .. }]));
     assert!(!verification.is_signed_by(&other.keys()[0]));
 }
 
@@ -259,33 +220,20 @@ fn store_modes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("deep/keys");
     let mut store = KeyStore::open(&path).expect("open");
-    let info = store
-        .generate("M", None, SystemTime::now())
-        .expect("generate");
-    let mode =
-        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    let info = store.generate("M", None, SystemTime::now()).expect("generate");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o700);
     assert_eq!(mode(&dir.path().join("deep")), 0o700);
     let file = path.join(format!("{}.asc", info.fingerprint));
     assert_eq!(mode(&file), 0o600);
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    assert!(matches!(
-        KeyStore::open(&path),
-        Err(PgpError::UnsafeStore { wanted: 0o600, .. })
-    ));
+    assert!(matches!(KeyStore::open(&path), Err(PgpError::UnsafeStore { wanted: 0o600, .. })));
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    assert!(matches!(
-        KeyStore::open(&path),
-        Err(PgpError::UnsafeStore { wanted: 0o700, .. })
-    ));
+    assert!(matches!(KeyStore::open(&path), Err(PgpError::UnsafeStore { wanted: 0o700, .. })));
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     std::fs::write(path.join("junk.asc"), b"not a key").expect("write");
-    std::fs::set_permissions(
-        path.join("junk.asc"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .expect("chmod");
+    std::fs::set_permissions(path.join("junk.asc"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
     match KeyStore::open(&path) {
         Err(PgpError::InvalidKey { what, .. }) => assert!(what.ends_with("junk.asc"), "{what}"),
         other => panic!("{other:?}"),

@@ -15,83 +15,37 @@ use crate::url::UrlError;
 pub enum RemoteError {
     #[error(transparent)]
     Url(#[from] UrlError),
-    #[error(
-        "{name:?} is not a file name for a backup directory (one path component, no '/', not . or ..)"
-    )]
+    #[error("{name:?} is not a file name for a backup directory (one path component, no '/', not . or ..)")]
     InvalidName { name: String },
     #[error("{op} {path}: {source}")]
-    Local {
-        op: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Local { op: &'static str, path: PathBuf, source: std::io::Error },
     #[error("reading the data for {name}: {source}")]
-    Source {
-        name: String,
-        source: std::io::Error,
-    },
+    Source { name: String, source: std::io::Error },
     #[error("connecting to {host}:{port}: {source}")]
-    Connect {
-        host: String,
-        port: u16,
-        source: std::io::Error,
-    },
+    Connect { host: String, port: u16, source: std::io::Error },
     #[error("SSH to {host}:{port}: {reason}")]
-    Ssh {
-        host: String,
-        port: u16,
-        reason: String,
-    },
+    Ssh { host: String, port: u16, reason: String },
     #[error(
         "the host key of {host} is not known (fingerprint {fingerprint}); refusing to connect. \
          If that is the right key, add this line to ~/.ssh/known_hosts:\n{line}{note}"
     )]
-    HostKeyUnknown {
-        host: String,
-        fingerprint: String,
-        line: String,
-        note: String,
-    },
+    HostKeyUnknown { host: String, fingerprint: String, line: String, note: String },
     #[error(
         "the host key of {host} has CHANGED: it offers {fingerprint}, {known} holds another key of that type. \
          Someone may be intercepting the connection, or the server was reinstalled; refusing to connect. \
          If the change is expected, replace that line with:\n{line}"
     )]
-    HostKeyChanged {
-        host: String,
-        fingerprint: String,
-        known: String,
-        line: String,
-    },
-    #[error(
-        "the host key of {host} ({fingerprint}) is marked @revoked at {at}; refusing to connect"
-    )]
-    HostKeyRevoked {
-        host: String,
-        fingerprint: String,
-        at: String,
-    },
-    #[error(
-        "{host} offered a host certificate; only plain host keys from known_hosts are accepted"
-    )]
+    HostKeyChanged { host: String, fingerprint: String, known: String, line: String },
+    #[error("the host key of {host} ({fingerprint}) is marked @revoked at {at}; refusing to connect")]
+    HostKeyRevoked { host: String, fingerprint: String, at: String },
+    #[error("{host} offered a host certificate; only plain host keys from known_hosts are accepted")]
     HostCertificate { host: String },
     #[error("reading the key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
     #[error("logging in as {user} on {host}:{port} failed; tried: {tried}{hint}")]
-    Login {
-        user: String,
-        host: String,
-        port: u16,
-        tried: String,
-        hint: String,
-    },
+    Login { user: String, host: String, port: u16, tried: String, hint: String },
     #[error("{op} {name}: {}: {message}", status_text(*code))]
-    Status {
-        op: &'static str,
-        name: String,
-        code: StatusCode,
-        message: String,
-    },
+    Status { op: &'static str, name: String, code: StatusCode, message: String },
     #[error("SFTP with {host}: {reason}")]
     Protocol { host: String, reason: String },
     #[error("the SSH connection to {host} closed during {op}")]

@@ -33,12 +33,7 @@ impl FileRemote {
     }
 
     fn write_part(&self, part: &Path, name: &str, data: &mut dyn Read) -> Result<u64, RemoteError> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(part)
-            .map_err(local("creating", part))?;
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(part).map_err(local("creating", part))?;
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         loop {
@@ -46,12 +41,7 @@ impl FileRemote {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(RemoteError::Source {
-                        name: name.to_string(),
-                        source,
-                    });
-                }
+                Err(source) => return Err(RemoteError::Source { name: name.to_string(), source }),
             };
             file.write_all(&buf[..n]).map_err(local("writing", part))?;
             total += n as u64;
@@ -66,20 +56,13 @@ impl Remote for FileRemote {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(local("listing", &self.dir))? {
             let entry = entry.map_err(local("listing", &self.dir))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
+            let Ok(name) = entry.file_name().into_string() else { continue };
             if name.starts_with(PART_PREFIX) {
                 continue;
             }
-            let meta = entry
-                .metadata()
-                .map_err(local("reading the size of", &entry.path()))?;
+            let meta = entry.metadata().map_err(local("reading the size of", &entry.path()))?;
             if meta.is_file() {
-                out.push(Entry {
-                    name,
-                    size: meta.len(),
-                });
+                out.push(Entry { name, size: meta.len() });
             }
         }
         Ok(out)
@@ -100,17 +83,13 @@ impl Remote for FileRemote {
             let _ = fs::remove_file(&part);
             return Err(local("renaming into place", &target)(e));
         }
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(local("syncing", &self.dir))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(local("syncing", &self.dir))?;
         Ok(written)
     }
 
     fn get(&self, name: &str) -> Result<Box<dyn Read + Send>, RemoteError> {
         let path = self.path(name)?;
-        Ok(Box::new(
-            File::open(&path).map_err(local("opening", &path))?,
-        ))
+        Ok(Box::new(File::open(&path).map_err(local("opening", &path))?))
     }
 
     fn delete(&self, name: &str) -> Result<(), RemoteError> {
@@ -143,12 +122,7 @@ mod tests {
     }
 
     fn names(r: &FileRemote) -> Vec<(String, u64)> {
-        let mut v: Vec<_> = r
-            .list()
-            .expect("list")
-            .into_iter()
-            .map(|e| (e.name, e.size))
-            .collect();
+        let mut v: Vec<_> = r.list().expect("list").into_iter().map(|e| (e.name, e.size)).collect();
         v.sort();
         v
     }
@@ -164,54 +138,27 @@ mod tests {
         for (name, data) in [("empty", Vec::new()), ("one", vec![1]), ("big", big)] {
             assert_eq!(r.put(name, &mut &data[..]).expect("put"), data.len() as u64);
             let mut back = Vec::new();
-            r.get(name)
-                .expect("get")
-                .read_to_end(&mut back)
-                .expect("read");
+            r.get(name).expect("get").read_to_end(&mut back).expect("read");
             assert_eq!(back, data, "{name}");
         }
         fs::create_dir(tmp.path().join("a/b/subdir")).expect("subdir");
-        assert_eq!(
-            names(&r),
-            vec![
-                ("big".into(), 5 << 20),
-                ("empty".into(), 0),
-                ("one".into(), 1)
-            ]
-        );
+        assert_eq!(names(&r), vec![("big".into(), 5 << 20), ("empty".into(), 0), ("one".into(), 1)]);
         r.put("one", &mut &b"replaced"[..]).expect("replace");
-        assert_eq!(
-            fs::read(tmp.path().join("a/b/one")).expect("read"),
-            b"replaced"
-        );
+        assert_eq!(fs::read(tmp.path().join("a/b/one")).expect("read"), b"replaced");
         r.delete("one").expect("delete");
         let err = r.delete("one").expect_err("gone");
-        assert!(
-            err.is_not_found() && err.to_string().contains("deleting"),
-            "{err}"
-        );
-        let Err(gone) = r.get("one") else {
-            panic!("a deleted file opened")
-        };
+        assert!(err.is_not_found() && err.to_string().contains("deleting"), "{err}");
+        let Err(gone) = r.get("one") else { panic!("a deleted file opened") };
         assert!(gone.is_not_found());
-        assert!(matches!(
-            r.put("../x", &mut &b""[..]),
-            Err(RemoteError::InvalidName { .. })
-        ));
+        assert!(matches!(r.put("../x", &mut &b""[..]), Err(RemoteError::InvalidName { .. })));
     }
 
     #[test]
     fn an_interrupted_put_leaves_no_name() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let r = FileRemote::new(tmp.path());
-        let err = r
-            .put("vol1", &mut Failing(300_000))
-            .expect_err("source fails");
-        assert!(
-            err.to_string()
-                .contains("reading the data for vol1: producer died"),
-            "{err}"
-        );
+        let err = r.put("vol1", &mut Failing(300_000)).expect_err("source fails");
+        assert!(err.to_string().contains("reading the data for vol1: producer died"), "{err}");
         assert_eq!(fs::read_dir(tmp.path()).expect("dir").count(), 0);
         // A temporary left by a crash is never listed.
         fs::write(tmp.path().join(part_name("vol2")), b"half").expect("write");

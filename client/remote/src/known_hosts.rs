@@ -53,17 +53,11 @@ pub enum Verdict {
     /// No key of this type is known for the host. `other_types` lists the
     /// types that are (OpenSSH's "but keys of different type are already
     /// known").
-    Unknown {
-        other_types: Vec<String>,
-    },
+    Unknown { other_types: Vec<String> },
     /// A different key of the same type is known: the first such line.
-    Changed {
-        known: LineRef,
-    },
+    Changed { known: LineRef },
     /// The key is marked `@revoked` for this host.
-    Revoked {
-        at: LineRef,
-    },
+    Revoked { at: LineRef },
 }
 
 /// The keys of every `known_hosts` file read, in order.
@@ -81,35 +75,21 @@ impl KnownHosts {
     pub fn add(&mut self, file: &str, text: &str) {
         for (i, line) in text.lines().enumerate() {
             if let Some((marker, patterns, key)) = parse_line(line) {
-                let at = LineRef {
-                    file: file.to_string(),
-                    line: i + 1,
-                };
-                self.entries.push(Entry {
-                    at,
-                    marker,
-                    patterns: patterns.to_string(),
-                    key,
-                });
+                let at = LineRef { file: file.to_string(), line: i + 1 };
+                self.entries.push(Entry { at, marker, patterns: patterns.to_string(), key });
             }
         }
     }
 
     fn for_host(&self, host: &str, port: u16) -> Vec<&Entry> {
         let name = host_name(host, port);
-        self.entries
-            .iter()
-            .filter(|e| patterns_match(&e.patterns, &name))
-            .collect()
+        self.entries.iter().filter(|e| patterns_match(&e.patterns, &name)).collect()
     }
 
     /// What `key`, offered by `host:port`, means.
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Verdict {
         let matching = self.for_host(host, port);
-        if let Some(e) = matching
-            .iter()
-            .find(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data())
-        {
+        if let Some(e) = matching.iter().find(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data()) {
             return Verdict::Revoked { at: e.at.clone() };
         }
         let plain = || matching.iter().filter(|e| e.marker == Marker::Plain);
@@ -117,9 +97,7 @@ impl KnownHosts {
             return Verdict::Trusted;
         }
         if let Some(e) = plain().find(|e| e.key.algorithm() == key.algorithm()) {
-            return Verdict::Changed {
-                known: e.at.clone(),
-            };
+            return Verdict::Changed { known: e.at.clone() };
         }
         let mut other_types: Vec<String> = plain().map(|e| e.key.algorithm().to_string()).collect();
         other_types.dedup();
@@ -131,11 +109,7 @@ impl KnownHosts {
     /// `HostKeyAlgorithms`).
     pub fn known_algorithms(&self, host: &str, port: u16) -> Vec<russh::keys::Algorithm> {
         let mut out: Vec<russh::keys::Algorithm> = Vec::new();
-        for e in self
-            .for_host(host, port)
-            .into_iter()
-            .filter(|e| e.marker == Marker::Plain)
-        {
+        for e in self.for_host(host, port).into_iter().filter(|e| e.marker == Marker::Plain) {
             let alg = e.key.algorithm();
             if !out.contains(&alg) {
                 out.push(alg);
@@ -148,22 +122,14 @@ impl KnownHosts {
 /// The name a host is recorded under: `host` on port 22, `[host]:port`
 /// otherwise.
 pub fn host_name(host: &str, port: u16) -> String {
-    if port == 22 {
-        host.to_string()
-    } else {
-        format!("[{host}]:{port}")
-    }
+    if port == 22 { host.to_string() } else { format!("[{host}]:{port}") }
 }
 
 /// The line that would make `key` trusted for `host:port`.
 pub fn line_for(host: &str, port: u16, key: &PublicKey) -> String {
     let mut key = key.clone();
     key.set_comment("");
-    format!(
-        "{} {}",
-        host_name(host, port),
-        key.to_openssh().unwrap_or_default()
-    )
+    format!("{} {}", host_name(host, port), key.to_openssh().unwrap_or_default())
 }
 
 /// `SHA256:…`, as `ssh-keygen -l` prints it.
@@ -191,8 +157,7 @@ fn parse_line(line: &str) -> Option<(Marker, &str, PublicKey)> {
     let blob = fields.next()?;
     let key = russh::keys::parse_public_key_base64(blob).ok()?;
     // The type word must agree with the key it names.
-    if key.algorithm().as_str() != key_type && !(key_type == "ssh-rsa" && key.algorithm().is_rsa())
-    {
+    if key.algorithm().as_str() != key_type && !(key_type == "ssh-rsa" && key.algorithm().is_rsa()) {
         return None;
     }
     Some((marker, first, key))
@@ -217,15 +182,9 @@ fn patterns_match(patterns: &str, name: &str) -> bool {
 }
 
 fn hashed_match(salt_and_hash: &str, name: &str) -> bool {
-    let Some((salt, hash)) = salt_and_hash.split_once('|') else {
-        return false;
-    };
-    let (Ok(salt), Ok(hash)) = (STANDARD.decode(salt), STANDARD.decode(hash)) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(&salt) else {
-        return false;
-    };
+    let Some((salt, hash)) = salt_and_hash.split_once('|') else { return false };
+    let (Ok(salt), Ok(hash)) = (STANDARD.decode(salt), STANDARD.decode(hash)) else { return false };
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(&salt) else { return false };
     mac.update(name.as_bytes());
     mac.verify_slice(&hash).is_ok()
 }
@@ -257,25 +216,18 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    const ED_A: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICmnNsNoIn81uEb5Lw9oVir0B0KYZO6N+Tl6tYSE+OKH";
-    const ED_B: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkbHCKkbs/tncvTshAhMu/GQA39ElQh4tUodtrbxKdI";
+    const ED_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICmnNsNoIn81uEb5Lw9oVir0B0KYZO6N+Tl6tYSE+OKH";
+    const ED_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkbHCKkbs/tncvTshAhMu/GQA39ElQh4tUodtrbxKdI";
     const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBE+ZACMN0F0dZuMUy2w6wJ6Ov/naMe7bN6jPXoTjJzOdeArDQ+LMERJdytEPq68Xh+y3F+8W8TiU5nolnU2TgqU=";
 
     fn key(line: &str) -> PublicKey {
-        russh::keys::parse_public_key_base64(line.split(' ').nth(1).unwrap_or_default())
-            .expect("test key")
+        russh::keys::parse_public_key_base64(line.split(' ').nth(1).unwrap_or_default()).expect("test key")
     }
 
     fn hashed(name: &str, salt: &[u8]) -> String {
         let mut mac = Hmac::<Sha1>::new_from_slice(salt).expect("hmac");
         mac.update(name.as_bytes());
-        format!(
-            "|1|{}|{}",
-            STANDARD.encode(salt),
-            STANDARD.encode(mac.finalize().into_bytes())
-        )
+        format!("|1|{}|{}", STANDARD.encode(salt), STANDARD.encode(mac.finalize().into_bytes()))
     }
 
     fn check(file: &str, host: &str, port: u16, offered: &str) -> Verdict {
@@ -285,139 +237,38 @@ mod tests {
     }
 
     fn at(line: usize) -> LineRef {
-        LineRef {
-            file: "known_hosts".into(),
-            line,
-        }
+        LineRef { file: "known_hosts".into(), line }
     }
 
     #[test]
     fn verdicts() {
-        let unknown = Verdict::Unknown {
-            other_types: vec![],
-        };
+        let unknown = Verdict::Unknown { other_types: vec![] };
         let hashed_box = hashed("box", b"0123456789abcdefghij");
         let hashed_port = hashed("[box]:2222", b"salt-salt-salt-salt-");
         let table: Vec<(String, &str, u16, &str, Verdict)> = vec![
             (format!("box {ED_A}"), "box", 22, ED_A, Verdict::Trusted),
             (format!("box {ED_A}"), "BOX", 22, ED_A, Verdict::Trusted),
             (format!("box {ED_A}"), "box", 2222, ED_A, unknown.clone()),
-            (
-                format!("[box]:2222 {ED_A}"),
-                "box",
-                2222,
-                ED_A,
-                Verdict::Trusted,
-            ),
-            (
-                format!("[box]:2222 {ED_A}"),
-                "box",
-                22,
-                ED_A,
-                unknown.clone(),
-            ),
-            (
-                format!("other,box {ED_A}"),
-                "box",
-                22,
-                ED_A,
-                Verdict::Trusted,
-            ),
-            (
-                format!("*.lan {ED_A}"),
-                "box.lan",
-                22,
-                ED_A,
-                Verdict::Trusted,
-            ),
+            (format!("[box]:2222 {ED_A}"), "box", 2222, ED_A, Verdict::Trusted),
+            (format!("[box]:2222 {ED_A}"), "box", 22, ED_A, unknown.clone()),
+            (format!("other,box {ED_A}"), "box", 22, ED_A, Verdict::Trusted),
+            (format!("*.lan {ED_A}"), "box.lan", 22, ED_A, Verdict::Trusted),
             (format!("b?x {ED_A}"), "box", 22, ED_A, Verdict::Trusted),
             (format!("*,!box {ED_A}"), "box", 22, ED_A, unknown.clone()),
-            (
-                format!("{hashed_box} {ED_A}"),
-                "box",
-                22,
-                ED_A,
-                Verdict::Trusted,
-            ),
-            (
-                format!("{hashed_box} {ED_A}"),
-                "box2",
-                22,
-                ED_A,
-                unknown.clone(),
-            ),
-            (
-                format!("{hashed_port} {ED_A}"),
-                "box",
-                2222,
-                ED_A,
-                Verdict::Trusted,
-            ),
-            (
-                format!("# comment\n\nbox {ED_B}"),
-                "box",
-                22,
-                ED_A,
-                Verdict::Changed { known: at(3) },
-            ),
-            (
-                format!("box {ECDSA}"),
-                "box",
-                22,
-                ED_A,
-                Verdict::Unknown {
-                    other_types: vec!["ecdsa-sha2-nistp256".into()],
-                },
-            ),
-            (
-                format!("box {ED_A}\n@revoked * {ED_A}"),
-                "box",
-                22,
-                ED_A,
-                Verdict::Revoked { at: at(2) },
-            ),
-            (
-                format!("@cert-authority box {ED_A}"),
-                "box",
-                22,
-                ED_A,
-                unknown.clone(),
-            ),
-            (
-                format!("@unknown-marker box {ED_A}"),
-                "box",
-                22,
-                ED_A,
-                unknown.clone(),
-            ),
-            (
-                format!("box ssh-rsa {}", ED_A.split(' ').nth(1).unwrap_or_default()),
-                "box",
-                22,
-                ED_A,
-                unknown.clone(),
-            ),
-            (
-                "box ssh-ed25519 not-base64".to_string(),
-                "box",
-                22,
-                ED_A,
-                unknown.clone(),
-            ),
-            (
-                format!("box {ED_B}\nbox {ED_A}"),
-                "box",
-                22,
-                ED_A,
-                Verdict::Trusted,
-            ),
+            (format!("{hashed_box} {ED_A}"), "box", 22, ED_A, Verdict::Trusted),
+            (format!("{hashed_box} {ED_A}"), "box2", 22, ED_A, unknown.clone()),
+            (format!("{hashed_port} {ED_A}"), "box", 2222, ED_A, Verdict::Trusted),
+            (format!("# comment\n\nbox {ED_B}"), "box", 22, ED_A, Verdict::Changed { known: at(3) }),
+            (format!("box {ECDSA}"), "box", 22, ED_A, Verdict::Unknown { other_types: vec!["ecdsa-sha2-nistp256".into()] }),
+            (format!("box {ED_A}\n@revoked * {ED_A}"), "box", 22, ED_A, Verdict::Revoked { at: at(2) }),
+            (format!("@cert-authority box {ED_A}"), "box", 22, ED_A, unknown.clone()),
+            (format!("@unknown-marker box {ED_A}"), "box", 22, ED_A, unknown.clone()),
+            (format!("box ssh-rsa {}", ED_A.split(' ').nth(1).unwrap_or_default()), "box", 22, ED_A, unknown.clone()),
+            ("box ssh-ed25519 not-base64".to_string(), "box", 22, ED_A, unknown.clone()),
+            (format!("box {ED_B}\nbox {ED_A}"), "box", 22, ED_A, Verdict::Trusted),
         ];
         for (file, host, port, offered, want) in table {
-            assert_eq!(
-                check(&file, host, port, offered),
-                want,
-                "{file:?} {host}:{port}"
-            );
+            assert_eq!(check(&file, host, port, offered), want, "{file:?} {host}:{port}");
         }
     }
 
@@ -427,29 +278,15 @@ mod tests {
         assert_eq!(host_name("127.0.0.1", 2200), "[127.0.0.1]:2200");
         let k = key(ED_A);
         assert_eq!(line_for("box", 2200, &k), format!("[box]:2200 {ED_A}"));
-        assert!(
-            fingerprint(&k).starts_with("SHA256:"),
-            "{}",
-            fingerprint(&k)
-        );
+        assert!(fingerprint(&k).starts_with("SHA256:"), "{}", fingerprint(&k));
         let mut kh = KnownHosts::new();
         kh.add("f", &format!("box {ECDSA}\nbox {ED_A}\nbox {ED_B}"));
-        assert_eq!(
-            kh.known_algorithms("box", 22),
-            vec![key(ECDSA).algorithm(), k.algorithm()]
-        );
+        assert_eq!(kh.known_algorithms("box", 22), vec![key(ECDSA).algorithm(), k.algorithm()]);
     }
 
     #[test]
     fn globs() {
-        for (p, n, want) in [
-            ("*", "", true),
-            ("a*c", "abbbc", true),
-            ("a*c", "abd", false),
-            ("*.*", "a.b", true),
-            ("?", "", false),
-            ("**a", "ba", true),
-        ] {
+        for (p, n, want) in [("*", "", true), ("a*c", "abbbc", true), ("a*c", "abd", false), ("*.*", "a.b", true), ("?", "", false), ("**a", "ba", true)] {
             assert_eq!(glob(p.as_bytes(), n.as_bytes()), want, "{p} {n}");
         }
     }

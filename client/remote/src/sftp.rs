@@ -14,8 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use coffer_sftp_proto::{
-    Attrs, FileKind, Limits, OpenFlags, Reply, Request, RequestKind, ServerVersion, StatusCode,
-    VERSION, packet_type,
+    Attrs, FileKind, Limits, OpenFlags, Reply, Request, RequestKind, ServerVersion, StatusCode, VERSION, packet_type,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -51,23 +50,13 @@ struct Session {
 impl Session {
     fn closed(&self, op: &'static str) -> RemoteError {
         match self.failure.lock().ok().and_then(|f| f.clone()) {
-            Some(reason) => RemoteError::Protocol {
-                host: self.host.clone(),
-                reason,
-            },
-            None => RemoteError::Closed {
-                host: self.host.clone(),
-                op,
-            },
+            Some(reason) => RemoteError::Protocol { host: self.host.clone(), reason },
+            None => RemoteError::Closed { host: self.host.clone(), op },
         }
     }
 
     /// Queues a request; the receiver yields its reply.
-    async fn send(
-        &self,
-        op: &'static str,
-        kind: RequestKind<'_>,
-    ) -> Result<oneshot::Receiver<Reply>, RemoteError> {
+    async fn send(&self, op: &'static str, kind: RequestKind<'_>) -> Result<oneshot::Receiver<Reply>, RemoteError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -76,18 +65,11 @@ impl Session {
             waiters.insert(id, tx);
         }
         let packet = Request { id, kind }.encode();
-        self.packets
-            .send(packet)
-            .await
-            .map_err(|_| self.closed(op))?;
+        self.packets.send(packet).await.map_err(|_| self.closed(op))?;
         Ok(rx)
     }
 
-    async fn wait(
-        &self,
-        op: &'static str,
-        rx: oneshot::Receiver<Reply>,
-    ) -> Result<Reply, RemoteError> {
+    async fn wait(&self, op: &'static str, rx: oneshot::Receiver<Reply>) -> Result<Reply, RemoteError> {
         rx.await.map_err(|_| self.closed(op))
     }
 
@@ -97,43 +79,22 @@ impl Session {
     }
 
     fn unexpected(&self, op: &'static str, reply: &Reply) -> RemoteError {
-        RemoteError::Protocol {
-            host: self.host.clone(),
-            reason: format!("unexpected reply to {op}: {reply:?}"),
-        }
+        RemoteError::Protocol { host: self.host.clone(), reason: format!("unexpected reply to {op}: {reply:?}") }
     }
 
     /// A STATUS reply that must be OK.
     fn expect_ok(&self, op: &'static str, name: &str, reply: Reply) -> Result<(), RemoteError> {
         match reply {
-            Reply::Status {
-                code: StatusCode::Ok,
-                ..
-            } => Ok(()),
-            Reply::Status { code, message, .. } => Err(RemoteError::Status {
-                op,
-                name: name.to_string(),
-                code,
-                message,
-            }),
+            Reply::Status { code: StatusCode::Ok, .. } => Ok(()),
+            Reply::Status { code, message, .. } => Err(RemoteError::Status { op, name: name.to_string(), code, message }),
             other => Err(self.unexpected(op, &other)),
         }
     }
 
-    async fn handle(
-        &self,
-        op: &'static str,
-        name: &str,
-        kind: RequestKind<'_>,
-    ) -> Result<Vec<u8>, RemoteError> {
+    async fn handle(&self, op: &'static str, name: &str, kind: RequestKind<'_>) -> Result<Vec<u8>, RemoteError> {
         match self.call(op, kind).await? {
             Reply::Handle { handle, .. } => Ok(handle),
-            Reply::Status { code, message, .. } => Err(RemoteError::Status {
-                op,
-                name: name.to_string(),
-                code,
-                message,
-            }),
+            Reply::Status { code, message, .. } => Err(RemoteError::Status { op, name: name.to_string(), code, message }),
             other => Err(self.unexpected(op, &other)),
         }
     }
@@ -141,16 +102,10 @@ impl Session {
     async fn stat(&self, path: &[u8]) -> Result<Option<Attrs>, RemoteError> {
         match self.call("stat", RequestKind::Stat { path }).await? {
             Reply::Attrs { attrs, .. } => Ok(Some(attrs)),
-            Reply::Status {
-                code: StatusCode::NoSuchFile,
-                ..
-            } => Ok(None),
-            Reply::Status { code, message, .. } => Err(RemoteError::Status {
-                op: "stat",
-                name: String::from_utf8_lossy(path).into_owned(),
-                code,
-                message,
-            }),
+            Reply::Status { code: StatusCode::NoSuchFile, .. } => Ok(None),
+            Reply::Status { code, message, .. } => {
+                Err(RemoteError::Status { op: "stat", name: String::from_utf8_lossy(path).into_owned(), code, message })
+            }
             other => Err(self.unexpected("stat", &other)),
         }
     }
@@ -187,14 +142,10 @@ async fn read_packet<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8>>,
     }
     let len = u32::from_be_bytes(len);
     if len == 0 || len > MAX_REPLY {
-        return Err(format!(
-            "reply packet of {len} bytes (the limit is {MAX_REPLY})"
-        ));
+        return Err(format!("reply packet of {len} bytes (the limit is {MAX_REPLY})"));
     }
     let mut body = vec![0u8; len as usize];
-    r.read_exact(&mut body)
-        .await
-        .map_err(|e| format!("reading a reply of {len} bytes: {e}"))?;
+    r.read_exact(&mut body).await.map_err(|e| format!("reading a reply of {len} bytes: {e}"))?;
     Ok(Some(body))
 }
 
@@ -209,14 +160,8 @@ async fn read_replies<R: AsyncRead + Unpin>(mut r: R, session: Arc<Session>) {
             Ok(r) => r,
             Err(e) => break Some(format!("undecodable reply (type {}): {e}", body[0])),
         };
-        let Some(id) = reply_id(&reply) else {
-            break Some("a second VERSION packet".to_string());
-        };
-        let waiter = session
-            .waiting
-            .lock()
-            .ok()
-            .and_then(|mut w| w.as_mut().and_then(|w| w.remove(&id)));
+        let Some(id) = reply_id(&reply) else { break Some("a second VERSION packet".to_string()) };
+        let waiter = session.waiting.lock().ok().and_then(|mut w| w.as_mut().and_then(|w| w.remove(&id)));
         match waiter {
             // A dropped receiver (an abandoned download) is not an error.
             Some(tx) => drop(tx.send(reply)),
@@ -263,10 +208,7 @@ pub struct SftpRemote {
 
 impl std::fmt::Debug for SftpRemote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SftpRemote")
-            .field("host", &self.session.host)
-            .field("dir", &String::from_utf8_lossy(&self.dir))
-            .finish()
+        f.debug_struct("SftpRemote").field("host", &self.session.host).field("dir", &String::from_utf8_lossy(&self.dir)).finish()
     }
 }
 
@@ -278,11 +220,7 @@ impl SftpRemote {
             .thread_name("coffer-remote")
             .enable_all()
             .build()
-            .map_err(|e| RemoteError::Ssh {
-                host: target.host.clone(),
-                port: target.port,
-                reason: format!("starting the runtime: {e}"),
-            })?;
+            .map_err(|e| RemoteError::Ssh { host: target.host.clone(), port: target.port, reason: format!("starting the runtime: {e}") })?;
         let rt = Arc::new(rt);
         let (ssh, session, version) = rt.block_on(start(target, options))?;
         let mut remote = SftpRemote {
@@ -295,25 +233,13 @@ impl SftpRemote {
             rt,
         };
         if version.has("limits@openssh.com") {
-            let reply = remote
-                .rt
-                .block_on(remote.session.call("limits", RequestKind::Limits))?;
+            let reply = remote.rt.block_on(remote.session.call("limits", RequestKind::Limits))?;
             let limits = match reply {
-                Reply::Extended { data, .. } => {
-                    Limits::decode(&data).map_err(|e| RemoteError::Protocol {
-                        host: target.host.clone(),
-                        reason: format!("limits reply: {e}"),
-                    })?
-                }
+                Reply::Extended { data, .. } => Limits::decode(&data)
+                    .map_err(|e| RemoteError::Protocol { host: target.host.clone(), reason: format!("limits reply: {e}") })?,
                 other => return Err(remote.session.unexpected("limits", &other)),
             };
-            let fit = |n: u64| {
-                if n == 0 {
-                    DEFAULT_CHUNK
-                } else {
-                    u32::try_from(n).unwrap_or(MAX_CHUNK).clamp(1024, MAX_CHUNK)
-                }
-            };
+            let fit = |n: u64| if n == 0 { DEFAULT_CHUNK } else { u32::try_from(n).unwrap_or(MAX_CHUNK).clamp(1024, MAX_CHUNK) };
             remote.write_chunk = fit(limits.max_write);
             remote.read_chunk = fit(limits.max_read);
         }
@@ -325,34 +251,13 @@ impl SftpRemote {
         Ok(join(&self.dir, name))
     }
 
-    async fn upload(
-        &self,
-        part: &[u8],
-        name: &str,
-        data: &mut dyn Read,
-    ) -> Result<u64, RemoteError> {
+    async fn upload(&self, part: &[u8], name: &str, data: &mut dyn Read) -> Result<u64, RemoteError> {
         let s = &self.session;
         let flags = OpenFlags(OpenFlags::WRITE | OpenFlags::CREAT | OpenFlags::EXCL);
-        let attrs = Attrs {
-            permissions: Some(0o600),
-            ..Attrs::default()
-        };
-        let handle = s
-            .handle(
-                "creating",
-                name,
-                RequestKind::Open {
-                    path: part,
-                    flags,
-                    attrs,
-                },
-            )
-            .await?;
+        let attrs = Attrs { permissions: Some(0o600), ..Attrs::default() };
+        let handle = s.handle("creating", name, RequestKind::Open { path: part, flags, attrs }).await?;
         let written = self.write_all(&handle, name, data).await;
-        let closed = match s
-            .call("closing", RequestKind::Close { handle: &handle })
-            .await
-        {
+        let closed = match s.call("closing", RequestKind::Close { handle: &handle }).await {
             Ok(reply) => s.expect_ok("closing", name, reply),
             Err(e) => Err(e),
         };
@@ -361,34 +266,17 @@ impl SftpRemote {
         Ok(written)
     }
 
-    async fn write_all(
-        &self,
-        handle: &[u8],
-        name: &str,
-        data: &mut dyn Read,
-    ) -> Result<u64, RemoteError> {
+    async fn write_all(&self, handle: &[u8], name: &str, data: &mut dyn Read) -> Result<u64, RemoteError> {
         let s = &self.session;
         let mut queue = VecDeque::with_capacity(IN_FLIGHT);
         let mut offset = 0u64;
         let mut buf = vec![0u8; self.write_chunk as usize];
         loop {
-            let n = fill(data, &mut buf).map_err(|source| RemoteError::Source {
-                name: name.to_string(),
-                source,
-            })?;
+            let n = fill(data, &mut buf).map_err(|source| RemoteError::Source { name: name.to_string(), source })?;
             if n == 0 {
                 break;
             }
-            let rx = s
-                .send(
-                    "writing",
-                    RequestKind::Write {
-                        handle,
-                        offset,
-                        data: &buf[..n],
-                    },
-                )
-                .await?;
+            let rx = s.send("writing", RequestKind::Write { handle, offset, data: &buf[..n] }).await?;
             queue.push_back(rx);
             offset += n as u64;
             if queue.len() >= IN_FLIGHT
@@ -410,15 +298,9 @@ impl SftpRemote {
         let result = match self.upload(&part, name, data).await {
             Ok(n) => {
                 let kind = if self.posix_rename {
-                    RequestKind::PosixRename {
-                        from: &part,
-                        to: &target,
-                    }
+                    RequestKind::PosixRename { from: &part, to: &target }
                 } else {
-                    RequestKind::Rename {
-                        from: &part,
-                        to: &target,
-                    }
+                    RequestKind::Rename { from: &part, to: &target }
                 };
                 match s.call("renaming into place", kind).await {
                     Ok(reply) => s.expect_ok("renaming into place", name, reply).map(|()| n),
@@ -429,10 +311,7 @@ impl SftpRemote {
         };
         if result.is_err() {
             // Best effort; the temporary never looks complete anyway.
-            if let Ok(rx) = s
-                .send("removing", RequestKind::Remove { path: &part })
-                .await
-            {
+            if let Ok(rx) = s.send("removing", RequestKind::Remove { path: &part }).await {
                 let _ = rx.await;
             }
         }
@@ -442,42 +321,21 @@ impl SftpRemote {
     async fn list_async(&self) -> Result<Vec<Entry>, RemoteError> {
         let s = &self.session;
         let dir = String::from_utf8_lossy(&self.dir).into_owned();
-        let handle = s
-            .handle("listing", &dir, RequestKind::Opendir { path: &self.dir })
-            .await?;
+        let handle = s.handle("listing", &dir, RequestKind::Opendir { path: &self.dir }).await?;
         let mut out = Vec::new();
         let result = loop {
-            match s
-                .call("listing", RequestKind::Readdir { handle: &handle })
-                .await
-            {
+            match s.call("listing", RequestKind::Readdir { handle: &handle }).await {
                 Ok(Reply::Name { entries, .. }) => {
                     for e in entries {
-                        let Ok(name) = String::from_utf8(e.filename) else {
-                            continue;
-                        };
+                        let Ok(name) = String::from_utf8(e.filename) else { continue };
                         let regular = matches!(e.attrs.kind(), Some(FileKind::Regular) | None);
-                        if regular && name != "." && name != ".." && !name.starts_with(PART_PREFIX)
-                        {
-                            out.push(Entry {
-                                name,
-                                size: e.attrs.size.unwrap_or(0),
-                            });
+                        if regular && name != "." && name != ".." && !name.starts_with(PART_PREFIX) {
+                            out.push(Entry { name, size: e.attrs.size.unwrap_or(0) });
                         }
                     }
                 }
-                Ok(Reply::Status {
-                    code: StatusCode::Eof,
-                    ..
-                }) => break Ok(out),
-                Ok(Reply::Status { code, message, .. }) => {
-                    break Err(RemoteError::Status {
-                        op: "listing",
-                        name: dir.clone(),
-                        code,
-                        message,
-                    });
-                }
+                Ok(Reply::Status { code: StatusCode::Eof, .. }) => break Ok(out),
+                Ok(Reply::Status { code, message, .. }) => break Err(RemoteError::Status { op: "listing", name: dir.clone(), code, message }),
                 Ok(other) => break Err(s.unexpected("listing", &other)),
                 Err(e) => break Err(e),
             }
@@ -488,16 +346,8 @@ impl SftpRemote {
 
     async fn create_dir_async(&self) -> Result<(), RemoteError> {
         let s = &self.session;
-        let mut prefix: Vec<u8> = if self.dir.starts_with(b"/") {
-            b"/".to_vec()
-        } else {
-            Vec::new()
-        };
-        for part in self
-            .dir
-            .split(|&b| b == b'/')
-            .filter(|p| !p.is_empty() && *p != b".")
-        {
+        let mut prefix: Vec<u8> = if self.dir.starts_with(b"/") { b"/".to_vec() } else { Vec::new() };
+        for part in self.dir.split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".") {
             if !prefix.is_empty() && !prefix.ends_with(b"/") {
                 prefix.push(b'/');
             }
@@ -514,15 +364,7 @@ impl SftpRemote {
                 Some(_) => return Err(not_dir(shown())),
                 None => {}
             }
-            let reply = s
-                .call(
-                    "creating the directory",
-                    RequestKind::Mkdir {
-                        path: &prefix,
-                        attrs: Attrs::default(),
-                    },
-                )
-                .await?;
+            let reply = s.call("creating the directory", RequestKind::Mkdir { path: &prefix, attrs: Attrs::default() }).await?;
             if let Err(e) = s.expect_ok("creating the directory", &shown(), reply) {
                 // Another client may have made it meanwhile.
                 match s.stat(&prefix).await? {
@@ -537,21 +379,9 @@ impl SftpRemote {
     async fn open_read(&self, name: &str) -> Result<(Vec<u8>, Option<u64>), RemoteError> {
         let path = self.path(name)?;
         let s = &self.session;
-        let handle = s
-            .handle(
-                "opening",
-                name,
-                RequestKind::Open {
-                    path: &path,
-                    flags: OpenFlags(OpenFlags::READ),
-                    attrs: Attrs::default(),
-                },
-            )
-            .await?;
-        let size = match s
-            .call("opening", RequestKind::Fstat { handle: &handle })
-            .await
-        {
+        let handle =
+            s.handle("opening", name, RequestKind::Open { path: &path, flags: OpenFlags(OpenFlags::READ), attrs: Attrs::default() }).await?;
+        let size = match s.call("opening", RequestKind::Fstat { handle: &handle }).await {
             Ok(Reply::Attrs { attrs, .. }) => attrs.size,
             _ => None,
         };
@@ -587,64 +417,26 @@ fn fill(data: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// Connects and runs the SFTP handshake.
-async fn start(
-    t: &SshTarget,
-    o: &SshOptions,
-) -> Result<(Connection, Arc<Session>, ServerVersion), RemoteError> {
+async fn start(t: &SshTarget, o: &SshOptions) -> Result<(Connection, Arc<Session>, ServerVersion), RemoteError> {
     let ssh = ssh::connect(t, o).await?;
-    let ssh_err = |reason: String| RemoteError::Ssh {
-        host: t.host.clone(),
-        port: t.port,
-        reason,
-    };
-    let channel = ssh
-        .channel_open_session()
-        .await
-        .map_err(|e| ssh_err(format!("opening a session: {e}")))?;
-    channel
-        .request_subsystem(true, "sftp")
-        .await
-        .map_err(|e| ssh_err(format!("starting sftp: {e}")))?;
+    let ssh_err = |reason: String| RemoteError::Ssh { host: t.host.clone(), port: t.port, reason };
+    let channel = ssh.channel_open_session().await.map_err(|e| ssh_err(format!("opening a session: {e}")))?;
+    channel.request_subsystem(true, "sftp").await.map_err(|e| ssh_err(format!("starting sftp: {e}")))?;
     let (mut reader, mut writer) = tokio::io::split(channel.into_stream());
-    let init = Request {
-        id: 0,
-        kind: RequestKind::Init { version: VERSION },
-    }
-    .encode();
-    writer
-        .write_all(&init)
-        .await
-        .map_err(|e| ssh_err(format!("starting sftp: {e}")))?;
-    writer
-        .flush()
-        .await
-        .map_err(|e| ssh_err(format!("starting sftp: {e}")))?;
-    let protocol = |reason: String| RemoteError::Protocol {
-        host: t.host.clone(),
-        reason,
-    };
+    let init = Request { id: 0, kind: RequestKind::Init { version: VERSION } }.encode();
+    writer.write_all(&init).await.map_err(|e| ssh_err(format!("starting sftp: {e}")))?;
+    writer.flush().await.map_err(|e| ssh_err(format!("starting sftp: {e}")))?;
+    let protocol = |reason: String| RemoteError::Protocol { host: t.host.clone(), reason };
     let body = read_packet(&mut reader)
         .await
         .map_err(&protocol)?
-        .ok_or_else(|| {
-            protocol(
-                "the server closed the channel instead of starting sftp (no sftp subsystem?)"
-                    .into(),
-            )
-        })?;
+        .ok_or_else(|| protocol("the server closed the channel instead of starting sftp (no sftp subsystem?)".into()))?;
     if body.first() != Some(&packet_type::VERSION) {
-        return Err(protocol(format!(
-            "expected VERSION, got packet type {}",
-            body[0]
-        )));
+        return Err(protocol(format!("expected VERSION, got packet type {}", body[0])));
     }
-    let version =
-        ServerVersion::decode(&body).map_err(|e| protocol(format!("VERSION packet: {e}")))?;
+    let version = ServerVersion::decode(&body).map_err(|e| protocol(format!("VERSION packet: {e}")))?;
     if version.version < VERSION {
-        return Err(protocol(format!(
-            "the server speaks SFTP version {}, 3 is needed",
-            version.version
-        )));
+        return Err(protocol(format!("the server speaks SFTP version {}, 3 is needed", version.version)));
     }
     let (packets, queue) = mpsc::channel(IN_FLIGHT * 2);
     let session = Arc::new(Session {
@@ -689,9 +481,7 @@ impl Remote for SftpRemote {
         let path = self.path(name)?;
         let s = &self.session;
         self.rt.block_on(async {
-            let reply = s
-                .call("deleting", RequestKind::Remove { path: &path })
-                .await?;
+            let reply = s.call("deleting", RequestKind::Remove { path: &path }).await?;
             s.expect_ok("deleting", name, reply)
         })
     }
@@ -719,43 +509,22 @@ struct Download {
 
 impl Download {
     fn error(&self, code: StatusCode, message: String) -> RemoteError {
-        RemoteError::Status {
-            op: "reading",
-            name: self.name.clone(),
-            code,
-            message,
-        }
+        RemoteError::Status { op: "reading", name: self.name.clone(), code, message }
     }
 
     /// The next block of the file into `buf`; `eof` at the end.
     async fn next_block(&mut self) -> Result<(), RemoteError> {
         let s = self.session.clone();
-        while self.queue.len() < IN_FLIGHT
-            && (self.queue.is_empty() || self.size.is_none_or(|size| self.next < size))
-        {
+        while self.queue.len() < IN_FLIGHT && (self.queue.is_empty() || self.size.is_none_or(|size| self.next < size)) {
             let (offset, len) = (self.next, self.chunk);
-            let rx = s
-                .send(
-                    "reading",
-                    RequestKind::Read {
-                        handle: &self.handle,
-                        offset,
-                        len,
-                    },
-                )
-                .await?;
+            let rx = s.send("reading", RequestKind::Read { handle: &self.handle, offset, len }).await?;
             self.queue.push_back((offset, len, rx));
             self.next += u64::from(len);
         }
-        let Some((offset, len, rx)) = self.queue.pop_front() else {
-            return Ok(());
-        };
+        let Some((offset, len, rx)) = self.queue.pop_front() else { return Ok(()) };
         let mut block = match s.wait("reading", rx).await? {
             Reply::Data { data, .. } => data,
-            Reply::Status {
-                code: StatusCode::Eof,
-                ..
-            } => {
+            Reply::Status { code: StatusCode::Eof, .. } => {
                 self.eof = true;
                 return Ok(());
             }
@@ -763,34 +532,16 @@ impl Download {
             other => return Err(s.unexpected("reading", &other)),
         };
         if block.len() > len as usize {
-            return Err(RemoteError::Protocol {
-                host: s.host.clone(),
-                reason: format!("{} bytes for a read of {len}", block.len()),
-            });
+            return Err(RemoteError::Protocol { host: s.host.clone(), reason: format!("{} bytes for a read of {len}", block.len()) });
         }
         // A short read is not the end: fetch the rest before the blocks
         // already requested behind it.
         while block.len() < len as usize && !block.is_empty() {
             let at = offset + block.len() as u64;
             let want = len - u32::try_from(block.len()).unwrap_or(len);
-            match s
-                .call(
-                    "reading",
-                    RequestKind::Read {
-                        handle: &self.handle,
-                        offset: at,
-                        len: want,
-                    },
-                )
-                .await?
-            {
-                Reply::Data { data, .. } if !data.is_empty() && data.len() <= want as usize => {
-                    block.extend_from_slice(&data)
-                }
-                Reply::Status {
-                    code: StatusCode::Eof,
-                    ..
-                } => break,
+            match s.call("reading", RequestKind::Read { handle: &self.handle, offset: at, len: want }).await? {
+                Reply::Data { data, .. } if !data.is_empty() && data.len() <= want as usize => block.extend_from_slice(&data),
+                Reply::Status { code: StatusCode::Eof, .. } => break,
                 Reply::Status { code, message, .. } => return Err(self.error(code, message)),
                 other => return Err(s.unexpected("reading", &other)),
             }
@@ -811,8 +562,7 @@ impl Read for Download {
                 return Ok(0);
             }
             let rt = self.rt.clone();
-            rt.block_on(self.next_block())
-                .map_err(std::io::Error::other)?;
+            rt.block_on(self.next_block()).map_err(std::io::Error::other)?;
         }
         let n = out.len().min(self.buf.len() - self.pos);
         out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
@@ -827,8 +577,7 @@ impl Drop for Download {
         // closed in the background so dropping never blocks.
         let session = self.session.clone();
         let handle = std::mem::take(&mut self.handle);
-        self.rt
-            .spawn(async move { session.close_quietly(&handle).await });
+        self.rt.spawn(async move { session.close_quietly(&handle).await });
     }
 }
 
@@ -847,24 +596,17 @@ mod tests {
 
     #[test]
     fn packets_are_bounded_before_allocation() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let cases: [(&[u8], &str); 3] = [
             (&[0xff, 0xff, 0xff, 0xff], "the limit"),
             (&[0, 0, 0, 0], "reply packet of 0 bytes"),
             (&[0, 0, 0, 9, 101], "reading a reply of 9 bytes"),
         ];
         for (bytes, want) in cases {
-            let err = rt
-                .block_on(read_packet(&mut &bytes[..]))
-                .expect_err("refused");
+            let err = rt.block_on(read_packet(&mut &bytes[..])).expect_err("refused");
             assert!(err.contains(want), "{err}");
         }
         assert_eq!(rt.block_on(read_packet(&mut &[][..])), Ok(None));
-        assert_eq!(
-            rt.block_on(read_packet(&mut &[0, 0, 0, 1, 7][..])),
-            Ok(Some(vec![7]))
-        );
+        assert_eq!(rt.block_on(read_packet(&mut &[0, 0, 0, 1, 7][..])), Ok(Some(vec![7])));
     }
 }

@@ -47,10 +47,7 @@ impl SshOptions {
         let ssh_dir = home.join(".ssh");
         SshOptions {
             local_user: local_user.to_string(),
-            known_hosts: vec![
-                ssh_dir.join("known_hosts"),
-                PathBuf::from("/etc/ssh/ssh_known_hosts"),
-            ],
+            known_hosts: vec![ssh_dir.join("known_hosts"), PathBuf::from("/etc/ssh/ssh_known_hosts")],
             ssh_dir: Some(ssh_dir),
             key_file: None,
             passphrase: None,
@@ -62,16 +59,10 @@ impl SshOptions {
     /// [`SshOptions::for_home`] from `HOME` and `USER` (or `LOGNAME`), with
     /// the agent from `SSH_AUTH_SOCK`.
     pub fn from_env() -> Self {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_default();
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_default();
         let mut o = Self::for_home(&home, &user);
-        o.agent = std::env::var_os("SSH_AUTH_SOCK")
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from);
+        o.agent = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()).map(PathBuf::from);
         o
     }
 }
@@ -101,41 +92,23 @@ const KEX: &[kex::Name] = &[
 
 /// AES-GCM first: with AES instructions it encrypts faster than
 /// chacha20-poly1305, and the bulk of every session is archive bytes.
-const CIPHERS: &[cipher::Name] = &[
-    cipher::AES_256_GCM,
-    cipher::AES_128_GCM,
-    cipher::CHACHA20_POLY1305,
-];
+const CIPHERS: &[cipher::Name] = &[cipher::AES_256_GCM, cipher::AES_128_GCM, cipher::CHACHA20_POLY1305];
 
 const MACS: &[mac::Name] = &[mac::HMAC_SHA256_ETM, mac::HMAC_SHA512_ETM];
 
 const HOST_KEYS: &[russh::keys::Algorithm] = &[
     russh::keys::Algorithm::Ed25519,
-    russh::keys::Algorithm::Ecdsa {
-        curve: russh::keys::EcdsaCurve::NistP256,
-    },
-    russh::keys::Algorithm::Ecdsa {
-        curve: russh::keys::EcdsaCurve::NistP384,
-    },
-    russh::keys::Algorithm::Ecdsa {
-        curve: russh::keys::EcdsaCurve::NistP521,
-    },
-    russh::keys::Algorithm::Rsa {
-        hash: Some(HashAlg::Sha512),
-    },
-    russh::keys::Algorithm::Rsa {
-        hash: Some(HashAlg::Sha256),
-    },
+    russh::keys::Algorithm::Ecdsa { curve: russh::keys::EcdsaCurve::NistP256 },
+    russh::keys::Algorithm::Ecdsa { curve: russh::keys::EcdsaCurve::NistP384 },
+    russh::keys::Algorithm::Ecdsa { curve: russh::keys::EcdsaCurve::NistP521 },
+    russh::keys::Algorithm::Rsa { hash: Some(HashAlg::Sha512) },
+    russh::keys::Algorithm::Rsa { hash: Some(HashAlg::Sha256) },
 ];
 
 /// Host-key algorithms with the ones `known_hosts` holds for this host
 /// first, so the server proves a key the client can check.
 fn host_key_order(known: &[russh::keys::Algorithm]) -> Vec<russh::keys::Algorithm> {
-    let is_known = |a: &russh::keys::Algorithm| {
-        known
-            .iter()
-            .any(|k| k == a || (k.clone().is_rsa() && a.clone().is_rsa()))
-    };
+    let is_known = |a: &russh::keys::Algorithm| known.iter().any(|k| k == a || (k.clone().is_rsa() && a.clone().is_rsa()));
     let mut order: Vec<_> = HOST_KEYS.iter().filter(|a| is_known(a)).cloned().collect();
     order.extend(HOST_KEYS.iter().filter(|a| !is_known(a)).cloned());
     order
@@ -161,29 +134,12 @@ impl Verifier {
                 let note = if other_types.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        "\n(known_hosts holds keys of other types for this host: {})",
-                        other_types.join(", ")
-                    )
+                    format!("\n(known_hosts holds keys of other types for this host: {})", other_types.join(", "))
                 };
-                Some(RemoteError::HostKeyUnknown {
-                    host,
-                    fingerprint,
-                    line,
-                    note,
-                })
+                Some(RemoteError::HostKeyUnknown { host, fingerprint, line, note })
             }
-            Verdict::Changed { known } => Some(RemoteError::HostKeyChanged {
-                host,
-                fingerprint,
-                known: known.to_string(),
-                line,
-            }),
-            Verdict::Revoked { at } => Some(RemoteError::HostKeyRevoked {
-                host,
-                fingerprint,
-                at: at.to_string(),
-            }),
+            Verdict::Changed { known } => Some(RemoteError::HostKeyChanged { host, fingerprint, known: known.to_string(), line }),
+            Verdict::Revoked { at } => Some(RemoteError::HostKeyRevoked { host, fingerprint, at: at.to_string() }),
         }
     }
 }
@@ -191,15 +147,10 @@ impl Verifier {
 impl client::Handler for Verifier {
     type Error = russh::Error;
 
-    async fn check_server_key(
-        &mut self,
-        key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         let refusal = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => self.verdict(key),
-            PublicKeyOrCertificate::Certificate(_) => Some(RemoteError::HostCertificate {
-                host: self.host.clone(),
-            }),
+            PublicKeyOrCertificate::Certificate(_) => Some(RemoteError::HostCertificate { host: self.host.clone() }),
         };
         let trusted = refusal.is_none();
         if let Ok(mut slot) = self.refusal.lock() {
@@ -213,11 +164,7 @@ impl client::Handler for Verifier {
 pub(crate) type Connection = Handle<Verifier>;
 
 fn ssh_error(t: &SshTarget, e: impl std::fmt::Display) -> RemoteError {
-    RemoteError::Ssh {
-        host: t.host.clone(),
-        port: t.port,
-        reason: e.to_string(),
-    }
+    RemoteError::Ssh { host: t.host.clone(), port: t.port, reason: e.to_string() }
 }
 
 /// Reads every `known_hosts` file that exists.
@@ -225,18 +172,9 @@ fn load_known_hosts(o: &SshOptions) -> Result<KnownHosts, RemoteError> {
     let mut known = KnownHosts::new();
     for path in &o.known_hosts {
         match std::fs::read(path) {
-            Ok(bytes) => known.add(
-                &path.display().to_string(),
-                &String::from_utf8_lossy(&bytes),
-            ),
+            Ok(bytes) => known.add(&path.display().to_string(), &String::from_utf8_lossy(&bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(RemoteError::Local {
-                    op: "reading",
-                    path: path.clone(),
-                    source,
-                });
-            }
+            Err(source) => return Err(RemoteError::Local { op: "reading", path: path.clone(), source }),
         }
     }
     Ok(known)
@@ -261,32 +199,14 @@ pub(crate) async fn connect(t: &SshTarget, o: &SshOptions) -> Result<Connection,
         ..client::Config::default()
     };
     let refusal = Arc::new(Mutex::new(None));
-    let verifier = Verifier {
-        known,
-        host: t.host.clone(),
-        port: t.port,
-        refusal: refusal.clone(),
-    };
+    let verifier = Verifier { known, host: t.host.clone(), port: t.port, refusal: refusal.clone() };
     let connect = tokio::net::TcpStream::connect((t.host.as_str(), t.port));
     let stream = match tokio::time::timeout(o.connect_timeout, connect).await {
         Ok(Ok(s)) => s,
-        Ok(Err(source)) => {
-            return Err(RemoteError::Connect {
-                host: t.host.clone(),
-                port: t.port,
-                source,
-            });
-        }
+        Ok(Err(source)) => return Err(RemoteError::Connect { host: t.host.clone(), port: t.port, source }),
         Err(_) => {
-            let source = std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {:?}", o.connect_timeout),
-            );
-            return Err(RemoteError::Connect {
-                host: t.host.clone(),
-                port: t.port,
-                source,
-            });
+            let source = std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer within {:?}", o.connect_timeout));
+            return Err(RemoteError::Connect { host: t.host.clone(), port: t.port, source });
         }
     };
     let _ = stream.set_nodelay(true);
@@ -319,53 +239,33 @@ async fn login(handle: &mut Connection, t: &SshTarget, o: &SshOptions) -> Result
             Ok(mut agent) => {
                 let identities = agent.request_identities().await.unwrap_or_default();
                 for identity in identities {
-                    let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = identity else {
-                        continue;
-                    };
+                    let russh::keys::agent::AgentIdentity::PublicKey { key, .. } = identity else { continue };
                     if let Some(wanted) = &wanted_public
-                        && wanted
-                            .as_ref()
-                            .is_none_or(|w| w.key_data() != key.key_data())
+                        && wanted.as_ref().is_none_or(|w| w.key_data() != key.key_data())
                     {
                         continue;
                     }
-                    let hash = if key.algorithm().is_rsa() {
-                        rsa_hash
-                    } else {
-                        None
-                    };
+                    let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
                     tried.push(format!("agent key {}", known_hosts::fingerprint(&key)));
-                    match handle
-                        .authenticate_publickey_with(&user, key, hash, &mut agent)
-                        .await
-                    {
+                    match handle.authenticate_publickey_with(&user, key, hash, &mut agent).await {
                         Ok(r) if r.success() => return Ok(()),
                         Ok(_) => {}
                         Err(e) => hints.push(format!("the agent could not sign: {e}")),
                     }
                 }
             }
-            Err(e) => hints.push(format!(
-                "ssh-agent at {} not usable: {e}",
-                agent_path.display()
-            )),
+            Err(e) => hints.push(format!("ssh-agent at {} not usable: {e}", agent_path.display())),
         }
     }
 
     let files: Vec<PathBuf> = match (&o.key_file, &o.ssh_dir) {
         (Some(f), _) => vec![f.clone()],
-        (None, Some(dir)) => DEFAULT_KEYS
-            .iter()
-            .map(|n| dir.join(n))
-            .filter(|p| p.exists())
-            .collect(),
+        (None, Some(dir)) => DEFAULT_KEYS.iter().map(|n| dir.join(n)).filter(|p| p.exists()).collect(),
         (None, None) => Vec::new(),
     };
     for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|e| RemoteError::Key {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| RemoteError::Key { path: path.clone(), reason: e.to_string() })?;
         let key = match russh::keys::decode_secret_key(&text, o.passphrase.as_deref()) {
             Ok(k) => k,
             Err(russh::keys::Error::KeyIsEncrypted) => {
@@ -375,27 +275,14 @@ async fn login(handle: &mut Connection, t: &SshTarget, o: &SshOptions) -> Result
                 ));
                 continue;
             }
-            Err(e) if o.key_file.is_some() => {
-                return Err(RemoteError::Key {
-                    path,
-                    reason: e.to_string(),
-                });
-            }
+            Err(e) if o.key_file.is_some() => return Err(RemoteError::Key { path, reason: e.to_string() }),
             Err(e) => {
                 hints.push(format!("{} skipped: {e}", path.display()));
                 continue;
             }
         };
-        let hash = if key.algorithm().is_rsa() {
-            rsa_hash
-        } else {
-            None
-        };
-        tried.push(format!(
-            "{} ({})",
-            path.display(),
-            known_hosts::fingerprint(key.public_key())
-        ));
+        let hash = if key.algorithm().is_rsa() { rsa_hash } else { None };
+        tried.push(format!("{} ({})", path.display(), known_hosts::fingerprint(key.public_key())));
         let result = handle
             .authenticate_publickey(&user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
             .await
@@ -404,23 +291,9 @@ async fn login(handle: &mut Connection, t: &SshTarget, o: &SshOptions) -> Result
             return Ok(());
         }
     }
-    let hint = if hints.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", hints.join("; "))
-    };
-    let tried = if tried.is_empty() {
-        "no keys found".to_string()
-    } else {
-        tried.join(", ")
-    };
-    Err(RemoteError::Login {
-        user,
-        host: t.host.clone(),
-        port: t.port,
-        tried,
-        hint,
-    })
+    let hint = if hints.is_empty() { String::new() } else { format!(" ({})", hints.join("; ")) };
+    let tried = if tried.is_empty() { "no keys found".to_string() } else { tried.join(", ") };
+    Err(RemoteError::Login { user, host: t.host.clone(), port: t.port, tried, hint })
 }
 
 /// The public half of a key file, from `FILE.pub`, for finding it in the agent.
@@ -437,27 +310,16 @@ mod tests {
     #[test]
     fn options_follow_openssh_and_hide_the_passphrase() {
         let mut o = SshOptions::for_home(Path::new("/home/u"), "u");
-        assert_eq!(
-            o.known_hosts,
-            vec![
-                PathBuf::from("/home/u/.ssh/known_hosts"),
-                PathBuf::from("/etc/ssh/ssh_known_hosts")
-            ]
-        );
+        assert_eq!(o.known_hosts, vec![PathBuf::from("/home/u/.ssh/known_hosts"), PathBuf::from("/etc/ssh/ssh_known_hosts")]);
         assert_eq!(o.ssh_dir.as_deref(), Some(Path::new("/home/u/.ssh")));
         o.passphrase = Some("hunter2".into());
         let shown = format!("{o:?}");
-        assert!(
-            !shown.contains("hunter2") && shown.contains("<hidden>"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2") && shown.contains("<hidden>"), "{shown}");
     }
 
     #[test]
     fn known_types_go_first() {
-        let ecdsa = russh::keys::Algorithm::Ecdsa {
-            curve: russh::keys::EcdsaCurve::NistP256,
-        };
+        let ecdsa = russh::keys::Algorithm::Ecdsa { curve: russh::keys::EcdsaCurve::NistP256 };
         let order = host_key_order(std::slice::from_ref(&ecdsa));
         assert_eq!(order[0], ecdsa);
         assert_eq!(order.len(), HOST_KEYS.len());

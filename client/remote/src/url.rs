@@ -57,9 +57,7 @@ pub enum UrlError {
     NoHost { url: String },
     #[error("{url:?}: bad port {port:?} (a number from 1 to 65535)")]
     Port { url: String, port: String },
-    #[error(
-        "{url:?}: passwords in URLs are not supported; log in with a key (--ssh-key or ssh-agent)"
-    )]
+    #[error("{url:?}: passwords in URLs are not supported; log in with a key (--ssh-key or ssh-agent)")]
     Password { url: String },
     #[error("{url:?}: bad host {host:?}")]
     Host { url: String, host: String },
@@ -89,21 +87,13 @@ impl Location {
                 if path.is_empty() {
                     return Err(UrlError::EmptyPath { url: err_url() });
                 }
-                let bytes = unescape(path).ok_or(UrlError::Escape {
-                    url: err_url(),
-                    part: "path",
-                })?;
-                Ok(Location::File {
-                    dir: PathBuf::from(OsString::from_vec(bytes)),
-                })
+                let bytes = unescape(path).ok_or(UrlError::Escape { url: err_url(), part: "path" })?;
+                Ok(Location::File { dir: PathBuf::from(OsString::from_vec(bytes)) })
             }
             "scp" | "sftp" => parse_ssh(url, rest).map(Location::Ssh),
             "" => Err(UrlError::NotAUrl { url: err_url() }),
             other if other.contains('/') => Err(UrlError::NotAUrl { url: err_url() }),
-            other => Err(UrlError::Scheme {
-                url: err_url(),
-                scheme: other.to_string(),
-            }),
+            other => Err(UrlError::Scheme { url: err_url(), scheme: other.to_string() }),
         }
     }
 }
@@ -125,52 +115,30 @@ fn parse_ssh(url: &str, rest: &str) -> Result<SshTarget, UrlError> {
     let user = match userinfo {
         Some(u) if u.contains(':') => return Err(UrlError::Password { url: err_url() }),
         Some(u) => {
-            let bytes = unescape(u).ok_or(UrlError::Escape {
-                url: err_url(),
-                part: "user name",
-            })?;
-            let name = String::from_utf8(bytes).map_err(|_| UrlError::Escape {
-                url: err_url(),
-                part: "user name",
-            })?;
+            let bytes = unescape(u).ok_or(UrlError::Escape { url: err_url(), part: "user name" })?;
+            let name = String::from_utf8(bytes).map_err(|_| UrlError::Escape { url: err_url(), part: "user name" })?;
             Some(name).filter(|n| !n.is_empty())
         }
         None => None,
     };
     let (host, port) = split_host_port(url, hostport)?;
     // Only the first '/' goes: "/dir" -> "dir", "//abs" -> "/abs".
-    let dir = unescape(path.strip_prefix('/').unwrap_or(path)).ok_or(UrlError::Escape {
-        url: err_url(),
-        part: "path",
-    })?;
+    let dir = unescape(path.strip_prefix('/').unwrap_or(path)).ok_or(UrlError::Escape { url: err_url(), part: "path" })?;
     let dir = if dir.is_empty() { b".".to_vec() } else { dir };
-    Ok(SshTarget {
-        user,
-        host,
-        port,
-        dir,
-    })
+    Ok(SshTarget { user, host, port, dir })
 }
 
 fn split_host_port(url: &str, hostport: &str) -> Result<(String, u16), UrlError> {
     let err_url = || url.to_string();
     let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
         let Some((h, after)) = inner.split_once(']') else {
-            return Err(UrlError::Host {
-                url: err_url(),
-                host: hostport.to_string(),
-            });
+            return Err(UrlError::Host { url: err_url(), host: hostport.to_string() });
         };
         match after {
             "" => (h, None),
             p => match p.strip_prefix(':') {
                 Some(p) => (h, Some(p)),
-                None => {
-                    return Err(UrlError::Host {
-                        url: err_url(),
-                        host: hostport.to_string(),
-                    });
-                }
+                None => return Err(UrlError::Host { url: err_url(), host: hostport.to_string() }),
             },
         }
     } else {
@@ -182,14 +150,8 @@ fn split_host_port(url: &str, hostport: &str) -> Result<(String, u16), UrlError>
     if host.is_empty() {
         return Err(UrlError::NoHost { url: err_url() });
     }
-    if host
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '@' | '[' | ']' | '%'))
-    {
-        return Err(UrlError::Host {
-            url: err_url(),
-            host: host.to_string(),
-        });
+    if host.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '@' | '[' | ']' | '%')) {
+        return Err(UrlError::Host { url: err_url(), host: host.to_string() });
     }
     let port = match port {
         None => 22,
@@ -197,12 +159,7 @@ fn split_host_port(url: &str, hostport: &str) -> Result<(String, u16), UrlError>
         Some("") => 22,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
-            _ => {
-                return Err(UrlError::Port {
-                    url: err_url(),
-                    port: p.to_string(),
-                });
-            }
+            _ => return Err(UrlError::Port { url: err_url(), port: p.to_string() }),
         },
     };
     Ok((host.to_string(), port))
@@ -233,47 +190,25 @@ mod tests {
     use super::*;
 
     fn ssh(user: Option<&str>, host: &str, port: u16, dir: &str) -> Location {
-        Location::Ssh(SshTarget {
-            user: user.map(str::to_string),
-            host: host.into(),
-            port,
-            dir: dir.as_bytes().to_vec(),
-        })
+        Location::Ssh(SshTarget { user: user.map(str::to_string), host: host.into(), port, dir: dir.as_bytes().to_vec() })
     }
 
     fn file(dir: &str) -> Location {
-        Location::File {
-            dir: PathBuf::from(dir),
-        }
+        Location::File { dir: PathBuf::from(dir) }
     }
 
     #[test]
     fn urls_as_duplicity_reads_them() {
         let table = [
-            (
-                "scp://alice@box/backups",
-                ssh(Some("alice"), "box", 22, "backups"),
-            ),
-            (
-                "sftp://alice@box/backups",
-                ssh(Some("alice"), "box", 22, "backups"),
-            ),
-            (
-                "scp://alice@box//srv/backups",
-                ssh(Some("alice"), "box", 22, "/srv/backups"),
-            ),
-            (
-                "scp://alice@box:2222/a/b/",
-                ssh(Some("alice"), "box", 2222, "a/b/"),
-            ),
+            ("scp://alice@box/backups", ssh(Some("alice"), "box", 22, "backups")),
+            ("sftp://alice@box/backups", ssh(Some("alice"), "box", 22, "backups")),
+            ("scp://alice@box//srv/backups", ssh(Some("alice"), "box", 22, "/srv/backups")),
+            ("scp://alice@box:2222/a/b/", ssh(Some("alice"), "box", 2222, "a/b/")),
             ("scp://alice@box", ssh(Some("alice"), "box", 22, ".")),
             ("scp://alice@box/", ssh(Some("alice"), "box", 22, ".")),
             ("scp://box/x", ssh(None, "box", 22, "x")),
             ("SFTP://box:/x", ssh(None, "box", 22, "x")),
-            (
-                "sftp://al%40ice@[::1]:2200/my%20dir",
-                ssh(Some("al@ice"), "::1", 2200, "my dir"),
-            ),
+            ("sftp://al%40ice@[::1]:2200/my%20dir", ssh(Some("al@ice"), "::1", 2200, "my dir")),
             ("sftp://a@b@host/x", ssh(Some("a@b"), "host", 22, "x")),
             ("file:///srv/backups", file("/srv/backups")),
             ("file://relative/dir", file("relative/dir")),
@@ -282,12 +217,7 @@ mod tests {
         for (url, want) in table {
             assert_eq!(Location::parse(url), Ok(want), "{url}");
         }
-        assert_eq!(
-            Location::parse("file:///a%ffb"),
-            Ok(Location::File {
-                dir: PathBuf::from(OsString::from_vec(b"/a\xffb".to_vec()))
-            })
-        );
+        assert_eq!(Location::parse("file:///a%ffb"), Ok(Location::File { dir: PathBuf::from(OsString::from_vec(b"/a\xffb".to_vec())) }));
     }
 
     #[test]

@@ -40,9 +40,7 @@ impl Chain {
         let manifests = manifests
             .iter()
             .enumerate()
-            .map(|(set, m)| {
-                Manifest::parse(m.as_ref()).map_err(|source| RestoreError::Manifest { set, source })
-            })
+            .map(|(set, m)| Manifest::parse(m.as_ref()).map_err(|source| RestoreError::Manifest { set, source }))
             .collect::<Result<_, _>>()?;
         Ok(Chain { manifests })
     }
@@ -52,13 +50,7 @@ impl Chain {
     pub(crate) fn volumes(&self, set: usize, selection: Option<&Index>) -> Vec<VolumeInfo> {
         self.manifests
             .get(set)
-            .map(|m| {
-                m.volumes
-                    .iter()
-                    .filter(|v| selection.is_none_or(|s| v.may_contain(s)))
-                    .cloned()
-                    .collect()
-            })
+            .map(|m| m.volumes.iter().filter(|v| selection.is_none_or(|s| v.may_contain(s))).cloned().collect())
             .unwrap_or_default()
     }
 }

@@ -39,12 +39,7 @@ pub enum VolumeError {
 #[non_exhaustive]
 pub enum EntryError {
     #[error("entry at offset {offset} of set {set} volume {volume}: {source}")]
-    Name {
-        set: usize,
-        volume: u32,
-        offset: u64,
-        source: ReadError,
-    },
+    Name { set: usize, volume: u32, offset: u64, source: ReadError },
     #[error("a diff with no file to apply it to (the earlier version is missing)")]
     NoBasis,
     #[error("a diff follows a {what}, which cannot be patched")]
@@ -64,10 +59,7 @@ pub enum EntryError {
     #[error("deeper than {limit} directories")]
     TooDeep { limit: usize },
     #[error("{what}: {source}")]
-    Io {
-        what: &'static str,
-        source: io::Error,
-    },
+    Io { what: &'static str, source: io::Error },
     #[error("devices are restored only when running as root")]
     DeviceNotRoot,
 }

@@ -14,19 +14,12 @@ use crate::error::ListError;
 /// Every path present after the last sigtar, in walk order, with its
 /// metadata (regular files are `signature/` entries in sigtars: their
 /// type is regular, their size is not recorded).
-pub fn list<R: Read>(
-    sigtars: impl IntoIterator<Item = R>,
-) -> Result<Vec<(Index, Meta)>, ListError> {
+pub fn list<R: Read>(sigtars: impl IntoIterator<Item = R>) -> Result<Vec<(Index, Meta)>, ListError> {
     let mut files: BTreeMap<Index, Meta> = BTreeMap::new();
     for (sigtar, input) in sigtars.into_iter().enumerate() {
         let mut reader = TarReader::new(input);
-        while let Some(header) = reader
-            .next_header()
-            .map_err(|source| ListError { sigtar, source })?
-        {
-            let name = header
-                .entry_name()
-                .map_err(|source| ListError { sigtar, source })?;
+        while let Some(header) = reader.next_header().map_err(|source| ListError { sigtar, source })? {
+            let name = header.entry_name().map_err(|source| ListError { sigtar, source })?;
             match name.kind {
                 Kind::Deleted => {
                     files.remove(&name.index);

@@ -31,9 +31,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_file_size: 1 << 40,
-        }
+        Self { max_file_size: 1 << 40 }
     }
 }
 
@@ -73,11 +71,7 @@ pub(crate) struct Damage {
 }
 
 /// Copies at most `limit` bytes; more is an error.
-pub(crate) fn copy_limited(
-    from: &mut dyn Read,
-    to: &mut dyn Write,
-    limit: u64,
-) -> Result<u64, EntryError> {
+pub(crate) fn copy_limited(from: &mut dyn Read, to: &mut dyn Write, limit: u64) -> Result<u64, EntryError> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {
@@ -91,8 +85,7 @@ pub(crate) fn copy_limited(
         if total > limit {
             return Err(EntryError::TooLarge { limit });
         }
-        to.write_all(&buf[..n])
-            .map_err(EntryError::io("writing the file"))?;
+        to.write_all(&buf[..n]).map_err(EntryError::io("writing the file"))?;
     }
 }
 
@@ -105,9 +98,8 @@ pub(crate) fn run(
     limits: &Limits,
     sink: &mut dyn Sink,
 ) -> Damage {
-    let mut streams: Vec<SetStream> = (0..chain.manifests.len())
-        .map(|set| SetStream::new(set, chain.volumes(set, selection)))
-        .collect();
+    let mut streams: Vec<SetStream> =
+        (0..chain.manifests.len()).map(|set| SetStream::new(set, chain.volumes(set, selection))).collect();
     loop {
         let mut least: Option<Index> = None;
         for stream in &mut streams {
@@ -118,13 +110,8 @@ pub(crate) fn run(
             }
         }
         let Some(index) = least else { break };
-        let members: Vec<usize> = (0..streams.len())
-            .filter(|&i| {
-                streams[i]
-                    .peek(source)
-                    .is_some_and(|h| h.name.index == index)
-            })
-            .collect();
+        let members: Vec<usize> =
+            (0..streams.len()).filter(|&i| streams[i].peek(source).is_some_and(|h| h.name.index == index)).collect();
         if let Some(relative) = relative_to(&index, selection) {
             // A lost volume of a later set whose range covers the path may
             // have held a change to it that is now missing.
@@ -141,10 +128,7 @@ pub(crate) fn run(
             streams[m].advance(source);
         }
     }
-    let mut damage = Damage {
-        volumes: Vec::new(),
-        names: Vec::new(),
-    };
+    let mut damage = Damage { volumes: Vec::new(), names: Vec::new() };
     for stream in streams {
         damage.volumes.extend(stream.problems);
         damage.names.extend(stream.bad_names);
@@ -154,15 +138,11 @@ pub(crate) fn run(
 
 /// `index` below `selection`, or `None` when it is outside.
 pub(crate) fn relative_to(index: &Index, selection: Option<&Index>) -> Option<Index> {
-    let Some(selection) = selection else {
-        return Some(index.clone());
-    };
+    let Some(selection) = selection else { return Some(index.clone()) };
     if !index.starts_with(selection) {
         return None;
     }
-    Some(Index::from_components(
-        index.components().skip(selection.components().count()),
-    ))
+    Some(Index::from_components(index.components().skip(selection.components().count())))
 }
 
 fn type_name(file_type: &FileType) -> &'static str {
@@ -188,10 +168,7 @@ fn produce(
     let kind = |streams: &mut [SetStream], source: &mut dyn VolumeSource, m: usize| {
         streams[m].peek(source).map(|h| h.name.kind)
     };
-    let start = members
-        .iter()
-        .rposition(|&m| kind(streams, source, m) != Some(Kind::Diff))
-        .unwrap_or(0);
+    let start = members.iter().rposition(|&m| kind(streams, source, m) != Some(Kind::Diff)).unwrap_or(0);
     let sequence = &members[start..];
     let &first = sequence.first()?;
     if let Some(error) = sequence.iter().find_map(|&m| streams[m].damage()) {
@@ -209,24 +186,14 @@ fn produce(
         }
         Kind::Deleted if sequence.len() == 1 => return None,
         Kind::Deleted => {
-            sink.failed(
-                index,
-                EntryError::DiffAfter {
-                    what: "deleted entry",
-                },
-            );
+            sink.failed(index, EntryError::DiffAfter { what: "deleted entry" });
             return None;
         }
         _ => {}
     }
     if base_type != FileType::Regular {
         if sequence.len() > 1 {
-            sink.failed(
-                index,
-                EntryError::DiffAfter {
-                    what: type_name(&base_type),
-                },
-            );
+            sink.failed(index, EntryError::DiffAfter { what: type_name(&base_type) });
             return None;
         }
         return match sink.other(index, &base_meta) {
@@ -271,17 +238,8 @@ fn patched(
     let mut basis = sink.scratch(index)?;
     let copied = {
         let mut writer = BufWriter::new(&mut basis.file);
-        let copied = copy_limited(
-            &mut streams[sequence[0]].reader(source),
-            &mut writer,
-            limits.max_file_size,
-        );
-        copied.and_then(|n| {
-            writer
-                .flush()
-                .map(|()| n)
-                .map_err(EntryError::io("writing the file"))
-        })
+        let copied = copy_limited(&mut streams[sequence[0]].reader(source), &mut writer, limits.max_file_size);
+        copied.and_then(|n| writer.flush().map(|()| n).map_err(EntryError::io("writing the file")))
     };
     if let Err(e) = copied {
         sink.discard(basis);
@@ -297,21 +255,11 @@ fn patched(
         };
         let set = streams[m].set;
         let applied = (|| {
-            basis
-                .file
-                .rewind()
-                .map_err(EntryError::io("rewinding the basis"))?;
+            basis.file.rewind().map_err(EntryError::io("rewinding the basis"))?;
             let mut writer = BufWriter::new(&mut out.file);
             let delta = streams[m].reader(source);
-            apply_patch(
-                &mut basis.file,
-                delta,
-                &mut writer,
-                PatchLimits {
-                    max_output: limits.max_file_size,
-                },
-            )
-            .map_err(|source| EntryError::Patch { set, source })?;
+            apply_patch(&mut basis.file, delta, &mut writer, PatchLimits { max_output: limits.max_file_size })
+                .map_err(|source| EntryError::Patch { set, source })?;
             writer.flush().map_err(EntryError::io("writing the file"))
         })();
         sink.discard(basis);

@@ -21,9 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use coffer_archive::{FileType, HARDLINK_PAX_KEY, Index, Meta};
-use rustix::fs::{
-    AtFlags, FileType as NodeType, Gid, Mode, OFlags, Timespec, Timestamps, UTIME_NOW, Uid,
-};
+use rustix::fs::{AtFlags, FileType as NodeType, Gid, Mode, OFlags, Timespec, Timestamps, UTIME_NOW, Uid};
 use rustix::io::Errno;
 
 use crate::chain::{Chain, VolumeSource};
@@ -74,23 +72,14 @@ pub fn restore(
     selection: Option<&Index>,
     limits: &Limits,
 ) -> Result<RestoreReport, RestoreError> {
-    let destination = |source: io::Error| RestoreError::Destination {
-        path: dest.display().to_string(),
-        source,
-    };
-    let name = dest
-        .file_name()
-        .ok_or_else(|| destination(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    let destination = |source: io::Error| RestoreError::Destination { path: dest.display().to_string(), source };
+    let name = dest.file_name().ok_or_else(|| destination(io::Error::from(io::ErrorKind::InvalidInput)))?;
     let parent = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let outer = rustix::fs::open(
-        parent,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| destination(e.into()))?;
+    let outer = rustix::fs::open(parent, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| destination(e.into()))?;
     let mut restorer = Restorer {
         outer,
         dest_name: name.as_bytes().to_vec(),
@@ -148,49 +137,28 @@ fn mode(meta: &Meta) -> Mode {
 fn times(meta: &Meta) -> Timestamps {
     // duplicity sets the access time to now and the mtime from the archive.
     Timestamps {
-        last_access: Timespec {
-            tv_sec: 0,
-            tv_nsec: UTIME_NOW,
-        },
-        last_modification: Timespec {
-            tv_sec: i64::try_from(meta.mtime).unwrap_or(i64::MAX),
-            tv_nsec: 0,
-        },
+        last_access: Timespec { tv_sec: 0, tv_nsec: UTIME_NOW },
+        last_modification: Timespec { tv_sec: i64::try_from(meta.mtime).unwrap_or(i64::MAX), tv_nsec: 0 },
     }
 }
 
 fn owner(meta: &Meta) -> (Option<Uid>, Option<Gid>) {
-    (
-        u32::try_from(meta.uid).ok().map(Uid::from_raw),
-        u32::try_from(meta.gid).ok().map(Gid::from_raw),
-    )
+    (u32::try_from(meta.uid).ok().map(Uid::from_raw), u32::try_from(meta.gid).ok().map(Gid::from_raw))
 }
 
 /// Gives an open file or directory its owner (as root), mode and mtime.
 fn apply_fd(fd: BorrowedFd<'_>, meta: &Meta, root: bool) -> Result<(), EntryError> {
     if root {
         let (uid, gid) = owner(meta);
-        rustix::fs::fchown(fd, uid, gid).map_err(|e| EntryError::Io {
-            what: "setting the owner",
-            source: e.into(),
-        })?;
+        rustix::fs::fchown(fd, uid, gid).map_err(|e| EntryError::Io { what: "setting the owner", source: e.into() })?;
     }
     // After chown, which clears set-id bits.
-    rustix::fs::fchmod(fd, mode(meta)).map_err(|e| EntryError::Io {
-        what: "setting the mode",
-        source: e.into(),
-    })?;
-    rustix::fs::futimens(fd, &times(meta)).map_err(|e| EntryError::Io {
-        what: "setting the mtime",
-        source: e.into(),
-    })
+    rustix::fs::fchmod(fd, mode(meta)).map_err(|e| EntryError::Io { what: "setting the mode", source: e.into() })?;
+    rustix::fs::futimens(fd, &times(meta)).map_err(|e| EntryError::Io { what: "setting the mtime", source: e.into() })
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(Errno) -> EntryError {
-    move |e| EntryError::Io {
-        what,
-        source: e.into(),
-    }
+    move |e| EntryError::Io { what, source: e.into() }
 }
 
 /// Opens directory `name` in `parent` without following a link, making it
@@ -228,26 +196,15 @@ impl Restorer {
         if let Some(meta) = &frame.meta
             && let Err(error) = apply_fd(frame.fd.as_fd(), meta, self.root)
         {
-            self.report.paths.push(PathProblem {
-                index: frame.index,
-                error,
-            });
+            self.report.paths.push(PathProblem { index: frame.index, error });
         }
     }
 
     /// Opens the destination as the root directory if it is not open yet.
     fn ensure_root(&mut self) -> Result<(), EntryError> {
         if self.dirs.is_empty() {
-            let fd = open_dir(
-                self.outer.as_fd(),
-                &self.dest_name,
-                Mode::from_raw_mode(0o755),
-            )?;
-            self.dirs.push(Frame {
-                index: Index::root(),
-                fd,
-                meta: None,
-            });
+            let fd = open_dir(self.outer.as_fd(), &self.dest_name, Mode::from_raw_mode(0o755))?;
+            self.dirs.push(Frame { index: Index::root(), fd, meta: None });
         }
         Ok(())
     }
@@ -262,26 +219,14 @@ impl Restorer {
         let n = parts.len();
         self.ensure_root()?;
         while self.dirs.len() > 1
-            && (self.dirs.len() > n
-                || self
-                    .dirs
-                    .last()
-                    .is_some_and(|top| !index.starts_with(&top.index)))
+            && (self.dirs.len() > n || self.dirs.last().is_some_and(|top| !index.starts_with(&top.index)))
         {
             self.pop_dir();
         }
         while self.dirs.len() < n {
             let k = self.dirs.len();
-            let fd = open_dir(
-                self.dirs[k - 1].fd.as_fd(),
-                parts[k - 1],
-                Mode::from_raw_mode(0o755),
-            )?;
-            self.dirs.push(Frame {
-                index: Index::from_components(&parts[..k]),
-                fd,
-                meta: None,
-            });
+            let fd = open_dir(self.dirs[k - 1].fd.as_fd(), parts[k - 1], Mode::from_raw_mode(0o755))?;
+            self.dirs.push(Frame { index: Index::from_components(&parts[..k]), fd, meta: None });
         }
         let name = parts[n - 1].to_vec();
         Ok((self.dirs[n - 1].fd.as_fd(), name))
@@ -325,19 +270,15 @@ impl Restorer {
         if target.is_root() || target == *index {
             return Ok(false);
         }
-        let Some(&(dev, ino)) = self.restored.get(&path_key(&target)) else {
-            return Ok(false);
-        };
+        let Some(&(dev, ino)) = self.restored.get(&path_key(&target)) else { return Ok(false) };
         let parts = components(&target)?;
         self.ensure_root()?;
         let mut dir: Option<OwnedFd> = None;
         for part in &parts[..parts.len() - 1] {
             let from = dir.as_ref().map_or(self.dirs[0].fd.as_fd(), |d| d.as_fd());
             let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            dir = Some(
-                rustix::fs::openat(from, *part, flags, Mode::empty())
-                    .map_err(io_err("opening the link target"))?,
-            );
+            dir =
+                Some(rustix::fs::openat(from, *part, flags, Mode::empty()).map_err(io_err("opening the link target"))?);
         }
         let last = parts[parts.len() - 1];
         let target_dir = match dir {
@@ -352,10 +293,7 @@ impl Restorer {
         };
         let stat = rustix::fs::statat(&target_dir, last, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io_err("looking at the link target"))?;
-        if NodeType::from_raw_mode(stat.st_mode) != NodeType::RegularFile
-            || stat.st_dev != dev
-            || stat.st_ino != ino
-        {
+        if NodeType::from_raw_mode(stat.st_mode) != NodeType::RegularFile || stat.st_dev != dev || stat.st_ino != ino {
             return Ok(false);
         }
         let mut counter = self.temp_counter;
@@ -384,16 +322,11 @@ impl Sink for Restorer {
     fn scratch(&mut self, index: &Index) -> Result<Scratch, EntryError> {
         let mut counter = self.temp_counter;
         let (dir, _) = self.place(index)?;
-        let flags =
-            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let made = Self::temporary(&mut counter, dir, |d, tmp| {
-            rustix::fs::openat(d, tmp, flags, Mode::from_raw_mode(0o600))
-        });
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let made =
+            Self::temporary(&mut counter, dir, |d, tmp| rustix::fs::openat(d, tmp, flags, Mode::from_raw_mode(0o600)));
         let scratch = made.and_then(|(fd, name)| match rustix::io::fcntl_dupfd_cloexec(dir, 0) {
-            Ok(held) => Ok(Scratch {
-                file: fd.into(),
-                place: Some((held, name)),
-            }),
+            Ok(held) => Ok(Scratch { file: fd.into(), place: Some((held, name)) }),
             Err(e) => {
                 let _ = rustix::fs::unlinkat(dir, name.as_slice(), AtFlags::empty());
                 Err(io_err("holding the directory")(e))
@@ -426,9 +359,8 @@ impl Sink for Restorer {
             }
         };
         let root = self.root;
-        let done = apply_fd(scratch.file.as_fd(), meta, root).and_then(|()| {
-            rustix::fs::fstat(&scratch.file).map_err(io_err("looking at the restored file"))
-        });
+        let done = apply_fd(scratch.file.as_fd(), meta, root)
+            .and_then(|()| rustix::fs::fstat(&scratch.file).map_err(io_err("looking at the restored file")));
         let stat = match done {
             Ok(stat) => stat,
             Err(e) => {
@@ -440,12 +372,9 @@ impl Sink for Restorer {
             Some(last) => last.to_vec(),
             None => self.dest_name.clone(),
         };
-        let Some((dir, tmp)) = &scratch.place else {
-            return Err(EntryError::BadName);
-        };
+        let Some((dir, tmp)) = &scratch.place else { return Err(EntryError::BadName) };
         Self::commit(dir.as_fd(), tmp, &name)?;
-        self.restored
-            .insert(path_key(index), (stat.st_dev, stat.st_ino));
+        self.restored.insert(path_key(index), (stat.st_dev, stat.st_ino));
         self.report.files += 1;
         Ok(())
     }
@@ -457,32 +386,20 @@ impl Sink for Restorer {
                 while !self.dirs.is_empty() {
                     self.pop_dir();
                 }
-                open_dir(
-                    self.outer.as_fd(),
-                    &self.dest_name,
-                    Mode::from_raw_mode(0o700),
-                )?
+                open_dir(self.outer.as_fd(), &self.dest_name, Mode::from_raw_mode(0o700))?
             } else {
                 let (dir, name) = self.place(index)?;
                 open_dir(dir, &name, Mode::from_raw_mode(0o700))?
             };
-            self.dirs.push(Frame {
-                index: index.clone(),
-                fd,
-                meta: Some(meta.clone()),
-            });
+            self.dirs.push(Frame { index: index.clone(), fd, meta: Some(meta.clone()) });
             self.report.directories += 1;
             return Ok(());
         }
         let device = |kind, major, minor| (kind, rustix::fs::makedev(major, minor));
         let node = match &meta.file_type {
             FileType::Fifo => Some((NodeType::Fifo, 0)),
-            FileType::CharDevice { major, minor } => {
-                Some(device(NodeType::CharacterDevice, *major, *minor))
-            }
-            FileType::BlockDevice { major, minor } => {
-                Some(device(NodeType::BlockDevice, *major, *minor))
-            }
+            FileType::CharDevice { major, minor } => Some(device(NodeType::CharacterDevice, *major, *minor)),
+            FileType::BlockDevice { major, minor } => Some(device(NodeType::BlockDevice, *major, *minor)),
             _ => None,
         };
         if node.is_some_and(|(kind, _)| kind != NodeType::Fifo) && !root {
@@ -491,9 +408,9 @@ impl Sink for Restorer {
         let mut counter = self.temp_counter;
         let (dir, name) = self.place(index)?;
         let made = match (&meta.file_type, node) {
-            (FileType::Symlink(target), _) => Self::temporary(&mut counter, dir, |d, tmp| {
-                rustix::fs::symlinkat(OsStr::from_bytes(target), d, tmp)
-            }),
+            (FileType::Symlink(target), _) => {
+                Self::temporary(&mut counter, dir, |d, tmp| rustix::fs::symlinkat(OsStr::from_bytes(target), d, tmp))
+            }
             (_, Some((kind, dev))) => Self::temporary(&mut counter, dir, |d, tmp| {
                 rustix::fs::mknodat(d, tmp, kind, Mode::from_raw_mode(0o600), dev)
             }),
@@ -533,10 +450,7 @@ impl Sink for Restorer {
     }
 
     fn failed(&mut self, index: &Index, error: EntryError) {
-        self.report.paths.push(PathProblem {
-            index: index.clone(),
-            error,
-        });
+        self.report.paths.push(PathProblem { index: index.clone(), error });
     }
 
     fn uncertain(&mut self, index: &Index) {

@@ -105,10 +105,7 @@ impl SetStream {
                             if let Some(next) = self.volumes.front() {
                                 source.prefetch(self.set, next.number);
                             }
-                            self.current.insert(Open {
-                                info,
-                                reader: TarReader::new(reader),
-                            })
+                            self.current.insert(Open { info, reader: TarReader::new(reader) })
                         }
                         Err(e) => {
                             self.lose(source, info, VolumeError::Open(e));
@@ -120,22 +117,12 @@ impl SetStream {
             match open.reader.next_header() {
                 Ok(None) => self.current = None,
                 Ok(Some(header)) => match header.entry_name() {
-                    Ok(name) => {
-                        return Some(Head {
-                            name,
-                            meta: header.meta,
-                        });
-                    }
+                    Ok(name) => return Some(Head { name, meta: header.meta }),
                     Err(source) => {
                         let (set, volume, offset) = (self.set, open.info.number, header.offset);
                         self.bad_names.push(PathProblem {
                             index: Index::from_bytes(&header.name),
-                            error: EntryError::Name {
-                                set,
-                                volume,
-                                offset,
-                                source,
-                            },
+                            error: EntryError::Name { set, volume, offset, source },
                         });
                     }
                 },
@@ -172,11 +159,7 @@ impl SetStream {
     }
 
     /// Reads the current entry's data, piece after piece.
-    pub(crate) fn read(
-        &mut self,
-        source: &mut dyn VolumeSource,
-        buf: &mut [u8],
-    ) -> io::Result<usize> {
+    pub(crate) fn read(&mut self, source: &mut dyn VolumeSource, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             if self.entry_done || buf.is_empty() {
                 return Ok(0);
@@ -202,13 +185,9 @@ impl SetStream {
             let lost_before = self.problems.len();
             let next = self.read_header(source);
             // A lost volume whose range starts inside this file held pieces of it.
-            let cut = self.problems[lost_before..]
-                .iter()
-                .any(|p| p.start.index == index && p.start.piece.is_some());
+            let cut = self.problems[lost_before..].iter().any(|p| p.start.index == index && p.start.piece.is_some());
             match next {
-                Some(h)
-                    if h.name.piece.is_some() && h.name.index == index && h.name.kind == kind =>
-                {
+                Some(h) if h.name.piece.is_some() && h.name.index == index && h.name.kind == kind => {
                     let got = h.name.piece.unwrap_or_default();
                     if cut {
                         self.next = Some(h);
@@ -237,16 +216,13 @@ impl SetStream {
     /// of the same file found after a lost volume (the file was reported
     /// once already).
     pub(crate) fn advance(&mut self, source: &mut dyn VolumeSource) {
-        let finished = self
-            .head
-            .as_ref()
-            .filter(|_| self.piece.is_some())
-            .map(|h| (h.name.index.clone(), h.name.kind));
+        let finished = self.head.as_ref().filter(|_| self.piece.is_some()).map(|h| (h.name.index.clone(), h.name.kind));
         self.drain(source);
         if let Some((index, kind)) = finished {
-            while self.peek(source).is_some_and(|h| {
-                h.name.index == index && h.name.kind == kind && h.name.piece.is_some_and(|p| p != 1)
-            }) {
+            while self
+                .peek(source)
+                .is_some_and(|h| h.name.index == index && h.name.kind == kind && h.name.piece.is_some_and(|p| p != 1))
+            {
                 self.drain(source);
             }
         }
@@ -267,10 +243,7 @@ impl SetStream {
 
     /// The current entry's data as an `io::Read`.
     pub(crate) fn reader<'a>(&'a mut self, source: &'a mut dyn VolumeSource) -> EntryReader<'a> {
-        EntryReader {
-            stream: self,
-            source,
-        }
+        EntryReader { stream: self, source }
     }
 }
 

@@ -69,13 +69,9 @@ pub fn verify(
     compare_data: bool,
     limits: &Limits,
 ) -> Result<VerifyReport, RestoreError> {
-    let problem = |source: io::Error| RestoreError::Destination {
-        path: source_dir.display().to_string(),
-        source,
-    };
+    let problem = |source: io::Error| RestoreError::Destination { path: source_dir.display().to_string(), source };
     let absolute = std::path::absolute(source_dir).map_err(problem)?;
-    let selection =
-        Selection::new(&absolute, &[], &[], false).map_err(|e| problem(io::Error::other(e)))?;
+    let selection = Selection::new(&absolute, &[], &[], false).map_err(|e| problem(io::Error::other(e)))?;
     let mut sink = Verifier {
         walk: Walk::new(&absolute, selection).peekable(),
         compare_data,
@@ -100,11 +96,7 @@ struct Verifier {
 }
 
 fn shown(index: &Index) -> String {
-    if index.is_root() {
-        ".".into()
-    } else {
-        String::from_utf8_lossy(index.as_bytes()).into_owned()
-    }
+    if index.is_root() { ".".into() } else { String::from_utf8_lossy(index.as_bytes()).into_owned() }
 }
 
 /// duplicity's type names.
@@ -153,25 +145,17 @@ fn pretty(seconds: i64) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let weekday = DAYS[days.rem_euclid(7) as usize];
     let month_name = MONTHS[(month - 1).clamp(0, 11) as usize];
-    format!(
-        "{weekday} {month_name} {day:2} {:02}:{:02}:{:02} {year}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    format!("{weekday} {month_name} {day:2} {:02}:{:02}:{:02} {year}", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
 impl Verifier {
     fn differ(&mut self, index: &Index, message: String) {
-        self.report.differences.push(Difference {
-            index: index.clone(),
-            message: format!("Difference found: {message}"),
-        });
+        self.report
+            .differences
+            .push(Difference { index: index.clone(), message: format!("Difference found: {message}") });
     }
 
     /// A walk item the backup does not have: a new file (or an unreadable part).
@@ -201,9 +185,7 @@ impl Verifier {
             self.current(item);
         }
         match self.walk.peek() {
-            Some(Ok(entry)) if Index::from_bytes(&entry.relative) == *index => {
-                self.walk.next().and_then(Result::ok)
-            }
+            Some(Ok(entry)) if Index::from_bytes(&entry.relative) == *index => self.walk.next().and_then(Result::ok),
             _ => None,
         }
     }
@@ -219,19 +201,14 @@ impl Verifier {
         let current = &entry.meta;
         let (want, got) = (backup_type(meta), current_type(current));
         if want != got {
-            self.differ(
-                index,
-                format!("File {path} has type {got}, expected {want}"),
-            );
+            self.differ(index, format!("File {path} has type {got}, expected {want}"));
             return None;
         }
         let perms = |uid: u64, gid: u64, mode: u32| format!("{uid}:{gid} {mode:o}");
         let checks_perms = !matches!(meta.file_type, FileType::Symlink(_));
         let cur_mode = current.mode() & 0o7777;
         if checks_perms
-            && (meta.mode != cur_mode
-                || meta.uid != u64::from(current.uid())
-                || meta.gid != u64::from(current.gid()))
+            && (meta.mode != cur_mode || meta.uid != u64::from(current.uid()) || meta.gid != u64::from(current.gid()))
         {
             let message = format!(
                 "File {path} has permissions {}, expected {}",
@@ -243,33 +220,20 @@ impl Verifier {
         }
         match &meta.file_type {
             FileType::Regular | FileType::Directory | FileType::Fifo => {
-                let (want, got) = (
-                    i64::try_from(meta.mtime).unwrap_or(i64::MAX),
-                    current.mtime(),
-                );
+                let (want, got) = (i64::try_from(meta.mtime).unwrap_or(i64::MAX), current.mtime());
                 if want != got && (want > 0 || got > 0) {
-                    self.differ(
-                        index,
-                        format!(
-                            "File {path} has mtime {}, expected {}",
-                            pretty(got),
-                            pretty(want)
-                        ),
-                    );
+                    self.differ(index, format!("File {path} has mtime {}, expected {}", pretty(got), pretty(want)));
                     return None;
                 }
                 (meta.file_type == FileType::Regular).then_some(entry)
             }
             FileType::Symlink(target) => {
-                let got = std::fs::read_link(&entry.path)
-                    .map(|t| t.as_os_str().as_bytes().to_vec())
-                    .unwrap_or_default();
+                let got =
+                    std::fs::read_link(&entry.path).map(|t| t.as_os_str().as_bytes().to_vec()).unwrap_or_default();
                 let with_slash = [target.as_slice(), b"/"].concat();
                 if got != *target && got != with_slash {
-                    let (g, w) = (
-                        String::from_utf8_lossy(&got).into_owned(),
-                        String::from_utf8_lossy(target).into_owned(),
-                    );
+                    let (g, w) =
+                        (String::from_utf8_lossy(&got).into_owned(), String::from_utf8_lossy(target).into_owned());
                     self.differ(index, format!("Symlink {path} points to {g}, expected {w}"));
                 }
                 None
@@ -278,10 +242,8 @@ impl Verifier {
                 let rdev = current.rdev();
                 let got = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
                 if got != (*major, *minor) {
-                    let message = format!(
-                        "Device file {path} has numbers ({}, {}), expected ({major}, {minor})",
-                        got.0, got.1
-                    );
+                    let message =
+                        format!("Device file {path} has numbers ({}, {}), expected ({major}, {minor})", got.0, got.1);
                     self.differ(index, message);
                 }
                 None
@@ -303,9 +265,7 @@ impl Sink for Verifier {
     fn discard(&mut self, _: Scratch) {}
 
     fn file(&mut self, index: &Index, meta: &Meta, content: Content<'_>) -> Result<(), EntryError> {
-        let Some(entry) = self.compare_meta(index, meta) else {
-            return Ok(());
-        };
+        let Some(entry) = self.compare_meta(index, meta) else { return Ok(()) };
         let mut patched;
         let backup: &mut dyn Read = match content {
             Content::Stream(reader) => reader,
@@ -317,35 +277,22 @@ impl Sink for Verifier {
         if !self.compare_data {
             let size = copy_limited(backup, &mut io::sink(), self.limits.max_file_size)?;
             if size != entry.meta.len() {
-                self.differ(
-                    index,
-                    format!(
-                        "File {} has size {}, expected {size}",
-                        shown(index),
-                        entry.meta.len()
-                    ),
-                );
+                self.differ(index, format!("File {} has size {}, expected {size}", shown(index), entry.meta.len()));
             }
             return Ok(());
         }
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut current = File::from(rustix::fs::open(&entry.path, flags, Mode::empty()).map_err(
-            |e| EntryError::Io {
-                what: "opening the file to compare",
-                source: e.into(),
-            },
-        )?);
+        let mut current = File::from(
+            rustix::fs::open(&entry.path, flags, Mode::empty())
+                .map_err(|e| EntryError::Io { what: "opening the file to compare", source: e.into() })?,
+        );
         let mut a = vec![0u8; 64 * 1024];
         let mut b = vec![0u8; 64 * 1024];
         loop {
             let n = coffer_archive::read_full(backup, &mut a).map_err(entry_error)?;
-            let m = coffer_archive::read_full(&mut current, &mut b)
-                .map_err(EntryError::io("reading the file to compare"))?;
+            let m = coffer_archive::read_full(&mut current, &mut b).map_err(EntryError::io("reading the file to compare"))?;
             if a[..n] != b[..m] {
-                self.differ(
-                    index,
-                    format!("Data for file {} is different", shown(index)),
-                );
+                self.differ(index, format!("Data for file {} is different", shown(index)));
                 return Ok(());
             }
             if n == 0 {
@@ -362,10 +309,7 @@ impl Sink for Verifier {
     fn failed(&mut self, index: &Index, error: EntryError) {
         // The directory's entry for it is not reported as new.
         let _ = self.take(index);
-        self.report.paths.push(PathProblem {
-            index: index.clone(),
-            error,
-        });
+        self.report.paths.push(PathProblem { index: index.clone(), error });
     }
 
     fn uncertain(&mut self, index: &Index) {

@@ -10,10 +10,7 @@
 //!
 //! Skipped (with a note on stderr) when /usr/bin/duplicity is missing.
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test code: a failed file operation or tool run fails the test"
-)]
+#![allow(clippy::unwrap_used, reason = "test code: a failed file operation or tool run fails the test")]
 
 mod common;
 
@@ -49,46 +46,20 @@ fn name(bytes: &[u8]) -> PathBuf {
 }
 
 fn run(program: &str, args: &[&OsStr]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .env("LC_ALL", "C.UTF-8")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(program).args(args).env("LC_ALL", "C.UTF-8").output().unwrap();
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn touch(path: &Path, mtime: i64) {
-    run(
-        "touch",
-        &[
-            "-h".as_ref(),
-            "-d".as_ref(),
-            format!("@{mtime}").as_ref(),
-            path.as_os_str(),
-        ],
-    );
+    run("touch", &["-h".as_ref(), "-d".as_ref(), format!("@{mtime}").as_ref(), path.as_os_str()]);
 }
 
 fn duplicity(action: &str, src: &Path, work: &Path) {
     let url = format!("file://{}", work.join("remote").display());
     let cache = work.join("cache");
-    let mut args: Vec<&OsStr> = vec![
-        action.as_ref(),
-        "--no-encryption".as_ref(),
-        "--volsize".as_ref(),
-        "1".as_ref(),
-    ];
-    args.extend([
-        "--name".as_ref(),
-        "t".as_ref(),
-        "--archive-dir".as_ref(),
-        cache.as_os_str(),
-    ]);
+    let mut args: Vec<&OsStr> = vec![action.as_ref(), "--no-encryption".as_ref(), "--volsize".as_ref(), "1".as_ref()];
+    args.extend(["--name".as_ref(), "t".as_ref(), "--archive-dir".as_ref(), cache.as_os_str()]);
     args.extend([src.as_os_str(), url.as_ref()]);
     run(DUPLICITY, &args);
 }
@@ -123,13 +94,11 @@ fn remote_sets(remote: &Path) -> (Vec<SetFiles>, Vec<PathBuf>) {
             set.manifest = path.clone();
         } else if let Some(at) = file.find(".vol") {
             let number: u32 = file[at + 4..].split('.').next().unwrap().parse().unwrap();
-            let set = sets
-                .entry((full, file[..at].into()))
-                .or_insert_with(|| SetFiles {
-                    prefix: file[..at].into(),
-                    volumes: BTreeMap::new(),
-                    manifest: PathBuf::new(),
-                });
+            let set = sets.entry((full, file[..at].into())).or_insert_with(|| SetFiles {
+                prefix: file[..at].into(),
+                volumes: BTreeMap::new(),
+                manifest: PathBuf::new(),
+            });
             set.volumes.insert(number, path.clone());
         }
     }
@@ -154,11 +123,7 @@ impl VolumeSource for DirSource {
     }
     fn open(&mut self, set: usize, volume: u32) -> io::Result<Box<dyn Read>> {
         self.opened += 1;
-        let path = self
-            .sets
-            .get(set)
-            .and_then(|s| s.get(&volume))
-            .ok_or(io::ErrorKind::NotFound)?;
+        let path = self.sets.get(set).and_then(|s| s.get(&volume)).ok_or(io::ErrorKind::NotFound)?;
         Ok(Box::new(flate2::read::GzDecoder::new(File::open(path)?)))
     }
 }
@@ -166,20 +131,10 @@ impl VolumeSource for DirSource {
 fn chain_at(remote: &Path, last_set: usize) -> (Chain, DirSource) {
     let (sets, _) = remote_sets(remote);
     let sets = &sets[..=last_set];
-    let manifests: Vec<Vec<u8>> = sets
-        .iter()
-        .map(|s| fs::read(&s.manifest).unwrap())
-        .collect();
+    let manifests: Vec<Vec<u8>> = sets.iter().map(|s| fs::read(&s.manifest).unwrap()).collect();
     let chain = Chain::parse(&manifests).unwrap();
     let prefixes = sets.iter().map(|s| s.prefix.clone()).collect();
-    (
-        chain,
-        DirSource {
-            prefixes,
-            sets: sets.iter().map(|s| s.volumes.clone()).collect(),
-            opened: 0,
-        },
-    )
+    (chain, DirSource { prefixes, sets: sets.iter().map(|s| s.volumes.clone()).collect(), opened: 0 })
 }
 
 fn build(src: &Path) {
@@ -225,24 +180,14 @@ fn edit(src: &Path, step: u32) {
         touch(&src.join(rel), t);
     };
     let append = |rel: &str, data: &[u8]| {
-        fs::OpenOptions::new()
-            .append(true)
-            .open(src.join(rel))
-            .unwrap()
-            .write_all(data)
-            .unwrap();
+        fs::OpenOptions::new().append(true).open(src.join(rel)).unwrap().write_all(data).unwrap();
         touch(&src.join(rel), t);
     };
     match step {
         1 => {
             set("a.txt", b"hello again\n");
             append("append", &noise(50_000, 4));
-            fs::OpenOptions::new()
-                .write(true)
-                .open(src.join("trunc"))
-                .unwrap()
-                .set_len(1000)
-                .unwrap();
+            fs::OpenOptions::new().write(true).open(src.join("trunc")).unwrap().set_len(1000).unwrap();
             touch(&src.join("trunc"), t);
             fs::remove_file(src.join("gone")).unwrap();
             fs::rename(src.join("renamed-from"), src.join("renamed-to")).unwrap();
@@ -268,12 +213,7 @@ fn edit(src: &Path, step: u32) {
             touch(&src.join(name(b"bad\xff\xfe")), t);
         }
         _ => {
-            fs::OpenOptions::new()
-                .write(true)
-                .open(src.join("append"))
-                .unwrap()
-                .set_len(0)
-                .unwrap();
+            fs::OpenOptions::new().write(true).open(src.join("append")).unwrap().set_len(0).unwrap();
             touch(&src.join("append"), t);
             set("gone", b"back again");
             fs::remove_file(src.join("fifo")).unwrap();
@@ -317,10 +257,7 @@ fn chains_written_by_duplicity_restore_list_and_verify() {
         let dest = work.join(format!("out{step}"));
         let report = restore(&chain, &mut source, &dest, None, &Limits::default()).unwrap();
         assert!(report.is_complete(), "set {step}: {report:?}");
-        let diff = differences(
-            &snapshot(&work.join(format!("snap{step}"))),
-            &snapshot(&dest),
-        );
+        let diff = differences(&snapshot(&work.join(format!("snap{step}"))), &snapshot(&dest));
         assert!(diff.is_empty(), "set {step}:\n{}", diff.join("\n"));
         assert!(no_temporaries(&dest));
         fs::remove_dir_all(&dest).unwrap();
@@ -331,41 +268,21 @@ fn chains_written_by_duplicity_restore_list_and_verify() {
     // One file, one directory: only the volumes that may hold them.
     let (chain, mut source) = chain_at(&remote, last);
     let one = work.join("one");
-    let report = restore(
-        &chain,
-        &mut source,
-        &one,
-        Some(&Index::from_bytes(b"sp ace/inner.txt")),
-        &Limits::default(),
-    )
-    .unwrap();
+    let report =
+        restore(&chain, &mut source, &one, Some(&Index::from_bytes(b"sp ace/inner.txt")), &Limits::default()).unwrap();
     assert!(report.is_complete(), "{report:?}");
     assert!(differences(&snapshot(&snap.join("sp ace/inner.txt")), &snapshot(&one)).is_empty());
     let all: usize = sets.iter().map(|s| s.volumes.len()).sum();
-    assert!(
-        source.opened < all,
-        "{} of {all} volumes opened",
-        source.opened
-    );
+    assert!(source.opened < all, "{} of {all} volumes opened", source.opened);
     let (chain, mut source) = chain_at(&remote, last);
     let sub = work.join("sub");
-    let report = restore(
-        &chain,
-        &mut source,
-        &sub,
-        Some(&Index::from_bytes(b"sub2")),
-        &Limits::default(),
-    )
-    .unwrap();
+    let report = restore(&chain, &mut source, &sub, Some(&Index::from_bytes(b"sub2")), &Limits::default()).unwrap();
     assert!(report.is_complete(), "{report:?}");
     let diff = differences(&snapshot(&snap.join("sub2")), &snapshot(&sub));
     assert!(diff.is_empty(), "{}", diff.join("\n"));
 
     // list equals list-current-files.
-    let readers: Vec<_> = sigtars
-        .iter()
-        .map(|p| flate2::read::GzDecoder::new(File::open(p).unwrap()))
-        .collect();
+    let readers: Vec<_> = sigtars.iter().map(|p| flate2::read::GzDecoder::new(File::open(p).unwrap())).collect();
     let listed = list(readers).unwrap();
     let url = format!("file://{}", remote.display());
     let cache = work.join("cache");
@@ -382,25 +299,12 @@ fn chains_written_by_duplicity_restore_list_and_verify() {
         ],
     );
     let dated = |line: &str| {
-        line.len() > 25
-            && line.as_bytes()[3] == b' '
-            && line.as_bytes()[7] == b' '
-            && line.as_bytes()[13] == b':'
+        line.len() > 25 && line.as_bytes()[3] == b' ' && line.as_bytes()[7] == b' ' && line.as_bytes()[13] == b':'
     };
-    let theirs: BTreeSet<String> = text
-        .lines()
-        .filter(|l| dated(l))
-        .map(|l| l[25..].to_string())
-        .collect();
-    assert_eq!(
-        text.lines().filter(|l| dated(l)).count(),
-        listed.len(),
-        "{text}"
-    );
+    let theirs: BTreeSet<String> = text.lines().filter(|l| dated(l)).map(|l| l[25..].to_string()).collect();
+    assert_eq!(text.lines().filter(|l| dated(l)).count(), listed.len(), "{text}");
     for (index, _) in &listed {
-        let Ok(path) = std::str::from_utf8(index.as_bytes()) else {
-            continue;
-        };
+        let Ok(path) = std::str::from_utf8(index.as_bytes()) else { continue };
         if path.contains('\n') {
             continue;
         }
@@ -422,39 +326,17 @@ fn chains_written_by_duplicity_restore_list_and_verify() {
     fs::remove_file(edited.join("renamed-to")).unwrap();
     fs::write(edited.join("extra"), b"").unwrap();
     touch(&edited.join("exec.sh"), 5);
-    touch(
-        &edited,
-        std::os::unix::fs::MetadataExt::mtime(&fs::metadata(&snap).unwrap()),
-    );
+    touch(&edited, std::os::unix::fs::MetadataExt::mtime(&fs::metadata(&snap).unwrap()));
     let (chain, mut source) = chain_at(&remote, last);
     let report = verify(&chain, &mut source, &edited, true, &Limits::default()).unwrap();
-    let messages: Vec<&str> = report
-        .differences
-        .iter()
-        .map(|d| d.message.as_str())
-        .collect();
+    let messages: Vec<&str> = report.differences.iter().map(|d| d.message.as_str()).collect();
     assert_eq!(messages.len(), 4, "{messages:?}");
-    assert_eq!(
-        messages[0],
-        "Difference found: Data for file a.txt is different"
-    );
-    assert!(messages[1].starts_with(
-        "Difference found: File exec.sh has mtime Thu Jan  1 00:00:05 1970, expected "
-    ));
-    assert_eq!(
-        messages[2..],
-        [
-            "Difference found: New file extra",
-            "Difference found: File renamed-to is missing"
-        ]
-    );
+    assert_eq!(messages[0], "Difference found: Data for file a.txt is different");
+    assert!(messages[1].starts_with("Difference found: File exec.sh has mtime Thu Jan  1 00:00:05 1970, expected "));
+    assert_eq!(messages[2..], ["Difference found: New file extra", "Difference found: File renamed-to is missing"]);
     let (chain, mut source) = chain_at(&remote, last);
     let report = verify(&chain, &mut source, &edited, false, &Limits::default()).unwrap();
-    assert_eq!(
-        report.differences.len(),
-        3,
-        "metadata only: the same-size edit is not seen {report:?}"
-    );
+    assert_eq!(report.differences.len(), 3, "metadata only: the same-size edit is not seen {report:?}");
 
     // A missing volume: named, and everything not in it restored.
     let broken = work.join("broken");
@@ -467,10 +349,7 @@ fn chains_written_by_duplicity_restore_list_and_verify() {
     let report = restore(&chain, &mut source, &dest, None, &Limits::default()).unwrap();
     assert!(!report.is_complete());
     assert_eq!(report.volumes.len(), 1, "{report:?}");
-    assert_eq!(
-        report.volumes[0].name,
-        lost.file_name().unwrap().to_string_lossy()
-    );
+    assert_eq!(report.volumes[0].name, lost.file_name().unwrap().to_string_lossy());
     assert_eq!((report.volumes[0].set, report.volumes[0].volume), (0, 2));
     let failed: Vec<&[u8]> = report.paths.iter().map(|p| p.index.as_bytes()).collect();
     assert_eq!(failed, [b"big.bin"], "{report:?}");

@@ -4,10 +4,7 @@
 //! to write outside the destination (tables and a property over damaged
 //! volumes).
 
-#![allow(
-    clippy::unwrap_used,
-    reason = "test code: a failed setup step fails the test"
-)]
+#![allow(clippy::unwrap_used, reason = "test code: a failed setup step fails the test")]
 
 mod common;
 
@@ -25,32 +22,12 @@ use proptest::prelude::*;
 const MB: u64 = 1 << 20;
 
 fn meta(file_type: FileType, mode: u32, mtime: u64) -> Meta {
-    Meta {
-        file_type,
-        mode,
-        uid: 0,
-        gid: 0,
-        uname: Vec::new(),
-        gname: Vec::new(),
-        mtime,
-        extra_pax: Vec::new(),
-    }
+    Meta { file_type, mode, uid: 0, gid: 0, uname: Vec::new(), gname: Vec::new(), mtime, extra_pax: Vec::new() }
 }
 
 fn entry(kind: Kind, path: &str, file_type: FileType, data: &[u8]) -> (Entry, Vec<u8>) {
-    let meta = if kind == Kind::Deleted {
-        Meta::deleted()
-    } else {
-        meta(file_type, 0o644, 1_000_000)
-    };
-    (
-        Entry {
-            kind,
-            index: Index::from_bytes(path.as_bytes()),
-            meta,
-        },
-        data.to_vec(),
-    )
+    let meta = if kind == Kind::Deleted { Meta::deleted() } else { meta(file_type, 0o644, 1_000_000) };
+    (Entry { kind, index: Index::from_bytes(path.as_bytes()), meta }, data.to_vec())
 }
 
 fn root() -> (Entry, Vec<u8>) {
@@ -80,24 +57,14 @@ fn delta(old: &[u8], new: &[u8]) -> Vec<u8> {
 
 fn chain_of(sets: &[MemSet]) -> (Chain, MemSource) {
     let chain = Chain::parse(&sets.iter().map(|s| s.manifest.clone()).collect::<Vec<_>>()).unwrap();
-    let source = MemSource {
-        sets: sets.iter().map(|s| s.volumes.clone()).collect(),
-        opened: Vec::new(),
-    };
+    let source = MemSource { sets: sets.iter().map(|s| s.volumes.clone()).collect(), opened: Vec::new() };
     (chain, source)
 }
 
 fn run(sets: &[MemSet], dest: &Path, selection: Option<&str>) -> (RestoreReport, MemSource) {
     let (chain, mut source) = chain_of(sets);
     let selection = selection.map(|s| Index::from_bytes(s.as_bytes()));
-    let report = restore(
-        &chain,
-        &mut source,
-        dest,
-        selection.as_ref(),
-        &Limits::default(),
-    )
-    .unwrap();
+    let report = restore(&chain, &mut source, dest, selection.as_ref(), &Limits::default()).unwrap();
     (report, source)
 }
 
@@ -121,23 +88,11 @@ fn sets_combine_as_duplicity_combines_them() {
     let inc1 = write_set(
         &[
             root(),
-            (
-                Entry {
-                    kind: Kind::Diff,
-                    ..file("changed", b"").0
-                },
-                delta(&old, &new),
-            ),
+            (Entry { kind: Kind::Diff, ..file("changed", b"").0 }, delta(&old, &new)),
             entry(Kind::Deleted, "deleted", FileType::Regular, b""),
             dir("to-dir"),
             file("to-dir/inner", b"inner"),
-            (
-                Entry {
-                    kind: Kind::Diff,
-                    ..file("twice", b"").0
-                },
-                delta(b"v1", b"v2 longer"),
-            ),
+            (Entry { kind: Kind::Diff, ..file("twice", b"").0 }, delta(b"v1", b"v2 longer")),
         ],
         MB,
     );
@@ -145,20 +100,8 @@ fn sets_combine_as_duplicity_combines_them() {
     let inc2 = write_set(
         &[
             root(),
-            (
-                Entry {
-                    kind: Kind::Diff,
-                    ..file("changed", b"").0
-                },
-                delta(&new, &newer),
-            ),
-            (
-                Entry {
-                    kind: Kind::Diff,
-                    ..file("twice", b"").0
-                },
-                delta(b"v2 longer", b"v3"),
-            ),
+            (Entry { kind: Kind::Diff, ..file("changed", b"").0 }, delta(&new, &newer)),
+            (Entry { kind: Kind::Diff, ..file("twice", b"").0 }, delta(b"v2 longer", b"v3")),
         ],
         MB,
     );
@@ -170,10 +113,7 @@ fn sets_combine_as_duplicity_combines_them() {
     assert!(!dest.join("deleted").exists());
     assert_eq!(fs::read(dest.join("kept")).unwrap(), b"kept");
     assert_eq!(fs::read(dest.join("to-dir/inner")).unwrap(), b"inner");
-    assert_eq!(
-        fs::metadata(dest.join("to-dir")).unwrap().mode() & 0o7777,
-        0o750
-    );
+    assert_eq!(fs::metadata(dest.join("to-dir")).unwrap().mode() & 0o7777, 0o750);
     assert_eq!(fs::read(dest.join("twice")).unwrap(), b"v3");
     assert_eq!(fs::metadata(dest.join("twice")).unwrap().mtime(), 1_000_000);
     assert!(no_temporaries(&dest));
@@ -181,62 +121,27 @@ fn sets_combine_as_duplicity_combines_them() {
 
 #[test]
 fn diffs_without_a_file_to_patch_are_reported_by_path() {
-    let full = write_set(
-        &[root(), dir("d"), file("gone", b"x"), file("plain", b"p")],
-        MB,
-    );
+    let full = write_set(&[root(), dir("d"), file("gone", b"x"), file("plain", b"p")], MB);
     let inc = write_set(
         &[
             root(),
-            (
-                Entry {
-                    kind: Kind::Diff,
-                    ..file("d", b"").0
-                },
-                delta(b"", b"x"),
-            ),
-            (
-                Entry {
-                    kind: Kind::Diff,
-                    ..file("nobasis", b"").0
-                },
-                delta(b"", b"x"),
-            ),
-            (
-                Entry {
-                    kind: Kind::Diff,
-                    ..file("plain", b"").0
-                },
-                b"not a delta".to_vec(),
-            ),
+            (Entry { kind: Kind::Diff, ..file("d", b"").0 }, delta(b"", b"x")),
+            (Entry { kind: Kind::Diff, ..file("nobasis", b"").0 }, delta(b"", b"x")),
+            (Entry { kind: Kind::Diff, ..file("plain", b"").0 }, b"not a delta".to_vec()),
         ],
         MB,
     );
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("out");
     let (report, _) = run(&[full, inc], &dest, None);
-    let problems: BTreeMap<Vec<u8>, String> = report
-        .paths
-        .iter()
-        .map(|p| (p.index.as_bytes().to_vec(), p.error.to_string()))
-        .collect();
-    assert!(
-        problems[&b"d"[..]].contains("follows a directory"),
-        "{problems:?}"
-    );
+    let problems: BTreeMap<Vec<u8>, String> =
+        report.paths.iter().map(|p| (p.index.as_bytes().to_vec(), p.error.to_string())).collect();
+    assert!(problems[&b"d"[..]].contains("follows a directory"), "{problems:?}");
     assert!(matches!(
-        report
-            .paths
-            .iter()
-            .find(|p| p.index.as_bytes() == b"nobasis")
-            .unwrap()
-            .error,
+        report.paths.iter().find(|p| p.index.as_bytes() == b"nobasis").unwrap().error,
         EntryError::NoBasis
     ));
-    assert!(
-        problems[&b"plain"[..]].contains("delta magic"),
-        "{problems:?}"
-    );
+    assert!(problems[&b"plain"[..]].contains("delta magic"), "{problems:?}");
     assert_eq!(fs::read(dest.join("gone")).unwrap(), b"x");
     assert!(!dest.join("plain").exists());
     assert!(no_temporaries(&dest));
@@ -246,9 +151,7 @@ fn diffs_without_a_file_to_patch_are_reported_by_path() {
 fn hard_links_are_made_again_when_their_first_path_was_restored() {
     let linked = |path: &str, target: &str, data: &[u8]| {
         let (mut e, d) = file(path, data);
-        e.meta
-            .extra_pax
-            .push((HARDLINK_PAX_KEY.to_vec(), target.as_bytes().to_vec()));
+        e.meta.extra_pax.push((HARDLINK_PAX_KEY.to_vec(), target.as_bytes().to_vec()));
         (e, d)
     };
     let full = write_set(
@@ -282,76 +185,32 @@ fn hard_links_are_made_again_when_their_first_path_was_restored() {
     assert_eq!(report.hard_links, 1);
     assert_eq!(fs::read(sub.join("b")).unwrap(), b"shared");
     assert_eq!(fs::metadata(sub.join("b")).unwrap().nlink(), 1);
-    assert_eq!(
-        fs::metadata(sub.join("c")).unwrap().ino(),
-        fs::metadata(sub.join("e")).unwrap().ino()
-    );
+    assert_eq!(fs::metadata(sub.join("c")).unwrap().ino(), fs::metadata(sub.join("e")).unwrap().ino());
 }
 
 #[test]
 fn one_path_reads_only_the_volumes_that_may_hold_it() {
-    let noise: Vec<u8> = (0..3_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    let full = write_set(
-        &[
-            root(),
-            file("a", b"a"),
-            file("big", &noise),
-            dir("z"),
-            file("z/one", b"1"),
-        ],
-        MB,
-    );
+    let noise: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let full = write_set(&[root(), file("a", b"a"), file("big", &noise), dir("z"), file("z/one", b"1")], MB);
     assert!(full.volumes.len() >= 3, "the big file spans volumes");
     let tmp = tempfile::tempdir().unwrap();
 
-    let (report, source) = run(
-        std::slice::from_ref(&full),
-        &tmp.path().join("one"),
-        Some("z/one"),
-    );
+    let (report, source) = run(std::slice::from_ref(&full), &tmp.path().join("one"), Some("z/one"));
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(fs::read(tmp.path().join("one")).unwrap(), b"1");
     assert_eq!(source.opened, [(0, *full.volumes.keys().last().unwrap())]);
 
-    let (report, _) = run(
-        std::slice::from_ref(&full),
-        &tmp.path().join("big"),
-        Some("big"),
-    );
+    let (report, _) = run(std::slice::from_ref(&full), &tmp.path().join("big"), Some("big"));
     assert!(report.is_complete(), "{report:?}");
     assert_eq!(fs::read(tmp.path().join("big")).unwrap(), noise);
 }
 
 #[test]
 fn a_lost_volume_is_named_and_everything_else_restored() {
-    let noise: Vec<u8> = (0..3_000_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    let mut full = write_set(
-        &[
-            root(),
-            file("a", b"a"),
-            file("big", &noise),
-            file("z", b"z"),
-        ],
-        MB,
-    );
+    let noise: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let mut full = write_set(&[root(), file("a", b"a"), file("big", &noise), file("z", b"z")], MB);
     full.volumes.remove(&2);
-    let inc = write_set(
-        &[
-            root(),
-            (
-                Entry {
-                    kind: Kind::Diff,
-                    ..file("big", b"").0
-                },
-                delta(&noise, b"short"),
-            ),
-        ],
-        MB,
-    );
+    let inc = write_set(&[root(), (Entry { kind: Kind::Diff, ..file("big", b"").0 }, delta(&noise, b"short"))], MB);
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("out");
     let (report, _) = run(&[full, inc], &dest, None);
@@ -359,11 +218,7 @@ fn a_lost_volume_is_named_and_everything_else_restored() {
     assert_eq!(report.volumes.len(), 1);
     assert_eq!((report.volumes[0].set, report.volumes[0].volume), (0, 2));
     assert_eq!(report.volumes[0].name, "set0.vol2");
-    assert!(
-        report.volumes[0]
-            .to_string_lossy()
-            .contains("could not be opened")
-    );
+    assert!(report.volumes[0].to_string_lossy().contains("could not be opened"));
     assert_eq!(report.paths.len(), 1, "{report:?}");
     assert_eq!(report.paths[0].index.as_bytes(), b"big");
     assert_eq!(fs::read(dest.join("a")).unwrap(), b"a");
@@ -374,9 +229,7 @@ fn a_lost_volume_is_named_and_everything_else_restored() {
 
 #[test]
 fn a_lost_incremental_volume_marks_what_it_may_have_changed() {
-    let noise: Vec<u8> = (0..2_500_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let noise: Vec<u8> = (0..2_500_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let full = write_set(&[root(), file("a", b"old a"), file("b", b"old b")], MB);
     let mut inc = write_set(&[root(), file("a0big", &noise), file("z", b"z")], MB);
     let last = *inc.volumes.keys().last().unwrap();
@@ -405,12 +258,7 @@ fn fifos_and_devices_are_made_with_their_metadata() {
     let root_user = fs::metadata(&probe).unwrap().uid() == 0;
     let mut fifo = entry(Kind::Snapshot, "fifo", FileType::Fifo, b"");
     fifo.0.meta.mode = 0o640;
-    let null = entry(
-        Kind::Snapshot,
-        "null",
-        FileType::CharDevice { major: 1, minor: 3 },
-        b"",
-    );
+    let null = entry(Kind::Snapshot, "null", FileType::CharDevice { major: 1, minor: 3 }, b"");
     let full = write_set(&[root(), fifo, null], MB);
     let dest = tmp.path().join("out");
     let (report, _) = run(&[full], &dest, None);
@@ -420,15 +268,10 @@ fn fifos_and_devices_are_made_with_their_metadata() {
     if root_user {
         assert!(report.is_complete(), "{report:?}");
         let null = fs::symlink_metadata(dest.join("null")).unwrap();
-        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
-            &null.file_type()
-        ));
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(&null.file_type()));
         assert_eq!(null.rdev(), fs::metadata("/dev/null").unwrap().rdev());
     } else {
-        assert!(
-            matches!(report.paths[0].error, EntryError::DeviceNotRoot),
-            "{report:?}"
-        );
+        assert!(matches!(report.paths[0].error, EntryError::DeviceNotRoot), "{report:?}");
     }
 }
 
@@ -447,14 +290,7 @@ fn hostile_archives_never_write_outside_the_destination() {
     let tmp = tempfile::tempdir().unwrap();
     let outside = tmp.path().join("outside");
     fs::create_dir(&outside).unwrap();
-    let link = |path: &str, target: &[u8]| {
-        entry(
-            Kind::Snapshot,
-            path,
-            FileType::Symlink(target.to_vec()),
-            b"",
-        )
-    };
+    let link = |path: &str, target: &[u8]| entry(Kind::Snapshot, path, FileType::Symlink(target.to_vec()), b"");
     let full = write_set(
         &[
             root(),
@@ -471,33 +307,12 @@ fn hostile_archives_never_write_outside_the_destination() {
     let inc = write_set(&[root(), file("a/again", b"x"), file("ok", b"ok")], MB);
     let dest = tmp.path().join("dest");
     let (report, _) = run(&[full, inc], &dest, None);
-    assert_eq!(
-        fs::read_dir(&outside).unwrap().count(),
-        0,
-        "nothing written through a link"
-    );
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "nothing written through a link");
     let failed: Vec<&[u8]> = report.paths.iter().map(|p| p.index.as_bytes()).collect();
-    assert_eq!(
-        failed,
-        [
-            &b"a/again"[..],
-            b"a/pwned",
-            b"b/outside/pwned",
-            b"c/under-a-file"
-        ],
-        "{report:?}"
-    );
+    assert_eq!(failed, [&b"a/again"[..], b"a/pwned", b"b/outside/pwned", b"c/under-a-file"], "{report:?}");
     assert_eq!(fs::read(dest.join("ok")).unwrap(), b"ok");
-    assert!(
-        fs::symlink_metadata(dest.join("b"))
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
-    let entries: Vec<_> = fs::read_dir(tmp.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    assert!(fs::symlink_metadata(dest.join("b")).unwrap().file_type().is_symlink());
+    let entries: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries.len(), 2, "{entries:?}");
 }
 
@@ -507,27 +322,18 @@ fn hostile_archives_never_write_outside_the_destination() {
 fn dot_dot_names_are_refused() {
     let mut full = write_set(&[root(), file("xx", b"evil"), file("y", b"fine")], MB);
     let volume = full.volumes.get_mut(&1).unwrap();
-    let at = volume
-        .windows(11)
-        .position(|w| w == b"snapshot/xx")
-        .unwrap();
+    let at = volume.windows(11).position(|w| w == b"snapshot/xx").unwrap();
     volume[at + 9..at + 11].copy_from_slice(b"..");
     let header = at - at % 512;
     volume[header + 148..header + 156].copy_from_slice(b"        ");
-    let sum: u32 = volume[header..header + 512]
-        .iter()
-        .map(|b| u32::from(*b))
-        .sum();
+    let sum: u32 = volume[header..header + 512].iter().map(|b| u32::from(*b)).sum();
     volume[header + 148..header + 156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("inner/dest");
     fs::create_dir(tmp.path().join("inner")).unwrap();
     let (report, _) = run(&[full], &dest, None);
     assert_eq!(report.paths.len(), 1, "{report:?}");
-    assert!(
-        report.paths[0].error.to_string().contains("'..'"),
-        "{report:?}"
-    );
+    assert!(report.paths[0].error.to_string().contains("'..'"), "{report:?}");
     assert_eq!(fs::read(dest.join("y")).unwrap(), b"fine");
     assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     assert_eq!(fs::read_dir(tmp.path().join("inner")).unwrap().count(), 1);
@@ -543,15 +349,7 @@ fn list_merges_sigtars_newest_first() {
         }
         writer.finish().unwrap()
     };
-    let sig = |path: &str| {
-        (
-            Entry {
-                kind: Kind::Signature,
-                ..file(path, b"").0
-            },
-            b"sig".to_vec(),
-        )
-    };
+    let sig = |path: &str| (Entry { kind: Kind::Signature, ..file(path, b"").0 }, b"sig".to_vec());
     let full = sigtar(&[root(), sig("a"), sig("b"), dir("c"), sig("c/d")]);
     let inc = sigtar(&[entry(Kind::Deleted, "b", FileType::Regular, b""), sig("bb")]);
     let listed = list([full.as_slice(), inc.as_slice()]).unwrap();
@@ -611,8 +409,7 @@ enum Model {
 fn content() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..300),
-        (any::<u8>(), 1usize..200_000)
-            .prop_map(|(b, n)| (0..n).map(|i| b.wrapping_add((i / 1000) as u8)).collect()),
+        (any::<u8>(), 1usize..200_000).prop_map(|(b, n)| (0..n).map(|i| b.wrapping_add((i / 1000) as u8)).collect()),
     ]
 }
 

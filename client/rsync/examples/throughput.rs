@@ -6,9 +6,7 @@
 use std::io::Cursor;
 use std::time::Instant;
 
-use coffer_rsync::{
-    PatchLimits, Signature, SignatureParams, apply_patch, write_delta, write_signature,
-};
+use coffer_rsync::{PatchLimits, Signature, SignatureParams, apply_patch, write_delta, write_signature};
 
 const LEN: usize = 100 << 20;
 
@@ -41,21 +39,14 @@ struct Clock {
 }
 
 fn start() -> Clock {
-    Clock {
-        wall: Instant::now(),
-        cpu: cpu_ns(),
-    }
+    Clock { wall: Instant::now(), cpu: cpu_ns() }
 }
 
 fn report(what: &str, bytes: usize, clock: Clock) {
     let wall = clock.wall.elapsed().as_secs_f64();
     let cpu = (cpu_ns() - clock.cpu) as f64 / 1e9;
     let mb = bytes as f64 / 1e6;
-    println!(
-        "{what:<40} {:>8.1} MB/s of CPU time ({cpu:.3} s), {:>8.1} MB/s wall ({wall:.3} s)",
-        mb / cpu,
-        mb / wall
-    );
+    println!("{what:<40} {:>8.1} MB/s of CPU time ({cpu:.3} s), {:>8.1} MB/s wall ({wall:.3} s)", mb / cpu, mb / wall);
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -77,10 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for at in (0..LEN).step_by(1 << 20) {
         edited[at + 777] ^= 0xff;
     }
-    let cases = [
-        ("delta, unchanged file", &basis),
-        ("delta, 100 scattered edits", &edited),
-    ];
+    let cases = [("delta, unchanged file", &basis), ("delta, 100 scattered edits", &edited)];
     let mut delta = Vec::new();
     for (what, new) in cases {
         delta.clear();
@@ -96,14 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let clock = start();
     let mut out = Vec::with_capacity(LEN);
-    apply_patch(
-        Cursor::new(&basis),
-        &delta[..],
-        &mut out,
-        PatchLimits {
-            max_output: u64::MAX,
-        },
-    )?;
+    apply_patch(Cursor::new(&basis), &delta[..], &mut out, PatchLimits { max_output: u64::MAX })?;
     report("patch (100 scattered edits)", LEN, clock);
     assert!(out == edited, "patch must rebuild the edited file");
     Ok(())

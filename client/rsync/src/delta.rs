@@ -18,10 +18,10 @@
 
 use std::io::{self, Read, Write};
 
-use crate::DELTA_MAGIC;
 use crate::error::DeltaError;
 use crate::rollsum::Rollsum;
 use crate::signature::Signature;
+use crate::DELTA_MAGIC;
 
 /// librsync's `max_miss`: the longest LITERAL the matcher emits.
 const MAX_LITERAL: usize = 32 * 1024;
@@ -150,8 +150,7 @@ impl<'s, W: Write> DeltaWriter<'s, W> {
                     self.sum = Rollsum::default();
                 }
                 None => {
-                    self.sum
-                        .rotate(self.buf[self.pos], self.buf[self.pos + block_len]);
+                    self.sum.rotate(self.buf[self.pos], self.buf[self.pos + block_len]);
                     self.append_miss();
                 }
             }
@@ -205,10 +204,8 @@ impl<'s, W: Write> DeltaWriter<'s, W> {
             let (pos_width, pos_code) = width(pos);
             let (len_width, len_code) = width(len);
             self.pending_out.push(0x45 + 4 * pos_code + len_code);
-            self.pending_out
-                .extend_from_slice(&pos.to_be_bytes()[8 - pos_width..]);
-            self.pending_out
-                .extend_from_slice(&len.to_be_bytes()[8 - len_width..]);
+            self.pending_out.extend_from_slice(&pos.to_be_bytes()[8 - pos_width..]);
+            self.pending_out.extend_from_slice(&len.to_be_bytes()[8 - len_width..]);
             self.stats.copied_bytes += len;
         } else if self.pos > self.start {
             self.emit_literal(self.pos);
@@ -223,11 +220,9 @@ impl<'s, W: Write> DeltaWriter<'s, W> {
         } else {
             let (len_width, len_code) = width(len as u64);
             self.pending_out.push(0x41 + len_code);
-            self.pending_out
-                .extend_from_slice(&(len as u64).to_be_bytes()[8 - len_width..]);
+            self.pending_out.extend_from_slice(&(len as u64).to_be_bytes()[8 - len_width..]);
         }
-        self.pending_out
-            .extend_from_slice(&self.buf[self.start..end]);
+        self.pending_out.extend_from_slice(&self.buf[self.start..end]);
         self.stats.literal_bytes += len as u64;
         self.start = end;
     }
@@ -277,11 +272,7 @@ fn width(value: u64) -> (usize, u8) {
 }
 
 /// Writes a delta of everything `input` yields against `signature` to `out`.
-pub fn write_delta<R: Read, W: Write>(
-    signature: &Signature,
-    mut input: R,
-    out: W,
-) -> Result<DeltaStats, DeltaError> {
+pub fn write_delta<R: Read, W: Write>(signature: &Signature, mut input: R, out: W) -> Result<DeltaStats, DeltaError> {
     let mut buf = vec![0; INPUT_CHUNK];
     let mut writer = DeltaWriter::new(signature, out);
     let mut offset = 0u64;
@@ -292,14 +283,10 @@ pub fn write_delta<R: Read, W: Write>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(source) => return Err(DeltaError::ReadInput { offset, source }),
         };
-        writer
-            .write_all(&buf[..n])
-            .map_err(|source| DeltaError::Write { source })?;
+        writer.write_all(&buf[..n]).map_err(|source| DeltaError::Write { source })?;
         offset += n as u64;
     }
-    let (_, stats) = writer
-        .finish()
-        .map_err(|source| DeltaError::Write { source })?;
+    let (_, stats) = writer.finish().map_err(|source| DeltaError::Write { source })?;
     Ok(stats)
 }
 
@@ -310,12 +297,7 @@ mod tests {
 
     fn signature(basis: &[u8], block_len: u32) -> Signature {
         let mut bytes = Vec::new();
-        write_signature(
-            basis,
-            SignatureParams::new(block_len, 8).expect("valid"),
-            &mut bytes,
-        )
-        .expect("memory");
+        write_signature(basis, SignatureParams::new(block_len, 8).expect("valid"), &mut bytes).expect("memory");
         Signature::from_bytes(&bytes, u64::MAX).expect("own signature")
     }
 
@@ -334,51 +316,26 @@ mod tests {
             (vec![9], vec![1, 9, 0]),
             (vec![5; 64], [vec![64], vec![5; 64], vec![0]].concat()),
             (vec![5; 65], [vec![0x41, 65], vec![5; 65], vec![0]].concat()),
-            (
-                vec![5; 256],
-                [vec![0x42, 1, 0], vec![5; 256], vec![0]].concat(),
-            ),
-            (
-                vec![5; 32768],
-                [vec![0x42, 0x80, 0], vec![5; 32768], vec![0]].concat(),
-            ),
-            (
-                vec![5; 32769],
-                [vec![0x42, 0x80, 0], vec![5; 32768], vec![1, 5], vec![0]].concat(),
-            ),
+            (vec![5; 256], [vec![0x42, 1, 0], vec![5; 256], vec![0]].concat()),
+            (vec![5; 32768], [vec![0x42, 0x80, 0], vec![5; 32768], vec![0]].concat()),
+            (vec![5; 32769], [vec![0x42, 0x80, 0], vec![5; 32768], vec![1, 5], vec![0]].concat()),
         ];
         for (new, commands) in cases {
-            assert_eq!(
-                delta(&empty, &new),
-                [magic.clone(), commands].concat(),
-                "{} literal bytes",
-                new.len()
-            );
+            assert_eq!(delta(&empty, &new), [magic.clone(), commands].concat(), "{} literal bytes", new.len());
         }
     }
 
     #[test]
     fn copies_merge_and_pick_their_width() {
-        let basis: Vec<u8> = (0..70_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
+        let basis: Vec<u8> = (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let sig = signature(&basis, 256);
         let magic = DELTA_MAGIC.to_be_bytes().to_vec();
         // Whole basis: one COPY from 0 of 70,000 bytes (offset in 1 byte, length in 4).
-        assert_eq!(
-            delta(&sig, &basis),
-            [magic.clone(), vec![0x47, 0, 0, 1, 0x11, 0x70, 0]].concat()
-        );
+        assert_eq!(delta(&sig, &basis), [magic.clone(), vec![0x47, 0, 0, 1, 0x11, 0x70, 0]].concat());
         // Two blocks from offset 512: 2-byte offset, 2-byte length.
-        assert_eq!(
-            delta(&sig, &basis[512..1024]),
-            [magic.clone(), vec![0x4a, 2, 0, 2, 0, 0]].concat()
-        );
+        assert_eq!(delta(&sig, &basis[512..1024]), [magic.clone(), vec![0x4a, 2, 0, 2, 0, 0]].concat());
         // A block at a 4-byte offset: 65,536 = block 256.
-        assert_eq!(
-            delta(&sig, &basis[65_536..65_792]),
-            [magic, vec![0x4e, 0, 1, 0, 0, 1, 0, 0]].concat()
-        );
+        assert_eq!(delta(&sig, &basis[65_536..65_792]), [magic, vec![0x4e, 0, 1, 0, 0, 1, 0, 0]].concat());
     }
 
     #[test]
@@ -387,21 +344,12 @@ mod tests {
         let sig = signature(basis, 4);
         // "xyz" + the last block "c": literal "xyz", COPY 12+1.
         let got = delta(&sig, b"xyzc");
-        assert_eq!(
-            got,
-            [
-                DELTA_MAGIC.to_be_bytes().to_vec(),
-                vec![3, b'x', b'y', b'z', 0x45, 12, 1, 0]
-            ]
-            .concat()
-        );
+        assert_eq!(got, [DELTA_MAGIC.to_be_bytes().to_vec(), vec![3, b'x', b'y', b'z', 0x45, 12, 1, 0]].concat());
     }
 
     #[test]
     fn pieces_of_any_size_give_the_same_delta() {
-        let basis: Vec<u8> = (0..20_000u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-            .collect();
+        let basis: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
         let mut new = basis.clone();
         new.splice(3000..3000, b"inserted".iter().copied());
         new.drain(9000..9100);

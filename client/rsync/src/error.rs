@@ -21,9 +21,7 @@ pub enum SignatureError {
     #[error("signature strong sum length {found} is outside 1..={MD4_SUM_LEN}")]
     StrongLen { found: u32 },
     /// The signature does not start with librsync's MD4 signature magic.
-    #[error(
-        "signature magic {found:#010x} at offset 0 is not librsync's MD4 signature magic 0x72730136"
-    )]
+    #[error("signature magic {found:#010x} at offset 0 is not librsync's MD4 signature magic 0x72730136")]
     BadMagic { found: u32 },
     /// The signature ends inside its header or inside a block's sums.
     #[error("signature truncated at offset {offset}: {what}")]
@@ -69,25 +67,12 @@ pub enum PatchError {
     UnknownCommand { op: u8, offset: u64 },
     /// A LITERAL or COPY with a length of zero or beyond 2^63 - 1, which librsync refuses.
     #[error("delta {command} at offset {offset} has invalid length {len}")]
-    BadLength {
-        command: &'static str,
-        offset: u64,
-        len: u64,
-    },
+    BadLength { command: &'static str, offset: u64, len: u64 },
     /// A COPY that reaches outside the basis.
-    #[error(
-        "delta COPY at offset {offset} reads {len} bytes at {pos} from a basis of {basis_len} bytes"
-    )]
-    CopyOutOfRange {
-        offset: u64,
-        pos: u64,
-        len: u64,
-        basis_len: u64,
-    },
+    #[error("delta COPY at offset {offset} reads {len} bytes at {pos} from a basis of {basis_len} bytes")]
+    CopyOutOfRange { offset: u64, pos: u64, len: u64, basis_len: u64 },
     /// The output would grow beyond the caller's limit.
-    #[error(
-        "delta command at offset {offset} would make the output longer than the limit of {limit} bytes"
-    )]
+    #[error("delta command at offset {offset} would make the output longer than the limit of {limit} bytes")]
     OutputLimit { offset: u64, limit: u64 },
     /// Reading the delta failed.
     #[error("reading the delta at offset {offset}: {source}")]

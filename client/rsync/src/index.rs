@@ -64,13 +64,7 @@ impl BlockIndex {
             starts[b + 1] += starts[b];
         }
         let entries = entries.into_iter().map(|e| (weak[e as usize], e)).collect();
-        Self {
-            mask,
-            filter,
-            filter_mask,
-            starts,
-            entries,
-        }
+        Self { mask, filter, filter_mask, starts, entries }
     }
 
     /// False if no block has weak sum `weak`; true if one may.
@@ -108,12 +102,7 @@ mod tests {
         let weak = [7, 7, 9, 7, 7];
         let strong = [1, 1, 2, 3, 1];
         let index = BlockIndex::build(&weak, &strong, 1);
-        let mut sevens: Vec<u32> = index
-            .candidates(7)
-            .iter()
-            .filter(|e| e.0 == 7)
-            .map(|e| e.1)
-            .collect();
+        let mut sevens: Vec<u32> = index.candidates(7).iter().filter(|e| e.0 == 7).map(|e| e.1).collect();
         sevens.sort_unstable();
         assert_eq!(sevens, [0, 3]);
         assert!(index.candidates(9).contains(&(9, 2)));

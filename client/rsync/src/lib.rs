@@ -29,8 +29,8 @@ pub use delta::{DeltaStats, DeltaWriter, write_delta};
 pub use error::{DeltaError, PatchError, SignatureError};
 pub use patch::{PatchLimits, apply_patch};
 pub use signature::{
-    DUPLICITY_MAX_BLOCK_LEN, DUPLICITY_STRONG_LEN, Signature, SignatureParams, SignatureWriter,
-    duplicity_block_len, write_signature,
+    DUPLICITY_MAX_BLOCK_LEN, DUPLICITY_STRONG_LEN, Signature, SignatureParams, SignatureWriter, duplicity_block_len,
+    write_signature,
 };
 
 /// librsync's `RS_MD4_SIG_MAGIC`: a signature with MD4 strong sums and the

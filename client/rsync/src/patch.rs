@@ -34,20 +34,10 @@ impl<D: Read> DeltaReader<D> {
         let mut got = 0;
         while got < buf.len() {
             match self.inner.read(&mut buf[got..]) {
-                Ok(0) => {
-                    return Err(PatchError::Truncated {
-                        offset: self.offset + got as u64,
-                        what,
-                    });
-                }
+                Ok(0) => return Err(PatchError::Truncated { offset: self.offset + got as u64, what }),
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(PatchError::ReadDelta {
-                        offset: self.offset + got as u64,
-                        source,
-                    });
-                }
+                Err(source) => return Err(PatchError::ReadDelta { offset: self.offset + got as u64, source }),
             }
         }
         self.offset += got as u64;
@@ -80,9 +70,7 @@ fn read_command<D: Read>(delta: &mut DeltaReader<D>) -> Result<Command, PatchErr
     match op {
         0 => Ok(Command::End),
         1..=0x40 => Ok(Command::Literal(u64::from(op))),
-        0x41..=0x44 => Ok(Command::Literal(
-            delta.read_int(WIDTHS[usize::from(op - 0x41)], "inside a LITERAL length")?,
-        )),
+        0x41..=0x44 => Ok(Command::Literal(delta.read_int(WIDTHS[usize::from(op - 0x41)], "inside a LITERAL length")?)),
         0x45..=0x54 => {
             let code = usize::from(op - 0x45);
             let pos = delta.read_int(WIDTHS[code / 4], "inside a COPY offset")?;
@@ -102,13 +90,8 @@ pub fn apply_patch<B: Read + Seek, D: Read, W: Write>(
     mut out: W,
     limits: PatchLimits,
 ) -> Result<u64, PatchError> {
-    let basis_len = basis
-        .seek(SeekFrom::End(0))
-        .map_err(|source| PatchError::ReadBasis { pos: 0, source })?;
-    let mut delta = DeltaReader {
-        inner: BufReader::with_capacity(COPY_BUF, delta),
-        offset: 0,
-    };
+    let basis_len = basis.seek(SeekFrom::End(0)).map_err(|source| PatchError::ReadBasis { pos: 0, source })?;
+    let mut delta = DeltaReader { inner: BufReader::with_capacity(COPY_BUF, delta), offset: 0 };
     let magic = delta.read_int(4, "inside the magic")? as u32;
     if magic != DELTA_MAGIC {
         return Err(PatchError::BadMagic { found: magic });
@@ -125,34 +108,17 @@ pub fn apply_patch<B: Read + Seek, D: Read, W: Write>(
         };
         // librsync reads parameters as signed 64-bit numbers and refuses lengths <= 0.
         if len == 0 || len > i64::MAX as u64 {
-            return Err(PatchError::BadLength {
-                command: name,
-                offset,
-                len,
-            });
+            return Err(PatchError::BadLength { command: name, offset, len });
         }
-        if written
-            .checked_add(len)
-            .is_none_or(|total| total > limits.max_output)
-        {
-            return Err(PatchError::OutputLimit {
-                offset,
-                limit: limits.max_output,
-            });
+        if written.checked_add(len).is_none_or(|total| total > limits.max_output) {
+            return Err(PatchError::OutputLimit { offset, limit: limits.max_output });
         }
         match command {
             Command::Copy { pos, len } => {
                 if pos.checked_add(len).is_none_or(|end| end > basis_len) {
-                    return Err(PatchError::CopyOutOfRange {
-                        offset,
-                        pos,
-                        len,
-                        basis_len,
-                    });
+                    return Err(PatchError::CopyOutOfRange { offset, pos, len, basis_len });
                 }
-                basis
-                    .seek(SeekFrom::Start(pos))
-                    .map_err(|source| PatchError::ReadBasis { pos, source })?;
+                basis.seek(SeekFrom::Start(pos)).map_err(|source| PatchError::ReadBasis { pos, source })?;
                 copy_from_basis(&mut basis, pos, len, &mut out, &mut buf)?;
             }
             _ => copy_literal(&mut delta, len, &mut out, &mut buf)?,
@@ -184,8 +150,7 @@ fn copy_from_basis<B: Read, W: Write>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(source) => return Err(PatchError::ReadBasis { pos, source }),
         };
-        out.write_all(&buf[..n])
-            .map_err(|source| PatchError::Write { source })?;
+        out.write_all(&buf[..n]).map_err(|source| PatchError::Write { source })?;
         pos += n as u64;
         left -= n as u64;
     }
@@ -203,8 +168,7 @@ fn copy_literal<D: Read, W: Write>(
     while left > 0 {
         let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         delta.read_exact(&mut buf[..n], "inside LITERAL data")?;
-        out.write_all(&buf[..n])
-            .map_err(|source| PatchError::Write { source })?;
+        out.write_all(&buf[..n]).map_err(|source| PatchError::Write { source })?;
         left -= n as u64;
     }
     Ok(())
@@ -216,9 +180,7 @@ mod tests {
 
     use super::*;
 
-    const UNLIMITED: PatchLimits = PatchLimits {
-        max_output: u64::MAX,
-    };
+    const UNLIMITED: PatchLimits = PatchLimits { max_output: u64::MAX };
 
     fn patch(basis: &[u8], commands: &[u8], limits: PatchLimits) -> Result<Vec<u8>, PatchError> {
         let delta = [&DELTA_MAGIC.to_be_bytes()[..], commands].concat();
@@ -237,26 +199,16 @@ mod tests {
             ([vec![0x41, 65], vec![7; 65], vec![0]].concat(), vec![7; 65]),
             ([vec![0x42, 0, 2], vec![7; 2], vec![0]].concat(), vec![7; 2]),
             ([vec![0x43, 0, 0, 0, 1, 7], vec![0]].concat(), vec![7]),
-            (
-                [vec![0x44, 0, 0, 0, 0, 0, 0, 0, 1, 7], vec![0]].concat(),
-                vec![7],
-            ),
+            ([vec![0x44, 0, 0, 0, 0, 0, 0, 0, 1, 7], vec![0]].concat(), vec![7]),
             (vec![0x45, 3, 2, 0], vec![3, 4]),
             (vec![0x46, 3, 0, 2, 0], vec![3, 4]),
             (vec![0x49, 1, 1, 2, 0], vec![1, 2]),
             (vec![0x4d, 0, 1, 0, 0, 1, 0], basis[65_536..65_537].to_vec()),
-            (
-                vec![0x54, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
-                vec![0],
-            ),
+            (vec![0x54, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0], vec![0]),
             (vec![0x47, 0, 0, 1, 0x11, 0x70, 0], basis.clone()),
         ];
         for (commands, want) in cases {
-            assert_eq!(
-                patch(&basis, &commands, UNLIMITED).expect("valid delta"),
-                want,
-                "{commands:02x?}"
-            );
+            assert_eq!(patch(&basis, &commands, UNLIMITED).expect("valid delta"), want, "{commands:02x?}");
         }
     }
 
@@ -265,72 +217,31 @@ mod tests {
         let basis = b"0123456789";
         let check = |delta: &[u8], limits: PatchLimits, want: &str| {
             let mut out = Vec::new();
-            let err = apply_patch(Cursor::new(&basis[..]), delta, &mut out, limits)
-                .expect_err("must be refused");
+            let err = apply_patch(Cursor::new(&basis[..]), delta, &mut out, limits).expect_err("must be refused");
             assert_eq!(err.to_string(), want, "{delta:02x?}");
             assert!(out.len() <= 10, "no runaway output");
         };
         let d = |commands: &[u8]| [&DELTA_MAGIC.to_be_bytes()[..], commands].concat();
-        check(
-            b"",
-            UNLIMITED,
-            "delta truncated at offset 0: inside the magic",
-        );
+        check(b"", UNLIMITED, "delta truncated at offset 0: inside the magic");
         check(
             &[0x72, 0x73, 0x01, 0x36],
             UNLIMITED,
             "delta magic 0x72730136 at offset 0 is not librsync's delta magic 0x72730236",
         );
-        check(
-            &d(&[]),
-            UNLIMITED,
-            "delta truncated at offset 4: the delta has no END command",
-        );
-        check(
-            &d(&[3, b'a']),
-            UNLIMITED,
-            "delta truncated at offset 6: inside LITERAL data",
-        );
-        check(
-            &d(&[0x42, 1]),
-            UNLIMITED,
-            "delta truncated at offset 6: inside a LITERAL length",
-        );
-        check(
-            &d(&[0x46, 1, 0]),
-            UNLIMITED,
-            "delta truncated at offset 7: inside a COPY length",
-        );
-        check(
-            &d(&[0x55]),
-            UNLIMITED,
-            "delta command byte 0x55 at offset 4 is not a librsync command",
-        );
-        check(
-            &d(&[0xff]),
-            UNLIMITED,
-            "delta command byte 0xff at offset 4 is not a librsync command",
-        );
-        check(
-            &d(&[0x41, 0, 0]),
-            UNLIMITED,
-            "delta LITERAL at offset 4 has invalid length 0",
-        );
-        check(
-            &d(&[0x45, 0, 0, 0]),
-            UNLIMITED,
-            "delta COPY at offset 4 has invalid length 0",
-        );
+        check(&d(&[]), UNLIMITED, "delta truncated at offset 4: the delta has no END command");
+        check(&d(&[3, b'a']), UNLIMITED, "delta truncated at offset 6: inside LITERAL data");
+        check(&d(&[0x42, 1]), UNLIMITED, "delta truncated at offset 6: inside a LITERAL length");
+        check(&d(&[0x46, 1, 0]), UNLIMITED, "delta truncated at offset 7: inside a COPY length");
+        check(&d(&[0x55]), UNLIMITED, "delta command byte 0x55 at offset 4 is not a librsync command");
+        check(&d(&[0xff]), UNLIMITED, "delta command byte 0xff at offset 4 is not a librsync command");
+        check(&d(&[0x41, 0, 0]), UNLIMITED, "delta LITERAL at offset 4 has invalid length 0");
+        check(&d(&[0x45, 0, 0, 0]), UNLIMITED, "delta COPY at offset 4 has invalid length 0");
         check(
             &d(&[0x44, 0x80, 0, 0, 0, 0, 0, 0, 0]),
             UNLIMITED,
             "delta LITERAL at offset 4 has invalid length 9223372036854775808",
         );
-        check(
-            &d(&[0x45, 5, 6, 0]),
-            UNLIMITED,
-            "delta COPY at offset 4 reads 6 bytes at 5 from a basis of 10 bytes",
-        );
+        check(&d(&[0x45, 5, 6, 0]), UNLIMITED, "delta COPY at offset 4 reads 6 bytes at 5 from a basis of 10 bytes");
         check(
             &d(&[0x51, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 0]),
             UNLIMITED,

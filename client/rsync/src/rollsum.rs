@@ -39,10 +39,7 @@ impl Rollsum {
     /// Slides the window one byte: `out` leaves at the front, `inp` enters at the back.
     #[inline]
     pub(crate) fn rotate(&mut self, out: u8, inp: u8) {
-        self.s1 = self
-            .s1
-            .wrapping_add(u32::from(inp))
-            .wrapping_sub(u32::from(out));
+        self.s1 = self.s1.wrapping_add(u32::from(inp)).wrapping_sub(u32::from(out));
         let out_weight = (self.count as u32).wrapping_mul(u32::from(out) + CHAR_OFFSET);
         self.s2 = self.s2.wrapping_add(self.s1).wrapping_sub(out_weight);
     }
@@ -54,9 +51,7 @@ impl Rollsum {
     pub(crate) fn rollout(&mut self, out: u8) {
         let weighted = u32::from(out) + CHAR_OFFSET;
         self.s1 = self.s1.wrapping_sub(weighted);
-        self.s2 = self
-            .s2
-            .wrapping_sub((self.count as u32).wrapping_mul(weighted));
+        self.s2 = self.s2.wrapping_sub((self.count as u32).wrapping_mul(weighted));
         self.count -= 1;
     }
 

@@ -41,9 +41,7 @@ pub fn duplicity_block_len(file_len: u64, max_block_len: u32) -> u32 {
         return 512;
     }
     let rounded = file_len / (2000 * 512) * 512;
-    u32::try_from(rounded)
-        .unwrap_or(u32::MAX)
-        .min(max_block_len)
+    u32::try_from(rounded).unwrap_or(u32::MAX).min(max_block_len)
 }
 
 /// The shape of a signature: block length and strong sum length.
@@ -60,23 +58,15 @@ impl SignatureParams {
             return Err(SignatureError::BlockLen { found: block_len });
         }
         if strong_len == 0 || usize::from(strong_len) > MD4_SUM_LEN {
-            return Err(SignatureError::StrongLen {
-                found: u32::from(strong_len),
-            });
+            return Err(SignatureError::StrongLen { found: u32::from(strong_len) });
         }
-        Ok(Self {
-            block_len,
-            strong_len,
-        })
+        Ok(Self { block_len, strong_len })
     }
 
     /// What duplicity asks for when it signs a file of `file_len` bytes with
     /// the default `--max-blocksize`.
     pub fn duplicity(file_len: u64) -> Self {
-        Self {
-            block_len: duplicity_block_len(file_len, DUPLICITY_MAX_BLOCK_LEN),
-            strong_len: DUPLICITY_STRONG_LEN,
-        }
+        Self { block_len: duplicity_block_len(file_len, DUPLICITY_MAX_BLOCK_LEN), strong_len: DUPLICITY_STRONG_LEN }
     }
 
     /// Bytes per block (the last block of a file may be shorter).
@@ -127,12 +117,7 @@ impl<W: Write> SignatureWriter<W> {
     pub fn new(out: W, params: SignatureParams) -> Self {
         let mut pending = Vec::with_capacity(WRITE_BATCH + HEADER_LEN);
         pending.extend_from_slice(&params.header());
-        Self {
-            out,
-            params,
-            partial: Vec::with_capacity(params.block_len as usize),
-            pending,
-        }
+        Self { out, params, partial: Vec::with_capacity(params.block_len as usize), pending }
     }
 
     /// Signs the short last block, if any, writes everything and returns the output.
@@ -205,14 +190,10 @@ pub fn write_signature<R: Read, W: Write>(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(source) => return Err(SignatureError::ReadInput { offset, source }),
         };
-        writer
-            .write_all(&buf[..n])
-            .map_err(|source| SignatureError::Write { source })?;
+        writer.write_all(&buf[..n]).map_err(|source| SignatureError::Write { source })?;
         offset += n as u64;
     }
-    writer
-        .finish()
-        .map_err(|source| SignatureError::Write { source })?;
+    writer.finish().map_err(|source| SignatureError::Write { source })?;
     Ok(offset)
 }
 
@@ -228,10 +209,7 @@ pub struct Signature {
 
 impl std::fmt::Debug for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signature")
-            .field("params", &self.params)
-            .field("blocks", &self.weak.len())
-            .finish()
+        f.debug_struct("Signature").field("params", &self.params).field("blocks", &self.weak.len()).finish()
     }
 }
 
@@ -243,21 +221,14 @@ impl Signature {
         let mut header = [0u8; HEADER_LEN];
         let got = read_full(&mut input, &mut header, 0)?;
         if got < 4 {
-            return Err(SignatureError::Truncated {
-                offset: got as u64,
-                what: "inside the magic",
-            });
+            return Err(SignatureError::Truncated { offset: got as u64, what: "inside the magic" });
         }
-        let word =
-            |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let word = |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
         if word(0) != MD4_SIG_MAGIC {
             return Err(SignatureError::BadMagic { found: word(0) });
         }
         if got < HEADER_LEN {
-            return Err(SignatureError::Truncated {
-                offset: got as u64,
-                what: "inside the header",
-            });
+            return Err(SignatureError::Truncated { offset: got as u64, what: "inside the header" });
         }
         let block_len = word(4);
         let strong_len = word(8);
@@ -284,9 +255,7 @@ impl Signature {
             }
             let mut whole = records.chunks_exact(record_len);
             for record in &mut whole {
-                weak.push(u32::from_be_bytes([
-                    record[0], record[1], record[2], record[3],
-                ]));
+                weak.push(u32::from_be_bytes([record[0], record[1], record[2], record[3]]));
                 strong.extend_from_slice(&record[4..]);
             }
             if !whole.remainder().is_empty() {
@@ -296,9 +265,7 @@ impl Signature {
                 });
             }
             if weak.len() as u64 > MAX_BLOCKS {
-                return Err(SignatureError::TooLarge {
-                    limit: MAX_BLOCKS * record_len as u64,
-                });
+                return Err(SignatureError::TooLarge { limit: MAX_BLOCKS * record_len as u64 });
             }
             offset += got as u64;
             if got < buf.len() {
@@ -306,12 +273,7 @@ impl Signature {
             }
         }
         let index = BlockIndex::build(&weak, &strong, strong_len as usize);
-        Ok(Self {
-            params,
-            weak,
-            strong,
-            index,
-        })
+        Ok(Self { params, weak, strong, index })
     }
 
     /// [`read_from`](Self::read_from) over bytes already in memory.
@@ -377,12 +339,7 @@ fn read_full<R: Read>(input: &mut R, buf: &mut [u8], base: u64) -> Result<usize,
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => {
-                return Err(SignatureError::ReadSignature {
-                    offset: base + got as u64,
-                    source,
-                });
-            }
+            Err(source) => return Err(SignatureError::ReadSignature { offset: base + got as u64, source }),
         }
     }
     Ok(got)
@@ -409,11 +366,7 @@ mod tests {
             (u64::MAX, u32::MAX, u32::MAX),
         ];
         for &(len, max, want) in cases {
-            assert_eq!(
-                duplicity_block_len(len, max),
-                want,
-                "file of {len} bytes, max {max}"
-            );
+            assert_eq!(duplicity_block_len(len, max), want, "file of {len} bytes, max {max}");
         }
     }
 
@@ -422,13 +375,9 @@ mod tests {
         // `rdiff signature -b 512 -S 8 -H md4 -R rollsum` of "hello\n".
         let want = hex("727301360000020000000008 0ad002d8 63481c78ae04c201");
         let mut out = Vec::new();
-        write_signature(&b"hello\n"[..], SignatureParams::duplicity(6), &mut out)
-            .expect("signing memory");
+        write_signature(&b"hello\n"[..], SignatureParams::duplicity(6), &mut out).expect("signing memory");
         assert_eq!(out, want);
-        assert_eq!(
-            SignatureParams::duplicity(6).signature_len(6),
-            want.len() as u64
-        );
+        assert_eq!(SignatureParams::duplicity(6).signature_len(6), want.len() as u64);
     }
 
     #[test]
@@ -448,22 +397,10 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused() {
-        assert!(matches!(
-            SignatureParams::new(0, 8),
-            Err(SignatureError::BlockLen { found: 0 })
-        ));
-        assert!(matches!(
-            SignatureParams::new(MAX_BLOCK_LEN + 1, 8),
-            Err(SignatureError::BlockLen { .. })
-        ));
-        assert!(matches!(
-            SignatureParams::new(512, 0),
-            Err(SignatureError::StrongLen { found: 0 })
-        ));
-        assert!(matches!(
-            SignatureParams::new(512, 17),
-            Err(SignatureError::StrongLen { found: 17 })
-        ));
+        assert!(matches!(SignatureParams::new(0, 8), Err(SignatureError::BlockLen { found: 0 })));
+        assert!(matches!(SignatureParams::new(MAX_BLOCK_LEN + 1, 8), Err(SignatureError::BlockLen { .. })));
+        assert!(matches!(SignatureParams::new(512, 0), Err(SignatureError::StrongLen { found: 0 })));
+        assert!(matches!(SignatureParams::new(512, 17), Err(SignatureError::StrongLen { found: 17 })));
         assert!(SignatureParams::new(MAX_BLOCK_LEN, 16).is_ok());
     }
 
@@ -474,56 +411,20 @@ mod tests {
             let err = Signature::from_bytes(bytes, limit).expect_err("must be refused");
             assert_eq!(err.to_string(), want, "{bytes:02x?}");
         };
-        check(
-            &[],
-            100,
-            "signature truncated at offset 0: inside the magic",
-        );
-        check(
-            &good[..3],
-            100,
-            "signature truncated at offset 3: inside the magic",
-        );
+        check(&[], 100, "signature truncated at offset 0: inside the magic");
+        check(&good[..3], 100, "signature truncated at offset 3: inside the magic");
         check(
             &hex("72730146 00000200 00000008"),
             100,
             "signature magic 0x72730146 at offset 0 is not librsync's MD4 signature magic 0x72730136",
         );
-        check(
-            &good[..11],
-            100,
-            "signature truncated at offset 11: inside the header",
-        );
-        check(
-            &hex("72730136 00000000 00000008"),
-            100,
-            "signature block length 0 is outside 1..=16777216",
-        );
-        check(
-            &hex("72730136 01000001 00000008"),
-            100,
-            "signature block length 16777217 is outside 1..=16777216",
-        );
-        check(
-            &hex("72730136 00000200 00000000"),
-            100,
-            "signature strong sum length 0 is outside 1..=16",
-        );
-        check(
-            &hex("72730136 00000200 00000011"),
-            100,
-            "signature strong sum length 17 is outside 1..=16",
-        );
-        check(
-            &hex("72730136 00000200 ffffffff"),
-            100,
-            "signature strong sum length 4294967295 is outside 1..=16",
-        );
-        check(
-            &good[..23],
-            100,
-            "signature truncated at offset 12: inside a block's sums",
-        );
+        check(&good[..11], 100, "signature truncated at offset 11: inside the header");
+        check(&hex("72730136 00000000 00000008"), 100, "signature block length 0 is outside 1..=16777216");
+        check(&hex("72730136 01000001 00000008"), 100, "signature block length 16777217 is outside 1..=16777216");
+        check(&hex("72730136 00000200 00000000"), 100, "signature strong sum length 0 is outside 1..=16");
+        check(&hex("72730136 00000200 00000011"), 100, "signature strong sum length 17 is outside 1..=16");
+        check(&hex("72730136 00000200 ffffffff"), 100, "signature strong sum length 4294967295 is outside 1..=16");
+        check(&good[..23], 100, "signature truncated at offset 12: inside a block's sums");
         check(&good, 23, "signature is longer than the limit of 23 bytes");
         check(&good, 11, "signature is longer than the limit of 11 bytes");
         let sig = Signature::from_bytes(&good, 24).expect("exactly at the limit");
@@ -535,30 +436,16 @@ mod tests {
     fn identical_blocks_match_the_first() {
         let data = [b"abcd".repeat(3), b"wxyz".to_vec(), b"abcd".to_vec()].concat();
         let mut bytes = Vec::new();
-        write_signature(
-            &data[..],
-            SignatureParams::new(4, 8).expect("valid"),
-            &mut bytes,
-        )
-        .expect("memory");
+        write_signature(&data[..], SignatureParams::new(4, 8).expect("valid"), &mut bytes).expect("memory");
         let sig = Signature::from_bytes(&bytes, 1 << 20).expect("valid");
         assert_eq!(sig.block_count(), 5);
-        assert_eq!(
-            sig.find_block(Rollsum::of(b"abcd").digest(), b"abcd"),
-            Some(0)
-        );
-        assert_eq!(
-            sig.find_block(Rollsum::of(b"wxyz").digest(), b"wxyz"),
-            Some(3)
-        );
+        assert_eq!(sig.find_block(Rollsum::of(b"abcd").digest(), b"abcd"), Some(0));
+        assert_eq!(sig.find_block(Rollsum::of(b"wxyz").digest(), b"wxyz"), Some(3));
         assert_eq!(sig.find_block(Rollsum::of(b"abce").digest(), b"abce"), None);
     }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
     }
 }

@@ -9,16 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use coffer_rsync::{
-    PatchLimits, Signature, SignatureParams, apply_patch, duplicity_block_len, write_delta,
-    write_signature,
+    PatchLimits, Signature, SignatureParams, apply_patch, duplicity_block_len, write_delta, write_signature,
 };
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-const UNLIMITED: PatchLimits = PatchLimits {
-    max_output: u64::MAX,
-};
+const UNLIMITED: PatchLimits = PatchLimits { max_output: u64::MAX };
 
 fn rdiff(args: &[&Path], options: &[String]) {
     let output = Command::new("rdiff")
@@ -27,11 +24,7 @@ fn rdiff(args: &[&Path], options: &[String]) {
         .args(args)
         .output()
         .expect("rdiff runs (Debian: apt-get install rdiff)");
-    assert!(
-        output.status.success(),
-        "rdiff {options:?} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "rdiff {options:?} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
 }
 
 fn random(rng: &mut StdRng, len: usize) -> Vec<u8> {
@@ -60,25 +53,15 @@ impl Dir {
 
 fn our_signature(data: &[u8], block_len: u32) -> Vec<u8> {
     let mut sig = Vec::new();
-    write_signature(
-        data,
-        SignatureParams::new(block_len, 8).expect("valid"),
-        &mut sig,
-    )
-    .expect("memory");
+    write_signature(data, SignatureParams::new(block_len, 8).expect("valid"), &mut sig).expect("memory");
     sig
 }
 
 fn rdiff_signature(dir: &Dir, data: &[u8], block_len: u32) -> Vec<u8> {
     let basis = dir.file("basis", data);
     let sig = dir.path("basis.sig");
-    let options = ["-H", "md4", "-R", "rollsum", "-S", "8", "-b"]
-        .map(String::from)
-        .to_vec();
-    rdiff(
-        &[Path::new("signature"), &basis, &sig],
-        &[options, vec![block_len.to_string()]].concat(),
-    );
+    let options = ["-H", "md4", "-R", "rollsum", "-S", "8", "-b"].map(String::from).to_vec();
+    rdiff(&[Path::new("signature"), &basis, &sig], &[options, vec![block_len.to_string()]].concat());
     std::fs::read(sig).expect("rdiff's signature")
 }
 
@@ -87,26 +70,15 @@ fn signatures_equal_rdiffs() {
     let dir = Dir::new();
     let mut rng = StdRng::seed_from_u64(14);
     let mut cases: Vec<(usize, u32)> = [
-        0, 1, 511, 512, 513, 1023, 1024, 1025, 65_536, 1_023_999, 1_024_000, 2_048_003, 3_145_745,
-        4_096_000,
+        0, 1, 511, 512, 513, 1023, 1024, 1025, 65_536, 1_023_999, 1_024_000, 2_048_003, 3_145_745, 4_096_000,
     ]
     .iter()
     .map(|&len| (len, duplicity_block_len(len as u64, 2048)))
     .collect();
-    cases.extend([
-        (1000, 1),
-        (1000, 7),
-        (10_000, 4096),
-        (5_000_000, 2048),
-        (300_000, 65_536),
-    ]);
+    cases.extend([(1000, 1), (1000, 7), (10_000, 4096), (5_000_000, 2048), (300_000, 65_536)]);
     for (len, block_len) in cases {
         let data = random(&mut rng, len);
-        assert_eq!(
-            our_signature(&data, block_len),
-            rdiff_signature(&dir, &data, block_len),
-            "{len} bytes, blocks of {block_len}"
-        );
+        assert_eq!(our_signature(&data, block_len), rdiff_signature(&dir, &data, block_len), "{len} bytes, blocks of {block_len}");
     }
 }
 
@@ -125,10 +97,7 @@ fn edits(rng: &mut StdRng, basis: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("identical", basis.to_vec()),
         ("empty", Vec::new()),
-        (
-            "insertion",
-            [&basis[..mid], &random(rng, 777), &basis[mid..]].concat(),
-        ),
+        ("insertion", [&basis[..mid], &random(rng, 777), &basis[mid..]].concat()),
         ("deletion", [&basis[..mid / 2], &basis[mid..]].concat()),
         ("append", [basis, &random(rng, 5000)].concat()),
         ("truncation", basis[..(mid + 3).min(basis.len())].to_vec()),
@@ -151,36 +120,20 @@ fn check_delta(dir: &Dir, basis: &[u8], new: &[u8], block_len: u32, what: &str) 
     assert_eq!(stats.delta_len, ours.len() as u64);
 
     let theirs_path = dir.path("theirs.delta");
-    rdiff(
-        &[Path::new("delta"), &sig_path, &new_path, &theirs_path],
-        &[],
-    );
+    rdiff(&[Path::new("delta"), &sig_path, &new_path, &theirs_path], &[]);
     let theirs = std::fs::read(&theirs_path).expect("rdiff's delta");
     // An empty basis is the one case where rdiff cuts literals at its read buffer.
     if !basis.is_empty() {
-        assert_eq!(
-            ours,
-            theirs,
-            "{what}: delta of {} bytes against {} in blocks of {block_len}",
-            new.len(),
-            basis.len()
-        );
+        assert_eq!(ours, theirs, "{what}: delta of {} bytes against {} in blocks of {block_len}", new.len(), basis.len());
     }
 
     let ours_path = dir.file("ours.delta", &ours);
     let patched_path = dir.path("patched");
-    rdiff(
-        &[Path::new("patch"), &basis_path, &ours_path, &patched_path],
-        &[],
-    );
-    assert!(
-        std::fs::read(&patched_path).expect("rdiff's output") == new,
-        "{what}: rdiff patch of our delta"
-    );
+    rdiff(&[Path::new("patch"), &basis_path, &ours_path, &patched_path], &[]);
+    assert!(std::fs::read(&patched_path).expect("rdiff's output") == new, "{what}: rdiff patch of our delta");
 
     let mut patched = Vec::new();
-    apply_patch(Cursor::new(basis), &theirs[..], &mut patched, UNLIMITED)
-        .expect("rdiff's delta applies");
+    apply_patch(Cursor::new(basis), &theirs[..], &mut patched, UNLIMITED).expect("rdiff's delta applies");
     assert!(patched == new, "{what}: our patch of rdiff's delta");
 }
 
@@ -197,10 +150,7 @@ fn deltas_equal_rdiffs_and_apply_both_ways() {
         (random(&mut rng, 100_000), 512),
         (random(&mut rng, 100_000), 7),
         (zeros_and_noise, 512),
-        (
-            random(&mut rng, 3_000_000),
-            duplicity_block_len(3_000_000, 2048),
-        ),
+        (random(&mut rng, 3_000_000), duplicity_block_len(3_000_000, 2048)),
     ];
     for (basis, block_len) in &bases {
         for (what, new) in edits(&mut rng, basis) {
@@ -215,12 +165,7 @@ fn long_misses_are_cut_like_rdiffs() {
     let dir = Dir::new();
     let mut rng = StdRng::seed_from_u64(7);
     let basis = random(&mut rng, 4096);
-    let new = [
-        random(&mut rng, 70_000),
-        basis[1024..1536].to_vec(),
-        random(&mut rng, 40_000),
-    ]
-    .concat();
+    let new = [random(&mut rng, 70_000), basis[1024..1536].to_vec(), random(&mut rng, 40_000)].concat();
     check_delta(&dir, &basis, &new, 512, "long misses");
 }
 

@@ -7,8 +7,8 @@
 use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 
 use coffer_rsync::{
-    DeltaWriter, PatchError, PatchLimits, Signature, SignatureParams, SignatureWriter, apply_patch,
-    write_delta, write_signature,
+    DeltaWriter, PatchError, PatchLimits, Signature, SignatureParams, SignatureWriter, apply_patch, write_delta,
+    write_signature,
 };
 use proptest::prelude::*;
 
@@ -24,16 +24,11 @@ enum Edit {
 
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
-        (
-            any::<usize>(),
-            proptest::collection::vec(any::<u8>(), 0..300)
-        )
-            .prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 0..300)).prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
         (any::<usize>(), 0usize..2000).prop_map(|(at, len)| Edit::Delete { at, len }),
         proptest::collection::vec(any::<u8>(), 0..3000).prop_map(Edit::Append),
         any::<usize>().prop_map(Edit::Truncate),
-        (any::<usize>(), 0usize..3000, any::<usize>())
-            .prop_map(|(from, len, to)| Edit::CopyWithin { from, len, to }),
+        (any::<usize>(), 0usize..3000, any::<usize>()).prop_map(|(from, len, to)| Edit::CopyWithin { from, len, to }),
     ]
 }
 
@@ -72,8 +67,7 @@ fn basis() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..30_000),
         proptest::collection::vec(0u8..3, 0..30_000),
-        (proptest::collection::vec(any::<u8>(), 1..200), 0usize..200)
-            .prop_map(|(unit, n)| unit.repeat(n)),
+        (proptest::collection::vec(any::<u8>(), 1..200), 0usize..200).prop_map(|(unit, n)| unit.repeat(n)),
     ]
 }
 
@@ -83,12 +77,8 @@ fn round_trip(basis: &[u8], new: &[u8], params: SignatureParams, piece: usize) -
         signer.write_all(chunk).expect("memory");
     }
     let sig_bytes = signer.finish().expect("memory");
-    assert_eq!(
-        sig_bytes.len() as u64,
-        params.signature_len(basis.len() as u64)
-    );
-    let signature =
-        Signature::from_bytes(&sig_bytes, sig_bytes.len() as u64).expect("own signature parses");
+    assert_eq!(sig_bytes.len() as u64, params.signature_len(basis.len() as u64));
+    let signature = Signature::from_bytes(&sig_bytes, sig_bytes.len() as u64).expect("own signature parses");
     let mut deltas = DeltaWriter::new(&signature, Vec::new());
     for chunk in new.chunks(piece) {
         deltas.write_all(chunk).expect("memory");
@@ -96,9 +86,7 @@ fn round_trip(basis: &[u8], new: &[u8], params: SignatureParams, piece: usize) -
     let (delta, stats) = deltas.finish().expect("memory");
     assert_eq!(stats.literal_bytes + stats.copied_bytes, new.len() as u64);
     let mut out = Vec::new();
-    let limits = PatchLimits {
-        max_output: new.len() as u64,
-    };
+    let limits = PatchLimits { max_output: new.len() as u64 };
     apply_patch(Cursor::new(basis), &delta[..], &mut out, limits).expect("own delta applies");
     out
 }
@@ -164,30 +152,10 @@ proptest! {
 
 #[test]
 fn a_copy_outside_the_basis_is_reported() {
-    let delta = [
-        &coffer_rsync::DELTA_MAGIC.to_be_bytes()[..],
-        &[0x45, 0, 20, 0],
-    ]
-    .concat();
-    let err = apply_patch(
-        Cursor::new(vec![1u8; 10]),
-        &delta[..],
-        Vec::new(),
-        PatchLimits { max_output: 100 },
-    )
-    .expect_err("outside the basis");
-    assert!(
-        matches!(
-            err,
-            PatchError::CopyOutOfRange {
-                offset: 4,
-                pos: 0,
-                len: 20,
-                basis_len: 10
-            }
-        ),
-        "{err}"
-    );
+    let delta = [&coffer_rsync::DELTA_MAGIC.to_be_bytes()[..], &[0x45, 0, 20, 0]].concat();
+    let err = apply_patch(Cursor::new(vec![1u8; 10]), &delta[..], Vec::new(), PatchLimits { max_output: 100 })
+        .expect_err("outside the basis");
+    assert!(matches!(err, PatchError::CopyOutOfRange { offset: 4, pos: 0, len: 20, basis_len: 10 }), "{err}");
 }
 
 /// A basis that claims 100 bytes but holds 10, as a file truncated while
@@ -211,21 +179,8 @@ impl Seek for Shrinking {
 
 #[test]
 fn a_basis_that_shrank_is_reported() {
-    let delta = [
-        &coffer_rsync::DELTA_MAGIC.to_be_bytes()[..],
-        &[0x45, 5, 20, 0],
-    ]
-    .concat();
+    let delta = [&coffer_rsync::DELTA_MAGIC.to_be_bytes()[..], &[0x45, 5, 20, 0]].concat();
     let basis = Shrinking(Cursor::new(vec![1u8; 10]));
-    let err = apply_patch(
-        basis,
-        &delta[..],
-        Vec::new(),
-        PatchLimits { max_output: 100 },
-    )
-    .expect_err("basis too short");
-    assert_eq!(
-        err.to_string(),
-        "reading the basis at offset 10: the basis ended early"
-    );
+    let err = apply_patch(basis, &delta[..], Vec::new(), PatchLimits { max_output: 100 }).expect_err("basis too short");
+    assert_eq!(err.to_string(), "reading the basis at offset 10: the basis ended early");
 }

@@ -8,9 +8,7 @@
 /// Why a pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GlobError {
-    #[error(
-        "--exclude {0:?}: an empty pattern matches nothing; give a path or a pattern such as **/.cache"
-    )]
+    #[error("--exclude {0:?}: an empty pattern matches nothing; give a path or a pattern such as **/.cache")]
     Empty(String),
 }
 
@@ -20,10 +18,7 @@ enum Token {
     AnyByte,
     AnyInName,
     AnyInPath,
-    Class {
-        negated: bool,
-        ranges: Vec<(u8, u8)>,
-    },
+    Class { negated: bool, ranges: Vec<(u8, u8)> },
 }
 
 /// One compiled pattern.
@@ -38,19 +33,14 @@ impl Glob {
     /// `**/node_modules`) as duplicity takes them.
     pub fn new(pattern: &[u8]) -> Result<Glob, GlobError> {
         if pattern.is_empty() {
-            return Err(GlobError::Empty(
-                String::from_utf8_lossy(pattern).into_owned(),
-            ));
+            return Err(GlobError::Empty(String::from_utf8_lossy(pattern).into_owned()));
         }
         let (body, directories_only) = match pattern {
             b"/" => (&b"/**"[..], false),
             [rest @ .., b'/'] => (rest, true),
             _ => (pattern, false),
         };
-        Ok(Glob {
-            tokens: tokenize(body),
-            directories_only,
-        })
+        Ok(Glob { tokens: tokenize(body), directories_only })
     }
 
     /// Whether the pattern takes `path` (absolute, without a trailing `/`):
@@ -58,12 +48,7 @@ impl Glob {
     /// `is_dir` says whether `path` itself is a directory.
     pub fn matches(&self, path: &[u8], is_dir: bool) -> bool {
         // Every prefix that ends at a component boundary, shortest first.
-        let mut ends: Vec<usize> = path
-            .iter()
-            .enumerate()
-            .filter(|&(i, &b)| b == b'/' && i > 0)
-            .map(|(i, _)| i)
-            .collect();
+        let mut ends: Vec<usize> = path.iter().enumerate().filter(|&(i, &b)| b == b'/' && i > 0).map(|(i, _)| i).collect();
         ends.push(path.len());
         ends.into_iter().any(|end| {
             let whole = end == path.len();
@@ -165,9 +150,7 @@ fn single(t: &Token, b: u8) -> bool {
     match t {
         Token::Byte(x) => *x == b,
         Token::AnyByte => b != b'/',
-        Token::Class { negated, ranges } => {
-            b != b'/' && (ranges.iter().any(|&(lo, hi)| lo <= b && b <= hi) != *negated)
-        }
+        Token::Class { negated, ranges } => b != b'/' && (ranges.iter().any(|&(lo, hi)| lo <= b && b <= hi) != *negated),
         Token::AnyInName | Token::AnyInPath => false,
     }
 }
@@ -177,9 +160,7 @@ mod tests {
     use super::*;
 
     fn m(pattern: &str, path: &str) -> bool {
-        Glob::new(pattern.as_bytes())
-            .unwrap()
-            .matches(path.as_bytes(), false)
+        Glob::new(pattern.as_bytes()).unwrap().matches(path.as_bytes(), false)
     }
 
     #[test]
@@ -192,11 +173,7 @@ mod tests {
             ("/home/*/.cache", "/home/anna/.cache/f", true),
             ("/home/*/.cache", "/home/a/b/.cache", false),
             ("**/.cache", "/home/a/b/.cache", true),
-            (
-                "**/node_modules",
-                "/src/x/node_modules/left-pad/index.js",
-                true,
-            ),
+            ("**/node_modules", "/src/x/node_modules/left-pad/index.js", true),
             ("**.o", "/src/main.o", true),
             ("/src/*.o", "/src/main.o", true),
             ("/src/*.o", "/src/sub/main.o", false),
@@ -221,10 +198,7 @@ mod tests {
         let g = Glob::new(b"/src/build/").unwrap();
         assert!(g.matches(b"/src/build", true));
         assert!(!g.matches(b"/src/build", false));
-        assert!(
-            g.matches(b"/src/build/out.o", false),
-            "its contents, whose parent is a directory"
-        );
+        assert!(g.matches(b"/src/build/out.o", false), "its contents, whose parent is a directory");
     }
 
     #[test]

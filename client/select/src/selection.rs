@@ -11,10 +11,7 @@ use crate::glob::{Glob, GlobError};
 
 /// The name and the first bytes of a cache directory tag
 /// (<https://bford.info/cachedir/>).
-pub const CACHEDIR_TAG: (&str, &[u8]) = (
-    "CACHEDIR.TAG",
-    b"Signature: 8a477f597d28d172789f06886806bc55",
-);
+pub const CACHEDIR_TAG: (&str, &[u8]) = ("CACHEDIR.TAG", b"Signature: 8a477f597d28d172789f06886806bc55");
 
 /// What one run leaves out.
 #[derive(Debug, Clone, Default)]
@@ -27,12 +24,7 @@ pub struct Selection {
 impl Selection {
     /// The rules from the command line; `source` is the absolute source
     /// directory that relative patterns start from.
-    pub fn new(
-        source: &Path,
-        excludes: &[String],
-        if_present: &[String],
-        caches: bool,
-    ) -> Result<Selection, GlobError> {
+    pub fn new(source: &Path, excludes: &[String], if_present: &[String], caches: bool) -> Result<Selection, GlobError> {
         let globs = excludes
             .iter()
             .map(|pattern| {
@@ -50,11 +42,7 @@ impl Selection {
                 }
             })
             .collect::<Result<_, _>>()?;
-        Ok(Selection {
-            globs,
-            if_present: if_present.to_vec(),
-            caches,
-        })
+        Ok(Selection { globs, if_present: if_present.to_vec(), caches })
     }
 
     /// Whether a glob leaves `path` out (absolute).
@@ -66,11 +54,7 @@ impl Selection {
     /// Whether the directory `dir` is left out whole because of a marker
     /// file in it. Reads at most the tag's first bytes.
     pub fn excluded_by_marker(&self, dir: &Path) -> bool {
-        if self
-            .if_present
-            .iter()
-            .any(|name| dir.join(name).symlink_metadata().is_ok())
-        {
+        if self.if_present.iter().any(|name| dir.join(name).symlink_metadata().is_ok()) {
             return true;
         }
         self.caches && is_cache_tag(&dir.join(CACHEDIR_TAG.0))
@@ -84,16 +68,12 @@ impl Selection {
 
 /// A regular file that starts with the tag's signature.
 fn is_cache_tag(path: &Path) -> bool {
-    let Ok(meta) = path.symlink_metadata() else {
-        return false;
-    };
+    let Ok(meta) = path.symlink_metadata() else { return false };
     if !meta.is_file() {
         return false;
     }
     let mut head = Vec::with_capacity(CACHEDIR_TAG.1.len());
-    std::fs::File::open(path)
-        .and_then(|f| f.take(CACHEDIR_TAG.1.len() as u64).read_to_end(&mut head))
-        .is_ok_and(|_| head == CACHEDIR_TAG.1)
+    std::fs::File::open(path).and_then(|f| f.take(CACHEDIR_TAG.1.len() as u64).read_to_end(&mut head)).is_ok_and(|_| head == CACHEDIR_TAG.1)
 }
 
 #[cfg(test)]
@@ -102,17 +82,7 @@ mod tests {
 
     #[test]
     fn relative_patterns_start_at_the_source() {
-        let s = Selection::new(
-            Path::new("/home/anna"),
-            &[
-                "Downloads".into(),
-                "**/.cache".into(),
-                "/home/anna/tmp".into(),
-            ],
-            &[],
-            false,
-        )
-        .unwrap();
+        let s = Selection::new(Path::new("/home/anna"), &["Downloads".into(), "**/.cache".into(), "/home/anna/tmp".into()], &[], false).unwrap();
         assert!(s.excluded_by_glob(Path::new("/home/anna/Downloads/x.iso"), false));
         assert!(s.excluded_by_glob(Path::new("/home/anna/src/.cache"), true));
         assert!(s.excluded_by_glob(Path::new("/home/anna/tmp"), true));
@@ -122,20 +92,11 @@ mod tests {
     #[test]
     fn markers_leave_out_their_directory() {
         let root = tempfile::tempdir().unwrap();
-        let (tagged, fake, marked, plain) = (
-            root.path().join("t"),
-            root.path().join("f"),
-            root.path().join("m"),
-            root.path().join("p"),
-        );
+        let (tagged, fake, marked, plain) = (root.path().join("t"), root.path().join("f"), root.path().join("m"), root.path().join("p"));
         for d in [&tagged, &fake, &marked, &plain] {
             std::fs::create_dir(d).unwrap();
         }
-        std::fs::write(
-            tagged.join("CACHEDIR.TAG"),
-            b"Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n",
-        )
-        .unwrap();
+        std::fs::write(tagged.join("CACHEDIR.TAG"), b"Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n").unwrap();
         std::fs::write(fake.join("CACHEDIR.TAG"), b"not a tag").unwrap();
         std::fs::write(marked.join(".nobackup"), b"").unwrap();
         let s = Selection::new(root.path(), &[], &[".nobackup".into()], true).unwrap();

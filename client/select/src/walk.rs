@@ -49,42 +49,24 @@ pub struct Walk {
 impl Walk {
     /// A walk of `source` (an absolute directory path) under `selection`.
     pub fn new(source: &Path, selection: Selection) -> Walk {
-        Walk {
-            selection,
-            root: Some(source.to_path_buf()),
-            stack: Vec::new(),
-        }
+        Walk { selection, root: Some(source.to_path_buf()), stack: Vec::new() }
     }
 
     /// Enters a directory just yielded: its names, sorted, become a frame.
     fn enter(&mut self, dir: &Path, relative: &[u8]) -> Option<WalkError> {
         let listing = match std::fs::read_dir(dir) {
             Ok(l) => l,
-            Err(source) => {
-                return Some(WalkError {
-                    path: dir.to_path_buf(),
-                    source,
-                });
-            }
+            Err(source) => return Some(WalkError { path: dir.to_path_buf(), source }),
         };
         let mut names = Vec::new();
         for item in listing {
             match item {
                 Ok(e) => names.push(e.file_name()),
-                Err(source) => {
-                    return Some(WalkError {
-                        path: dir.to_path_buf(),
-                        source,
-                    });
-                }
+                Err(source) => return Some(WalkError { path: dir.to_path_buf(), source }),
             }
         }
         names.sort_by(|a, b| b.as_bytes().cmp(a.as_bytes()));
-        self.stack.push(Frame {
-            dir: dir.to_path_buf(),
-            relative: relative.to_vec(),
-            names,
-        });
+        self.stack.push(Frame { dir: dir.to_path_buf(), relative: relative.to_vec(), names });
         None
     }
 
@@ -106,11 +88,7 @@ impl Walk {
         if is_dir && let Some(e) = self.enter(&path, &relative) {
             return Some(Err(e));
         }
-        Some(Ok(Entry {
-            relative,
-            path,
-            meta,
-        }))
+        Some(Ok(Entry { relative, path, meta }))
     }
 }
 
@@ -122,18 +100,11 @@ impl Iterator for Walk {
             return match root.symlink_metadata() {
                 Ok(meta) if meta.is_dir() => match self.enter(&root, b"") {
                     Some(e) => Some(Err(e)),
-                    None => Some(Ok(Entry {
-                        relative: Vec::new(),
-                        path: root,
-                        meta,
-                    })),
+                    None => Some(Ok(Entry { relative: Vec::new(), path: root, meta })),
                 },
                 Ok(_) => Some(Err(WalkError {
                     path: root,
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotADirectory,
-                        "the source must be a directory",
-                    ),
+                    source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "the source must be a directory"),
                 })),
                 Err(source) => Some(Err(WalkError { path: root, source })),
             };
@@ -163,9 +134,7 @@ mod tests {
     use std::os::unix::ffi::OsStrExt;
 
     fn names(source: &Path, selection: Selection) -> Vec<String> {
-        Walk::new(source, selection)
-            .map(|e| String::from_utf8_lossy(&e.unwrap().relative).into_owned())
-            .collect()
+        Walk::new(source, selection).map(|e| String::from_utf8_lossy(&e.unwrap().relative).into_owned()).collect()
     }
 
     #[test]
@@ -179,12 +148,7 @@ mod tests {
             std::fs::write(r.join(f), b"x").unwrap();
         }
         std::os::unix::fs::symlink("/etc", r.join("link")).unwrap();
-        assert_eq!(
-            names(r, Selection::default()),
-            [
-                "", "B", "B/y", "Z", "a", "a/b", "a/b/z", "a/c", "a.b", "a.b/x", "a0", "link"
-            ]
-        );
+        assert_eq!(names(r, Selection::default()), ["", "B", "B/y", "Z", "a", "a/b", "a/b/z", "a/c", "a.b", "a.b/x", "a0", "link"]);
     }
 
     #[test]
@@ -195,11 +159,7 @@ mod tests {
             std::fs::create_dir(r.join(d)).unwrap();
             std::fs::write(r.join(d).join("f"), b"x").unwrap();
         }
-        std::fs::write(
-            r.join("cache/CACHEDIR.TAG"),
-            b"Signature: 8a477f597d28d172789f06886806bc55",
-        )
-        .unwrap();
+        std::fs::write(r.join("cache/CACHEDIR.TAG"), b"Signature: 8a477f597d28d172789f06886806bc55").unwrap();
         std::fs::write(r.join("marked/.nobackup"), b"").unwrap();
         let s = Selection::new(r, &["skip".into()], &[".nobackup".into()], true).unwrap();
         assert_eq!(names(r, s), ["", "keep", "keep/f"]);
@@ -210,9 +170,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let name = std::ffi::OsStr::from_bytes(b"caf\xe9\nnew");
         std::fs::write(root.path().join(name), b"x").unwrap();
-        let entries: Vec<Vec<u8>> = Walk::new(root.path(), Selection::default())
-            .map(|e| e.unwrap().relative)
-            .collect();
+        let entries: Vec<Vec<u8>> = Walk::new(root.path(), Selection::default()).map(|e| e.unwrap().relative).collect();
         assert_eq!(entries, [b"".to_vec(), b"caf\xe9\nnew".to_vec()]);
     }
 }

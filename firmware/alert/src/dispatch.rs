@@ -73,13 +73,7 @@ impl Dispatcher {
             if self.open.contains_key(&alert.key) {
                 return false;
             }
-            self.open.insert(
-                alert.key.clone(),
-                Open {
-                    alert: alert.clone(),
-                    last_sent: now,
-                },
-            );
+            self.open.insert(alert.key.clone(), Open { alert: alert.clone(), last_sent: now });
         }
         self.enqueue(alert, false, sinks, now);
         true
@@ -121,12 +115,7 @@ impl Dispatcher {
                 self.started_at.push_back(now);
             }
             for sink in &q.sinks {
-                out.push(Delivery {
-                    id: q.id,
-                    sink: sink.clone(),
-                    alert: q.alert.clone(),
-                    reminder: q.reminder,
-                });
+                out.push(Delivery { id: q.id, sink: sink.clone(), alert: q.alert.clone(), reminder: q.reminder });
             }
         }
         out
@@ -143,9 +132,7 @@ impl Dispatcher {
     pub fn failed(&mut self, d: &Delivery, now: u64) {
         if let Some(q) = self.queue.iter_mut().find(|q| q.id == d.id) {
             q.attempts = q.attempts.saturating_add(1);
-            let delay = RETRY_FIRST_SECS
-                .saturating_mul(1 << q.attempts.min(7).saturating_sub(1))
-                .min(RETRY_MAX_SECS);
+            let delay = RETRY_FIRST_SECS.saturating_mul(1 << q.attempts.min(7).saturating_sub(1)).min(RETRY_MAX_SECS);
             q.next_try = now + delay;
         }
     }
@@ -168,14 +155,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn alert(key: &str, resolved: bool) -> Alert {
-        Alert {
-            key: key.into(),
-            severity: Severity::Critical,
-            title: key.into(),
-            body: String::new(),
-            resolved,
-            time: 0,
-        }
+        Alert { key: key.into(), severity: Severity::Critical, title: key.into(), body: String::new(), resolved, time: 0 }
     }
 
     fn sinks() -> Vec<String> {
@@ -186,10 +166,7 @@ mod tests {
     fn one_message_per_problem_reminders_and_resolved() {
         let mut d = Dispatcher::default();
         assert!(d.accept(alert("raid:degraded", false), &sinks(), 100));
-        assert!(
-            !d.accept(alert("raid:degraded", false), &sinks(), 150),
-            "same problem again: not re-sent"
-        );
+        assert!(!d.accept(alert("raid:degraded", false), &sinks(), 150), "same problem again: not re-sent");
         let out = d.due(100, 20);
         assert_eq!(out.len(), 2);
         for x in &out {
@@ -204,10 +181,7 @@ mod tests {
         out.iter().for_each(|x| d.delivered(x));
         assert!(d.accept(alert("raid:degraded", true), &sinks(), 200_000));
         assert!(d.open_keys().is_empty());
-        assert!(
-            !d.accept(alert("raid:degraded", true), &sinks(), 200_001),
-            "nothing left to resolve"
-        );
+        assert!(!d.accept(alert("raid:degraded", true), &sinks(), 200_001), "nothing left to resolve");
     }
 
     #[test]

@@ -18,10 +18,7 @@ pub enum SinkError {
 }
 
 fn fail(sink: &str, message: impl std::fmt::Display) -> SinkError {
-    SinkError::Failed {
-        sink: sink.into(),
-        message: message.to_string(),
-    }
+    SinkError::Failed { sink: sink.into(), message: message.to_string() }
 }
 
 pub trait Sink: Send {
@@ -34,19 +31,13 @@ pub trait Sink: Send {
 pub fn configured_sinks(config: &AlertsConfig) -> Vec<Box<dyn Sink>> {
     let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(LogSink)];
     if let Some(server) = &config.syslog_server {
-        sinks.push(Box::new(SyslogSink {
-            server: server.clone(),
-        }));
+        sinks.push(Box::new(SyslogSink { server: server.clone() }));
     }
     if let Some(email) = &config.email {
-        sinks.push(Box::new(EmailSink {
-            config: email.clone(),
-        }));
+        sinks.push(Box::new(EmailSink { config: email.clone() }));
     }
     if let Some(hook) = &config.webhook {
-        sinks.push(Box::new(WebhookSink {
-            config: hook.clone(),
-        }));
+        sinks.push(Box::new(WebhookSink { config: hook.clone() }));
     }
     sinks
 }
@@ -67,16 +58,9 @@ impl Sink for LogSink {
     }
 
     fn send(&self, alert: &Alert, host: &str, reminder: bool) -> Result<(), SinkError> {
-        let line = format!(
-            "{}{} — {}",
-            alert.subject(host),
-            if reminder { " (reminder)" } else { "" },
-            alert.body.replace('\n', " ")
-        );
+        let line = format!("{}{} — {}", alert.subject(host), if reminder { " (reminder)" } else { "" }, alert.body.replace('\n', " "));
         match alert.severity {
-            Severity::Critical | Severity::Warning if !alert.resolved => {
-                log::warn!("alert: {line}")
-            }
+            Severity::Critical | Severity::Warning if !alert.resolved => log::warn!("alert: {line}"),
             _ => log::info!("alert: {line}"),
         }
         Ok(())
@@ -107,9 +91,7 @@ impl Sink for SyslogSink {
             text(alert, reminder).replace('\n', " ")
         );
         let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| fail("syslog", e))?;
-        socket
-            .send_to(msg.as_bytes(), &self.server)
-            .map_err(|e| fail("syslog", format!("sending to {}: {e}", self.server)))?;
+        socket.send_to(msg.as_bytes(), &self.server).map_err(|e| fail("syslog", format!("sending to {}: {e}", self.server)))?;
         Ok(())
     }
 }
@@ -129,48 +111,26 @@ impl Sink for EmailSink {
         use lettre::{Message, SmtpTransport, Transport};
         let c = &self.config;
         let mut builder = Message::builder()
-            .from(
-                c.from
-                    .parse()
-                    .map_err(|e| fail("email", format!("from address {:?}: {e}", c.from)))?,
-            )
-            .subject(format!(
-                "{}{}",
-                alert.subject(host),
-                if reminder { " (reminder)" } else { "" }
-            ))
+            .from(c.from.parse().map_err(|e| fail("email", format!("from address {:?}: {e}", c.from)))?)
+            .subject(format!("{}{}", alert.subject(host), if reminder { " (reminder)" } else { "" }))
             .header(ContentType::TEXT_PLAIN);
         for to in &c.to {
-            builder = builder.to(to
-                .parse()
-                .map_err(|e| fail("email", format!("to address {to:?}: {e}")))?);
+            builder = builder.to(to.parse().map_err(|e| fail("email", format!("to address {to:?}: {e}")))?);
         }
-        let message = builder
-            .body(text(alert, reminder))
-            .map_err(|e| fail("email", e))?;
+        let message = builder.body(text(alert, reminder)).map_err(|e| fail("email", e))?;
         let mut transport = match (&c.ca_file, c.security) {
             (_, SmtpSecurity::None) => SmtpTransport::builder_dangerous(&c.server),
-            (None, SmtpSecurity::Starttls) => {
-                SmtpTransport::starttls_relay(&c.server).map_err(|e| fail("email", e))?
-            }
-            (None, SmtpSecurity::Tls) => {
-                SmtpTransport::relay(&c.server).map_err(|e| fail("email", e))?
-            }
+            (None, SmtpSecurity::Starttls) => SmtpTransport::starttls_relay(&c.server).map_err(|e| fail("email", e))?,
+            (None, SmtpSecurity::Tls) => SmtpTransport::relay(&c.server).map_err(|e| fail("email", e))?,
             (Some(ca), security) => {
                 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-                let pem = std::fs::read(ca)
-                    .map_err(|e| fail("email", format!("reading ca-file {}: {e}", ca.display())))?;
-                let cert = Certificate::from_pem(&pem)
-                    .map_err(|e| fail("email", format!("ca-file {}: {e}", ca.display())))?;
+                let pem = std::fs::read(ca).map_err(|e| fail("email", format!("reading ca-file {}: {e}", ca.display())))?;
+                let cert = Certificate::from_pem(&pem).map_err(|e| fail("email", format!("ca-file {}: {e}", ca.display())))?;
                 let params = TlsParameters::builder(c.server.clone())
                     .add_root_certificate(cert)
                     .build_rustls()
                     .map_err(|e| fail("email", format!("TLS settings for {}: {e}", c.server)))?;
-                let tls = if security == SmtpSecurity::Tls {
-                    Tls::Wrapper(params)
-                } else {
-                    Tls::Required(params)
-                };
+                let tls = if security == SmtpSecurity::Tls { Tls::Wrapper(params) } else { Tls::Required(params) };
                 // `builder_dangerous` only means "no TLS preset": it is set right here.
                 SmtpTransport::builder_dangerous(&c.server).tls(tls)
             }
@@ -178,15 +138,13 @@ impl Sink for EmailSink {
         .port(c.port)
         .timeout(Some(TIMEOUT));
         if !c.username.is_empty() {
-            transport =
-                transport.credentials(Credentials::new(c.username.clone(), c.password.0.clone()));
+            transport = transport.credentials(Credentials::new(c.username.clone(), c.password.0.clone()));
         }
-        transport.build().send(&message).map(|_| ()).map_err(|e| {
-            fail(
-                "email",
-                format!("sending through {}:{}: {e}", c.server, c.port),
-            )
-        })
+        transport
+            .build()
+            .send(&message)
+            .map(|_| ())
+            .map_err(|e| fail("email", format!("sending through {}:{}: {e}", c.server, c.port)))
     }
 }
 
@@ -209,6 +167,7 @@ fn describe(e: &ureq::Error) -> String {
     }
 }
 
+
 struct WebhookSink {
     config: WebhookConfig,
 }
@@ -220,15 +179,9 @@ impl Sink for WebhookSink {
 
     fn send(&self, alert: &Alert, host: &str, reminder: bool) -> Result<(), SinkError> {
         let tls = ureq::tls::TlsConfig::builder()
-            .unversioned_rustls_crypto_provider(std::sync::Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
+            .unversioned_rustls_crypto_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
             .build();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(TIMEOUT))
-            .tls_config(tls)
-            .build()
-            .into();
+        let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).tls_config(tls).build().into();
         let c = &self.config;
         let title = alert.subject(host);
         let body = text(alert, reminder);
@@ -244,11 +197,7 @@ impl Sink for WebhookSink {
                     (false, Severity::Info) => "information_source",
                     (false, _) => "warning",
                 };
-                let mut req = agent
-                    .post(&c.url)
-                    .header("Title", &title)
-                    .header("Priority", priority)
-                    .header("Tags", tags);
+                let mut req = agent.post(&c.url).header("Title", &title).header("Priority", priority).header("Tags", tags);
                 if !c.token.0.is_empty() {
                     req = req.header("Authorization", &format!("Bearer {}", c.token.0));
                 }
@@ -265,22 +214,15 @@ impl Sink for WebhookSink {
                     (false, Severity::Warning) => 5,
                     (false, Severity::Critical) => 8,
                 };
-                let json =
-                    serde_json::json!({ "title": title, "message": body, "priority": priority });
-                agent
-                    .post(&url)
-                    .header("X-Gotify-Key", &c.token.0)
-                    .header("Content-Type", "application/json")
-                    .send(json.to_string().as_str())
+                let json = serde_json::json!({ "title": title, "message": body, "priority": priority });
+                agent.post(&url).header("X-Gotify-Key", &c.token.0).header("Content-Type", "application/json").send(json.to_string().as_str())
             }
             WebhookKind::Json => {
                 let json = serde_json::json!({
                     "host": host, "key": alert.key, "severity": alert.severity, "title": alert.title,
                     "subject": title, "body": body, "resolved": alert.resolved, "reminder": reminder, "time": alert.time,
                 });
-                let mut req = agent
-                    .post(&c.url)
-                    .header("Content-Type", "application/json");
+                let mut req = agent.post(&c.url).header("Content-Type", "application/json");
                 if !c.token.0.is_empty() {
                     req = req.header("Authorization", &format!("Bearer {}", c.token.0));
                 }
@@ -290,9 +232,7 @@ impl Sink for WebhookSink {
         // The URL may carry secrets (an ntfy topic, user:token@): name only its host,
         // and never pass on ureq's own text, which may quote the URL.
         let shown = url_host(&c.url);
-        result
-            .map(|_| ())
-            .map_err(|e| fail("webhook", format!("posting to {shown}: {}", describe(&e))))
+        result.map(|_| ()).map_err(|e| fail("webhook", format!("posting to {shown}: {}", describe(&e))))
     }
 }
 
@@ -302,14 +242,8 @@ mod tests {
 
     #[test]
     fn url_host_hides_secrets() {
-        assert_eq!(
-            url_host("https://ntfy.sh/my-secret-topic"),
-            "https://ntfy.sh"
-        );
-        assert_eq!(
-            url_host("https://user:tok@gotify.home:8443/message?token=x"),
-            "https://gotify.home:8443"
-        );
+        assert_eq!(url_host("https://ntfy.sh/my-secret-topic"), "https://ntfy.sh");
+        assert_eq!(url_host("https://user:tok@gotify.home:8443/message?token=x"), "https://gotify.home:8443");
         assert_eq!(url_host("http://10.0.2.2:47080"), "http://10.0.2.2:47080");
     }
 }

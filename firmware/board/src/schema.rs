@@ -62,27 +62,14 @@ pub struct Leds {
 impl Board {
     /// Parses and validates a merged board file; `path` only names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Board, BoardError> {
-        let board: Board = toml::from_str(text).map_err(|e| BoardError::Syntax {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let board: Board = toml::from_str(text).map_err(|e| BoardError::Syntax { path: path.to_path_buf(), message: e.to_string() })?;
         let problems = validate::problems(&board);
-        if problems.is_empty() {
-            Ok(board)
-        } else {
-            Err(BoardError::Invalid {
-                path: path.to_path_buf(),
-                problems,
-            })
-        }
+        if problems.is_empty() { Ok(board) } else { Err(BoardError::Invalid { path: path.to_path_buf(), problems }) }
     }
 
     /// Reads, parses and validates the board file at `path`.
     pub fn read(path: &Path) -> Result<Board, BoardError> {
-        let text = std::fs::read_to_string(path).map_err(|error| BoardError::Read {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|error| BoardError::Read { path: path.to_path_buf(), error })?;
         Board::parse(&text, path)
     }
 
@@ -116,9 +103,7 @@ status = "*::capslock"
 "#;
 
     fn error(text: &str) -> String {
-        Board::parse(text, Path::new("out/board.toml"))
-            .expect_err("refused")
-            .to_string()
+        Board::parse(text, Path::new("out/board.toml")).expect_err("refused").to_string()
     }
 
     #[test]
@@ -128,55 +113,34 @@ status = "*::capslock"
         assert_eq!(board.status_led(), Some("*::capslock"));
         assert_eq!(board.watchdog.as_deref(), Some("i6300esb"));
         let again = toml::to_string(&board).expect("serialises");
-        assert_eq!(
-            Board::parse(&again, Path::new("again.toml")).expect("valid"),
-            board
-        );
+        assert_eq!(Board::parse(&again, Path::new("again.toml")).expect("valid"), board);
     }
 
     #[test]
     fn an_empty_status_led_is_none() {
         let board = Board::parse(&QEMU.replace("*::capslock", ""), Path::new("b")).expect("valid");
         assert_eq!(board.status_led(), None);
-        let board = Board::parse(
-            &QEMU.replace("status = \"*::capslock\"", ""),
-            Path::new("b"),
-        )
-        .expect("valid");
+        let board = Board::parse(&QEMU.replace("status = \"*::capslock\"", ""), Path::new("b")).expect("valid");
         assert_eq!(board.status_led(), None);
     }
 
     #[test]
     fn errors_name_the_file_the_key_and_what_is_wrong() {
         let typo = error(&QEMU.replace("status =", "staus ="));
-        assert!(
-            typo.starts_with("out/board.toml: ")
-                && typo.contains("unknown field `staus`")
-                && typo.contains("expected `status`"),
-            "{typo}"
-        );
+        assert!(typo.starts_with("out/board.toml: ") && typo.contains("unknown field `staus`") && typo.contains("expected `status`"), "{typo}");
         let top = error(&QEMU.replace("watchdog =", "watchdgo ="));
         assert!(top.contains("unknown field `watchdgo`"), "{top}");
         let missing = error(&QEMU.replace("rust-target = \"x86_64-unknown-linux-musl\"\n", ""));
         assert!(missing.contains("missing field `rust-target`"), "{missing}");
         let wrong_type = error(&QEMU.replace("bios = true", "bios = \"yes\""));
-        assert!(
-            wrong_type.contains("bios") && wrong_type.contains("line 7"),
-            "{wrong_type}"
-        );
+        assert!(wrong_type.contains("bios") && wrong_type.contains("line 7"), "{wrong_type}");
         let invalid = error(&QEMU.replace("\"right\"", "\"left\""));
-        assert_eq!(
-            invalid,
-            "out/board.toml: disks.bays: \"left\" is named twice"
-        );
+        assert_eq!(invalid, "out/board.toml: disks.bays: \"left\" is named twice");
     }
 
     #[test]
     fn a_missing_file_is_a_read_error() {
         let e = Board::read(Path::new("/nonexistent/board.toml")).expect_err("missing");
-        assert!(
-            matches!(&e, BoardError::Read { error, .. } if error.kind() == std::io::ErrorKind::NotFound),
-            "{e}"
-        );
+        assert!(matches!(&e, BoardError::Read { error, .. } if error.kind() == std::io::ErrorKind::NotFound), "{e}");
     }
 }

@@ -15,15 +15,9 @@ pub(crate) fn problems(board: &Board) -> Vec<Problem> {
     if !is_board_name(&board.name) {
         found.push(Problem::BadName(board.name.clone()));
     }
-    let target_matches = board
-        .rust_target
-        .strip_prefix(&board.arch)
-        .is_some_and(|rest| rest.starts_with('-') && rest.ends_with("-musl"));
+    let target_matches = board.rust_target.strip_prefix(&board.arch).is_some_and(|rest| rest.starts_with('-') && rest.ends_with("-musl"));
     if !target_matches {
-        found.push(Problem::TargetNotOfArch {
-            target: board.rust_target.clone(),
-            arch: board.arch.clone(),
-        });
+        found.push(Problem::TargetNotOfArch { target: board.rust_target.clone(), arch: board.arch.clone() });
     }
     if let (Some(cpu), None) = (&board.rust_cpu, &board.c_compiler) {
         found.push(Problem::CpuWithoutCompiler(cpu.clone()));
@@ -51,11 +45,7 @@ pub(crate) fn problems(board: &Board) -> Vec<Problem> {
 
 /// A board name becomes part of image, bundle and UUID names.
 fn is_board_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    !name.is_empty() && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Bays are shown in `status` and alerts; "port 0" is a fine name.
@@ -70,12 +60,7 @@ fn is_led_name(led: &str) -> bool {
     if led.is_empty() {
         return true;
     }
-    !name.is_empty()
-        && name != "."
-        && name != ".."
-        && !name
-            .chars()
-            .any(|c| c == '/' || c == '*' || c.is_whitespace() || c.is_control())
+    !name.is_empty() && name != "." && name != ".." && !name.chars().any(|c| c == '/' || c == '*' || c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]
@@ -96,13 +81,8 @@ mod tests {
             uefi: true,
             cmdline: "panic=10".into(),
             watchdog: None,
-            disks: Disks {
-                bays: vec!["left".into(), "right".into()],
-                bus: None,
-            },
-            leds: Leds {
-                status: "*::capslock".into(),
-            },
+            disks: Disks { bays: vec!["left".into(), "right".into()], bus: None },
+            leds: Leds { status: "*::capslock".into() },
         }
     }
 
@@ -117,10 +97,7 @@ mod tests {
         check(|_| {}, &[]);
         check(|b| b.leds.status = String::new(), &[]);
         check(|b| b.leds.status = "apu2:green:led1".into(), &[]);
-        check(
-            |b| b.disks.bays = vec!["port 0".into(), "port 1".into()],
-            &[],
-        );
+        check(|b| b.disks.bays = vec!["port 0".into(), "port 1".into()], &[]);
         check(
             |b| {
                 b.arch = "i686".into();
@@ -137,42 +114,20 @@ mod tests {
     fn each_rule_names_its_key() {
         type Change = Box<dyn FnOnce(&mut Board)>;
         let cases: Vec<(&str, Change, Vec<Problem>)> = vec![
-            (
-                "empty name",
-                Box::new(|b| b.name = String::new()),
-                vec![Problem::BadName(String::new())],
-            ),
-            (
-                "name with a slash",
-                Box::new(|b| b.name = "qemu/x".into()),
-                vec![Problem::BadName("qemu/x".into())],
-            ),
-            (
-                "hidden name",
-                Box::new(|b| b.name = ".x".into()),
-                vec![Problem::BadName(".x".into())],
-            ),
+            ("empty name", Box::new(|b| b.name = String::new()), vec![Problem::BadName(String::new())]),
+            ("name with a slash", Box::new(|b| b.name = "qemu/x".into()), vec![Problem::BadName("qemu/x".into())]),
+            ("hidden name", Box::new(|b| b.name = ".x".into()), vec![Problem::BadName(".x".into())]),
             (
                 "target of another arch",
                 Box::new(|b| b.arch = "i686".into()),
-                vec![Problem::TargetNotOfArch {
-                    target: "x86_64-unknown-linux-musl".into(),
-                    arch: "i686".into(),
-                }],
+                vec![Problem::TargetNotOfArch { target: "x86_64-unknown-linux-musl".into(), arch: "i686".into() }],
             ),
             (
                 "glibc target",
                 Box::new(|b| b.rust_target = "x86_64-unknown-linux-gnu".into()),
-                vec![Problem::TargetNotOfArch {
-                    target: "x86_64-unknown-linux-gnu".into(),
-                    arch: "x86_64".into(),
-                }],
+                vec![Problem::TargetNotOfArch { target: "x86_64-unknown-linux-gnu".into(), arch: "x86_64".into() }],
             ),
-            (
-                "cpu without compiler",
-                Box::new(|b| b.rust_cpu = Some("pentium3".into())),
-                vec![Problem::CpuWithoutCompiler("pentium3".into())],
-            ),
+            ("cpu without compiler", Box::new(|b| b.rust_cpu = Some("pentium3".into())), vec![Problem::CpuWithoutCompiler("pentium3".into())]),
             (
                 "no firmware",
                 Box::new(|b| {
@@ -181,56 +136,16 @@ mod tests {
                 }),
                 vec![Problem::NoFirmware],
             ),
-            (
-                "one bay",
-                Box::new(|b| b.disks.bays.truncate(1)),
-                vec![Problem::BayCount(1)],
-            ),
-            (
-                "three bays",
-                Box::new(|b| b.disks.bays.push("middle".into())),
-                vec![Problem::BayCount(3)],
-            ),
-            (
-                "bay named twice",
-                Box::new(|b| b.disks.bays[1] = "left".into()),
-                vec![Problem::DuplicateBay("left".into())],
-            ),
-            (
-                "empty bay",
-                Box::new(|b| b.disks.bays[0] = String::new()),
-                vec![Problem::BadBay(String::new())],
-            ),
-            (
-                "padded bay",
-                Box::new(|b| b.disks.bays[0] = " left".into()),
-                vec![Problem::BadBay(" left".into())],
-            ),
-            (
-                "bay with a newline",
-                Box::new(|b| b.disks.bays[0] = "le\nft".into()),
-                vec![Problem::BadBay("le\nft".into())],
-            ),
-            (
-                "led path",
-                Box::new(|b| b.leds.status = "../x".into()),
-                vec![Problem::BadLed("../x".into())],
-            ),
-            (
-                "led star alone",
-                Box::new(|b| b.leds.status = "*".into()),
-                vec![Problem::BadLed("*".into())],
-            ),
-            (
-                "led star inside",
-                Box::new(|b| b.leds.status = "a*b".into()),
-                vec![Problem::BadLed("a*b".into())],
-            ),
-            (
-                "led with a space",
-                Box::new(|b| b.leds.status = "caps lock".into()),
-                vec![Problem::BadLed("caps lock".into())],
-            ),
+            ("one bay", Box::new(|b| b.disks.bays.truncate(1)), vec![Problem::BayCount(1)]),
+            ("three bays", Box::new(|b| b.disks.bays.push("middle".into())), vec![Problem::BayCount(3)]),
+            ("bay named twice", Box::new(|b| b.disks.bays[1] = "left".into()), vec![Problem::DuplicateBay("left".into())]),
+            ("empty bay", Box::new(|b| b.disks.bays[0] = String::new()), vec![Problem::BadBay(String::new())]),
+            ("padded bay", Box::new(|b| b.disks.bays[0] = " left".into()), vec![Problem::BadBay(" left".into())]),
+            ("bay with a newline", Box::new(|b| b.disks.bays[0] = "le\nft".into()), vec![Problem::BadBay("le\nft".into())]),
+            ("led path", Box::new(|b| b.leds.status = "../x".into()), vec![Problem::BadLed("../x".into())]),
+            ("led star alone", Box::new(|b| b.leds.status = "*".into()), vec![Problem::BadLed("*".into())]),
+            ("led star inside", Box::new(|b| b.leds.status = "a*b".into()), vec![Problem::BadLed("a*b".into())]),
+            ("led with a space", Box::new(|b| b.leds.status = "caps lock".into()), vec![Problem::BadLed("caps lock".into())]),
             (
                 "every problem at once",
                 Box::new(|b| {
@@ -238,13 +153,7 @@ mod tests {
                     b.disks.bays = vec!["x".into(), "x".into(), "x".into()];
                     b.leds.status = "/".into();
                 }),
-                vec![
-                    Problem::BadName(String::new()),
-                    Problem::BayCount(3),
-                    Problem::DuplicateBay("x".into()),
-                    Problem::DuplicateBay("x".into()),
-                    Problem::BadLed("/".into()),
-                ],
+                vec![Problem::BadName(String::new()), Problem::BayCount(3), Problem::DuplicateBay("x".into()), Problem::DuplicateBay("x".into()), Problem::BadLed("/".into())],
             ),
         ];
         for (what, change, expected) in cases {

@@ -902,14 +902,8 @@ mod tests {
             Err(BundleError::WrongBoard { .. })
         ));
         // The signed version 1.4.0 against the running firmware's.
-        assert_eq!(
-            update.require_version("1.3.9", false),
-            Ok(VersionChange::Upgrade)
-        );
-        assert_eq!(
-            update.require_version("1.4.0", false),
-            Ok(VersionChange::Reinstall)
-        );
+        assert_eq!(update.require_version("1.3.9", false), Ok(VersionChange::Upgrade));
+        assert_eq!(update.require_version("1.4.0", false), Ok(VersionChange::Reinstall));
         assert!(matches!(
             update.require_version("1.5.0", false),
             Err(BundleError::Downgrade { .. })

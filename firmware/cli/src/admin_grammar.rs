@@ -34,9 +34,7 @@ const SSH_PROGRAM: &str = "ssh admin@box";
 /// appliance's own commands and `--state` hidden, usage in the SSH form,
 /// and `user add --key` described as what it is there (standard input).
 pub(crate) fn ssh_command() -> clap::Command {
-    let mut command = Cli::command()
-        .bin_name(SSH_PROGRAM)
-        .mut_arg("state", |a| a.hide(true));
+    let mut command = Cli::command().bin_name(SSH_PROGRAM).mut_arg("state", |a| a.hide(true));
     for path in APPLIANCE_ONLY {
         command = hide(command, path);
     }
@@ -68,9 +66,7 @@ pub(crate) fn names_appliance_only(words: &[String]) -> bool {
         if word == "help" && node.has_subcommands() {
             continue;
         }
-        let Some(sub) = node.find_subcommand(word) else {
-            break;
-        };
+        let Some(sub) = node.find_subcommand(word) else { break };
         path.push(sub.get_name().to_string());
         node = sub;
     }
@@ -90,9 +86,7 @@ pub(crate) fn parsed_appliance_only(matches: &ArgMatches) -> bool {
 }
 
 fn is_appliance_only(path: &[String]) -> bool {
-    APPLIANCE_ONLY
-        .iter()
-        .any(|refused| refused.len() <= path.len() && refused.iter().zip(path).all(|(r, p)| r == p))
+    APPLIANCE_ONLY.iter().any(|refused| refused.len() <= path.len() && refused.iter().zip(path).all(|(r, p)| r == p))
 }
 
 #[cfg(test)]
@@ -106,9 +100,7 @@ mod tests {
     fn help(line: &str) -> String {
         let mut args = vec!["coffer".to_string()];
         args.extend(words(line));
-        let e = ssh_command()
-            .try_get_matches_from(args)
-            .expect_err("help is printed as an error");
+        let e = ssh_command().try_get_matches_from(args).expect_err("help is printed as an error");
         assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{line}");
         e.render().to_string()
     }
@@ -121,54 +113,20 @@ mod tests {
 
     #[test]
     fn appliance_commands_are_told_apart_before_parsing() {
-        for line in [
-            "serve",
-            "raid watch",
-            "raid watch --help",
-            "help raid watch",
-            "raid help watch",
-            "alert run -h",
-            "time sync",
-            "time",
-            "update keygen --help",
-            "init",
-            "board check /etc/coffer/board.toml",
-        ] {
+        for line in
+            ["serve", "raid watch", "raid watch --help", "help raid watch", "raid help watch", "alert run -h", "time sync", "time", "update keygen --help", "init", "board check /etc/coffer/board.toml"]
+        {
             assert!(names_appliance_only(&words(line)), "{line}");
         }
-        for line in [
-            "raid",
-            "raid --help",
-            "help raid",
-            "raid scrub",
-            "alert test",
-            "update apply --reboot",
-            "status",
-            "user add watch --key -",
-            "help",
-            "",
-        ] {
+        for line in ["raid", "raid --help", "help raid", "raid scrub", "alert test", "update apply --reboot", "status", "user add watch --key -", "help", ""] {
             assert!(!names_appliance_only(&words(line)), "{line}");
         }
     }
 
     #[test]
     fn parsed_appliance_commands_are_refused() {
-        for (line, refused) in [
-            ("raid watch", true),
-            ("alert run", true),
-            ("time sync", true),
-            ("raid scrub", false),
-            ("status", false),
-            ("update status", false),
-        ] {
-            let matches = ssh_command()
-                .try_get_matches_from(
-                    ["coffer", "--state", "/s"]
-                        .into_iter()
-                        .chain(line.split(' ')),
-                )
-                .unwrap_or_else(|e| panic!("{line}: {e}"));
+        for (line, refused) in [("raid watch", true), ("alert run", true), ("time sync", true), ("raid scrub", false), ("status", false), ("update status", false)] {
+            let matches = ssh_command().try_get_matches_from(["coffer", "--state", "/s"].into_iter().chain(line.split(' '))).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(parsed_appliance_only(&matches), refused, "{line}");
         }
     }
@@ -176,66 +134,28 @@ mod tests {
     #[test]
     fn help_over_ssh_shows_only_what_runs_there() {
         let top = help("--help");
-        for word in [
-            "status",
-            "user",
-            "retention",
-            "config",
-            "update",
-            "reboot",
-            "poweroff",
-            "host-keys",
-            "ssh admin@box",
-        ] {
+        for word in ["status", "user", "retention", "config", "update", "reboot", "poweroff", "host-keys", "ssh admin@box"] {
             assert!(top.contains(word), "{word} missing:\n{top}");
         }
-        for word in [
-            "--state",
-            "COFFER_STATE",
-            "serve",
-            "mdns",
-            "time",
-            "init",
-            "session-worker",
-            "power-request",
-            "board",
-        ] {
+        for word in ["--state", "COFFER_STATE", "serve", "mdns", "time", "init", "session-worker", "power-request", "board"] {
             assert!(!top.contains(word), "{word} shown:\n{top}");
         }
         let raid = help("raid --help");
-        assert!(
-            raid.contains("replace") && raid.contains("scrub") && !raid.contains("watch"),
-            "{raid}"
-        );
+        assert!(raid.contains("replace") && raid.contains("scrub") && !raid.contains("watch"), "{raid}");
         let alert = help("alert --help");
         assert!(alert.contains("test") && !alert.contains("run"), "{alert}");
         let update = help("update --help");
-        assert!(
-            update.contains("apply")
-                && !update.contains("keygen")
-                && !update.contains("make-bundle"),
-            "{update}"
-        );
+        assert!(update.contains("apply") && !update.contains("keygen") && !update.contains("make-bundle"), "{update}");
         let add = help("user add --help");
-        assert!(
-            add.contains("Usage: ssh admin@box user add")
-                && add.contains("--key -")
-                && add.contains("standard input"),
-            "{add}"
-        );
+        assert!(add.contains("Usage: ssh admin@box user add") && add.contains("--key -") && add.contains("standard input"), "{add}");
         assert!(!add.contains("--state"), "{add}");
     }
 
     #[test]
     fn usage_on_a_parse_error_is_the_ssh_form() {
-        let e = ssh_command()
-            .try_get_matches_from(["coffer", "--state", "/s", "user", "add"])
-            .expect_err("a name is required");
+        let e = ssh_command().try_get_matches_from(["coffer", "--state", "/s", "user", "add"]).expect_err("a name is required");
         let text = e.render().to_string();
-        assert!(
-            text.contains("Usage: ssh admin@box user add") && !text.contains("--state"),
-            "{text}"
-        );
+        assert!(text.contains("Usage: ssh admin@box user add") && !text.contains("--state"), "{text}");
     }
 
     /// The endpoint routes a line to `coffer admin` by its first word

@@ -32,13 +32,7 @@ pub(crate) struct DirView {
 impl DirView {
     /// Indices of the sets whose names do not fit their arrival.
     pub(crate) fn unconfirmed(&self) -> impl Iterator<Item = usize> + '_ {
-        self.col
-            .sets
-            .iter()
-            .zip(&self.arrivals)
-            .enumerate()
-            .filter(|(_, (s, a))| !a.confirms(s.end))
-            .map(|(i, _)| i)
+        self.col.sets.iter().zip(&self.arrivals).enumerate().filter(|(_, (s, a))| !a.confirms(s.end)).map(|(i, _)| i)
     }
 }
 
@@ -56,11 +50,7 @@ pub(crate) struct Observed {
 /// The record's key of a set: `DIRECTORY/SET`, the directory's bytes
 /// escaped so that every directory has its own key.
 pub(crate) fn set_key(dir: &JailPath, set: &BackupSet) -> String {
-    if dir.is_root() {
-        set.key()
-    } else {
-        format!("{}/{}", dir.relative().escape_ascii(), set.key())
-    }
+    if dir.is_root() { set.key() } else { format!("{}/{}", dir.relative().escape_ascii(), set.key()) }
 }
 
 /// A set as people read it: `full 20261127T052936Z`, `inc A to B`.
@@ -70,11 +60,7 @@ pub(crate) fn describe_set(set: &BackupSet) -> String {
         (_, Some(s)) => format!("inc {} to {}", format_stamp(s), format_stamp(set.end)),
         (_, None) => format!("inc {}", format_stamp(set.end)),
     };
-    if set.is_complete() {
-        what
-    } else {
-        format!("incomplete {what}")
-    }
+    if set.is_complete() { what } else { format!("incomplete {what}") }
 }
 
 /// Lists `user`'s area, records the sets seen for the first time (their
@@ -82,15 +68,12 @@ pub(crate) fn describe_set(set: &BackupSet) -> String {
 /// with its sets' recorded arrivals.
 pub(crate) fn observe(state: &State, user: &str) -> Result<Observed> {
     let area = state.data_dir().join(user);
-    let jail = UserJail::open(&area)
-        .with_context(|| format!("opening the data area of {user} ({})", area.display()))?;
+    let jail = UserJail::open(&area).with_context(|| format!("opening the data area of {user} ({})", area.display()))?;
     let mut dirs = Vec::new();
     let mut stack = vec![JailPath::root()];
     while let Some(dir) = stack.pop() {
         let shown = String::from_utf8_lossy(&dir.display()).into_owned();
-        let entries = jail
-            .read_dir(&dir)
-            .with_context(|| format!("listing {user}:{shown}"))?;
+        let entries = jail.read_dir(&dir).with_context(|| format!("listing {user}:{shown}"))?;
         let mut files = Vec::new();
         for e in entries {
             if e.meta.is_dir() {
@@ -100,21 +83,11 @@ pub(crate) fn observe(state: &State, user: &str) -> Result<Observed> {
             } else if e.meta.is_file()
                 && let Ok(name) = String::from_utf8(e.name)
             {
-                files.push(FileInfo {
-                    name,
-                    mtime: e.meta.mtime,
-                    ctime: e.meta.ctime,
-                    size: e.meta.size,
-                });
+                files.push(FileInfo { name, mtime: e.meta.mtime, ctime: e.meta.ctime, size: e.meta.size });
             }
         }
         let col = Collection::from_files(&files);
-        dirs.push(DirView {
-            dir,
-            shown,
-            col,
-            arrivals: Vec::new(),
-        });
+        dirs.push(DirView { dir, shown, col, arrivals: Vec::new() });
     }
 
     let record_dir = state.paths.arrivals_dir();
@@ -125,10 +98,7 @@ pub(crate) fn observe(state: &State, user: &str) -> Result<Observed> {
     for d in &dirs {
         for s in &d.col.sets {
             let key = set_key(&d.dir, s);
-            record.sets.entry(key.clone()).or_insert(SetArrival {
-                arrival: s.earliest_ctime,
-                adopted: false,
-            });
+            record.sets.entry(key.clone()).or_insert(SetArrival { arrival: s.earliest_ctime, adopted: false });
             seen.insert(key);
         }
     }
@@ -149,27 +119,12 @@ pub(crate) fn observe(state: &State, user: &str) -> Result<Observed> {
             .sets
             .iter()
             .map(|s| {
-                let a = record
-                    .sets
-                    .get(&set_key(&d.dir, s))
-                    .copied()
-                    .unwrap_or(SetArrival {
-                        arrival: s.earliest_ctime,
-                        adopted: false,
-                    });
-                Arrival {
-                    at: a.arrival,
-                    adopted: a.adopted,
-                }
+                let a = record.sets.get(&set_key(&d.dir, s)).copied().unwrap_or(SetArrival { arrival: s.earliest_ctime, adopted: false });
+                Arrival { at: a.arrival, adopted: a.adopted }
             })
             .collect();
     }
-    Ok(Observed {
-        jail,
-        dirs,
-        accepted_at: record.accepted_at,
-        held: record.held,
-    })
+    Ok(Observed { jail, dirs, accepted_at: record.accepted_at, held: record.held })
 }
 
 /// Records every user's sets (the server does this at start and then every
@@ -190,11 +145,7 @@ pub(crate) fn observe_all(state: &State) {
 }
 
 /// Changes `user`'s record under its lock: the run's outcome, an adoption.
-pub(crate) fn update(
-    state: &State,
-    user: &str,
-    change: impl FnOnce(&mut ArrivalRecord),
-) -> Result<()> {
+pub(crate) fn update(state: &State, user: &str, change: impl FnOnce(&mut ArrivalRecord)) -> Result<()> {
     let record_dir = state.paths.arrivals_dir();
     let _lock = ArrivalRecord::lock(&record_dir, user)?;
     let mut record = ArrivalRecord::load(&record_dir, user)?;

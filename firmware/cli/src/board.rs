@@ -3,6 +3,7 @@
 //! LED, and the board's name. Off the appliance the file is missing and
 //! the defaults apply.
 
+
 use anyhow::Result;
 use coffer_board::Board;
 use coffer_raid::RaidPolicy;
@@ -16,9 +17,7 @@ fn installed() -> Option<Board> {
     if !path.exists() {
         return None;
     }
-    Board::read(&path)
-        .inspect_err(|e| log::warn!("{e}; using the default bays and no status LED"))
-        .ok()
+    Board::read(&path).inspect_err(|e| log::warn!("{e}; using the default bays and no status LED")).ok()
 }
 
 /// The bays in the order of the mirror's member slots.

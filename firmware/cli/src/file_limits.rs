@@ -15,10 +15,7 @@ pub(crate) fn default_limit(data_dir: &Path) -> Option<u64> {
 pub(crate) fn describe(own: Option<u64>, default: Option<u64>) -> String {
     match (own, default) {
         (Some(n), _) => n.to_string(),
-        (None, Some(n)) => format!(
-            "{n} (the default: 1/{} of the data area's inodes)",
-            coffer_quota::DEFAULT_FILES_DIVISOR
-        ),
+        (None, Some(n)) => format!("{n} (the default: 1/{} of the data area's inodes)", coffer_quota::DEFAULT_FILES_DIVISOR),
         (None, None) => "none (the data area's file system reports no inode count)".into(),
     }
 }

@@ -28,12 +28,7 @@ use coffer_config::KeyProfile;
 #[command(name = "coffer", version, about = "Coffer backup appliance")]
 struct Cli {
     /// State directory (host key, coffer.toml, users.toml, data area).
-    #[arg(
-        long,
-        global = true,
-        env = "COFFER_STATE",
-        default_value = "/var/lib/coffer"
-    )]
+    #[arg(long, global = true, env = "COFFER_STATE", default_value = "/var/lib/coffer")]
     state: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -192,11 +187,7 @@ enum ConfigCommand {
     /// Write the box's identity (host key, users, settings) to standard output, OpenPGP-encrypted.
     Export {
         /// Encrypt with a passphrase read as the first line of standard input.
-        #[arg(
-            long,
-            conflicts_with = "recipient_stdin",
-            required_unless_present = "recipient_stdin"
-        )]
+        #[arg(long, conflicts_with = "recipient_stdin", required_unless_present = "recipient_stdin")]
         passphrase_stdin: bool,
         /// Encrypt to an OpenPGP certificate (armored) read from standard input.
         #[arg(long)]
@@ -413,11 +404,7 @@ fn changes_state(command: &Command) -> bool {
                     | UserCommand::Remove { .. }
             )
             | Command::Retention(RetentionCommand::Set { .. } | RetentionCommand::Adopt { .. })
-            | Command::Config(
-                ConfigCommand::Import { .. }
-                    | ConfigCommand::Set { .. }
-                    | ConfigCommand::Unset { .. }
-            )
+            | Command::Config(ConfigCommand::Import { .. } | ConfigCommand::Set { .. } | ConfigCommand::Unset { .. })
             | Command::Update(UpdateCommand::Apply { .. } | UpdateCommand::Rollback { .. })
     )
 }
@@ -445,21 +432,11 @@ fn lock_state(dir: &std::path::Path, create_dir: bool) -> anyhow::Result<Option<
         .write(true)
         .mode(0o600)
         .open(&path)
-        .with_context(|| {
-            format!(
-                "opening the state lock {} (is {} a Coffer state directory?)",
-                path.display(),
-                dir.display()
-            )
-        })?;
+        .with_context(|| format!("opening the state lock {} (is {} a Coffer state directory?)", path.display(), dir.display()))?;
     use rustix::fs::{FlockOperation, flock};
     if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-        eprintln!(
-            "coffer: waiting for another command that is changing {}",
-            dir.display()
-        );
-        flock(&file, FlockOperation::LockExclusive)
-            .with_context(|| format!("locking {}", path.display()))?;
+        eprintln!("coffer: waiting for another command that is changing {}", dir.display());
+        flock(&file, FlockOperation::LockExclusive).with_context(|| format!("locking {}", path.display()))?;
     }
     Ok(Some(file))
 }
@@ -477,71 +454,33 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
 
 /// Runs one command; the same for the local command line and `ssh admin@box`.
 fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
-    let _lock = if changes_state(&command) {
-        lock_state(state, matches!(command, Command::Init))?
-    } else {
-        None
-    };
+    let _lock = if changes_state(&command) { lock_state(state, matches!(command, Command::Init))? } else { None };
     match command {
         Command::Init => state::init(state),
-        Command::User(UserCommand::Add {
-            name,
-            key,
-            profile,
-            quota,
-            files,
-            role,
-        }) => cmd::user::user_add(
+        Command::User(UserCommand::Add { name, key, profile, quota, files, role }) => cmd::user::user_add(
             state,
             &name,
             &key,
-            cmd::user::NewKey {
-                profile: profile.into(),
-                quota: quota.as_deref(),
-                files: files.as_deref(),
-                role: role.map(Into::into),
-            },
+            cmd::user::NewKey { profile: profile.into(), quota: quota.as_deref(), files: files.as_deref(), role: role.map(Into::into) },
         ),
-        Command::User(UserCommand::Set {
-            name,
-            quota,
-            files,
-            role,
-        }) => cmd::user::user_set(
-            state,
-            &name,
-            quota.as_deref(),
-            files.as_deref(),
-            role.map(Into::into),
-        ),
+        Command::User(UserCommand::Set { name, quota, files, role }) => {
+            cmd::user::user_set(state, &name, quota.as_deref(), files.as_deref(), role.map(Into::into))
+        }
         Command::User(UserCommand::Show { name }) => cmd::quota::show_user(state, &name),
         Command::User(UserCommand::Lock { name }) => cmd::user::user_lock(state, &name, true),
         Command::User(UserCommand::Unlock { name }) => cmd::user::user_lock(state, &name, false),
         Command::User(UserCommand::Keys { name }) => cmd::user::user_keys(state, &name),
-        Command::User(UserCommand::KeyRemove { name, fingerprint }) => {
-            cmd::user::user_key_remove(state, &name, &fingerprint)
-        }
+        Command::User(UserCommand::KeyRemove { name, fingerprint }) => cmd::user::user_key_remove(state, &name, &fingerprint),
         Command::Quota(QuotaCommand::Rescan { user }) => cmd::quota::rescan(state, user.as_deref()),
-        Command::Retention(RetentionCommand::Set { user, policy }) => {
-            cmd::retention::set(state, user.as_deref(), &policy)
-        }
-        Command::Retention(RetentionCommand::Show { user }) => {
-            cmd::retention::show(state, user.as_deref())
-        }
+        Command::Retention(RetentionCommand::Set { user, policy }) => cmd::retention::set(state, user.as_deref(), &policy),
+        Command::Retention(RetentionCommand::Show { user }) => cmd::retention::show(state, user.as_deref()),
         Command::Retention(RetentionCommand::Run { user, dry_run, now }) => {
             let t = now.as_deref().map(cmd::retention::parse_now).transpose()?;
-            cmd::retention::run(
-                state,
-                user.as_deref(),
-                dry_run,
-                t.unwrap_or_else(retention_run::wall_clock),
-            )
+            cmd::retention::run(state, user.as_deref(), dry_run, t.unwrap_or_else(retention_run::wall_clock))
         }
         Command::Retention(RetentionCommand::Adopt { user }) => cmd::retention::adopt(state, &user),
         Command::User(UserCommand::List) => cmd::user::user_list(state),
-        Command::User(UserCommand::Remove { name, purge }) => {
-            cmd::user::user_remove(state, &name, purge)
-        }
+        Command::User(UserCommand::Remove { name, purge }) => cmd::user::user_remove(state, &name, purge),
         Command::Serve { listen } => svc::serve::serve(state, listen.as_deref()),
         Command::Raid(RaidCommand::Watch) => svc::raid_watch::watch(state),
         Command::Raid(RaidCommand::Replace { serial }) => cmd::raid::replace(&serial),
@@ -552,43 +491,23 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
         Command::Logs { follow, since } => cmd::logs::logs(follow, since.as_deref(), false),
         Command::Events { follow, since } => cmd::logs::logs(follow, since.as_deref(), true),
         Command::Config(ConfigCommand::Show) => cmd::config::show(state),
-        Command::Config(ConfigCommand::Export {
-            passphrase_stdin,
-            recipient_stdin: _,
-        }) => cmd::config_bundle::export(
+        Command::Config(ConfigCommand::Export { passphrase_stdin, recipient_stdin: _ }) => cmd::config_bundle::export(
             state,
-            if passphrase_stdin {
-                cmd::config_bundle::Protection::Passphrase
-            } else {
-                cmd::config_bundle::Protection::Recipient
-            },
+            if passphrase_stdin { cmd::config_bundle::Protection::Passphrase } else { cmd::config_bundle::Protection::Recipient },
         ),
-        Command::Config(ConfigCommand::Import {
-            passphrase_stdin,
-            reboot,
-        }) => cmd::config_bundle::import(state, passphrase_stdin, reboot),
+        Command::Config(ConfigCommand::Import { passphrase_stdin, reboot }) => cmd::config_bundle::import(state, passphrase_stdin, reboot),
         Command::Config(ConfigCommand::Set { pairs }) => cmd::config::set(state, &pairs),
         Command::Config(ConfigCommand::Unset { keys }) => cmd::config::unset(state, &keys),
         Command::Reboot => power::request(true),
         Command::Poweroff => power::request(false),
-        Command::PowerRequest {
-            poweroff,
-            after_pid,
-        } => power::power_request(!poweroff, after_pid),
+        Command::PowerRequest { poweroff, after_pid } => power::power_request(!poweroff, after_pid),
         Command::Update(UpdateCommand::Status) => cmd::update::status(),
-        Command::Update(UpdateCommand::Apply {
-            reboot,
-            allow_downgrade,
-        }) => cmd::update::apply(reboot, allow_downgrade),
+        Command::Update(UpdateCommand::Apply { reboot, allow_downgrade }) => cmd::update::apply(reboot, allow_downgrade),
         Command::Update(UpdateCommand::Rollback { reboot }) => cmd::update::rollback(reboot),
         Command::Update(UpdateCommand::Keygen { out_dir }) => cmd::update::keygen(&out_dir),
-        Command::Update(UpdateCommand::MakeBundle {
-            board,
-            version,
-            boot_dir,
-            key,
-            out,
-        }) => cmd::update::make_bundle(&board, &version, &boot_dir, &key, &out),
+        Command::Update(UpdateCommand::MakeBundle { board, version, boot_dir, key, out }) => {
+            cmd::update::make_bundle(&board, &version, &boot_dir, &key, &out)
+        }
         Command::Time(TimeCommand::Sync) => svc::time_sync::time_sync(state),
         Command::Mdns => svc::mdns::mdns(state),
         Command::Board(BoardCommand::Check { file }) => cmd::board::check(&file),
@@ -597,8 +516,6 @@ fn dispatch(state: &std::path::Path, command: Command) -> anyhow::Result<()> {
             println!("coffer {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Command::SessionWorker(_) | Command::Admin { .. } => {
-            anyhow::bail!("internal command; `serve` starts it")
-        }
+        Command::SessionWorker(_) | Command::Admin { .. } => anyhow::bail!("internal command; `serve` starts it"),
     }
 }

@@ -18,32 +18,14 @@ const BOOT_PARTITION: &str = "coffer-state";
 pub(crate) fn snapshot(sys: &SysRoot) -> Result<Snapshot> {
     let arrays = sys.md_arrays()?;
     let devices = sys.block_devices()?;
-    let boot_disk = devices
-        .iter()
-        .find(|d| d.part_name.as_deref() == Some(BOOT_PARTITION))
-        .and_then(|d| d.parent.clone())
-        .unwrap_or_default();
-    let serials = devices
-        .iter()
-        .filter(|d| d.kind == DeviceKind::Disk)
-        .filter_map(|d| Some((d.name.clone(), d.serial.clone()?)))
-        .collect();
-    let in_array = |name: &str| {
-        arrays
-            .iter()
-            .any(|a| a.members.iter().any(|m| m.kname == name))
-    };
-    let degraded = arrays
-        .iter()
-        .any(|a| coffer_raid::health(a) == Health::Degraded);
+    let boot_disk = devices.iter().find(|d| d.part_name.as_deref() == Some(BOOT_PARTITION)).and_then(|d| d.parent.clone()).unwrap_or_default();
+    let serials = devices.iter().filter(|d| d.kind == DeviceKind::Disk).filter_map(|d| Some((d.name.clone(), d.serial.clone()?))).collect();
+    let in_array = |name: &str| arrays.iter().any(|a| a.members.iter().any(|m| m.kname == name));
+    let degraded = arrays.iter().any(|a| coffer_raid::health(a) == Health::Degraded);
     let mut free_disks = Vec::new();
     // Looking inside disks costs I/O: only when an array wants one.
     if degraded {
-        let replacing: Vec<String> = std::fs::read_to_string(Paths::appliance().raid_replacing())
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let replacing: Vec<String> = std::fs::read_to_string(Paths::appliance().raid_replacing()).unwrap_or_default().lines().map(str::to_string).collect();
         for d in coffer_raid::data_disk_candidates(&devices, &boot_disk) {
             if in_array(&d.name) {
                 continue;
@@ -56,36 +38,20 @@ pub(crate) fn snapshot(sys: &SysRoot) -> Result<Snapshot> {
                     continue;
                 }
             };
-            if d.serial
-                .as_ref()
-                .is_some_and(|s| replacing.iter().any(|r| r == s))
-            {
+            if d.serial.as_ref().is_some_and(|s| replacing.iter().any(|r| r == s)) {
                 continue;
             }
-            free_disks.push(FreeDisk {
-                kname: d.name.clone(),
-                serial: d.serial.clone(),
-                content,
-            });
+            free_disks.push(FreeDisk { kname: d.name.clone(), serial: d.serial.clone(), content });
         }
     }
-    Ok(Snapshot {
-        arrays,
-        free_disks,
-        serials,
-    })
+    Ok(Snapshot { arrays, free_disks, serials })
 }
 
 /// What md superblock, if any, a disk carries.
 fn examine(sys: &SysRoot, kname: &str) -> DiskContent {
-    let out = Command::new("/sbin/mdadm")
-        .args(["--examine", "--export"])
-        .arg(sys.dev_node(kname))
-        .output();
+    let out = Command::new("/sbin/mdadm").args(["--examine", "--export"]).arg(sys.dev_node(kname)).output();
     let uuid = out.ok().filter(|o| o.status.success()).and_then(|o| {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("MD_UUID=").map(normalize_uuid))
+        String::from_utf8_lossy(&o.stdout).lines().find_map(|l| l.strip_prefix("MD_UUID=").map(normalize_uuid))
     });
     uuid.map_or(DiskContent::Foreign, DiskContent::MemberOf)
 }
@@ -95,11 +61,7 @@ pub(crate) fn mdadm(args: &[&str]) -> bool {
     match Command::new("/sbin/mdadm").args(args).output() {
         Ok(out) if out.status.success() => true,
         Ok(out) => {
-            log::warn!(
-                "mdadm {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            log::warn!("mdadm {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
             false
         }
         Err(e) => {

@@ -24,20 +24,11 @@ const ASKER_WAIT_LIMIT: Duration = Duration::from_secs(10);
 pub(crate) fn request(reboot: bool) -> Result<()> {
     let paths = Paths::appliance();
     if !paths.on_appliance() {
-        bail!(
-            "not a Coffer appliance ({} is missing): refusing to {} this machine",
-            paths.board().display(),
-            if reboot { "reboot" } else { "power off" }
-        );
+        bail!("not a Coffer appliance ({} is missing): refusing to {} this machine", paths.board().display(), if reboot { "reboot" } else { "power off" });
     }
     let exe = std::env::current_exe().context("finding this program to ask for the reboot")?;
-    power_request_command(&exe, reboot, std::process::id())
-        .spawn()
-        .context("starting the reboot request")?;
-    println!(
-        "coffer: {} now: services stop, disks are synced and the mirror is stopped first",
-        if reboot { "rebooting" } else { "powering off" }
-    );
+    power_request_command(&exe, reboot, std::process::id()).spawn().context("starting the reboot request")?;
+    println!("coffer: {} now: services stop, disks are synced and the mirror is stopped first", if reboot { "rebooting" } else { "powering off" });
     Ok(())
 }
 
@@ -48,37 +39,25 @@ pub(crate) fn request(reboot: bool) -> Result<()> {
 fn power_request_command(exe: &Path, reboot: bool, asker: u32) -> std::process::Command {
     use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new(exe);
-    command
-        .arg("power-request")
-        .arg("--after-pid")
-        .arg(asker.to_string());
+    command.arg("power-request").arg("--after-pid").arg(asker.to_string());
     if !reboot {
         command.arg("--poweroff");
     }
-    command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0);
+    command.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).process_group(0);
     command
 }
 
 /// `coffer power-request`: waits until `asker` (this process's parent) has
 /// ended, then [`POWER_REQUEST_DELAY`], then signals the supervisor.
 pub(crate) fn power_request(reboot: bool, asker: i32) -> Result<()> {
-    let asker =
-        rustix::process::Pid::from_raw(asker).context("--after-pid must be a process id")?;
+    let asker = rustix::process::Pid::from_raw(asker).context("--after-pid must be a process id")?;
     let give_up = Instant::now() + ASKER_WAIT_LIMIT;
     // An ended parent leaves this process to another (PID 1 or a subreaper).
     while rustix::process::getppid() == Some(asker) && Instant::now() < give_up {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(POWER_REQUEST_DELAY);
-    let signal = if reboot {
-        rustix::process::Signal::USR2
-    } else {
-        rustix::process::Signal::TERM
-    };
+    let signal = if reboot { rustix::process::Signal::USR2 } else { rustix::process::Signal::TERM };
     let init = rustix::process::Pid::from_raw(1).context("PID 1")?;
     rustix::process::kill_process(init, signal).context("signalling the supervisor")?;
     Ok(())
@@ -122,9 +101,6 @@ mod tests {
         let status = power_request_command(&exe, false, 77).status().unwrap();
         assert!(status.success());
         let seen = std::fs::read_to_string(&record).unwrap();
-        assert_eq!(
-            seen,
-            "power-request --after-pid 77 --poweroff\n/dev/null\n/dev/null\n/dev/null\nown-group\n"
-        );
+        assert_eq!(seen, "power-request --after-pid 77 --poweroff\n/dev/null\n/dev/null\n/dev/null\nown-group\n");
     }
 }

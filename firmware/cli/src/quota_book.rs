@@ -17,18 +17,13 @@ pub(crate) fn now() -> i64 {
 }
 
 pub(crate) fn limits(user: &User) -> Limits {
-    Limits {
-        bytes: user.quota_bytes,
-        files: user.quota_files,
-    }
+    Limits { bytes: user.quota_bytes, files: user.quota_files }
 }
 
 /// Counts a user's area from disk.
 pub(crate) fn count(state: &State, user: &str) -> Result<(u64, u64)> {
     let area = state.data_dir().join(user);
-    UserJail::open(&area)
-        .and_then(|j| j.usage())
-        .with_context(|| format!("counting the data of {user} in {}", area.display()))
+    UserJail::open(&area).and_then(|j| j.usage()).with_context(|| format!("counting the data of {user} in {}", area.display()))
 }
 
 /// At start-up: recount, compare with the usage kept incrementally, log any disagreement.
@@ -38,9 +33,7 @@ pub(crate) fn count_at_start(state: &State, book: &QuotaBook, user: &User) {
     let kept = QuotaRecord::load(&dir, name).ok();
     match count(state, name) {
         Ok((bytes, files)) => {
-            if let Some(k) =
-                kept.filter(|k| k.updated_at > 0 && (k.used_bytes, k.used_files) != (bytes, files))
-            {
+            if let Some(k) = kept.filter(|k| k.updated_at > 0 && (k.used_bytes, k.used_files) != (bytes, files)) {
                 log::warn!(
                     "user {name}: usage on disk is {bytes} bytes in {files} files, the record said {} bytes in {} files; using the count",
                     k.used_bytes,
@@ -78,9 +71,7 @@ pub(crate) fn housekeeping(dir: &Path, book: &QuotaBook) {
         match count(&state, &user) {
             Ok((bytes, files)) => {
                 if let Some((ob, of)) = book.recount(&user, limits(u), bytes, files) {
-                    log::warn!(
-                        "user {user}: recount found {bytes} bytes in {files} files; the ledger had {ob} bytes in {of} files"
-                    );
+                    log::warn!("user {user}: recount found {bytes} bytes in {files} files; the ledger had {ob} bytes in {of} files");
                 }
             }
             Err(e) => book.count_failed(&user, &format!("{e:#}")),
@@ -93,12 +84,7 @@ pub(crate) fn housekeeping(dir: &Path, book: &QuotaBook) {
         record.used_files = ledger.used_files;
         record.updated_at = now();
         for w in warnings.iter().filter(|w| w.user == user) {
-            record.warnings.push(QuotaWarning {
-                percent: w.percent,
-                at: now(),
-                used_bytes: w.used_bytes,
-                limit_bytes: w.limit_bytes,
-            });
+            record.warnings.push(QuotaWarning { percent: w.percent, at: now(), used_bytes: w.used_bytes, limit_bytes: w.limit_bytes });
         }
         if let Err(e) = record.save(&qdir, &user) {
             log::error!("cannot save the quota record of {user}: {e}");

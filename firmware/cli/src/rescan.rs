@@ -10,7 +10,6 @@ use crate::state::State;
 pub(crate) fn request(state: &State, user: &str) -> Result<()> {
     let qdir = state.paths.quota_dir();
     std::fs::create_dir_all(&qdir).with_context(|| format!("creating {}", qdir.display()))?;
-    std::fs::write(QuotaRecord::rescan_request(&qdir, user), b"")
-        .with_context(|| format!("writing a rescan request in {}", qdir.display()))?;
+    std::fs::write(QuotaRecord::rescan_request(&qdir, user), b"").with_context(|| format!("writing a rescan request in {}", qdir.display()))?;
     Ok(())
 }

@@ -10,10 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use coffer_alert::{Alert, Severity};
 use coffer_duplicity::format_stamp;
-use coffer_retention::{
-    DeleteReason, KeepReason, OtherDecision, RetentionPolicy, Review, SetDecision, format_duration,
-    review,
-};
+use coffer_retention::{DeleteReason, KeepReason, OtherDecision, RetentionPolicy, Review, SetDecision, format_duration, review};
 use coffer_runtime::Paths;
 use coffer_runtime::event::{self, Event};
 
@@ -33,14 +30,7 @@ pub(crate) struct Summary {
 /// Plans and (unless `dry_run`) applies retention to one user's area: every
 /// directory is reviewed first, and if any would lose sets to a burst of new
 /// arrivals nothing of the user's is deleted and an alert is raised.
-pub(crate) fn run_user(
-    state: &State,
-    user: &str,
-    policy: &RetentionPolicy,
-    now: i64,
-    dry_run: bool,
-    out: &mut impl Write,
-) -> Result<Summary> {
+pub(crate) fn run_user(state: &State, user: &str, policy: &RetentionPolicy, now: i64, dry_run: bool, out: &mut impl Write) -> Result<Summary> {
     let seen_at = accepted_until();
     let observed = observe(state, user)?;
     let mut summary = Summary::default();
@@ -60,10 +50,7 @@ pub(crate) fn run_user(
              count for nothing and nothing of {user}'s is deleted. If the new sets are not genuine, a key of {user} may be compromised: \
              lock or remove it, delete the sets with a full key, then run retention again. If they are genuine, \
              run `coffer retention adopt --user {user}`.\nWould have been deleted:\n",
-            reviews
-                .iter()
-                .map(|(_, r)| r.new_points.len())
-                .sum::<usize>(),
+            reviews.iter().map(|(_, r)| r.new_points.len()).sum::<usize>(),
             coffer_retention::BURST_POINTS,
             format_duration(coffer_retention::BURST_WINDOW),
         );
@@ -71,20 +58,13 @@ pub(crate) fn run_user(
         for (d, r) in reviews.iter().filter(|(_, r)| r.holds()) {
             for &i in &r.displaced {
                 let what = format!("{} {}", d.shown, describe_set(&d.col.sets[i]));
-                writeln!(
-                    out,
-                    "{user} {what}: held: displaced by {} new set(s) that arrived in a burst",
-                    r.new_points.len()
-                )?;
+                writeln!(out, "{user} {what}: held: displaced by {} new set(s) that arrived in a burst", r.new_points.len())?;
                 body.push_str(&format!("  {what}\n"));
                 would.push(what);
             }
         }
         if !dry_run {
-            event::emit(&Event::RetentionHeld {
-                user: user.to_string(),
-                would_delete: would,
-            });
+            event::emit(&Event::RetentionHeld { user: user.to_string(), would_delete: would });
             if !observed.held {
                 raise_hold(state.paths.root(), user, true, &body);
             }
@@ -102,25 +82,14 @@ pub(crate) fn run_user(
             r.held = false;
         })?;
         if observed.held {
-            raise_hold(
-                state.paths.root(),
-                user,
-                false,
-                "No burst of new sets pushes older ones out any more; retention runs again.",
-            );
+            raise_hold(state.paths.root(), user, false, "No burst of new sets pushes older ones out any more; retention runs again.");
         }
     }
     Ok(summary)
 }
 
 /// Prints every decision of one directory.
-fn report(
-    user: &str,
-    d: &DirView,
-    r: &Review,
-    out: &mut impl Write,
-    summary: &mut Summary,
-) -> Result<()> {
+fn report(user: &str, d: &DirView, r: &Review, out: &mut impl Write, summary: &mut Summary) -> Result<()> {
     for (i, (set, decision)) in d.col.sets.iter().zip(&r.plan.sets).enumerate() {
         let verdict = match decision {
             SetDecision::Keep(KeepReason::Unconfirmed) => format!(
@@ -137,39 +106,23 @@ fn report(
     }
     for (f, o) in d.col.others.iter().zip(&r.plan.others) {
         if *o == OtherDecision::DeleteOlderThanMaxAge {
-            writeln!(
-                out,
-                "{user} {} {}: delete: older than max-age",
-                d.shown, f.name
-            )?;
+            writeln!(out, "{user} {} {}: delete: older than max-age", d.shown, f.name)?;
         }
     }
     Ok(())
 }
 
 /// Deletes one directory's planned files through the jail.
-fn delete(
-    observed: &Observed,
-    user: &str,
-    d: &DirView,
-    r: &Review,
-    dry_run: bool,
-    summary: &mut Summary,
-) -> Result<()> {
+fn delete(observed: &Observed, user: &str, d: &DirView, r: &Review, dry_run: bool, summary: &mut Summary) -> Result<()> {
     for name in &r.plan.delete_files {
-        let path = d
-            .dir
-            .join(name.as_bytes())
-            .map_err(|e| anyhow::anyhow!("{user}:{}/{name}: {e}", d.shown))?;
+        let path = d.dir.join(name.as_bytes()).map_err(|e| anyhow::anyhow!("{user}:{}/{name}: {e}", d.shown))?;
         let size = observed.jail.lstat(&path).map(|m| m.size).unwrap_or(0);
         if !dry_run {
             // Stop at the first failure: the order guarantees that what is left is consistent.
-            observed.jail.remove_file(&path).with_context(|| {
-                format!(
-                    "deleting {user}:{}/{name}; the remaining sets are intact, run retention again",
-                    d.shown
-                )
-            })?;
+            observed
+                .jail
+                .remove_file(&path)
+                .with_context(|| format!("deleting {user}:{}/{name}; the remaining sets are intact, run retention again", d.shown))?;
         }
         summary.deleted_files += 1;
         summary.freed_bytes += size;
@@ -187,20 +140,14 @@ fn keep_text(r: &KeepReason) -> String {
         KeepReason::Orphan => "orphaned incremental (its chain is missing); left alone".into(),
         KeepReason::IncompleteRecent => "incomplete, still within the grace period".into(),
         KeepReason::Unconfirmed => "unconfirmed (its name does not fit when it arrived)".into(),
-        KeepReason::FollowsUnconfirmed => {
-            "follows an unconfirmed set in its chain; counted by no rule until it is adopted".into()
-        }
+        KeepReason::FollowsUnconfirmed => "follows an unconfirmed set in its chain; counted by no rule until it is adopted".into(),
     }
 }
 
 fn delete_text(r: &DeleteReason) -> String {
     match r {
-        DeleteReason::ChainNotSelected => {
-            "no restore point of its chain is kept by any rule".into()
-        }
-        DeleteReason::IncompleteExpired => {
-            "incomplete (no manifest) and older than the grace period".into()
-        }
+        DeleteReason::ChainNotSelected => "no restore point of its chain is kept by any rule".into(),
+        DeleteReason::IncompleteExpired => "incomplete (no manifest) and older than the grace period".into(),
     }
 }
 
@@ -212,9 +159,7 @@ pub(crate) fn raise_hold(dir: &Path, user: &str, held: bool, body: &str) {
             key: format!("retention:{user}:held"),
             severity: Severity::Critical,
             title: if held {
-                format!(
-                    "retention of {user} is held: a burst of new backup sets would push history out"
-                )
+                format!("retention of {user} is held: a burst of new backup sets would push history out")
             } else {
                 format!("retention of {user} runs again")
             },

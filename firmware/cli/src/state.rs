@@ -63,33 +63,19 @@ pub(crate) fn init(dir: &Path) -> Result<()> {
     let key_dir = key_path.parent().context("host key path has no parent")?;
     ensure_dir(key_dir, 0o700)?;
     let key = if key_path.exists() {
-        russh::keys::load_secret_key(&key_path, None)
-            .with_context(|| format!("reading host key {}", key_path.display()))?
+        russh::keys::load_secret_key(&key_path, None).with_context(|| format!("reading host key {}", key_path.display()))?
     } else {
         let key = PrivateKey::random(&mut russh::keys::key::safe_rng(), Algorithm::Ed25519)
             .context("generating the ed25519 host key")?;
-        let text = key
-            .to_openssh(LineEnding::LF)
-            .context("encoding the host key")?;
+        let text = key.to_openssh(LineEnding::LF).context("encoding the host key")?;
         write_new(&key_path, text.as_bytes(), 0o600)?;
-        let public = key
-            .public_key()
-            .to_openssh()
-            .context("encoding the public host key")?;
-        write_new(
-            &key_path.with_extension("pub"),
-            format!("{public}\n").as_bytes(),
-            0o644,
-        )?;
+        let public = key.public_key().to_openssh().context("encoding the public host key")?;
+        write_new(&key_path.with_extension("pub"), format!("{public}\n").as_bytes(), 0o644)?;
         println!("coffer: created host key {}", key_path.display());
         key
     };
     if !paths.config().exists() {
-        write_new(
-            &paths.config(),
-            Config::default().to_toml().as_bytes(),
-            0o600,
-        )?;
+        write_new(&paths.config(), Config::default().to_toml().as_bytes(), 0o600)?;
         println!("coffer: created {}", paths.config().display());
     }
     let config = Config::load(&paths.config())?;
@@ -99,10 +85,7 @@ pub(crate) fn init(dir: &Path) -> Result<()> {
     std::fs::set_permissions(paths.users(), std::fs::Permissions::from_mode(0o600))?;
     ensure_dir(&paths.data_dir(&config.server.data_dir), 0o711)?;
     println!("coffer: state directory {} is ready", dir.display());
-    println!(
-        "coffer: host key fingerprint {}",
-        key.public_key().fingerprint(HashAlg::Sha256)
-    );
+    println!("coffer: host key fingerprint {}", key.public_key().fingerprint(HashAlg::Sha256));
     Ok(())
 }
 
@@ -111,11 +94,7 @@ pub(crate) fn host_keys(dir: &Path) -> Result<()> {
     let state = State::open(dir)?;
     let key = russh::keys::load_secret_key(state.paths.host_key(), None)
         .with_context(|| format!("reading host key {}", state.paths.host_key().display()))?;
-    println!(
-        "{} {}",
-        key.algorithm().as_str(),
-        key.public_key().fingerprint(HashAlg::Sha256)
-    );
+    println!("{} {}", key.algorithm().as_str(), key.public_key().fingerprint(HashAlg::Sha256));
     Ok(())
 }
 
@@ -127,9 +106,7 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .mode(mode)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -150,22 +127,15 @@ pub(crate) fn chown_tree(dir: &Path, uid: u32, gid: u32, recursive: bool) -> Res
     use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
     use rustix::io::Errno;
     use std::os::unix::ffi::OsStrExt;
-    let owner = (
-        Some(rustix::fs::Uid::from_raw(uid)),
-        Some(rustix::fs::Gid::from_raw(gid)),
-    );
+    let owner = (Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)));
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let changing = |p: &Path| format!("changing the owner of {} to uid {uid}", p.display());
-    let top = rustix::fs::open(dir, dir_flags, Mode::empty())
-        .with_context(|| format!("opening {} (a directory, not a link)", dir.display()))?;
+    let top = rustix::fs::open(dir, dir_flags, Mode::empty()).with_context(|| format!("opening {} (a directory, not a link)", dir.display()))?;
     rustix::fs::fchown(&top, owner.0, owner.1).with_context(|| changing(dir))?;
     if !recursive {
         return Ok(());
     }
-    let mut stack = vec![(
-        Dir::new(top).with_context(|| format!("listing {}", dir.display()))?,
-        dir.to_path_buf(),
-    )];
+    let mut stack = vec![(Dir::new(top).with_context(|| format!("listing {}", dir.display()))?, dir.to_path_buf())];
     while let Some((listing, path)) = stack.last_mut() {
         let Some(entry) = listing.read() else {
             stack.pop();
@@ -176,9 +146,7 @@ pub(crate) fn chown_tree(dir: &Path, uid: u32, gid: u32, recursive: bool) -> Res
         if name == c"." || name == c".." {
             continue;
         }
-        let parent = listing
-            .fd()
-            .with_context(|| format!("listing {}", path.display()))?;
+        let parent = listing.fd().with_context(|| format!("listing {}", path.display()))?;
         let child = path.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
         let opened = if matches!(entry.file_type(), FileType::Directory | FileType::Unknown) {
             match rustix::fs::openat(parent, name, dir_flags, Mode::empty()) {
@@ -208,10 +176,7 @@ pub(crate) fn chown_tree(dir: &Path, uid: u32, gid: u32, recursive: bool) -> Res
                 dir.display()
             );
         }
-        stack.push((
-            Dir::new(fd).with_context(|| format!("listing {}", child.display()))?,
-            child,
-        ));
+        stack.push((Dir::new(fd).with_context(|| format!("listing {}", child.display()))?, child));
     }
     Ok(())
 }
@@ -236,8 +201,7 @@ pub(crate) mod test_support {
 
     impl Scratch {
         pub(crate) fn new(tag: &str) -> Self {
-            let dir = std::env::temp_dir()
-                .join(format!("coffer-state-test-{tag}-{}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("coffer-state-test-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
             // Other uids (the read-as test's nobody) must pass through.
@@ -289,17 +253,7 @@ mod tests {
         std::os::unix::fs::symlink(outside.join("file"), area.join("file-link")).unwrap();
         std::os::unix::fs::symlink("../../outside", area.join("relative-link")).unwrap();
         chown_tree(&area, 4242, 4243, true).unwrap();
-        for inside in [
-            "",
-            "a",
-            "a/b",
-            "a/b/c",
-            "a/b/c/data",
-            "dir-link",
-            "a/b/deep-link",
-            "file-link",
-            "relative-link",
-        ] {
+        for inside in ["", "a", "a/b", "a/b/c", "a/b/c/data", "dir-link", "a/b/deep-link", "file-link", "relative-link"] {
             assert_eq!(owner(&area.join(inside)), 4242, "{inside} handed over");
         }
         for p in [&outside, &outside.join("sub"), &outside.join("file")] {
@@ -335,14 +289,7 @@ mod tests {
                 while !stop.load(Ordering::Relaxed) {
                     for i in 0..DIRS {
                         let (d, l) = (area.join(format!("d{i}")), area.join(format!("l{i}")));
-                        rustix::fs::renameat_with(
-                            rustix::fs::CWD,
-                            &d,
-                            rustix::fs::CWD,
-                            &l,
-                            rustix::fs::RenameFlags::EXCHANGE,
-                        )
-                        .unwrap();
+                        rustix::fs::renameat_with(rustix::fs::CWD, &d, rustix::fs::CWD, &l, rustix::fs::RenameFlags::EXCHANGE).unwrap();
                     }
                 }
             });

@@ -19,8 +19,5 @@ pub(crate) fn publish(view: &Value) {
 
 /// The last published view; `Null` when no watcher has published one.
 pub(crate) fn read() -> Value {
-    std::fs::read(Paths::appliance().raid_watch())
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+    std::fs::read(Paths::appliance().raid_watch()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }

@@ -11,23 +11,8 @@ use crate::words;
 /// that make sense over SSH, plus help). The binary's tests keep them equal
 /// to the commands `ssh admin@box help` lists.
 pub const ADMIN_WORDS: &[&str] = &[
-    "status",
-    "logs",
-    "events",
-    "user",
-    "quota",
-    "retention",
-    "alert",
-    "raid",
-    "config",
-    "update",
-    "reboot",
-    "poweroff",
-    "version",
-    "host-keys",
-    "help",
-    "--help",
-    "-h",
+    "status", "logs", "events", "user", "quota", "retention", "alert", "raid", "config", "update", "reboot", "poweroff",
+    "version", "host-keys", "help", "--help", "-h",
 ];
 
 /// True when `line`'s first word is one of [`ADMIN_WORDS`].
@@ -39,9 +24,7 @@ pub fn is_admin_command(line: &[u8]) -> bool {
 /// option values, for logs: `config set alerts.email.password SECRET` must
 /// not put the secret in the log.
 pub fn admin_command_summary(line: &[u8]) -> String {
-    let Ok(words) = words(line) else {
-        return "(unparsable)".into();
-    };
+    let Ok(words) = words(line) else { return "(unparsable)".into() };
     let mut kept = Vec::new();
     for w in words.iter().take(2) {
         let w = String::from_utf8_lossy(w);
@@ -51,18 +34,12 @@ pub fn admin_command_summary(line: &[u8]) -> String {
         kept.push(w.into_owned());
     }
     let rest = words.len().saturating_sub(kept.len());
-    if rest > 0 {
-        format!("{} (+{rest} argument(s))", kept.join(" "))
-    } else {
-        kept.join(" ")
-    }
+    if rest > 0 { format!("{} (+{rest} argument(s))", kept.join(" ")) } else { kept.join(" ") }
 }
 
 fn first_word(line: &[u8]) -> Option<String> {
     let words = words(line).ok()?;
-    words
-        .first()
-        .map(|w| String::from_utf8_lossy(w).into_owned())
+    words.first().map(|w| String::from_utf8_lossy(w).into_owned())
 }
 
 #[cfg(test)]
@@ -107,18 +84,9 @@ mod tests {
 
     #[test]
     fn summaries_hide_operands() {
-        assert_eq!(
-            admin_command_summary(b"config set alerts.email.password hunter2"),
-            "config set (+2 argument(s))"
-        );
-        assert_eq!(
-            admin_command_summary(b"status --json"),
-            "status (+1 argument(s))"
-        );
+        assert_eq!(admin_command_summary(b"config set alerts.email.password hunter2"), "config set (+2 argument(s))");
+        assert_eq!(admin_command_summary(b"status --json"), "status (+1 argument(s))");
         assert_eq!(admin_command_summary(b"reboot"), "reboot");
-        assert_eq!(
-            admin_command_summary(b"user add bob"),
-            "user add (+1 argument(s))"
-        );
+        assert_eq!(admin_command_summary(b"user add bob"), "user add (+1 argument(s))");
     }
 }

@@ -24,29 +24,13 @@ pub enum ExecCommand {
     /// `ls -1 [PATH…]`.
     List { paths: Vec<Vec<u8>> },
     /// `rm [-f] [-r] PATH…`.
-    Remove {
-        force: bool,
-        recursive: bool,
-        paths: Vec<Vec<u8>>,
-    },
+    Remove { force: bool, recursive: bool, paths: Vec<Vec<u8>> },
     /// `scp -t TARGET`: the client sends files to us.
-    ScpSink {
-        recursive: bool,
-        preserve: bool,
-        target_is_dir: bool,
-        target: Vec<u8>,
-    },
+    ScpSink { recursive: bool, preserve: bool, target_is_dir: bool, target: Vec<u8> },
     /// `scp -f PATH…`: we send files to the client.
-    ScpSource {
-        recursive: bool,
-        preserve: bool,
-        paths: Vec<Vec<u8>>,
-    },
+    ScpSource { recursive: bool, preserve: bool, paths: Vec<Vec<u8>> },
     /// `md5sum`/`sha1sum`/`sha256sum [PATH…]`; no path means standard input.
-    HashSum {
-        algorithm: HashAlgorithm,
-        paths: Vec<Vec<u8>>,
-    },
+    HashSum { algorithm: HashAlgorithm, paths: Vec<Vec<u8>> },
     /// `echo WORD…` (rclone's shell probe `echo ${ShellId}%ComSpec%`).
     Echo { words: Vec<Vec<u8>> },
 }
@@ -78,9 +62,7 @@ pub enum CommandError {
     Syntax(#[from] WordsError),
     #[error("empty command")]
     Empty,
-    #[error(
-        "command not available on this server: {0} (Coffer accepts SFTP, scp, mkdir -p, ls -1, rm, md5sum, sha1sum and sha256sum)"
-    )]
+    #[error("command not available on this server: {0} (Coffer accepts SFTP, scp, mkdir -p, ls -1, rm, md5sum, sha1sum and sha256sum)")]
     NotSupported(String),
     #[error("{command}: unsupported option {option}")]
     BadOption { command: String, option: String },
@@ -100,10 +82,7 @@ impl ExecCommand {
             "mkdir" => {
                 let (flags, paths) = split_flags(&base, args, "p")?;
                 need_operand(&base, &paths)?;
-                Ok(ExecCommand::Mkdir {
-                    parents: flags.contains(&'p'),
-                    paths,
-                })
+                Ok(ExecCommand::Mkdir { parents: flags.contains(&'p'), paths })
             }
             "ls" => {
                 let (_, paths) = split_flags(&base, args, "1")?;
@@ -128,28 +107,18 @@ impl ExecCommand {
                 let (_, paths) = split_flags(&base, args, "")?;
                 Ok(ExecCommand::HashSum { algorithm, paths })
             }
-            "echo" => Ok(ExecCommand::Echo {
-                words: args.to_vec(),
-            }),
+            "echo" => Ok(ExecCommand::Echo { words: args.to_vec() }),
             _ => Err(CommandError::NotSupported(name)),
         }
     }
 }
 
 fn need_operand(command: &str, paths: &[Vec<u8>]) -> Result<(), CommandError> {
-    if paths.is_empty() {
-        Err(CommandError::MissingOperand(command.into()))
-    } else {
-        Ok(())
-    }
+    if paths.is_empty() { Err(CommandError::MissingOperand(command.into())) } else { Ok(()) }
 }
 
 /// Splits leading `-xyz` flag words (up to `--`) from operands, allowing only `allowed` letters.
-fn split_flags(
-    command: &str,
-    args: &[Vec<u8>],
-    allowed: &str,
-) -> Result<(Vec<char>, Vec<Vec<u8>>), CommandError> {
+fn split_flags(command: &str, args: &[Vec<u8>], allowed: &str) -> Result<(Vec<char>, Vec<Vec<u8>>), CommandError> {
     let mut flags = Vec::new();
     let mut i = 0;
     while i < args.len() {
@@ -187,24 +156,14 @@ fn parse_scp(args: &[Vec<u8>]) -> Result<ExecCommand, CommandError> {
                 return Err(CommandError::MissingOperand("scp -t".into()));
             }
             let target = paths.remove(0);
-            Ok(ExecCommand::ScpSink {
-                recursive,
-                preserve,
-                target_is_dir: flags.contains(&'d'),
-                target,
-            })
+            Ok(ExecCommand::ScpSink { recursive, preserve, target_is_dir: flags.contains(&'d'), target })
         }
         (false, true) => {
             need_operand("scp -f", &paths)?;
-            Ok(ExecCommand::ScpSource {
-                recursive,
-                preserve,
-                paths,
-            })
+            Ok(ExecCommand::ScpSource { recursive, preserve, paths })
         }
         _ => Err(CommandError::NotSupported(
-            "scp without exactly one of -t or -f (Coffer only serves as the remote end of scp)"
-                .into(),
+            "scp without exactly one of -t or -f (Coffer only serves as the remote end of scp)".into(),
         )),
     }
 }
@@ -220,108 +179,28 @@ mod tests {
     #[test]
     fn duplicity_scp_backend_commands() {
         let table: &[(&str, ExecCommand)] = &[
-            (
-                "mkdir -p 'backup/home'",
-                ExecCommand::Mkdir {
-                    parents: true,
-                    paths: vec![v("backup/home")],
-                },
-            ),
-            (
-                "ls -1 'backup/home'",
-                ExecCommand::List {
-                    paths: vec![v("backup/home")],
-                },
-            ),
-            (
-                "scp -t 'backup/home'",
-                ExecCommand::ScpSink {
-                    recursive: false,
-                    preserve: false,
-                    target_is_dir: false,
-                    target: v("backup/home"),
-                },
-            ),
-            (
-                "scp -f 'backup/home/duplicity-full.20261127T052936Z.manifest'",
-                ExecCommand::ScpSource {
-                    recursive: false,
-                    preserve: false,
-                    paths: vec![v("backup/home/duplicity-full.20261127T052936Z.manifest")],
-                },
-            ),
-            (
-                "rm 'backup/home/a b'",
-                ExecCommand::Remove {
-                    force: false,
-                    recursive: false,
-                    paths: vec![v("backup/home/a b")],
-                },
-            ),
-            (
-                "scp -r -p -d -t dir",
-                ExecCommand::ScpSink {
-                    recursive: true,
-                    preserve: true,
-                    target_is_dir: true,
-                    target: v("dir"),
-                },
-            ),
-            (
-                "md5sum /x/a\\ b",
-                ExecCommand::HashSum {
-                    algorithm: HashAlgorithm::Md5,
-                    paths: vec![v("/x/a b")],
-                },
-            ),
-            (
-                "sha1sum",
-                ExecCommand::HashSum {
-                    algorithm: HashAlgorithm::Sha1,
-                    paths: vec![],
-                },
-            ),
-            (
-                "echo ${ShellId}%ComSpec%",
-                ExecCommand::Echo {
-                    words: vec![v("%ComSpec%")],
-                },
-            ),
+            ("mkdir -p 'backup/home'", ExecCommand::Mkdir { parents: true, paths: vec![v("backup/home")] }),
+            ("ls -1 'backup/home'", ExecCommand::List { paths: vec![v("backup/home")] }),
+            ("scp -t 'backup/home'", ExecCommand::ScpSink { recursive: false, preserve: false, target_is_dir: false, target: v("backup/home") }),
+            ("scp -f 'backup/home/duplicity-full.20261127T052936Z.manifest'", ExecCommand::ScpSource { recursive: false, preserve: false, paths: vec![v("backup/home/duplicity-full.20261127T052936Z.manifest")] }),
+            ("rm 'backup/home/a b'", ExecCommand::Remove { force: false, recursive: false, paths: vec![v("backup/home/a b")] }),
+            ("scp -r -p -d -t dir", ExecCommand::ScpSink { recursive: true, preserve: true, target_is_dir: true, target: v("dir") }),
+            ("md5sum /x/a\\ b", ExecCommand::HashSum { algorithm: HashAlgorithm::Md5, paths: vec![v("/x/a b")] }),
+            ("sha1sum", ExecCommand::HashSum { algorithm: HashAlgorithm::Sha1, paths: vec![] }),
+            ("echo ${ShellId}%ComSpec%", ExecCommand::Echo { words: vec![v("%ComSpec%")] }),
         ];
         for (line, want) in table {
-            assert_eq!(
-                &ExecCommand::parse(line.as_bytes()).unwrap(),
-                want,
-                "{line}"
-            );
+            assert_eq!(&ExecCommand::parse(line.as_bytes()).unwrap(), want, "{line}");
         }
     }
 
     #[test]
     fn refusals() {
-        assert!(matches!(
-            ExecCommand::parse(b"bash -i"),
-            Err(CommandError::NotSupported(_))
-        ));
-        assert!(matches!(
-            ExecCommand::parse(b"ls; cat /etc/passwd"),
-            Err(CommandError::Syntax(_))
-        ));
-        assert!(matches!(
-            ExecCommand::parse(b"rm -x a"),
-            Err(CommandError::BadOption { .. })
-        ));
-        assert!(matches!(
-            ExecCommand::parse(b"   "),
-            Err(CommandError::Empty)
-        ));
-        assert!(matches!(
-            ExecCommand::parse(b"scp -t"),
-            Err(CommandError::MissingOperand(_))
-        ));
-        assert!(matches!(
-            ExecCommand::parse(b"cat $(id)"),
-            Err(CommandError::Syntax(_))
-        ));
+        assert!(matches!(ExecCommand::parse(b"bash -i"), Err(CommandError::NotSupported(_))));
+        assert!(matches!(ExecCommand::parse(b"ls; cat /etc/passwd"), Err(CommandError::Syntax(_))));
+        assert!(matches!(ExecCommand::parse(b"rm -x a"), Err(CommandError::BadOption { .. })));
+        assert!(matches!(ExecCommand::parse(b"   "), Err(CommandError::Empty)));
+        assert!(matches!(ExecCommand::parse(b"scp -t"), Err(CommandError::MissingOperand(_))));
+        assert!(matches!(ExecCommand::parse(b"cat $(id)"), Err(CommandError::Syntax(_))));
     }
 }

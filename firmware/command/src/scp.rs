@@ -42,26 +42,14 @@ impl ScpLine {
                 if mode.len() != 4 || !mode.iter().all(|b| (b'0'..=b'7').contains(b)) {
                     return Err(bad());
                 }
-                let mode = u32::from_str_radix(std::str::from_utf8(mode).map_err(|_| bad())?, 8)
-                    .map_err(|_| bad())?;
+                let mode = u32::from_str_radix(std::str::from_utf8(mode).map_err(|_| bad())?, 8).map_err(|_| bad())?;
                 let size = parse_u64(size).ok_or_else(bad)?;
                 // A name is one path component; anything else would let a sender escape the target.
-                if name.is_empty()
-                    || name == b"."
-                    || name == b".."
-                    || name.contains(&b'/')
-                    || name.contains(&0)
-                {
-                    return Err(ScpLineError::UnsafeName(
-                        String::from_utf8_lossy(name).into_owned(),
-                    ));
+                if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+                    return Err(ScpLineError::UnsafeName(String::from_utf8_lossy(name).into_owned()));
                 }
                 let name = name.to_vec();
-                Ok(if kind == b'C' {
-                    ScpLine::File { mode, size, name }
-                } else {
-                    ScpLine::Dir { mode, name }
-                })
+                Ok(if kind == b'C' { ScpLine::File { mode, size, name } } else { ScpLine::Dir { mode, name } })
             }
             b'E' if rest.is_empty() => Ok(ScpLine::EndDir),
             b'T' => {
@@ -95,37 +83,12 @@ mod tests {
 
     #[test]
     fn lines_table() {
-        assert_eq!(
-            ScpLine::parse(b"C0644 12 a b.txt").unwrap(),
-            ScpLine::File {
-                mode: 0o644,
-                size: 12,
-                name: b"a b.txt".to_vec()
-            }
-        );
-        assert_eq!(
-            ScpLine::parse(b"D0755 0 dir").unwrap(),
-            ScpLine::Dir {
-                mode: 0o755,
-                name: b"dir".to_vec()
-            }
-        );
+        assert_eq!(ScpLine::parse(b"C0644 12 a b.txt").unwrap(), ScpLine::File { mode: 0o644, size: 12, name: b"a b.txt".to_vec() });
+        assert_eq!(ScpLine::parse(b"D0755 0 dir").unwrap(), ScpLine::Dir { mode: 0o755, name: b"dir".to_vec() });
         assert_eq!(ScpLine::parse(b"E").unwrap(), ScpLine::EndDir);
-        assert_eq!(
-            ScpLine::parse(b"T1700000000 0 1700000001 0").unwrap(),
-            ScpLine::Times {
-                mtime: 1_700_000_000,
-                atime: 1_700_000_001
-            }
-        );
-        assert!(matches!(
-            ScpLine::parse(b"C0644 12 ../x"),
-            Err(ScpLineError::UnsafeName(_))
-        ));
-        assert!(matches!(
-            ScpLine::parse(b"C0644 12 a/b"),
-            Err(ScpLineError::UnsafeName(_))
-        ));
+        assert_eq!(ScpLine::parse(b"T1700000000 0 1700000001 0").unwrap(), ScpLine::Times { mtime: 1_700_000_000, atime: 1_700_000_001 });
+        assert!(matches!(ScpLine::parse(b"C0644 12 ../x"), Err(ScpLineError::UnsafeName(_))));
+        assert!(matches!(ScpLine::parse(b"C0644 12 a/b"), Err(ScpLineError::UnsafeName(_))));
         assert!(ScpLine::parse(b"C0644 -1 x").is_err());
         assert!(ScpLine::parse(b"C999 1 x").is_err());
         assert!(ScpLine::parse(b"").is_err());

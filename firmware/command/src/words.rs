@@ -33,10 +33,7 @@ pub fn words(line: &[u8]) -> Result<Vec<Vec<u8>>, WordsError> {
             }
             b'\'' => {
                 in_word = true;
-                let end = line[i + 1..]
-                    .iter()
-                    .position(|&b| b == b'\'')
-                    .ok_or(WordsError::UnterminatedQuote)?;
+                let end = line[i + 1..].iter().position(|&b| b == b'\'').ok_or(WordsError::UnterminatedQuote)?;
                 cur.extend_from_slice(&line[i + 1..i + 1 + end]);
                 i += end + 1;
             }
@@ -44,9 +41,7 @@ pub fn words(line: &[u8]) -> Result<Vec<Vec<u8>>, WordsError> {
                 in_word = true;
                 i += 1;
                 loop {
-                    let Some(&d) = line.get(i) else {
-                        return Err(WordsError::UnterminatedQuote);
-                    };
+                    let Some(&d) = line.get(i) else { return Err(WordsError::UnterminatedQuote) };
                     match d {
                         b'"' => break,
                         b'\\' if matches!(line.get(i + 1), Some(b'"' | b'\\' | b'$' | b'`')) => {
@@ -54,9 +49,7 @@ pub fn words(line: &[u8]) -> Result<Vec<Vec<u8>>, WordsError> {
                             i += 1;
                         }
                         b'\\' if line.get(i + 1) == Some(&b'\n') => i += 1,
-                        b'$' | b'`' => {
-                            return Err(WordsError::ShellSyntax((d as char).to_string()));
-                        }
+                        b'$' | b'`' => return Err(WordsError::ShellSyntax((d as char).to_string())),
                         _ => cur.push(d),
                     }
                     i += 1;
@@ -101,10 +94,7 @@ fn skip_variable(line: &[u8], i: usize) -> Result<usize, WordsError> {
     match line.get(i + 1) {
         Some(b'{') => {
             let rest = &line[i + 2..];
-            let end = rest
-                .iter()
-                .position(|&b| b == b'}')
-                .ok_or(WordsError::UnterminatedQuote)?;
+            let end = rest.iter().position(|&b| b == b'}').ok_or(WordsError::UnterminatedQuote)?;
             if end == 0 || !rest[..end].iter().all(|&b| is_name(b)) {
                 return Err(WordsError::ShellSyntax("${…}".into()));
             }
@@ -126,11 +116,7 @@ mod tests {
     use super::*;
 
     fn w(s: &str) -> Vec<String> {
-        words(s.as_bytes())
-            .unwrap()
-            .into_iter()
-            .map(|b| String::from_utf8(b).unwrap())
-            .collect()
+        words(s.as_bytes()).unwrap().into_iter().map(|b| String::from_utf8(b).unwrap()).collect()
     }
 
     #[test]
@@ -149,18 +135,7 @@ mod tests {
 
     #[test]
     fn refused_syntax() {
-        for bad in [
-            "a;b",
-            "a|b",
-            "a && b",
-            "a > f",
-            "$(id)",
-            "`id`",
-            "'open",
-            "\"open",
-            "x\\",
-            "\"$(id)\"",
-        ] {
+        for bad in ["a;b", "a|b", "a && b", "a > f", "$(id)", "`id`", "'open", "\"open", "x\\", "\"$(id)\""] {
             assert!(words(bad.as_bytes()).is_err(), "{bad}");
         }
     }

@@ -59,10 +59,7 @@ impl ArrivalRecord {
     /// Takes the lock on `user`'s record in `dir` (created if missing).
     pub fn lock(dir: &Path, user: &str) -> Result<ArrivalLock, ConfigError> {
         use std::os::unix::fs::OpenOptionsExt;
-        std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write {
-            path: dir.into(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write { path: dir.into(), source })?;
         let path = dir.join(format!("{user}.lock"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -70,12 +67,8 @@ impl ArrivalRecord {
             .write(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|source| ConfigError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        file.lock()
-            .map_err(|source| ConfigError::Write { path, source })?;
+            .map_err(|source| ConfigError::Write { path: path.clone(), source })?;
+        file.lock().map_err(|source| ConfigError::Write { path, source })?;
         Ok(ArrivalLock { _file: file })
     }
 
@@ -96,15 +89,9 @@ impl ArrivalRecord {
     }
 
     pub fn save(&self, dir: &Path, user: &str) -> Result<(), ConfigError> {
-        std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write {
-            path: dir.into(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write { path: dir.into(), source })?;
         let path = Self::path(dir, user);
-        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         write_atomically(&path, text.as_bytes())
     }
 }
@@ -116,41 +103,17 @@ mod tests {
     #[test]
     fn round_trip_and_lock() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            ArrivalRecord::load(dir.path(), "alice").unwrap(),
-            ArrivalRecord::default()
-        );
-        let mut r = ArrivalRecord {
-            accepted_at: Some(5),
-            held: true,
-            ..Default::default()
-        };
-        r.sets.insert(
-            "backup/home/full.20261127T052936Z".into(),
-            SetArrival {
-                arrival: 7,
-                adopted: false,
-            },
-        );
-        r.sets.insert(
-            "full.20981127T052936Z".into(),
-            SetArrival {
-                arrival: 9,
-                adopted: true,
-            },
-        );
+        assert_eq!(ArrivalRecord::load(dir.path(), "alice").unwrap(), ArrivalRecord::default());
+        let mut r = ArrivalRecord { accepted_at: Some(5), held: true, ..Default::default() };
+        r.sets.insert("backup/home/full.20261127T052936Z".into(), SetArrival { arrival: 7, adopted: false });
+        r.sets.insert("full.20981127T052936Z".into(), SetArrival { arrival: 9, adopted: true });
         {
             let _lock = ArrivalRecord::lock(dir.path(), "alice").unwrap();
             r.save(dir.path(), "alice").unwrap();
         }
         assert_eq!(ArrivalRecord::load(dir.path(), "alice").unwrap(), r);
         std::fs::write(ArrivalRecord::path(dir.path(), "bob"), "set = 3").unwrap();
-        let e = ArrivalRecord::load(dir.path(), "bob")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("bob.toml") && e.contains("retention adopt --user bob"),
-            "{e}"
-        );
+        let e = ArrivalRecord::load(dir.path(), "bob").unwrap_err().to_string();
+        assert!(e.contains("bob.toml") && e.contains("retention adopt --user bob"), "{e}");
     }
 }

@@ -53,14 +53,7 @@ pub struct AlertsConfig {
 
 impl Default for AlertsConfig {
     fn default() -> Self {
-        AlertsConfig {
-            reminder_hours: 24,
-            max_per_hour: 20,
-            syslog_server: None,
-            email: None,
-            webhook: None,
-            no_backup_days: 7,
-        }
+        AlertsConfig { reminder_hours: 24, max_per_hour: 20, syslog_server: None, email: None, webhook: None, no_backup_days: 7 }
     }
 }
 
@@ -140,12 +133,7 @@ pub struct RaidConfig {
 
 impl Default for RaidConfig {
     fn default() -> Self {
-        RaidConfig {
-            auto_add_blank: true,
-            auto_add_foreign: false,
-            rebuild_speed_max_kib: 0,
-            scrub_interval_days: 30,
-        }
+        RaidConfig { auto_add_blank: true, auto_add_foreign: false, rebuild_speed_max_kib: 0, scrub_interval_days: 30 }
     }
 }
 
@@ -169,14 +157,7 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        NetworkConfig {
-            hostname: "coffer".into(),
-            dhcp: true,
-            address: None,
-            gateway: None,
-            dns: Vec::new(),
-            mdns: true,
-        }
+        NetworkConfig { hostname: "coffer".into(), dhcp: true, address: None, gateway: None, dns: Vec::new(), mdns: true }
     }
 }
 
@@ -192,10 +173,7 @@ pub struct TimeConfig {
 
 impl Default for TimeConfig {
     fn default() -> Self {
-        TimeConfig {
-            servers: vec!["pool.ntp.org".into()],
-            interval_secs: 3600,
-        }
+        TimeConfig { servers: vec!["pool.ntp.org".into()], interval_secs: 3600 }
     }
 }
 
@@ -210,10 +188,7 @@ pub struct RetentionSchedule {
 
 impl Default for RetentionSchedule {
     fn default() -> Self {
-        RetentionSchedule {
-            enabled: true,
-            interval_secs: 86_400,
-        }
+        RetentionSchedule { enabled: true, interval_secs: 86_400 }
     }
 }
 
@@ -297,46 +272,27 @@ impl Default for ServerConfig {
 
 impl Default for LoginThrottleConfig {
     fn default() -> Self {
-        LoginThrottleConfig {
-            max_failures: 10,
-            window_secs: 900,
-            ban_secs: 900,
-            max_ban_secs: 86_400,
-        }
+        LoginThrottleConfig { max_failures: 10, window_secs: 900, ban_secs: 900, max_ban_secs: 86_400 }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            level: "info".into(),
-        }
+        LogConfig { level: "info".into() }
     }
 }
 
 impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string().trim_end().to_string() })?;
         if config.version != CONFIG_VERSION {
-            return Err(ConfigError::Version {
-                path: path.into(),
-                found: config.version,
-                expected: CONFIG_VERSION,
-            });
+            return Err(ConfigError::Version { path: path.into(), found: config.version, expected: CONFIG_VERSION });
         }
-        if !matches!(
-            config.log.level.as_str(),
-            "error" | "warn" | "info" | "debug" | "trace"
-        ) {
+        if !matches!(config.log.level.as_str(), "error" | "warn" | "info" | "debug" | "trace") {
             return Err(ConfigError::Parse {
                 path: path.into(),
-                message: format!(
-                    "log.level {:?} is not one of error, warn, info, debug, trace",
-                    config.log.level
-                ),
+                message: format!("log.level {:?} is not one of error, warn, info, debug, trace", config.log.level),
             });
         }
         if let Some(address) = &config.network.address {
@@ -345,13 +301,7 @@ impl Config {
                 message: format!("network.address {address:?} is not an IPv4 address with a prefix length, like 192.168.1.50/24"),
             })?;
         }
-        for (key, value) in config
-            .network
-            .gateway
-            .iter()
-            .map(|g| ("gateway", g))
-            .chain(config.network.dns.iter().map(|d| ("dns", d)))
-        {
+        for (key, value) in config.network.gateway.iter().map(|g| ("gateway", g)).chain(config.network.dns.iter().map(|d| ("dns", d))) {
             if value.parse::<std::net::Ipv4Addr>().is_err() {
                 return Err(ConfigError::Parse {
                     path: path.into(),
@@ -361,43 +311,27 @@ impl Config {
         }
         if config.network.hostname.is_empty()
             || config.network.hostname.len() > 63
-            || !config
-                .network
-                .hostname
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || !config.network.hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(ConfigError::Parse {
                 path: path.into(),
-                message: format!(
-                    "network.hostname {:?} must be 1-63 letters, digits or '-'",
-                    config.network.hostname
-                ),
+                message: format!("network.hostname {:?} must be 1-63 letters, digits or '-'", config.network.hostname),
             });
         }
         if let Some(email) = &config.alerts.email
-            && (email.to.is_empty()
-                || email.server.is_empty()
-                || !email.from.contains('@')
-                || email.to.iter().any(|t| !t.contains('@')))
-        {
-            return Err(ConfigError::Parse {
-                path: path.into(),
-                message: "alerts.email needs server, from and at least one to address (user@host)"
-                    .into(),
-            });
-        }
+            && (email.to.is_empty() || email.server.is_empty() || !email.from.contains('@') || email.to.iter().any(|t| !t.contains('@'))) {
+                return Err(ConfigError::Parse {
+                    path: path.into(),
+                    message: "alerts.email needs server, from and at least one to address (user@host)".into(),
+                });
+            }
         if let Some(hook) = &config.alerts.webhook
-            && !(hook.url.starts_with("http://") || hook.url.starts_with("https://"))
-        {
-            return Err(ConfigError::Parse {
-                path: path.into(),
-                message: format!(
-                    "alerts.webhook.url {:?} must start with http:// or https://",
-                    hook.url
-                ),
-            });
-        }
+            && !(hook.url.starts_with("http://") || hook.url.starts_with("https://")) {
+                return Err(ConfigError::Parse {
+                    path: path.into(),
+                    message: format!("alerts.webhook.url {:?} must start with http:// or https://", hook.url),
+                });
+            }
         if !config.network.dhcp && config.network.address.is_none() {
             return Err(ConfigError::Parse {
                 path: path.into(),
@@ -408,10 +342,7 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         Self::parse(&text, path)
     }
 
@@ -439,11 +370,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = Config::parse(
-            "version = 1\n[server]\nlisten = \"x\"\ndata-dri = \"y\"\n",
-            Path::new("c.toml"),
-        )
-        .unwrap_err();
+        let err = Config::parse("version = 1\n[server]\nlisten = \"x\"\ndata-dri = \"y\"\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("data-dri"), "{err}");
         let err = Config::parse("version = 1\nbogus = 3\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
@@ -452,14 +379,7 @@ mod tests {
     #[test]
     fn network_values_are_checked() {
         let ok = "version = 1\n[network]\ndhcp = false\naddress = \"192.168.1.50/24\"\ngateway = \"192.168.1.1\"\ndns = [\"192.168.1.1\"]\n";
-        assert_eq!(
-            Config::parse(ok, Path::new("c"))
-                .unwrap()
-                .network
-                .address
-                .as_deref(),
-            Some("192.168.1.50/24")
-        );
+        assert_eq!(Config::parse(ok, Path::new("c")).unwrap().network.address.as_deref(), Some("192.168.1.50/24"));
         for bad in [
             "version = 1\n[network]\naddress = \"192.168.1.50\"\n",
             "version = 1\n[network]\ngateway = \"router\"\n",
@@ -477,32 +397,14 @@ mod tests {
         let email = c.alerts.email.as_ref().unwrap();
         assert_eq!((email.port, email.security), (2525, SmtpSecurity::None));
         let shown = format!("{c:?}");
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("tk_secret"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2") && !shown.contains("tk_secret"), "{shown}");
         assert_eq!(Config::parse(&c.to_toml(), Path::new("c")).unwrap(), c);
-        assert!(
-            Config::parse(
-                "version = 1\n[alerts.webhook]\nurl = \"ftp://x\"\nkind = \"json\"\n",
-                Path::new("c")
-            )
-            .is_err()
-        );
-        assert!(
-            Config::parse(
-                "version = 1\n[alerts.email]\nserver = \"s\"\nfrom = \"a@b\"\nto = []\n",
-                Path::new("c")
-            )
-            .is_err()
-        );
+        assert!(Config::parse("version = 1\n[alerts.webhook]\nurl = \"ftp://x\"\nkind = \"json\"\n", Path::new("c")).is_err());
+        assert!(Config::parse("version = 1\n[alerts.email]\nserver = \"s\"\nfrom = \"a@b\"\nto = []\n", Path::new("c")).is_err());
     }
 
     #[test]
     fn wrong_version_is_refused() {
-        assert!(matches!(
-            Config::parse("version = 2\n", Path::new("c")),
-            Err(ConfigError::Version { .. })
-        ));
+        assert!(matches!(Config::parse("version = 2\n", Path::new("c")), Err(ConfigError::Version { .. })));
     }
 }

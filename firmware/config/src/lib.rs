@@ -13,16 +13,9 @@ mod retention;
 mod users;
 
 pub use arrivals::{ArrivalLock, ArrivalRecord, SetArrival};
-pub use config::{
-    AlertsConfig, CONFIG_VERSION, Config, EmailConfig, LogConfig, LoginThrottleConfig,
-    NetworkConfig, RaidConfig, RetentionSchedule, Secret, ServerConfig, SmtpSecurity, TimeConfig,
-    WebhookConfig, WebhookKind, parse_cidr,
-};
+pub use config::{AlertsConfig, CONFIG_VERSION, Config, EmailConfig, Secret, SmtpSecurity, WebhookConfig, WebhookKind, LogConfig, LoginThrottleConfig, NetworkConfig, RaidConfig, RetentionSchedule, TimeConfig, ServerConfig, parse_cidr};
 pub use error::ConfigError;
 pub use paths::StatePaths;
 pub use quota::{QuotaRecord, QuotaWarning};
 pub use retention::{PolicyText, RetentionFile};
-pub use users::{
-    AuthorizedKey, KeyProfile, Role, StagedFile, User, UserDb, UserName, validate_user_name,
-    write_atomically,
-};
+pub use users::{AuthorizedKey, KeyProfile, Role, User, UserDb, UserName, StagedFile, validate_user_name, write_atomically};

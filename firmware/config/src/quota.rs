@@ -46,28 +46,19 @@ impl QuotaRecord {
     pub fn load(dir: &Path, user: &str) -> Result<Self, ConfigError> {
         let path = Self::path(dir, user);
         match std::fs::read_to_string(&path) {
-            Ok(t) => toml::from_str(&t).map_err(|e| ConfigError::Parse {
-                path,
-                message: e.to_string().trim_end().to_string(),
-            }),
+            Ok(t) => toml::from_str(&t).map_err(|e| ConfigError::Parse { path, message: e.to_string().trim_end().to_string() }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(ConfigError::Read { path, source }),
         }
     }
 
     pub fn save(&mut self, dir: &Path, user: &str) -> Result<(), ConfigError> {
-        std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write {
-            path: dir.into(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| ConfigError::Write { path: dir.into(), source })?;
         if self.warnings.len() > KEEP_WARNINGS {
             self.warnings.drain(..self.warnings.len() - KEEP_WARNINGS);
         }
         let path = Self::path(dir, user);
-        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         write_atomically(&path, text.as_bytes())
     }
 }

@@ -29,12 +29,7 @@ pub struct PolicyText {
 
 impl PolicyText {
     pub fn to_policy(&self) -> Result<RetentionPolicy, String> {
-        let d = |v: &Option<String>| {
-            v.as_deref()
-                .map(parse_duration)
-                .transpose()
-                .map_err(|e| e.to_string())
-        };
+        let d = |v: &Option<String>| v.as_deref().map(parse_duration).transpose().map_err(|e| e.to_string());
         Ok(RetentionPolicy {
             keep_within: d(&self.keep_within)?,
             keep_last: self.keep_last,
@@ -76,11 +71,7 @@ pub struct RetentionFile {
 
 impl Default for RetentionFile {
     fn default() -> Self {
-        RetentionFile {
-            version: RETENTION_VERSION,
-            default: PolicyText::default(),
-            user: BTreeMap::new(),
-        }
+        RetentionFile { version: RETENTION_VERSION, default: PolicyText::default(), user: BTreeMap::new() }
     }
 }
 
@@ -90,40 +81,21 @@ impl RetentionFile {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.into(),
-                    source,
-                });
-            }
+            Err(source) => return Err(ConfigError::Read { path: path.into(), source }),
         };
-        let file: RetentionFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let file: RetentionFile = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string().trim_end().to_string() })?;
         if file.version != RETENTION_VERSION {
-            return Err(ConfigError::Version {
-                path: path.into(),
-                found: file.version,
-                expected: RETENTION_VERSION,
-            });
+            return Err(ConfigError::Version { path: path.into(), found: file.version, expected: RETENTION_VERSION });
         }
-        for (who, p) in std::iter::once(("default", &file.default))
-            .chain(file.user.iter().map(|(k, v)| (k.as_str(), v)))
-        {
-            p.to_policy().map_err(|message| ConfigError::Parse {
-                path: path.into(),
-                message: format!("policy of {who}: {message}"),
-            })?;
+        for (who, p) in std::iter::once(("default", &file.default)).chain(file.user.iter().map(|(k, v)| (k.as_str(), v))) {
+            p.to_policy().map_err(|message| ConfigError::Parse { path: path.into(), message: format!("policy of {who}: {message}") })?;
         }
         Ok(file)
     }
 
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
-        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
         write_atomically(path, text.as_bytes())
     }
 

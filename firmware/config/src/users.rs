@@ -46,16 +46,9 @@ impl std::fmt::Display for UserName {
 pub fn validate_user_name(s: &str) -> Result<(), ConfigError> {
     let ok = !s.is_empty()
         && s.len() <= 32
-        && s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::BadUserName(s.into()))
-    }
+        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok { Ok(()) } else { Err(ConfigError::BadUserName(s.into())) }
 }
 
 /// What a key may do.
@@ -130,29 +123,17 @@ pub struct UserDb {
 
 impl Default for UserDb {
     fn default() -> Self {
-        UserDb {
-            version: USERS_VERSION,
-            users: Vec::new(),
-        }
+        UserDb { version: USERS_VERSION, users: Vec::new() }
     }
 }
 
 impl UserDb {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let db: UserDb = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let db: UserDb = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string().trim_end().to_string() })?;
         if db.version != USERS_VERSION {
-            return Err(ConfigError::Version {
-                path: path.into(),
-                found: db.version,
-                expected: USERS_VERSION,
-            });
+            return Err(ConfigError::Version { path: path.into(), found: db.version, expected: USERS_VERSION });
         }
         Ok(db)
     }
@@ -160,10 +141,7 @@ impl UserDb {
     /// Writes the database atomically (temporary file, fsync, rename), so a
     /// power cut leaves either the old or the new list of users.
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
-        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
         write_atomically(path, text.as_bytes())
     }
 
@@ -179,23 +157,13 @@ impl UserDb {
     /// the user was created. Adding a key that is already there updates its profile.
     pub fn add_key(&mut self, name: UserName, key: AuthorizedKey) -> bool {
         if let Some(user) = self.users.iter_mut().find(|u| u.name == name) {
-            match user
-                .keys
-                .iter_mut()
-                .find(|k| k.identity() == key.identity())
-            {
+            match user.keys.iter_mut().find(|k| k.identity() == key.identity()) {
                 Some(existing) => *existing = key,
                 None => user.keys.push(key),
             }
             return false;
         }
-        let next = self
-            .users
-            .iter()
-            .map(|u| u.uid.max(u.gid) + 1)
-            .max()
-            .unwrap_or(FIRST_UID)
-            .max(FIRST_UID);
+        let next = self.users.iter().map(|u| u.uid.max(u.gid) + 1).max().unwrap_or(FIRST_UID).max(FIRST_UID);
         self.users.push(User {
             name,
             uid: next,
@@ -210,11 +178,7 @@ impl UserDb {
     }
 
     pub fn remove(&mut self, name: &str) -> Result<User, ConfigError> {
-        let pos = self
-            .users
-            .iter()
-            .position(|u| u.name.as_str() == name)
-            .ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+        let pos = self.users.iter().position(|u| u.name.as_str() == name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
         Ok(self.users.remove(pos))
     }
 }
@@ -239,26 +203,14 @@ impl StagedFile {
     pub fn write(path: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let err = |source| ConfigError::Write {
-            path: path.into(),
-            source,
-        };
+        let err = |source| ConfigError::Write { path: path.into(), source };
         // A name of its own per writer: the server and a command may write the same file at once.
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let file_name = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let file_name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = path.with_file_name(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
         // Owner-only from the first byte: these files hold keys, secrets and usage.
-        let create = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-        };
+        let create = || std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp);
         let mut f = match create() {
             // Left by a power cut under the same process id and count: stale.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -267,10 +219,7 @@ impl StagedFile {
             }
             other => other.map_err(err)?,
         };
-        let staged = StagedFile {
-            path: path.into(),
-            tmp: Some(tmp),
-        };
+        let staged = StagedFile { path: path.into(), tmp: Some(tmp) };
         f.write_all(bytes).map_err(err)?;
         f.sync_all().map_err(err)?;
         Ok(staged)
@@ -280,30 +229,19 @@ impl StagedFile {
     pub fn set_mode(&self, mode: u32) -> Result<(), ConfigError> {
         use std::os::unix::fs::PermissionsExt;
         let tmp = self.tmp.as_deref().unwrap_or(&self.path);
-        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-            ConfigError::Write {
-                path: self.path.clone(),
-                source,
-            }
-        })
+        std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(mode))
+            .map_err(|source| ConfigError::Write { path: self.path.clone(), source })
     }
 
     pub fn commit(mut self) -> Result<(), ConfigError> {
-        let err = |source| ConfigError::Write {
-            path: self.path.clone(),
-            source,
-        };
-        let Some(tmp) = self.tmp.take() else {
-            return Ok(());
-        };
+        let err = |source| ConfigError::Write { path: self.path.clone(), source };
+        let Some(tmp) = self.tmp.take() else { return Ok(()) };
         std::fs::rename(&tmp, &self.path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             err(e)
         })?;
         if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(err)?;
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
         }
         Ok(())
     }
@@ -330,31 +268,17 @@ mod tests {
         let staged = StagedFile::write(&a, b"new a").unwrap();
         drop(staged);
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a");
-        assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temporary left"
-        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
         let sa = StagedFile::write(&a, b"new a").unwrap();
         let sb = StagedFile::write(&b, b"new b").unwrap();
         sb.set_mode(0o644).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&a).unwrap(),
-            "old a",
-            "staged, not yet in place"
-        );
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old a", "staged, not yet in place");
         sa.commit().unwrap();
         sb.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new a");
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "new b");
-        assert_eq!(
-            std::fs::metadata(&a).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::metadata(&b).unwrap().permissions().mode() & 0o777,
-            0o644
-        );
+        assert_eq!(std::fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&b).unwrap().permissions().mode() & 0o777, 0o644);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
@@ -373,26 +297,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users.toml");
         let mut db = UserDb::default();
-        let k = |s: &str| AuthorizedKey {
-            key: s.into(),
-            profile: KeyProfile::Full,
-        };
-        assert!(db.add_key(
-            UserName::try_from("alice".to_string()).unwrap(),
-            k("ssh-ed25519 AAAA one")
-        ));
-        assert!(!db.add_key(
-            UserName::try_from("alice".to_string()).unwrap(),
-            k("ssh-ed25519 BBBB two")
-        ));
-        assert!(!db.add_key(
-            UserName::try_from("alice".to_string()).unwrap(),
-            k("ssh-ed25519 AAAA renamed")
-        ));
-        assert!(db.add_key(
-            UserName::try_from("bob".to_string()).unwrap(),
-            k("ssh-ed25519 CCCC")
-        ));
+        let k = |s: &str| AuthorizedKey { key: s.into(), profile: KeyProfile::Full };
+        assert!(db.add_key(UserName::try_from("alice".to_string()).unwrap(), k("ssh-ed25519 AAAA one")));
+        assert!(!db.add_key(UserName::try_from("alice".to_string()).unwrap(), k("ssh-ed25519 BBBB two")));
+        assert!(!db.add_key(UserName::try_from("alice".to_string()).unwrap(), k("ssh-ed25519 AAAA renamed")));
+        assert!(db.add_key(UserName::try_from("bob".to_string()).unwrap(), k("ssh-ed25519 CCCC")));
         assert_eq!(db.get("alice").unwrap().keys.len(), 2);
         assert_ne!(db.get("alice").unwrap().uid, db.get("bob").unwrap().uid);
         db.save(&path).unwrap();

@@ -41,9 +41,7 @@ impl BackupSet {
     /// groups them).
     pub fn key(&self) -> String {
         match self.start {
-            Some(s) if self.kind == SetKind::Incremental => {
-                format!("inc.{}.to.{}", format_stamp(s), format_stamp(self.end))
-            }
+            Some(s) if self.kind == SetKind::Incremental => format!("inc.{}.to.{}", format_stamp(s), format_stamp(self.end)),
             _ if self.kind == SetKind::Incremental => format!("inc.{}", format_stamp(self.end)),
             _ => format!("full.{}", format_stamp(self.end)),
         }
@@ -91,30 +89,21 @@ impl Collection {
         let mut by_key: BTreeMap<(i64, SetKind, Option<i64>), BackupSet> = BTreeMap::new();
         let mut others = Vec::new();
         for f in files {
-            let Some(ArchiveName {
-                kind,
-                role,
-                start,
-                end,
-                ..
-            }) = parse_name(&f.name)
-            else {
+            let Some(ArchiveName { kind, role, start, end, .. }) = parse_name(&f.name) else {
                 others.push(f.clone());
                 continue;
             };
-            let set = by_key
-                .entry((end, kind, start))
-                .or_insert_with(|| BackupSet {
-                    kind,
-                    start,
-                    end,
-                    manifest: None,
-                    volumes: BTreeMap::new(),
-                    signatures: Vec::new(),
-                    newest_mtime: f.mtime,
-                    earliest_ctime: f.ctime,
-                    bytes: 0,
-                });
+            let set = by_key.entry((end, kind, start)).or_insert_with(|| BackupSet {
+                kind,
+                start,
+                end,
+                manifest: None,
+                volumes: BTreeMap::new(),
+                signatures: Vec::new(),
+                newest_mtime: f.mtime,
+                earliest_ctime: f.ctime,
+                bytes: 0,
+            });
             set.newest_mtime = set.newest_mtime.max(f.mtime);
             set.earliest_ctime = set.earliest_ctime.min(f.ctime);
             set.bytes += f.size;
@@ -143,9 +132,7 @@ impl Collection {
             match s.kind {
                 SetKind::Full => chains.push(Chain { sets: vec![i] }),
                 SetKind::Incremental => {
-                    let joined = chains
-                        .iter_mut()
-                        .find(|c| c.sets.last().is_some_and(|&l| Some(sets[l].end) == s.start));
+                    let joined = chains.iter_mut().find(|c| c.sets.last().is_some_and(|&l| Some(sets[l].end) == s.start));
                     match joined {
                         Some(c) => c.sets.push(i),
                         None => orphans.push(i),
@@ -153,13 +140,7 @@ impl Collection {
                 }
             }
         }
-        Collection {
-            sets,
-            chains,
-            orphans,
-            incomplete,
-            others,
-        }
+        Collection { sets, chains, orphans, incomplete, others }
     }
 }
 
@@ -168,12 +149,7 @@ mod tests {
     use super::*;
 
     fn f(name: String) -> FileInfo {
-        FileInfo {
-            name,
-            mtime: 0,
-            ctime: 7,
-            size: 1,
-        }
+        FileInfo { name, mtime: 0, ctime: 7, size: 1 }
     }
 
     #[test]
@@ -185,16 +161,8 @@ mod tests {
             f(format!("duplicity-full.{}.vol1.difftar.gpg", s(a))),
             f(format!("duplicity-full-signatures.{}.sigtar.gpg", s(a))),
             f(format!("duplicity-inc.{}.to.{}.manifest.gpg", s(a), s(b))),
-            f(format!(
-                "duplicity-inc.{}.to.{}.vol1.difftar.gpg",
-                s(a),
-                s(b)
-            )),
-            f(format!(
-                "duplicity-new-signatures.{}.to.{}.sigtar.gpg",
-                s(a),
-                s(b)
-            )),
+            f(format!("duplicity-inc.{}.to.{}.vol1.difftar.gpg", s(a), s(b))),
+            f(format!("duplicity-new-signatures.{}.to.{}.sigtar.gpg", s(a), s(b))),
             // An orphan: starts at c, which no set ends at.
             f(format!("duplicity-inc.{}.to.{}.manifest.gpg", s(c), s(d))),
             // An interrupted full at d.
@@ -208,16 +176,10 @@ mod tests {
         assert_eq!(col.incomplete.len(), 1);
         assert_eq!(col.others.len(), 1);
         let full = &col.sets[col.chains[0].sets[0]];
-        assert_eq!(
-            full.files_in_delete_order()[0],
-            format!("duplicity-full.{}.manifest.gpg", s(a))
-        );
+        assert_eq!(full.files_in_delete_order()[0], format!("duplicity-full.{}.manifest.gpg", s(a)));
         assert_eq!(full.files_in_delete_order().len(), 3);
         assert_eq!(full.key(), format!("full.{}", s(a)));
-        assert_eq!(
-            col.sets[col.chains[0].sets[1]].key(),
-            format!("inc.{}.to.{}", s(a), s(b))
-        );
+        assert_eq!(col.sets[col.chains[0].sets[1]].key(), format!("inc.{}.to.{}", s(a), s(b)));
         assert_eq!(full.earliest_ctime, 7);
     }
 }

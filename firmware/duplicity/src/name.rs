@@ -48,24 +48,16 @@ impl ArchiveName {
     /// without a start time has none in its name.
     pub fn file_name(&self) -> String {
         let times = match (self.kind, self.start) {
-            (SetKind::Incremental, Some(start)) => {
-                format!("{}.to.{}", format_stamp(start), format_stamp(self.end))
-            }
+            (SetKind::Incremental, Some(start)) => format!("{}.to.{}", format_stamp(start), format_stamp(self.end)),
             _ => format_stamp(self.end),
         };
         let (head, body) = match (self.role, self.kind) {
-            (FileRole::Signatures, SetKind::Full) => {
-                ("duplicity-full-signatures", "sigtar".to_string())
-            }
-            (FileRole::Signatures, SetKind::Incremental) => {
-                ("duplicity-new-signatures", "sigtar".to_string())
-            }
+            (FileRole::Signatures, SetKind::Full) => ("duplicity-full-signatures", "sigtar".to_string()),
+            (FileRole::Signatures, SetKind::Incremental) => ("duplicity-new-signatures", "sigtar".to_string()),
             (FileRole::Manifest, SetKind::Full) => ("duplicity-full", "manifest".to_string()),
             (FileRole::Manifest, SetKind::Incremental) => ("duplicity-inc", "manifest".to_string()),
             (FileRole::Volume(n), SetKind::Full) => ("duplicity-full", format!("vol{n}.difftar")),
-            (FileRole::Volume(n), SetKind::Incremental) => {
-                ("duplicity-inc", format!("vol{n}.difftar"))
-            }
+            (FileRole::Volume(n), SetKind::Incremental) => ("duplicity-inc", format!("vol{n}.difftar")),
         };
         let partial = if self.partial { ".part" } else { "" };
         let ending = match (self.encrypted, self.role) {
@@ -90,9 +82,8 @@ const LONG_MARKERS: [(&str, SetKind, bool); 4] = [
 ];
 
 fn parse_long(name: &str) -> Option<ArchiveName> {
-    let (pos, marker, kind, sig) = LONG_MARKERS
-        .iter()
-        .find_map(|&(m, k, s)| name.find(m).map(|p| (p, m, k, s)))?;
+    let (pos, marker, kind, sig) =
+        LONG_MARKERS.iter().find_map(|&(m, k, s)| name.find(m).map(|p| (p, m, k, s)))?;
     let prefix = &name[..pos];
     let rest = &name[pos + marker.len()..];
     let mut parts = rest.split('.');
@@ -142,20 +133,13 @@ fn parse_short(name: &str) -> Option<ArchiveName> {
     let (prefix, rest, kind, sig) = ["dfs.", "dns.", "df.", "di."].iter().find_map(|m| {
         let pos = name.find(m)?;
         // The marker must start the name or follow a prefix ending in a separator-free text.
-        let kind = if m.starts_with("df") {
-            SetKind::Full
-        } else {
-            SetKind::Incremental
-        };
+        let kind = if m.starts_with("df") { SetKind::Full } else { SetKind::Incremental };
         Some((&name[..pos], &name[pos + m.len()..], kind, m.len() == 4))
     })?;
     let mut parts = rest.split('.');
     let (start, end) = match kind {
         SetKind::Full => (None, parse_base36(parts.next()?)?),
-        SetKind::Incremental => (
-            Some(parse_base36(parts.next()?)?),
-            parse_base36(parts.next()?)?,
-        ),
+        SetKind::Incremental => (Some(parse_base36(parts.next()?)?), parse_base36(parts.next()?)?),
     };
     let suffixes: Vec<&str> = parts.collect();
     let (role, tail) = if sig {
@@ -166,10 +150,7 @@ fn parse_short(name: &str) -> Option<ArchiveName> {
     } else {
         match suffixes.as_slice() {
             ["m", tail @ ..] => (FileRole::Manifest, tail),
-            [n, "dt", tail @ ..] => (
-                FileRole::Volume(u32::try_from(parse_base36(n)?).ok()?),
-                tail,
-            ),
+            [n, "dt", tail @ ..] => (FileRole::Volume(u32::try_from(parse_base36(n)?).ok()?), tail),
             _ => return None,
         }
     };
@@ -196,38 +177,14 @@ mod tests {
     #[test]
     fn long_names() {
         let a = parse_name("duplicity-full.20261127T052936Z.vol12.difftar.gpg").unwrap();
-        assert_eq!(
-            (a.kind, a.role, a.start, a.end, a.encrypted),
-            (
-                SetKind::Full,
-                FileRole::Volume(12),
-                None,
-                t("20261127T052936Z"),
-                true
-            )
-        );
+        assert_eq!((a.kind, a.role, a.start, a.end, a.encrypted), (SetKind::Full, FileRole::Volume(12), None, t("20261127T052936Z"), true));
         let m = parse_name("duplicity-inc.20261127T052936Z.to.20261127T052949Z.manifest").unwrap();
-        assert_eq!(
-            (m.kind, m.role, m.start),
-            (
-                SetKind::Incremental,
-                FileRole::Manifest,
-                Some(t("20261127T052936Z"))
-            )
-        );
+        assert_eq!((m.kind, m.role, m.start), (SetKind::Incremental, FileRole::Manifest, Some(t("20261127T052936Z"))));
         assert!(!m.encrypted);
-        let s =
-            parse_name("duplicity-new-signatures.20261127T052936Z.to.20261127T052949Z.sigtar.gz")
-                .unwrap();
-        assert_eq!(
-            (s.kind, s.role),
-            (SetKind::Incremental, FileRole::Signatures)
-        );
+        let s = parse_name("duplicity-new-signatures.20261127T052936Z.to.20261127T052949Z.sigtar.gz").unwrap();
+        assert_eq!((s.kind, s.role), (SetKind::Incremental, FileRole::Signatures));
         let f = parse_name("duplicity-full-signatures.20261127T052936Z.sigtar.gpg").unwrap();
-        assert_eq!(
-            (f.kind, f.role, f.encrypted),
-            (SetKind::Full, FileRole::Signatures, true)
-        );
+        assert_eq!((f.kind, f.role, f.encrypted), (SetKind::Full, FileRole::Signatures, true));
         let p = parse_name("laptop_duplicity-full.20261127T052936Z.manifest.part").unwrap();
         assert_eq!((p.prefix.as_str(), p.partial), ("laptop_", true));
         let old = parse_name("duplicity-full.2002-08-17T16:17:01-07:00.vol1.difftar.gpg").unwrap();
@@ -249,35 +206,16 @@ mod tests {
             s
         };
         let v = parse_name(&format!("df.{}.{}.dt.g", t36(base), t36(11))).unwrap();
-        assert_eq!(
-            (v.kind, v.role, v.end, v.encrypted),
-            (SetKind::Full, FileRole::Volume(11), base, true)
-        );
+        assert_eq!((v.kind, v.role, v.end, v.encrypted), (SetKind::Full, FileRole::Volume(11), base, true));
         let m = parse_name(&format!("di.{}.{}.m", t36(base), t36(base + 60))).unwrap();
-        assert_eq!(
-            (m.kind, m.role, m.start, m.end),
-            (
-                SetKind::Incremental,
-                FileRole::Manifest,
-                Some(base),
-                base + 60
-            )
-        );
+        assert_eq!((m.kind, m.role, m.start, m.end), (SetKind::Incremental, FileRole::Manifest, Some(base), base + 60));
         let s = parse_name(&format!("dns.{}.{}.st.z", t36(base), t36(base + 60))).unwrap();
         assert_eq!(s.role, FileRole::Signatures);
     }
 
     #[test]
     fn not_duplicity() {
-        for n in [
-            "notes.txt",
-            "duplicity-full.garbage.vol1.difftar",
-            "duplicity-inc.20261127T052936Z.20261127T052949Z.manifest",
-            "config",
-            "data/00/abc",
-            "duplicity-full.20261127T052936Z.volX.difftar",
-            "df.zz",
-        ] {
+        for n in ["notes.txt", "duplicity-full.garbage.vol1.difftar", "duplicity-inc.20261127T052936Z.20261127T052949Z.manifest", "config", "data/00/abc", "duplicity-full.20261127T052936Z.volX.difftar", "df.zz"] {
             assert!(parse_name(n).is_none(), "{n}");
         }
     }
@@ -293,48 +231,16 @@ mod tests {
     fn file_names_are_duplicitys_and_parse_back() {
         let t1 = 1_795_757_376;
         let t2 = t1 + 86_400;
-        let name = |kind, role, start, encrypted| ArchiveName {
-            kind,
-            role,
-            start,
-            end: t2,
-            encrypted,
-            partial: false,
-            prefix: String::new(),
-        };
+        let name = |kind, role, start, encrypted| ArchiveName { kind, role, start, end: t2, encrypted, partial: false, prefix: String::new() };
         let table = [
-            (
-                name(SetKind::Full, FileRole::Volume(1), None, true),
-                "duplicity-full.20261128T052936Z.vol1.difftar.gpg",
-            ),
-            (
-                name(SetKind::Full, FileRole::Volume(12), None, false),
-                "duplicity-full.20261128T052936Z.vol12.difftar.gz",
-            ),
-            (
-                name(SetKind::Full, FileRole::Manifest, None, true),
-                "duplicity-full.20261128T052936Z.manifest.gpg",
-            ),
-            (
-                name(SetKind::Full, FileRole::Manifest, None, false),
-                "duplicity-full.20261128T052936Z.manifest",
-            ),
-            (
-                name(SetKind::Full, FileRole::Signatures, None, true),
-                "duplicity-full-signatures.20261128T052936Z.sigtar.gpg",
-            ),
-            (
-                name(SetKind::Incremental, FileRole::Volume(3), Some(t1), true),
-                "duplicity-inc.20261127T052936Z.to.20261128T052936Z.vol3.difftar.gpg",
-            ),
-            (
-                name(SetKind::Incremental, FileRole::Manifest, Some(t1), true),
-                "duplicity-inc.20261127T052936Z.to.20261128T052936Z.manifest.gpg",
-            ),
-            (
-                name(SetKind::Incremental, FileRole::Signatures, Some(t1), false),
-                "duplicity-new-signatures.20261127T052936Z.to.20261128T052936Z.sigtar.gz",
-            ),
+            (name(SetKind::Full, FileRole::Volume(1), None, true), "duplicity-full.20261128T052936Z.vol1.difftar.gpg"),
+            (name(SetKind::Full, FileRole::Volume(12), None, false), "duplicity-full.20261128T052936Z.vol12.difftar.gz"),
+            (name(SetKind::Full, FileRole::Manifest, None, true), "duplicity-full.20261128T052936Z.manifest.gpg"),
+            (name(SetKind::Full, FileRole::Manifest, None, false), "duplicity-full.20261128T052936Z.manifest"),
+            (name(SetKind::Full, FileRole::Signatures, None, true), "duplicity-full-signatures.20261128T052936Z.sigtar.gpg"),
+            (name(SetKind::Incremental, FileRole::Volume(3), Some(t1), true), "duplicity-inc.20261127T052936Z.to.20261128T052936Z.vol3.difftar.gpg"),
+            (name(SetKind::Incremental, FileRole::Manifest, Some(t1), true), "duplicity-inc.20261127T052936Z.to.20261128T052936Z.manifest.gpg"),
+            (name(SetKind::Incremental, FileRole::Signatures, Some(t1), false), "duplicity-new-signatures.20261127T052936Z.to.20261128T052936Z.sigtar.gz"),
         ];
         for (archive, expected) in table {
             assert_eq!(archive.file_name(), expected);

@@ -13,12 +13,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 /// Seconds since the epoch for a UTC date and time; `None` if out of range.
 pub fn unix_from_civil(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> Option<i64> {
-    if !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
-        || !(0..=23).contains(&h)
-        || !(0..=59).contains(&mi)
-        || !(0..=60).contains(&s)
-    {
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || !(0..=23).contains(&h) || !(0..=59).contains(&mi) || !(0..=60).contains(&s) {
         return None;
     }
     Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s)
@@ -69,13 +64,7 @@ pub fn parse_stamp(s: &str) -> Option<i64> {
         );
     }
     // W3: 2002-08-17T16:17:01-07:00 (19 characters, then a zone).
-    if b.len() >= 20
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b[10] == b'T'
-        && b[13] == b[16]
-        && !b[13].is_ascii_digit()
-    {
+    if b.len() >= 20 && b[4] == b'-' && b[7] == b'-' && b[10] == b'T' && b[13] == b[16] && !b[13].is_ascii_digit() {
         let local = unix_from_civil(
             digits(&s[0..4])?,
             digits(&s[5..7])?,
@@ -91,11 +80,7 @@ pub fn parse_stamp(s: &str) -> Option<i64> {
         let zb = zone.as_bytes();
         if zb.len() == 6 && (zb[0] == b'+' || zb[0] == b'-') && zb[3] == b[13] {
             let offset = digits(&zone[1..3])? * 3600 + digits(&zone[4..6])? * 60;
-            return Some(if zb[0] == b'+' {
-                local - offset
-            } else {
-                local + offset
-            });
+            return Some(if zb[0] == b'+' { local - offset } else { local + offset });
         }
         return None;
     }
@@ -118,14 +103,8 @@ mod tests {
     fn stamps() {
         let t = parse_stamp("20261127T052936Z").unwrap();
         assert_eq!(format_stamp(t), "20261127T052936Z");
-        assert_eq!(
-            parse_stamp("2002-08-17T16:17:01-07:00"),
-            parse_stamp("20020817T231701Z")
-        );
-        assert_eq!(
-            parse_stamp("2002-08-17T16_17_01+02_00"),
-            parse_stamp("20020817T141701Z")
-        );
+        assert_eq!(parse_stamp("2002-08-17T16:17:01-07:00"), parse_stamp("20020817T231701Z"));
+        assert_eq!(parse_stamp("2002-08-17T16_17_01+02_00"), parse_stamp("20020817T141701Z"));
         assert_eq!(parse_stamp("20261327T052936Z"), None);
         assert_eq!(parse_stamp("garbage"), None);
     }

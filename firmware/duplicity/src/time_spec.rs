@@ -37,12 +37,7 @@ pub fn parse_age(s: &str) -> Option<i64> {
     let mut number: Option<i64> = None;
     for b in s.bytes() {
         if b.is_ascii_digit() {
-            number = Some(
-                number
-                    .unwrap_or(0)
-                    .checked_mul(10)?
-                    .checked_add(i64::from(b - b'0'))?,
-            );
+            number = Some(number.unwrap_or(0).checked_mul(10)?.checked_add(i64::from(b - b'0'))?);
         } else {
             total = total.checked_add(number.take()?.checked_mul(unit_seconds(b)?)?)?;
         }
@@ -51,17 +46,13 @@ pub fn parse_age(s: &str) -> Option<i64> {
 }
 
 fn number(s: &str, len: std::ops::RangeInclusive<usize>) -> Option<i64> {
-    (len.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
+    (len.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
 }
 
 /// A calendar date in one of duplicity's three orders.
 fn parse_date(s: &str) -> Option<(i64, i64, i64)> {
     let parts: Vec<&str> = s.split(['-', '/']).collect();
-    let [a, b, c] = parts.as_slice() else {
-        return None;
-    };
+    let [a, b, c] = parts.as_slice() else { return None };
     if a.len() == 4 {
         Some((number(a, 4..=4)?, number(b, 1..=2)?, number(c, 1..=2)?))
     } else {
@@ -77,9 +68,7 @@ fn parse_clock(s: &str) -> Option<(i64, Option<i64>)> {
         None => (s, None),
     };
     let parts: Vec<&str> = clock.split(':').collect();
-    let [h, m, sec] = parts.as_slice() else {
-        return None;
-    };
+    let [h, m, sec] = parts.as_slice() else { return None };
     let (h, m, sec) = (number(h, 2..=2)?, number(m, 2..=2)?, number(sec, 2..=2)?);
     if h > 23 || m > 59 || sec > 60 {
         return None;
@@ -168,47 +157,21 @@ mod tests {
     #[test]
     fn dates_without_a_zone_are_local() {
         // One hour east of UTC: local midnight is 23:00 UTC the day before.
-        assert_eq!(
-            parse_time_spec("2026-11-27", NOW, 3600),
-            Ok(1_795_737_600 - 3600)
-        );
-        assert_eq!(
-            parse_time_spec("2026-11-27T05:29:36", NOW, 3600),
-            Ok(1_795_757_376 - 3600)
-        );
-        assert_eq!(
-            parse_time_spec("2026-11-27T05:29:36Z", NOW, 3600),
-            Ok(1_795_757_376)
-        );
+        assert_eq!(parse_time_spec("2026-11-27", NOW, 3600), Ok(1_795_737_600 - 3600));
+        assert_eq!(parse_time_spec("2026-11-27T05:29:36", NOW, 3600), Ok(1_795_757_376 - 3600));
+        assert_eq!(parse_time_spec("2026-11-27T05:29:36Z", NOW, 3600), Ok(1_795_757_376));
     }
 
     #[test]
     fn anything_else_is_refused_with_the_forms_that_work() {
-        for spec in [
-            "",
-            "3",
-            "D",
-            "3d",
-            "1h30",
-            "h1",
-            "yesterday",
-            "2026-13-01",
-            "2026-11-27T25:00:00Z",
-            "2026-11-27T05:29Z",
-            "2026-11",
-            "99999999999999999999D",
-            "2026-11-27T05:29:36+2",
-        ] {
+        for spec in ["", "3", "D", "3d", "1h30", "h1", "yesterday", "2026-13-01", "2026-11-27T25:00:00Z", "2026-11-27T05:29Z", "2026-11", "99999999999999999999D", "2026-11-27T05:29:36+2"] {
             let e = parse_time_spec(spec, NOW, 0);
             if spec == "3" {
                 assert_eq!(e, Ok(3), "a bare number is seconds since the epoch");
                 continue;
             }
             let e = e.unwrap_err();
-            assert!(
-                e.to_string().contains("is not a time") && e.to_string().contains("3D"),
-                "{spec}: {e}"
-            );
+            assert!(e.to_string().contains("is not a time") && e.to_string().contains("3D"), "{spec}: {e}");
         }
     }
 

@@ -31,11 +31,8 @@ pub const MD_STATES: &[&str] = &[
 /// Unpacks the captured md tree `state` (one of [`MD_STATES`]) under `root`
 /// and returns the [`SysRoot`] that reads it.
 pub fn md_state(state: &str, root: &Path) -> Result<SysRoot, FixtureError> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/md")
-        .join(format!("{state}.tree"));
-    let text =
-        std::fs::read_to_string(&path).map_err(|source| FixtureError::Read { path, source })?;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/md").join(format!("{state}.tree"));
+    let text = std::fs::read_to_string(&path).map_err(|source| FixtureError::Read { path, source })?;
     unpack(&text, root)?;
     Ok(SysRoot::at(root))
 }
@@ -43,17 +40,11 @@ pub fn md_state(state: &str, root: &Path) -> Result<SysRoot, FixtureError> {
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
     #[error("reading the fixture {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("fixture line {line}: {what}")]
     Format { line: usize, what: String },
     #[error("writing the fixture tree at {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 /// Writes the tree that `text` describes under `root`.
@@ -63,31 +54,17 @@ pub fn unpack(text: &str, root: &Path) -> Result<(), FixtureError> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |what: &str| FixtureError::Format {
-            line: n,
-            what: format!("{what}: {line:?}"),
-        };
+        let bad = |what: &str| FixtureError::Format { line: n, what: format!("{what}: {line:?}") };
         let (path, body) = if let Some(rest) = line.strip_prefix("link ") {
-            let (path, target) = rest
-                .split_once(" -> ")
-                .ok_or_else(|| bad("a link needs `PATH -> TARGET`"))?;
+            let (path, target) = rest.split_once(" -> ").ok_or_else(|| bad("a link needs `PATH -> TARGET`"))?;
             (path, Entry::Link(target))
         } else if let Some(rest) = line.strip_prefix("file ") {
-            let (path, count) = rest
-                .rsplit_once(' ')
-                .ok_or_else(|| bad("a file needs `PATH LINES`"))?;
-            let count: usize = count
-                .parse()
-                .map_err(|_| bad("the line count is not a number"))?;
+            let (path, count) = rest.rsplit_once(' ').ok_or_else(|| bad("a file needs `PATH LINES`"))?;
+            let count: usize = count.parse().map_err(|_| bad("the line count is not a number"))?;
             let mut content = String::new();
             for _ in 0..count {
-                let (_, l) = lines
-                    .next()
-                    .ok_or_else(|| bad("the file's lines end early"))?;
-                content.push_str(
-                    l.strip_prefix("  ")
-                        .ok_or_else(|| bad("file lines are indented two spaces"))?,
-                );
+                let (_, l) = lines.next().ok_or_else(|| bad("the file's lines end early"))?;
+                content.push_str(l.strip_prefix("  ").ok_or_else(|| bad("file lines are indented two spaces"))?);
                 content.push('\n');
             }
             (path, Entry::File(content))
@@ -101,23 +78,13 @@ pub fn unpack(text: &str, root: &Path) -> Result<(), FixtureError> {
         let dest = root.join(rel);
         // A link earlier in the fixture must not carry a later entry out of the tree.
         let mut ancestor = root.to_path_buf();
-        for part in Path::new(rel)
-            .parent()
-            .into_iter()
-            .flat_map(Path::components)
-        {
+        for part in Path::new(rel).parent().into_iter().flat_map(Path::components) {
             ancestor.push(part);
-            if ancestor
-                .symlink_metadata()
-                .is_ok_and(|m| m.file_type().is_symlink())
-            {
+            if ancestor.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
                 return Err(bad("paths do not pass through a link"));
             }
         }
-        let write = |source| FixtureError::Write {
-            path: dest.clone(),
-            source,
-        };
+        let write = |source| FixtureError::Write { path: dest.clone(), source };
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(write)?;
         }
@@ -143,14 +110,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = "# comment\nfile /sys/devices/x/block/vdb/size 1\n  131072\nfile /sys/devices/x/block/vdb/serial 0\nlink /sys/class/block/vdb -> ../../devices/x/block/vdb\n";
         unpack(text, dir.path()).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("sys/class/block/vdb/size")).unwrap(),
-            "131072\n"
-        );
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("sys/class/block/vdb/serial")).unwrap(),
-            ""
-        );
+        assert_eq!(std::fs::read_to_string(dir.path().join("sys/class/block/vdb/size")).unwrap(), "131072\n");
+        assert_eq!(std::fs::read_to_string(dir.path().join("sys/class/block/vdb/serial")).unwrap(), "");
     }
 
     #[test]

@@ -7,25 +7,15 @@ use crate::{HalError, SysRoot};
 /// Event nodes (`/dev/input/eventN`) of every device named "Power Button".
 pub fn power_button_handlers(root: &SysRoot) -> Result<Vec<std::path::PathBuf>, HalError> {
     let text = root.read("proc/bus/input/devices")?;
-    Ok(parse_power_buttons(&text)
-        .into_iter()
-        .map(|e| root.path("dev/input").join(e))
-        .collect())
+    Ok(parse_power_buttons(&text).into_iter().map(|e| root.path("dev/input").join(e)).collect())
 }
 
 fn parse_power_buttons(text: &str) -> Vec<String> {
     text.split("\n\n")
-        .filter(|block| {
-            block
-                .lines()
-                .any(|l| l.starts_with("N: Name=\"Power Button\""))
-        })
+        .filter(|block| block.lines().any(|l| l.starts_with("N: Name=\"Power Button\"")))
         .filter_map(|block| {
             let handlers = block.lines().find_map(|l| l.strip_prefix("H: Handlers="))?;
-            handlers
-                .split_whitespace()
-                .find(|h| h.starts_with("event"))
-                .map(str::to_string)
+            handlers.split_whitespace().find(|h| h.starts_with("event")).map(str::to_string)
         })
         .collect()
 }

@@ -24,10 +24,7 @@ impl SysRoot {
             .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
             .open(&path)
             .map_err(|source| HalError::Read { path, source })?;
-        Ok(KmsgReader {
-            file,
-            pending: String::new(),
-        })
+        Ok(KmsgReader { file, pending: String::new() })
     }
 
     /// Whether a PCI driver drives a device (`/sys/bus/pci/drivers/NAME/0000:…`):
@@ -39,23 +36,15 @@ impl SysRoot {
     /// Whether a block device sits behind a device the PCI driver drives
     /// (a 3ware unit: `/sys/class/block/sda` → `…/0000:00:0b.0/host0/…/block/sda`).
     pub fn disk_behind_driver(&self, kname: &str, driver: &str) -> bool {
-        let Ok(target) = std::fs::read_link(self.path("sys/class/block").join(kname)) else {
-            return false;
-        };
+        let Ok(target) = std::fs::read_link(self.path("sys/class/block").join(kname)) else { return false };
         let devices = self.pci_devices_of(driver);
-        target
-            .components()
-            .any(|c| devices.iter().any(|d| c.as_os_str() == d.as_str()))
+        target.components().any(|c| devices.iter().any(|d| c.as_os_str() == d.as_str()))
     }
 
     fn pci_devices_of(&self, driver: &str) -> Vec<String> {
         std::fs::read_dir(self.path("sys/bus/pci/drivers").join(driver))
             .map(|entries| {
-                entries
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.starts_with("0000:"))
-                    .collect()
+                entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("0000:")).collect()
             })
             .unwrap_or_default()
     }
@@ -108,35 +97,15 @@ mod tests {
         assert!(!sys.pci_driver_bound("3w-xxxx") && !sys.pci_driver_bound("3w-9xxx"));
         let block = dir.path().join("sys/class/block");
         std::fs::create_dir_all(&block).unwrap();
-        std::os::unix::fs::symlink(
-            "../../devices/pci0000:00/0000:00:0b.0/host0/target0:0:0/0:0:0:0/block/sda",
-            block.join("sda"),
-        )
-        .unwrap();
-        std::os::unix::fs::symlink(
-            "../../devices/pci0000:00/0000:00:0f.1/ata1/host1/target1:0:0/1:0:0:0/block/sdb",
-            block.join("sdb"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink("../../devices/pci0000:00/0000:00:0b.0/host0/target0:0:0/0:0:0:0/block/sda", block.join("sda")).unwrap();
+        std::os::unix::fs::symlink("../../devices/pci0000:00/0000:00:0f.1/ata1/host1/target1:0:0/1:0:0:0/block/sdb", block.join("sdb")).unwrap();
         assert!(!sys.disk_behind_driver("sda", "3w-xxxx"));
-        std::os::unix::fs::symlink(
-            "../../../../devices/pci0000:00/0000:00:0b.0",
-            driver.join("0000:00:0b.0"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink("../../../../devices/pci0000:00/0000:00:0b.0", driver.join("0000:00:0b.0")).unwrap();
         assert!(sys.pci_driver_bound("3w-xxxx"));
-        assert!(
-            sys.disk_behind_driver("sda", "3w-xxxx") && !sys.disk_behind_driver("sdb", "3w-xxxx")
-        );
+        assert!(sys.disk_behind_driver("sda", "3w-xxxx") && !sys.disk_behind_driver("sdb", "3w-xxxx"));
         assert!(!sys.disk_behind_driver("sdz", "3w-xxxx"));
         let mut k = sys.kmsg().unwrap();
-        assert_eq!(
-            k.records(),
-            [
-                "4,512,1000,-;3w-xxxx: scsi0: AEN: ERROR: Unit degraded: Unit #0.",
-                "6,513,2000,-;other"
-            ]
-        );
+        assert_eq!(k.records(), ["4,512,1000,-;3w-xxxx: scsi0: AEN: ERROR: Unit degraded: Unit #0.", "6,513,2000,-;other"]);
         assert!(k.records().is_empty());
     }
 }

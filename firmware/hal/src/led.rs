@@ -37,9 +37,7 @@ impl SysRoot {
             }
             LedSetting::On => {
                 write("trigger", "none")?;
-                let max = std::fs::read_to_string(base.join("max_brightness"))
-                    .map(|s| s.trim().to_string())
-                    .unwrap_or_else(|_| "1".into());
+                let max = std::fs::read_to_string(base.join("max_brightness")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "1".into());
                 write("brightness", &max)
             }
             LedSetting::Blink { on_ms, off_ms } => {
@@ -65,23 +63,10 @@ mod tests {
         fs::create_dir_all(dir.path().join("sys/class/leds/input3::numlock")).unwrap();
         fs::write(led.join("max_brightness"), "1\n").unwrap();
         let sys = SysRoot::at(dir.path());
-        assert_eq!(
-            sys.find_led("*::capslock").as_deref(),
-            Some("input3::capslock")
-        );
-        assert_eq!(
-            sys.find_led("input3::numlock").as_deref(),
-            Some("input3::numlock")
-        );
+        assert_eq!(sys.find_led("*::capslock").as_deref(), Some("input3::capslock"));
+        assert_eq!(sys.find_led("input3::numlock").as_deref(), Some("input3::numlock"));
         assert_eq!(sys.find_led("*::scrolllock"), None);
-        sys.set_led(
-            "input3::capslock",
-            LedSetting::Blink {
-                on_ms: 1000,
-                off_ms: 1000,
-            },
-        )
-        .unwrap();
+        sys.set_led("input3::capslock", LedSetting::Blink { on_ms: 1000, off_ms: 1000 }).unwrap();
         assert_eq!(fs::read_to_string(led.join("trigger")).unwrap(), "timer");
         assert_eq!(fs::read_to_string(led.join("delay_off")).unwrap(), "1000");
         sys.set_led("input3::capslock", LedSetting::On).unwrap();

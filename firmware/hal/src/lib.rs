@@ -25,10 +25,7 @@ pub use uevent::{Uevent, UeventSocket, parse_uevent};
 #[derive(Debug, thiserror::Error)]
 pub enum HalError {
     #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
 }
 
 /// The root under which `/sys`, `/proc` and `/dev` are found.
@@ -40,9 +37,7 @@ pub struct SysRoot {
 impl SysRoot {
     /// The running system.
     pub fn system() -> Self {
-        SysRoot {
-            root: PathBuf::from("/"),
-        }
+        SysRoot { root: PathBuf::from("/") }
     }
 
     /// A fixture tree laid out like `/`.
@@ -73,10 +68,7 @@ impl SysRoot {
     pub fn network_interfaces(&self) -> Result<Vec<String>, HalError> {
         let dir = self.path("sys/class/net");
         let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .map_err(|source| HalError::Read {
-                path: dir.clone(),
-                source,
-            })?
+            .map_err(|source| HalError::Read { path: dir.clone(), source })?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n != "lo")
@@ -104,10 +96,7 @@ impl SysRoot {
 
     /// Caps md resync and rebuild speed (`/proc/sys/dev/raid/speed_limit_max`, KiB/s).
     pub fn set_md_speed_limit_max(&self, kib: u64) -> std::io::Result<()> {
-        std::fs::write(
-            self.path("proc/sys/dev/raid/speed_limit_max"),
-            format!("{kib}\n"),
-        )
+        std::fs::write(self.path("proc/sys/dev/raid/speed_limit_max"), format!("{kib}\n"))
     }
 
     /// Whether a path is a mount point (per `/proc/self/mountinfo`).
@@ -138,11 +127,7 @@ impl KernelCmdline {
 
     /// The last value given for `key` (the kernel's own rule for repeats).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.words
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.words.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -156,9 +141,7 @@ mod tests {
 
     #[test]
     fn cmdline_words() {
-        let c = KernelCmdline::parse(
-            "console=ttyS0 quiet coffer.slot=a coffer.slot=b coffer.debug=1\n",
-        );
+        let c = KernelCmdline::parse("console=ttyS0 quiet coffer.slot=a coffer.slot=b coffer.debug=1\n");
         assert_eq!(c.get("coffer.slot"), Some("b"));
         assert!(c.flag("quiet"));
         assert!(c.flag("coffer.debug"));

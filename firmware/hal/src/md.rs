@@ -75,20 +75,13 @@ impl SysRoot {
     /// Seconds since boot (`/proc/uptime`).
     pub fn uptime_secs(&self) -> Result<u64, HalError> {
         let text = self.read("proc/uptime")?;
-        Ok(text
-            .split('.')
-            .next()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0))
+        Ok(text.split('.').next().and_then(|s| s.trim().parse().ok()).unwrap_or(0))
     }
 
     /// Every md array with an `md/` directory, sorted by kernel name.
     pub fn md_arrays(&self) -> Result<Vec<MdArray>, HalError> {
         let dir = self.path("sys/block");
-        let entries = std::fs::read_dir(&dir).map_err(|source| HalError::Read {
-            path: dir.clone(),
-            source,
-        })?;
+        let entries = std::fs::read_dir(&dir).map_err(|source| HalError::Read { path: dir.clone(), source })?;
         let mut arrays = Vec::new();
         for entry in entries.filter_map(|e| e.ok()) {
             let kname = entry.file_name().to_string_lossy().into_owned();
@@ -103,46 +96,31 @@ impl SysRoot {
 
     fn md_array(&self, kname: &str) -> MdArray {
         let md = format!("sys/block/{kname}/md");
-        let attr = |a: &str| {
-            self.read(&format!("{md}/{a}"))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
+        let attr = |a: &str| self.read(&format!("{md}/{a}")).map(|s| s.trim().to_string()).unwrap_or_default();
         let num = |a: &str| attr(a).parse().unwrap_or(0);
         let mut members = Vec::new();
         if let Ok(entries) = std::fs::read_dir(self.path(&md)) {
             for e in entries.filter_map(|e| e.ok()) {
                 let file = e.file_name().to_string_lossy().into_owned();
-                let Some(dev) = file.strip_prefix("dev-") else {
-                    continue;
-                };
+                let Some(dev) = file.strip_prefix("dev-") else { continue };
                 let state = attr(&format!("{file}/state"));
                 members.push(MdMember {
                     kname: dev.to_string(),
                     slot: attr(&format!("{file}/slot")).parse().ok(),
-                    state: state
-                        .split(',')
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_string)
-                        .collect(),
+                    state: state.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
                     present: e.path().join("block").exists(),
                     errors: attr(&format!("{file}/errors")).parse().unwrap_or(0),
                 });
             }
         }
-        members.sort_by(|a, b| {
-            (a.slot.is_none(), a.slot, &a.kname).cmp(&(b.slot.is_none(), b.slot, &b.kname))
-        });
+        members.sort_by(|a, b| (a.slot.is_none(), a.slot, &a.kname).cmp(&(b.slot.is_none(), b.slot, &b.kname)));
         // mdadm names arrays by links in /dev/md/ (`data -> ../md127`).
-        let name = std::fs::read_dir(self.path("dev/md"))
-            .ok()
-            .and_then(|entries| {
-                entries.filter_map(|e| e.ok()).find_map(|e| {
-                    let target = std::fs::read_link(e.path()).ok()?;
-                    (target.file_name()?.to_str()? == kname)
-                        .then(|| e.file_name().to_string_lossy().into_owned())
-                })
-            });
+        let name = std::fs::read_dir(self.path("dev/md")).ok().and_then(|entries| {
+            entries.filter_map(|e| e.ok()).find_map(|e| {
+                let target = std::fs::read_link(e.path()).ok()?;
+                (target.file_name()?.to_str()? == kname).then(|| e.file_name().to_string_lossy().into_owned())
+            })
+        });
         MdArray {
             kname: kname.to_string(),
             name,
@@ -177,73 +155,34 @@ mod tests {
             .iter()
             .map(|m| {
                 let slot = m.slot.map_or("-".to_string(), |s| s.to_string());
-                format!(
-                    "{}@{slot}={}{}",
-                    m.kname,
-                    m.state.join(","),
-                    if m.present { "" } else { "!gone" }
-                )
+                format!("{}@{slot}={}{}", m.kname, m.state.join(","), if m.present { "" } else { "!gone" })
             })
             .collect();
         let name = a.name.as_deref().unwrap_or("-");
-        format!(
-            "{} {name} {} d{} {} {progress} | {}",
-            a.kname,
-            a.array_state,
-            a.degraded,
-            a.sync_action,
-            members.join(" ")
-        )
+        format!("{} {name} {} d{} {} {progress} | {}", a.kname, a.array_state, a.degraded, a.sync_action, members.join(" "))
     }
 
     #[test]
     fn captured_states_read_as_the_kernel_showed_them() {
         let expected: &[(&str, &[&str])] = &[
-            (
-                "resync",
-                &["md127 data clean d0 resync ~ | vdb@0=in_sync vdc@1=in_sync"],
-            ),
-            (
-                "clean",
-                &["md127 data clean d0 idle - | vdb@0=in_sync vdc@1=in_sync"],
-            ),
-            (
-                "clean-with-spare",
-                &["md127 data clean d0 idle - | vdb@0=in_sync vdc@1=in_sync vdd@-=spare"],
-            ),
-            (
-                "faulty-recovering-onto-spare",
-                &["md127 data clean d1 recover ~ | vdb@0=in_sync vdd@1=spare vdc@-=faulty"],
-            ),
-            (
-                "faulty-member",
-                &["md127 data clean d0 idle - | vdb@0=in_sync vdd@1=in_sync vdc@-=faulty"],
-            ),
+            ("resync", &["md127 data clean d0 resync ~ | vdb@0=in_sync vdc@1=in_sync"]),
+            ("clean", &["md127 data clean d0 idle - | vdb@0=in_sync vdc@1=in_sync"]),
+            ("clean-with-spare", &["md127 data clean d0 idle - | vdb@0=in_sync vdc@1=in_sync vdd@-=spare"]),
+            ("faulty-recovering-onto-spare", &["md127 data clean d1 recover ~ | vdb@0=in_sync vdd@1=spare vdc@-=faulty"]),
+            ("faulty-member", &["md127 data clean d0 idle - | vdb@0=in_sync vdd@1=in_sync vdc@-=faulty"]),
             // md has not noticed the pulled disk: only its missing device tells.
-            (
-                "disk-pulled-idle",
-                &["md127 data clean d0 idle - | vdb@0=in_sync vdd@1=in_sync!gone"],
-            ),
+            ("disk-pulled-idle", &["md127 data clean d0 idle - | vdb@0=in_sync vdd@1=in_sync!gone"]),
             ("degraded", &["md127 data clean d1 idle - | vdb@0=in_sync"]),
-            (
-                "recovering",
-                &["md127 data clean d1 recover ~ | vdb@0=in_sync vdc@1=spare"],
-            ),
+            ("recovering", &["md127 data clean d1 recover ~ | vdb@0=in_sync vdc@1=spare"]),
             // An inactive array shows no level, size or UUID; its stale /dev/md link names md127.
             ("inactive", &["md126 - inactive d0  - | vdb@-=spare"]),
             // The second array on the same disks waits: `sync_completed` says `delayed`.
             (
                 "resync-delayed",
-                &[
-                    "md125 two clean d0 resync - | vde2@0=in_sync vdf2@1=in_sync",
-                    "md126 one clean d0 resync ~ | vde1@0=in_sync vdf1@1=in_sync",
-                ],
+                &["md125 two clean d0 resync - | vde2@0=in_sync vdf2@1=in_sync", "md126 one clean d0 resync ~ | vde1@0=in_sync vdf1@1=in_sync"],
             ),
         ];
-        assert_eq!(
-            expected.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-            crate::fixture::MD_STATES
-        );
+        assert_eq!(expected.iter().map(|(s, _)| *s).collect::<Vec<_>>(), crate::fixture::MD_STATES);
         for (state, arrays) in expected {
             let dir = tempfile::tempdir().unwrap();
             let root = crate::fixture::md_state(state, dir.path()).unwrap();
@@ -266,27 +205,12 @@ mod tests {
         let want = |n: &str, s: &str, mib: u64| (n.to_string(), Some(s.to_string()), mib);
         assert_eq!(
             disks,
-            [
-                want("vda", "boot", 1),
-                want("vdb", "disk0", 64),
-                want("vdc", "disk1", 64),
-                want("vdd", "disk2", 64),
-                want("vde", "disk3", 64),
-                want("vdf", "disk4", 64)
-            ]
+            [want("vda", "boot", 1), want("vdb", "disk0", 64), want("vdc", "disk1", 64), want("vdd", "disk2", 64), want("vde", "disk3", 64), want("vdf", "disk4", 64)]
         );
-        let parts: Vec<(String, Option<String>)> = root
-            .block_devices()
-            .unwrap()
-            .into_iter()
-            .filter(|d| d.kind == crate::DeviceKind::Partition)
-            .map(|d| (d.name, d.parent))
-            .collect();
+        let parts: Vec<(String, Option<String>)> =
+            root.block_devices().unwrap().into_iter().filter(|d| d.kind == crate::DeviceKind::Partition).map(|d| (d.name, d.parent)).collect();
         assert_eq!(parts[0], ("vde1".to_string(), Some("vde".to_string())));
-        assert!(
-            root.disk_counters("vdb").completed.is_some_and(|n| n > 0),
-            "diskstats counts the member's I/O"
-        );
+        assert!(root.disk_counters("vdb").completed.is_some_and(|n| n > 0), "diskstats counts the member's I/O");
     }
 
     #[test]

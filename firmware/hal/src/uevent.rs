@@ -22,22 +22,12 @@ pub struct Uevent {
 /// udev's own multicast group (`libudev` header) are not kernel events and
 /// give `None`, as does anything malformed.
 pub fn parse_uevent(bytes: &[u8]) -> Option<Uevent> {
-    let mut parts = bytes
-        .split(|b| *b == 0)
-        .filter(|p| !p.is_empty())
-        .map(|p| std::str::from_utf8(p).ok());
+    let mut parts = bytes.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| std::str::from_utf8(p).ok());
     let header = parts.next()??;
     let (action_in_header, _devpath) = header.split_once('@')?;
-    let mut ev = Uevent {
-        action: action_in_header.to_string(),
-        subsystem: String::new(),
-        devname: None,
-        devtype: None,
-    };
+    let mut ev = Uevent { action: action_in_header.to_string(), subsystem: String::new(), devname: None, devtype: None };
     for part in parts.flatten() {
-        let Some((k, v)) = part.split_once('=') else {
-            continue;
-        };
+        let Some((k, v)) = part.split_once('=') else { continue };
         match k {
             "ACTION" => ev.action = v.to_string(),
             "SUBSYSTEM" => ev.subsystem = v.to_string(),
@@ -95,15 +85,7 @@ mod tests {
     fn kernel_block_remove() {
         let msg = b"remove@/devices/pci0000:00/0000:00:05.0/virtio2/block/vdc\0ACTION=remove\0DEVPATH=/devices/pci0000:00/0000:00:05.0/virtio2/block/vdc\0SUBSYSTEM=block\0MAJOR=254\0MINOR=32\0DEVNAME=vdc\0DEVTYPE=disk\0SEQNUM=1234\0";
         let ev = parse_uevent(msg).unwrap();
-        assert_eq!(
-            ev,
-            Uevent {
-                action: "remove".into(),
-                subsystem: "block".into(),
-                devname: Some("vdc".into()),
-                devtype: Some("disk".into())
-            }
-        );
+        assert_eq!(ev, Uevent { action: "remove".into(), subsystem: "block".into(), devname: Some("vdc".into()), devtype: Some("disk".into()) });
     }
 
     #[test]

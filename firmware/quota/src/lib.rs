@@ -42,10 +42,7 @@ pub fn default_file_limit(area_inodes: u64) -> u64 {
 impl Limits {
     /// These limits with `files` set to `default_files` where none is given.
     pub fn with_default_files(self, default_files: Option<u64>) -> Limits {
-        Limits {
-            files: self.files.or(default_files),
-            ..self
-        }
+        Limits { files: self.files.or(default_files), ..self }
     }
 }
 
@@ -73,37 +70,20 @@ pub struct Ledger {
 
 impl Ledger {
     pub fn new(limits: Limits, used_bytes: u64, used_files: u64) -> Self {
-        let mut l = Ledger {
-            limits,
-            used_bytes,
-            used_files,
-            ..Ledger::default()
-        };
+        let mut l = Ledger { limits, used_bytes, used_files, ..Ledger::default() };
         l.warned = l.level();
         l
     }
 
     /// Grants `need` plus up to `prefetch` more, or refuses if `need` does not fit.
     pub fn grant(&mut self, need: Credit, prefetch: Credit) -> Result<Credit, Exceeded> {
-        let bytes = fit(
-            self.limits.bytes,
-            self.used_bytes + self.reserved_bytes,
-            need.bytes,
-            prefetch.bytes,
-        )
-        .ok_or(Exceeded {
+        let bytes = fit(self.limits.bytes, self.used_bytes + self.reserved_bytes, need.bytes, prefetch.bytes).ok_or(Exceeded {
             files: false,
             used: self.used_bytes,
             held: self.reserved_bytes,
             limit: self.limits.bytes.unwrap_or(u64::MAX),
         })?;
-        let files = fit(
-            self.limits.files,
-            self.used_files + self.reserved_files,
-            need.files,
-            prefetch.files,
-        )
-        .ok_or(Exceeded {
+        let files = fit(self.limits.files, self.used_files + self.reserved_files, need.files, prefetch.files).ok_or(Exceeded {
             files: true,
             used: self.used_files,
             held: self.reserved_files,
@@ -142,19 +122,12 @@ impl Ledger {
 
     /// Current warning level: the highest threshold reached, 0 below 80 %.
     pub fn level(&self) -> u8 {
-        let Some(limit) = self.limits.bytes else {
-            return 0;
-        };
+        let Some(limit) = self.limits.bytes else { return 0 };
         if limit == 0 {
             return 100;
         }
         let pct = (u128::from(self.used_bytes) * 100 / u128::from(limit)).min(1000);
-        WARNING_LEVELS
-            .iter()
-            .rev()
-            .copied()
-            .find(|&l| pct >= u128::from(l))
-            .unwrap_or(0)
+        WARNING_LEVELS.iter().rev().copied().find(|&l| pct >= u128::from(l)).unwrap_or(0)
     }
 
     /// Thresholds crossed upward since the last call (each announced once,
@@ -162,11 +135,7 @@ impl Ledger {
     /// the lower thresholds.
     pub fn take_warnings(&mut self) -> Vec<u8> {
         let level = self.level();
-        let crossed = WARNING_LEVELS
-            .iter()
-            .copied()
-            .filter(|&l| l > self.warned && l <= level)
-            .collect();
+        let crossed = WARNING_LEVELS.iter().copied().filter(|&l| l > self.warned && l <= level).collect();
         self.warned = level;
         crossed
     }
@@ -174,9 +143,7 @@ impl Ledger {
 
 /// How much of `need + prefetch` fits under `limit` given `taken`.
 fn fit(limit: Option<u64>, taken: u64, need: u64, prefetch: u64) -> Option<u64> {
-    let Some(limit) = limit else {
-        return Some(need.saturating_add(prefetch));
-    };
+    let Some(limit) = limit else { return Some(need.saturating_add(prefetch)) };
     let room = limit.saturating_sub(taken);
     if need > room {
         return None;
@@ -203,10 +170,7 @@ pub fn human_bytes(n: u64) -> String {
 /// Units are binary (G = 2^30), as `df -h` shows them.
 pub fn parse_size(s: &str) -> Option<u64> {
     let upper = s.trim().to_ascii_uppercase();
-    let t = upper
-        .strip_suffix("IB")
-        .or_else(|| upper.strip_suffix('B'))
-        .unwrap_or(&upper);
+    let t = upper.strip_suffix("IB").or_else(|| upper.strip_suffix('B')).unwrap_or(&upper);
     let (num, mult) = match t.chars().last()? {
         'K' => (&t[..t.len() - 1], 1u64 << 10),
         'M' => (&t[..t.len() - 1], 1 << 20),
@@ -235,153 +199,50 @@ mod tests {
 
     #[test]
     fn grants_fit_and_refuse() {
-        let mut l = Ledger::new(
-            Limits {
-                bytes: Some(10 * MB),
-                files: Some(3),
-            },
-            2 * MB,
-            1,
-        );
-        let g = l
-            .grant(
-                Credit {
-                    bytes: MB,
-                    files: 1,
-                },
-                Credit {
-                    bytes: 100 * MB,
-                    files: 10,
-                },
-            )
-            .unwrap();
-        assert_eq!(
-            g,
-            Credit {
-                bytes: 8 * MB,
-                files: 2
-            }
-        );
+        let mut l = Ledger::new(Limits { bytes: Some(10 * MB), files: Some(3) }, 2 * MB, 1);
+        let g = l.grant(Credit { bytes: MB, files: 1 }, Credit { bytes: 100 * MB, files: 10 }).unwrap();
+        assert_eq!(g, Credit { bytes: 8 * MB, files: 2 });
         // Everything is reserved now: nothing more fits until it is used or given back.
-        let refused = l
-            .grant(Credit { bytes: 1, files: 0 }, Credit::default())
-            .unwrap_err();
-        assert_eq!(
-            refused,
-            Exceeded {
-                files: false,
-                used: 2 * MB,
-                held: 8 * MB,
-                limit: 10 * MB
-            }
-        );
-        l.consume(Credit {
-            bytes: 3 * MB,
-            files: 1,
-        });
-        l.give_back(Credit {
-            bytes: 5 * MB,
-            files: 1,
-        });
-        assert_eq!(
-            (
-                l.used_bytes,
-                l.reserved_bytes,
-                l.used_files,
-                l.reserved_files
-            ),
-            (5 * MB, 0, 2, 0)
-        );
-        assert!(
-            l.grant(Credit { bytes: 0, files: 2 }, Credit::default())
-                .unwrap_err()
-                .files
-        );
-        l.free(Credit {
-            bytes: 4 * MB,
-            files: 1,
-        });
+        let refused = l.grant(Credit { bytes: 1, files: 0 }, Credit::default()).unwrap_err();
+        assert_eq!(refused, Exceeded { files: false, used: 2 * MB, held: 8 * MB, limit: 10 * MB });
+        l.consume(Credit { bytes: 3 * MB, files: 1 });
+        l.give_back(Credit { bytes: 5 * MB, files: 1 });
+        assert_eq!((l.used_bytes, l.reserved_bytes, l.used_files, l.reserved_files), (5 * MB, 0, 2, 0));
+        assert!(l.grant(Credit { bytes: 0, files: 2 }, Credit::default()).unwrap_err().files);
+        l.free(Credit { bytes: 4 * MB, files: 1 });
         assert_eq!(l.used_bytes, MB);
     }
 
     #[test]
     fn unlimited_grants_everything() {
         let mut l = Ledger::new(Limits::default(), 0, 0);
-        assert_eq!(
-            l.grant(Credit { bytes: 5, files: 1 }, Credit { bytes: 7, files: 2 }),
-            Ok(Credit {
-                bytes: 12,
-                files: 3
-            })
-        );
+        assert_eq!(l.grant(Credit { bytes: 5, files: 1 }, Credit { bytes: 7, files: 2 }), Ok(Credit { bytes: 12, files: 3 }));
         assert_eq!(l.level(), 0);
     }
 
     #[test]
     fn warnings_fire_once_and_rearm() {
-        let mut l = Ledger::new(
-            Limits {
-                bytes: Some(100),
-                files: None,
-            },
-            0,
-            0,
-        );
-        l.consume(Credit {
-            bytes: 79,
-            files: 0,
-        });
+        let mut l = Ledger::new(Limits { bytes: Some(100), files: None }, 0, 0);
+        l.consume(Credit { bytes: 79, files: 0 });
         assert_eq!(l.take_warnings(), Vec::<u8>::new());
         l.consume(Credit { bytes: 2, files: 0 });
         assert_eq!(l.take_warnings(), vec![80]);
         assert_eq!(l.take_warnings(), Vec::<u8>::new());
-        l.consume(Credit {
-            bytes: 19,
-            files: 0,
-        });
+        l.consume(Credit { bytes: 19, files: 0 });
         assert_eq!(l.take_warnings(), vec![90, 100]);
-        l.free(Credit {
-            bytes: 30,
-            files: 0,
-        });
+        l.free(Credit { bytes: 30, files: 0 });
         assert_eq!(l.take_warnings(), Vec::<u8>::new());
-        l.consume(Credit {
-            bytes: 15,
-            files: 0,
-        });
+        l.consume(Credit { bytes: 15, files: 0 });
         assert_eq!(l.take_warnings(), vec![80]);
     }
 
     #[test]
     fn held_credit_never_warns() {
-        let mut l = Ledger::new(
-            Limits {
-                bytes: Some(100),
-                files: None,
-            },
-            0,
-            0,
-        );
-        let g = l
-            .grant(
-                Credit {
-                    bytes: 95,
-                    files: 0,
-                },
-                Credit::default(),
-            )
-            .unwrap();
+        let mut l = Ledger::new(Limits { bytes: Some(100), files: None }, 0, 0);
+        let g = l.grant(Credit { bytes: 95, files: 0 }, Credit::default()).unwrap();
         assert_eq!(g.bytes, 95);
         assert_eq!(l.take_warnings(), Vec::<u8>::new());
-        let refused = l
-            .grant(
-                Credit {
-                    bytes: 10,
-                    files: 0,
-                },
-                Credit::default(),
-            )
-            .unwrap_err();
+        let refused = l.grant(Credit { bytes: 10, files: 0 }, Credit::default()).unwrap_err();
         assert_eq!((refused.used, refused.held), (0, 95));
         l.give_back(g);
         assert_eq!(l.take_warnings(), Vec::<u8>::new());
@@ -391,15 +252,9 @@ mod tests {
     fn default_file_limits() {
         assert_eq!(default_file_limit(2000), 200);
         assert_eq!(default_file_limit(0), 0);
-        let explicit = Limits {
-            bytes: None,
-            files: Some(5),
-        };
+        let explicit = Limits { bytes: None, files: Some(5) };
         assert_eq!(explicit.with_default_files(Some(200)).files, Some(5));
-        assert_eq!(
-            Limits::default().with_default_files(Some(200)).files,
-            Some(200)
-        );
+        assert_eq!(Limits::default().with_default_files(Some(200)).files, Some(200));
         assert_eq!(Limits::default().with_default_files(None).files, None);
     }
 

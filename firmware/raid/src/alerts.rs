@@ -4,33 +4,20 @@
 //! mismatches. The keys are what the alert dispatcher de-duplicates and
 //! resolves by, so they stay stable across releases.
 
-use crate::{HealthEvent, RaidEvent, RaidKind};
 use coffer_alert::{Alert, Severity};
+use crate::{HealthEvent, RaidEvent, RaidKind};
 
 /// The alerts an event raises (`now`: seconds since the epoch).
 pub fn alerts_for(e: &RaidEvent, now: u64) -> Vec<Alert> {
     let field = |k: &str| e.text(k).unwrap_or("").to_string();
     let array = field("array");
-    let alert = |key: String, severity, title: String, body: String, resolved| Alert {
-        key,
-        severity,
-        title,
-        body,
-        resolved,
-        time: now,
-    };
+    let alert = |key: String, severity, title: String, body: String, resolved| Alert { key, severity, title, body, resolved, time: now };
     match e.kind {
         RaidKind::Degraded => vec![alert(
             format!("raid:{array}:degraded"),
             Severity::Critical,
-            format!(
-                "mirror {array} is degraded: the {} disk is missing",
-                field("bay")
-            ),
-            format!(
-                "{}.\nThe data is safe on the other disk until it fails too.",
-                field("guidance")
-            ),
+            format!("mirror {array} is degraded: the {} disk is missing", field("bay")),
+            format!("{}.\nThe data is safe on the other disk until it fails too.", field("guidance")),
             false,
         )],
         RaidKind::Failed => vec![alert(
@@ -41,22 +28,12 @@ pub fn alerts_for(e: &RaidEvent, now: u64) -> Vec<Alert> {
             false,
         )],
         // Also a healthy array at first sight: problems raised before a reboot are over.
-        RaidKind::Healthy | RaidKind::State
-            if e.kind == RaidKind::Healthy || field("health") == "healthy" =>
-        {
-            ["degraded", "failed"]
-                .iter()
-                .map(|p| {
-                    alert(
-                        format!("raid:{array}:{p}"),
-                        Severity::Info,
-                        format!("mirror {array} is healthy again"),
-                        "Both disks are in sync.".into(),
-                        true,
-                    )
-                })
-                .collect()
-        }
+        RaidKind::Healthy | RaidKind::State if e.kind == RaidKind::Healthy || field("health") == "healthy" => ["degraded", "failed"]
+            .iter()
+            .map(|p| {
+                alert(format!("raid:{array}:{p}"), Severity::Info, format!("mirror {array} is healthy again"), "Both disks are in sync.".into(), true)
+            })
+            .collect(),
         RaidKind::DiskIgnored => vec![alert(
             format!("raid:disk:{}:ignored", field("disk")),
             Severity::Warning,
@@ -66,16 +43,8 @@ pub fn alerts_for(e: &RaidEvent, now: u64) -> Vec<Alert> {
         )],
         // A 3ware controller's port reports its disk's health as an event.
         RaidKind::DiskHealthWarning | RaidKind::DiskHealthCritical => {
-            let id = e
-                .text("serial")
-                .map_or_else(|| field("disk"), str::to_string);
-            vec![alert(
-                format!("disk:{id}:{}", field("what")),
-                health_severity(e.kind),
-                format!("disk {id}: {}", field("what")),
-                format!("{}.", field("guidance")),
-                false,
-            )]
+            let id = e.text("serial").map_or_else(|| field("disk"), str::to_string);
+            vec![alert(format!("disk:{id}:{}", field("what")), health_severity(e.kind), format!("disk {id}: {}", field("what")), format!("{}.", field("guidance")), false)]
         }
         _ => Vec::new(),
     }
@@ -108,9 +77,5 @@ pub fn mismatch_alert(array: &str, mismatches: u64, now: u64) -> Alert {
 }
 
 fn health_severity(kind: RaidKind) -> Severity {
-    if kind == RaidKind::DiskHealthCritical {
-        Severity::Critical
-    } else {
-        Severity::Warning
-    }
+    if kind == RaidKind::DiskHealthCritical { Severity::Critical } else { Severity::Warning }
 }

@@ -69,10 +69,7 @@ pub struct RaidEvent {
 impl RaidEvent {
     /// An event with no fields yet.
     pub fn of(kind: RaidKind) -> Self {
-        RaidEvent {
-            kind,
-            fields: BTreeMap::new(),
-        }
+        RaidEvent { kind, fields: BTreeMap::new() }
     }
 
     /// An event about an md array, named as events name it.
@@ -118,11 +115,6 @@ mod tests {
         ];
         let codes: std::collections::BTreeSet<&str> = all.iter().map(|k| k.code()).collect();
         assert_eq!(codes.len(), all.len());
-        assert!(
-            codes
-                .iter()
-                .all(|c| c.starts_with("raid.") || c.starts_with("disk.health-")),
-            "{codes:?}"
-        );
+        assert!(codes.iter().all(|c| c.starts_with("raid.") || c.starts_with("disk.health-")), "{codes:?}");
     }
 }

@@ -93,10 +93,7 @@ pub fn kernel_io_error_disk(record: &str) -> Option<String> {
     let message = record.split_once(';').map_or(record, |(_, m)| m);
     let at = message.find(" error, dev ")?;
     let rest = &message[at + " error, dev ".len()..];
-    let name: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .collect();
+    let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
     (!name.is_empty() && rest[name.len()..].starts_with(", sector")).then_some(name)
 }
 
@@ -127,13 +124,7 @@ impl HealthTracker {
             if let Some(s) = &r.smart {
                 now.extend(s.counters.iter().map(|(k, v)| (*k, *v)));
             }
-            let event = |kind, what: String, detail: String| HealthEvent {
-                kind,
-                disk: r.kname.clone(),
-                serial: r.serial.clone(),
-                what,
-                detail,
-            };
+            let event = |kind, what: String, detail: String| HealthEvent { kind, disk: r.kname.clone(), serial: r.serial.clone(), what, detail };
             // At first sight, the kernel log's I/O errors start from 0: errors
             // during boot (assembly, a resync) come before the first look.
             // Other counters (SMART's, md's corrected reads, which a disk
@@ -154,11 +145,7 @@ impl HealthTracker {
             let stalled = match (r.completed, r.in_flight) {
                 (Some(done), Some(busy)) => {
                     let entry = self.stall.entry(id.clone()).or_insert((done, 0));
-                    entry.1 = if busy > 0 && done == entry.0 {
-                        entry.1 + 1
-                    } else {
-                        0
-                    };
+                    entry.1 = if busy > 0 && done == entry.0 { entry.1 + 1 } else { 0 };
                     entry.0 = done;
                     entry.1 >= STALL_LOOKS
                 }
@@ -182,11 +169,7 @@ impl HealthTracker {
             for (what, active, detail) in conditions {
                 let key = (id.clone(), what);
                 if active && self.raised.insert(key.clone()) {
-                    let kind = if matches!(what, "too-hot" | "self-test-errors" | "stalled") {
-                        RaidKind::DiskHealthWarning
-                    } else {
-                        RaidKind::DiskHealthCritical
-                    };
+                    let kind = if matches!(what, "too-hot" | "self-test-errors" | "stalled") { RaidKind::DiskHealthWarning } else { RaidKind::DiskHealthCritical };
                     out.push(event(kind, what.to_string(), detail));
                 } else if !active {
                     self.raised.remove(&key);
@@ -212,62 +195,33 @@ mod stall_tests {
             completed: None,
             in_flight: None,
         };
-        for (name, warns) in [
-            ("kernel-io-errors", true),
-            ("io-errors", false),
-            ("io-timeouts", false),
-            ("md-corrected-errors", false),
-        ] {
+        for (name, warns) in [("kernel-io-errors", true), ("io-errors", false), ("io-timeouts", false), ("md-corrected-errors", false)] {
             let events = HealthTracker::default().observe(&[first(name, 2)]);
-            assert_eq!(
-                events.iter().any(|e| e.what == name),
-                warns,
-                "{name}: {events:?}"
-            );
-            assert!(
-                HealthTracker::default()
-                    .observe(&[first(name, 0)])
-                    .is_empty(),
-                "{name} at 0"
-            );
+            assert_eq!(events.iter().any(|e| e.what == name), warns, "{name}: {events:?}");
+            assert!(HealthTracker::default().observe(&[first(name, 0)]).is_empty(), "{name} at 0");
         }
     }
 
     fn reading(done: u64, busy: u64) -> DiskReading {
-        DiskReading {
-            kname: "vdb".into(),
-            serial: Some("disk0".into()),
-            completed: Some(done),
-            in_flight: Some(busy),
-            ..DiskReading::default()
-        }
+        DiskReading { kname: "vdb".into(), serial: Some("disk0".into()), completed: Some(done), in_flight: Some(busy), ..DiskReading::default() }
     }
 
     #[test]
     fn a_disk_that_stops_completing_requests_is_warned_about_once() {
         let mut t = HealthTracker::default();
         for i in 0..20 {
-            assert!(
-                t.observe(&[reading(100 + i, 2)]).is_empty(),
-                "busy but moving"
-            );
+            assert!(t.observe(&[reading(100 + i, 2)]).is_empty(), "busy but moving");
         }
         assert!(t.observe(&[reading(500, 0)]).is_empty());
         for _ in 0..STALL_LOOKS + 5 {
-            assert!(
-                t.observe(&[reading(500, 0)]).is_empty(),
-                "idle is not stalled"
-            );
+            assert!(t.observe(&[reading(500, 0)]).is_empty(), "idle is not stalled");
         }
         let mut said = Vec::new();
         for _ in 0..STALL_LOOKS + 3 {
             said.extend(t.observe(&[reading(500, 4)]));
         }
         assert_eq!(said.len(), 1, "{said:?}");
-        assert_eq!(
-            (said[0].kind.code(), said[0].what.as_str()),
-            ("disk.health-warning", "stalled")
-        );
+        assert_eq!((said[0].kind.code(), said[0].what.as_str()), ("disk.health-warning", "stalled"));
     }
 }
 
@@ -278,22 +232,10 @@ mod kernel_log_tests {
     #[test]
     fn block_errors_name_their_disk() {
         for (line, disk) in [
-            (
-                "3,812,17899127,-;I/O error, dev vdb, sector 64512 op 0x0:(READ) flags 0x4000 phys_seg 108 prio class 0",
-                Some("vdb"),
-            ),
-            (
-                "[   17.899127] blk_update_request: I/O error, dev sda, sector 2048",
-                Some("sda"),
-            ),
-            (
-                "3,1,2,-;critical medium error, dev nvme0n1, sector 77 op 0x0:(READ)",
-                Some("nvme0n1"),
-            ),
-            (
-                "6,5,6,-;md/raid1:md127: active with 2 out of 2 mirrors",
-                None,
-            ),
+            ("3,812,17899127,-;I/O error, dev vdb, sector 64512 op 0x0:(READ) flags 0x4000 phys_seg 108 prio class 0", Some("vdb")),
+            ("[   17.899127] blk_update_request: I/O error, dev sda, sector 2048", Some("sda")),
+            ("3,1,2,-;critical medium error, dev nvme0n1, sector 77 op 0x0:(READ)", Some("nvme0n1")),
+            ("6,5,6,-;md/raid1:md127: active with 2 out of 2 mirrors", None),
             ("I/O error, dev , sector 1", None),
             ("Buffer I/O error on dev md127, logical block 5", None),
         ] {
@@ -321,11 +263,7 @@ mod tests {
         assert_eq!(r.temperature, Some(38));
         assert_eq!(r.counters["pending-sectors"], 2);
         assert_eq!(r.counters.len(), 3);
-        assert_eq!(
-            parse_smartctl_json(r#"{"smartctl":{"exit_status":2}}"#),
-            None,
-            "device could not be opened"
-        );
+        assert_eq!(parse_smartctl_json(r#"{"smartctl":{"exit_status":2}}"#), None, "device could not be opened");
         assert_eq!(parse_smartctl_json("not json"), None);
         let nvme = parse_smartctl_json(r#"{"smartctl":{"exit_status":128},"smart_status":{"passed":true},"nvme_smart_health_information_log":{"media_errors":3}}"#).unwrap();
         assert!(nvme.self_test_errors);
@@ -347,17 +285,11 @@ mod tests {
     #[test]
     fn rising_counters_warn_old_values_do_not() {
         let mut t = HealthTracker::default();
-        assert!(
-            t.observe(&[reading(7, None)]).is_empty(),
-            "7 old errors: a baseline, not a warning"
-        );
+        assert!(t.observe(&[reading(7, None)]).is_empty(), "7 old errors: a baseline, not a warning");
         assert!(t.observe(&[reading(7, None)]).is_empty());
         let e = t.observe(&[reading(9, None)]);
         assert_eq!(e.len(), 1);
-        assert_eq!(
-            (e[0].kind.code(), e[0].what.as_str()),
-            ("disk.health-warning", "md-corrected-errors")
-        );
+        assert_eq!((e[0].kind.code(), e[0].what.as_str()), ("disk.health-warning", "md-corrected-errors"));
         assert!(e[0].detail.contains("from 7 to 9"));
         let mut smart = parse_smartctl_json(ATA).unwrap();
         assert!(t.observe(&[reading(9, Some(smart.clone()))]).is_empty());
@@ -365,16 +297,7 @@ mod tests {
         smart.passed = Some(false);
         let e = t.observe(&[reading(9, Some(smart.clone()))]);
         let whats: Vec<_> = e.iter().map(|e| (e.kind.code(), e.what.as_str())).collect();
-        assert_eq!(
-            whats,
-            [
-                ("disk.health-warning", "pending-sectors"),
-                ("disk.health-critical", "smart-failing")
-            ]
-        );
-        assert!(
-            t.observe(&[reading(9, Some(smart))]).is_empty(),
-            "said once while it lasts"
-        );
+        assert_eq!(whats, [("disk.health-warning", "pending-sectors"), ("disk.health-critical", "smart-failing")]);
+        assert!(t.observe(&[reading(9, Some(smart))]).is_empty(), "said once while it lasts");
     }
 }

@@ -17,10 +17,7 @@ use coffer_hal::{BlockDevice, DeviceKind, MdArray, MdMember};
 use serde::Serialize;
 
 pub use event::{RaidEvent, RaidKind};
-pub use health::{
-    DiskReading, HOT_CELSIUS, HealthEvent, HealthTracker, SmartReport, kernel_io_error_disk,
-    parse_smartctl_json,
-};
+pub use health::{DiskReading, HOT_CELSIUS, HealthEvent, HealthTracker, kernel_io_error_disk, SmartReport, parse_smartctl_json};
 
 /// What a disk outside every array holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,11 +59,7 @@ pub struct RaidPolicy {
 
 impl Default for RaidPolicy {
     fn default() -> Self {
-        RaidPolicy {
-            auto_add_blank: true,
-            auto_add_foreign: false,
-            bays: vec!["left".into(), "right".into()],
-        }
+        RaidPolicy { auto_add_blank: true, auto_add_foreign: false, bays: vec!["left".into(), "right".into()] }
     }
 }
 
@@ -148,19 +141,14 @@ pub fn led_pattern(healths: &[Health]) -> LedPattern {
 pub fn data_disk_candidates(devices: &[BlockDevice], boot_disk: &str) -> Vec<BlockDevice> {
     devices
         .iter()
-        .filter(|d| {
-            d.kind == DeviceKind::Disk && d.name != boot_disk && !d.read_only && d.size >= 16 << 20
-        })
+        .filter(|d| d.kind == DeviceKind::Disk && d.name != boot_disk && !d.read_only && d.size >= 16 << 20)
         .cloned()
         .collect()
 }
 
 /// Hex digits of a UUID, lower case: sysfs and mdadm print them differently.
 pub fn normalize_uuid(uuid: &str) -> String {
-    uuid.chars()
-        .filter(char::is_ascii_hexdigit)
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    uuid.chars().filter(char::is_ascii_hexdigit).map(|c| c.to_ascii_lowercase()).collect()
 }
 
 #[derive(Debug, Clone, Default)]
@@ -193,19 +181,11 @@ pub struct Monitor {
 
 /// The health an array is in, from one snapshot.
 pub fn health(a: &MdArray) -> Health {
-    let in_sync = a
-        .members
-        .iter()
-        .filter(|m| m.has("in_sync") && !m.has("faulty") && m.present)
-        .count();
+    let in_sync = a.members.iter().filter(|m| m.has("in_sync") && !m.has("faulty") && m.present).count();
     if matches!(a.array_state.as_str(), "inactive" | "clear") || in_sync == 0 {
         Health::Failed
     } else if a.degraded > 0 {
-        if a.sync_action == "recover" {
-            Health::Rebuilding
-        } else {
-            Health::Degraded
-        }
+        if a.sync_action == "recover" { Health::Rebuilding } else { Health::Degraded }
     } else if a.sync_action == "resync" {
         Health::Syncing
     } else {
@@ -215,21 +195,12 @@ pub fn health(a: &MdArray) -> Health {
 
 impl Monitor {
     pub fn new(policy: RaidPolicy) -> Self {
-        Monitor {
-            policy,
-            arrays: BTreeMap::new(),
-            ignored: BTreeSet::new(),
-        }
+        Monitor { policy, arrays: BTreeMap::new(), ignored: BTreeSet::new() }
     }
 
     fn bay(&self, slot: Option<u32>) -> String {
         match slot {
-            Some(s) => self
-                .policy
-                .bays
-                .get(s as usize)
-                .cloned()
-                .unwrap_or_else(|| format!("slot {s}")),
+            Some(s) => self.policy.bays.get(s as usize).cloned().unwrap_or_else(|| format!("slot {s}")),
             None => "unknown".into(),
         }
     }
@@ -237,12 +208,8 @@ impl Monitor {
     fn guidance_replace(&self, serial: Option<&str>, slot: Option<u32>) -> String {
         let bay = self.bay(slot);
         match serial {
-            Some(s) => format!(
-                "replace the disk with serial {s} in the {bay} bay with a blank disk; the mirror rebuilds by itself"
-            ),
-            None => format!(
-                "replace the disk in the {bay} bay with a blank disk; the mirror rebuilds by itself"
-            ),
+            Some(s) => format!("replace the disk with serial {s} in the {bay} bay with a blank disk; the mirror rebuilds by itself"),
+            None => format!("replace the disk in the {bay} bay with a blank disk; the mirror rebuilds by itself"),
         }
     }
 
@@ -261,11 +228,7 @@ impl Monitor {
 
             // Members that left since the last look, or turned faulty.
             for (kname, (serial, slot)) in &mem.members {
-                let gone = a
-                    .members
-                    .iter()
-                    .find(|m| &m.kname == kname)
-                    .is_none_or(|m| m.has("faulty") || !m.present);
+                let gone = a.members.iter().find(|m| &m.kname == kname).is_none_or(|m| m.has("faulty") || !m.present);
                 if gone {
                     events.push(
                         RaidEvent::about(RaidKind::MemberFailed, a)
@@ -277,18 +240,8 @@ impl Monitor {
                     );
                 }
             }
-            let detached: BTreeSet<String> = a
-                .members
-                .iter()
-                .filter(|m| !m.present && !m.has("faulty"))
-                .map(|m| format!("d:{}", m.kname))
-                .collect();
-            let faulty: BTreeSet<String> = a
-                .members
-                .iter()
-                .filter(|m| m.has("faulty"))
-                .map(|m| format!("f:{}", m.kname))
-                .collect();
+            let detached: BTreeSet<String> = a.members.iter().filter(|m| !m.present && !m.has("faulty")).map(|m| format!("d:{}", m.kname)).collect();
+            let faulty: BTreeSet<String> = a.members.iter().filter(|m| m.has("faulty")).map(|m| format!("f:{}", m.kname)).collect();
             if !detached.is_empty() && !detached.is_subset(&mem.asked) {
                 actions.push(RaidAction::FailDetached { array: dev.clone() });
             }
@@ -299,20 +252,12 @@ impl Monitor {
 
             let before = mem.health;
             let joined = |m: &&MdMember| {
-                m.has("in_sync")
-                    && m.present
-                    && (!mem.members.contains_key(&m.kname)
-                        || mem.rebuild_targets.contains(&m.kname))
+                m.has("in_sync") && m.present && (!mem.members.contains_key(&m.kname) || mem.rebuild_targets.contains(&m.kname))
             };
             let has_new_member = a.members.iter().any(|m| joined(&m));
             if before != Some(now) {
-                let missing_slot = (0..a.raid_disks).find(|s| {
-                    !a.members
-                        .iter()
-                        .any(|m| m.slot == Some(*s) && m.has("in_sync"))
-                });
-                let missing_serial =
-                    missing_slot.and_then(|s| mem.slots.get(&s).cloned().flatten());
+                let missing_slot = (0..a.raid_disks).find(|s| !a.members.iter().any(|m| m.slot == Some(*s) && m.has("in_sync")));
+                let missing_serial = missing_slot.and_then(|s| mem.slots.get(&s).cloned().flatten());
                 match now {
                     Health::Degraded => events.push(
                         RaidEvent::about(RaidKind::Degraded, a)
@@ -362,53 +307,37 @@ impl Monitor {
                 }
             }
             if now == Health::Rebuilding
-                && let Some((done, total)) = a.sync_completed.filter(|(_, t)| *t > 0)
-            {
-                let decile = done.saturating_mul(10) / total;
-                if mem.decile.is_none_or(|d| decile > d) && decile > 0 && decile < 10 {
-                    events.push(
-                        RaidEvent::about(RaidKind::RebuildProgress, a).with("percent", decile * 10),
-                    );
-                    mem.decile = Some(decile);
+                && let Some((done, total)) = a.sync_completed.filter(|(_, t)| *t > 0) {
+                    let decile = done.saturating_mul(10) / total;
+                    if mem.decile.is_none_or(|d| decile > d) && decile > 0 && decile < 10 {
+                        events.push(RaidEvent::about(RaidKind::RebuildProgress, a).with("percent", decile * 10));
+                        mem.decile = Some(decile);
+                    }
                 }
-            }
 
             // A degraded array takes a disk by itself, as the policy allows.
             if now == Health::Degraded {
                 let uuid = a.uuid.as_deref().map(normalize_uuid);
                 let pick = snap.free_disks.iter().find_map(|d| match &d.content {
                     DiskContent::MemberOf(u) if Some(u) == uuid.as_ref() => {
-                        Some(RaidAction::ReAdd {
-                            array: dev.clone(),
-                            disk: d.kname.clone(),
-                        })
+                        Some(RaidAction::ReAdd { array: dev.clone(), disk: d.kname.clone() })
                     }
-                    DiskContent::Blank if self.policy.auto_add_blank => Some(RaidAction::Add {
-                        array: dev.clone(),
-                        disk: d.kname.clone(),
-                    }),
-                    DiskContent::Foreign | DiskContent::MemberOf(_)
-                        if self.policy.auto_add_foreign =>
-                    {
-                        Some(RaidAction::Add {
-                            array: dev.clone(),
-                            disk: d.kname.clone(),
-                        })
+                    DiskContent::Blank if self.policy.auto_add_blank => {
+                        Some(RaidAction::Add { array: dev.clone(), disk: d.kname.clone() })
+                    }
+                    DiskContent::Foreign | DiskContent::MemberOf(_) if self.policy.auto_add_foreign => {
+                        Some(RaidAction::Add { array: dev.clone(), disk: d.kname.clone() })
                     }
                     _ => None,
                 });
                 // A disk already tried is not tried again while it stays (md may refuse it: too small, ...).
                 let pick = pick.filter(|action| match action {
-                    RaidAction::Add { disk, .. } | RaidAction::ReAdd { disk, .. } => {
-                        !mem.tried.contains(disk)
-                    }
+                    RaidAction::Add { disk, .. } | RaidAction::ReAdd { disk, .. } => !mem.tried.contains(disk),
                     _ => true,
                 });
                 match pick {
                     Some(action) => {
-                        if let RaidAction::Add { disk, .. } | RaidAction::ReAdd { disk, .. } =
-                            &action
-                        {
+                        if let RaidAction::Add { disk, .. } | RaidAction::ReAdd { disk, .. } = &action {
                             mem.tried.insert(disk.clone());
                         }
                         actions.push(action)
@@ -431,8 +360,7 @@ impl Monitor {
                 }
             }
 
-            mem.tried
-                .retain(|disk| snap.free_disks.iter().any(|d| d.kname == *disk));
+            mem.tried.retain(|disk| snap.free_disks.iter().any(|d| d.kname == *disk));
             mem.members = a
                 .members
                 .iter()
@@ -450,8 +378,7 @@ impl Monitor {
             mem.health = Some(now);
             self.arrays.insert(a.kname.clone(), mem);
         }
-        self.ignored
-            .retain(|k| snap.free_disks.iter().any(|d| &d.kname == k));
+        self.ignored.retain(|k| snap.free_disks.iter().any(|d| &d.kname == k));
         (events, actions)
     }
 }

@@ -41,14 +41,10 @@ pub struct ScrubView<'a> {
 /// What happened to the scrub in one observation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScrubChange {
-    Finished {
-        mismatches: u64,
-    },
+    Finished { mismatches: u64 },
     /// md stopped the check before the end (a disk left, or it was stopped):
     /// it resumes once the mirror is whole again.
-    Interrupted {
-        position: u64,
-    },
+    Interrupted { position: u64 },
 }
 
 impl ScrubRecord {
@@ -57,13 +53,7 @@ impl ScrubRecord {
     pub fn observe(&mut self, view: ScrubView<'_>, now: i64) -> Option<ScrubChange> {
         if view.sync_action == "check" {
             if !self.running {
-                *self = ScrubRecord {
-                    running: true,
-                    started_at: Some(now),
-                    finished_at: self.finished_at,
-                    mismatches: self.mismatches,
-                    ..ScrubRecord::default()
-                };
+                *self = ScrubRecord { running: true, started_at: Some(now), finished_at: self.finished_at, mismatches: self.mismatches, ..ScrubRecord::default() };
             }
             self.awaiting_resume = false;
             if let Some((done, _)) = view.sync_completed {
@@ -80,18 +70,11 @@ impl ScrubRecord {
         // it ran to the end.
         if view.redundant && view.sync_action == "idle" {
             let mismatches = self.carried + view.mismatch_cnt.max(self.current);
-            *self = ScrubRecord {
-                finished_at: Some(now),
-                mismatches,
-                started_at: self.started_at,
-                ..ScrubRecord::default()
-            };
+            *self = ScrubRecord { finished_at: Some(now), mismatches, started_at: self.started_at, ..ScrubRecord::default() };
             Some(ScrubChange::Finished { mismatches })
         } else {
             self.interrupt();
-            Some(ScrubChange::Interrupted {
-                position: self.position,
-            })
+            Some(ScrubChange::Interrupted { position: self.position })
         }
     }
 
@@ -136,12 +119,7 @@ impl ScrubRecord {
 
     /// Forgets a running check (an administrator stopped it).
     pub fn cancel(&mut self) {
-        *self = ScrubRecord {
-            finished_at: self.finished_at,
-            mismatches: self.mismatches,
-            started_at: self.started_at,
-            ..ScrubRecord::default()
-        };
+        *self = ScrubRecord { finished_at: self.finished_at, mismatches: self.mismatches, started_at: self.started_at, ..ScrubRecord::default() };
     }
 }
 
@@ -154,21 +132,12 @@ pub struct ScrubStart {
 /// Starts a check when one was interrupted (resume), when one was asked for,
 /// or when the last one is `every` seconds old and the clock can be trusted.
 /// Never while md is busy or the mirror is not whole.
-pub fn plan(
-    record: &ScrubRecord,
-    view: ScrubView<'_>,
-    now: i64,
-    every: Option<i64>,
-    clock_trusted: bool,
-    requested: bool,
-) -> Option<ScrubStart> {
+pub fn plan(record: &ScrubRecord, view: ScrubView<'_>, now: i64, every: Option<i64>, clock_trusted: bool, requested: bool) -> Option<ScrubStart> {
     if view.sync_action != "idle" || !view.redundant {
         return None;
     }
     if record.running {
-        return Some(ScrubStart {
-            from_sector: record.position,
-        });
+        return Some(ScrubStart { from_sector: record.position });
     }
     let due = match (every, record.finished_at) {
         (Some(every), Some(last)) => clock_trusted && now - last >= every,
@@ -181,82 +150,25 @@ pub fn plan(
 mod tests {
     use super::*;
 
-    fn view(
-        action: &str,
-        done: Option<(u64, u64)>,
-        mismatches: u64,
-        redundant: bool,
-    ) -> ScrubView<'_> {
-        ScrubView {
-            sync_action: action,
-            sync_completed: done,
-            mismatch_cnt: mismatches,
-            redundant,
-        }
+    fn view(action: &str, done: Option<(u64, u64)>, mismatches: u64, redundant: bool) -> ScrubView<'_> {
+        ScrubView { sync_action: action, sync_completed: done, mismatch_cnt: mismatches, redundant }
     }
 
     const DAY: i64 = 86_400;
 
     #[test]
     fn a_check_runs_to_the_end() {
-        let mut r = ScrubRecord {
-            finished_at: Some(0),
-            ..ScrubRecord::default()
-        };
-        assert_eq!(
-            plan(
-                &r,
-                view("idle", None, 0, true),
-                29 * DAY,
-                Some(30 * DAY),
-                true,
-                false
-            ),
-            None
-        );
-        assert_eq!(
-            plan(
-                &r,
-                view("idle", None, 0, true),
-                30 * DAY,
-                Some(30 * DAY),
-                false,
-                false
-            ),
-            None,
-            "untrusted clock waits"
-        );
-        assert_eq!(
-            plan(
-                &r,
-                view("idle", None, 0, true),
-                30 * DAY,
-                Some(30 * DAY),
-                true,
-                false
-            ),
-            Some(ScrubStart { from_sector: 0 })
-        );
-        assert_eq!(
-            r.observe(view("check", Some((100, 1000)), 0, true), 10),
-            None
-        );
+        let mut r = ScrubRecord { finished_at: Some(0), ..ScrubRecord::default() };
+        assert_eq!(plan(&r, view("idle", None, 0, true), 29 * DAY, Some(30 * DAY), true, false), None);
+        assert_eq!(plan(&r, view("idle", None, 0, true), 30 * DAY, Some(30 * DAY), false, false), None, "untrusted clock waits");
+        assert_eq!(plan(&r, view("idle", None, 0, true), 30 * DAY, Some(30 * DAY), true, false), Some(ScrubStart { from_sector: 0 }));
+        assert_eq!(r.observe(view("check", Some((100, 1000)), 0, true), 10), None);
         assert!(r.running);
-        assert_eq!(
-            r.observe(view("check", Some((900, 1000)), 2, true), 11),
-            None
-        );
-        assert_eq!(
-            r.observe(view("idle", None, 2, true), 12),
-            Some(ScrubChange::Finished { mismatches: 2 })
-        );
+        assert_eq!(r.observe(view("check", Some((900, 1000)), 2, true), 11), None);
+        assert_eq!(r.observe(view("idle", None, 2, true), 12), Some(ScrubChange::Finished { mismatches: 2 }));
         assert_eq!(r.finished_at, Some(12));
         assert!(!r.running);
-        assert_eq!(
-            r.observe(view("idle", None, 2, true), 13),
-            None,
-            "said once"
-        );
+        assert_eq!(r.observe(view("idle", None, 2, true), 13), None, "said once");
     }
 
     #[test]
@@ -266,80 +178,43 @@ mod tests {
         // The box went down here; the saved record is loaded on the next boot.
         let mut after = r.clone();
         after.interrupt();
-        assert_eq!(
-            plan(&after, view("idle", None, 0, true), 20, None, false, false),
-            Some(ScrubStart { from_sector: 400 })
-        );
-        assert_eq!(
-            after.observe(view("idle", None, 0, true), 20),
-            None,
-            "no finish reported before the resume"
-        );
+        assert_eq!(plan(&after, view("idle", None, 0, true), 20, None, false, false), Some(ScrubStart { from_sector: 400 }));
+        assert_eq!(after.observe(view("idle", None, 0, true), 20), None, "no finish reported before the resume");
         after.observe(view("check", Some((500, 1000)), 1, true), 21);
-        assert_eq!(
-            after.observe(view("idle", None, 1, true), 30),
-            Some(ScrubChange::Finished { mismatches: 4 })
-        );
+        assert_eq!(after.observe(view("idle", None, 1, true), 30), Some(ScrubChange::Finished { mismatches: 4 }));
     }
 
     #[test]
     fn a_disk_leaving_interrupts_and_nothing_starts_until_whole() {
         let mut r = ScrubRecord::default();
         r.observe(view("check", Some((400, 1000)), 0, true), 10);
-        assert_eq!(
-            r.observe(view("idle", None, 0, false), 11),
-            Some(ScrubChange::Interrupted { position: 400 })
-        );
-        assert_eq!(
-            plan(&r, view("idle", None, 0, false), 12, None, true, true),
-            None
-        );
-        assert_eq!(
-            plan(&r, view("recover", None, 0, true), 12, None, true, true),
-            None
-        );
-        assert_eq!(
-            plan(&r, view("idle", None, 0, true), 12, None, true, false),
-            Some(ScrubStart { from_sector: 400 })
-        );
+        assert_eq!(r.observe(view("idle", None, 0, false), 11), Some(ScrubChange::Interrupted { position: 400 }));
+        assert_eq!(plan(&r, view("idle", None, 0, false), 12, None, true, true), None);
+        assert_eq!(plan(&r, view("recover", None, 0, true), 12, None, true, true), None);
+        assert_eq!(plan(&r, view("idle", None, 0, true), 12, None, true, false), Some(ScrubStart { from_sector: 400 }));
     }
 
     #[test]
     fn a_check_that_ends_between_two_looks_is_still_reported() {
-        let mut r = ScrubRecord {
-            finished_at: Some(0),
-            ..ScrubRecord::default()
-        };
+        let mut r = ScrubRecord { finished_at: Some(0), ..ScrubRecord::default() };
         r.started(0, 5);
         assert!(r.running);
-        assert_eq!(
-            r.observe(view("idle", None, 3, true), 10),
-            Some(ScrubChange::Finished { mismatches: 3 })
-        );
+        assert_eq!(r.observe(view("idle", None, 3, true), 10), Some(ScrubChange::Finished { mismatches: 3 }));
         // A resumed check keeps what the earlier part found.
         let mut r = ScrubRecord::default();
         r.observe(view("check", Some((400, 1000)), 2, true), 1);
         r.interrupt();
         r.started(400, 20);
-        assert_eq!(
-            r.observe(view("idle", None, 1, true), 30),
-            Some(ScrubChange::Finished { mismatches: 3 })
-        );
+        assert_eq!(r.observe(view("idle", None, 1, true), 30), Some(ScrubChange::Finished { mismatches: 3 }));
     }
 
     #[test]
     fn requested_checks_start_at_once_and_cancel_forgets() {
         let mut r = ScrubRecord::default();
-        assert_eq!(
-            plan(&r, view("idle", None, 0, true), 5, Some(DAY), false, true),
-            Some(ScrubStart { from_sector: 0 })
-        );
+        assert_eq!(plan(&r, view("idle", None, 0, true), 5, Some(DAY), false, true), Some(ScrubStart { from_sector: 0 }));
         r.observe(view("check", Some((10, 100)), 0, true), 6);
         r.cancel();
         assert_eq!(r.observe(view("idle", None, 0, true), 7), None);
-        assert_eq!(
-            plan(&r, view("idle", None, 0, true), 8, None, true, false),
-            None
-        );
+        assert_eq!(plan(&r, view("idle", None, 0, true), 8, None, true, false), None);
     }
 }

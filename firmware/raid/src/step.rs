@@ -14,10 +14,7 @@ use serde_json::{Value, json};
 
 use crate::alerts::{alerts_for, disk_health_alert, mismatch_alert};
 use crate::scrub::{ScrubChange, ScrubRecord, ScrubView};
-use crate::{
-    DiskReading, Health, HealthEvent, HealthTracker, LedPattern, Monitor, RaidAction, RaidEvent,
-    RaidKind, RaidPolicy, Snapshot, array_label, health, led_pattern,
-};
+use crate::{DiskReading, Health, HealthEvent, HealthTracker, LedPattern, Monitor, RaidAction, RaidEvent, RaidKind, RaidPolicy, Snapshot, array_label, health, led_pattern};
 
 /// What the watcher remembers between looks.
 #[derive(Debug, Clone)]
@@ -81,11 +78,7 @@ pub enum Effect {
     FinishScrub { array: String },
     /// Start (or resume) a check of `array` at `from_sector`; once md took
     /// it, [`WatchState::scrub_started`] records it and gives the event.
-    StartScrub {
-        array: String,
-        label: String,
-        from_sector: u64,
-    },
+    StartScrub { array: String, label: String, from_sector: u64 },
     /// Show this pattern on the status LED (only when it changes).
     Led(LedPattern),
     /// Publish this view for `status` (only when it changes).
@@ -109,40 +102,20 @@ pub struct Effects {
 
 impl Effects {
     pub fn events(&self) -> impl Iterator<Item = &RaidEvent> {
-        self.list.iter().filter_map(|e| {
-            if let Effect::Event(e) = e {
-                Some(e)
-            } else {
-                None
-            }
-        })
+        self.list.iter().filter_map(|e| if let Effect::Event(e) = e { Some(e) } else { None })
     }
 
     pub fn alerts(&self) -> impl Iterator<Item = &Alert> {
-        self.list.iter().filter_map(|e| {
-            if let Effect::Alert(a) = e {
-                Some(a)
-            } else {
-                None
-            }
-        })
+        self.list.iter().filter_map(|e| if let Effect::Alert(a) = e { Some(a) } else { None })
     }
 
     pub fn actions(&self) -> impl Iterator<Item = &RaidAction> {
-        self.list
-            .iter()
-            .filter_map(|e| if let Effect::Md(a) = e { Some(a) } else { None })
+        self.list.iter().filter_map(|e| if let Effect::Md(a) = e { Some(a) } else { None })
     }
 
     /// The LED pattern to show now, if it changed.
     pub fn led(&self) -> Option<LedPattern> {
-        self.list.iter().find_map(|e| {
-            if let Effect::Led(p) = e {
-                Some(*p)
-            } else {
-                None
-            }
-        })
+        self.list.iter().find_map(|e| if let Effect::Led(p) = e { Some(*p) } else { None })
     }
 
     fn say(&mut self, event: RaidEvent, now: u64) {
@@ -198,12 +171,7 @@ impl WatchState {
             .iter()
             .flat_map(|a| &a.members)
             .filter(|m| m.present)
-            .map(|m| {
-                snap.serials
-                    .get(&m.kname)
-                    .cloned()
-                    .unwrap_or_else(|| m.kname.clone())
-            })
+            .map(|m| snap.serials.get(&m.kname).cloned().unwrap_or_else(|| m.kname.clone()))
             .collect();
         self.critical.retain(|id| members.contains(id));
         if let Some(a) = mirrors(snap).next() {
@@ -217,11 +185,7 @@ impl WatchState {
             healths.push(c.health);
         }
         // A disk that is about to fail is as urgent as a failed mirror.
-        let pattern = if self.critical.is_empty() {
-            led_pattern(&healths)
-        } else {
-            LedPattern::Alarm
-        };
+        let pattern = if self.critical.is_empty() { led_pattern(&healths) } else { LedPattern::Alarm };
         if self.shown != Some(pattern) {
             out.list.push(Effect::Led(pattern));
             self.shown = Some(pattern);
@@ -231,10 +195,7 @@ impl WatchState {
             out.list.push(Effect::Publish(view.clone()));
             self.published = view;
         }
-        let syncing = snap
-            .arrays
-            .iter()
-            .any(|a| !matches!(a.sync_action.as_str(), "idle" | ""));
+        let syncing = snap.arrays.iter().any(|a| !matches!(a.sync_action.as_str(), "idle" | ""));
         out.look_soon = !actions.is_empty() || syncing;
         out.list.extend(actions.into_iter().map(Effect::Md));
         out
@@ -248,80 +209,41 @@ impl WatchState {
 
     /// The scheduled, resumable check of the mirror `a`: requests, md's
     /// progress, when to start.
-    fn scrub_step(
-        &mut self,
-        out: &mut Effects,
-        a: &MdArray,
-        request: Option<ScrubRequest>,
-        clock_trusted: bool,
-        now: u64,
-    ) {
+    fn scrub_step(&mut self, out: &mut Effects, a: &MdArray, request: Option<ScrubRequest>, clock_trusted: bool, now: u64) {
         let label = array_label(a);
         if request == Some(ScrubRequest::Stop) {
             // Only a check is stopped, never a rebuild or resync.
             if a.sync_action == "check" {
-                out.list.push(Effect::StopScrub {
-                    array: a.kname.clone(),
-                });
+                out.list.push(Effect::StopScrub { array: a.kname.clone() });
             }
             self.scrub.cancel();
-            out.list
-                .push(Effect::Event(scrub_event(RaidKind::ScrubStopped, &label)));
+            out.list.push(Effect::Event(scrub_event(RaidKind::ScrubStopped, &label)));
             out.save_scrub_now = true;
             return;
         }
-        let view = ScrubView {
-            sync_action: &a.sync_action,
-            sync_completed: a.sync_completed,
-            mismatch_cnt: a.mismatch_cnt,
-            redundant: health(a) == Health::Healthy,
-        };
+        let view = ScrubView { sync_action: &a.sync_action, sync_completed: a.sync_completed, mismatch_cnt: a.mismatch_cnt, redundant: health(a) == Health::Healthy };
         let was_running = self.scrub.running && !self.scrub.awaiting_resume;
         match self.scrub.observe(view, now as i64) {
             Some(ScrubChange::Finished { mismatches }) => {
-                out.list.push(Effect::FinishScrub {
-                    array: a.kname.clone(),
-                });
-                out.list.push(Effect::Event(
-                    scrub_event(RaidKind::ScrubFinished, &label).with("mismatches", mismatches),
-                ));
+                out.list.push(Effect::FinishScrub { array: a.kname.clone() });
+                out.list.push(Effect::Event(scrub_event(RaidKind::ScrubFinished, &label).with("mismatches", mismatches)));
                 if mismatches > 0 {
-                    out.list
-                        .push(Effect::Alert(mismatch_alert(&label, mismatches, now)));
+                    out.list.push(Effect::Alert(mismatch_alert(&label, mismatches, now)));
                 }
             }
             Some(ScrubChange::Interrupted { position }) => {
-                out.list.push(Effect::Event(
-                    scrub_event(RaidKind::ScrubInterrupted, &label).with("sector", position),
-                ));
+                out.list.push(Effect::Event(scrub_event(RaidKind::ScrubInterrupted, &label).with("sector", position)));
             }
             None if !was_running && self.scrub.running && !self.scrub.awaiting_resume => {
-                out.list.push(Effect::Event(
-                    scrub_event(RaidKind::ScrubStarted, &label)
-                        .with("from-sector", self.scrub.position),
-                ));
+                out.list.push(Effect::Event(scrub_event(RaidKind::ScrubStarted, &label).with("from-sector", self.scrub.position)));
             }
             None => {}
         }
         let requested = request == Some(ScrubRequest::Check);
-        if let Some(start) = crate::scrub::plan(
-            &self.scrub,
-            view,
-            now as i64,
-            self.scrub_every,
-            clock_trusted,
-            requested,
-        ) {
-            out.list.push(Effect::StartScrub {
-                array: a.kname.clone(),
-                label,
-                from_sector: start.from_sector,
-            });
+        if let Some(start) = crate::scrub::plan(&self.scrub, view, now as i64, self.scrub_every, clock_trusted, requested) {
+            out.list.push(Effect::StartScrub { array: a.kname.clone(), label, from_sector: start.from_sector });
         } else if requested {
-            out.list.push(Effect::Warn(format!(
-                "a check of {label} was asked for, but the mirror is busy ({}) or not whole",
-                a.sync_action
-            )));
+            out.list.push(Effect::Warn(format!("a check of {label} was asked for, but the mirror is busy ({}) or not whole", a.sync_action)));
         }
     }
 }
@@ -337,11 +259,7 @@ fn scrub_event(kind: RaidKind, label: &str) -> RaidEvent {
 
 /// A disk's health change as the event printed for it.
 fn health_event(h: HealthEvent) -> RaidEvent {
-    RaidEvent::of(h.kind)
-        .with("disk", h.disk)
-        .with("serial", h.serial)
-        .with("what", h.what)
-        .with("guidance", h.detail)
+    RaidEvent::of(h.kind).with("disk", h.disk).with("serial", h.serial).with("what", h.what).with("guidance", h.detail)
 }
 
 #[cfg(test)]

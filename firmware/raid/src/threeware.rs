@@ -101,129 +101,33 @@ const AEN_STRINGS: &[(u16, &str, AenKind)] = &[
     (0x001, "INFO: Soft reset occurred", AenKind::SoftReset),
     (0x002, "ERROR: Unit degraded: Unit #", AenKind::UnitDegraded),
     (0x003, "ERROR: Controller error", AenKind::ControllerError),
-    (
-        0x004,
-        "ERROR: Rebuild failed: Unit #",
-        AenKind::RebuildFailed,
-    ),
-    (
-        0x005,
-        "INFO: Rebuild complete: Unit #",
-        AenKind::RebuildComplete,
-    ),
-    (
-        0x006,
-        "ERROR: Incomplete unit detected: Unit #",
-        AenKind::IncompleteUnit,
-    ),
-    (
-        0x007,
-        "INFO: Initialization complete: Unit #",
-        AenKind::InitializationComplete,
-    ),
-    (
-        0x008,
-        "WARNING: Unclean shutdown detected: Unit #",
-        AenKind::UncleanShutdown,
-    ),
-    (
-        0x009,
-        "WARNING: ATA port timeout: Port #",
-        AenKind::PortTimeout,
-    ),
+    (0x004, "ERROR: Rebuild failed: Unit #", AenKind::RebuildFailed),
+    (0x005, "INFO: Rebuild complete: Unit #", AenKind::RebuildComplete),
+    (0x006, "ERROR: Incomplete unit detected: Unit #", AenKind::IncompleteUnit),
+    (0x007, "INFO: Initialization complete: Unit #", AenKind::InitializationComplete),
+    (0x008, "WARNING: Unclean shutdown detected: Unit #", AenKind::UncleanShutdown),
+    (0x009, "WARNING: ATA port timeout: Port #", AenKind::PortTimeout),
     (0x00A, "ERROR: Drive error: Port #", AenKind::DriveError),
-    (
-        0x00B,
-        "INFO: Rebuild started: Unit #",
-        AenKind::RebuildStarted,
-    ),
-    (
-        0x00C,
-        "INFO: Initialization started: Unit #",
-        AenKind::InitializationStarted,
-    ),
-    (
-        0x00D,
-        "ERROR: Logical unit deleted: Unit #",
-        AenKind::UnitDeleted,
-    ),
-    (
-        0x00F,
-        "WARNING: SMART threshold exceeded: Port #",
-        AenKind::SmartThresholdExceeded,
-    ),
-    (
-        0x021,
-        "WARNING: ATA UDMA downgrade: Port #",
-        AenKind::UdmaDowngrade,
-    ),
+    (0x00B, "INFO: Rebuild started: Unit #", AenKind::RebuildStarted),
+    (0x00C, "INFO: Initialization started: Unit #", AenKind::InitializationStarted),
+    (0x00D, "ERROR: Logical unit deleted: Unit #", AenKind::UnitDeleted),
+    (0x00F, "WARNING: SMART threshold exceeded: Port #", AenKind::SmartThresholdExceeded),
+    (0x021, "WARNING: ATA UDMA downgrade: Port #", AenKind::UdmaDowngrade),
     (0x022, "WARNING: ATA UDMA upgrade: Port #", AenKind::Other),
-    (
-        0x023,
-        "WARNING: Sector repair occurred: Port #",
-        AenKind::SectorRepaired,
-    ),
-    (
-        0x024,
-        "ERROR: SBUF integrity check failure",
-        AenKind::ControllerError,
-    ),
-    (
-        0x025,
-        "ERROR: Lost cached write: Port #",
-        AenKind::LostCachedWrite,
-    ),
-    (
-        0x026,
-        "ERROR: Drive ECC error detected: Port #",
-        AenKind::EccError,
-    ),
-    (
-        0x027,
-        "ERROR: DCB checksum error: Port #",
-        AenKind::DcbError,
-    ),
-    (
-        0x028,
-        "ERROR: DCB unsupported version: Port #",
-        AenKind::DcbError,
-    ),
-    (
-        0x029,
-        "INFO: Verify started: Unit #",
-        AenKind::VerifyStarted,
-    ),
+    (0x023, "WARNING: Sector repair occurred: Port #", AenKind::SectorRepaired),
+    (0x024, "ERROR: SBUF integrity check failure", AenKind::ControllerError),
+    (0x025, "ERROR: Lost cached write: Port #", AenKind::LostCachedWrite),
+    (0x026, "ERROR: Drive ECC error detected: Port #", AenKind::EccError),
+    (0x027, "ERROR: DCB checksum error: Port #", AenKind::DcbError),
+    (0x028, "ERROR: DCB unsupported version: Port #", AenKind::DcbError),
+    (0x029, "INFO: Verify started: Unit #", AenKind::VerifyStarted),
     (0x02A, "ERROR: Verify failed: Port #", AenKind::VerifyFailed),
-    (
-        0x02B,
-        "INFO: Verify complete: Unit #",
-        AenKind::VerifyComplete,
-    ),
-    (
-        0x02C,
-        "WARNING: Overwrote bad sector during rebuild: Port #",
-        AenKind::RebuildBadSector,
-    ),
-    (
-        0x02D,
-        "ERROR: Encountered bad sector during rebuild: Port #",
-        AenKind::RebuildBadSector,
-    ),
-    (
-        0x02E,
-        "ERROR: Replacement drive is too small: Port #",
-        AenKind::ReplacementTooSmall,
-    ),
-    (
-        0x02F,
-        "WARNING: Verify error: Unit not previously initialized: Unit #",
-        AenKind::Other,
-    ),
-    (
-        0x030,
-        "ERROR: Drive not supported: Port #",
-        AenKind::DriveNotSupported,
-    ),
+    (0x02B, "INFO: Verify complete: Unit #", AenKind::VerifyComplete),
+    (0x02C, "WARNING: Overwrote bad sector during rebuild: Port #", AenKind::RebuildBadSector),
+    (0x02D, "ERROR: Encountered bad sector during rebuild: Port #", AenKind::RebuildBadSector),
+    (0x02E, "ERROR: Replacement drive is too small: Port #", AenKind::ReplacementTooSmall),
+    (0x02F, "WARNING: Verify error: Unit not previously initialized: Unit #", AenKind::Other),
+    (0x030, "ERROR: Drive not supported: Port #", AenKind::DriveNotSupported),
     (0x0FF, "INFO: AEN queue overflow", AenKind::QueueOverflow),
     // Drivers before 2002 spelled 0x002 so (and printed no severities).
     (0x002, "Mirorr degraded: Unit #", AenKind::UnitDegraded),
@@ -246,25 +150,12 @@ pub fn split_kmsg(line: &str) -> KmsgRecord<'_> {
     let line = line.trim_end_matches(['\n', '\r']);
     if let Some((header, message)) = line.split_once(';') {
         let mut fields = header.split(',');
-        let mut number = || {
-            fields
-                .next()
-                .filter(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|f| f.parse::<u64>().ok())
-        };
+        let mut number = || fields.next().filter(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit())).and_then(|f| f.parse::<u64>().ok());
         if let (Some(_prio), Some(seq), Some(usec)) = (number(), number(), number()) {
-            return KmsgRecord {
-                seq: Some(seq),
-                usec: Some(usec),
-                message,
-            };
+            return KmsgRecord { seq: Some(seq), usec: Some(usec), message };
         }
     }
-    KmsgRecord {
-        seq: None,
-        usec: None,
-        message: line,
-    }
+    KmsgRecord { seq: None, usec: None, message: line }
 }
 
 /// Parses a kernel log line carrying a 3w-xxxx AEN: a `/dev/kmsg` record or a
@@ -290,44 +181,27 @@ pub fn parse_kmsg_line(line: &str) -> Option<Aen> {
     if let Some(text) = rest.strip_prefix("AEN:") {
         let text = text.trim();
         let (kind, unit, port) = classify(text);
-        return Some(Aen {
-            host,
-            kind,
-            unit,
-            port,
-            text: text.to_string(),
-        });
+        return Some(Aen { host, kind, unit, port, text: text.to_string() });
     }
     if let Some(code) = rest.strip_prefix("Received AEN ") {
         let code: u32 = code.trim().parse().ok()?;
         // `aen & 0xff` picks the string, `aen >> 8` is the unit or port.
         let number = code >> 8;
-        let entry = AEN_STRINGS
-            .iter()
-            .find(|(c, _, _)| u32::from(*c) == code & 0xff);
+        let entry = AEN_STRINGS.iter().find(|(c, _, _)| u32::from(*c) == code & 0xff);
         let (kind, unit, port) = match entry {
             Some((_, s, kind)) if s.ends_with("Unit #") => (*kind, Some(number), None),
             Some((_, s, kind)) if s.ends_with("Port #") => (*kind, None, Some(number)),
             Some((_, _, kind)) => (*kind, None, None),
             None => (AenKind::Other, None, None),
         };
-        return Some(Aen {
-            host,
-            kind,
-            unit,
-            port,
-            text: format!("Received AEN {code}"),
-        });
+        return Some(Aen { host, kind, unit, port, text: format!("Received AEN {code}") });
     }
     None
 }
 
 /// The severity prefix of the driver's strings (absent in old drivers).
 fn without_severity(s: &str) -> &str {
-    ["INFO: ", "WARNING: ", "ERROR: "]
-        .iter()
-        .find_map(|p| s.strip_prefix(p))
-        .unwrap_or(s)
+    ["INFO: ", "WARNING: ", "ERROR: "].iter().find_map(|p| s.strip_prefix(p)).unwrap_or(s)
 }
 
 /// Kind, unit and port of an AEN's text.
@@ -339,10 +213,7 @@ fn classify(text: &str) -> (AenKind, Option<u32>, Option<u32>) {
         _ => (text, None),
     };
     let body = without_severity(body);
-    let kind = AEN_STRINGS
-        .iter()
-        .find(|(_, s, _)| without_severity(s) == body)
-        .map_or(AenKind::Other, |(_, _, k)| *k);
+    let kind = AEN_STRINGS.iter().find(|(_, s, _)| without_severity(s) == body).map_or(AenKind::Other, |(_, _, k)| *k);
     // The number's meaning is in the text, so unknown strings still yield it.
     if body.ends_with("Unit #") {
         (kind, number, None)
@@ -370,19 +241,8 @@ pub fn parse_smartctl_3ware(json: &str) -> Option<PortReading> {
     let port = smartctl_port(&v)?;
     // The shared parser reads the text again; twice per half hour costs nothing.
     let smart = parse_smartctl_json(json)?;
-    let text = |key: &str| {
-        v[key]
-            .as_str()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
-    Some(PortReading {
-        port,
-        serial: text("serial_number"),
-        model: text("model_name"),
-        smart,
-    })
+    let text = |key: &str| v[key].as_str().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    Some(PortReading { port, serial: text("serial_number"), model: text("model_name"), smart })
 }
 
 /// The port of a 3ware reading. smartctl's `device.type` for these devices
@@ -394,25 +254,13 @@ fn smartctl_port(v: &Value) -> Option<u32> {
         s.get(..digits).filter(|d| !d.is_empty())?.parse().ok()
     };
     let device = &v["device"];
-    if let Some(n) = device["info_name"]
-        .as_str()
-        .and_then(|s| s.split_once("[3ware_disk_"))
-        .and_then(|(_, n)| number(n))
-    {
+    if let Some(n) = device["info_name"].as_str().and_then(|s| s.split_once("[3ware_disk_")).and_then(|(_, n)| number(n)) {
         return Some(n);
     }
-    if let Some(n) = device["type"]
-        .as_str()
-        .and_then(|t| t.strip_prefix("3ware,"))
-        .and_then(number)
-    {
+    if let Some(n) = device["type"].as_str().and_then(|t| t.strip_prefix("3ware,")).and_then(number) {
         return Some(n);
     }
-    let argv: Vec<&str> = v["smartctl"]["argv"]
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let argv: Vec<&str> = v["smartctl"]["argv"].as_array()?.iter().filter_map(Value::as_str).collect();
     argv.iter().enumerate().find_map(|(i, a)| {
         let spec = match *a {
             "-d" | "--device" => argv.get(i + 1).copied(),
@@ -441,12 +289,7 @@ pub struct ThreewareLayout {
 
 impl Default for ThreewareLayout {
     fn default() -> Self {
-        ThreewareLayout {
-            host: None,
-            unit: 0,
-            ports: vec![0, 1],
-            bays: vec!["left".into(), "right".into()],
-        }
+        ThreewareLayout { host: None, unit: 0, ports: vec![0, 1], bays: vec!["left".into(), "right".into()] }
     }
 }
 
@@ -528,10 +371,7 @@ impl ThreewareMonitor {
     /// at first sight. Emit it once the kernel log's backlog is read, so
     /// problems raised before a restart are resolved when the unit is healthy.
     pub fn state_event(&self) -> RaidEvent {
-        self.event(RaidKind::State).with(
-            "health",
-            serde_json::to_value(self.health).unwrap_or_default(),
-        )
+        self.event(RaidKind::State).with("health", serde_json::to_value(self.health).unwrap_or_default())
     }
 
     /// The events one AEN calls for (none for AENs of other hosts, units or ports).
@@ -559,11 +399,7 @@ impl ThreewareMonitor {
             }
             (AenKind::VerifyComplete, _) => {
                 let failed: Vec<u32> = self.verify.take().unwrap_or_default().into_iter().collect();
-                vec![
-                    self.event(RaidKind::ScrubFinished)
-                        .with("ok", failed.is_empty())
-                        .with("failed-ports", failed),
-                ]
+                vec![self.event(RaidKind::ScrubFinished).with("ok", failed.is_empty()).with("failed-ports", failed)]
             }
             (AenKind::VerifyFailed, Some(port)) => {
                 if let Some(v) = &mut self.verify {
@@ -577,24 +413,12 @@ impl ThreewareMonitor {
                 }
                 self.disk_problem(port, aen.kind)
             }
-            (
-                AenKind::DriveError
-                | AenKind::PortTimeout
-                | AenKind::EccError
-                | AenKind::LostCachedWrite
-                | AenKind::DcbError,
-                Some(port),
-            ) => {
+            (AenKind::DriveError | AenKind::PortTimeout | AenKind::EccError | AenKind::LostCachedWrite | AenKind::DcbError, Some(port)) => {
                 self.suspect = Some((port, self.seen));
                 self.disk_problem(port, aen.kind)
             }
-            (
-                AenKind::SmartThresholdExceeded | AenKind::SectorRepaired | AenKind::UdmaDowngrade,
-                Some(port),
-            ) => self.disk_problem(port, aen.kind),
-            (AenKind::ReplacementTooSmall | AenKind::DriveNotSupported, Some(port)) => {
-                self.disk_refused(port, aen.kind)
-            }
+            (AenKind::SmartThresholdExceeded | AenKind::SectorRepaired | AenKind::UdmaDowngrade, Some(port)) => self.disk_problem(port, aen.kind),
+            (AenKind::ReplacementTooSmall | AenKind::DriveNotSupported, Some(port)) => self.disk_refused(port, aen.kind),
             _ => Vec::new(),
         }
     }
@@ -605,10 +429,7 @@ impl ThreewareMonitor {
     /// that left the mirror, when the controller did not name it).
     pub fn observe_smart(&mut self, readings: &[PortReading]) -> Vec<RaidEvent> {
         let mut out = Vec::new();
-        let ours: Vec<&PortReading> = readings
-            .iter()
-            .filter(|r| self.ports.contains_key(&r.port))
-            .collect();
+        let ours: Vec<&PortReading> = readings.iter().filter(|r| self.ports.contains_key(&r.port)).collect();
         if ours.is_empty() {
             // smartctl missing or the controller not answering at all: nothing learnt.
             return out;
@@ -631,10 +452,7 @@ impl ThreewareMonitor {
         }
         if self.health == Health::Degraded {
             let silent = self.silent_port();
-            let named_answers = self
-                .failed
-                .and_then(|f| self.ports.get(&f))
-                .is_some_and(|p| p.answering == Some(true));
+            let named_answers = self.failed.and_then(|f| self.ports.get(&f)).is_some_and(|p| p.answering == Some(true));
             match (self.failed, silent) {
                 (None, Some(port)) => {
                     self.failed = Some(port);
@@ -647,10 +465,7 @@ impl ThreewareMonitor {
                     self.failed = Some(port);
                     out.push(self.member_failed(port).with("corrects", member(named)));
                     // Again with the right disk, for whoever shows the degraded state.
-                    out.push(
-                        self.degraded_event(Some(port), self.guidance_replace(Some(port)))
-                            .with("corrects", member(named)),
-                    );
+                    out.push(self.degraded_event(Some(port), self.guidance_replace(Some(port))).with("corrects", member(named)));
                     self.failed_reported = true;
                 }
                 (Some(port), _) if !self.failed_reported => {
@@ -662,29 +477,11 @@ impl ThreewareMonitor {
         }
         let disk_readings: Vec<DiskReading> = ours
             .iter()
-            .map(|r| DiskReading {
-                kname: member(r.port),
-                serial: r.serial.clone(),
-                counters: BTreeMap::new(),
-                state: None,
-                smart: Some(r.smart.clone()),
-                completed: None,
-                in_flight: None,
-            })
+            .map(|r| DiskReading { kname: member(r.port), serial: r.serial.clone(), counters: BTreeMap::new(), state: None, smart: Some(r.smart.clone()), completed: None, in_flight: None })
             .collect();
         for h in self.tracker.observe(&disk_readings) {
-            let Some(port) = ours
-                .iter()
-                .find(|r| member(r.port) == h.disk)
-                .map(|r| r.port)
-            else {
-                continue;
-            };
-            out.push(
-                self.port_event(h.kind, port)
-                    .with("what", h.what)
-                    .with("guidance", h.detail),
-            );
+            let Some(port) = ours.iter().find(|r| member(r.port) == h.disk).map(|r| r.port) else { continue };
+            out.push(self.port_event(h.kind, port).with("what", h.what).with("guidance", h.detail));
         }
         out
     }
@@ -694,9 +491,7 @@ impl ThreewareMonitor {
             (Some(ours), Some(theirs)) => ours == theirs,
             _ => true,
         };
-        host_ok
-            && aen.unit.is_none_or(|u| u == self.layout.unit)
-            && aen.port.is_none_or(|p| self.ports.contains_key(&p))
+        host_ok && aen.unit.is_none_or(|u| u == self.layout.unit) && aen.port.is_none_or(|p| self.ports.contains_key(&p))
     }
 
     fn event(&self, kind: RaidKind) -> RaidEvent {
@@ -705,12 +500,7 @@ impl ThreewareMonitor {
 
     fn bay(&self, port: Option<u32>) -> String {
         match port {
-            Some(p) => self
-                .layout
-                .bays
-                .get(p as usize)
-                .cloned()
-                .unwrap_or_else(|| format!("port {p}")),
+            Some(p) => self.layout.bays.get(p as usize).cloned().unwrap_or_else(|| format!("port {p}")),
             None => "unknown".into(),
         }
     }
@@ -735,14 +525,8 @@ impl ThreewareMonitor {
         let start = "then start the rebuild in the controller's BIOS (Alt-3 while the box boots)";
         match port {
             Some(p) => match self.serial(p) {
-                Some(s) => format!(
-                    "replace the disk with serial {s} in the {} bay with a blank disk at least as large, {start}",
-                    self.bay(Some(p))
-                ),
-                None => format!(
-                    "replace the disk in the {} bay with a blank disk at least as large, {start}",
-                    self.bay(Some(p))
-                ),
+                Some(s) => format!("replace the disk with serial {s} in the {} bay with a blank disk at least as large, {start}", self.bay(Some(p))),
+                None => format!("replace the disk in the {} bay with a blank disk at least as large, {start}", self.bay(Some(p))),
             },
             None => format!(
                 "a disk left the mirror and the controller did not say which: replace the one that no longer answers smartctl with a blank disk at least as large, {start}"
@@ -752,11 +536,7 @@ impl ThreewareMonitor {
 
     /// The one port of the unit that stopped answering smartctl while another answers.
     fn silent_port(&self) -> Option<u32> {
-        let mut silent = self
-            .ports
-            .iter()
-            .filter(|(_, p)| p.answering == Some(false))
-            .map(|(n, _)| *n);
+        let mut silent = self.ports.iter().filter(|(_, p)| p.answering == Some(false)).map(|(n, _)| *n);
         match (silent.next(), silent.next()) {
             (Some(port), None) => Some(port),
             _ => None,
@@ -768,16 +548,11 @@ impl ThreewareMonitor {
     /// older error does not count: a disk that timed out once last week is
     /// not the one that just left, and naming the survivor would have it pulled.
     fn culprit(&self) -> Option<u32> {
-        self.silent_port().or_else(|| {
-            self.suspect
-                .filter(|(_, at)| self.seen.saturating_sub(*at) <= SUSPECT_WINDOW)
-                .map(|(port, _)| port)
-        })
+        self.silent_port().or_else(|| self.suspect.filter(|(_, at)| self.seen.saturating_sub(*at) <= SUSPECT_WINDOW).map(|(port, _)| port))
     }
 
     fn member_failed(&self, port: u32) -> RaidEvent {
-        self.port_event(RaidKind::MemberFailed, port)
-            .with("guidance", self.guidance_replace(Some(port)))
+        self.port_event(RaidKind::MemberFailed, port).with("guidance", self.guidance_replace(Some(port)))
     }
 
     /// The unit is degraded now; `guidance` replaces the usual "replace the disk".
@@ -829,11 +604,7 @@ impl ThreewareMonitor {
         let target = self.target();
         let mut e = self.event(RaidKind::RebuildStarted);
         if let Some(port) = target {
-            e = e
-                .with("member", member(port))
-                .with("port", port)
-                .with("serial", self.serial(port))
-                .with("bay", self.bay(Some(port)));
+            e = e.with("member", member(port)).with("port", port).with("serial", self.serial(port)).with("bay", self.bay(Some(port)));
         }
         if between_looks {
             e = e.with("between-looks", true);
@@ -883,17 +654,12 @@ impl ThreewareMonitor {
         let guidance = match source_bad {
             Some(src) => {
                 let disk = match self.serial(src) {
-                    Some(s) => format!(
-                        "the disk with serial {s} in the {} bay",
-                        self.bay(Some(src))
-                    ),
+                    Some(s) => format!("the disk with serial {s} in the {} bay", self.bay(Some(src))),
                     None => format!("the disk in the {} bay", self.bay(Some(src))),
                 };
                 // The only complete copy is failing: rebuilding onto a new disk again meets the same sectors.
                 self.failed_reported = true;
-                Some(format!(
-                    "the rebuild stopped at unreadable sectors on {disk}, the only complete copy: it is failing too; copy off what you need now, then replace it"
-                ))
+                Some(format!("the rebuild stopped at unreadable sectors on {disk}, the only complete copy: it is failing too; copy off what you need now, then replace it"))
             }
             None => {
                 // The new disk failed: a failure of its own.
@@ -920,96 +686,34 @@ impl ThreewareMonitor {
     /// A disk problem, said once per disk and kind.
     fn disk_problem(&mut self, port: u32, kind: AenKind) -> Vec<RaidEvent> {
         let (code, what, guidance) = match kind {
-            AenKind::DriveError => (
-                RaidKind::DiskHealthWarning,
-                "drive-error",
-                "the controller reported a drive error: this disk may be failing; make sure backups are current and plan to replace it",
-            ),
-            AenKind::PortTimeout => (
-                RaidKind::DiskHealthWarning,
-                "port-timeout",
-                "the disk stopped answering for a while: check its cable and power, and replace it if this repeats",
-            ),
-            AenKind::EccError => (
-                RaidKind::DiskHealthWarning,
-                "ecc-error",
-                "the disk could not read a sector (ECC error): it may be failing; make sure backups are current and plan to replace it",
-            ),
-            AenKind::VerifyFailed => (
-                RaidKind::DiskHealthWarning,
-                "verify-failed",
-                "the controller's verify found errors on this disk: it may be failing; plan to replace it",
-            ),
-            AenKind::SectorRepaired => (
-                RaidKind::DiskHealthWarning,
-                "sector-repaired",
-                "the disk replaced a bad sector: watch it, and replace it if this repeats",
-            ),
-            AenKind::RebuildBadSector => (
-                RaidKind::DiskHealthWarning,
-                "rebuild-bad-sector",
-                "the rebuild met unreadable sectors on this disk: some data in them may be lost; plan to replace it",
-            ),
-            AenKind::UdmaDowngrade => (
-                RaidKind::DiskHealthWarning,
-                "udma-downgrade",
-                "the controller slowed the link to this disk after transfer errors: check or replace its cable",
-            ),
-            AenKind::DcbError => (
-                RaidKind::DiskHealthWarning,
-                "dcb-error",
-                "the controller cannot use this disk's configuration block, so the disk is not part of the mirror",
-            ),
-            AenKind::SmartThresholdExceeded => (
-                RaidKind::DiskHealthCritical,
-                "smart-threshold",
-                "SMART says the disk is failing: replace it now",
-            ),
-            AenKind::LostCachedWrite => (
-                RaidKind::DiskHealthCritical,
-                "lost-cached-write",
-                "a write held in the controller's cache never reached this disk: recent data may be damaged; replace the disk",
-            ),
+            AenKind::DriveError => (RaidKind::DiskHealthWarning, "drive-error", "the controller reported a drive error: this disk may be failing; make sure backups are current and plan to replace it"),
+            AenKind::PortTimeout => (RaidKind::DiskHealthWarning, "port-timeout", "the disk stopped answering for a while: check its cable and power, and replace it if this repeats"),
+            AenKind::EccError => (RaidKind::DiskHealthWarning, "ecc-error", "the disk could not read a sector (ECC error): it may be failing; make sure backups are current and plan to replace it"),
+            AenKind::VerifyFailed => (RaidKind::DiskHealthWarning, "verify-failed", "the controller's verify found errors on this disk: it may be failing; plan to replace it"),
+            AenKind::SectorRepaired => (RaidKind::DiskHealthWarning, "sector-repaired", "the disk replaced a bad sector: watch it, and replace it if this repeats"),
+            AenKind::RebuildBadSector => (RaidKind::DiskHealthWarning, "rebuild-bad-sector", "the rebuild met unreadable sectors on this disk: some data in them may be lost; plan to replace it"),
+            AenKind::UdmaDowngrade => (RaidKind::DiskHealthWarning, "udma-downgrade", "the controller slowed the link to this disk after transfer errors: check or replace its cable"),
+            AenKind::DcbError => (RaidKind::DiskHealthWarning, "dcb-error", "the controller cannot use this disk's configuration block, so the disk is not part of the mirror"),
+            AenKind::SmartThresholdExceeded => (RaidKind::DiskHealthCritical, "smart-threshold", "SMART says the disk is failing: replace it now"),
+            AenKind::LostCachedWrite => (RaidKind::DiskHealthCritical, "lost-cached-write", "a write held in the controller's cache never reached this disk: recent data may be damaged; replace the disk"),
             _ => return Vec::new(),
         };
-        if !self
-            .ports
-            .get_mut(&port)
-            .is_some_and(|p| p.reported.insert(what))
-        {
+        if !self.ports.get_mut(&port).is_some_and(|p| p.reported.insert(what)) {
             return Vec::new();
         }
-        vec![
-            self.port_event(code, port)
-                .with("what", what)
-                .with("guidance", guidance),
-        ]
+        vec![self.port_event(code, port).with("what", what).with("guidance", guidance)]
     }
 
     /// A new disk the controller will not use.
     fn disk_refused(&mut self, port: u32, kind: AenKind) -> Vec<RaidEvent> {
         let (what, guidance) = match kind {
-            AenKind::ReplacementTooSmall => (
-                "too-small",
-                "this disk is smaller than the mirror, so it is not used: put in a disk at least as large",
-            ),
-            _ => (
-                "not-supported",
-                "the controller does not support this disk, so it is not used: put in another model",
-            ),
+            AenKind::ReplacementTooSmall => ("too-small", "this disk is smaller than the mirror, so it is not used: put in a disk at least as large"),
+            _ => ("not-supported", "the controller does not support this disk, so it is not used: put in another model"),
         };
-        if !self
-            .ports
-            .get_mut(&port)
-            .is_some_and(|p| p.reported.insert(what))
-        {
+        if !self.ports.get_mut(&port).is_some_and(|p| p.reported.insert(what)) {
             return Vec::new();
         }
-        vec![
-            self.port_event(RaidKind::DiskIgnored, port)
-                .with("what", what)
-                .with("guidance", guidance),
-        ]
+        vec![self.port_event(RaidKind::DiskIgnored, port).with("what", what).with("guidance", guidance)]
     }
 }
 
@@ -1050,248 +754,49 @@ mod tests {
 
     /// Feeds log lines (not AENs are skipped) and returns every event.
     fn feed(m: &mut ThreewareMonitor, lines: &str) -> Vec<RaidEvent> {
-        lines
-            .lines()
-            .filter_map(parse_kmsg_line)
-            .flat_map(|a| m.observe_aen(&a))
-            .collect()
+        lines.lines().filter_map(parse_kmsg_line).flat_map(|a| m.observe_aen(&a)).collect()
     }
 
     #[test]
     fn kmsg_lines() {
         use AenKind::*;
         /// (line, host, kind, unit, port, text)
-        type Case = (
-            &'static str,
-            Option<u32>,
-            AenKind,
-            Option<u32>,
-            Option<u32>,
-            &'static str,
-        );
+        type Case = (&'static str, Option<u32>, AenKind, Option<u32>, Option<u32>, &'static str);
         let cases: &[Case] = &[
-            (
-                "4,1895,86125833004,-;3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.",
-                Some(2),
-                UnitDegraded,
-                Some(0),
-                None,
-                "ERROR: Unit degraded: Unit #0",
-            ),
-            (
-                "4,1895,86125833004,-,caller=C0;3w-xxxx: scsi0: AEN: INFO: Rebuild started: Unit #1.\n",
-                Some(0),
-                RebuildStarted,
-                Some(1),
-                None,
-                "INFO: Rebuild started: Unit #1",
-            ),
-            (
-                "[ 9874.213001] 3w-xxxx: scsi2: AEN: INFO: Rebuild complete: Unit #0.",
-                Some(2),
-                RebuildComplete,
-                Some(0),
-                None,
-                "INFO: Rebuild complete: Unit #0",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: ERROR: Rebuild failed: Unit #0.",
-                Some(2),
-                RebuildFailed,
-                Some(0),
-                None,
-                "ERROR: Rebuild failed: Unit #0",
-            ),
-            (
-                "3w-xxxx: scsi12: AEN: ERROR: Drive error: Port #1.",
-                Some(12),
-                DriveError,
-                None,
-                Some(1),
-                "ERROR: Drive error: Port #1",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: WARNING: ATA port timeout: Port #0.",
-                Some(2),
-                PortTimeout,
-                None,
-                Some(0),
-                "WARNING: ATA port timeout: Port #0",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: WARNING: SMART threshold exceeded: Port #1.",
-                Some(2),
-                SmartThresholdExceeded,
-                None,
-                Some(1),
-                "WARNING: SMART threshold exceeded: Port #1",
-            ),
-            (
-                "3w-xxxx: AEN: ERROR: Incomplete unit detected: Unit #0.",
-                None,
-                IncompleteUnit,
-                Some(0),
-                None,
-                "ERROR: Incomplete unit detected: Unit #0",
-            ),
-            (
-                "3w-xxxx: AEN: WARNING: Unclean shutdown detected: Unit #0.",
-                None,
-                UncleanShutdown,
-                Some(0),
-                None,
-                "WARNING: Unclean shutdown detected: Unit #0",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: INFO: Verify started: Unit #0.",
-                Some(2),
-                VerifyStarted,
-                Some(0),
-                None,
-                "INFO: Verify started: Unit #0",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: INFO: Verify complete: Unit #0.",
-                Some(2),
-                VerifyComplete,
-                Some(0),
-                None,
-                "INFO: Verify complete: Unit #0",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: ERROR: Verify failed: Port #0.",
-                Some(2),
-                VerifyFailed,
-                None,
-                Some(0),
-                "ERROR: Verify failed: Port #0",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: ERROR: Drive ECC error detected: Port #1.",
-                Some(2),
-                EccError,
-                None,
-                Some(1),
-                "ERROR: Drive ECC error detected: Port #1",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: ERROR: Encountered bad sector during rebuild: Port #0.",
-                Some(2),
-                RebuildBadSector,
-                None,
-                Some(0),
-                "ERROR: Encountered bad sector during rebuild: Port #0",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: ERROR: Replacement drive is too small: Port #1.",
-                Some(2),
-                ReplacementTooSmall,
-                None,
-                Some(1),
-                "ERROR: Replacement drive is too small: Port #1",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: ERROR: SBUF integrity check failure.",
-                Some(2),
-                ControllerError,
-                None,
-                None,
-                "ERROR: SBUF integrity check failure",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: INFO: Soft reset occurred.",
-                Some(2),
-                SoftReset,
-                None,
-                None,
-                "INFO: Soft reset occurred",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: INFO: AEN queue overflow.",
-                Some(2),
-                QueueOverflow,
-                None,
-                None,
-                "INFO: AEN queue overflow",
-            ),
+            ("4,1895,86125833004,-;3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.", Some(2), UnitDegraded, Some(0), None, "ERROR: Unit degraded: Unit #0"),
+            ("4,1895,86125833004,-,caller=C0;3w-xxxx: scsi0: AEN: INFO: Rebuild started: Unit #1.\n", Some(0), RebuildStarted, Some(1), None, "INFO: Rebuild started: Unit #1"),
+            ("[ 9874.213001] 3w-xxxx: scsi2: AEN: INFO: Rebuild complete: Unit #0.", Some(2), RebuildComplete, Some(0), None, "INFO: Rebuild complete: Unit #0"),
+            ("3w-xxxx: scsi2: AEN: ERROR: Rebuild failed: Unit #0.", Some(2), RebuildFailed, Some(0), None, "ERROR: Rebuild failed: Unit #0"),
+            ("3w-xxxx: scsi12: AEN: ERROR: Drive error: Port #1.", Some(12), DriveError, None, Some(1), "ERROR: Drive error: Port #1"),
+            ("3w-xxxx: scsi2: AEN: WARNING: ATA port timeout: Port #0.", Some(2), PortTimeout, None, Some(0), "WARNING: ATA port timeout: Port #0"),
+            ("3w-xxxx: scsi2: AEN: WARNING: SMART threshold exceeded: Port #1.", Some(2), SmartThresholdExceeded, None, Some(1), "WARNING: SMART threshold exceeded: Port #1"),
+            ("3w-xxxx: AEN: ERROR: Incomplete unit detected: Unit #0.", None, IncompleteUnit, Some(0), None, "ERROR: Incomplete unit detected: Unit #0"),
+            ("3w-xxxx: AEN: WARNING: Unclean shutdown detected: Unit #0.", None, UncleanShutdown, Some(0), None, "WARNING: Unclean shutdown detected: Unit #0"),
+            ("3w-xxxx: scsi2: AEN: INFO: Verify started: Unit #0.", Some(2), VerifyStarted, Some(0), None, "INFO: Verify started: Unit #0"),
+            ("3w-xxxx: scsi2: AEN: INFO: Verify complete: Unit #0.", Some(2), VerifyComplete, Some(0), None, "INFO: Verify complete: Unit #0"),
+            ("3w-xxxx: scsi2: AEN: ERROR: Verify failed: Port #0.", Some(2), VerifyFailed, None, Some(0), "ERROR: Verify failed: Port #0"),
+            ("3w-xxxx: scsi2: AEN: ERROR: Drive ECC error detected: Port #1.", Some(2), EccError, None, Some(1), "ERROR: Drive ECC error detected: Port #1"),
+            ("3w-xxxx: scsi2: AEN: ERROR: Encountered bad sector during rebuild: Port #0.", Some(2), RebuildBadSector, None, Some(0), "ERROR: Encountered bad sector during rebuild: Port #0"),
+            ("3w-xxxx: scsi2: AEN: ERROR: Replacement drive is too small: Port #1.", Some(2), ReplacementTooSmall, None, Some(1), "ERROR: Replacement drive is too small: Port #1"),
+            ("3w-xxxx: scsi2: AEN: ERROR: SBUF integrity check failure.", Some(2), ControllerError, None, None, "ERROR: SBUF integrity check failure"),
+            ("3w-xxxx: scsi2: AEN: INFO: Soft reset occurred.", Some(2), SoftReset, None, None, "INFO: Soft reset occurred"),
+            ("3w-xxxx: scsi2: AEN: INFO: AEN queue overflow.", Some(2), QueueOverflow, None, None, "INFO: AEN queue overflow"),
             // Not a unit state: the number still belongs to the unit.
-            (
-                "3w-xxxx: scsi2: AEN: WARNING: Verify error: Unit not previously initialized: Unit #0.",
-                Some(2),
-                Other,
-                Some(0),
-                None,
-                "WARNING: Verify error: Unit not previously initialized: Unit #0",
-            ),
+            ("3w-xxxx: scsi2: AEN: WARNING: Verify error: Unit not previously initialized: Unit #0.", Some(2), Other, Some(0), None, "WARNING: Verify error: Unit not previously initialized: Unit #0"),
             // Quoted from a 2004 boot log (drained at load: no host).
-            (
-                "3w-xxxx: AEN: ERROR: Unit degraded: Unit #1. ",
-                None,
-                UnitDegraded,
-                Some(1),
-                None,
-                "ERROR: Unit degraded: Unit #1",
-            ),
+            ("3w-xxxx: AEN: ERROR: Unit degraded: Unit #1. ", None, UnitDegraded, Some(1), None, "ERROR: Unit degraded: Unit #1"),
             // Drivers before the severities, and before the 2002 spelling fix.
-            (
-                "3w-xxxx: AEN: Rebuild complete: Unit #0.",
-                None,
-                RebuildComplete,
-                Some(0),
-                None,
-                "Rebuild complete: Unit #0",
-            ),
-            (
-                "3w-xxxx: AEN: Mirorr degraded: Unit #0.",
-                None,
-                UnitDegraded,
-                Some(0),
-                None,
-                "Mirorr degraded: Unit #0",
-            ),
-            (
-                "Mar  3 02:14:07 coffer kernel: [86400.123456] 3w-xxxx: scsi2: AEN: WARNING: Sector repair occurred: Port #1.",
-                Some(2),
-                SectorRepaired,
-                None,
-                Some(1),
-                "WARNING: Sector repair occurred: Port #1",
-            ),
+            ("3w-xxxx: AEN: Rebuild complete: Unit #0.", None, RebuildComplete, Some(0), None, "Rebuild complete: Unit #0"),
+            ("3w-xxxx: AEN: Mirorr degraded: Unit #0.", None, UnitDegraded, Some(0), None, "Mirorr degraded: Unit #0"),
+            ("Mar  3 02:14:07 coffer kernel: [86400.123456] 3w-xxxx: scsi2: AEN: WARNING: Sector repair occurred: Port #1.", Some(2), SectorRepaired, None, Some(1), "WARNING: Sector repair occurred: Port #1"),
             // Codes beyond the table: 0x131 = code 0x31, number 1 (unit or port: unknown).
-            (
-                "3w-xxxx: scsi2: Received AEN 305.",
-                Some(2),
-                Other,
-                None,
-                None,
-                "Received AEN 305",
-            ),
+            ("3w-xxxx: scsi2: Received AEN 305.", Some(2), Other, None, None, "Received AEN 305"),
             // A known code in the high-byte form: 0x10A = drive error on port 1.
-            (
-                "3w-xxxx: Received AEN 266.",
-                None,
-                DriveError,
-                None,
-                Some(1),
-                "Received AEN 266",
-            ),
-            (
-                "3w-xxxx: scsi2: AEN: ERROR: Something new: Port #3.",
-                Some(2),
-                Other,
-                None,
-                Some(3),
-                "ERROR: Something new: Port #3",
-            ),
+            ("3w-xxxx: Received AEN 266.", None, DriveError, None, Some(1), "Received AEN 266"),
+            ("3w-xxxx: scsi2: AEN: ERROR: Something new: Port #3.", Some(2), Other, None, Some(3), "ERROR: Something new: Port #3"),
         ];
         for (line, host, kind, unit, port, text) in cases {
-            let want = Aen {
-                host: *host,
-                kind: *kind,
-                unit: *unit,
-                port: *port,
-                text: text.to_string(),
-            };
+            let want = Aen { host: *host, kind: *kind, unit: *unit, port: *port, text: text.to_string() };
             assert_eq!(parse_kmsg_line(line), Some(want), "{line}");
         }
         for line in [
@@ -1311,117 +816,43 @@ mod tests {
     fn kmsg_records() {
         assert_eq!(
             split_kmsg("4,1895,86125833004,-;3w-xxxx: scsi2: AEN: x\n"),
-            KmsgRecord {
-                seq: Some(1895),
-                usec: Some(86125833004),
-                message: "3w-xxxx: scsi2: AEN: x"
-            }
+            KmsgRecord { seq: Some(1895), usec: Some(86125833004), message: "3w-xxxx: scsi2: AEN: x" }
         );
         let plain = "[ 12.3] a; b";
-        assert_eq!(
-            split_kmsg(plain),
-            KmsgRecord {
-                seq: None,
-                usec: None,
-                message: plain
-            }
-        );
+        assert_eq!(split_kmsg(plain), KmsgRecord { seq: None, usec: None, message: plain });
     }
 
     #[test]
     fn fixture_logs() {
-        let kinds = |text: &str| {
-            text.lines()
-                .filter_map(parse_kmsg_line)
-                .map(|a| a.kind)
-                .collect::<Vec<_>>()
-        };
+        let kinds = |text: &str| text.lines().filter_map(parse_kmsg_line).map(|a| a.kind).collect::<Vec<_>>();
         use AenKind::*;
-        assert_eq!(
-            kinds(KMSG_SCENARIO),
-            [
-                PortTimeout,
-                DriveError,
-                UnitDegraded,
-                RebuildStarted,
-                RebuildComplete
-            ]
-        );
+        assert_eq!(kinds(KMSG_SCENARIO), [PortTimeout, DriveError, UnitDegraded, RebuildStarted, RebuildComplete]);
         assert_eq!(
             kinds(DMESG_MIXED),
-            [
-                UncleanShutdown,
-                UnitDegraded,
-                VerifyStarted,
-                VerifyFailed,
-                VerifyComplete,
-                SmartThresholdExceeded,
-                Other,
-                QueueOverflow
-            ]
+            [UncleanShutdown, UnitDegraded, VerifyStarted, VerifyFailed, VerifyComplete, SmartThresholdExceeded, Other, QueueOverflow]
         );
     }
 
     #[test]
     fn smartctl_readings() {
         let r = reading(PORT0);
-        assert_eq!(
-            (r.port, r.serial.as_deref(), r.model.as_deref()),
-            (0, Some("WD-WCANK1852390"), Some("WDC WD2500JS-00NCB1"))
-        );
-        assert_eq!(
-            (r.smart.passed, r.smart.temperature),
-            (Some(true), Some(38))
-        );
-        assert_eq!(
-            r.smart.counters,
-            [
-                ("offline-uncorrectable", 0),
-                ("pending-sectors", 0),
-                ("reallocated-sectors", 0)
-            ]
-            .into_iter()
-            .collect::<BTreeMap<_, _>>()
-        );
+        assert_eq!((r.port, r.serial.as_deref(), r.model.as_deref()), (0, Some("WD-WCANK1852390"), Some("WDC WD2500JS-00NCB1")));
+        assert_eq!((r.smart.passed, r.smart.temperature), (Some(true), Some(38)));
+        assert_eq!(r.smart.counters, [("offline-uncorrectable", 0), ("pending-sectors", 0), ("reallocated-sectors", 0)].into_iter().collect::<BTreeMap<_, _>>());
         let r = reading(PORT1_FAILING);
-        assert_eq!(
-            (r.port, r.serial.as_deref(), r.smart.passed),
-            (1, Some("5QE0JW4K"), Some(false))
-        );
-        assert_eq!(
-            (
-                r.smart.counters["reallocated-sectors"],
-                r.smart.counters["pending-sectors"],
-                r.smart.counters["offline-uncorrectable"]
-            ),
-            (1967, 8, 8)
-        );
-        assert_eq!(
-            parse_smartctl_3ware(PORT1_EMPTY),
-            None,
-            "empty port: IDENTIFY failed"
-        );
+        assert_eq!((r.port, r.serial.as_deref(), r.smart.passed), (1, Some("5QE0JW4K"), Some(false)));
+        assert_eq!((r.smart.counters["reallocated-sectors"], r.smart.counters["pending-sectors"], r.smart.counters["offline-uncorrectable"]), (1967, 8, 8));
+        assert_eq!(parse_smartctl_3ware(PORT1_EMPTY), None, "empty port: IDENTIFY failed");
         assert_eq!(parse_smartctl_3ware("{}"), None);
         assert_eq!(parse_smartctl_3ware("not json"), None);
         // Not a 3ware device.
-        assert_eq!(
-            parse_smartctl_3ware(
-                r#"{"smartctl":{"exit_status":0,"argv":["smartctl","-j","-a","/dev/sda"]},"device":{"name":"/dev/sda","info_name":"/dev/sda [SAT]","type":"sat"}}"#
-            ),
-            None
-        );
+        assert_eq!(parse_smartctl_3ware(r#"{"smartctl":{"exit_status":0,"argv":["smartctl","-j","-a","/dev/sda"]},"device":{"name":"/dev/sda","info_name":"/dev/sda [SAT]","type":"sat"}}"#), None);
         // The port from `type` or the command line when `info_name` lacks it.
         let typed = r#"{"smartctl":{"exit_status":0},"device":{"name":"/dev/twe0","type":"3ware,1"},"serial_number":" S1 "}"#;
         assert_eq!(reading(typed).port, 1);
         assert_eq!(reading(typed).serial.as_deref(), Some("S1"));
-        for argv in [
-            r#"["smartctl","-a","-d","3ware,7","/dev/twe0"]"#,
-            r#"["smartctl","--device=3ware,7","/dev/twe0"]"#,
-            r#"["smartctl","-d3ware,7","/dev/twe0"]"#,
-        ] {
-            let json = format!(
-                r#"{{"smartctl":{{"exit_status":0,"argv":{argv}}},"device":{{"name":"/dev/twe0","type":"3ware"}}}}"#
-            );
+        for argv in [r#"["smartctl","-a","-d","3ware,7","/dev/twe0"]"#, r#"["smartctl","--device=3ware,7","/dev/twe0"]"#, r#"["smartctl","-d3ware,7","/dev/twe0"]"#] {
+            let json = format!(r#"{{"smartctl":{{"exit_status":0,"argv":{argv}}},"device":{{"name":"/dev/twe0","type":"3ware"}}}}"#);
             assert_eq!(reading(&json).port, 7, "{argv}");
         }
     }
@@ -1429,30 +860,16 @@ mod tests {
     #[test]
     fn degrade_replace_rebuild_healthy() {
         let mut m = ThreewareMonitor::new(ThreewareLayout::default());
-        assert!(
-            m.observe_smart(&[reading(PORT0), reading(PORT1)])
-                .is_empty(),
-            "a baseline"
-        );
+        assert!(m.observe_smart(&[reading(PORT0), reading(PORT1)]).is_empty(), "a baseline");
         assert_eq!(led_pattern(&[m.health()]), LedPattern::Steady);
         let mut lines = KMSG_SCENARIO.lines();
 
         // Port 1 times out, errors, and the unit degrades.
-        let e: Vec<RaidEvent> = lines
-            .by_ref()
-            .take_while(|l| !l.contains("Unit degraded"))
-            .filter_map(parse_kmsg_line)
-            .flat_map(|a| m.observe_aen(&a))
-            .collect();
+        let e: Vec<RaidEvent> = lines.by_ref().take_while(|l| !l.contains("Unit degraded")).filter_map(parse_kmsg_line).flat_map(|a| m.observe_aen(&a)).collect();
         assert_eq!(codes(&e), ["disk.health-warning", "disk.health-warning"]);
-        assert_eq!(
-            (field(&e[0], "what"), field(&e[1], "what")),
-            (&Value::from("port-timeout"), &Value::from("drive-error"))
-        );
+        assert_eq!((field(&e[0], "what"), field(&e[1], "what")), (&Value::from("port-timeout"), &Value::from("drive-error")));
         assert_eq!(field(&e[1], "serial"), "5QE0JW4K");
-        let e = m.observe_aen(&aen(
-            "4,1895,86125833004,-;3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.",
-        ));
+        let e = m.observe_aen(&aen("4,1895,86125833004,-;3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0."));
         assert_eq!(codes(&e), ["raid.member-failed", "raid.degraded"]);
         for ev in &e {
             assert_eq!(field(ev, "array"), "3ware-u0");
@@ -1467,69 +884,21 @@ mod tests {
         }
         assert_eq!(m.health(), Health::Degraded);
         assert_eq!(led_pattern(&[m.health()]), LedPattern::SlowBlink);
-        assert!(
-            m.observe_aen(&aen("3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0."))
-                .is_empty(),
-            "said once"
-        );
+        assert!(m.observe_aen(&aen("3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.")).is_empty(), "said once");
 
         // The disk is pulled (port 1 no longer answers), then a new one goes in.
         assert!(m.observe_smart(&[reading(PORT0)]).is_empty());
-        assert!(
-            m.observe_smart(&[reading(PORT0), reading(PORT1_NEW)])
-                .is_empty()
-        );
+        assert!(m.observe_smart(&[reading(PORT0), reading(PORT1_NEW)]).is_empty());
 
-        let e = feed(
-            &mut m,
-            KMSG_SCENARIO
-                .lines()
-                .filter(|l| l.contains("Rebuild started"))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .as_str(),
-        );
+        let e = feed(&mut m, KMSG_SCENARIO.lines().filter(|l| l.contains("Rebuild started")).collect::<Vec<_>>().join("\n").as_str());
         assert_eq!(codes(&e), ["raid.rebuild-started"]);
-        assert_eq!(
-            (
-                field(&e[0], "member"),
-                field(&e[0], "serial"),
-                field(&e[0], "bay")
-            ),
-            (
-                &Value::from("3ware-p1"),
-                &Value::from("WD-WCAYU7310544"),
-                &Value::from("right")
-            )
-        );
+        assert_eq!((field(&e[0], "member"), field(&e[0], "serial"), field(&e[0], "bay")), (&Value::from("3ware-p1"), &Value::from("WD-WCAYU7310544"), &Value::from("right")));
         assert_eq!(m.health(), Health::Rebuilding);
         assert_eq!(led_pattern(&[m.health()]), LedPattern::FastBlink);
 
-        let e = feed(
-            &mut m,
-            KMSG_SCENARIO
-                .lines()
-                .filter(|l| l.contains("Rebuild complete"))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .as_str(),
-        );
-        assert_eq!(
-            codes(&e),
-            ["raid.rebuild-finished", "raid.spare-active", "raid.healthy"]
-        );
-        assert_eq!(
-            (
-                field(&e[1], "serial"),
-                field(&e[1], "slot"),
-                field(&e[1], "bay")
-            ),
-            (
-                &Value::from("WD-WCAYU7310544"),
-                &Value::from(1),
-                &Value::from("right")
-            )
-        );
+        let e = feed(&mut m, KMSG_SCENARIO.lines().filter(|l| l.contains("Rebuild complete")).collect::<Vec<_>>().join("\n").as_str());
+        assert_eq!(codes(&e), ["raid.rebuild-finished", "raid.spare-active", "raid.healthy"]);
+        assert_eq!((field(&e[1], "serial"), field(&e[1], "slot"), field(&e[1], "bay")), (&Value::from("WD-WCAYU7310544"), &Value::from(1), &Value::from("right")));
         assert_eq!(field(&e[2], "resolved"), true);
         assert_eq!(m.health(), Health::Healthy);
         assert_eq!(led_pattern(&[m.health()]), LedPattern::Steady);
@@ -1537,10 +906,7 @@ mod tests {
 
         // The new disk's history starts clean: its first error is reported.
         let e = m.observe_aen(&aen("3w-xxxx: scsi2: AEN: ERROR: Drive error: Port #1."));
-        assert_eq!(
-            (codes(&e), field(&e[0], "serial")),
-            (vec!["disk.health-warning"], &Value::from("WD-WCAYU7310544"))
-        );
+        assert_eq!((codes(&e), field(&e[0], "serial")), (vec!["disk.health-warning"], &Value::from("WD-WCAYU7310544")));
     }
 
     #[test]
@@ -1549,22 +915,10 @@ mod tests {
         let e = feed(&mut m, KMSG_SCENARIO);
         assert_eq!(
             codes(&e),
-            [
-                "disk.health-warning",
-                "disk.health-warning",
-                "raid.member-failed",
-                "raid.degraded",
-                "raid.rebuild-started",
-                "raid.rebuild-finished",
-                "raid.spare-active",
-                "raid.healthy"
-            ]
+            ["disk.health-warning", "disk.health-warning", "raid.member-failed", "raid.degraded", "raid.rebuild-started", "raid.rebuild-finished", "raid.spare-active", "raid.healthy"]
         );
         // No smartctl yet: the disk is named by port and bay only.
-        assert_eq!(
-            field(&e[3], "guidance"),
-            "replace the disk in the right bay with a blank disk at least as large, then start the rebuild in the controller's BIOS (Alt-3 while the box boots)"
-        );
+        assert_eq!(field(&e[3], "guidance"), "replace the disk in the right bay with a blank disk at least as large, then start the rebuild in the controller's BIOS (Alt-3 while the box boots)");
         assert_eq!(field(&e[3], "serial"), &Value::Null);
     }
 
@@ -1574,24 +928,13 @@ mod tests {
         m.observe_smart(&[reading(PORT0), reading(PORT1)]);
         let e = m.observe_aen(&aen("3w-xxxx: AEN: ERROR: Unit degraded: Unit #0."));
         assert_eq!(codes(&e), ["raid.degraded"]);
-        assert_eq!(
-            (field(&e[0], "port"), field(&e[0], "bay")),
-            (&Value::Null, &Value::from("unknown"))
-        );
-        assert!(
-            field(&e[0], "guidance")
-                .as_str()
-                .unwrap()
-                .contains("did not say which")
-        );
+        assert_eq!((field(&e[0], "port"), field(&e[0], "bay")), (&Value::Null, &Value::from("unknown")));
+        assert!(field(&e[0], "guidance").as_str().unwrap().contains("did not say which"));
         // Port 1's smartctl fails (empty port): that is the disk.
         assert_eq!(parse_smartctl_3ware(PORT1_EMPTY), None);
         let e = m.observe_smart(&[reading(PORT0)]);
         assert_eq!(codes(&e), ["raid.member-failed"]);
-        assert_eq!(
-            (field(&e[0], "serial"), field(&e[0], "bay")),
-            (&Value::from("5QE0JW4K"), &Value::from("right"))
-        );
+        assert_eq!((field(&e[0], "serial"), field(&e[0], "bay")), (&Value::from("5QE0JW4K"), &Value::from("right")));
         assert!(m.observe_smart(&[reading(PORT0)]).is_empty(), "said once");
         // Neither port answering tells nothing.
         assert!(m.observe_smart(&[]).is_empty());
@@ -1601,56 +944,24 @@ mod tests {
     fn an_old_error_does_not_name_the_disk_and_smartctl_corrects() {
         let mut m = ThreewareMonitor::new(ThreewareLayout::default());
         m.observe_smart(&[reading(PORT0), reading(PORT1)]);
-        feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: WARNING: ATA port timeout: Port #0.",
-        );
+        feed(&mut m, "3w-xxxx: scsi2: AEN: WARNING: ATA port timeout: Port #0.");
         feed(&mut m, &"3w-xxxx: scsi2: AEN: INFO: Verify started: Unit #0.\n3w-xxxx: scsi2: AEN: INFO: Verify complete: Unit #0.\n".repeat(3));
-        let e = feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.",
-        );
-        assert_eq!(
-            codes(&e),
-            ["raid.degraded"],
-            "last week's timeout on port 0 says nothing about this"
-        );
+        let e = feed(&mut m, "3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.");
+        assert_eq!(codes(&e), ["raid.degraded"], "last week's timeout on port 0 says nothing about this");
         assert_eq!(field(&e[0], "port"), &Value::Null);
 
         // A fresh error on port 0 names it, but smartctl then finds port 0
         // answering and port 1 silent: the named disk was the survivor.
         let mut m = ThreewareMonitor::new(ThreewareLayout::default());
         m.observe_smart(&[reading(PORT0), reading(PORT1)]);
-        let e = feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: WARNING: ATA port timeout: Port #0.\n3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.",
-        );
-        assert_eq!(
-            codes(&e),
-            ["disk.health-warning", "raid.member-failed", "raid.degraded"]
-        );
+        let e = feed(&mut m, "3w-xxxx: scsi2: AEN: WARNING: ATA port timeout: Port #0.\n3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.");
+        assert_eq!(codes(&e), ["disk.health-warning", "raid.member-failed", "raid.degraded"]);
         assert_eq!(field(&e[1], "member"), "3ware-p0");
         let e = m.observe_smart(&[reading(PORT0)]);
         assert_eq!(codes(&e), ["raid.member-failed", "raid.degraded"]);
         for ev in &e {
-            assert_eq!(
-                (
-                    field(ev, "member"),
-                    field(ev, "serial"),
-                    field(ev, "corrects")
-                ),
-                (
-                    &Value::from("3ware-p1"),
-                    &Value::from("5QE0JW4K"),
-                    &Value::from("3ware-p0")
-                )
-            );
-            assert!(
-                field(ev, "guidance")
-                    .as_str()
-                    .unwrap()
-                    .contains("serial 5QE0JW4K in the right bay")
-            );
+            assert_eq!((field(ev, "member"), field(ev, "serial"), field(ev, "corrects")), (&Value::from("3ware-p1"), &Value::from("5QE0JW4K"), &Value::from("3ware-p0")));
+            assert!(field(ev, "guidance").as_str().unwrap().contains("serial 5QE0JW4K in the right bay"));
         }
         assert!(m.observe_smart(&[reading(PORT0)]).is_empty());
     }
@@ -1660,19 +971,10 @@ mod tests {
         // The new disk fails during the rebuild: replace it.
         let mut m = ThreewareMonitor::new(ThreewareLayout::default());
         m.observe_smart(&[reading(PORT0), reading(PORT1)]);
-        feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: ERROR: Drive error: Port #1.\n3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.",
-        );
+        feed(&mut m, "3w-xxxx: scsi2: AEN: ERROR: Drive error: Port #1.\n3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.");
         m.observe_smart(&[reading(PORT0), reading(PORT1_NEW)]);
-        feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: INFO: Rebuild started: Unit #0.",
-        );
-        let e = feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: ERROR: Rebuild failed: Unit #0.",
-        );
+        feed(&mut m, "3w-xxxx: scsi2: AEN: INFO: Rebuild started: Unit #0.");
+        let e = feed(&mut m, "3w-xxxx: scsi2: AEN: ERROR: Rebuild failed: Unit #0.");
         assert_eq!(codes(&e), ["raid.member-failed", "raid.degraded"]);
         assert_eq!(field(&e[0], "serial"), "WD-WCAYU7310544");
         assert_eq!(m.health(), Health::Degraded);
@@ -1680,23 +982,13 @@ mod tests {
         // The surviving disk has unreadable sectors: say so, not "replace the new disk".
         let mut m = ThreewareMonitor::new(ThreewareLayout::default());
         m.observe_smart(&[reading(PORT0), reading(PORT1)]);
-        feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: ERROR: Drive error: Port #1.\n3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.",
-        );
+        feed(&mut m, "3w-xxxx: scsi2: AEN: ERROR: Drive error: Port #1.\n3w-xxxx: scsi2: AEN: ERROR: Unit degraded: Unit #0.");
         m.observe_smart(&[reading(PORT0), reading(PORT1_NEW)]);
         let e = feed(
             &mut m,
             "3w-xxxx: scsi2: AEN: INFO: Rebuild started: Unit #0.\n3w-xxxx: scsi2: AEN: ERROR: Encountered bad sector during rebuild: Port #0.\n3w-xxxx: scsi2: AEN: ERROR: Rebuild failed: Unit #0.",
         );
-        assert_eq!(
-            codes(&e),
-            [
-                "raid.rebuild-started",
-                "disk.health-warning",
-                "raid.degraded"
-            ]
-        );
+        assert_eq!(codes(&e), ["raid.rebuild-started", "disk.health-warning", "raid.degraded"]);
         assert_eq!(field(&e[1], "serial"), "WD-WCANK1852390");
         assert_eq!(
             field(&e[2], "guidance"),
@@ -1708,37 +1000,16 @@ mod tests {
     fn missed_rebuild_start_and_unclean_shutdown() {
         let mut m = ThreewareMonitor::new(ThreewareLayout::default());
         feed(&mut m, "3w-xxxx: AEN: ERROR: Unit degraded: Unit #0.");
-        let e = feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: INFO: Rebuild complete: Unit #0.",
-        );
-        assert_eq!(
-            codes(&e),
-            [
-                "raid.rebuild-started",
-                "raid.rebuild-finished",
-                "raid.healthy"
-            ]
-        );
+        let e = feed(&mut m, "3w-xxxx: scsi2: AEN: INFO: Rebuild complete: Unit #0.");
+        assert_eq!(codes(&e), ["raid.rebuild-started", "raid.rebuild-finished", "raid.healthy"]);
         assert_eq!(field(&e[0], "between-looks"), true);
 
         // After an unclean shutdown the controller re-mirrors by itself.
         let mut m = ThreewareMonitor::new(ThreewareLayout::default());
-        let e = feed(
-            &mut m,
-            "[ 3.39] 3w-xxxx: AEN: WARNING: Unclean shutdown detected: Unit #0.\n[ 3.40] 3w-xxxx: AEN: ERROR: Unit degraded: Unit #0.",
-        );
+        let e = feed(&mut m, "[ 3.39] 3w-xxxx: AEN: WARNING: Unclean shutdown detected: Unit #0.\n[ 3.40] 3w-xxxx: AEN: ERROR: Unit degraded: Unit #0.");
         assert_eq!(codes(&e), ["raid.degraded"]);
-        assert!(
-            field(&e[0], "guidance")
-                .as_str()
-                .unwrap()
-                .starts_with("after an unclean shutdown")
-        );
-        let e = feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: INFO: Rebuild started: Unit #0.",
-        );
+        assert!(field(&e[0], "guidance").as_str().unwrap().starts_with("after an unclean shutdown"));
+        let e = feed(&mut m, "3w-xxxx: scsi2: AEN: INFO: Rebuild started: Unit #0.");
         assert_eq!(field(&e[0], "reason"), "unclean-shutdown");
     }
 
@@ -1746,66 +1017,23 @@ mod tests {
     fn verify_is_a_scrub() {
         let mut m = ThreewareMonitor::new(ThreewareLayout::default());
         m.observe_smart(&[reading(PORT0), reading(PORT1)]);
-        let e = feed(
-            &mut m,
-            DMESG_MIXED
-                .lines()
-                .filter(|l| l.contains("Verify"))
-                .collect::<Vec<_>>()
-                .join("\n")
-                .as_str(),
-        );
-        assert_eq!(
-            codes(&e),
-            [
-                "raid.scrub-started",
-                "disk.health-warning",
-                "raid.scrub-finished"
-            ]
-        );
-        assert_eq!(
-            (field(&e[1], "what"), field(&e[1], "bay")),
-            (&Value::from("verify-failed"), &Value::from("left"))
-        );
-        assert_eq!(
-            (field(&e[2], "ok"), field(&e[2], "failed-ports")),
-            (&Value::from(false), &serde_json::json!([0]))
-        );
-        assert_eq!(
-            m.health(),
-            Health::Healthy,
-            "a verify does not change the unit's health"
-        );
+        let e = feed(&mut m, DMESG_MIXED.lines().filter(|l| l.contains("Verify")).collect::<Vec<_>>().join("\n").as_str());
+        assert_eq!(codes(&e), ["raid.scrub-started", "disk.health-warning", "raid.scrub-finished"]);
+        assert_eq!((field(&e[1], "what"), field(&e[1], "bay")), (&Value::from("verify-failed"), &Value::from("left")));
+        assert_eq!((field(&e[2], "ok"), field(&e[2], "failed-ports")), (&Value::from(false), &serde_json::json!([0])));
+        assert_eq!(m.health(), Health::Healthy, "a verify does not change the unit's health");
     }
 
     #[test]
     fn disk_problems_once_and_others_ignored() {
-        let mut m = ThreewareMonitor::new(ThreewareLayout {
-            host: Some(2),
-            ..ThreewareLayout::default()
-        });
+        let mut m = ThreewareMonitor::new(ThreewareLayout { host: Some(2), ..ThreewareLayout::default() });
         m.observe_smart(&[reading(PORT0), reading(PORT1)]);
         let timeouts = "3w-xxxx: scsi2: AEN: WARNING: ATA port timeout: Port #0.\n".repeat(5);
         assert_eq!(codes(&feed(&mut m, &timeouts)), ["disk.health-warning"]);
-        let e = feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: WARNING: SMART threshold exceeded: Port #1.",
-        );
-        assert_eq!(
-            (codes(&e), field(&e[0], "what")),
-            (
-                vec!["disk.health-critical"],
-                &Value::from("smart-threshold")
-            )
-        );
-        let e = feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: ERROR: Replacement drive is too small: Port #1.",
-        );
-        assert_eq!(
-            (codes(&e), field(&e[0], "what")),
-            (vec!["raid.disk-ignored"], &Value::from("too-small"))
-        );
+        let e = feed(&mut m, "3w-xxxx: scsi2: AEN: WARNING: SMART threshold exceeded: Port #1.");
+        assert_eq!((codes(&e), field(&e[0], "what")), (vec!["disk.health-critical"], &Value::from("smart-threshold")));
+        let e = feed(&mut m, "3w-xxxx: scsi2: AEN: ERROR: Replacement drive is too small: Port #1.");
+        assert_eq!((codes(&e), field(&e[0], "what")), (vec!["raid.disk-ignored"], &Value::from("too-small")));
         // Another host, another unit, another port, controller-wide notices: nothing.
         for line in [
             "3w-xxxx: scsi3: AEN: ERROR: Unit degraded: Unit #0.",
@@ -1818,10 +1046,7 @@ mod tests {
             assert!(m.observe_aen(&aen(line)).is_empty(), "{line}");
         }
         assert_eq!(m.health(), Health::Healthy);
-        let e = feed(
-            &mut m,
-            "3w-xxxx: scsi2: AEN: ERROR: Logical unit deleted: Unit #0.",
-        );
+        let e = feed(&mut m, "3w-xxxx: scsi2: AEN: ERROR: Logical unit deleted: Unit #0.");
         assert_eq!(codes(&e), ["raid.failed"]);
         assert_eq!(led_pattern(&[m.health()]), LedPattern::Alarm);
     }
@@ -1829,15 +1054,9 @@ mod tests {
     #[test]
     fn smartctl_rising_counters_and_failing() {
         let mut m = ThreewareMonitor::new(ThreewareLayout::default());
-        assert!(
-            m.observe_smart(&[reading(PORT0), reading(PORT1)])
-                .is_empty()
-        );
+        assert!(m.observe_smart(&[reading(PORT0), reading(PORT1)]).is_empty());
         let e = m.observe_smart(&[reading(PORT0), reading(PORT1_FAILING)]);
-        let got: Vec<(&str, &Value)> = e
-            .iter()
-            .map(|e| (e.kind.code(), field(e, "what")))
-            .collect();
+        let got: Vec<(&str, &Value)> = e.iter().map(|e| (e.kind.code(), field(e, "what"))).collect();
         assert_eq!(
             got,
             [
@@ -1848,26 +1067,9 @@ mod tests {
             ]
         );
         for ev in &e {
-            assert_eq!(
-                (
-                    field(ev, "array"),
-                    field(ev, "member"),
-                    field(ev, "bay"),
-                    field(ev, "serial")
-                ),
-                (
-                    &Value::from("3ware-u0"),
-                    &Value::from("3ware-p1"),
-                    &Value::from("right"),
-                    &Value::from("5QE0JW4K")
-                )
-            );
+            assert_eq!((field(ev, "array"), field(ev, "member"), field(ev, "bay"), field(ev, "serial")), (&Value::from("3ware-u0"), &Value::from("3ware-p1"), &Value::from("right"), &Value::from("5QE0JW4K")));
         }
-        assert!(
-            m.observe_smart(&[reading(PORT0), reading(PORT1_FAILING)])
-                .is_empty(),
-            "said once while it lasts"
-        );
+        assert!(m.observe_smart(&[reading(PORT0), reading(PORT1_FAILING)]).is_empty(), "said once while it lasts");
     }
 
     proptest! {

@@ -5,9 +5,7 @@
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error(
-    "invalid duration {0:?}: use a number and a unit s, m, h, D, W, M or Y (for example 2M, 3W, 10D, 12h)"
-)]
+#[error("invalid duration {0:?}: use a number and a unit s, m, h, D, W, M or Y (for example 2M, 3W, 10D, 12h)")]
 pub struct DurationError(pub String);
 
 /// Seconds in a duration string.
@@ -34,9 +32,7 @@ pub fn parse_duration(s: &str) -> Result<i64, DurationError> {
             _ => return Err(err()),
         };
         let n: i64 = number.parse().map_err(|_| err())?;
-        total = total
-            .checked_add(n.checked_mul(unit).ok_or_else(err)?)
-            .ok_or_else(err)?;
+        total = total.checked_add(n.checked_mul(unit).ok_or_else(err)?).ok_or_else(err)?;
         number.clear();
     }
     if !number.is_empty() {
@@ -47,14 +43,7 @@ pub fn parse_duration(s: &str) -> Result<i64, DurationError> {
 
 /// The shortest exact form: `60D` → `2M`, `90000` → `25h`.
 pub fn format_duration(secs: i64) -> String {
-    for (unit, len) in [
-        ("Y", 365 * 86_400),
-        ("M", 30 * 86_400),
-        ("W", 7 * 86_400),
-        ("D", 86_400),
-        ("h", 3600),
-        ("m", 60),
-    ] {
+    for (unit, len) in [("Y", 365 * 86_400), ("M", 30 * 86_400), ("W", 7 * 86_400), ("D", 86_400), ("h", 3600), ("m", 60)] {
         if secs != 0 && secs % len == 0 {
             return format!("{}{unit}", secs / len);
         }

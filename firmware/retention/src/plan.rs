@@ -164,16 +164,8 @@ pub fn plan(col: &Collection, policy: &RetentionPolicy, now: i64, standing: &[St
     let counted = |i: usize| standing.get(i) == Some(&Standing::Counted);
 
     // Per chain, how many sets lead it before the first uncounted one.
-    let counted_len: Vec<usize> = col
-        .chains
-        .iter()
-        .map(|c| {
-            c.sets
-                .iter()
-                .position(|&i| !counted(i))
-                .unwrap_or(c.sets.len())
-        })
-        .collect();
+    let counted_len: Vec<usize> =
+        col.chains.iter().map(|c| c.sets.iter().position(|&i| !counted(i)).unwrap_or(c.sets.len())).collect();
     // Restore points: every counted complete set in a chain, newest first.
     let mut points: Vec<(usize, i64)> = col
         .chains
@@ -189,26 +181,17 @@ pub fn plan(col: &Collection, policy: &RetentionPolicy, now: i64, standing: &[St
         .iter()
         .zip(&counted_len)
         .enumerate()
-        .filter_map(|(ci, (c, &n))| {
-            n.checked_sub(1)
-                .map(|last| (ci, col.sets[c.sets[last]].end))
-        })
+        .filter_map(|(ci, (c, &n))| n.checked_sub(1).map(|last| (ci, col.sets[c.sets[last]].end)))
         .max_by_key(|&(_, end)| end)
         .map(|(ci, _)| ci);
     let mut delete_chains = Vec::new();
     for (ci, chain) in col.chains.iter().enumerate() {
         let (head, tail) = chain.sets.split_at(counted_len[ci]);
         for &i in tail {
-            let reason = if counted(i) {
-                KeepReason::FollowsUnconfirmed
-            } else {
-                KeepReason::Unconfirmed
-            };
+            let reason = if counted(i) { KeepReason::FollowsUnconfirmed } else { KeepReason::Unconfirmed };
             sets[i] = Some(SetDecision::Keep(reason));
         }
-        let selected = head
-            .iter()
-            .any(|i| matches!(marks.get(i), Some(Mark::Keep(_))));
+        let selected = head.iter().any(|i| matches!(marks.get(i), Some(Mark::Keep(_))));
         if policy.keeps_everything() {
             for &i in head {
                 sets[i] = Some(SetDecision::Keep(KeepReason::NoPolicy));
@@ -257,21 +240,11 @@ pub fn plan(col: &Collection, policy: &RetentionPolicy, now: i64, standing: &[St
     let mut delete_files = Vec::new();
     for ci in delete_chains {
         for &i in col.chains[ci].sets.iter().rev() {
-            delete_files.extend(
-                col.sets[i]
-                    .files_in_delete_order()
-                    .into_iter()
-                    .map(str::to_string),
-            );
+            delete_files.extend(col.sets[i].files_in_delete_order().into_iter().map(str::to_string));
         }
     }
     for i in expired {
-        delete_files.extend(
-            col.sets[i]
-                .files_in_delete_order()
-                .into_iter()
-                .map(str::to_string),
-        );
+        delete_files.extend(col.sets[i].files_in_delete_order().into_iter().map(str::to_string));
     }
     let others = col
         .others
@@ -285,10 +258,7 @@ pub fn plan(col: &Collection, policy: &RetentionPolicy, now: i64, standing: &[St
         })
         .collect();
     Plan {
-        sets: sets
-            .into_iter()
-            .map(|d| d.unwrap_or(SetDecision::Keep(KeepReason::Orphan)))
-            .collect(),
+        sets: sets.into_iter().map(|d| d.unwrap_or(SetDecision::Keep(KeepReason::Orphan))).collect(),
         others,
         delete_files,
     }
@@ -314,29 +284,12 @@ mod tests {
                 ]
             } else {
                 vec![
-                    format!(
-                        "duplicity-inc.{}.to.{}.manifest.gpg",
-                        format_stamp(prev),
-                        format_stamp(t)
-                    ),
-                    format!(
-                        "duplicity-inc.{}.to.{}.vol1.difftar.gpg",
-                        format_stamp(prev),
-                        format_stamp(t)
-                    ),
-                    format!(
-                        "duplicity-new-signatures.{}.to.{}.sigtar.gpg",
-                        format_stamp(prev),
-                        format_stamp(t)
-                    ),
+                    format!("duplicity-inc.{}.to.{}.manifest.gpg", format_stamp(prev), format_stamp(t)),
+                    format!("duplicity-inc.{}.to.{}.vol1.difftar.gpg", format_stamp(prev), format_stamp(t)),
+                    format!("duplicity-new-signatures.{}.to.{}.sigtar.gpg", format_stamp(prev), format_stamp(t)),
                 ]
             };
-            files.extend(names.into_iter().map(|name| FileInfo {
-                name,
-                mtime: t,
-                ctime: t,
-                size: 10,
-            }));
+            files.extend(names.into_iter().map(|name| FileInfo { name, mtime: t, ctime: t, size: 10 }));
             prev = t;
         }
         files
@@ -347,12 +300,7 @@ mod tests {
     }
 
     fn kept_ends(col: &Collection, p: &Plan) -> Vec<i64> {
-        col.sets
-            .iter()
-            .zip(&p.sets)
-            .filter(|(_, d)| matches!(d, SetDecision::Keep(_)))
-            .map(|(s, _)| s.end)
-            .collect()
+        col.sets.iter().zip(&p.sets).filter(|(_, d)| matches!(d, SetDecision::Keep(_))).map(|(s, _)| s.end).collect()
     }
 
     #[test]
@@ -366,11 +314,7 @@ mod tests {
 
     #[test]
     fn no_policy_keeps_everything() {
-        let col = Collection::from_files(&history(&[
-            ('F', 10 * DAY),
-            ('I', 11 * DAY),
-            ('F', 20 * DAY),
-        ]));
+        let col = Collection::from_files(&history(&[('F', 10 * DAY), ('I', 11 * DAY), ('F', 20 * DAY)]));
         let p = plan(&col, &RetentionPolicy::default(), 100 * DAY, &counted(&col));
         assert!(!p.deletes_anything());
     }
@@ -378,55 +322,28 @@ mod tests {
     #[test]
     fn whole_chains_and_needed_fulls() {
         // Chain A: F day 1, I day 2, I day 3. Chain B: F day 10, I day 11.
-        let col = Collection::from_files(&history(&[
-            ('F', DAY),
-            ('I', 2 * DAY),
-            ('I', 3 * DAY),
-            ('F', 10 * DAY),
-            ('I', 11 * DAY),
-        ]));
+        let col = Collection::from_files(&history(&[('F', DAY), ('I', 2 * DAY), ('I', 3 * DAY), ('F', 10 * DAY), ('I', 11 * DAY)]));
         // keep-last 1 keeps day 11, which needs day 10; chain A goes whole.
-        let pol = RetentionPolicy {
-            keep_last: Some(1),
-            ..Default::default()
-        };
+        let pol = RetentionPolicy { keep_last: Some(1), ..Default::default() };
         let p = plan(&col, &pol, 12 * DAY, &counted(&col));
         assert_eq!(kept_ends(&col, &p), vec![10 * DAY, 11 * DAY]);
         assert_eq!(p.delete_files.len(), 9);
         // Newest set of the deleted chain goes first, manifest first.
-        assert!(
-            p.delete_files[0].starts_with("duplicity-inc.")
-                && p.delete_files[0].contains(&format_stamp(3 * DAY))
-                && p.delete_files[0].ends_with("manifest.gpg")
-        );
+        assert!(p.delete_files[0].starts_with("duplicity-inc.") && p.delete_files[0].contains(&format_stamp(3 * DAY)) && p.delete_files[0].ends_with("manifest.gpg"));
         assert!(p.delete_files[8].starts_with("duplicity-full-signatures"));
         // keep-daily 4 reaches into chain A (day 3), which keeps A whole.
-        let pol = RetentionPolicy {
-            keep_daily: Some(4),
-            ..Default::default()
-        };
+        let pol = RetentionPolicy { keep_daily: Some(4), ..Default::default() };
         let p = plan(&col, &pol, 12 * DAY, &counted(&col));
         assert!(!p.deletes_anything());
         assert_eq!(p.sets[0], SetDecision::Keep(KeepReason::NeededBy(2 * DAY)));
-        assert_eq!(
-            p.sets[1],
-            SetDecision::Keep(KeepReason::Selected(Rule::Daily))
-        );
+        assert_eq!(p.sets[1], SetDecision::Keep(KeepReason::Selected(Rule::Daily)));
     }
 
     #[test]
     fn periods_without_backups_do_not_count() {
         // Points on days 1, 2, 40, 41 (two per month region); keep-daily 3 keeps 41, 40, 2.
-        let col = Collection::from_files(&history(&[
-            ('F', DAY),
-            ('F', 2 * DAY),
-            ('F', 40 * DAY),
-            ('F', 41 * DAY),
-        ]));
-        let pol = RetentionPolicy {
-            keep_daily: Some(3),
-            ..Default::default()
-        };
+        let col = Collection::from_files(&history(&[('F', DAY), ('F', 2 * DAY), ('F', 40 * DAY), ('F', 41 * DAY)]));
+        let pol = RetentionPolicy { keep_daily: Some(3), ..Default::default() };
         let p = plan(&col, &pol, 42 * DAY, &counted(&col));
         assert_eq!(kept_ends(&col, &p), vec![2 * DAY, 40 * DAY, 41 * DAY]);
     }
@@ -434,10 +351,7 @@ mod tests {
     #[test]
     fn newest_chain_is_never_deleted_and_within_counts() {
         let col = Collection::from_files(&history(&[('F', DAY), ('F', 5 * DAY)]));
-        let pol = RetentionPolicy {
-            keep_within: Some(DAY),
-            ..Default::default()
-        };
+        let pol = RetentionPolicy { keep_within: Some(DAY), ..Default::default() };
         let p = plan(&col, &pol, 100 * DAY, &counted(&col));
         assert_eq!(kept_ends(&col, &p), vec![5 * DAY]);
         assert_eq!(p.sets[1], SetDecision::Keep(KeepReason::NewestChain));
@@ -446,23 +360,12 @@ mod tests {
     #[test]
     fn incomplete_sets_expire_after_grace() {
         let mut files = history(&[('F', DAY)]);
-        files.push(FileInfo {
-            name: format!("duplicity-full.{}.vol1.difftar.gpg", format_stamp(3 * DAY)),
-            mtime: 3 * DAY,
-            ctime: 3 * DAY,
-            size: 5,
-        });
+        files.push(FileInfo { name: format!("duplicity-full.{}.vol1.difftar.gpg", format_stamp(3 * DAY)), mtime: 3 * DAY, ctime: 3 * DAY, size: 5 });
         let col = Collection::from_files(&files);
         let pol = RetentionPolicy::default();
         assert!(!plan(&col, &pol, 3 * DAY + 3600, &counted(&col)).deletes_anything());
         let p = plan(&col, &pol, 5 * DAY, &counted(&col));
-        assert_eq!(
-            p.delete_files,
-            vec![format!(
-                "duplicity-full.{}.vol1.difftar.gpg",
-                format_stamp(3 * DAY)
-            )]
-        );
+        assert_eq!(p.delete_files, vec![format!("duplicity-full.{}.vol1.difftar.gpg", format_stamp(3 * DAY))]);
     }
 
     proptest::proptest! {

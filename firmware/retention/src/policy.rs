@@ -106,22 +106,8 @@ mod tests {
 
     #[test]
     fn described_in_the_words_of_the_command_line() {
-        assert_eq!(
-            RetentionPolicy::default().describe(),
-            "keep everything (no rule set)"
-        );
-        let p = RetentionPolicy {
-            keep_within: Some(7 * 86_400),
-            keep_daily: Some(7),
-            keep_monthly: Some(12),
-            ..Default::default()
-        };
-        assert_eq!(
-            p.describe(),
-            format!(
-                "keep-within {}, keep-daily 7, keep-monthly 12",
-                format_duration(7 * 86_400)
-            )
-        );
+        assert_eq!(RetentionPolicy::default().describe(), "keep everything (no rule set)");
+        let p = RetentionPolicy { keep_within: Some(7 * 86_400), keep_daily: Some(7), keep_monthly: Some(12), ..Default::default() };
+        assert_eq!(p.describe(), format!("keep-within {}, keep-daily 7, keep-monthly 12", format_duration(7 * 86_400)));
     }
 }

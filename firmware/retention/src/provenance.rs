@@ -72,16 +72,9 @@ mod tests {
             (i64::MIN, false),
             (i64::MAX, false),
         ] {
-            assert_eq!(
-                plausible(named, arrival),
-                ok,
-                "named {named} arrival {arrival}"
-            );
+            assert_eq!(plausible(named, arrival), ok, "named {named} arrival {arrival}");
         }
-        let a = Arrival {
-            at: arrival,
-            adopted: false,
-        };
+        let a = Arrival { at: arrival, adopted: false };
         assert!(!a.confirms(arrival + 100 * DAY));
         assert!(Arrival { adopted: true, ..a }.confirms(arrival + 100 * DAY));
     }

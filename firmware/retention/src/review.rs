@@ -61,37 +61,17 @@ impl Review {
 pub fn is_burst(arrivals: &[i64]) -> bool {
     let mut sorted = arrivals.to_vec();
     sorted.sort_unstable();
-    sorted
-        .windows(BURST_POINTS + 1)
-        .any(|w| w[BURST_POINTS].saturating_sub(w[0]) < BURST_WINDOW)
+    sorted.windows(BURST_POINTS + 1).any(|w| w[BURST_POINTS].saturating_sub(w[0]) < BURST_WINDOW)
 }
 
 /// Plans one directory. `arrivals` is by set index (a set without one is
 /// unconfirmed); `accepted_at` is when the last run that was not held (or
 /// an adoption) looked at the directory: points that arrived later are new.
-pub fn review(
-    col: &Collection,
-    policy: &RetentionPolicy,
-    now: i64,
-    arrivals: &[Arrival],
-    accepted_at: Option<i64>,
-) -> Review {
-    let confirmed: Vec<bool> = col
-        .sets
-        .iter()
-        .enumerate()
-        .map(|(i, s)| arrivals.get(i).is_some_and(|a| a.confirms(s.end)))
-        .collect();
-    let standing: Vec<Standing> = confirmed
-        .iter()
-        .map(|&c| {
-            if c {
-                Standing::Counted
-            } else {
-                Standing::Uncounted
-            }
-        })
-        .collect();
+pub fn review(col: &Collection, policy: &RetentionPolicy, now: i64, arrivals: &[Arrival], accepted_at: Option<i64>) -> Review {
+    let confirmed: Vec<bool> =
+        col.sets.iter().enumerate().map(|(i, s)| arrivals.get(i).is_some_and(|a| a.confirms(s.end))).collect();
+    let standing: Vec<Standing> =
+        confirmed.iter().map(|&c| if c { Standing::Counted } else { Standing::Uncounted }).collect();
     let full = plan(col, policy, now, &standing);
     let new_points: Vec<usize> = match accepted_at {
         Some(accepted) => col
@@ -111,25 +91,11 @@ pub fn review(
         }
         let baseline = plan(col, policy, now, &before);
         (0..col.sets.len())
-            .filter(|&i| {
-                matches!(full.sets[i], SetDecision::Delete(_))
-                    && matches!(baseline.sets[i], SetDecision::Keep(_))
-            })
+            .filter(|&i| matches!(full.sets[i], SetDecision::Delete(_)) && matches!(baseline.sets[i], SetDecision::Keep(_)))
             .collect()
     };
-    let burst = is_burst(
-        &new_points
-            .iter()
-            .filter_map(|&i| arrivals.get(i).map(|a| a.at))
-            .collect::<Vec<_>>(),
-    );
-    Review {
-        plan: full,
-        confirmed,
-        new_points,
-        displaced,
-        burst,
-    }
+    let burst = is_burst(&new_points.iter().filter_map(|&i| arrivals.get(i).map(|a| a.at)).collect::<Vec<_>>());
+    Review { plan: full, confirmed, new_points, displaced, burst }
 }
 
 #[cfg(test)]
@@ -151,53 +117,25 @@ mod tests {
             format!("duplicity-full-signatures.{}.sigtar.gpg", format_stamp(t)),
         ]
         .into_iter()
-        .map(|name| FileInfo {
-            name,
-            mtime: t,
-            ctime: arrived,
-            size: 10,
-        })
+        .map(|name| FileInfo { name, mtime: t, ctime: arrived, size: 10 })
         .collect()
     }
 
     fn inc(from: i64, t: i64, arrived: i64) -> Vec<FileInfo> {
         [
-            format!(
-                "duplicity-inc.{}.to.{}.manifest.gpg",
-                format_stamp(from),
-                format_stamp(t)
-            ),
-            format!(
-                "duplicity-inc.{}.to.{}.vol1.difftar.gpg",
-                format_stamp(from),
-                format_stamp(t)
-            ),
-            format!(
-                "duplicity-new-signatures.{}.to.{}.sigtar.gpg",
-                format_stamp(from),
-                format_stamp(t)
-            ),
+            format!("duplicity-inc.{}.to.{}.manifest.gpg", format_stamp(from), format_stamp(t)),
+            format!("duplicity-inc.{}.to.{}.vol1.difftar.gpg", format_stamp(from), format_stamp(t)),
+            format!("duplicity-new-signatures.{}.to.{}.sigtar.gpg", format_stamp(from), format_stamp(t)),
         ]
         .into_iter()
-        .map(|name| FileInfo {
-            name,
-            mtime: t,
-            ctime: arrived,
-            size: 10,
-        })
+        .map(|name| FileInfo { name, mtime: t, ctime: arrived, size: 10 })
         .collect()
     }
 
     /// Arrivals as the box records them: each set's earliest ctime, the
     /// sets named in `adopted` confirmed by an administrator.
     fn arrivals(col: &Collection, adopted: &[i64]) -> Vec<Arrival> {
-        col.sets
-            .iter()
-            .map(|s| Arrival {
-                at: s.earliest_ctime,
-                adopted: adopted.contains(&s.end),
-            })
-            .collect()
+        col.sets.iter().map(|s| Arrival { at: s.earliest_ctime, adopted: adopted.contains(&s.end) }).collect()
     }
 
     fn readme_policy() -> RetentionPolicy {
@@ -212,22 +150,12 @@ mod tests {
 
     /// Twelve monthly fulls, Dec 2025 to Nov 2026, made long ago (migrated: adopted).
     fn monthly_history(migrated_at: i64) -> (Vec<FileInfo>, Vec<i64>) {
-        let times: Vec<i64> = (0..12)
-            .map(|m| NOW - 5 * DAY - (11 - m) * 30 * DAY)
-            .collect();
-        (
-            times.iter().flat_map(|&t| full(t, migrated_at)).collect(),
-            times,
-        )
+        let times: Vec<i64> = (0..12).map(|m| NOW - 5 * DAY - (11 - m) * 30 * DAY).collect();
+        (times.iter().flat_map(|&t| full(t, migrated_at)).collect(), times)
     }
 
     fn deleted(r: &Review, col: &Collection) -> Vec<i64> {
-        col.sets
-            .iter()
-            .zip(&r.plan.sets)
-            .filter(|(_, d)| matches!(d, SetDecision::Delete(_)))
-            .map(|(s, _)| s.end)
-            .collect()
+        col.sets.iter().zip(&r.plan.sets).filter(|(_, d)| matches!(d, SetDecision::Delete(_))).map(|(s, _)| s.end).collect()
     }
 
     #[test]
@@ -243,13 +171,7 @@ mod tests {
             files.extend(full(t - 2 * DAY, NOW - HOUR));
         }
         let col = Collection::from_files(&files);
-        let r = review(
-            &col,
-            &readme_policy(),
-            NOW,
-            &arrivals(&col, &real),
-            Some(NOW - DAY),
-        );
+        let r = review(&col, &readme_policy(), NOW, &arrivals(&col, &real), Some(NOW - DAY));
         assert!(!r.plan.deletes_anything(), "{:?}", deleted(&r, &col));
         assert_eq!(r.confirmed.iter().filter(|&&c| !c).count(), 24 + 11);
         for (s, d) in col.sets.iter().zip(&r.plan.sets) {
@@ -258,10 +180,7 @@ mod tests {
             }
         }
         // keep-last 1 keeps only the newest real set, not a 2099 one.
-        let last = RetentionPolicy {
-            keep_last: Some(1),
-            ..Default::default()
-        };
+        let last = RetentionPolicy { keep_last: Some(1), ..Default::default() };
         let r = review(&col, &last, NOW, &arrivals(&col, &real), Some(NOW - DAY));
         assert_eq!(deleted(&r, &col), real[..11].to_vec());
     }
@@ -277,44 +196,20 @@ mod tests {
         files.extend(full(b, b));
         files.extend(inc(a1, 4_070_908_800, NOW));
         let col = Collection::from_files(&files);
-        let r = review(
-            &col,
-            &RetentionPolicy {
-                keep_last: Some(1),
-                ..Default::default()
-            },
-            NOW,
-            &arrivals(&col, &[]),
-            None,
-        );
+        let r = review(&col, &RetentionPolicy { keep_last: Some(1), ..Default::default() }, NOW, &arrivals(&col, &[]), None);
         let reasons: Vec<_> = r.plan.sets.clone();
         assert!(!r.plan.deletes_anything());
-        assert_eq!(
-            reasons[0],
-            SetDecision::Keep(KeepReason::NeededBy(4_070_908_800))
-        );
+        assert_eq!(reasons[0], SetDecision::Keep(KeepReason::NeededBy(4_070_908_800)));
         assert_eq!(reasons[3], SetDecision::Keep(KeepReason::Unconfirmed));
         // Adopted, it is an ordinary newest point: B goes.
-        let r = review(
-            &col,
-            &RetentionPolicy {
-                keep_last: Some(1),
-                ..Default::default()
-            },
-            NOW,
-            &arrivals(&col, &[4_070_908_800]),
-            None,
-        );
+        let r = review(&col, &RetentionPolicy { keep_last: Some(1), ..Default::default() }, NOW, &arrivals(&col, &[4_070_908_800]), None);
         assert_eq!(deleted(&r, &col), vec![b]);
     }
 
     #[test]
     fn keep_last_burst_holds_and_cadence_does_not() {
         let (mut files, real) = monthly_history(NOW - 10 * DAY);
-        let pol = RetentionPolicy {
-            keep_last: Some(12),
-            ..Default::default()
-        };
+        let pol = RetentionPolicy { keep_last: Some(12), ..Default::default() };
         // Twelve plausible sets (named in the last hours) uploaded within a minute.
         for k in 0..12 {
             files.extend(full(NOW - 3 * HOUR + k * 60, NOW - 60 + k * 5));
@@ -340,20 +235,13 @@ mod tests {
     #[test]
     fn a_burst_holds_even_when_it_displaces_nothing_yet() {
         let (mut files, real) = monthly_history(NOW - 10 * DAY);
-        let pol = RetentionPolicy {
-            keep_within: Some(400 * DAY),
-            keep_last: Some(10),
-            ..Default::default()
-        };
+        let pol = RetentionPolicy { keep_within: Some(400 * DAY), keep_last: Some(10), ..Default::default() };
         for k in 0..10 {
             files.extend(full(NOW - 3 * HOUR + k * 60, NOW - 60 + k * 5));
         }
         let col = Collection::from_files(&files);
         let r = review(&col, &pol, NOW, &arrivals(&col, &real), Some(NOW - DAY));
-        assert!(
-            r.displaced.is_empty() && !r.plan.deletes_anything(),
-            "{r:?}"
-        );
+        assert!(r.displaced.is_empty() && !r.plan.deletes_anything(), "{r:?}");
         assert!(r.burst && r.holds(), "{r:?}");
     }
 
@@ -361,10 +249,7 @@ mod tests {
     fn bursts() {
         assert!(!is_burst(&[]));
         assert!(!is_burst(&[0, 600, 1200, 1800, 2400, 3000]));
-        assert!(
-            !is_burst(&[0, 600, 1200, 1800, 2400, 3000, 3600]),
-            "every 10 minutes"
-        );
+        assert!(!is_burst(&[0, 600, 1200, 1800, 2400, 3000, 3600]), "every 10 minutes");
         assert!(is_burst(&[0, 600, 1200, 1800, 2400, 3000, 3599]));
         assert!(is_burst(&[7, 6, 5, 4, 3, 2, 1]));
     }

@@ -17,14 +17,7 @@ pub fn raise(paths: &Paths, alert: &Alert) {
 
 /// An alert (or, with `resolved`, the news that its problem is gone) raised now.
 pub fn stamped(key: &str, severity: Severity, title: &str, body: &str, resolved: bool) -> Alert {
-    Alert {
-        key: key.into(),
-        severity,
-        title: title.into(),
-        body: body.into(),
-        resolved,
-        time: clock::now(),
-    }
+    Alert { key: key.into(), severity, title: title.into(), body: body.into(), resolved, time: clock::now() }
 }
 
 #[cfg(test)]
@@ -35,21 +28,10 @@ mod tests {
     fn a_raised_alert_waits_in_the_spool_of_the_state_directory() {
         let root = tempfile::tempdir().expect("a temporary directory");
         let paths = Paths::under(root.path()).with_state(root.path().join("state"));
-        let alert = stamped(
-            "boot:data",
-            Severity::Critical,
-            "the appliance started without its data",
-            "no disks",
-            false,
-        );
+        let alert = stamped("boot:data", Severity::Critical, "the appliance started without its data", "no disks", false);
         raise(&paths, &alert);
         let spool = Spool::new(&paths.alert_spool());
-        let queued: Vec<Alert> = spool
-            .list()
-            .expect("the spool reads")
-            .into_iter()
-            .map(|(_, a)| a)
-            .collect();
+        let queued: Vec<Alert> = spool.list().expect("the spool reads").into_iter().map(|(_, a)| a).collect();
         assert_eq!(queued, [alert]);
     }
 }

@@ -15,9 +15,7 @@ pub fn system_now() -> SystemTime {
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn now() -> u64 {
-    system_now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    system_now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Whether dates can be compared: always off the appliance (the host keeps

@@ -24,12 +24,7 @@ pub enum Event {
     #[serde(rename = "boot.start")]
     BootStart { version: String, slot: String },
     #[serde(rename = "boot.modules")]
-    BootModules {
-        loaded: u64,
-        failed: Vec<String>,
-        ms: u64,
-        slowest: Vec<(String, u64)>,
-    },
+    BootModules { loaded: u64, failed: Vec<String>, ms: u64, slowest: Vec<(String, u64)> },
     #[serde(rename = "boot.host-keys")]
     BootHostKeys { fingerprints: Vec<String> },
     #[serde(rename = "boot.failed")]
@@ -43,15 +38,9 @@ pub enum Event {
     #[serde(rename = "fs.check-failed")]
     FsCheckFailed { device: String, detail: String },
     #[serde(rename = "data.disk-not-blank")]
-    DataDiskNotBlank {
-        disk: String,
-        serial: Option<String>,
-    },
+    DataDiskNotBlank { disk: String, serial: Option<String> },
     #[serde(rename = "data.creating")]
-    DataCreating {
-        disks: Vec<String>,
-        serials: Vec<Option<String>>,
-    },
+    DataCreating { disks: Vec<String>, serials: Vec<Option<String>> },
     #[serde(rename = "data.created")]
     DataCreated { array: String },
     #[serde(rename = "data.mounted")]
@@ -75,11 +64,7 @@ pub enum Event {
     #[serde(rename = "service.ready")]
     ServiceReady { service: String },
     #[serde(rename = "service.exited")]
-    ServiceExited {
-        service: Option<String>,
-        status: String,
-        restart_in_secs: Option<f64>,
-    },
+    ServiceExited { service: Option<String>, status: String, restart_in_secs: Option<f64> },
     #[serde(rename = "service.flapping")]
     ServiceFlapping { service: String },
     #[serde(rename = "service.stopped")]
@@ -87,10 +72,7 @@ pub enum Event {
     #[serde(rename = "service.killed")]
     ServiceKilled { service: String },
     #[serde(rename = "update.trial")]
-    UpdateTrial {
-        slot: String,
-        mark_good_after_secs: u64,
-    },
+    UpdateTrial { slot: String, mark_good_after_secs: u64 },
     #[serde(rename = "update.rolled-back")]
     UpdateRolledBack { slot: String, failed: String },
     #[serde(rename = "update.marked-good")]
@@ -114,26 +96,11 @@ pub enum Event {
     #[serde(rename = "login.banned")]
     LoginBanned { address: String, seconds: u64 },
     #[serde(rename = "session.revoked")]
-    SessionRevoked {
-        user: String,
-        key: String,
-        reason: String,
-        address: String,
-    },
+    SessionRevoked { user: String, key: String, reason: String, address: String },
     #[serde(rename = "session.narrowed")]
-    SessionNarrowed {
-        user: String,
-        key: String,
-        profile: String,
-        sessions: u64,
-    },
+    SessionNarrowed { user: String, key: String, profile: String, sessions: u64 },
     #[serde(rename = "quota.warning")]
-    QuotaWarning {
-        user: String,
-        percent: u8,
-        used: u64,
-        limit: u64,
-    },
+    QuotaWarning { user: String, percent: u8, used: u64, limit: u64 },
     /// The one kind with snake_case names, kept as it was first printed.
     #[serde(rename = "quota.count_failed")]
     QuotaCountFailed {
@@ -145,10 +112,7 @@ pub enum Event {
     #[serde(rename = "retention.deleted")]
     RetentionDeleted { user: String, sets: u64, bytes: u64 },
     #[serde(rename = "retention.held")]
-    RetentionHeld {
-        user: String,
-        would_delete: Vec<String>,
-    },
+    RetentionHeld { user: String, would_delete: Vec<String> },
     #[serde(rename = "retention.adopted")]
     RetentionAdopted { user: String, sets: u64 },
     #[serde(rename = "backup.stale")]
@@ -158,36 +122,19 @@ pub enum Event {
     #[serde(rename = "alert.running")]
     AlertRunning { sinks: Vec<String> },
     #[serde(rename = "alert.sent")]
-    AlertSent {
-        key: String,
-        sink: String,
-        resolved: bool,
-        reminder: bool,
-    },
+    AlertSent { key: String, sink: String, resolved: bool, reminder: bool },
     #[serde(rename = "alert.failed")]
-    AlertFailed {
-        key: String,
-        sink: String,
-        error: String,
-    },
+    AlertFailed { key: String, sink: String, error: String },
     #[serde(rename = "time.running")]
     TimeRunning { servers: Vec<String> },
     #[serde(rename = "time.synced")]
-    TimeSynced {
-        server: String,
-        offset_ms: i64,
-        rtc: bool,
-    },
+    TimeSynced { server: String, offset_ms: i64, rtc: bool },
     #[serde(rename = "mdns.advertising")]
     MdnsAdvertising { name: String, address: String },
     #[serde(rename = "state.imported")]
     StateImported { files: u64 },
     #[serde(rename = "update.armed")]
-    UpdateArmed {
-        slot: String,
-        version: String,
-        from: String,
-    },
+    UpdateArmed { slot: String, version: String, from: String },
     #[serde(rename = "update.cancelled")]
     UpdateCancelled { slot: String },
     #[serde(rename = "update.rollback")]
@@ -199,16 +146,9 @@ pub enum Event {
     #[serde(rename = "raid.replace-requested")]
     RaidReplaceRequested { serial: String, disk: String },
     #[serde(rename = "led.pattern")]
-    LedPattern {
-        pattern: String,
-        led: Option<String>,
-    },
+    LedPattern { pattern: String, led: Option<String> },
     #[serde(rename = "raid.action")]
-    RaidAction {
-        action: String,
-        detail: String,
-        ok: bool,
-    },
+    RaidAction { action: String, detail: String, ok: bool },
     /// What the mirror's monitor observed (`raid.degraded`, `disk.health-warning`, ...).
     #[serde(untagged)]
     Mirror(MirrorEvent),
@@ -232,8 +172,7 @@ pub const PREFIX: &str = "coffer-event ";
 /// The event's line, `coffer-event {"kind":KIND, ...fields}`, without a newline.
 pub fn line(event: &Event) -> String {
     // Every field is plain data, so turning it into JSON cannot fail.
-    let json = serde_json::to_value(event)
-        .unwrap_or_else(|e| Value::String(format!("unprintable event {event:?}: {e}")));
+    let json = serde_json::to_value(event).unwrap_or_else(|e| Value::String(format!("unprintable event {event:?}: {e}")));
     format!("{PREFIX}{json}")
 }
 

@@ -23,31 +23,20 @@ pub struct Paths {
 impl Paths {
     /// The appliance's own roots.
     pub fn appliance() -> Self {
-        Paths {
-            run: APPLIANCE_RUN.into(),
-            etc: APPLIANCE_ETC.into(),
-            state: APPLIANCE_STATE.into(),
-        }
+        Paths { run: APPLIANCE_RUN.into(), etc: APPLIANCE_ETC.into(), state: APPLIANCE_STATE.into() }
     }
 
     /// The same layout under `root` (`root/run/coffer`, `root/etc/coffer`,
     /// `root/state`), for tests.
     pub fn under(root: &Path) -> Self {
         let inside = |p: &str| root.join(p.trim_start_matches('/'));
-        Paths {
-            run: inside(APPLIANCE_RUN),
-            etc: inside(APPLIANCE_ETC),
-            state: inside(APPLIANCE_STATE),
-        }
+        Paths { run: inside(APPLIANCE_RUN), etc: inside(APPLIANCE_ETC), state: inside(APPLIANCE_STATE) }
     }
 
     /// These roots with another state directory (a command's `--state`).
     #[must_use]
     pub fn with_state(self, state: impl Into<PathBuf>) -> Self {
-        Paths {
-            state: state.into(),
-            ..self
-        }
+        Paths { state: state.into(), ..self }
     }
 
     pub fn run_dir(&self) -> &Path {
@@ -173,10 +162,7 @@ mod tests {
         for (path, expected) in files {
             assert_eq!(path, Path::new(expected));
         }
-        assert_eq!(
-            paths.esp_mount_point(),
-            PathBuf::from(format!("/run/coffer/esp-{}", std::process::id()))
-        );
+        assert_eq!(paths.esp_mount_point(), PathBuf::from(format!("/run/coffer/esp-{}", std::process::id())));
     }
 
     #[test]

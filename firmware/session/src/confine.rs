@@ -4,10 +4,7 @@
 
 use std::path::Path;
 
-use landlock::{
-    ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
-    path_beneath_rules,
-};
+use landlock::{ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, path_beneath_rules};
 
 /// How far the kernel confined the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,9 +25,7 @@ pub const MAX_SCP_LINE: usize = 8192;
 /// Reads one scp line, without its newline; `None` at end of input.
 fn read_scp_line(input: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
-    let limit = u64::try_from(MAX_SCP_LINE)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
+    let limit = u64::try_from(MAX_SCP_LINE).unwrap_or(u64::MAX).saturating_add(1);
     if input.take(limit).read_until(b'\n', &mut line)? == 0 {
         return Ok(None);
     }
@@ -36,9 +34,7 @@ fn read_scp_line(input: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
     } else if line.len() > MAX_SCP_LINE {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "protocol error: control line longer than {MAX_SCP_LINE} bytes; closing the connection"
-            ),
+            format!("protocol error: control line longer than {MAX_SCP_LINE} bytes; closing the connection"),
         ));
     }
     Ok(Some(line))
@@ -47,20 +43,12 @@ fn read_scp_line(input: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
 /// Tells the peer why the transfer stops when it broke the protocol.
 fn report_protocol_error(out: &mut impl Write, e: &io::Error) {
     if e.kind() == io::ErrorKind::InvalidData {
-        let _ = out
-            .write_all(format!("\x02scp: {e}\n").as_bytes())
-            .and_then(|()| out.flush());
+        let _ = out.write_all(format!("\x02scp: {e}\n").as_bytes()).and_then(|()| out.flush());
     }
 }
 
 /// Runs one command line and returns its exit status.
-pub fn run(
-    ctx: &SessionContext,
-    line: &[u8],
-    stdin: impl Read,
-    stdout: &mut impl Write,
-    stderr: &mut impl Write,
-) -> i32 {
+pub fn run(ctx: &SessionContext, line: &[u8], stdin: impl Read, stdout: &mut impl Write, stderr: &mut impl Write) -> i32 {
     let cmd = match ExecCommand::parse(line) {
         Ok(cmd) => cmd,
         Err(e) => {
@@ -69,15 +57,11 @@ pub fn run(
         }
     };
     let jail = &ctx.jail;
-    let writes = matches!(
-        cmd,
-        ExecCommand::Mkdir { .. } | ExecCommand::Remove { .. } | ExecCommand::ScpSink { .. }
-    );
+    let writes = matches!(cmd, ExecCommand::Mkdir { .. } | ExecCommand::Remove { .. } | ExecCommand::ScpSink { .. });
     if writes && ctx.profile == Profile::ReadOnly {
         let _ = writeln!(stderr, "coffer: {}", ctx.profile.denied("changing files"));
         if let ExecCommand::ScpSink { .. } = cmd {
-            let _ = stdout
-                .write_all(format!("\x02scp: {}\n", ctx.profile.denied("uploading")).as_bytes());
+            let _ = stdout.write_all(format!("\x02scp: {}\n", ctx.profile.denied("uploading")).as_bytes());
         }
         let _ = stderr.flush();
         let _ = stdout.flush();
@@ -86,39 +70,16 @@ pub fn run(
     let status = match cmd {
         ExecCommand::Mkdir { parents, paths } => mkdir(ctx, parents, &paths, stderr),
         ExecCommand::List { paths } => list(jail, &paths, stdout, stderr),
-        ExecCommand::Remove {
-            force,
-            recursive,
-            paths,
-        } => remove(ctx, force, recursive, &paths, stderr),
-        ExecCommand::HashSum { algorithm, paths } => {
-            hash_sum(jail, algorithm, &paths, stdin, stdout, stderr)
-        }
+        ExecCommand::Remove { force, recursive, paths } => remove(ctx, force, recursive, &paths, stderr),
+        ExecCommand::HashSum { algorithm, paths } => hash_sum(jail, algorithm, &paths, stdin, stdout, stderr),
         ExecCommand::Echo { words } => {
-            let _ = stdout
-                .write_all(&words.join(&b' '))
-                .and_then(|()| stdout.write_all(b"\n"));
+            let _ = stdout.write_all(&words.join(&b' ')).and_then(|()| stdout.write_all(b"\n"));
             0
         }
-        ExecCommand::ScpSink {
-            recursive,
-            preserve,
-            target_is_dir,
-            target,
-        } => scp_sink(
-            ctx,
-            recursive,
-            preserve,
-            target_is_dir,
-            &target,
-            stdin,
-            stdout,
-        ),
-        ExecCommand::ScpSource {
-            recursive,
-            preserve,
-            paths,
-        } => scp_source(jail, recursive, preserve, &paths, stdin, stdout),
+        ExecCommand::ScpSink { recursive, preserve, target_is_dir, target } => {
+            scp_sink(ctx, recursive, preserve, target_is_dir, &target, stdin, stdout)
+        }
+        ExecCommand::ScpSource { recursive, preserve, paths } => scp_source(jail, recursive, preserve, &paths, stdin, stdout),
     };
     let _ = stdout.flush();
     let _ = stderr.flush();
@@ -135,12 +96,8 @@ fn jail_path(p: &[u8]) -> io::Result<JailPath> {
 
 /// Creates one directory, charging an inode and a directory block to the quota.
 fn make_dir(ctx: &SessionContext, p: &JailPath) -> io::Result<()> {
-    ctx.quota
-        .charge(NEW_DIR_BYTES, 1)
-        .map_err(|q| io::Error::other(q.to_string()))?;
-    ctx.jail
-        .mkdir(p, 0o777)
-        .inspect_err(|_| ctx.quota.free(NEW_DIR_BYTES, 1))
+    ctx.quota.charge(NEW_DIR_BYTES, 1).map_err(|q| io::Error::other(q.to_string()))?;
+    ctx.jail.mkdir(p, 0o777).inspect_err(|_| ctx.quota.free(NEW_DIR_BYTES, 1))
 }
 
 fn mkdir(ctx: &SessionContext, parents: bool, paths: &[Vec<u8>], stderr: &mut impl Write) -> i32 {
@@ -153,9 +110,7 @@ fn mkdir(ctx: &SessionContext, parents: bool, paths: &[Vec<u8>], stderr: &mut im
             }
             let mut prefix = JailPath::root();
             for c in p.components() {
-                prefix = prefix
-                    .join(c)
-                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+                prefix = prefix.join(c).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
                 if jail.stat(&prefix).is_ok_and(|m| m.is_dir()) {
                     continue;
                 }
@@ -164,30 +119,16 @@ fn mkdir(ctx: &SessionContext, parents: bool, paths: &[Vec<u8>], stderr: &mut im
             Ok(())
         });
         if let Err(e) = result {
-            let _ = writeln!(
-                stderr,
-                "mkdir: cannot create directory '{}': {}",
-                show(raw),
-                strip_os_error(&e)
-            );
+            let _ = writeln!(stderr, "mkdir: cannot create directory '{}': {}", show(raw), strip_os_error(&e));
             status = 1;
         }
     }
     status
 }
 
-fn list(
-    jail: &UserJail,
-    paths: &[Vec<u8>],
-    stdout: &mut impl Write,
-    stderr: &mut impl Write,
-) -> i32 {
+fn list(jail: &UserJail, paths: &[Vec<u8>], stdout: &mut impl Write, stderr: &mut impl Write) -> i32 {
     let default = [b".".to_vec()];
-    let paths = if paths.is_empty() {
-        &default[..]
-    } else {
-        paths
-    };
+    let paths = if paths.is_empty() { &default[..] } else { paths };
     let mut status = 0;
     let many = paths.len() > 1;
     for raw in paths {
@@ -211,25 +152,14 @@ fn list(
             Ok(())
         });
         if let Err(e) = result {
-            let _ = writeln!(
-                stderr,
-                "ls: cannot access '{}': {}",
-                show(raw),
-                strip_os_error(&e)
-            );
+            let _ = writeln!(stderr, "ls: cannot access '{}': {}", show(raw), strip_os_error(&e));
             status = 2;
         }
     }
     status
 }
 
-fn remove(
-    ctx: &SessionContext,
-    force: bool,
-    recursive: bool,
-    paths: &[Vec<u8>],
-    stderr: &mut impl Write,
-) -> i32 {
+fn remove(ctx: &SessionContext, force: bool, recursive: bool, paths: &[Vec<u8>], stderr: &mut impl Write) -> i32 {
     let jail = &ctx.jail;
     let mut status = 0;
     for raw in paths {
@@ -252,12 +182,7 @@ fn remove(
             Ok(()) => {}
             Err(e) if force && e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
-                let _ = writeln!(
-                    stderr,
-                    "rm: cannot remove '{}': {}",
-                    show(raw),
-                    strip_os_error(&e)
-                );
+                let _ = writeln!(stderr, "rm: cannot remove '{}': {}", show(raw), strip_os_error(&e));
                 status = 1;
             }
         }
@@ -268,16 +193,13 @@ fn remove(
 /// Returns a deleted file's bytes (and inode, unless other links remain) to the quota.
 fn free_file(ctx: &SessionContext, m: &Meta) {
     let last_link = m.nlink <= 1;
-    ctx.quota
-        .free(if last_link { m.size } else { 0 }, u64::from(last_link));
+    ctx.quota.free(if last_link { m.size } else { 0 }, u64::from(last_link));
 }
 
 fn remove_tree(ctx: &SessionContext, dir: &JailPath) -> io::Result<()> {
     let jail = &ctx.jail;
     for e in jail.read_dir(dir)? {
-        let child = dir
-            .join(&e.name)
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let child = dir.join(&e.name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         if e.meta.is_dir() {
             remove_tree(ctx, &child)?;
         } else {
@@ -365,10 +287,7 @@ fn hash_sum(
     }
     let mut status = 0;
     for raw in paths {
-        match jail_path(raw)
-            .and_then(|p| jail.open_read(&p))
-            .and_then(|f| hash_reader(algorithm, f))
-        {
+        match jail_path(raw).and_then(|p| jail.open_read(&p)).and_then(|f| hash_reader(algorithm, f)) {
             Ok(hex) => {
                 let _ = write!(stdout, "{hex}  ");
                 let _ = stdout.write_all(raw);
@@ -405,10 +324,7 @@ fn read_ack(input: &mut impl BufRead) -> io::Result<()> {
         return Ok(());
     }
     let msg = read_scp_line(input)?.unwrap_or_default();
-    Err(io::Error::other(format!(
-        "peer reported: {}",
-        String::from_utf8_lossy(&msg).trim_end()
-    )))
+    Err(io::Error::other(format!("peer reported: {}", String::from_utf8_lossy(&msg).trim_end())))
 }
 
 /// `scp -t`: receive files. Every file lands through an atomic upload.
@@ -422,15 +338,7 @@ fn scp_sink(
     out: &mut impl Write,
 ) -> i32 {
     let mut input = BufReader::with_capacity(256 * 1024, stdin);
-    match scp_sink_inner(
-        ctx,
-        recursive,
-        preserve,
-        target_is_dir,
-        target,
-        &mut input,
-        out,
-    ) {
+    match scp_sink_inner(ctx, recursive, preserve, target_is_dir, target, &mut input, out) {
         Ok(status) => status,
         Err(e) => {
             log::debug!("scp sink ended: {e}");
@@ -466,9 +374,7 @@ fn scp_sink_inner(
     let mut times: Option<(u64, u64)> = None;
     ack(out)?;
     loop {
-        let Some(line) = read_scp_line(input)? else {
-            return Ok(status);
-        };
+        let Some(line) = read_scp_line(input)? else { return Ok(status) };
         let parsed = match ScpLine::parse(&line) {
             Ok(l) => l,
             Err(e) => {
@@ -509,10 +415,7 @@ fn scp_sink_inner(
                         .quota
                         .charge(NEW_DIR_BYTES, 1)
                         .map_err(|q| io::Error::other(q.to_string()))
-                        .and_then(|()| {
-                            jail.mkdir(&dir, mode)
-                                .inspect_err(|_| ctx.quota.free(NEW_DIR_BYTES, 1))
-                        });
+                        .and_then(|()| jail.mkdir(&dir, mode).inspect_err(|_| ctx.quota.free(NEW_DIR_BYTES, 1)));
                     if let Err(e) = made {
                         scp_error(out, &dir.display(), &strip_os_error(&e))?;
                         return Ok(1);
@@ -532,38 +435,26 @@ fn scp_sink_inner(
                     None => Ok(target_path.clone()),
                 };
                 let file_times = times.take();
-                let upload = dest
-                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-                    .and_then(|d| {
-                        let existing = jail.lstat(&d).ok();
-                        let append_only = ctx.profile == Profile::AppendOnly;
-                        if append_only
-                            && existing.is_some_and(|m| {
-                                !m.is_file() || !is_incomplete_duplicity_file(jail, &d)
-                            })
-                        {
-                            return Err(io::Error::other(
-                                ctx.profile.denied("overwriting an existing file"),
-                            ));
-                        }
-                        ctx.quota
-                            .charge(0, 1)
-                            .map_err(|q| io::Error::other(q.to_string()))?;
-                        // An append-only key never replaces a file that appears meanwhile.
-                        let no_replace = append_only && existing.is_none();
-                        let up = jail
-                            .create_upload(&d, mode, no_replace)
-                            .inspect_err(|_| ctx.quota.free(0, 1))?;
-                        Ok((d, up))
-                    });
+                let upload = dest.map_err(|_| io::Error::from(io::ErrorKind::InvalidInput)).and_then(|d| {
+                    let existing = jail.lstat(&d).ok();
+                    let append_only = ctx.profile == Profile::AppendOnly;
+                    if append_only
+                        && existing.is_some_and(|m| !m.is_file() || !is_incomplete_duplicity_file(jail, &d))
+                    {
+                        return Err(io::Error::other(ctx.profile.denied("overwriting an existing file")));
+                    }
+                    ctx.quota.charge(0, 1).map_err(|q| io::Error::other(q.to_string()))?;
+                    // An append-only key never replaces a file that appears meanwhile.
+                    let no_replace = append_only && existing.is_none();
+                    let up = jail.create_upload(&d, mode, no_replace).inspect_err(|_| ctx.quota.free(0, 1))?;
+                    Ok((d, up))
+                });
                 match upload {
                     Ok((dest, up)) => {
                         ack(out)?;
                         let mut charged = 0u64;
                         let written = copy_exact(input, up.file(), size, |n| {
-                            ctx.quota
-                                .charge(n, 0)
-                                .map_err(|q| io::Error::other(q.to_string()))?;
+                            ctx.quota.charge(n, 0).map_err(|q| io::Error::other(q.to_string()))?;
                             charged += n;
                             Ok(())
                         });
@@ -607,14 +498,8 @@ fn scp_sink_inner(
 
 fn set_file_times(f: &std::fs::File, atime: u64, mtime: u64) -> io::Result<()> {
     let ts = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: i64::try_from(atime).unwrap_or(0),
-            tv_nsec: 0,
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: i64::try_from(mtime).unwrap_or(0),
-            tv_nsec: 0,
-        },
+        last_access: rustix::fs::Timespec { tv_sec: i64::try_from(atime).unwrap_or(0), tv_nsec: 0 },
+        last_modification: rustix::fs::Timespec { tv_sec: i64::try_from(mtime).unwrap_or(0), tv_nsec: 0 },
     };
     Ok(rustix::fs::futimens(f, &ts)?)
 }
@@ -635,10 +520,7 @@ fn copy_exact(
     while left > 0 {
         let buf = input.fill_buf()?;
         if buf.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed in the middle of a file",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed in the middle of a file"));
         }
         let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         if failed.is_none()
@@ -654,14 +536,7 @@ fn copy_exact(
 }
 
 /// `scp -f`: send files (and directories with -r).
-fn scp_source(
-    jail: &UserJail,
-    recursive: bool,
-    preserve: bool,
-    paths: &[Vec<u8>],
-    stdin: impl Read,
-    out: &mut impl Write,
-) -> i32 {
+fn scp_source(jail: &UserJail, recursive: bool, preserve: bool, paths: &[Vec<u8>], stdin: impl Read, out: &mut impl Write) -> i32 {
     let mut input = BufReader::new(stdin);
     let mut run = || -> io::Result<i32> {
         read_ack(&mut input)?;
@@ -671,9 +546,7 @@ fn scp_source(
                 .map_err(|_| io::Error::from(io::ErrorKind::NotFound))
                 .and_then(|p| jail.stat(&p).map(|m| (p, m)));
             match sent {
-                Ok((p, meta)) => {
-                    status |= send_entry(jail, &p, &meta, recursive, preserve, &mut input, out)?
-                }
+                Ok((p, meta)) => status |= send_entry(jail, &p, &meta, recursive, preserve, &mut input, out)?,
                 Err(e) => {
                     scp_error(out, raw, &strip_os_error(&e))?;
                     status = 1;
@@ -718,9 +591,7 @@ fn send_entry(
         let mut entries = jail.read_dir(path)?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         for e in entries {
-            let Ok(child) = path.join(&e.name) else {
-                continue;
-            };
+            let Ok(child) = path.join(&e.name) else { continue };
             // Follow symlinks as scp does; a dangling one is reported and skipped.
             match jail.stat(&child) {
                 Ok(m) => status |= send_entry(jail, &child, &m, recursive, preserve, input, out)?,
@@ -757,9 +628,7 @@ fn send_entry(
     let mut buf = vec![0u8; 256 * 1024];
     let mut offset = 0u64;
     while offset < size {
-        let want = buf
-            .len()
-            .min(usize::try_from(size - offset).unwrap_or(usize::MAX));
+        let want = buf.len().min(usize::try_from(size - offset).unwrap_or(usize::MAX));
         let n = file.read_at(&mut buf[..want], offset)?;
         if n == 0 {
             // The file shrank while being sent: pad so the stream stays in step, and report it.
@@ -789,28 +658,17 @@ mod tests {
         let max = vec![b'a'; MAX_SCP_LINE];
         let mut at_limit = max.clone();
         at_limit.extend_from_slice(b"\nnext");
-        assert_eq!(
-            line(&at_limit).unwrap(),
-            Some(max.clone()),
-            "a line of exactly the limit"
-        );
+        assert_eq!(line(&at_limit).unwrap(), Some(max.clone()), "a line of exactly the limit");
         let mut over = max.clone();
         over.extend_from_slice(b"a\n");
         let e = line(&over).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("longer than 8192 bytes"), "{e}");
-        assert!(
-            line(&vec![b'a'; 10 * MAX_SCP_LINE]).is_err(),
-            "no newline at all"
-        );
+        assert!(line(&vec![b'a'; 10 * MAX_SCP_LINE]).is_err(), "no newline at all");
         assert_eq!(line(b"").unwrap(), None);
         assert_eq!(line(b"E\n").unwrap(), Some(b"E".to_vec()));
         assert_eq!(line(b"\n").unwrap(), Some(Vec::new()));
-        assert_eq!(
-            line(b"C0644 1 f").unwrap(),
-            Some(b"C0644 1 f".to_vec()),
-            "last line without newline"
-        );
+        assert_eq!(line(b"C0644 1 f").unwrap(), Some(b"C0644 1 f".to_vec()), "last line without newline");
     }
 
     /// Reads stop at the limit: a line without end is never buffered whole.
@@ -831,10 +689,7 @@ mod tests {
             let (mut out, mut err) = (Vec::new(), Vec::new());
             assert_eq!(run(&ctx, command, input, &mut out, &mut err), 1);
             let out = String::from_utf8_lossy(&out);
-            assert!(
-                out.contains("\u{2}scp: protocol error: control line longer than 8192 bytes"),
-                "{out}"
-            );
+            assert!(out.contains("\u{2}scp: protocol error: control line longer than 8192 bytes"), "{out}");
         }
     }
 }

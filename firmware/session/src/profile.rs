@@ -39,10 +39,7 @@ impl Profile {
     }
 
     pub fn denied(self, what: &str) -> String {
-        format!(
-            "Permission denied: this key's profile ({}) does not allow {what}",
-            self.name()
-        )
+        format!("Permission denied: this key's profile ({}) does not allow {what}", self.name())
     }
 }
 
@@ -58,21 +55,13 @@ pub fn is_restic_lock(path: &JailPath) -> bool {
 /// A file of a duplicity set whose manifest does not exist (yet): an
 /// interrupted backup that duplicity resumes by overwriting volumes.
 pub fn is_incomplete_duplicity_file(jail: &UserJail, path: &JailPath) -> bool {
-    let Some(name) = path.file_name().and_then(|n| std::str::from_utf8(n).ok()) else {
-        return false;
-    };
-    let Some(archive) = parse_name(name) else {
-        return false;
-    };
+    let Some(name) = path.file_name().and_then(|n| std::str::from_utf8(n).ok()) else { return false };
+    let Some(archive) = parse_name(name) else { return false };
     if archive.role == FileRole::Manifest {
         return false;
     }
-    let Some((dir, _)) = path.split_last() else {
-        return false;
-    };
-    let Ok(entries) = jail.read_dir(&dir) else {
-        return false;
-    };
+    let Some((dir, _)) = path.split_last() else { return false };
+    let Ok(entries) = jail.read_dir(&dir) else { return false };
     !entries.iter().any(|e| {
         std::str::from_utf8(&e.name)
             .ok()

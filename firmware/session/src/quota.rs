@@ -42,13 +42,7 @@ pub struct QuotaExceeded {
 impl QuotaExceeded {
     /// A refusal when the server could not be asked (its socket is gone).
     fn unanswered(user: &str) -> Self {
-        QuotaExceeded {
-            user: user.to_string(),
-            what: Refusal::Unanswered,
-            used: 0,
-            held: 0,
-            limit: 0,
-        }
+        QuotaExceeded { user: user.to_string(), what: Refusal::Unanswered, used: 0, held: 0, limit: 0 }
     }
 }
 
@@ -57,33 +51,16 @@ impl std::fmt::Display for QuotaExceeded {
         let user = &self.user;
         match self.what {
             Refusal::Files => {
-                write!(
-                    f,
-                    "quota exceeded for user {user}: used {} of {} files",
-                    self.used, self.limit
-                )?;
+                write!(f, "quota exceeded for user {user}: used {} of {} files", self.used, self.limit)?;
                 if self.held > 0 {
-                    write!(
-                        f,
-                        ", and {} more are held by uploads in progress",
-                        self.held
-                    )?;
+                    write!(f, ", and {} more are held by uploads in progress", self.held)?;
                 }
                 Ok(())
             }
             Refusal::Bytes => {
-                write!(
-                    f,
-                    "quota exceeded for user {user}: used {} of {}",
-                    human_bytes(self.used),
-                    human_bytes(self.limit)
-                )?;
+                write!(f, "quota exceeded for user {user}: used {} of {}", human_bytes(self.used), human_bytes(self.limit))?;
                 if self.held > 0 {
-                    write!(
-                        f,
-                        ", and {} more is held by uploads in progress (this one included)",
-                        human_bytes(self.held)
-                    )?;
+                    write!(f, ", and {} more is held by uploads in progress (this one included)", human_bytes(self.held))?;
                 }
                 Ok(())
             }
@@ -92,10 +69,7 @@ impl std::fmt::Display for QuotaExceeded {
                 "writes refused for user {user}: a recount of their usage is running (the last count failed); try again in a minute, or ask the administrator to look at the server's log"
             ),
             Refusal::Unanswered => {
-                write!(
-                    f,
-                    "writes refused for user {user}: the server's quota accounting does not answer (is it shutting down?); try again later"
-                )
+                write!(f, "writes refused for user {user}: the server's quota accounting does not answer (is it shutting down?); try again later")
             }
         }
     }
@@ -176,13 +150,8 @@ impl QuotaClient {
             broken: false,
         }));
         let weak = Arc::downgrade(&state);
-        std::thread::Builder::new()
-            .name("quota-idle".into())
-            .spawn(move || give_back_when_idle(&weak))?;
-        Ok(QuotaClient {
-            user: user.to_string(),
-            state,
-        })
+        std::thread::Builder::new().name("quota-idle".into()).spawn(move || give_back_when_idle(&weak))?;
+        Ok(QuotaClient { user: user.to_string(), state })
     }
 }
 
@@ -204,8 +173,7 @@ impl ClientState {
             return None;
         }
         let mut reply = String::new();
-        let ok = self.writer.write_all(line.as_bytes()).is_ok()
-            && self.reader.read_line(&mut reply).is_ok_and(|n| n > 0);
+        let ok = self.writer.write_all(line.as_bytes()).is_ok() && self.reader.read_line(&mut reply).is_ok_and(|n| n > 0);
         if !ok {
             // The front end is gone (shutdown): refuse further growth, never guess.
             self.broken = true;
@@ -239,9 +207,7 @@ impl ClientState {
 
 impl QuotaGate for QuotaClient {
     fn charge(&self, bytes: u64, files: u64) -> Result<(), QuotaExceeded> {
-        let Ok(mut s) = self.state.lock() else {
-            return Err(QuotaExceeded::unanswered(&self.user));
-        };
+        let Ok(mut s) = self.state.lock() else { return Err(QuotaExceeded::unanswered(&self.user)) };
         s.last_charge = Instant::now();
         if s.credit_bytes < bytes || s.credit_files < files {
             let need_b = bytes.saturating_sub(s.credit_bytes);
@@ -250,9 +216,7 @@ impl QuotaGate for QuotaClient {
             // file once let one session of empty files hold the whole quota.
             let pre_b = if need_b > 0 { PREFETCH_BYTES } else { 0 };
             let pre_f = if need_f > 0 { PREFETCH_FILES } else { 0 };
-            let reply = s
-                .ask(&format!("R {need_b} {need_f} {pre_b} {pre_f}\n"))
-                .unwrap_or_default();
+            let reply = s.ask(&format!("R {need_b} {need_f} {pre_b} {pre_f}\n")).unwrap_or_default();
             let fields: Vec<&str> = reply.split_whitespace().collect();
             let num = |v: &str| v.parse::<u64>().unwrap_or(0);
             match fields.as_slice() {
@@ -267,13 +231,7 @@ impl QuotaGate for QuotaClient {
                         "recount" => Refusal::Recounting,
                         _ => Refusal::Unanswered,
                     };
-                    return Err(QuotaExceeded {
-                        user: self.user.clone(),
-                        what,
-                        used: num(used),
-                        held: num(held),
-                        limit: num(limit),
-                    });
+                    return Err(QuotaExceeded { user: self.user.clone(), what, used: num(used), held: num(held), limit: num(limit) });
                 }
                 _ => return Err(QuotaExceeded::unanswered(&self.user)),
             }

@@ -51,9 +51,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.buf.len() < n {
-            return Err(DecodeError::Truncated {
-                needed: n - self.buf.len(),
-            });
+            return Err(DecodeError::Truncated { needed: n - self.buf.len() });
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;

@@ -6,8 +6,8 @@
 
 mod attrs;
 mod codec;
-mod reply;
 mod request;
+mod reply;
 
 pub use attrs::{Attrs, FileKind};
 pub use codec::{DecodeError, Reader, Writer, split_packet};

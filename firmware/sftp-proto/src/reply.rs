@@ -44,42 +44,17 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Version,
-    Status {
-        id: u32,
-        code: StatusCode,
-        message: String,
-    },
-    Handle {
-        id: u32,
-        handle: Vec<u8>,
-    },
-    Data {
-        id: u32,
-        data: Vec<u8>,
-    },
-    Name {
-        id: u32,
-        entries: Vec<NameEntry>,
-    },
-    Attrs {
-        id: u32,
-        attrs: Attrs,
-    },
-    StatVfs {
-        id: u32,
-        vfs: StatVfs,
-    },
-    Limits {
-        id: u32,
-        limits: Limits,
-    },
+    Status { id: u32, code: StatusCode, message: String },
+    Handle { id: u32, handle: Vec<u8> },
+    Data { id: u32, data: Vec<u8> },
+    Name { id: u32, entries: Vec<NameEntry> },
+    Attrs { id: u32, attrs: Attrs },
+    StatVfs { id: u32, vfs: StatVfs },
+    Limits { id: u32, limits: Limits },
     /// An EXTENDED_REPLY as received: its meaning depends on the request it
     /// answers, so the client decodes `data` with [`StatVfs::decode`] or
     /// [`Limits::decode`].
-    Extended {
-        id: u32,
-        data: Vec<u8>,
-    },
+    Extended { id: u32, data: Vec<u8> },
 }
 
 /// The server's VERSION packet: its protocol version and extension pairs.
@@ -102,10 +77,7 @@ impl ServerVersion {
         while r.remaining() > 0 {
             extensions.push((r.string()?.to_vec(), r.string()?.to_vec()));
         }
-        Ok(ServerVersion {
-            version,
-            extensions,
-        })
+        Ok(ServerVersion { version, extensions })
     }
 
     /// Whether the server announced extension `name`.
@@ -138,12 +110,7 @@ impl Limits {
     /// Decodes the data of a `limits@openssh.com` EXTENDED_REPLY.
     pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(data);
-        Ok(Limits {
-            max_packet: r.u64()?,
-            max_read: r.u64()?,
-            max_write: r.u64()?,
-            max_open_handles: r.u64()?,
-        })
+        Ok(Limits { max_packet: r.u64()?, max_read: r.u64()?, max_write: r.u64()?, max_open_handles: r.u64()? })
     }
 }
 
@@ -166,19 +133,11 @@ impl StatusCode {
 
 impl Reply {
     pub fn ok(id: u32) -> Self {
-        Reply::Status {
-            id,
-            code: StatusCode::Ok,
-            message: "Success".into(),
-        }
+        Reply::Status { id, code: StatusCode::Ok, message: "Success".into() }
     }
 
     pub fn status(id: u32, code: StatusCode, message: impl Into<String>) -> Self {
-        Reply::Status {
-            id,
-            code,
-            message: message.into(),
-        }
+        Reply::Status { id, code, message: message.into() }
     }
 
     /// Decodes one reply packet body (type byte onwards, without the
@@ -197,21 +156,11 @@ impl Reply {
                 let code = StatusCode::from_u32(r.u32()?);
                 // Version 3 servers send a message and a language tag; some
                 // older ones send neither.
-                let message = if r.remaining() > 0 {
-                    String::from_utf8_lossy(r.string()?).into_owned()
-                } else {
-                    String::new()
-                };
+                let message = if r.remaining() > 0 { String::from_utf8_lossy(r.string()?).into_owned() } else { String::new() };
                 Reply::Status { id, code, message }
             }
-            t::HANDLE => Reply::Handle {
-                id,
-                handle: r.string()?.to_vec(),
-            },
-            t::DATA => Reply::Data {
-                id,
-                data: r.string()?.to_vec(),
-            },
+            t::HANDLE => Reply::Handle { id, handle: r.string()?.to_vec() },
+            t::DATA => Reply::Data { id, data: r.string()?.to_vec() },
             t::NAME => {
                 let count = r.u32()?;
                 // No capacity from `count`: each entry must be present.
@@ -220,22 +169,14 @@ impl Reply {
                     let filename = r.string()?.to_vec();
                     let longname = r.string()?.to_vec();
                     let attrs = Attrs::decode(&mut r)?;
-                    entries.push(NameEntry {
-                        filename,
-                        longname,
-                        attrs,
-                    });
+                    entries.push(NameEntry { filename, longname, attrs });
                 }
                 Reply::Name { id, entries }
             }
-            t::ATTRS => Reply::Attrs {
-                id,
-                attrs: Attrs::decode(&mut r)?,
-            },
-            t::EXTENDED_REPLY => Reply::Extended {
-                id,
-                data: r.rest().to_vec(),
-            },
+            t::ATTRS => Reply::Attrs { id, attrs: Attrs::decode(&mut r)? },
+            t::EXTENDED_REPLY => {
+Reply::Extended { id, data: r.rest().to_vec() }
+            }
             other => return Err(DecodeError::UnknownType(other)),
         })
     }
@@ -253,10 +194,7 @@ impl Reply {
             }
             Reply::Status { id, code, message } => {
                 let mut w = Writer::packet(t::STATUS);
-                w.u32(*id)
-                    .u32(*code as u32)
-                    .string(message.as_bytes())
-                    .string(b"en");
+                w.u32(*id).u32(*code as u32).string(message.as_bytes()).string(b"en");
                 w.finish()
             }
             Reply::Handle { id, handle } => {
@@ -267,8 +205,7 @@ impl Reply {
             Reply::Data { id, data } => encode_data(*id, data),
             Reply::Name { id, entries } => {
                 let mut w = Writer::packet(t::NAME);
-                w.u32(*id)
-                    .u32(u32::try_from(entries.len()).unwrap_or(u32::MAX));
+                w.u32(*id).u32(u32::try_from(entries.len()).unwrap_or(u32::MAX));
                 for e in entries {
                     w.string(&e.filename).string(&e.longname);
                     e.attrs.encode(&mut w);
@@ -285,17 +222,8 @@ impl Reply {
                 let mut w = Writer::packet(t::EXTENDED_REPLY);
                 w.u32(*id);
                 for v in [
-                    vfs.bsize,
-                    vfs.frsize,
-                    vfs.blocks,
-                    vfs.bfree,
-                    vfs.bavail,
-                    vfs.files,
-                    vfs.ffree,
-                    vfs.favail,
-                    vfs.fsid,
-                    vfs.flag,
-                    vfs.namemax,
+                    vfs.bsize, vfs.frsize, vfs.blocks, vfs.bfree, vfs.bavail, vfs.files, vfs.ffree,
+                    vfs.favail, vfs.fsid, vfs.flag, vfs.namemax,
                 ] {
                     w.u64(v);
                 }

@@ -31,97 +31,34 @@ pub struct Request<'a> {
 /// What the client asks for. Paths and handles borrow from the packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestKind<'a> {
-    Init {
-        version: u32,
-    },
-    Open {
-        path: &'a [u8],
-        flags: OpenFlags,
-        attrs: Attrs,
-    },
-    Close {
-        handle: &'a [u8],
-    },
-    Read {
-        handle: &'a [u8],
-        offset: u64,
-        len: u32,
-    },
-    Write {
-        handle: &'a [u8],
-        offset: u64,
-        data: &'a [u8],
-    },
-    Lstat {
-        path: &'a [u8],
-    },
-    Fstat {
-        handle: &'a [u8],
-    },
-    Setstat {
-        path: &'a [u8],
-        attrs: Attrs,
-    },
-    Fsetstat {
-        handle: &'a [u8],
-        attrs: Attrs,
-    },
-    Opendir {
-        path: &'a [u8],
-    },
-    Readdir {
-        handle: &'a [u8],
-    },
-    Remove {
-        path: &'a [u8],
-    },
-    Mkdir {
-        path: &'a [u8],
-        attrs: Attrs,
-    },
-    Rmdir {
-        path: &'a [u8],
-    },
-    Realpath {
-        path: &'a [u8],
-    },
-    Stat {
-        path: &'a [u8],
-    },
-    Rename {
-        from: &'a [u8],
-        to: &'a [u8],
-    },
-    Readlink {
-        path: &'a [u8],
-    },
+    Init { version: u32 },
+    Open { path: &'a [u8], flags: OpenFlags, attrs: Attrs },
+    Close { handle: &'a [u8] },
+    Read { handle: &'a [u8], offset: u64, len: u32 },
+    Write { handle: &'a [u8], offset: u64, data: &'a [u8] },
+    Lstat { path: &'a [u8] },
+    Fstat { handle: &'a [u8] },
+    Setstat { path: &'a [u8], attrs: Attrs },
+    Fsetstat { handle: &'a [u8], attrs: Attrs },
+    Opendir { path: &'a [u8] },
+    Readdir { handle: &'a [u8] },
+    Remove { path: &'a [u8] },
+    Mkdir { path: &'a [u8], attrs: Attrs },
+    Rmdir { path: &'a [u8] },
+    Realpath { path: &'a [u8] },
+    Stat { path: &'a [u8] },
+    Rename { from: &'a [u8], to: &'a [u8] },
+    Readlink { path: &'a [u8] },
     /// In OpenSSH's order: the link's target first, then the link's own path.
-    Symlink {
-        target: &'a [u8],
-        link: &'a [u8],
-    },
-    PosixRename {
-        from: &'a [u8],
-        to: &'a [u8],
-    },
-    Statvfs {
-        path: &'a [u8],
-    },
-    Fstatvfs {
-        handle: &'a [u8],
-    },
-    Hardlink {
-        from: &'a [u8],
-        to: &'a [u8],
-    },
-    Fsync {
-        handle: &'a [u8],
-    },
+    Symlink { target: &'a [u8], link: &'a [u8] },
+    PosixRename { from: &'a [u8], to: &'a [u8] },
+    Statvfs { path: &'a [u8] },
+    Fstatvfs { handle: &'a [u8] },
+    Hardlink { from: &'a [u8], to: &'a [u8] },
+    Fsync { handle: &'a [u8] },
     Limits,
     /// An extension Coffer does not implement; answered OP_UNSUPPORTED.
-    UnknownExtension {
-        name: &'a [u8],
-    },
+    UnknownExtension { name: &'a [u8] },
 }
 
 impl<'a> Request<'a> {
@@ -132,10 +69,7 @@ impl<'a> Request<'a> {
         if kind_byte == t::INIT {
             let version = r.u32()?;
             // INIT may carry extension pairs; none matter to the server.
-            return Ok(Request {
-                id: 0,
-                kind: RequestKind::Init { version },
-            });
+            return Ok(Request { id: 0, kind: RequestKind::Init { version } });
         }
         let id = r.u32()?;
         let kind = match kind_byte {
@@ -144,40 +78,17 @@ impl<'a> Request<'a> {
                 flags: OpenFlags(r.u32()?),
                 attrs: Attrs::decode(&mut r)?,
             },
-            t::CLOSE => RequestKind::Close {
-                handle: r.string()?,
-            },
-            t::READ => RequestKind::Read {
-                handle: r.string()?,
-                offset: r.u64()?,
-                len: r.u32()?,
-            },
-            t::WRITE => RequestKind::Write {
-                handle: r.string()?,
-                offset: r.u64()?,
-                data: r.string()?,
-            },
+            t::CLOSE => RequestKind::Close { handle: r.string()? },
+            t::READ => RequestKind::Read { handle: r.string()?, offset: r.u64()?, len: r.u32()? },
+            t::WRITE => RequestKind::Write { handle: r.string()?, offset: r.u64()?, data: r.string()? },
             t::LSTAT => RequestKind::Lstat { path: r.string()? },
-            t::FSTAT => RequestKind::Fstat {
-                handle: r.string()?,
-            },
-            t::SETSTAT => RequestKind::Setstat {
-                path: r.string()?,
-                attrs: Attrs::decode(&mut r)?,
-            },
-            t::FSETSTAT => RequestKind::Fsetstat {
-                handle: r.string()?,
-                attrs: Attrs::decode(&mut r)?,
-            },
+            t::FSTAT => RequestKind::Fstat { handle: r.string()? },
+            t::SETSTAT => RequestKind::Setstat { path: r.string()?, attrs: Attrs::decode(&mut r)? },
+            t::FSETSTAT => RequestKind::Fsetstat { handle: r.string()?, attrs: Attrs::decode(&mut r)? },
             t::OPENDIR => RequestKind::Opendir { path: r.string()? },
-            t::READDIR => RequestKind::Readdir {
-                handle: r.string()?,
-            },
+            t::READDIR => RequestKind::Readdir { handle: r.string()? },
             t::REMOVE => RequestKind::Remove { path: r.string()? },
-            t::MKDIR => RequestKind::Mkdir {
-                path: r.string()?,
-                attrs: Attrs::decode(&mut r)?,
-            },
+            t::MKDIR => RequestKind::Mkdir { path: r.string()?, attrs: Attrs::decode(&mut r)? },
             t::RMDIR => RequestKind::Rmdir { path: r.string()? },
             t::REALPATH => {
                 let path = r.string()?;
@@ -198,10 +109,7 @@ impl<'a> Request<'a> {
                 RequestKind::Rename { from, to }
             }
             t::READLINK => RequestKind::Readlink { path: r.string()? },
-            t::SYMLINK => RequestKind::Symlink {
-                target: r.string()?,
-                link: r.string()?,
-            },
+            t::SYMLINK => RequestKind::Symlink { target: r.string()?, link: r.string()? },
             t::EXTENDED => decode_extended(&mut r)?,
             other => return Err(DecodeError::UnknownType(other)),
         };
@@ -244,20 +152,12 @@ impl Request<'_> {
                 w.finish()
             }
             RequestKind::Close { handle } => simple(t::CLOSE, handle),
-            RequestKind::Read {
-                handle,
-                offset,
-                len,
-            } => {
+            RequestKind::Read { handle, offset, len } => {
                 let mut w = Writer::packet(t::READ);
                 w.u32(id).string(handle).u64(*offset).u32(*len);
                 w.finish()
             }
-            RequestKind::Write {
-                handle,
-                offset,
-                data,
-            } => {
+            RequestKind::Write { handle, offset, data } => {
                 let mut w = Writer::packet_with_capacity(t::WRITE, data.len() + handle.len() + 20);
                 w.u32(id).string(handle).u64(*offset).string(data);
                 w.finish()
@@ -284,9 +184,7 @@ impl Request<'_> {
                 w.u32(id).string(target).string(link);
                 w.finish()
             }
-            RequestKind::PosixRename { from, to } => {
-                extended(b"posix-rename@openssh.com", &[from, to])
-            }
+            RequestKind::PosixRename { from, to } => extended(b"posix-rename@openssh.com", &[from, to]),
             RequestKind::Statvfs { path } => extended(b"statvfs@openssh.com", &[path]),
             RequestKind::Fstatvfs { handle } => extended(b"fstatvfs@openssh.com", &[handle]),
             RequestKind::Hardlink { from, to } => extended(b"hardlink@openssh.com", &[from, to]),
@@ -307,21 +205,11 @@ fn with_attrs(kind: u8, id: u32, field: &[u8], attrs: &Attrs) -> Vec<u8> {
 fn decode_extended<'a>(r: &mut Reader<'a>) -> Result<RequestKind<'a>, DecodeError> {
     let name = r.string()?;
     Ok(match name {
-        b"posix-rename@openssh.com" => RequestKind::PosixRename {
-            from: r.string()?,
-            to: r.string()?,
-        },
+        b"posix-rename@openssh.com" => RequestKind::PosixRename { from: r.string()?, to: r.string()? },
         b"statvfs@openssh.com" => RequestKind::Statvfs { path: r.string()? },
-        b"fstatvfs@openssh.com" => RequestKind::Fstatvfs {
-            handle: r.string()?,
-        },
-        b"hardlink@openssh.com" => RequestKind::Hardlink {
-            from: r.string()?,
-            to: r.string()?,
-        },
-        b"fsync@openssh.com" => RequestKind::Fsync {
-            handle: r.string()?,
-        },
+        b"fstatvfs@openssh.com" => RequestKind::Fstatvfs { handle: r.string()? },
+        b"hardlink@openssh.com" => RequestKind::Hardlink { from: r.string()?, to: r.string()? },
+        b"fsync@openssh.com" => RequestKind::Fsync { handle: r.string()? },
         b"limits@openssh.com" => RequestKind::Limits,
         _ => {
             // Unknown extensions carry arbitrary data.

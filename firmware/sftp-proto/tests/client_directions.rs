@@ -3,8 +3,7 @@
 //! reply bytes, however damaged, panic the client's decoder.
 
 use coffer_sftp_proto::{
-    Attrs, Limits, NameEntry, OpenFlags, Reply, Request, RequestKind, ServerVersion, StatVfs,
-    StatusCode, split_packet,
+    Attrs, Limits, NameEntry, OpenFlags, Reply, Request, RequestKind, ServerVersion, StatVfs, StatusCode, split_packet,
 };
 use proptest::prelude::*;
 
@@ -15,12 +14,7 @@ fn attrs() -> impl Strategy<Value = Attrs> {
         proptest::option::of(any::<u32>()),
         proptest::option::of((any::<u32>(), any::<u32>())),
     )
-        .prop_map(|(size, uid_gid, permissions, times)| Attrs {
-            size,
-            uid_gid,
-            permissions,
-            times,
-        })
+        .prop_map(|(size, uid_gid, permissions, times)| Attrs { size, uid_gid, permissions, times })
 }
 
 fn bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
@@ -41,39 +35,18 @@ struct Fields {
 fn kinds(f: &Fields) -> Vec<RequestKind<'_>> {
     let (a, b) = (&f.a[..], &f.b[..]);
     vec![
-        RequestKind::Open {
-            path: a,
-            flags: OpenFlags(f.flags),
-            attrs: f.attrs.clone(),
-        },
+        RequestKind::Open { path: a, flags: OpenFlags(f.flags), attrs: f.attrs.clone() },
         RequestKind::Close { handle: a },
-        RequestKind::Read {
-            handle: a,
-            offset: f.offset,
-            len: f.len,
-        },
-        RequestKind::Write {
-            handle: a,
-            offset: f.offset,
-            data: b,
-        },
+        RequestKind::Read { handle: a, offset: f.offset, len: f.len },
+        RequestKind::Write { handle: a, offset: f.offset, data: b },
         RequestKind::Lstat { path: a },
         RequestKind::Fstat { handle: a },
-        RequestKind::Setstat {
-            path: a,
-            attrs: f.attrs.clone(),
-        },
-        RequestKind::Fsetstat {
-            handle: a,
-            attrs: f.attrs.clone(),
-        },
+        RequestKind::Setstat { path: a, attrs: f.attrs.clone() },
+        RequestKind::Fsetstat { handle: a, attrs: f.attrs.clone() },
         RequestKind::Opendir { path: a },
         RequestKind::Readdir { handle: a },
         RequestKind::Remove { path: a },
-        RequestKind::Mkdir {
-            path: a,
-            attrs: f.attrs.clone(),
-        },
+        RequestKind::Mkdir { path: a, attrs: f.attrs.clone() },
         RequestKind::Rmdir { path: a },
         RequestKind::Realpath { path: a },
         RequestKind::Stat { path: a },
@@ -90,22 +63,8 @@ fn kinds(f: &Fields) -> Vec<RequestKind<'_>> {
 }
 
 fn fields() -> impl Strategy<Value = Fields> {
-    (
-        bytes(300),
-        bytes(300),
-        attrs(),
-        any::<u64>(),
-        any::<u32>(),
-        any::<u32>(),
-    )
-        .prop_map(|(a, b, attrs, offset, len, flags)| Fields {
-            a,
-            b,
-            attrs,
-            offset,
-            len,
-            flags,
-        })
+    (bytes(300), bytes(300), attrs(), any::<u64>(), any::<u32>(), any::<u32>())
+        .prop_map(|(a, b, attrs, offset, len, flags)| Fields { a, b, attrs, offset, len, flags })
 }
 
 fn status_code() -> impl Strategy<Value = StatusCode> {
@@ -121,9 +80,7 @@ fn status_code() -> impl Strategy<Value = StatusCode> {
 }
 
 fn decode_packet(packet: &[u8]) -> Reply {
-    let (body, used) = split_packet(packet, u32::MAX)
-        .expect("frame")
-        .expect("whole packet");
+    let (body, used) = split_packet(packet, u32::MAX).expect("frame").expect("whole packet");
     assert_eq!(used, packet.len());
     Reply::decode(body).expect("decode")
 }
@@ -198,9 +155,7 @@ fn the_servers_version_packet_decodes_with_its_extensions() {
     let packet = Reply::Version.encode();
     let v = ServerVersion::decode(&packet[4..]).unwrap();
     assert_eq!(v.version, coffer_sftp_proto::VERSION);
-    assert!(
-        v.has("posix-rename@openssh.com") && v.has("limits@openssh.com") && !v.has("copy-data")
-    );
+    assert!(v.has("posix-rename@openssh.com") && v.has("limits@openssh.com") && !v.has("copy-data"));
     assert_eq!(decode_packet(&packet), Reply::Version);
 }
 
@@ -214,12 +169,5 @@ fn a_huge_name_count_does_not_allocate() {
 #[test]
 fn unknown_status_codes_read_as_failure_and_keep_the_message() {
     let body = [101, 0, 0, 0, 7, 0, 0, 0, 9, 0, 0, 0, 2, b'n', b'o'];
-    assert_eq!(
-        Reply::decode(&body).unwrap(),
-        Reply::Status {
-            id: 7,
-            code: StatusCode::Failure,
-            message: "no".into()
-        }
-    );
+    assert_eq!(Reply::decode(&body).unwrap(), Reply::Status { id: 7, code: StatusCode::Failure, message: "no".into() });
 }

@@ -1,10 +1,7 @@
 //! Property tests: arbitrary bytes never panic the decoder, and every
 //! well-formed request decodes to exactly what was encoded.
 
-use coffer_sftp_proto::{
-    Attrs, DecodeError, Reply, Request, RequestKind, StatusCode, Writer, packet_type as t,
-    split_packet,
-};
+use coffer_sftp_proto::{Attrs, DecodeError, Reply, Request, RequestKind, StatusCode, Writer, packet_type as t, split_packet};
 use proptest::prelude::*;
 
 fn attrs_strategy() -> impl Strategy<Value = Attrs> {
@@ -14,12 +11,7 @@ fn attrs_strategy() -> impl Strategy<Value = Attrs> {
         proptest::option::of(any::<u32>()),
         proptest::option::of((any::<u32>(), any::<u32>())),
     )
-        .prop_map(|(size, uid_gid, permissions, times)| Attrs {
-            size,
-            uid_gid,
-            permissions,
-            times,
-        })
+        .prop_map(|(size, uid_gid, permissions, times)| Attrs { size, uid_gid, permissions, times })
 }
 
 proptest! {
@@ -75,50 +67,27 @@ proptest! {
 fn oversized_packets_are_refused() {
     let mut packet = vec![0xff, 0xff, 0xff, 0xff];
     packet.extend_from_slice(&[0; 16]);
-    assert!(matches!(
-        split_packet(&packet, 1024),
-        Err(DecodeError::TooLarge { .. })
-    ));
+    assert!(matches!(split_packet(&packet, 1024), Err(DecodeError::TooLarge { .. })));
 }
 
 #[test]
 fn extended_requests_decode() {
     let mut w = Writer::packet(t::EXTENDED);
-    w.u32(3)
-        .string(b"posix-rename@openssh.com")
-        .string(b"a")
-        .string(b"b");
+    w.u32(3).string(b"posix-rename@openssh.com").string(b"a").string(b"b");
     let p = w.finish();
     let req = Request::decode(&p[4..]).unwrap();
-    assert_eq!(
-        req.kind,
-        RequestKind::PosixRename {
-            from: b"a",
-            to: b"b"
-        }
-    );
+    assert_eq!(req.kind, RequestKind::PosixRename { from: b"a", to: b"b" });
 
     let mut w = Writer::packet(t::EXTENDED);
-    w.u32(4)
-        .string(b"users-groups-by-id@openssh.com")
-        .string(b"\0\0\0\0")
-        .string(b"");
+    w.u32(4).string(b"users-groups-by-id@openssh.com").string(b"\0\0\0\0").string(b"");
     let p = w.finish();
     let req = Request::decode(&p[4..]).unwrap();
-    assert_eq!(
-        req.kind,
-        RequestKind::UnknownExtension {
-            name: b"users-groups-by-id@openssh.com"
-        }
-    );
+    assert_eq!(req.kind, RequestKind::UnknownExtension { name: b"users-groups-by-id@openssh.com" });
 }
 
 #[test]
 fn status_reply_layout() {
     let bytes = Reply::status(9, StatusCode::NoSuchFile, "No such file").encode();
     assert_eq!(&bytes[4..10], &[101, 0, 0, 0, 9, 0]);
-    assert_eq!(
-        u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize,
-        bytes.len() - 4
-    );
+    assert_eq!(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize, bytes.len() - 4);
 }

@@ -98,11 +98,7 @@ mod tests {
         assert_eq!(adv_boot_once(&adv), Ok(Some("b".into())));
         let mut broken = adv;
         broken[20] ^= 1;
-        assert_eq!(
-            adv_boot_once(&broken),
-            Ok(Some("b".into())),
-            "the second copy still counts"
-        );
+        assert_eq!(adv_boot_once(&broken), Ok(Some("b".into())), "the second copy still counts");
         broken[ADV_SIZE + 20] ^= 1;
         assert_eq!(adv_boot_once(&broken), Err(()));
     }

@@ -83,9 +83,7 @@ impl SlotRecord {
         let mut r = SlotRecord::default();
         for line in text.lines() {
             let mut words = line.split_whitespace();
-            let (Some(key), Some(slot)) = (words.next(), words.next().and_then(Slot::parse)) else {
-                continue;
-            };
+            let (Some(key), Some(slot)) = (words.next(), words.next().and_then(Slot::parse)) else { continue };
             match key {
                 "good" => r.good = Some(slot),
                 "trying" => r.trying = Some(slot),
@@ -98,11 +96,7 @@ impl SlotRecord {
 
     pub fn to_text(self) -> String {
         let mut out = String::new();
-        for (key, slot) in [
-            ("good", self.good),
-            ("trying", self.trying),
-            ("failed", self.failed),
-        ] {
+        for (key, slot) in [("good", self.good), ("trying", self.trying), ("failed", self.failed)] {
             if let Some(s) = slot {
                 out.push_str(&format!("{key} {s}\n"));
             }
@@ -126,22 +120,9 @@ pub enum Verdict {
 pub fn verdict(record: SlotRecord, booted: Slot) -> (Verdict, SlotRecord) {
     match record.trying {
         Some(t) if t == booted => (Verdict::Trial, record),
-        Some(t) => (
-            Verdict::RolledBack { failed: t },
-            SlotRecord {
-                good: Some(booted),
-                trying: None,
-                failed: Some(t),
-            },
-        ),
+        Some(t) => (Verdict::RolledBack { failed: t }, SlotRecord { good: Some(booted), trying: None, failed: Some(t) }),
         // No trial pending: whatever booted is good (also after a manual switch).
-        None => (
-            Verdict::Good,
-            SlotRecord {
-                good: Some(booted),
-                ..record
-            },
-        ),
+        None => (Verdict::Good, SlotRecord { good: Some(booted), ..record }),
     }
 }
 
@@ -159,10 +140,7 @@ pub struct LoaderFiles {
 pub enum EspChange {
     WriteSyslinuxCfg(String),
     WriteLoaderConf(String),
-    RenameEntry {
-        from: String,
-        to: String,
-    },
+    RenameEntry { from: String, to: String },
     /// Set (Some) or clear (None) syslinux's boot-once label.
     BootOnce(Option<Slot>),
     WriteRecord(SlotRecord),
@@ -187,11 +165,7 @@ pub mod edit {
         let mut out: Vec<String> = text
             .lines()
             .map(|l| {
-                if !found
-                    && l.trim_start()
-                        .to_ascii_lowercase()
-                        .starts_with(&prefix.to_ascii_lowercase())
-                {
+                if !found && l.trim_start().to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase()) {
                     found = true;
                     with.to_string()
                 } else {
@@ -209,17 +183,12 @@ pub mod edit {
     pub fn entry_of(entries: &[String], slot: Slot) -> Option<&String> {
         let plain = format!("coffer-{slot}.conf");
         let counted = format!("coffer-{slot}+");
-        entries
-            .iter()
-            .find(|e| **e == plain || (e.starts_with(&counted) && e.ends_with(".conf")))
+        entries.iter().find(|e| **e == plain || (e.starts_with(&counted) && e.ends_with(".conf")))
     }
 
     fn rename_entry(files: &LoaderFiles, slot: Slot, to: String) -> Option<EspChange> {
         let from = entry_of(&files.entries, slot)?;
-        (from != &to).then(|| EspChange::RenameEntry {
-            from: from.clone(),
-            to,
-        })
+        (from != &to).then(|| EspChange::RenameEntry { from: from.clone(), to })
     }
 
     /// Makes `slot` the good default of both loaders, with no trial pending.
@@ -235,11 +204,7 @@ pub mod edit {
             out.extend(rename_entry(files, s, format!("coffer-{s}.conf")));
         }
         out.push(EspChange::BootOnce(None));
-        out.push(EspChange::WriteRecord(SlotRecord {
-            good: Some(slot),
-            trying: None,
-            ..record
-        }));
+        out.push(EspChange::WriteRecord(SlotRecord { good: Some(slot), trying: None, ..record }));
         out
     }
 
@@ -247,11 +212,7 @@ pub mod edit {
     /// the fallback. The record is written first, so a trial that starts
     /// is always known as one.
     pub fn arm_trial(files: &LoaderFiles, slot: Slot, good: Slot) -> Vec<EspChange> {
-        let mut out = vec![EspChange::WriteRecord(SlotRecord {
-            good: Some(good),
-            trying: Some(slot),
-            failed: None,
-        })];
+        let mut out = vec![EspChange::WriteRecord(SlotRecord { good: Some(good), trying: Some(slot), failed: None })];
         if files.syslinux_cfg.is_some() {
             out.push(EspChange::BootOnce(Some(slot)));
         }
@@ -270,9 +231,7 @@ mod tests {
 
     fn files() -> LoaderFiles {
         LoaderFiles {
-            syslinux_cfg: Some(
-                "SERIAL 0 115200\nDEFAULT a\nPROMPT 0\nLABEL a\n  LINUX /coffer/a/vmlinuz\n".into(),
-            ),
+            syslinux_cfg: Some("SERIAL 0 115200\nDEFAULT a\nPROMPT 0\nLABEL a\n  LINUX /coffer/a/vmlinuz\n".into()),
             loader_conf: Some("default coffer-a.conf\ntimeout 0\n".into()),
             entries: vec!["coffer-a.conf".into(), "coffer-b.conf".into()],
         }
@@ -280,131 +239,45 @@ mod tests {
 
     #[test]
     fn record_round_trip_and_tolerance() {
-        let r = SlotRecord {
-            good: Some(Slot::A),
-            trying: Some(Slot::B),
-            failed: None,
-        };
+        let r = SlotRecord { good: Some(Slot::A), trying: Some(Slot::B), failed: None };
         assert_eq!(SlotRecord::parse(&r.to_text()), r);
-        assert_eq!(
-            SlotRecord::parse("good b\nfuture-key x\ntrying z\n"),
-            SlotRecord {
-                good: Some(Slot::B),
-                ..SlotRecord::default()
-            }
-        );
+        assert_eq!(SlotRecord::parse("good b\nfuture-key x\ntrying z\n"), SlotRecord { good: Some(Slot::B), ..SlotRecord::default() });
         assert_eq!(SlotRecord::parse(""), SlotRecord::default());
     }
 
     #[test]
     fn verdicts() {
-        let trying_b = SlotRecord {
-            good: Some(Slot::A),
-            trying: Some(Slot::B),
-            failed: None,
-        };
+        let trying_b = SlotRecord { good: Some(Slot::A), trying: Some(Slot::B), failed: None };
         assert_eq!(verdict(trying_b, Slot::B).0, Verdict::Trial);
         let (v, r) = verdict(trying_b, Slot::A);
         assert_eq!(v, Verdict::RolledBack { failed: Slot::B });
-        assert_eq!(
-            r,
-            SlotRecord {
-                good: Some(Slot::A),
-                trying: None,
-                failed: Some(Slot::B)
-            }
-        );
-        assert_eq!(
-            verdict(SlotRecord::default(), Slot::B),
-            (
-                Verdict::Good,
-                SlotRecord {
-                    good: Some(Slot::B),
-                    ..SlotRecord::default()
-                }
-            )
-        );
+        assert_eq!(r, SlotRecord { good: Some(Slot::A), trying: None, failed: Some(Slot::B) });
+        assert_eq!(verdict(SlotRecord::default(), Slot::B), (Verdict::Good, SlotRecord { good: Some(Slot::B), ..SlotRecord::default() }));
     }
 
     #[test]
     fn arming_then_marking_good() {
         let f = files();
         let armed = arm_trial(&f, Slot::B, Slot::A);
-        assert_eq!(
-            armed[0],
-            EspChange::WriteRecord(SlotRecord {
-                good: Some(Slot::A),
-                trying: Some(Slot::B),
-                failed: None
-            })
-        );
+        assert_eq!(armed[0], EspChange::WriteRecord(SlotRecord { good: Some(Slot::A), trying: Some(Slot::B), failed: None }));
         assert!(armed.contains(&EspChange::BootOnce(Some(Slot::B))));
-        assert!(armed.contains(&EspChange::RenameEntry {
-            from: "coffer-b.conf".into(),
-            to: "coffer-b+1.conf".into()
-        }));
-        assert!(armed.contains(&EspChange::WriteLoaderConf(
-            "default coffer-b.conf\ntimeout 0\n".into()
-        )));
-        assert!(
-            !armed
-                .iter()
-                .any(|c| matches!(c, EspChange::WriteSyslinuxCfg(_))),
-            "BIOS default stays on the good slot"
-        );
+        assert!(armed.contains(&EspChange::RenameEntry { from: "coffer-b.conf".into(), to: "coffer-b+1.conf".into() }));
+        assert!(armed.contains(&EspChange::WriteLoaderConf("default coffer-b.conf\ntimeout 0\n".into())));
+        assert!(!armed.iter().any(|c| matches!(c, EspChange::WriteSyslinuxCfg(_))), "BIOS default stays on the good slot");
 
-        let during = LoaderFiles {
-            entries: vec!["coffer-a.conf".into(), "coffer-b+0-1.conf".into()],
-            ..f.clone()
-        };
-        let good = make_good(
-            &during,
-            Slot::B,
-            SlotRecord {
-                good: Some(Slot::A),
-                trying: Some(Slot::B),
-                failed: None,
-            },
-        );
-        assert!(good.contains(&EspChange::RenameEntry {
-            from: "coffer-b+0-1.conf".into(),
-            to: "coffer-b.conf".into()
-        }));
-        assert!(
-            good.iter().any(
-                |c| matches!(c, EspChange::WriteSyslinuxCfg(t) if t.contains("\nDEFAULT b\n"))
-            )
-        );
-        assert_eq!(
-            good.last(),
-            Some(&EspChange::WriteRecord(SlotRecord {
-                good: Some(Slot::B),
-                ..SlotRecord::default()
-            }))
-        );
+        let during = LoaderFiles { entries: vec!["coffer-a.conf".into(), "coffer-b+0-1.conf".into()], ..f.clone() };
+        let good = make_good(&during, Slot::B, SlotRecord { good: Some(Slot::A), trying: Some(Slot::B), failed: None });
+        assert!(good.contains(&EspChange::RenameEntry { from: "coffer-b+0-1.conf".into(), to: "coffer-b.conf".into() }));
+        assert!(good.iter().any(|c| matches!(c, EspChange::WriteSyslinuxCfg(t) if t.contains("\nDEFAULT b\n"))));
+        assert_eq!(good.last(), Some(&EspChange::WriteRecord(SlotRecord { good: Some(Slot::B), ..SlotRecord::default() })));
     }
 
     #[test]
     fn defaults_are_rewritten_in_place() {
-        assert_eq!(
-            syslinux_default("DEFAULT a\nLABEL a\n", Slot::B),
-            "DEFAULT b\nLABEL a\n"
-        );
-        assert_eq!(
-            syslinux_default("LABEL a\n", Slot::B),
-            "DEFAULT b\nLABEL a\n"
-        );
-        assert_eq!(
-            loader_default("timeout 0\ndefault coffer-b.conf\n", Slot::A),
-            "timeout 0\ndefault coffer-a.conf\n"
-        );
-        assert_eq!(
-            entry_of(
-                &["coffer-ab.conf".into(), "coffer-b+2-1.conf".into()],
-                Slot::B
-            ),
-            Some(&"coffer-b+2-1.conf".to_string())
-        );
+        assert_eq!(syslinux_default("DEFAULT a\nLABEL a\n", Slot::B), "DEFAULT b\nLABEL a\n");
+        assert_eq!(syslinux_default("LABEL a\n", Slot::B), "DEFAULT b\nLABEL a\n");
+        assert_eq!(loader_default("timeout 0\ndefault coffer-b.conf\n", Slot::A), "timeout 0\ndefault coffer-a.conf\n");
+        assert_eq!(entry_of(&["coffer-ab.conf".into(), "coffer-b+2-1.conf".into()], Slot::B), Some(&"coffer-b+2-1.conf".to_string()));
         assert_eq!(entry_of(&["coffer-ab.conf".into()], Slot::A), None);
     }
 }

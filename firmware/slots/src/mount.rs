@@ -19,32 +19,16 @@ impl EspMount {
     /// `write`. Each process uses its own `at`, so one's unmount never
     /// pulls the file system from under another's writes.
     pub fn mount(device: &Path, at: &Path, write: bool) -> Result<Self, EspError> {
-        std::fs::create_dir_all(at).map_err(|source| EspError::Io {
-            path: at.to_path_buf(),
-            source,
-        })?;
-        let mut flags =
-            MountFlags::NOATIME | MountFlags::NODEV | MountFlags::NOSUID | MountFlags::NOEXEC;
+        std::fs::create_dir_all(at).map_err(|source| EspError::Io { path: at.to_path_buf(), source })?;
+        let mut flags = MountFlags::NOATIME | MountFlags::NODEV | MountFlags::NOSUID | MountFlags::NOEXEC;
         if !write {
             flags |= MountFlags::RDONLY;
         }
         // Explicit character sets: the kernel's default (utf8) may be a module
         // the image does not load; the ESP's names are ASCII anyway.
-        mount(
-            device,
-            at,
-            "vfat",
-            flags,
-            c"codepage=437,iocharset=iso8859-1",
-        )
-        .map_err(|e| EspError::Io {
-            path: device.to_path_buf(),
-            source: e.into(),
-        })?;
-        Ok(EspMount {
-            at: at.to_path_buf(),
-            esp: Esp::at(at),
-        })
+        mount(device, at, "vfat", flags, c"codepage=437,iocharset=iso8859-1")
+            .map_err(|e| EspError::Io { path: device.to_path_buf(), source: e.into() })?;
+        Ok(EspMount { at: at.to_path_buf(), esp: Esp::at(at) })
     }
 
     pub fn esp(&self) -> &Esp {

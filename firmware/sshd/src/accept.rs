@@ -38,9 +38,7 @@ impl Endpoint {
                 Err(e) => return Err(EndpointError::Accept(e)),
             };
             while tasks.try_join_next().is_some() {}
-            let Some((stream, cutter)) = admit(&self.shared, stream, peer) else {
-                continue;
-            };
+            let Some((stream, cutter)) = admit(&self.shared, stream, peer) else { continue };
             // Registered and counted now, before the next accept looks at the counts.
             let connection = Connection::open(&self.shared, stream, cutter, peer);
             tasks.spawn(connection.serve(Arc::clone(&self.shared), Arc::clone(&self.ssh)));
@@ -50,10 +48,7 @@ impl Endpoint {
         log::info!("shutting down: {} connection(s) open", tasks.len());
         let drain = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, drain).await.is_err() {
-            log::warn!(
-                "connections still open after {}s; closing them",
-                grace.as_secs()
-            );
+            log::warn!("connections still open after {}s; closing them", grace.as_secs());
             tasks.abort_all();
         }
         Ok(())
@@ -66,28 +61,15 @@ impl Endpoint {
 /// descriptor of its socket, to cut a connection whose client ignores our
 /// disconnect (russh waits for the client to close its side, up to the idle
 /// time-out).
-fn admit(
-    shared: &Shared,
-    stream: TcpStream,
-    peer: SocketAddr,
-) -> Option<(TcpStream, std::net::TcpStream)> {
-    let admission = shared
-        .throttle
-        .lock()
-        .map(|mut t| t.admit(peer.ip(), Instant::now()));
+fn admit(shared: &Shared, stream: TcpStream, peer: SocketAddr) -> Option<(TcpStream, std::net::TcpStream)> {
+    let admission = shared.throttle.lock().map(|mut t| t.admit(peer.ip(), Instant::now()));
     if let Ok(Admission::Banned { remaining }) = admission {
-        log::info!(
-            "refused connection from banned address {} ({}s of the ban left)",
-            peer.ip(),
-            remaining.as_secs()
-        );
+        log::info!("refused connection from banned address {} ({}s of the ban left)", peer.ip(), remaining.as_secs());
         return None;
     }
     let active = shared.connections.load(Ordering::Relaxed);
     if active >= shared.config.max_connections {
-        log::warn!(
-            "refused connection from {peer}: {active} connections open (server.max-connections)"
-        );
+        log::warn!("refused connection from {peer}: {active} connections open (server.max-connections)");
         return None;
     }
     if let Err(refusal) = shared.occupancy().open_unauthenticated(peer.ip()) {
@@ -121,76 +103,39 @@ struct Connection {
 }
 
 impl Connection {
-    fn open(
-        shared: &Arc<Shared>,
-        stream: TcpStream,
-        cutter: std::net::TcpStream,
-        peer: SocketAddr,
-    ) -> Self {
+    fn open(shared: &Arc<Shared>, stream: TcpStream, cutter: std::net::TcpStream, peer: SocketAddr) -> Self {
         let relays = Arc::new(RelayCount::default());
         let conn = shared.live.open(peer);
         let logged_in = Arc::new(AtomicBool::new(false));
-        let handler = ConnHandler::new(
-            Arc::clone(shared),
-            peer,
-            conn,
-            Arc::clone(&logged_in),
-            Arc::clone(&relays),
-        );
-        Connection {
-            peer,
-            conn,
-            stream,
-            cutter,
-            handler,
-            logged_in,
-            relays,
-        }
+        let handler = ConnHandler::new(Arc::clone(shared), peer, conn, Arc::clone(&logged_in), Arc::clone(&relays));
+        Connection { peer, conn, stream, cutter, handler, logged_in, relays }
     }
 
     /// Runs the connection's SSH session to its end: closes it if it has not
     /// logged in within the login grace time, and on shutdown waits for its
     /// sessions' workers before telling the client why it is disconnected.
     async fn serve(self, shared: Arc<Shared>, ssh: Arc<russh::server::Config>) {
-        let Connection {
-            peer,
-            conn,
-            stream,
-            cutter,
-            handler,
-            logged_in,
-            relays,
-        } = self;
+        let Connection { peer, conn, stream, cutter, handler, logged_in, relays } = self;
         let _registered = LiveGuard(Arc::clone(&shared), conn);
         let mut stop = shared.shutdown.clone();
         let login_grace = shared.config.login_grace;
         let started = tokio::time::Instant::now();
         // The version exchange too is bounded by the login grace time:
         // a socket that never sends its banner holds a slot otherwise.
-        let mut session = match tokio::time::timeout(
-            login_grace,
-            russh::server::run_stream(ssh, stream, handler),
-        )
-        .await
-        {
+        let mut session = match tokio::time::timeout(login_grace, russh::server::run_stream(ssh, stream, handler)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 log::debug!("connection from {peer} failed during setup: {e}");
                 return;
             }
             Err(_) => {
-                log::info!(
-                    "connection from {peer} sent no SSH banner within {}s; closed",
-                    login_grace.as_secs()
-                );
+                log::info!("connection from {peer} sent no SSH banner within {}s; closed", login_grace.as_secs());
                 return;
             }
         };
         let handle = session.handle();
         let cutter = Arc::new(cutter);
-        shared
-            .live
-            .set_handle(conn, handle.clone(), Arc::clone(&cutter));
+        shared.live.set_handle(conn, handle.clone(), Arc::clone(&cutter));
         let grace_over = tokio::time::sleep_until(started + login_grace);
         tokio::pin!(grace_over);
         let mut grace_pending = true;
@@ -214,13 +159,7 @@ impl Connection {
                 // The relays close their workers on the same signal; once
                 // they have, the client is told why it is disconnected.
                 relays.wait_idle().await;
-                let _ = handle
-                    .disconnect(
-                        russh::Disconnect::ByApplication,
-                        "server shutting down".into(),
-                        "en".into(),
-                    )
-                    .await;
+                let _ = handle.disconnect(russh::Disconnect::ByApplication, "server shutting down".into(), "en".into()).await;
                 session.await
             }
         };
@@ -271,9 +210,7 @@ async fn watch_users(shared: Arc<Shared>) {
                 applied = now;
             }
             Ok(Err(e)) if reported != now => {
-                log::error!(
-                    "users.toml cannot be read ({e}); retrying, open sessions keep their rights until it can"
-                );
+                log::error!("users.toml cannot be read ({e}); retrying, open sessions keep their rights until it can");
                 reported = now;
             }
             Err(e) if reported != now => {
@@ -288,6 +225,5 @@ async fn watch_users(shared: Arc<Shared>) {
 /// Whether an accept error leaves the listener itself fine (EMFILE, ENFILE,
 /// ENOMEM, ECONNABORTED, ENOBUFS and the like), so accepting goes on.
 fn is_transient(e: &std::io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(23 | 24 | 103 | 105 | 12))
-        || e.kind() == std::io::ErrorKind::ConnectionAborted
+    matches!(e.raw_os_error(), Some(23 | 24 | 103 | 105 | 12)) || e.kind() == std::io::ErrorKind::ConnectionAborted
 }

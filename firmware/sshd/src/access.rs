@@ -49,21 +49,13 @@ pub(crate) fn access(db: &UserDb, user: &str, key: &PublicKey) -> Result<Access,
     let profile = u
         .keys
         .iter()
-        .find_map(|k| {
-            parse_authorized_key(&k.key)
-                .ok()
-                .filter(|p| p.key_data() == key.key_data())
-                .map(|_| k.profile)
-        })
+        .find_map(|k| parse_authorized_key(&k.key).ok().filter(|p| p.key_data() == key.key_data()).map(|_| k.profile))
         .ok_or(Revoked::KeyRemoved)?;
     Ok(Access {
         uid: u.uid,
         gid: u.gid,
         profile,
-        limits: coffer_quota::Limits {
-            bytes: u.quota_bytes,
-            files: u.quota_files,
-        },
+        limits: coffer_quota::Limits { bytes: u.quota_bytes, files: u.quota_files },
         admin: u.role == Role::Admin,
     })
 }
@@ -87,21 +79,13 @@ mod tests {
     use super::*;
     use coffer_config::{AuthorizedKey, UserName};
 
-    const KEY_A: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINXV0oQTHtJ6ZIlDYxUbbW1SulESCrCA4ELtS/95YQDa a";
-    const KEY_B: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICXaanqBr/tSHWGYCAcl9F61Tr3kHN1Ji7cUUSY0gvBN b";
+    const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINXV0oQTHtJ6ZIlDYxUbbW1SulESCrCA4ELtS/95YQDa a";
+    const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICXaanqBr/tSHWGYCAcl9F61Tr3kHN1Ji7cUUSY0gvBN b";
 
     fn db(profile: KeyProfile, locked: bool) -> UserDb {
         let mut db = UserDb::default();
         let name = UserName::try_from("alice".to_string()).expect("valid name");
-        db.add_key(
-            name,
-            AuthorizedKey {
-                key: KEY_A.into(),
-                profile,
-            },
-        );
+        db.add_key(name, AuthorizedKey { key: KEY_A.into(), profile });
         let u = db.get_mut("alice").expect("added");
         u.locked = locked;
         u.quota_bytes = Some(1 << 20);
@@ -121,18 +105,9 @@ mod tests {
 
     #[test]
     fn removal_lock_and_key_removal_revoke() {
-        assert_eq!(
-            access(&db(KeyProfile::Full, false), "bob", &key(KEY_A)),
-            Err(Revoked::UserRemoved)
-        );
-        assert_eq!(
-            access(&db(KeyProfile::Full, true), "alice", &key(KEY_A)),
-            Err(Revoked::UserLocked)
-        );
-        assert_eq!(
-            access(&db(KeyProfile::Full, false), "alice", &key(KEY_B)),
-            Err(Revoked::KeyRemoved)
-        );
+        assert_eq!(access(&db(KeyProfile::Full, false), "bob", &key(KEY_A)), Err(Revoked::UserRemoved));
+        assert_eq!(access(&db(KeyProfile::Full, true), "alice", &key(KEY_A)), Err(Revoked::UserLocked));
+        assert_eq!(access(&db(KeyProfile::Full, false), "alice", &key(KEY_B)), Err(Revoked::KeyRemoved));
     }
 
     #[test]

@@ -51,35 +51,15 @@ impl Default for AdmissionLimits {
 /// Why something was not admitted; the text is what the log and the client see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error(
-        "{held} connections from {address} have not logged in yet (server.max-unauthenticated-per-address is {limit})"
-    )]
-    AddressBusy {
-        address: IpAddr,
-        held: usize,
-        limit: usize,
-    },
+    #[error("{held} connections from {address} have not logged in yet (server.max-unauthenticated-per-address is {limit})")]
+    AddressBusy { address: IpAddr, held: usize, limit: usize },
     #[error("{held} connections have not logged in yet (server.max-unauthenticated is {limit})")]
     TooManyUnauthenticated { held: usize, limit: usize },
-    #[error(
-        "user {user} already has {held} connections open (server.max-connections-per-user is {limit})"
-    )]
-    UserConnections {
-        user: String,
-        held: usize,
-        limit: usize,
-    },
-    #[error(
-        "user {user} already runs {held} sessions (server.max-sessions-per-user is {limit}); close some and retry"
-    )]
-    UserWorkers {
-        user: String,
-        held: usize,
-        limit: usize,
-    },
-    #[error(
-        "the server runs {held} sessions, its limit (server.max-sessions is {limit}); retry later"
-    )]
+    #[error("user {user} already has {held} connections open (server.max-connections-per-user is {limit})")]
+    UserConnections { user: String, held: usize, limit: usize },
+    #[error("user {user} already runs {held} sessions (server.max-sessions-per-user is {limit}); close some and retry")]
+    UserWorkers { user: String, held: usize, limit: usize },
+    #[error("the server runs {held} sessions, its limit (server.max-sessions is {limit}); retry later")]
     ServerWorkers { held: usize, limit: usize },
 }
 
@@ -96,10 +76,7 @@ pub struct Occupancy {
 
 impl Occupancy {
     pub fn new(limits: AdmissionLimits) -> Self {
-        Occupancy {
-            limits,
-            ..Occupancy::default()
-        }
+        Occupancy { limits, ..Occupancy::default() }
     }
 
     pub fn limits(&self) -> AdmissionLimits {
@@ -110,17 +87,10 @@ impl Occupancy {
     pub fn open_unauthenticated(&mut self, address: IpAddr) -> Result<(), Refusal> {
         let held = self.unauthenticated.get(&address).copied().unwrap_or(0);
         if held >= self.limits.unauthenticated_per_address {
-            return Err(Refusal::AddressBusy {
-                address,
-                held,
-                limit: self.limits.unauthenticated_per_address,
-            });
+            return Err(Refusal::AddressBusy { address, held, limit: self.limits.unauthenticated_per_address });
         }
         if self.unauthenticated_total >= self.limits.unauthenticated {
-            return Err(Refusal::TooManyUnauthenticated {
-                held: self.unauthenticated_total,
-                limit: self.limits.unauthenticated,
-            });
+            return Err(Refusal::TooManyUnauthenticated { held: self.unauthenticated_total, limit: self.limits.unauthenticated });
         }
         *self.unauthenticated.entry(address).or_default() += 1;
         self.unauthenticated_total += 1;
@@ -142,11 +112,7 @@ impl Occupancy {
     pub fn open_connection(&mut self, user: &str) -> Result<(), Refusal> {
         let held = self.connections.get(user).copied().unwrap_or(0);
         if held >= self.limits.connections_per_user {
-            return Err(Refusal::UserConnections {
-                user: user.into(),
-                held,
-                limit: self.limits.connections_per_user,
-            });
+            return Err(Refusal::UserConnections { user: user.into(), held, limit: self.limits.connections_per_user });
         }
         *self.connections.entry(user.into()).or_default() += 1;
         Ok(())
@@ -163,22 +129,11 @@ impl Occupancy {
         let held = self.workers.get(user).copied().unwrap_or(0);
         let l = self.limits;
         if held >= l.workers_per_user {
-            return Err(Refusal::UserWorkers {
-                user: user.into(),
-                held,
-                limit: l.workers_per_user,
-            });
+            return Err(Refusal::UserWorkers { user: user.into(), held, limit: l.workers_per_user });
         }
-        let ceiling = if held < RESERVE_HOLDER_LIMIT {
-            l.workers
-        } else {
-            l.workers.saturating_sub(l.workers_reserve)
-        };
+        let ceiling = if held < RESERVE_HOLDER_LIMIT { l.workers } else { l.workers.saturating_sub(l.workers_reserve) };
         if self.workers_total >= ceiling {
-            return Err(Refusal::ServerWorkers {
-                held: self.workers_total,
-                limit: l.workers,
-            });
+            return Err(Refusal::ServerWorkers { held: self.workers_total, limit: l.workers });
         }
         *self.workers.entry(user.into()).or_default() += 1;
         self.workers_total += 1;
@@ -193,18 +148,12 @@ impl Occupancy {
 
     /// (unauthenticated, logged-in connections, workers) held right now.
     pub fn totals(&self) -> (usize, usize, usize) {
-        (
-            self.unauthenticated_total,
-            self.connections.values().sum(),
-            self.workers_total,
-        )
+        (self.unauthenticated_total, self.connections.values().sum(), self.workers_total)
     }
 }
 
 fn release(counts: &mut HashMap<String, usize>, user: &str) -> bool {
-    let Some(n) = counts.get_mut(user) else {
-        return false;
-    };
+    let Some(n) = counts.get_mut(user) else { return false };
     *n -= 1;
     if *n == 0 {
         counts.remove(user);
@@ -237,16 +186,10 @@ mod tests {
         let mut o = Occupancy::new(small());
         assert!(o.open_unauthenticated(ip(1)).is_ok());
         assert!(o.open_unauthenticated(ip(1)).is_ok());
-        assert!(matches!(
-            o.open_unauthenticated(ip(1)),
-            Err(Refusal::AddressBusy { held: 2, .. })
-        ));
+        assert!(matches!(o.open_unauthenticated(ip(1)), Err(Refusal::AddressBusy { held: 2, .. })));
         assert!(o.open_unauthenticated(ip(2)).is_ok());
         assert!(o.open_unauthenticated(ip(3)).is_ok());
-        assert!(matches!(
-            o.open_unauthenticated(ip(4)),
-            Err(Refusal::TooManyUnauthenticated { held: 4, .. })
-        ));
+        assert!(matches!(o.open_unauthenticated(ip(4)), Err(Refusal::TooManyUnauthenticated { held: 4, .. })));
         o.close_unauthenticated(ip(1));
         assert!(o.open_unauthenticated(ip(4)).is_ok());
         assert_eq!(o.totals().0, 4);
@@ -266,10 +209,7 @@ mod tests {
         let mut o = Occupancy::new(small());
         assert!(o.open_connection("alice").is_ok());
         assert!(o.open_connection("alice").is_ok());
-        assert!(matches!(
-            o.open_connection("alice"),
-            Err(Refusal::UserConnections { held: 2, .. })
-        ));
+        assert!(matches!(o.open_connection("alice"), Err(Refusal::UserConnections { held: 2, .. })));
         assert!(o.open_connection("bob").is_ok());
         o.close_connection("alice");
         assert!(o.open_connection("alice").is_ok());
@@ -281,39 +221,21 @@ mod tests {
         for _ in 0..5 {
             o.start_worker("alice").expect("below the per-user limit");
         }
-        assert!(matches!(
-            o.start_worker("alice"),
-            Err(Refusal::UserWorkers { held: 5, .. })
-        ));
+        assert!(matches!(o.start_worker("alice"), Err(Refusal::UserWorkers { held: 5, .. })));
         // 5 of 8 held, the reserve is 3: a second heavy user gets none of it.
         o.start_worker("mallory").expect("first");
-        o.start_worker("mallory")
-            .expect("second, still below the reserve holder limit");
-        assert!(matches!(
-            o.start_worker("mallory"),
-            Err(Refusal::ServerWorkers { .. })
-        ));
+        o.start_worker("mallory").expect("second, still below the reserve holder limit");
+        assert!(matches!(o.start_worker("mallory"), Err(Refusal::ServerWorkers { .. })));
         // A user with no session still gets one.
-        o.start_worker("bob")
-            .expect("bob is served from the reserve");
-        assert!(matches!(
-            o.start_worker("carol"),
-            Err(Refusal::ServerWorkers { held: 8, .. })
-        ));
+        o.start_worker("bob").expect("bob is served from the reserve");
+        assert!(matches!(o.start_worker("carol"), Err(Refusal::ServerWorkers { held: 8, .. })));
         o.end_worker("alice");
         o.start_worker("carol").expect("a slot came free");
     }
 
     #[test]
     fn messages_name_the_setting() {
-        let e = Refusal::UserWorkers {
-            user: "mallory".into(),
-            held: 32,
-            limit: 32,
-        };
-        assert_eq!(
-            e.to_string(),
-            "user mallory already runs 32 sessions (server.max-sessions-per-user is 32); close some and retry"
-        );
+        let e = Refusal::UserWorkers { user: "mallory".into(), held: 32, limit: 32 };
+        assert_eq!(e.to_string(), "user mallory already runs 32 sessions (server.max-sessions-per-user is 32); close some and retry");
     }
 }

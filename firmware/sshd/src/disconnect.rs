@@ -9,9 +9,7 @@ use std::time::Duration;
 /// or not the client closes its side.
 pub(crate) fn cut(handle: russh::server::Handle, socket: Arc<std::net::TcpStream>, why: String) {
     tokio::spawn(async move {
-        let _ = handle
-            .disconnect(russh::Disconnect::ByApplication, why, "en".into())
-            .await;
+        let _ = handle.disconnect(russh::Disconnect::ByApplication, why, "en".into()).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = socket.shutdown(std::net::Shutdown::Both);
     });

@@ -73,9 +73,7 @@ impl Shared {
     /// The admission book; a panic elsewhere while it was held leaves counts
     /// that are still the best ones known.
     pub(crate) fn occupancy(&self) -> std::sync::MutexGuard<'_, Occupancy> {
-        self.occupancy
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.occupancy.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -22,9 +22,7 @@ use crate::keys::accepted_key_algorithm;
 use crate::protocol::login_methods;
 use crate::quota::QuotaBook;
 use crate::relay::{Output, RelayCount, finish_with_message, spawn_relay};
-use crate::request::{
-    ChannelRequest, Refusal, acknowledge_terminal, check_rights, refuse_without_data,
-};
+use crate::request::{ChannelRequest, Refusal, acknowledge_terminal, check_rights, refuse_without_data};
 use crate::slot::WorkerSlot;
 use crate::spawn::{Launch, WorkerSession};
 use crate::throttle::Admission;
@@ -60,19 +58,9 @@ pub(crate) struct ConnHandler {
 
 impl ConnHandler {
     /// The handler of a connection just admitted, counted as open until dropped.
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        peer: SocketAddr,
-        conn: u64,
-        logged_in: Arc<AtomicBool>,
-        relays: Arc<RelayCount>,
-    ) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, peer: SocketAddr, conn: u64, logged_in: Arc<AtomicBool>, relays: Arc<RelayCount>) -> Self {
         shared.connections.fetch_add(1, Ordering::Relaxed);
-        let reject_delay = match shared
-            .throttle
-            .lock()
-            .map(|mut t| t.admit(peer.ip(), Instant::now()))
-        {
+        let reject_delay = match shared.throttle.lock().map(|mut t| t.admit(peer.ip(), Instant::now())) {
             Ok(Admission::Allow { reject_delay }) => reject_delay,
             _ => Duration::ZERO,
         };
@@ -112,10 +100,7 @@ impl ConnHandler {
         if !self.reject_delay.is_zero() {
             tokio::time::sleep(self.reject_delay).await;
         }
-        Ok(Auth::Reject {
-            proceed_with_methods: Some(login_methods()),
-            partial_success: false,
-        })
+        Ok(Auth::Reject { proceed_with_methods: Some(login_methods()), partial_success: false })
     }
 
     /// Accepts the request on `channel_id` and ends its channel with
@@ -134,27 +119,16 @@ impl ConnHandler {
     /// between them, or refuses it: when the data area is unusable, when
     /// users.toml no longer lets the key in, when a session limit is
     /// reached, or when the key may not run an administrator command.
-    fn start_session(
-        &mut self,
-        channel_id: ChannelId,
-        request: ChannelRequest,
-        session: &mut Session,
-    ) {
+    fn start_session(&mut self, channel_id: ChannelId, request: ChannelRequest, session: &mut Session) {
         // While the mirror watcher keeps this file (the mirror has failed), its text says why.
-        let marker =
-            std::fs::read_to_string(coffer_runtime::Paths::appliance().data_unavailable()).ok();
+        let marker = std::fs::read_to_string(coffer_runtime::Paths::appliance().data_unavailable()).ok();
         if let Some(refusal) = refuse_without_data(&request, marker.as_deref()) {
             // The data area is gone (both mirror disks): refuse clearly rather than fail on I/O errors.
-            log::warn!(
-                "refused a session from {}: {}",
-                self.peer,
-                marker.as_deref().unwrap_or_default().trim()
-            );
+            log::warn!("refused a session from {}: {}", self.peer, marker.as_deref().unwrap_or_default().trim());
             self.refuse(channel_id, &refusal, session);
             return;
         }
-        let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id))
-        else {
+        let (Some(user), Some(channel)) = (self.user.clone(), self.channels.remove(&channel_id)) else {
             let _ = session.channel_failure(channel_id);
             return;
         };
@@ -162,25 +136,15 @@ impl ConnHandler {
         // removal, a narrower profile or a new quota also hold for a
         // connection that logged in before (multiplexed clients open
         // channels for hours).
-        let rights = match UserDb::load(&self.shared.config.users_file)
-            .map(|db| access(&db, &user.name, &user.key))
-        {
+        let rights = match UserDb::load(&self.shared.config.users_file).map(|db| access(&db, &user.name, &user.key)) {
             Ok(Ok(rights)) => rights,
             Ok(Err(why)) => {
-                log::warn!(
-                    "user {} from {}: {why}; channel refused",
-                    user.name,
-                    self.peer
-                );
+                log::warn!("user {} from {}: {why}; channel refused", user.name, self.peer);
                 refuse_channel(channel, &Refusal::Revoked(why), session);
                 return;
             }
             Err(e) => {
-                log::error!(
-                    "user {} from {}: cannot read the user database: {e}; channel refused",
-                    user.name,
-                    self.peer
-                );
+                log::error!("user {} from {}: cannot read the user database: {e}; channel refused", user.name, self.peer);
                 let _ = session.channel_failure(channel_id);
                 return;
             }
@@ -188,23 +152,14 @@ impl ConnHandler {
         let slot = match WorkerSlot::take(&self.shared, &user.name, self.conn, rights.profile) {
             Ok(slot) => slot,
             Err(refusal) => {
-                log::warn!(
-                    "user {} from {}: {refusal}; channel refused",
-                    user.name,
-                    self.peer
-                );
+                log::warn!("user {} from {}: {refusal}; channel refused", user.name, self.peer);
                 refuse_channel(channel, &Refusal::Busy(refusal), session);
                 return;
             }
         };
         if let Err(refusal) = check_rights(&request, &rights) {
             if let ChannelRequest::Admin(line) = &request {
-                log::warn!(
-                    "user {} from {}: refused administrator command {:?}",
-                    user.name,
-                    self.peer,
-                    coffer_command::admin_command_summary(line)
-                );
+                log::warn!("user {} from {}: refused administrator command {:?}", user.name, self.peer, coffer_command::admin_command_summary(line));
             }
             refuse_channel(channel, &refusal, session);
             return;
@@ -215,37 +170,13 @@ impl ConnHandler {
                 let cfg = &self.shared.config;
                 Launch::admin(&cfg.admin, &user.name, line, terminal)
                     .spawn()
-                    .map_err(|e| {
-                        log::error!(
-                            "user {}: cannot start {}: {e}",
-                            user.name,
-                            cfg.admin.program.display()
-                        )
-                    })
+                    .map_err(|e| log::error!("user {}: cannot start {}: {e}", user.name, cfg.admin.program.display()))
                     .ok()
-                    .map(|child| {
-                        (
-                            child,
-                            if terminal {
-                                Output::Terminal
-                            } else {
-                                Output::Command
-                            },
-                        )
-                    })
+                    .map(|child| (child, if terminal { Output::Terminal } else { Output::Command }))
             }
             ChannelRequest::Sftp | ChannelRequest::Exec(_) => self
                 .spawn_worker(&user.name, &rights, &request)
-                .map(|child| {
-                    (
-                        child,
-                        if request.is_command() {
-                            Output::Command
-                        } else {
-                            Output::Sftp
-                        },
-                    )
-                }),
+                .map(|child| (child, if request.is_command() { Output::Command } else { Output::Sftp })),
         };
         let Some((child, output)) = started else {
             let _ = session.channel_failure(channel_id);
@@ -253,38 +184,15 @@ impl ConnHandler {
         };
         let _ = session.channel_success(channel_id);
         match request {
-            ChannelRequest::Admin(_) => log::info!(
-                "administrator {} from {}: {}",
-                user.name,
-                self.peer,
-                request.describe()
-            ),
-            _ => log::info!(
-                "user {} from {}: {}",
-                user.name,
-                self.peer,
-                request.describe()
-            ),
+            ChannelRequest::Admin(_) => log::info!("administrator {} from {}: {}", user.name, self.peer, request.describe()),
+            _ => log::info!("user {} from {}: {}", user.name, self.peer, request.describe()),
         }
-        spawn_relay(
-            channel,
-            child,
-            user.name,
-            output,
-            self.shared.shutdown.clone(),
-            slot,
-            &self.relays,
-        );
+        spawn_relay(channel, child, user.name, output, self.shared.shutdown.clone(), slot, &self.relays);
     }
 
     /// Starts a session worker for `request`, connected to the quota book
     /// by a socket of its own; `None` (logged) when it cannot start.
-    fn spawn_worker(
-        &self,
-        user: &str,
-        rights: &Access,
-        request: &ChannelRequest,
-    ) -> Option<tokio::process::Child> {
+    fn spawn_worker(&self, user: &str, rights: &Access, request: &ChannelRequest) -> Option<tokio::process::Child> {
         let cfg = &self.shared.config;
         let area = cfg.data_dir.join(user);
         count_usage_if_unknown(&cfg.quota, user, &area, rights.limits);
@@ -306,18 +214,12 @@ impl ConnHandler {
         let child = match Launch::worker(&cfg.worker, &session, request, theirs.as_fd()).spawn() {
             Ok(child) => child,
             Err(e) => {
-                log::error!(
-                    "user {user}: cannot start session worker {}: {e}",
-                    cfg.worker.program.display()
-                );
+                log::error!("user {user}: cannot start session worker {}: {e}", cfg.worker.program.display());
                 return None;
             }
         };
         drop(theirs);
-        match ours
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::UnixStream::from_std(ours))
-        {
+        match ours.set_nonblocking(true).and_then(|()| tokio::net::UnixStream::from_std(ours)) {
             Ok(stream) => {
                 tokio::spawn(Arc::clone(&cfg.quota).serve_worker(user.to_string(), stream));
             }
@@ -338,19 +240,12 @@ fn refuse_channel(channel: Channel<Msg>, refusal: &Refusal, session: &mut Sessio
 /// none yet. A user whose count failed waits for the scheduled retry:
 /// counting again for every channel would let them make the server walk at
 /// will.
-fn count_usage_if_unknown(
-    quota: &QuotaBook,
-    user: &str,
-    area: &std::path::Path,
-    limits: coffer_quota::Limits,
-) {
+fn count_usage_if_unknown(quota: &QuotaBook, user: &str, area: &std::path::Path, limits: coffer_quota::Limits) {
     if quota.knows(user) || quota.retry_scheduled(user) {
         return;
     }
     // A walk of the user's whole area: other connections go on meanwhile.
-    match tokio::task::block_in_place(|| {
-        coffer_storage::UserJail::open(area).and_then(|j| j.usage())
-    }) {
+    match tokio::task::block_in_place(|| coffer_storage::UserJail::open(area).and_then(|j| j.usage())) {
         Ok((bytes, files)) => {
             quota.recount(user, limits, bytes, files);
         }
@@ -363,68 +258,41 @@ fn count_usage_if_unknown(
 impl russh::server::Handler for ConnHandler {
     type Error = russh::Error;
 
-    async fn auth_publickey_offered(
-        &mut self,
-        user: &str,
-        offer: PublicKeyOffer<'_>,
-    ) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
         if let Err(e) = accepted_key_algorithm(offer.algorithm) {
-            log::warn!(
-                "refused key offered by {} for user {user:?}: {e}",
-                self.peer
-            );
+            log::warn!("refused key offered by {} for user {user:?}: {e}", self.peer);
             return self.reject().await;
         }
         if self.lookup(user, offer.public_key).is_some() {
             Ok(Auth::Accept)
         } else {
-            log::debug!(
-                "key {} from {} is not a key of user {user:?}",
-                offer.public_key.fingerprint(Default::default()),
-                self.peer
-            );
+            log::debug!("key {} from {} is not a key of user {user:?}", offer.public_key.fingerprint(Default::default()), self.peer);
             self.reject().await
         }
     }
 
-    async fn auth_publickey(
-        &mut self,
-        user: &str,
-        key: VerifiedPublicKey<'_>,
-    ) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         if let Err(e) = accepted_key_algorithm(key.algorithm) {
-            log::warn!(
-                "refused signature from {} for user {user:?}: {e}",
-                self.peer
-            );
+            log::warn!("refused signature from {} for user {user:?}: {e}", self.peer);
             return self.reject().await;
         }
-        let Some(found) = self.lookup(user, key.public_key) else {
-            return self.reject().await;
-        };
+        let Some(found) = self.lookup(user, key.public_key) else { return self.reject().await };
         let opened = self.shared.occupancy().open_connection(user);
         if let Err(refusal) = opened {
             log::warn!("login of {user} from {} refused: {refusal}", self.peer);
             self.refused_busy = true;
             return self.reject().await;
         }
-        self.shared
-            .occupancy()
-            .close_unauthenticated(self.peer.ip());
+        self.shared.occupancy().close_unauthenticated(self.peer.ip());
         log::info!(
             "user {user} logged in from {} with key {} (profile {:?})",
             self.peer,
             key.public_key.fingerprint(Default::default()),
             found.profile
         );
-        self.user = Some(LoggedIn {
-            name: user.to_string(),
-            key: key.public_key.clone(),
-        });
+        self.user = Some(LoggedIn { name: user.to_string(), key: key.public_key.clone() });
         self.logged_in.store(true, Ordering::SeqCst);
-        self.shared
-            .live
-            .logged_in(self.conn, user, key.public_key.clone());
+        self.shared.live.logged_in(self.conn, user, key.public_key.clone());
         if let Ok(mut t) = self.shared.throttle.lock() {
             t.record_success(self.peer.ip(), Instant::now());
         }
@@ -432,10 +300,7 @@ impl russh::server::Handler for ConnHandler {
     }
 
     async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
-        log::info!(
-            "refused password login for {user:?} from {} (only public keys are accepted)",
-            self.peer
-        );
+        log::info!("refused password login for {user:?} from {} (only public keys are accepted)", self.peer);
         self.reject().await
     }
 
@@ -472,10 +337,7 @@ impl russh::server::Handler for ConnHandler {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let rights = self
-            .user
-            .as_ref()
-            .and_then(|u| self.lookup(&u.name, &u.key));
+        let rights = self.user.as_ref().and_then(|u| self.lookup(&u.name, &u.key));
         if acknowledge_terminal(rights.as_ref()) {
             self.terminals.insert(channel);
             session.channel_success(channel)?;
@@ -485,11 +347,7 @@ impl russh::server::Handler for ConnHandler {
         Ok(())
     }
 
-    async fn shell_request(
-        &mut self,
-        channel: ChannelId,
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
         let user = self.user.as_ref().map_or("?", |u| u.name.as_str());
         log::info!("refused shell for {user} from {}", self.peer);
         self.refuse(channel, &Refusal::Shell, session);
@@ -521,21 +379,12 @@ impl russh::server::Handler for ConnHandler {
         Ok(())
     }
 
-    async fn agent_request(
-        &mut self,
-        channel: ChannelId,
-        session: &mut Session,
-    ) -> Result<bool, Self::Error> {
+    async fn agent_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<bool, Self::Error> {
         session.channel_failure(channel)?;
         Ok(false)
     }
 
-    async fn exec_request(
-        &mut self,
-        channel: ChannelId,
-        data: &[u8],
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
+    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
         match ChannelRequest::from_exec(data) {
             Some(request) => self.start_session(channel, request, session),
             None => {
@@ -547,12 +396,7 @@ impl russh::server::Handler for ConnHandler {
         Ok(())
     }
 
-    async fn subsystem_request(
-        &mut self,
-        channel: ChannelId,
-        name: &str,
-        session: &mut Session,
-    ) -> Result<(), Self::Error> {
+    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
         match ChannelRequest::from_subsystem(name) {
             Some(request) => self.start_session(channel, request, session),
             None => {
@@ -566,11 +410,7 @@ impl russh::server::Handler for ConnHandler {
 
     /// A channel the client closes before (or instead of) a request that
     /// started a session must not hold one of the connection's channels.
-    async fn channel_close(
-        &mut self,
-        channel: ChannelId,
-        _session: &mut Session,
-    ) -> Result<(), Self::Error> {
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
         self.forget_channel(channel);
         Ok(())
     }
@@ -598,24 +438,11 @@ impl Drop for ConnHandler {
         // whether it tried a key or only held a slot (a banner, a key
         // exchange, keepalives) until the login grace time ran out.
         if self.user.is_none() && !self.refused_busy {
-            let ban = self
-                .shared
-                .throttle
-                .lock()
-                .ok()
-                .and_then(|mut t| t.record_failure(self.peer.ip(), Instant::now()));
+            let ban = self.shared.throttle.lock().ok().and_then(|mut t| t.record_failure(self.peer.ip(), Instant::now()));
             log::info!("failed login from {}", self.peer);
             if let Some(ban) = ban {
-                log::warn!(
-                    "banning {} for {}s after {} failed logins",
-                    self.peer.ip(),
-                    ban.length.as_secs(),
-                    ban.failures
-                );
-                event::emit(&Event::LoginBanned {
-                    address: self.peer.ip().to_string(),
-                    seconds: ban.length.as_secs(),
-                });
+                log::warn!("banning {} for {}s after {} failed logins", self.peer.ip(), ban.length.as_secs(), ban.failures);
+                event::emit(&Event::LoginBanned { address: self.peer.ip().to_string(), seconds: ban.length.as_secs() });
             }
         }
     }

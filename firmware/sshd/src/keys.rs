@@ -7,9 +7,7 @@ use thiserror::Error;
 #[derive(Debug, Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyPolicyError {
-    #[error(
-        "{0} signatures are refused (SHA-1 ssh-rsa and DSA are weak); use an ed25519 key, or an RSA key with rsa-sha2-256/512 (OpenSSH 7.2 or later)"
-    )]
+    #[error("{0} signatures are refused (SHA-1 ssh-rsa and DSA are weak); use an ed25519 key, or an RSA key with rsa-sha2-256/512 (OpenSSH 7.2 or later)")]
     WeakAlgorithm(String),
     #[error("key type {0} is not accepted; use ed25519, ecdsa-sha2-nistp256/384 or RSA")]
     UnsupportedType(String),
@@ -25,9 +23,7 @@ pub fn accepted_key_algorithm(alg: &Algorithm) -> Result<(), KeyPolicyError> {
             russh::keys::EcdsaCurve::NistP256 | russh::keys::EcdsaCurve::NistP384 => Ok(()),
             other => Err(KeyPolicyError::UnsupportedType(format!("ecdsa {other:?}"))),
         },
-        Algorithm::Rsa {
-            hash: Some(HashAlg::Sha256 | HashAlg::Sha512),
-        } => Ok(()),
+        Algorithm::Rsa { hash: Some(HashAlg::Sha256 | HashAlg::Sha512) } => Ok(()),
         Algorithm::Rsa { hash: None } => Err(KeyPolicyError::WeakAlgorithm("ssh-rsa".into())),
         Algorithm::Dsa => Err(KeyPolicyError::WeakAlgorithm("ssh-dss".into())),
         other => Err(KeyPolicyError::UnsupportedType(other.as_str().to_string())),
@@ -41,13 +37,9 @@ pub fn parse_authorized_key(line: &str) -> Result<PublicKey, KeyPolicyError> {
     let (Some(kind), Some(blob)) = (parts.next(), parts.next()) else {
         return Err(KeyPolicyError::Malformed(line.chars().take(40).collect()));
     };
-    let key = russh::keys::parse_public_key_base64(blob)
-        .map_err(|e| KeyPolicyError::Malformed(format!("{kind}: {e}")))?;
+    let key = russh::keys::parse_public_key_base64(blob).map_err(|e| KeyPolicyError::Malformed(format!("{kind}: {e}")))?;
     if key.algorithm().as_str() != kind {
-        return Err(KeyPolicyError::Malformed(format!(
-            "type {kind} does not match the key ({})",
-            key.algorithm().as_str()
-        )));
+        return Err(KeyPolicyError::Malformed(format!("type {kind} does not match the key ({})", key.algorithm().as_str())));
     }
     match key.algorithm() {
         Algorithm::Ed25519 | Algorithm::Rsa { .. } => Ok(key),
@@ -64,20 +56,9 @@ mod tests {
     #[test]
     fn algorithm_policy() {
         assert!(accepted_key_algorithm(&Algorithm::Ed25519).is_ok());
-        assert!(
-            accepted_key_algorithm(&Algorithm::Rsa {
-                hash: Some(HashAlg::Sha512)
-            })
-            .is_ok()
-        );
-        assert!(matches!(
-            accepted_key_algorithm(&Algorithm::Rsa { hash: None }),
-            Err(KeyPolicyError::WeakAlgorithm(_))
-        ));
-        assert!(matches!(
-            accepted_key_algorithm(&Algorithm::Dsa),
-            Err(KeyPolicyError::WeakAlgorithm(_))
-        ));
+        assert!(accepted_key_algorithm(&Algorithm::Rsa { hash: Some(HashAlg::Sha512) }).is_ok());
+        assert!(matches!(accepted_key_algorithm(&Algorithm::Rsa { hash: None }), Err(KeyPolicyError::WeakAlgorithm(_))));
+        assert!(matches!(accepted_key_algorithm(&Algorithm::Dsa), Err(KeyPolicyError::WeakAlgorithm(_))));
     }
 
     #[test]
@@ -85,11 +66,6 @@ mod tests {
         let ok = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdLbD0zR8x3fA0d2hHvmfWQ0NmV5wKxr9l2FqZpuO6x me@laptop";
         assert!(parse_authorized_key(ok).is_ok());
         assert!(parse_authorized_key("ssh-ed25519").is_err());
-        assert!(
-            parse_authorized_key(
-                "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIGdLbD0zR8x3fA0d2hHvmfWQ0NmV5wKxr9l2FqZpuO6x"
-            )
-            .is_err()
-        );
+        assert!(parse_authorized_key("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIGdLbD0zR8x3fA0d2hHvmfWQ0NmV5wKxr9l2FqZpuO6x").is_err());
     }
 }

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use coffer_config::{KeyProfile, UserDb};
 use coffer_runtime::event::{self, Event};
@@ -74,18 +74,11 @@ impl LiveSessions {
 
     /// Registers a session running under `profile`; the receiver turns true
     /// when the session must end.
-    pub(crate) fn start_session(
-        &self,
-        conn: u64,
-        profile: KeyProfile,
-    ) -> (u64, watch::Receiver<bool>) {
+    pub(crate) fn start_session(&self, conn: u64, profile: KeyProfile) -> (u64, watch::Receiver<bool>) {
         let (stop, stopped) = watch::channel(false);
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut c) = self.conns.lock() {
-            c.entry(conn)
-                .or_default()
-                .sessions
-                .insert(id, LiveSession { profile, stop });
+            c.entry(conn).or_default().sessions.insert(id, LiveSession { profile, stop });
         }
         (id, stopped)
     }
@@ -100,47 +93,26 @@ impl LiveSessions {
 
     /// Number of sessions running on connection `conn`.
     pub(crate) fn sessions_of(&self, conn: u64) -> usize {
-        self.conns
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&conn).map(|c| c.sessions.len()))
-            .unwrap_or(0)
+        self.conns.lock().ok().and_then(|c| c.get(&conn).map(|c| c.sessions.len())).unwrap_or(0)
     }
 
     /// Applies the current user database to every open connection: ends
     /// what it no longer allows and gives the quota book the current limits.
     pub(crate) fn apply(&self, db: &UserDb, quota: &QuotaBook) {
         for u in &db.users {
-            quota.set_limits(
-                u.name.as_str(),
-                coffer_quota::Limits {
-                    bytes: u.quota_bytes,
-                    files: u.quota_files,
-                },
-            );
+            quota.set_limits(u.name.as_str(), coffer_quota::Limits { bytes: u.quota_bytes, files: u.quota_files });
         }
         let mut disconnect = Vec::new();
-        let Ok(mut conns) = self.conns.lock() else {
-            return;
-        };
+        let Ok(mut conns) = self.conns.lock() else { return };
         let mut revoked = Vec::new();
         for (&conn_id, conn) in conns.iter_mut() {
-            let Some((user, key)) = &conn.login else {
-                continue;
-            };
+            let Some((user, key)) = &conn.login else { continue };
             let peer = conn.peer.map(|p| p.to_string()).unwrap_or_default();
             let fingerprint = key.fingerprint(Default::default()).to_string();
             match access(db, user, key) {
                 Err(why) => {
-                    log::warn!(
-                        "user {user} from {peer}: {why}; ending the connection (key {fingerprint})"
-                    );
-                    event::emit(&Event::SessionRevoked {
-                        user: user.to_string(),
-                        key: fingerprint.clone(),
-                        reason: why.word().to_string(),
-                        address: peer.clone(),
-                    });
+                    log::warn!("user {user} from {peer}: {why}; ending the connection (key {fingerprint})");
+                    event::emit(&Event::SessionRevoked { user: user.to_string(), key: fingerprint.clone(), reason: why.word().to_string(), address: peer.clone() });
                     for s in conn.sessions.values() {
                         let _ = s.stop.send(true);
                     }
@@ -150,11 +122,7 @@ impl LiveSessions {
                     revoked.push(conn_id);
                 }
                 Ok(now) => {
-                    let narrowed: Vec<&LiveSession> = conn
-                        .sessions
-                        .values()
-                        .filter(|s| !*s.stop.borrow() && exceeds(s.profile, now.profile))
-                        .collect();
+                    let narrowed: Vec<&LiveSession> = conn.sessions.values().filter(|s| !*s.stop.borrow() && exceeds(s.profile, now.profile)).collect();
                     if narrowed.is_empty() {
                         continue;
                     }

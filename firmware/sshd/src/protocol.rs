@@ -17,12 +17,7 @@ const CIPHERS: &[cipher::Name] = &[
     cipher::AES_256_CTR,
 ];
 
-const MACS: &[mac::Name] = &[
-    mac::HMAC_SHA256_ETM,
-    mac::HMAC_SHA512_ETM,
-    mac::HMAC_SHA256,
-    mac::HMAC_SHA512,
-];
+const MACS: &[mac::Name] = &[mac::HMAC_SHA256_ETM, mac::HMAC_SHA512_ETM, mac::HMAC_SHA256, mac::HMAC_SHA512];
 
 /// Key exchanges: every supported client has curve25519 (OpenSSH since 6.5,
 /// paramiko since 2.9 for duplicity, Go's x/crypto for restic and rclone),
@@ -42,18 +37,10 @@ const KEX: &[kex::Name] = &[
 /// so `server-sig-algs` steers RSA clients to rsa-sha2-256/512.
 const KEY_ALGORITHMS: &[russh::keys::Algorithm] = &[
     russh::keys::Algorithm::Ed25519,
-    russh::keys::Algorithm::Ecdsa {
-        curve: russh::keys::EcdsaCurve::NistP256,
-    },
-    russh::keys::Algorithm::Ecdsa {
-        curve: russh::keys::EcdsaCurve::NistP384,
-    },
-    russh::keys::Algorithm::Rsa {
-        hash: Some(russh::keys::HashAlg::Sha512),
-    },
-    russh::keys::Algorithm::Rsa {
-        hash: Some(russh::keys::HashAlg::Sha256),
-    },
+    russh::keys::Algorithm::Ecdsa { curve: russh::keys::EcdsaCurve::NistP256 },
+    russh::keys::Algorithm::Ecdsa { curve: russh::keys::EcdsaCurve::NistP384 },
+    russh::keys::Algorithm::Rsa { hash: Some(russh::keys::HashAlg::Sha512) },
+    russh::keys::Algorithm::Rsa { hash: Some(russh::keys::HashAlg::Sha256) },
 ];
 
 /// The only login method: public keys.
@@ -63,14 +50,9 @@ pub(crate) fn login_methods() -> MethodSet {
 
 /// The russh server settings for a server with `host_key` that closes
 /// connections idle for `idle_timeout`.
-pub(crate) fn server_config(
-    host_key: &russh::keys::PrivateKey,
-    idle_timeout: Duration,
-) -> russh::server::Config {
+pub(crate) fn server_config(host_key: &russh::keys::PrivateKey, idle_timeout: Duration) -> russh::server::Config {
     russh::server::Config {
-        server_id: russh::SshId::Standard(
-            format!("SSH-2.0-Coffer_{}", env!("CARGO_PKG_VERSION")).into(),
-        ),
+        server_id: russh::SshId::Standard(format!("SSH-2.0-Coffer_{}", env!("CARGO_PKG_VERSION")).into()),
         methods: login_methods(),
         auth_rejection_time: Duration::from_millis(300),
         auth_rejection_time_initial: Some(Duration::ZERO),

@@ -21,6 +21,7 @@ use coffer_quota::{Credit, Ledger, Limits, human_bytes};
 use coffer_runtime::event::{self, Event};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+
 /// A threshold crossing to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WarningRaised {
@@ -77,9 +78,7 @@ impl std::fmt::Debug for QuotaBook {
 impl QuotaBook {
     /// True if the user's usage is known (counted at start or since).
     pub fn knows(&self, user: &str) -> bool {
-        self.state
-            .lock()
-            .is_ok_and(|s| s.ledgers.contains_key(user))
+        self.state.lock().is_ok_and(|s| s.ledgers.contains_key(user))
     }
 
     /// Gives users without a file limit of their own this one (none: no limit).
@@ -90,20 +89,12 @@ impl QuotaBook {
     }
 
     /// Sets a user's usage from a recount; returns the previous usage if different.
-    pub fn recount(
-        &self,
-        user: &str,
-        limits: Limits,
-        bytes: u64,
-        files: u64,
-    ) -> Option<(u64, u64)> {
+    pub fn recount(&self, user: &str, limits: Limits, bytes: u64, files: u64) -> Option<(u64, u64)> {
         let mut s = self.state.lock().ok()?;
         let limits = limits.with_default_files(s.default_files);
         s.needs_recount.remove(user);
         if s.retries.remove(user).is_some() {
-            log::info!(
-                "user {user}: usage counted ({bytes} bytes in {files} files); writes are allowed again"
-            );
+            log::info!("user {user}: usage counted ({bytes} bytes in {files} files); writes are allowed again");
         }
         s.dirty.insert(user.to_string());
         let released = s.releasing.remove(user).unwrap_or_default();
@@ -119,8 +110,7 @@ impl QuotaBook {
                 (before != (bytes, files)).then_some(before)
             }
             None => {
-                s.ledgers
-                    .insert(user.to_string(), Ledger::new(limits, bytes, files));
+                s.ledgers.insert(user.to_string(), Ledger::new(limits, bytes, files));
                 None
             }
         }
@@ -141,33 +131,17 @@ impl QuotaBook {
     pub fn count_failed(&self, user: &str, why: &str) {
         let Ok(mut s) = self.state.lock() else { return };
         let known = s.ledgers.contains_key(user);
-        let delay = s
-            .retries
-            .get(user)
-            .map_or(RETRY_FIRST, |r| (r.delay * 2).min(RETRY_MAX));
-        s.retries.insert(
-            user.to_string(),
-            Retry {
-                due: Instant::now() + delay,
-                delay,
-            },
-        );
+        let delay = s.retries.get(user).map_or(RETRY_FIRST, |r| (r.delay * 2).min(RETRY_MAX));
+        s.retries.insert(user.to_string(), Retry { due: Instant::now() + delay, delay });
         if known {
-            log::error!(
-                "user {user}: recount failed: {why}; keeping the usage known so far, trying again in {}s",
-                delay.as_secs()
-            );
+            log::error!("user {user}: recount failed: {why}; keeping the usage known so far, trying again in {}s", delay.as_secs());
         } else {
             log::error!(
                 "user {user}: cannot count usage: {why}; their writes are refused until a count succeeds, trying again in {}s",
                 delay.as_secs()
             );
         }
-        event::emit(&Event::QuotaCountFailed {
-            user: user.to_string(),
-            error: why.to_string(),
-            retry_secs: delay.as_secs(),
-        });
+        event::emit(&Event::QuotaCountFailed { user: user.to_string(), error: why.to_string(), retry_secs: delay.as_secs() });
     }
 
     /// Stops retrying the count of a user who was removed.
@@ -179,21 +153,14 @@ impl QuotaBook {
 
     /// True while a failed count waits to be tried again.
     pub fn retry_scheduled(&self, user: &str) -> bool {
-        self.state
-            .lock()
-            .is_ok_and(|s| s.retries.contains_key(user))
+        self.state.lock().is_ok_and(|s| s.retries.contains_key(user))
     }
 
     /// Users whose records changed since the last call, and warnings raised.
     pub fn take_dirty(&self) -> (Vec<(String, Ledger)>, Vec<WarningRaised>) {
-        let Ok(mut s) = self.state.lock() else {
-            return (Vec::new(), Vec::new());
-        };
+        let Ok(mut s) = self.state.lock() else { return (Vec::new(), Vec::new()) };
         let dirty: Vec<String> = s.dirty.drain().collect();
-        let out = dirty
-            .into_iter()
-            .filter_map(|u| s.ledgers.get(&u).cloned().map(|l| (u, l)))
-            .collect();
+        let out = dirty.into_iter().filter_map(|u| s.ledgers.get(&u).cloned().map(|l| (u, l))).collect();
         (out, std::mem::take(&mut s.warnings))
     }
 
@@ -201,17 +168,10 @@ impl QuotaBook {
     /// a failed count is due again. Their orphaned credit is released by the
     /// [`Self::recount`] that follows.
     pub fn take_needs_recount(&self) -> Vec<String> {
-        let Ok(mut s) = self.state.lock() else {
-            return Vec::new();
-        };
+        let Ok(mut s) = self.state.lock() else { return Vec::new() };
         let now = Instant::now();
         let mut users: HashSet<String> = s.needs_recount.drain().collect();
-        users.extend(
-            s.retries
-                .iter()
-                .filter(|(_, r)| r.due <= now)
-                .map(|(u, _)| u.clone()),
-        );
+        users.extend(s.retries.iter().filter(|(_, r)| r.due <= now).map(|(u, _)| u.clone()));
         for user in &users {
             if let Some(c) = s.orphaned.remove(user) {
                 add(&mut s.releasing, user, c);
@@ -238,12 +198,7 @@ impl QuotaBook {
                 human_bytes(w.used_bytes),
                 human_bytes(w.limit_bytes)
             );
-            event::emit(&Event::QuotaWarning {
-                user: user.to_string(),
-                percent,
-                used: w.used_bytes,
-                limit: w.limit_bytes,
-            });
+            event::emit(&Event::QuotaWarning { user: user.to_string(), percent, used: w.used_bytes, limit: w.limit_bytes });
             state.warnings.push(w);
         }
         state.dirty.insert(user.to_string());
@@ -254,10 +209,7 @@ impl QuotaBook {
     fn answer(&self, user: &str, line: &str, outstanding: &mut Credit, ended: &mut bool) -> String {
         let f: Vec<&str> = line.split_whitespace().collect();
         let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let c = |i: usize| Credit {
-            bytes: n(i),
-            files: n(i + 1),
-        };
+        let c = |i: usize| Credit { bytes: n(i), files: n(i + 1) };
         match f.first().copied() {
             Some("R") => match self.with(user, |l| l.grant(c(1), c(3))) {
                 Some(Ok(g)) => {
@@ -268,52 +220,26 @@ impl QuotaBook {
                 Some(Err(e)) => {
                     log::info!(
                         "quota exceeded for user {user}: used {} of {}, {} held by uploads in progress",
-                        if e.files {
-                            e.used.to_string()
-                        } else {
-                            human_bytes(e.used)
-                        },
-                        if e.files {
-                            format!("{} files", e.limit)
-                        } else {
-                            human_bytes(e.limit)
-                        },
-                        if e.files {
-                            format!("{} files", e.held)
-                        } else {
-                            human_bytes(e.held)
-                        },
+                        if e.files { e.used.to_string() } else { human_bytes(e.used) },
+                        if e.files { format!("{} files", e.limit) } else { human_bytes(e.limit) },
+                        if e.files { format!("{} files", e.held) } else { human_bytes(e.held) },
                     );
-                    format!(
-                        "D {} {} {} {}\n",
-                        if e.files { "files" } else { "bytes" },
-                        e.used,
-                        e.held,
-                        e.limit
-                    )
+                    format!("D {} {} {} {}\n", if e.files { "files" } else { "bytes" }, e.used, e.held, e.limit)
                 }
                 None => {
-                    log::info!(
-                        "user {user}: write refused, their usage is not known yet (recount pending)"
-                    );
+                    log::info!("user {user}: write refused, their usage is not known yet (recount pending)");
                     "D recount 0 0 0\n".into()
                 }
             },
             Some("U") => {
-                let used = Credit {
-                    bytes: n(1).min(outstanding.bytes),
-                    files: n(2).min(outstanding.files),
-                };
+                let used = Credit { bytes: n(1).min(outstanding.bytes), files: n(2).min(outstanding.files) };
                 outstanding.bytes -= used.bytes;
                 outstanding.files -= used.files;
                 self.with(user, |l| l.consume(used));
                 "K\n".into()
             }
             Some("X") => {
-                let back = Credit {
-                    bytes: n(1).min(outstanding.bytes),
-                    files: n(2).min(outstanding.files),
-                };
+                let back = Credit { bytes: n(1).min(outstanding.bytes), files: n(2).min(outstanding.files) };
                 outstanding.bytes -= back.bytes;
                 outstanding.files -= back.files;
                 self.with(user, |l| l.give_back(back));
@@ -326,13 +252,7 @@ impl QuotaBook {
             Some("S") => self
                 .with(user, |l| {
                     let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
-                    format!(
-                        "T {} {} {} {}\n",
-                        l.used_bytes,
-                        opt(l.limits.bytes),
-                        l.used_files,
-                        opt(l.limits.files)
-                    )
+                    format!("T {} {} {} {}\n", l.used_bytes, opt(l.limits.bytes), l.used_files, opt(l.limits.files))
                 })
                 .unwrap_or_else(|| "T 0 - 0 -\n".into()),
             Some("E") => {
@@ -364,9 +284,7 @@ impl QuotaBook {
                 add(&mut s.orphaned, &user, outstanding);
                 s.needs_recount.insert(user.clone());
             }
-            log::info!(
-                "user {user}: a session ended without settling its quota account; recounting"
-            );
+            log::info!("user {user}: a session ended without settling its quota account; recounting");
         }
     }
 }
@@ -384,28 +302,14 @@ mod tests {
     fn unknown_users_are_refused_until_counted() {
         let book = QuotaBook::default();
         let mut c = Credit::default();
-        assert_eq!(
-            ask(&book, "alice", "R 10 0 100 0", &mut c),
-            "D recount 0 0 0\n"
-        );
+        assert_eq!(ask(&book, "alice", "R 10 0 100 0", &mut c), "D recount 0 0 0\n");
         // Frees and reports of an unknown user create no ledger (which would have no limits).
         assert_eq!(ask(&book, "alice", "F 10 1", &mut c), "K\n");
         assert!(!book.knows("alice"));
         book.count_failed("alice", "EMFILE");
         assert!(book.retry_scheduled("alice"));
-        assert_eq!(
-            ask(&book, "alice", "R 10 0 100 0", &mut c),
-            "D recount 0 0 0\n"
-        );
-        book.recount(
-            "alice",
-            Limits {
-                bytes: Some(1000),
-                files: None,
-            },
-            0,
-            0,
-        );
+        assert_eq!(ask(&book, "alice", "R 10 0 100 0", &mut c), "D recount 0 0 0\n");
+        book.recount("alice", Limits { bytes: Some(1000), files: None }, 0, 0);
         assert!(!book.retry_scheduled("alice"));
         assert_eq!(ask(&book, "alice", "R 10 0 100 0", &mut c), "G 110 0\n");
     }
@@ -419,45 +323,21 @@ mod tests {
         assert_eq!(delay(&book), RETRY_FIRST);
         book.count_failed("alice", "EMFILE");
         assert_eq!(delay(&book), RETRY_FIRST * 2);
-        book.state
-            .lock()
-            .unwrap()
-            .retries
-            .get_mut("alice")
-            .unwrap()
-            .due = Instant::now();
+        book.state.lock().unwrap().retries.get_mut("alice").unwrap().due = Instant::now();
         assert_eq!(book.take_needs_recount(), vec!["alice".to_string()]);
     }
 
     #[test]
     fn refusals_tell_used_from_held() {
         let book = QuotaBook::default();
-        book.recount(
-            "alice",
-            Limits {
-                bytes: Some(1000),
-                files: None,
-            },
-            100,
-            1,
-        );
+        book.recount("alice", Limits { bytes: Some(1000), files: None }, 100, 1);
         let mut c = Credit::default();
         assert_eq!(ask(&book, "alice", "R 800 0 0 0", &mut c), "G 800 0\n");
-        assert_eq!(
-            ask(&book, "alice", "R 200 0 0 0", &mut c),
-            "D bytes 100 800 1000\n"
-        );
+        assert_eq!(ask(&book, "alice", "R 200 0 0 0", &mut c), "D bytes 100 800 1000\n");
         // Held credit raised no warning; usage does once reported.
         assert!(book.take_dirty().1.is_empty());
         assert_eq!(ask(&book, "alice", "U 800 0", &mut c), "K\n");
-        assert_eq!(
-            book.take_dirty()
-                .1
-                .iter()
-                .map(|w| w.percent)
-                .collect::<Vec<_>>(),
-            vec![80, 90]
-        );
+        assert_eq!(book.take_dirty().1.iter().map(|w| w.percent).collect::<Vec<_>>(), vec![80, 90]);
     }
 
     #[test]
@@ -465,15 +345,7 @@ mod tests {
         let book = QuotaBook::default();
         book.set_default_files(Some(2));
         book.recount("alice", Limits::default(), 0, 2);
-        book.recount(
-            "bob",
-            Limits {
-                bytes: None,
-                files: Some(5),
-            },
-            0,
-            2,
-        );
+        book.recount("bob", Limits { bytes: None, files: Some(5) }, 0, 2);
         let mut c = Credit::default();
         assert_eq!(ask(&book, "alice", "R 0 1 0 0", &mut c), "D files 2 0 2\n");
         assert_eq!(ask(&book, "bob", "R 0 1 0 0", &mut c), "G 0 1\n");
@@ -484,19 +356,8 @@ mod tests {
     #[test]
     fn credit_of_a_vanished_worker_stays_held_until_the_recount() {
         let book = Arc::new(QuotaBook::default());
-        book.recount(
-            "alice",
-            Limits {
-                bytes: Some(1000),
-                files: None,
-            },
-            0,
-            0,
-        );
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        book.recount("alice", Limits { bytes: Some(1000), files: None }, 0, 0);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let (ours, theirs) = tokio::net::UnixStream::pair().unwrap();
             let task = tokio::spawn(Arc::clone(&book).serve_worker("alice".into(), ours));
@@ -510,20 +371,9 @@ mod tests {
             task.await.unwrap();
         });
         let mut c = Credit::default();
-        assert_eq!(
-            ask(&book, "alice", "R 500 0 0 0", &mut c),
-            "D bytes 0 600 1000\n"
-        );
+        assert_eq!(ask(&book, "alice", "R 500 0 0 0", &mut c), "D bytes 0 600 1000\n");
         assert_eq!(book.take_needs_recount(), vec!["alice".to_string()]);
-        book.recount(
-            "alice",
-            Limits {
-                bytes: Some(1000),
-                files: None,
-            },
-            300,
-            1,
-        );
+        book.recount("alice", Limits { bytes: Some(1000), files: None }, 300, 1);
         assert_eq!(ask(&book, "alice", "R 500 0 0 0", &mut c), "G 500 0\n");
     }
 }

@@ -90,11 +90,7 @@ async fn relay(
             match stdout.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let data = if terminal {
-                        crlf(&buf.split())
-                    } else {
-                        buf.split().freeze()
-                    };
+                    let data = if terminal { crlf(&buf.split()) } else { buf.split().freeze() };
                     if out_writer.data_bytes(data).await.is_err() {
                         break;
                     }
@@ -112,11 +108,7 @@ async fn relay(
             match stderr.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) if output != Output::Sftp => {
-                    let data = if terminal {
-                        crlf(&buf[..n])
-                    } else {
-                        Bytes::copy_from_slice(&buf[..n])
-                    };
+                    let data = if terminal { crlf(&buf[..n]) } else { Bytes::copy_from_slice(&buf[..n]) };
                     if err_writer.extended_data_bytes(1, data).await.is_err() {
                         break;
                     }
@@ -126,10 +118,7 @@ async fn relay(
                     pending.extend_from_slice(&buf[..n]);
                     while let Some(pos) = pending.iter().position(|&b| b == b'\n') {
                         let line: Vec<u8> = pending.drain(..=pos).collect();
-                        log::info!(
-                            "[{err_user} sftp] {}",
-                            String::from_utf8_lossy(&line).trim_end()
-                        );
+                        log::info!("[{err_user} sftp] {}", String::from_utf8_lossy(&line).trim_end());
                     }
                 }
             }
@@ -307,21 +296,13 @@ mod tests {
             (b"x\r\n", b"x\r\r\n"),
         ];
         for (input, expect) in cases {
-            assert_eq!(
-                crlf(input).as_ref(),
-                *expect,
-                "{:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_eq!(crlf(input).as_ref(), *expect, "{:?}", String::from_utf8_lossy(input));
         }
     }
 
     #[test]
     fn waiting_for_idle_returns_once_every_relay_ended() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
             let relays = Arc::new(RelayCount::default());
             relays.wait_idle().await;
@@ -335,10 +316,7 @@ mod tests {
             tokio::task::yield_now().await;
             assert!(!waiting.is_finished());
             drop(second);
-            tokio::time::timeout(Duration::from_secs(5), waiting)
-                .await
-                .expect("idle in time")
-                .expect("joined");
+            tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("idle in time").expect("joined");
         });
     }
 }

@@ -48,9 +48,7 @@ impl ChannelRequest {
             ChannelRequest::Sftp => "sftp".into(),
             ChannelRequest::Exec(line) => format!("exec {:?}", String::from_utf8_lossy(line)),
             // Arguments may hold secrets (`config set alerts.email.password …`): log the command words only.
-            ChannelRequest::Admin(line) => {
-                format!("admin {:?}", coffer_command::admin_command_summary(line))
-            }
+            ChannelRequest::Admin(line) => format!("admin {:?}", coffer_command::admin_command_summary(line)),
         }
     }
 }
@@ -89,10 +87,7 @@ impl Refusal {
 /// The refusal of `request` while the data area is unusable (the text of
 /// the data-unavailable marker, if it exists). Administrator commands still
 /// run: they are how the box is repaired.
-pub(crate) fn refuse_without_data(
-    request: &ChannelRequest,
-    marker: Option<&str>,
-) -> Option<Refusal> {
+pub(crate) fn refuse_without_data(request: &ChannelRequest, marker: Option<&str>) -> Option<Refusal> {
     match (request, marker) {
         (ChannelRequest::Admin(_), _) | (_, None) => None,
         (_, Some(why)) => Some(Refusal::DataUnavailable(why.trim().to_string())),
@@ -110,13 +105,8 @@ pub(crate) fn may_administer(rights: &Access) -> bool {
 pub(crate) fn check_rights(request: &ChannelRequest, rights: &Access) -> Result<(), Refusal> {
     match request {
         ChannelRequest::Admin(line) if !may_administer(rights) => {
-            let word = coffer_command::words(line)
-                .ok()
-                .and_then(|w| w.into_iter().next())
-                .unwrap_or_default();
-            Err(Refusal::NotAdministrator(
-                String::from_utf8_lossy(&word).into_owned(),
-            ))
+            let word = coffer_command::words(line).ok().and_then(|w| w.into_iter().next()).unwrap_or_default();
+            Err(Refusal::NotAdministrator(String::from_utf8_lossy(&word).into_owned()))
         }
         _ => Ok(()),
     }
@@ -135,49 +125,26 @@ mod tests {
     use super::*;
 
     fn rights(admin: bool, profile: KeyProfile) -> Access {
-        Access {
-            uid: 1000,
-            gid: 1000,
-            profile,
-            limits: coffer_quota::Limits {
-                bytes: None,
-                files: None,
-            },
-            admin,
-        }
+        Access { uid: 1000, gid: 1000, profile, limits: coffer_quota::Limits { bytes: None, files: None }, admin }
     }
 
     #[test]
     fn exec_lines_are_classified() {
         let cases: &[(&[u8], Option<ChannelRequest>)] = &[
-            (
-                b"scp -t /backups",
-                Some(ChannelRequest::Exec(b"scp -t /backups".to_vec())),
-            ),
+            (b"scp -t /backups", Some(ChannelRequest::Exec(b"scp -t /backups".to_vec()))),
             (b"status", Some(ChannelRequest::Admin(b"status".to_vec()))),
-            (
-                b"user add alice",
-                Some(ChannelRequest::Admin(b"user add alice".to_vec())),
-            ),
+            (b"user add alice", Some(ChannelRequest::Admin(b"user add alice".to_vec()))),
             (b"ls\0status", None),
             (b"", Some(ChannelRequest::Exec(Vec::new()))),
         ];
         for (line, expect) in cases {
-            assert_eq!(
-                &ChannelRequest::from_exec(line),
-                expect,
-                "exec {:?}",
-                String::from_utf8_lossy(line)
-            );
+            assert_eq!(&ChannelRequest::from_exec(line), expect, "exec {:?}", String::from_utf8_lossy(line));
         }
     }
 
     #[test]
     fn only_sftp_is_a_subsystem() {
-        assert_eq!(
-            ChannelRequest::from_subsystem("sftp"),
-            Some(ChannelRequest::Sftp)
-        );
+        assert_eq!(ChannelRequest::from_subsystem("sftp"), Some(ChannelRequest::Sftp));
         for name in ["SFTP", "netconf", "sftp ", ""] {
             assert_eq!(ChannelRequest::from_subsystem(name), None, "{name:?}");
         }
@@ -186,9 +153,7 @@ mod tests {
     #[test]
     fn missing_data_refuses_all_but_administration() {
         let why = Some("the data mirror has failed\n");
-        let refused = Some(Refusal::DataUnavailable(
-            "the data mirror has failed".into(),
-        ));
+        let refused = Some(Refusal::DataUnavailable("the data mirror has failed".into()));
         let cases = [
             (ChannelRequest::Sftp, why, refused.clone()),
             (ChannelRequest::Exec(b"scp -f x".to_vec()), why, refused),
@@ -197,11 +162,7 @@ mod tests {
             (ChannelRequest::Exec(b"scp -f x".to_vec()), None, None),
         ];
         for (request, marker, expect) in cases {
-            assert_eq!(
-                refuse_without_data(&request, marker),
-                expect,
-                "{request:?} with {marker:?}"
-            );
+            assert_eq!(refuse_without_data(&request, marker), expect, "{request:?} with {marker:?}");
         }
     }
 
@@ -211,66 +172,31 @@ mod tests {
         let not_admin = Err(Refusal::NotAdministrator("user".into()));
         let cases = [
             (rights(true, KeyProfile::Full), &admin_line, Ok(())),
-            (
-                rights(true, KeyProfile::AppendOnly),
-                &admin_line,
-                not_admin.clone(),
-            ),
-            (
-                rights(true, KeyProfile::ReadOnly),
-                &admin_line,
-                not_admin.clone(),
-            ),
+            (rights(true, KeyProfile::AppendOnly), &admin_line, not_admin.clone()),
+            (rights(true, KeyProfile::ReadOnly), &admin_line, not_admin.clone()),
             (rights(false, KeyProfile::Full), &admin_line, not_admin),
-            (
-                rights(false, KeyProfile::AppendOnly),
-                &ChannelRequest::Sftp,
-                Ok(()),
-            ),
-            (
-                rights(false, KeyProfile::ReadOnly),
-                &ChannelRequest::Exec(b"scp -f x".to_vec()),
-                Ok(()),
-            ),
+            (rights(false, KeyProfile::AppendOnly), &ChannelRequest::Sftp, Ok(())),
+            (rights(false, KeyProfile::ReadOnly), &ChannelRequest::Exec(b"scp -f x".to_vec()), Ok(())),
         ];
         for (rights, request, expect) in cases {
-            assert_eq!(
-                check_rights(request, &rights),
-                expect,
-                "{request:?} with {rights:?}"
-            );
+            assert_eq!(check_rights(request, &rights), expect, "{request:?} with {rights:?}");
         }
     }
 
     #[test]
     fn terminals_are_for_administrators() {
         assert!(acknowledge_terminal(Some(&rights(true, KeyProfile::Full))));
-        assert!(acknowledge_terminal(Some(&rights(
-            true,
-            KeyProfile::AppendOnly
-        ))));
-        assert!(!acknowledge_terminal(Some(&rights(
-            false,
-            KeyProfile::Full
-        ))));
+        assert!(acknowledge_terminal(Some(&rights(true, KeyProfile::AppendOnly))));
+        assert!(!acknowledge_terminal(Some(&rights(false, KeyProfile::Full))));
         assert!(!acknowledge_terminal(None));
     }
 
     #[test]
     fn refusals_tell_the_client_why() {
         let cases = [
-            (
-                Refusal::Shell,
-                "This Coffer account serves backups only (SFTP, scp, rsync-free); no shell is available.\r\n",
-            ),
-            (
-                Refusal::DataUnavailable("mirror failed".into()),
-                "coffer: mirror failed\r\n",
-            ),
-            (
-                Refusal::Revoked(Revoked::UserLocked),
-                "coffer: this key may no longer log in (the user is locked)\r\n",
-            ),
+            (Refusal::Shell, "This Coffer account serves backups only (SFTP, scp, rsync-free); no shell is available.\r\n"),
+            (Refusal::DataUnavailable("mirror failed".into()), "coffer: mirror failed\r\n"),
+            (Refusal::Revoked(Revoked::UserLocked), "coffer: this key may no longer log in (the user is locked)\r\n"),
             (
                 Refusal::NotAdministrator("status".into()),
                 "coffer: `status` is an administrator command; this key may only back up (log in with an administrator's full key, for example ssh admin@…)\r\n",
@@ -287,13 +213,9 @@ mod tests {
 
     #[test]
     fn administrator_lines_are_logged_without_their_operands() {
-        let described =
-            ChannelRequest::Admin(b"config set alerts.email.password hunter2".to_vec()).describe();
+        let described = ChannelRequest::Admin(b"config set alerts.email.password hunter2".to_vec()).describe();
         assert!(!described.contains("hunter2"), "{described}");
         assert_eq!(ChannelRequest::Sftp.describe(), "sftp");
-        assert_eq!(
-            ChannelRequest::Exec(b"scp -t x".to_vec()).describe(),
-            "exec \"scp -t x\""
-        );
+        assert_eq!(ChannelRequest::Exec(b"scp -t x".to_vec()).describe(), "exec \"scp -t x\"");
     }
 }

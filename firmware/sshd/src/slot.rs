@@ -22,21 +22,10 @@ pub(crate) struct WorkerSlot {
 impl WorkerSlot {
     /// Counts a session of `user` on connection `conn`, or refuses it when
     /// a session limit is reached.
-    pub(crate) fn take(
-        shared: &Arc<Shared>,
-        user: &str,
-        conn: u64,
-        profile: KeyProfile,
-    ) -> Result<Self, Refusal> {
+    pub(crate) fn take(shared: &Arc<Shared>, user: &str, conn: u64, profile: KeyProfile) -> Result<Self, Refusal> {
         shared.occupancy().start_worker(user)?;
         let (id, stop) = shared.live.start_session(conn, profile);
-        Ok(WorkerSlot {
-            shared: Arc::clone(shared),
-            user: user.into(),
-            conn,
-            id,
-            stop,
-        })
+        Ok(WorkerSlot { shared: Arc::clone(shared), user: user.into(), conn, id, stop })
     }
 }
 

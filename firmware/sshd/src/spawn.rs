@@ -51,12 +51,7 @@ pub(crate) struct WorkerSession<'a> {
 impl<'fd> Launch<'fd> {
     /// A session worker serving `request` (SFTP or a backup client's exec)
     /// for `session`, asking the front end's quota book over `quota`.
-    pub(crate) fn worker(
-        command: &WorkerCommand,
-        session: &WorkerSession<'_>,
-        request: &ChannelRequest,
-        quota: BorrowedFd<'fd>,
-    ) -> Self {
+    pub(crate) fn worker(command: &WorkerCommand, session: &WorkerSession<'_>, request: &ChannelRequest, quota: BorrowedFd<'fd>) -> Self {
         let mut args: Vec<OsString> = command.args.iter().map(OsString::from).collect();
         args.extend(
             [
@@ -76,11 +71,7 @@ impl<'fd> Launch<'fd> {
         match request {
             ChannelRequest::Sftp => args.push("sftp".into()),
             ChannelRequest::Exec(line) | ChannelRequest::Admin(line) => {
-                args.extend([
-                    "exec".into(),
-                    "--".into(),
-                    std::ffi::OsStr::from_bytes(line).to_owned(),
-                ]);
+                args.extend(["exec".into(), "--".into(), std::ffi::OsStr::from_bytes(line).to_owned()]);
             }
         }
         Launch {
@@ -97,23 +88,12 @@ impl<'fd> Launch<'fd> {
     /// asked for one.
     pub(crate) fn admin(command: &WorkerCommand, user: &str, line: &[u8], terminal: bool) -> Self {
         let mut args: Vec<OsString> = command.args.iter().map(OsString::from).collect();
-        args.extend([
-            "--user".into(),
-            user.into(),
-            "--".into(),
-            std::ffi::OsStr::from_bytes(line).to_owned(),
-        ]);
+        args.extend(["--user".into(), user.into(), "--".into(), std::ffi::OsStr::from_bytes(line).to_owned()]);
         let mut env = vec![("PATH", ADMIN_PATH)];
         if terminal {
             env.push(("COFFER_TERMINAL", "1"));
         }
-        Launch {
-            program: command.program.clone(),
-            args,
-            env,
-            credentials: None,
-            inherit: None,
-        }
+        Launch { program: command.program.clone(), args, env, credentials: None, inherit: None }
     }
 
     /// Starts the process with piped stdio, killed if its handle is dropped.
@@ -139,14 +119,9 @@ impl<'fd> Launch<'fd> {
 /// Spawns `cmd` with `fd` inherited (all other descriptors stay close-on-exec).
 /// The descriptor is made inheritable only while holding a lock that every
 /// such spawn takes, so no other user's worker can inherit it.
-fn spawn_with_inherited(
-    cmd: &mut tokio::process::Command,
-    fd: BorrowedFd<'_>,
-) -> std::io::Result<tokio::process::Child> {
+fn spawn_with_inherited(cmd: &mut tokio::process::Command, fd: BorrowedFd<'_>) -> std::io::Result<tokio::process::Child> {
     static SPAWN: Mutex<()> = Mutex::new(());
-    let _guard = SPAWN
-        .lock()
-        .map_err(|_| std::io::Error::other("spawn lock poisoned"))?;
+    let _guard = SPAWN.lock().map_err(|_| std::io::Error::other("spawn lock poisoned"))?;
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
     let child = cmd.spawn();
     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
@@ -160,16 +135,11 @@ mod tests {
     use super::*;
 
     fn command(program: &str, args: &[&str]) -> WorkerCommand {
-        WorkerCommand {
-            program: program.into(),
-            args: args.iter().map(ToString::to_string).collect(),
-        }
+        WorkerCommand { program: program.into(), args: args.iter().map(ToString::to_string).collect() }
     }
 
     fn strings(args: &[OsString]) -> Vec<String> {
-        args.iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect()
+        args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
     }
 
     #[test]
@@ -183,32 +153,13 @@ mod tests {
             log_level: "info",
             credentials: Some((1001, 1002)),
         };
-        let leading = [
-            "--jail",
-            "/data/users/alice",
-            "--user",
-            "alice",
-            "--profile",
-            "append-only",
-            "--quota-fd",
-            &fd,
-            "--log-level",
-            "info",
-        ];
+        let leading = ["--jail", "/data/users/alice", "--user", "alice", "--profile", "append-only", "--quota-fd", &fd, "--log-level", "info"];
         let cases: [(ChannelRequest, &[&str]); 2] = [
             (ChannelRequest::Sftp, &["sftp"]),
-            (
-                ChannelRequest::Exec(b"scp -t 'a b'".to_vec()),
-                &["exec", "--", "scp -t 'a b'"],
-            ),
+            (ChannelRequest::Exec(b"scp -t 'a b'".to_vec()), &["exec", "--", "scp -t 'a b'"]),
         ];
         for (request, tail) in cases {
-            let launch = Launch::worker(
-                &command("/bin/coffer", &["session-worker"]),
-                &session,
-                &request,
-                theirs.as_fd(),
-            );
+            let launch = Launch::worker(&command("/bin/coffer", &["session-worker"]), &session, &request, theirs.as_fd());
             let mut expect = vec!["session-worker"];
             expect.extend(leading);
             expect.extend(tail);
@@ -216,30 +167,16 @@ mod tests {
             assert_eq!(launch.program, PathBuf::from("/bin/coffer"));
             assert_eq!(launch.env, [("PATH", WORKER_PATH)]);
             assert_eq!(launch.credentials, Some((1001, 1002)));
-            assert_eq!(
-                launch.inherit.map(|f| f.as_raw_fd()),
-                Some(theirs.as_raw_fd())
-            );
+            assert_eq!(launch.inherit.map(|f| f.as_raw_fd()), Some(theirs.as_raw_fd()));
         }
     }
 
     #[test]
     fn administrator_commands_run_as_root_without_descriptors() {
-        let cases = [
-            (false, vec![("PATH", ADMIN_PATH)]),
-            (true, vec![("PATH", ADMIN_PATH), ("COFFER_TERMINAL", "1")]),
-        ];
+        let cases = [(false, vec![("PATH", ADMIN_PATH)]), (true, vec![("PATH", ADMIN_PATH), ("COFFER_TERMINAL", "1")])];
         for (terminal, env) in cases {
-            let launch = Launch::admin(
-                &command("/bin/coffer", &["admin"]),
-                "root-admin",
-                b"user add bob",
-                terminal,
-            );
-            assert_eq!(
-                strings(&launch.args),
-                ["admin", "--user", "root-admin", "--", "user add bob"]
-            );
+            let launch = Launch::admin(&command("/bin/coffer", &["admin"]), "root-admin", b"user add bob", terminal);
+            assert_eq!(strings(&launch.args), ["admin", "--user", "root-admin", "--", "user add bob"]);
             assert_eq!(launch.env, env);
             assert_eq!(launch.credentials, None);
             assert!(launch.inherit.is_none());
@@ -255,21 +192,8 @@ mod tests {
             credentials: None,
             inherit: None,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let output = runtime.block_on(async {
-            launch
-                .spawn()
-                .expect("spawn")
-                .wait_with_output()
-                .await
-                .expect("output")
-        });
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout),
-            format!("{WORKER_PATH}|\n")
-        );
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let output = runtime.block_on(async { launch.spawn().expect("spawn").wait_with_output().await.expect("output") });
+        assert_eq!(String::from_utf8_lossy(&output.stdout), format!("{WORKER_PATH}|\n"));
     }
 }

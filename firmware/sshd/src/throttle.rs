@@ -55,35 +55,21 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 
 impl LoginThrottle {
     pub fn new(policy: ThrottlePolicy) -> Self {
-        LoginThrottle {
-            policy,
-            records: HashMap::new(),
-        }
+        LoginThrottle { policy, records: HashMap::new() }
     }
 
     pub fn admit(&mut self, addr: IpAddr, now: Instant) -> Admission {
-        let Some(r) = self.records.get_mut(&addr) else {
-            return Admission::Allow {
-                reject_delay: Duration::ZERO,
-            };
-        };
+        let Some(r) = self.records.get_mut(&addr) else { return Admission::Allow { reject_delay: Duration::ZERO } };
         if let Some(until) = r.banned_until {
             if now < until {
-                return Admission::Banned {
-                    remaining: until - now,
-                };
+                return Admission::Banned { remaining: until - now };
             }
             r.banned_until = None;
         }
         let window = self.policy.window;
-        r.failures
-            .retain(|t| now.saturating_duration_since(*t) < window);
+        r.failures.retain(|t| now.saturating_duration_since(*t) < window);
         let n = u32::try_from(r.failures.len()).unwrap_or(u32::MAX);
-        let reject_delay = if n == 0 {
-            Duration::ZERO
-        } else {
-            (Duration::from_millis(100) * 2u32.saturating_pow(n.min(16))).min(MAX_DELAY)
-        };
+        let reject_delay = if n == 0 { Duration::ZERO } else { (Duration::from_millis(100) * 2u32.saturating_pow(n.min(16))).min(MAX_DELAY) };
         Admission::Allow { reject_delay }
     }
 
@@ -93,8 +79,7 @@ impl LoginThrottle {
         let policy = self.policy;
         let r = self.records.entry(addr).or_default();
         r.last_seen = Some(now);
-        r.failures
-            .retain(|t| now.saturating_duration_since(*t) < policy.window);
+        r.failures.retain(|t| now.saturating_duration_since(*t) < policy.window);
         r.failures.push(now);
         let failures = u32::try_from(r.failures.len()).unwrap_or(u32::MAX);
         if failures < policy.max_failures {
@@ -121,9 +106,7 @@ impl LoginThrottle {
         }
         let keep = self.policy.window.max(self.policy.max_ban);
         self.records.retain(|_, r| {
-            r.banned_until.is_some_and(|u| u > now)
-                || r.last_seen
-                    .is_some_and(|s| now.saturating_duration_since(s) < keep)
+            r.banned_until.is_some_and(|u| u > now) || r.last_seen.is_some_and(|s| now.saturating_duration_since(s) < keep)
         });
     }
 }
@@ -133,12 +116,7 @@ mod tests {
     use super::*;
 
     fn policy() -> ThrottlePolicy {
-        ThrottlePolicy {
-            max_failures: 3,
-            window: Duration::from_secs(60),
-            ban: Duration::from_secs(100),
-            max_ban: Duration::from_secs(250),
-        }
+        ThrottlePolicy { max_failures: 3, window: Duration::from_secs(60), ban: Duration::from_secs(100), max_ban: Duration::from_secs(250) }
     }
 
     #[test]
@@ -147,53 +125,26 @@ mod tests {
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         let t0 = Instant::now();
         let mut t = LoginThrottle::new(policy());
-        assert_eq!(
-            t.admit(ip, t0),
-            Admission::Allow {
-                reject_delay: Duration::ZERO
-            }
-        );
+        assert_eq!(t.admit(ip, t0), Admission::Allow { reject_delay: Duration::ZERO });
         assert_eq!(t.record_failure(ip, t0), None);
-        let Admission::Allow { reject_delay: d1 } = t.admit(ip, t0) else {
-            panic!()
-        };
+        let Admission::Allow { reject_delay: d1 } = t.admit(ip, t0) else { panic!() };
         assert_eq!(t.record_failure(ip, t0), None);
-        let Admission::Allow { reject_delay: d2 } = t.admit(ip, t0) else {
-            panic!()
-        };
+        let Admission::Allow { reject_delay: d2 } = t.admit(ip, t0) else { panic!() };
         assert!(d2 > d1 && d1 > Duration::ZERO);
-        assert_eq!(
-            t.record_failure(ip, t0),
-            Some(Ban {
-                length: Duration::from_secs(100),
-                failures: 3
-            })
-        );
-        assert!(matches!(
-            t.admit(ip, t0 + Duration::from_secs(99)),
-            Admission::Banned { .. }
-        ));
+        assert_eq!(t.record_failure(ip, t0), Some(Ban { length: Duration::from_secs(100), failures: 3 }));
+        assert!(matches!(t.admit(ip, t0 + Duration::from_secs(99)), Admission::Banned { .. }));
         assert!(matches!(t.admit(other, t0), Admission::Allow { .. }));
         let t1 = t0 + Duration::from_secs(101);
         assert!(matches!(t.admit(ip, t1), Admission::Allow { .. }));
         for _ in 0..2 {
             assert_eq!(t.record_failure(ip, t1), None);
         }
-        assert_eq!(
-            t.record_failure(ip, t1),
-            Some(Ban {
-                length: Duration::from_secs(200),
-                failures: 3
-            })
-        );
+        assert_eq!(t.record_failure(ip, t1), Some(Ban { length: Duration::from_secs(200), failures: 3 }));
         let t2 = t1 + Duration::from_secs(201);
         for _ in 0..2 {
             t.record_failure(ip, t2);
         }
-        assert_eq!(
-            t.record_failure(ip, t2).map(|b| b.length),
-            Some(Duration::from_secs(250))
-        );
+        assert_eq!(t.record_failure(ip, t2).map(|b| b.length), Some(Duration::from_secs(250)));
     }
 
     #[test]
@@ -205,11 +156,6 @@ mod tests {
         t.record_failure(ip, t0);
         assert_eq!(t.record_failure(ip, t0 + Duration::from_secs(61)), None);
         t.record_success(ip, t0 + Duration::from_secs(62));
-        assert_eq!(
-            t.admit(ip, t0 + Duration::from_secs(62)),
-            Admission::Allow {
-                reject_delay: Duration::ZERO
-            }
-        );
+        assert_eq!(t.admit(ip, t0 + Duration::from_secs(62)), Admission::Allow { reject_delay: Duration::ZERO });
     }
 }

@@ -195,10 +195,7 @@ impl Status {
         }
         let warned = self.disks.iter().any(|d| !d.problems.is_empty())
             || self.users.iter().any(|u| {
-                u.stale
-                    || u.retention_held
-                    || !u.unconfirmed.is_empty()
-                    || u.quota_percent().is_some_and(|p| p >= QUOTA_WARN_PERCENT)
+                u.stale || u.retention_held || !u.unconfirmed.is_empty() || u.quota_percent().is_some_and(|p| p >= QUOTA_WARN_PERCENT)
             });
         if warned {
             worst = worst.min(Overall::Warning);
@@ -215,11 +212,7 @@ pub struct Style {
 
 impl Style {
     fn paint(self, text: &str, code: &str) -> String {
-        if self.colour {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
+        if self.colour { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
 
     fn health(self, word: &str) -> String {
@@ -241,40 +234,20 @@ pub fn render(s: &Status, style: Style) -> String {
         out.push('\n');
     };
     let overall = s.overall();
-    line(format!(
-        "{}  {}",
-        style.paint(&s.hostname, "1"),
-        style.health(overall.word())
-    ));
+    line(format!("{}  {}", style.paint(&s.hostname, "1"), style.health(overall.word())));
     let slot = match (&s.slot, &s.slot_state) {
         (Some(slot), Some(state)) => format!(", slot {slot} ({state})"),
         (Some(slot), None) => format!(", slot {slot}"),
         _ => String::new(),
     };
-    line(format!(
-        "  firmware  {}{slot}, up {}",
-        s.version,
-        duration(s.uptime_secs)
-    ));
-    line(format!(
-        "  clock     {}",
-        if s.clock_trusted {
-            "set from a time server"
-        } else {
-            "not yet set from a time server (schedules wait)"
-        }
-    ));
+    line(format!("  firmware  {}{slot}, up {}", s.version, duration(s.uptime_secs)));
+    line(format!("  clock     {}", if s.clock_trusted { "set from a time server" } else { "not yet set from a time server (schedules wait)" }));
     for k in &s.host_keys {
         line(format!("  host key  {k}"));
     }
     if let Some(sp) = s.space {
         let used = sp.total_bytes.saturating_sub(sp.free_bytes);
-        line(format!(
-            "  space     {} free of {} ({} used)",
-            size(sp.free_bytes),
-            size(sp.total_bytes),
-            size(used)
-        ));
+        line(format!("  space     {} free of {} ({} used)", size(sp.free_bytes), size(sp.total_bytes), size(used)));
     }
     if let Some(led) = &s.led {
         line(format!("  LED       {led}"));
@@ -284,12 +257,7 @@ pub fn render(s: &Status, style: Style) -> String {
         line("mirror  none (no data disks assembled)".into());
     }
     for a in &s.arrays {
-        let mut head = format!(
-            "mirror {} ({})  {}",
-            a.name,
-            a.device,
-            style.health(&a.health)
-        );
+        let mut head = format!("mirror {} ({})  {}", a.name, a.device, style.health(&a.health));
         if let Some(p) = a.progress_percent {
             head.push_str(&format!("  {} {p:.1} %", a.sync_action));
         }
@@ -304,11 +272,7 @@ pub fn render(s: &Status, style: Style) -> String {
             ));
         }
         match &a.last_scrub {
-            Some(sc) => line(format!(
-                "  last scrub {} ago, {} mismatches",
-                duration_since(s.now, sc.finished_at),
-                sc.mismatches
-            )),
+            Some(sc) => line(format!("  last scrub {} ago, {} mismatches", duration_since(s.now, sc.finished_at), sc.mismatches)),
             None => line("  last scrub never".into()),
         }
     }
@@ -322,49 +286,22 @@ pub fn render(s: &Status, style: Style) -> String {
         ));
     }
     line(String::new());
-    let width = s
-        .users
-        .iter()
-        .map(|u| u.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
-    line(format!(
-        "{:<width$}  {:>10}  {:>10}  {:>8}  last backup",
-        "user", "used", "quota", "files"
-    ));
+    let width = s.users.iter().map(|u| u.name.len()).max().unwrap_or(4).max(4);
+    line(format!("{:<width$}  {:>10}  {:>10}  {:>8}  last backup", "user", "used", "quota", "files"));
     for u in &s.users {
         let quota = u.quota_bytes.map_or("-".into(), size);
         let mut mark = String::new();
         if u.stale {
-            mark.push_str(&format!(
-                "  {}",
-                style.paint(
-                    &format!("! no backup for {}+ days", s.stale_after_days),
-                    "1;33"
-                )
-            ));
+            mark.push_str(&format!("  {}", style.paint(&format!("! no backup for {}+ days", s.stale_after_days), "1;33")));
         }
         if u.quota_percent().is_some_and(|p| p >= QUOTA_WARN_PERCENT) {
-            mark.push_str(&format!(
-                "  {}",
-                style.paint(
-                    &format!("! {} % of quota", u.quota_percent().unwrap_or(0)),
-                    "1;33"
-                )
-            ));
+            mark.push_str(&format!("  {}", style.paint(&format!("! {} % of quota", u.quota_percent().unwrap_or(0)), "1;33")));
         }
         if u.retention_held {
             mark.push_str(&format!("  {}", style.paint("! retention held", "1;31")));
         }
         if !u.unconfirmed.is_empty() {
-            mark.push_str(&format!(
-                "  {}",
-                style.paint(
-                    &format!("! {} unconfirmed set(s)", u.unconfirmed.len()),
-                    "1;33"
-                )
-            ));
+            mark.push_str(&format!("  {}", style.paint(&format!("! {} unconfirmed set(s)", u.unconfirmed.len()), "1;33")));
         }
         if u.locked {
             mark.push_str("  (locked)");
@@ -372,36 +309,16 @@ pub fn render(s: &Status, style: Style) -> String {
         if u.admin {
             mark.push_str("  (admin)");
         }
-        let last = u.last_backup.map_or("never".into(), |t| {
-            format!("{} ago", duration_since(s.now, t))
-        });
-        line(format!(
-            "{:<width$}  {:>10}  {:>10}  {:>8}  {last}{mark}",
-            u.name,
-            size(u.used_bytes),
-            quota,
-            u.used_files
-        ));
+        let last = u.last_backup.map_or("never".into(), |t| format!("{} ago", duration_since(s.now, t)));
+        line(format!("{:<width$}  {:>10}  {:>10}  {:>8}  {last}{mark}", u.name, size(u.used_bytes), quota, u.used_files));
         for set in u.unconfirmed.iter().take(UNCONFIRMED_SHOWN) {
-            line(format!(
-                "  unconfirmed {} {}, arrived {} ago",
-                set.directory,
-                set.set,
-                duration_since(s.now, set.arrived)
-            ));
+            line(format!("  unconfirmed {} {}, arrived {} ago", set.directory, set.set, duration_since(s.now, set.arrived)));
         }
         if u.unconfirmed.len() > UNCONFIRMED_SHOWN {
-            line(format!(
-                "  … and {} more (`retention show --user {}`)",
-                u.unconfirmed.len() - UNCONFIRMED_SHOWN,
-                u.name
-            ));
+            line(format!("  … and {} more (`retention show --user {}`)", u.unconfirmed.len() - UNCONFIRMED_SHOWN, u.name));
         }
         if !u.unconfirmed.is_empty() || u.retention_held {
-            line(format!(
-                "  `retention adopt --user {}` confirms them if they are genuine",
-                u.name
-            ));
+            line(format!("  `retention adopt --user {}` confirms them if they are genuine", u.name));
         }
     }
     out
@@ -416,11 +333,7 @@ pub fn size(bytes: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
 
 /// `3d 4h`, `5h 2m`, `42s`: the two largest units.
@@ -462,55 +375,19 @@ mod tests {
                 sync_action: "recover".into(),
                 progress_percent: Some(42.25),
                 mismatches: 0,
-                last_scrub: Some(ScrubStatus {
-                    finished_at: 1_800_000_000 - 3 * DAY,
-                    mismatches: 0,
-                }),
+                last_scrub: Some(ScrubStatus { finished_at: 1_800_000_000 - 3 * DAY, mismatches: 0 }),
                 members: vec![
-                    MemberStatus {
-                        serial: Some("WD-1".into()),
-                        bay: Some("left".into()),
-                        device: "sda".into(),
-                        state: vec!["in_sync".into()],
-                    },
-                    MemberStatus {
-                        serial: Some("WD-2".into()),
-                        bay: Some("right".into()),
-                        device: "sdb".into(),
-                        state: vec!["spare".into()],
-                    },
+                    MemberStatus { serial: Some("WD-1".into()), bay: Some("left".into()), device: "sda".into(), state: vec!["in_sync".into()] },
+                    MemberStatus { serial: Some("WD-2".into()), bay: Some("right".into()), device: "sdb".into(), state: vec!["spare".into()] },
                 ],
             }],
-            disks: vec![DiskStatus {
-                serial: Some("WD-1".into()),
-                device: "sda".into(),
-                problems: vec!["io-errors".into()],
-            }],
+            disks: vec![DiskStatus { serial: Some("WD-1".into()), device: "sda".into(), problems: vec!["io-errors".into()] }],
             led: Some("fast-blink".into()),
-            space: Some(Space {
-                total_bytes: 4 << 40,
-                free_bytes: 3 << 40,
-            }),
+            space: Some(Space { total_bytes: 4 << 40, free_bytes: 3 << 40 }),
             users: vec![
-                UserStatus {
-                    name: "alice".into(),
-                    used_bytes: 95 << 30,
-                    quota_bytes: Some(100 << 30),
-                    used_files: 12,
-                    last_backup: Some(1_800_000_000 - 3600),
-                    ..UserStatus::default()
-                },
-                UserStatus {
-                    name: "bob".into(),
-                    used_bytes: 0,
-                    last_backup: Some(1_800_000_000 - 9 * DAY),
-                    ..UserStatus::default()
-                },
-                UserStatus {
-                    name: "admin".into(),
-                    admin: true,
-                    ..UserStatus::default()
-                },
+                UserStatus { name: "alice".into(), used_bytes: 95 << 30, quota_bytes: Some(100 << 30), used_files: 12, last_backup: Some(1_800_000_000 - 3600), ..UserStatus::default() },
+                UserStatus { name: "bob".into(), used_bytes: 0, last_backup: Some(1_800_000_000 - 9 * DAY), ..UserStatus::default() },
+                UserStatus { name: "admin".into(), admin: true, ..UserStatus::default() },
             ],
             stale_after_days: 7,
         };
@@ -563,20 +440,11 @@ admin         0 B           -         0  never  (admin)
 
     #[test]
     fn staleness() {
-        let u = UserStatus {
-            last_backup: Some(0),
-            ..UserStatus::default()
-        };
+        let u = UserStatus { last_backup: Some(0), ..UserStatus::default() };
         assert!(!u.is_stale(7 * DAY, 7));
         assert!(u.is_stale(7 * DAY + 1, 7));
         assert!(!u.is_stale(100 * DAY, 0), "0 days turns the check off");
-        assert!(
-            !UserStatus {
-                locked: true,
-                ..UserStatus::default()
-            }
-            .is_stale(0, 7)
-        );
+        assert!(!UserStatus { locked: true, ..UserStatus::default() }.is_stale(0, 7));
         assert!(UserStatus::default().is_stale(0, 7), "never backed up");
     }
 
@@ -596,39 +464,20 @@ admin         0 B           -         0  never  (admin)
         s.users = vec![UserStatus {
             name: "carol".into(),
             last_backup: Some(s.now - 60),
-            unconfirmed: vec![UnconfirmedSet {
-                directory: "/backup".into(),
-                set: "full 20991201T000000Z".into(),
-                arrived: s.now - 120,
-            }],
+            unconfirmed: vec![UnconfirmedSet { directory: "/backup".into(), set: "full 20991201T000000Z".into(), arrived: s.now - 120 }],
             retention_held: true,
             ..UserStatus::default()
         }];
         assert_eq!(s.overall(), Overall::Warning);
         let screen = render(&s, Style::default());
-        assert!(
-            screen.contains("carol  ")
-                && screen.contains("! retention held  ! 1 unconfirmed set(s)"),
-            "{screen}"
-        );
-        assert!(
-            screen.contains("  unconfirmed /backup full 20991201T000000Z, arrived 2m 0s ago\n"),
-            "{screen}"
-        );
-        assert!(
-            screen.contains("`retention adopt --user carol`"),
-            "{screen}"
-        );
+        assert!(screen.contains("carol  ") && screen.contains("! retention held  ! 1 unconfirmed set(s)"), "{screen}");
+        assert!(screen.contains("  unconfirmed /backup full 20991201T000000Z, arrived 2m 0s ago\n"), "{screen}");
+        assert!(screen.contains("`retention adopt --user carol`"), "{screen}");
         let v = serde_json::to_value(&s).unwrap();
-        assert_eq!(
-            v["users"][0]["unconfirmed"][0]["set"],
-            "full 20991201T000000Z"
-        );
+        assert_eq!(v["users"][0]["unconfirmed"][0]["set"], "full 20991201T000000Z");
         assert_eq!(v["users"][0]["retention-held"], true);
         s.users[0].unconfirmed = vec![UnconfirmedSet::default(); 12];
-        assert!(
-            render(&s, Style::default()).contains("… and 2 more (`retention show --user carol`)")
-        );
+        assert!(render(&s, Style::default()).contains("… and 2 more (`retention show --user carol`)"));
     }
 
     #[test]

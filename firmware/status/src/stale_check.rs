@@ -18,9 +18,7 @@ impl StaleCheckTimer {
     /// Whether to check now; `since_start` is monotonic time, `trusted`
     /// whether the wall clock has been set from a time server.
     pub fn due(&mut self, trusted: bool, since_start: Duration) -> bool {
-        let hour_passed = self
-            .last
-            .is_none_or(|t| since_start.saturating_sub(t) >= STALE_CHECK_EVERY);
+        let hour_passed = self.last.is_none_or(|t| since_start.saturating_sub(t) >= STALE_CHECK_EVERY);
         let became_trusted = trusted && !self.was_trusted;
         self.was_trusted = trusted;
         if !trusted || !(hour_passed || became_trusted) {
@@ -54,11 +52,7 @@ mod tests {
         ];
         let mut timer = StaleCheckTimer::default();
         for (minutes, trusted, expected) in table {
-            assert_eq!(
-                timer.due(trusted, min(minutes)),
-                expected,
-                "minute {minutes}, trusted {trusted}"
-            );
+            assert_eq!(timer.due(trusted, min(minutes)), expected, "minute {minutes}, trusted {trusted}");
         }
     }
 }

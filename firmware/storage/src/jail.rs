@@ -5,9 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{
-    AtFlags, CWD, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps,
-};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Timespec, Timestamps, CWD};
 
 use crate::path::{JailPath, UPLOAD_PREFIX};
 use crate::upload::Upload;
@@ -97,14 +95,8 @@ impl FileId {
         // Device and number as fstat reports them, so keys match [`Meta::inode`].
         let st = rustix::fs::fstat(fd)?;
         let x = statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BTIME)?;
-        let btime = (x.stx_mask & StatxFlags::BTIME.bits() != 0)
-            .then_some((x.stx_btime.tv_sec, x.stx_btime.tv_nsec));
-        Ok(FileId {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            btime,
-            generation: inode_generation(fd),
-        })
+        let btime = (x.stx_mask & StatxFlags::BTIME.bits() != 0).then_some((x.stx_btime.tv_sec, x.stx_btime.tv_nsec));
+        Ok(FileId { dev: st.st_dev, ino: st.st_ino, btime, generation: inode_generation(fd) })
     }
 
     /// (device, inode number): the key under which an identity is filed;
@@ -124,12 +116,7 @@ fn inode_generation(fd: &impl AsFd) -> Option<u32> {
     let mut generation: std::ffi::c_int = 0;
     // SAFETY: FS_IOC_GETVERSION writes one `int` through its argument, which
     // points at `generation`, an initialised `c_int` that outlives the call.
-    let result = unsafe {
-        ioctl(
-            fd,
-            Updater::<FS_IOC_GETVERSION, std::ffi::c_int>::new(&mut generation),
-        )
-    };
+    let result = unsafe { ioctl(fd, Updater::<FS_IOC_GETVERSION, std::ffi::c_int>::new(&mut generation)) };
     result.ok().map(|()| generation.cast_unsigned())
 }
 
@@ -159,10 +146,7 @@ impl DirStream {
                 continue;
             }
             match rustix::fs::statat(self.dir.fd()?, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(st) => out.push(DirEntry {
-                    name: name.to_vec(),
-                    meta: Meta::from_stat(&st),
-                }),
+                Ok(st) => out.push(DirEntry { name: name.to_vec(), meta: Meta::from_stat(&st) }),
                 Err(rustix::io::Errno::NOENT) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -192,16 +176,8 @@ fn proc_fd_path(fd: &OwnedFd) -> String {
 impl UserJail {
     /// Opens the area at `root`, which must be a directory.
     pub fn open(root: &Path) -> io::Result<Self> {
-        let fd = rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        Ok(UserJail {
-            root: fd,
-            root_path: root.to_path_buf(),
-            no_symlinks: false,
-        })
+        let fd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        Ok(UserJail { root: fd, root_path: root.to_path_buf(), no_symlinks: false })
     }
 
     /// Never follows a symlink anywhere in a path (for keys whose rules are
@@ -213,11 +189,7 @@ impl UserJail {
 
     fn resolve_flags(&self) -> ResolveFlags {
         let base = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-        if self.no_symlinks {
-            base | ResolveFlags::NO_SYMLINKS
-        } else {
-            base
-        }
+        if self.no_symlinks { base | ResolveFlags::NO_SYMLINKS } else { base }
     }
 
     pub fn root_path(&self) -> &Path {
@@ -226,13 +198,7 @@ impl UserJail {
 
     /// Opens `path` (following symlinks, inside the jail) with `flags`.
     fn open_in_root(&self, path: &JailPath, flags: OFlags, mode: Mode) -> io::Result<OwnedFd> {
-        Ok(rustix::fs::openat2(
-            &self.root,
-            path.relative(),
-            flags | OFlags::CLOEXEC,
-            mode,
-            self.resolve_flags(),
-        )?)
+        Ok(rustix::fs::openat2(&self.root, path.relative(), flags | OFlags::CLOEXEC, mode, self.resolve_flags())?)
     }
 
     /// The parent directory of `path` and the final component, which the
@@ -243,15 +209,9 @@ impl UserJail {
 
     /// As [`Self::parent`], with the directory opened with `access` (`O_PATH`
     /// cannot be fsynced, so uploads open their directory for reading).
-    fn parent_opened<'p>(
-        &self,
-        path: &'p JailPath,
-        access: OFlags,
-    ) -> io::Result<(OwnedFd, &'p [u8])> {
+    fn parent_opened<'p>(&self, path: &'p JailPath, access: OFlags) -> io::Result<(OwnedFd, &'p [u8])> {
         // The root has no parent: removing or renaming it is refused as busy.
-        let (parent, name) = path
-            .split_last()
-            .ok_or_else(|| io::Error::from_raw_os_error(EBUSY))?;
+        let (parent, name) = path.split_last().ok_or_else(|| io::Error::from_raw_os_error(EBUSY))?;
         let fd = self.open_in_root(&parent, access | OFlags::DIRECTORY, Mode::empty())?;
         Ok((fd, name))
     }
@@ -266,11 +226,7 @@ impl UserJail {
             return Ok(Meta::from_stat(&rustix::fs::fstat(&self.root)?));
         }
         let (dir, name) = self.parent(path)?;
-        Ok(Meta::from_stat(&rustix::fs::statat(
-            &dir,
-            name,
-            AtFlags::SYMLINK_NOFOLLOW,
-        )?))
+        Ok(Meta::from_stat(&rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?))
     }
 
     pub fn open_read(&self, path: &JailPath) -> io::Result<File> {
@@ -283,12 +239,7 @@ impl UserJail {
     }
 
     /// Opens an existing file for writing in place (append, or resume without truncation).
-    pub fn open_write_in_place(
-        &self,
-        path: &JailPath,
-        append: bool,
-        read: bool,
-    ) -> io::Result<File> {
+    pub fn open_write_in_place(&self, path: &JailPath, append: bool, read: bool) -> io::Result<File> {
         let mut flags = if read { OFlags::RDWR } else { OFlags::WRONLY };
         if append {
             flags |= OFlags::APPEND;
@@ -333,11 +284,7 @@ impl UserJail {
             return Err(io::Error::from_raw_os_error(EEXIST));
         }
         let (dir, name) = self.parent(path)?;
-        Ok(rustix::fs::mkdirat(
-            &dir,
-            name,
-            Mode::from_raw_mode(mode & 0o777),
-        )?)
+        Ok(rustix::fs::mkdirat(&dir, name, Mode::from_raw_mode(mode & 0o777))?)
     }
 
     pub fn rmdir(&self, path: &JailPath) -> io::Result<()> {
@@ -355,26 +302,14 @@ impl UserJail {
     pub fn rename(&self, from: &JailPath, to: &JailPath, replace: bool) -> io::Result<()> {
         let (fdir, fname) = self.parent(from)?;
         let (tdir, tname) = self.parent(to)?;
-        let flags = if replace {
-            RenameFlags::empty()
-        } else {
-            RenameFlags::NOREPLACE
-        };
-        Ok(rustix::fs::renameat_with(
-            &fdir, fname, &tdir, tname, flags,
-        )?)
+        let flags = if replace { RenameFlags::empty() } else { RenameFlags::NOREPLACE };
+        Ok(rustix::fs::renameat_with(&fdir, fname, &tdir, tname, flags)?)
     }
 
     pub fn hardlink(&self, from: &JailPath, to: &JailPath) -> io::Result<()> {
         let (fdir, fname) = self.parent(from)?;
         let (tdir, tname) = self.parent(to)?;
-        Ok(rustix::fs::linkat(
-            &fdir,
-            fname,
-            &tdir,
-            tname,
-            AtFlags::empty(),
-        )?)
+        Ok(rustix::fs::linkat(&fdir, fname, &tdir, tname, AtFlags::empty())?)
     }
 
     /// Creates a symlink. Its target is stored as given; it can only ever be
@@ -395,32 +330,16 @@ impl UserJail {
     /// Changes permission bits (never set-id or sticky bits).
     pub fn set_mode(&self, path: &JailPath, mode: u32) -> io::Result<()> {
         let fd = self.open_in_root(path, OFlags::PATH, Mode::empty())?;
-        Ok(rustix::fs::chmodat(
-            CWD,
-            proc_fd_path(&fd),
-            Mode::from_raw_mode(mode & 0o777),
-            AtFlags::empty(),
-        )?)
+        Ok(rustix::fs::chmodat(CWD, proc_fd_path(&fd), Mode::from_raw_mode(mode & 0o777), AtFlags::empty())?)
     }
 
     pub fn set_times(&self, path: &JailPath, atime: i64, mtime: i64) -> io::Result<()> {
         let fd = self.open_in_root(path, OFlags::PATH, Mode::empty())?;
         let ts = Timestamps {
-            last_access: Timespec {
-                tv_sec: atime,
-                tv_nsec: 0,
-            },
-            last_modification: Timespec {
-                tv_sec: mtime,
-                tv_nsec: 0,
-            },
+            last_access: Timespec { tv_sec: atime, tv_nsec: 0 },
+            last_modification: Timespec { tv_sec: mtime, tv_nsec: 0 },
         };
-        Ok(rustix::fs::utimensat(
-            CWD,
-            proc_fd_path(&fd),
-            &ts,
-            AtFlags::empty(),
-        )?)
+        Ok(rustix::fs::utimensat(CWD, proc_fd_path(&fd), &ts, AtFlags::empty())?)
     }
 
     pub fn set_size(&self, path: &JailPath, size: u64) -> io::Result<()> {
@@ -445,9 +364,7 @@ impl UserJail {
     /// Opens a directory for listing in batches.
     pub fn open_dir(&self, path: &JailPath) -> io::Result<DirStream> {
         let fd = self.open_in_root(path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
-        Ok(DirStream {
-            dir: rustix::fs::Dir::new(fd)?,
-        })
+        Ok(DirStream { dir: rustix::fs::Dir::new(fd)? })
     }
 
     /// The identity of the inode `path` names, not following a final
@@ -458,16 +375,7 @@ impl UserJail {
         } else {
             let (dir, name) = self.parent(path)?;
             // Reading opens nothing but the inode: NONBLOCK keeps a FIFO from waiting for a writer.
-            rustix::fs::openat(
-                &dir,
-                name,
-                OFlags::RDONLY
-                    | OFlags::NOFOLLOW
-                    | OFlags::NONBLOCK
-                    | OFlags::NOCTTY
-                    | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?
+            rustix::fs::openat(&dir, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())?
         };
         FileId::of(&fd)
     }
@@ -544,9 +452,7 @@ impl Tally {
                 self.bytes = self.bytes.saturating_add(dir_bytes(&st));
                 subdirs.push(name.to_vec());
             } else {
-                self.bytes = self
-                    .bytes
-                    .saturating_add(u64::try_from(st.st_size).unwrap_or(0));
+                self.bytes = self.bytes.saturating_add(u64::try_from(st.st_size).unwrap_or(0));
             }
         }
         Ok(subdirs)
@@ -562,56 +468,33 @@ impl UserJail {
     /// most [`COUNT_OPEN_DIRS`] + 2 descriptors whatever the tree's shape.
     pub fn usage(&self) -> io::Result<(u64, u64)> {
         let mut tally = Tally::default();
-        let root = self.open_in_root(
-            &JailPath::root(),
-            OFlags::RDONLY | OFlags::DIRECTORY,
-            Mode::empty(),
-        )?;
+        let root = self.open_in_root(&JailPath::root(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty())?;
         let st = rustix::fs::fstat(&root)?;
         tally.bytes = dir_bytes(&st).saturating_sub(ROOT_DIR_ALLOWANCE);
         let subdirs = tally.list(&root)?;
-        let mut levels = vec![Level {
-            fd: Some(root),
-            id: (st.st_dev, st.st_ino),
-            subdirs,
-        }];
+        let mut levels = vec![Level { fd: Some(root), id: (st.st_dev, st.st_ino), subdirs }];
         // Levels from this index on hold a descriptor; those before it do not.
         let mut lowest_open = 0;
         while let Some(top) = levels.last_mut() {
             let Some(name) = top.subdirs.pop() else {
                 let Some(done) = levels.pop() else { break };
-                let Some(parent) = levels.last_mut() else {
-                    break;
-                };
+                let Some(parent) = levels.last_mut() else { break };
                 if parent.fd.is_none() {
                     parent.fd = Some(reopen_parent(done.fd.as_ref(), parent.id)?);
                     lowest_open = levels.len() - 1;
                 }
                 continue;
             };
-            let Some(parent) = top.fd.as_ref() else {
-                return Err(io::Error::other("usage count lost a directory descriptor"));
-            };
-            let fd = match rustix::fs::openat(
-                parent,
-                name.as_slice(),
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            ) {
+            let Some(parent) = top.fd.as_ref() else { return Err(io::Error::other("usage count lost a directory descriptor")) };
+            let fd = match rustix::fs::openat(parent, name.as_slice(), OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty()) {
                 Ok(fd) => fd,
                 // Removed, or replaced by a file or a link, since it was listed.
-                Err(
-                    rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP,
-                ) => continue,
+                Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP) => continue,
                 Err(e) => return Err(e.into()),
             };
             let st = rustix::fs::fstat(&fd)?;
             let subdirs = tally.list(&fd)?;
-            levels.push(Level {
-                fd: Some(fd),
-                id: (st.st_dev, st.st_ino),
-                subdirs,
-            });
+            levels.push(Level { fd: Some(fd), id: (st.st_dev, st.st_ino), subdirs });
             if levels.len() - lowest_open > COUNT_OPEN_DIRS {
                 levels[lowest_open].fd = None;
                 lowest_open += 1;
@@ -625,17 +508,10 @@ impl UserJail {
 /// came from: a directory moved meanwhile would make the count wrong.
 fn reopen_parent(child: Option<&OwnedFd>, id: (u64, u64)) -> io::Result<OwnedFd> {
     let child = child.ok_or_else(|| io::Error::other("usage count lost a directory descriptor"))?;
-    let fd = rustix::fs::openat(
-        child,
-        "..",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
+    let fd = rustix::fs::openat(child, "..", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let st = rustix::fs::fstat(&fd)?;
     if (st.st_dev, st.st_ino) != id {
-        return Err(io::Error::other(
-            "a directory was moved while its usage was counted; count again",
-        ));
+        return Err(io::Error::other("a directory was moved while its usage was counted; count again"));
     }
     Ok(fd)
 }

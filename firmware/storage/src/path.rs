@@ -27,9 +27,7 @@ pub struct JailPath {
 
 impl JailPath {
     pub fn root() -> Self {
-        JailPath {
-            components: Vec::new(),
-        }
+        JailPath { components: Vec::new() }
     }
 
     /// Normalises what a client sent. `..` at the root stays at the root, as
@@ -85,12 +83,7 @@ impl JailPath {
     /// Splits off the last component; `None` for the root.
     pub fn split_last(&self) -> Option<(JailPath, &[u8])> {
         let (last, parent) = self.components.split_last()?;
-        Some((
-            JailPath {
-                components: parent.to_vec(),
-            },
-            last,
-        ))
+        Some((JailPath { components: parent.to_vec() }, last))
     }
 
     pub fn join(&self, name: &[u8]) -> Result<Self, PathError> {
@@ -112,8 +105,7 @@ mod tests {
 
     #[test]
     fn normalisation_table() {
-        let d =
-            |s: &str| String::from_utf8(JailPath::parse(s.as_bytes()).unwrap().display()).unwrap();
+        let d = |s: &str| String::from_utf8(JailPath::parse(s.as_bytes()).unwrap().display()).unwrap();
         assert_eq!(d(""), "/");
         assert_eq!(d("."), "/");
         assert_eq!(d("backup/home"), "/backup/home");

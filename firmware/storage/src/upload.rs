@@ -27,25 +27,9 @@ impl Upload {
     /// final name, fsync the directory. Returns what the rename replaced.
     pub fn commit(mut self) -> std::io::Result<Option<crate::Meta>> {
         self.file.sync_data()?;
-        let replaced = rustix::fs::statat(
-            &self.dir,
-            self.final_name.as_slice(),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .ok()
-        .map(|st| crate::Meta::of(&st));
-        let flags = if self.no_replace {
-            RenameFlags::NOREPLACE
-        } else {
-            RenameFlags::empty()
-        };
-        rustix::fs::renameat_with(
-            &self.dir,
-            self.tmp_name.as_slice(),
-            &self.dir,
-            self.final_name.as_slice(),
-            flags,
-        )?;
+        let replaced = rustix::fs::statat(&self.dir, self.final_name.as_slice(), AtFlags::SYMLINK_NOFOLLOW).ok().map(|st| crate::Meta::of(&st));
+        let flags = if self.no_replace { RenameFlags::NOREPLACE } else { RenameFlags::empty() };
+        rustix::fs::renameat_with(&self.dir, self.tmp_name.as_slice(), &self.dir, self.final_name.as_slice(), flags)?;
         self.finished = true;
         rustix::fs::fsync(&self.dir)?;
         Ok(replaced)
@@ -65,13 +49,9 @@ impl Upload {
 impl Drop for Upload {
     fn drop(&mut self) {
         if !self.finished
-            && let Err(e) =
-                rustix::fs::unlinkat(&self.dir, self.tmp_name.as_slice(), AtFlags::empty())
+            && let Err(e) = rustix::fs::unlinkat(&self.dir, self.tmp_name.as_slice(), AtFlags::empty())
         {
-            log::warn!(
-                "could not remove unfinished upload {}: {e}",
-                String::from_utf8_lossy(&self.tmp_name)
-            );
+            log::warn!("could not remove unfinished upload {}: {e}", String::from_utf8_lossy(&self.tmp_name));
         }
     }
 }

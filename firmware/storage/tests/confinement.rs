@@ -26,10 +26,7 @@ fn dotdot_and_absolute_stay_inside() {
     let abs = format!("{}/bob/secret", dir.path().display());
     assert!(jail.open_read(&p(&abs)).is_err());
     let mut s = String::new();
-    jail.open_read(&p("/../../own"))
-        .unwrap()
-        .read_to_string(&mut s)
-        .unwrap();
+    jail.open_read(&p("/../../own")).unwrap().read_to_string(&mut s).unwrap();
     assert_eq!(s, "alice's data");
 }
 
@@ -48,19 +45,13 @@ fn symlinks_resolve_inside_the_jail() {
     // Writing through a link replaces the link inside the jail, never the target.
     let up = jail.create_upload(&p("abs"), 0o644, false).unwrap();
     up.commit().unwrap();
-    assert_eq!(
-        std::fs::read(dir.path().join("bob/secret")).unwrap(),
-        b"bob's data"
-    );
+    assert_eq!(std::fs::read(dir.path().join("bob/secret")).unwrap(), b"bob's data");
     // Links the user makes are confined the same way.
     jail.symlink(b"/../bob/secret", &p("made")).unwrap();
     assert!(jail.open_read(&p("made")).is_err());
     assert!(jail.set_mode(&p("bobdir"), 0o777).is_err());
     assert!(jail.set_size(&p("rel"), 0).is_err());
-    assert_eq!(
-        std::fs::read(dir.path().join("bob/secret")).unwrap(),
-        b"bob's data"
-    );
+    assert_eq!(std::fs::read(dir.path().join("bob/secret")).unwrap(), b"bob's data");
     // A hard link cannot name a file outside.
     assert!(jail.hardlink(&p("../bob/secret"), &p("hl")).is_err());
 }
@@ -71,30 +62,16 @@ fn uploads_appear_only_when_committed() {
     let up = jail.create_upload(&p("new"), 0o644, false).unwrap();
     std::io::Write::write_all(&mut up.file(), b"partial").unwrap();
     assert!(jail.stat(&p("new")).is_err());
-    assert!(
-        jail.read_dir(&p("/"))
-            .unwrap()
-            .iter()
-            .all(|e| e.name != b"new")
-    );
+    assert!(jail.read_dir(&p("/")).unwrap().iter().all(|e| e.name != b"new"));
     drop(up);
     assert!(jail.stat(&p("new")).is_err());
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("alice")).unwrap().count(),
-        1
-    );
+    assert_eq!(std::fs::read_dir(dir.path().join("alice")).unwrap().count(), 1);
 
     let up = jail.create_upload(&p("own"), 0o644, false).unwrap();
     std::io::Write::write_all(&mut up.file(), b"replaced").unwrap();
-    assert_eq!(
-        std::fs::read(dir.path().join("alice/own")).unwrap(),
-        b"alice's data"
-    );
+    assert_eq!(std::fs::read(dir.path().join("alice/own")).unwrap(), b"alice's data");
     up.commit().unwrap();
-    assert_eq!(
-        std::fs::read(dir.path().join("alice/own")).unwrap(),
-        b"replaced"
-    );
+    assert_eq!(std::fs::read(dir.path().join("alice/own")).unwrap(), b"replaced");
     assert!(jail.create_upload(&p("own"), 0o644, true).is_err());
 }
 
@@ -144,3 +121,4 @@ fn usage_counts_wide_and_deep_trees() {
     std::fs::rename(area.join("w0"), area.join("d/w0")).unwrap();
     assert_eq!(jail.usage().unwrap(), expected);
 }
+

@@ -19,11 +19,7 @@ fn a_reused_inode_number_is_another_identity() {
     for round in 0..50 {
         std::fs::write(dir.path().join("a"), b"first").unwrap();
         let first = jail.identity(&p("a")).unwrap();
-        assert_eq!(
-            jail.identity(&p("a")).unwrap(),
-            first,
-            "stable while the file lives"
-        );
+        assert_eq!(jail.identity(&p("a")).unwrap(), first, "stable while the file lives");
         std::fs::remove_file(dir.path().join("a")).unwrap();
         for i in 0..20 {
             let name = format!("b-{round}-{i}");
@@ -31,12 +27,7 @@ fn a_reused_inode_number_is_another_identity() {
             let second = jail.identity(&p(&name)).unwrap();
             if second.key() == first.key() {
                 reused += 1;
-                assert_ne!(
-                    second,
-                    first,
-                    "inode {:?} reused with the same identity",
-                    first.key()
-                );
+                assert_ne!(second, first, "inode {:?} reused with the same identity", first.key());
             }
         }
     }
@@ -59,15 +50,9 @@ fn identity_of_an_upload_and_of_its_name_agree() {
     assert_eq!(jail.identity(&p("g")).unwrap(), id);
     assert_eq!(jail.lstat(&p("g")).unwrap().inode, id.key());
     jail.symlink(b"g", &p("l")).unwrap();
-    assert!(
-        jail.identity(&p("l")).is_err(),
-        "a symlink names no file of its own"
-    );
+    assert!(jail.identity(&p("l")).is_err(), "a symlink names no file of its own");
     jail.mkdir(&p("d"), 0o755).unwrap();
-    assert_eq!(
-        jail.identity(&p("d")).unwrap().key(),
-        jail.lstat(&p("d")).unwrap().inode
-    );
+    assert_eq!(jail.identity(&p("d")).unwrap().key(), jail.lstat(&p("d")).unwrap().inode);
 }
 
 /// Batches of a listing hold at most what was asked, cover every entry
@@ -96,10 +81,7 @@ fn listings_come_in_bounded_batches() {
             }
         }
         assert_eq!(seen, want, "batches of {max}");
-        assert!(
-            stream.next_batch(max).unwrap().is_empty(),
-            "the end stays the end"
-        );
+        assert!(stream.next_batch(max).unwrap().is_empty(), "the end stays the end");
     }
     assert_eq!(jail.read_dir(&JailPath::root()).unwrap().len(), 1000);
 }

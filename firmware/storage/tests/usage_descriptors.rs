@@ -28,14 +28,7 @@ fn usage_fits_in_few_descriptors() {
     let before = getrlimit(Resource::Nofile);
     // The walk's bound (16 levels) plus listing and re-opening; far below 1,100 or 300.
     let limit = open_now + 24;
-    setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(limit),
-            maximum: before.maximum,
-        },
-    )
-    .unwrap();
+    setrlimit(Resource::Nofile, Rlimit { current: Some(limit), maximum: before.maximum }).unwrap();
     let counted = jail.usage();
     setrlimit(Resource::Nofile, before).unwrap();
     let (_, files) = counted.unwrap();

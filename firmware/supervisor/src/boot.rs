@@ -10,9 +10,9 @@ use coffer_hal::{BlockDevice, SysRoot};
 use coffer_runtime::event::Event;
 use rustix::mount::{MountFlags, UnmountFlags, mount, unmount};
 
-use crate::SupervisorError;
 use crate::console::event;
 use crate::reaper::Reaper;
+use crate::SupervisorError;
 
 /// GPT name of the state partition on the boot disk.
 pub(crate) const STATE_PARTITION: &str = "coffer-state";
@@ -26,46 +26,21 @@ pub(crate) fn mount_kernel_filesystems(sys: &SysRoot) -> Result<(), SupervisorEr
     let table: [(&str, &str, &str, MountFlags, &str); 5] = [
         ("proc", "/proc", "proc", nosuid, ""),
         ("sysfs", "/sys", "sysfs", nosuid, ""),
-        (
-            "devtmpfs",
-            "/dev",
-            "devtmpfs",
-            MountFlags::NOSUID,
-            "mode=0755",
-        ),
-        (
-            "tmpfs",
-            "/run",
-            "tmpfs",
-            MountFlags::NOSUID | MountFlags::NODEV,
-            "mode=0755",
-        ),
-        (
-            "tmpfs",
-            "/tmp",
-            "tmpfs",
-            MountFlags::NOSUID | MountFlags::NODEV,
-            "mode=1777",
-        ),
+        ("devtmpfs", "/dev", "devtmpfs", MountFlags::NOSUID, "mode=0755"),
+        ("tmpfs", "/run", "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, "mode=0755"),
+        ("tmpfs", "/tmp", "tmpfs", MountFlags::NOSUID | MountFlags::NODEV, "mode=1777"),
     ];
     for (source, target, fstype, flags, data) in table {
-        std::fs::create_dir_all(target)
-            .map_err(|e| SupervisorError::io(format!("creating {target}"), e))?;
+        std::fs::create_dir_all(target).map_err(|e| SupervisorError::io(format!("creating {target}"), e))?;
         // /proc is needed to ask what is mounted; before it exists nothing is.
         if target != "/proc" && sys.is_mounted(Path::new(target)).unwrap_or(false) {
             continue;
         }
-        let data = CString::new(data)
-            .map_err(|_| SupervisorError::Boot("mount options contain NUL".into()))?;
+        let data = CString::new(data).map_err(|_| SupervisorError::Boot("mount options contain NUL".into()))?;
         match mount(source, target, fstype, flags, data.as_c_str()) {
             Ok(()) => {}
             Err(rustix::io::Errno::BUSY) => {}
-            Err(e) => {
-                return Err(SupervisorError::io(
-                    format!("mounting {fstype} on {target}"),
-                    e.into(),
-                ));
-            }
+            Err(e) => return Err(SupervisorError::io(format!("mounting {fstype} on {target}"), e.into())),
         }
     }
     Ok(())
@@ -84,14 +59,8 @@ pub(crate) fn parse_modules_list(text: &str) -> Vec<ModuleLine> {
         .map(|l| l.split('#').next().unwrap_or("").trim())
         .filter(|l| !l.is_empty())
         .map(|l| match l.split_once(char::is_whitespace) {
-            Some((path, params)) => ModuleLine {
-                path: path.into(),
-                params: params.trim().into(),
-            },
-            None => ModuleLine {
-                path: l.into(),
-                params: String::new(),
-            },
+            Some((path, params)) => ModuleLine { path: path.into(), params: params.trim().into() },
+            None => ModuleLine { path: l.into(), params: String::new() },
         })
         .collect()
 }
@@ -103,31 +72,22 @@ pub(crate) fn parse_modules_list(text: &str) -> Vec<ModuleLine> {
 /// watchdog driver on a board without that chip): skipped, not failed.
 pub(crate) fn load_modules(list: &Path) -> ModulesLoaded {
     let mut out = ModulesLoaded::default();
-    let Ok(text) = std::fs::read_to_string(list) else {
-        return out;
-    };
+    let Ok(text) = std::fs::read_to_string(list) else { return out };
     for m in parse_modules_list(&text) {
         let started = Instant::now();
-        let result = File::open(&m.path)
-            .map_err(|e| e.to_string())
-            .and_then(|file| {
-                let params = CString::new(m.params.clone())
-                    .map_err(|_| "parameters contain NUL".to_string())?;
-                match rustix::system::finit_module(&file, &params, 0) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
-                    Err(rustix::io::Errno::NODEV) => {
-                        log::info!("module {} found no device; skipped", m.path);
-                        Ok(())
-                    }
-                    Err(e) => Err(e.to_string()),
+        let result = File::open(&m.path).map_err(|e| e.to_string()).and_then(|file| {
+            let params = CString::new(m.params.clone()).map_err(|_| "parameters contain NUL".to_string())?;
+            match rustix::system::finit_module(&file, &params, 0) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+                Err(rustix::io::Errno::NODEV) => {
+                    log::info!("module {} found no device; skipped", m.path);
+                    Ok(())
                 }
-            });
-        let name = Path::new(&m.path)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        out.slowest
-            .push((name, started.elapsed().as_millis() as u64));
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        let name = Path::new(&m.path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        out.slowest.push((name, started.elapsed().as_millis() as u64));
         match result {
             Ok(()) => out.loaded += 1,
             Err(e) => {
@@ -152,11 +112,7 @@ pub(crate) struct ModulesLoaded {
 }
 
 /// Waits for the partition named `name` to appear (devices probe asynchronously).
-pub(crate) fn wait_for_partition(
-    sys: &SysRoot,
-    name: &str,
-    timeout: Duration,
-) -> Option<BlockDevice> {
+pub(crate) fn wait_for_partition(sys: &SysRoot, name: &str, timeout: Duration) -> Option<BlockDevice> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Ok(Some(dev)) = sys.partition_named(name) {
@@ -178,40 +134,23 @@ pub(crate) enum Fsck {
 }
 
 /// Checks (`e2fsck -p`) and mounts an ext4 file system.
-pub(crate) fn mount_ext4(
-    reaper: &Reaper,
-    device: &Path,
-    target: &Path,
-    fsck: Fsck,
-) -> Result<(), SupervisorError> {
+pub(crate) fn mount_ext4(reaper: &Reaper, device: &Path, target: &Path, fsck: Fsck) -> Result<(), SupervisorError> {
     let dev = device.to_string_lossy();
     if fsck == Fsck::Check {
         check_ext4(reaper, &dev)?;
     }
-    std::fs::create_dir_all(target)
-        .map_err(|e| SupervisorError::io(format!("creating {}", target.display()), e))?;
-    mount(
-        device,
-        target,
-        "ext4",
-        MountFlags::NOATIME | MountFlags::NODEV | MountFlags::NOSUID,
-        None,
-    )
-    .map_err(|e| SupervisorError::io(format!("mounting {dev} on {}", target.display()), e.into()))
+    std::fs::create_dir_all(target).map_err(|e| SupervisorError::io(format!("creating {}", target.display()), e))?;
+    mount(device, target, "ext4", MountFlags::NOATIME | MountFlags::NODEV | MountFlags::NOSUID, None)
+        .map_err(|e| SupervisorError::io(format!("mounting {dev} on {}", target.display()), e.into()))
 }
 
 fn check_ext4(reaper: &Reaper, dev: &str) -> Result<(), SupervisorError> {
-    let fsck = reaper
-        .run("/sbin/e2fsck", &["-p", dev])
-        .map_err(|e| SupervisorError::io("running e2fsck".into(), e))?;
+    let fsck = reaper.run("/sbin/e2fsck", &["-p", dev]).map_err(|e| SupervisorError::io("running e2fsck".into(), e))?;
     // 0 clean, 1 errors fixed, 2 fixed and reboot advised; 4 and up are not fixed.
     match fsck.exit.code {
         Some(0..=2) => {}
         _ => {
-            event(&Event::FsCheckFailed {
-                device: dev.to_string(),
-                detail: fsck.stdout.trim().to_string() + fsck.stderr.trim(),
-            });
+            event(&Event::FsCheckFailed { device: dev.to_string(), detail: fsck.stdout.trim().to_string() + fsck.stderr.trim() });
             return Err(SupervisorError::Boot(format!(
                 "{dev} has file system errors e2fsck -p could not fix ({}); run e2fsck by hand",
                 fsck.exit.describe()
@@ -240,10 +179,7 @@ mod tests {
 
     #[test]
     fn the_state_partition_is_mounted_where_the_runtime_contract_puts_the_state() {
-        assert_eq!(
-            coffer_runtime::Paths::appliance().state(),
-            std::path::Path::new(STATE_DIR)
-        );
+        assert_eq!(coffer_runtime::Paths::appliance().state(), std::path::Path::new(STATE_DIR));
     }
 
     #[test]
@@ -252,14 +188,8 @@ mod tests {
         assert_eq!(
             parse_modules_list(text),
             vec![
-                ModuleLine {
-                    path: "/lib/modules/v/virtio.ko".into(),
-                    params: String::new()
-                },
-                ModuleLine {
-                    path: "/lib/modules/v/i6300esb.ko".into(),
-                    params: "heartbeat=20 nowayout=0".into()
-                },
+                ModuleLine { path: "/lib/modules/v/virtio.ko".into(), params: String::new() },
+                ModuleLine { path: "/lib/modules/v/i6300esb.ko".into(), params: "heartbeat=20 nowayout=0".into() },
             ]
         );
     }

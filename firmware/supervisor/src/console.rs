@@ -33,11 +33,7 @@ pub(crate) fn open_log(path: &Path) -> std::io::Result<()> {
     let file = OpenOptions::new().create(true).append(true).open(path)?;
     let bytes = file.metadata()?.len();
     if let Ok(mut guard) = ring().lock() {
-        *guard = Some(Ring {
-            path: path.to_path_buf(),
-            file,
-            bytes,
-        });
+        *guard = Some(Ring { path: path.to_path_buf(), file, bytes });
     }
     Ok(())
 }
@@ -53,11 +49,7 @@ pub(crate) fn line(text: &str) {
         if ring.bytes > RING_BYTES {
             let old = ring.path.with_extension("1");
             let _ = std::fs::rename(&ring.path, old);
-            if let Ok(file) = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&ring.path)
-            {
+            if let Ok(file) = OpenOptions::new().create(true).append(true).open(&ring.path) {
                 ring.file = file;
                 ring.bytes = 0;
             }
@@ -137,10 +129,7 @@ mod tests {
 
     #[test]
     fn debug_commands() {
-        assert_eq!(
-            DebugCommand::parse("kill endpoint\n"),
-            Some(DebugCommand::Kill("endpoint".into()))
-        );
+        assert_eq!(DebugCommand::parse("kill endpoint\n"), Some(DebugCommand::Kill("endpoint".into())));
         assert_eq!(DebugCommand::parse(" hang "), Some(DebugCommand::Hang));
         assert_eq!(DebugCommand::parse("hang now"), None);
         assert_eq!(DebugCommand::parse("kill"), None);
@@ -159,14 +148,8 @@ mod tests {
         event(&Event::ServerStopped);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().map(|l| l.split_once(' ').unwrap().1).collect();
-        assert!(
-            text.lines().all(|l| l.starts_with('@')),
-            "every line has its time: {text}"
-        );
+        assert!(text.lines().all(|l| l.starts_with('@')), "every line has its time: {text}");
         assert_eq!(&lines[..2], ["first half and rest", "second"], "{text}");
-        assert!(
-            text.contains("coffer-event {\"kind\":\"server.stopped\"}\n"),
-            "{text}"
-        );
+        assert!(text.contains("coffer-event {\"kind\":\"server.stopped\"}\n"), "{text}");
     }
 }

@@ -32,12 +32,7 @@ const UNITS_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 const DATA_LABEL: &str = "coffer-data";
 
 /// Assembles the mirror, or makes one from two blank disks, and mounts it on `target`.
-pub(crate) fn prepare(
-    sys: &SysRoot,
-    reaper: &Reaper,
-    boot_disk: &str,
-    target: &Path,
-) -> Result<(), SupervisorError> {
+pub(crate) fn prepare(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &Path) -> Result<(), SupervisorError> {
     if sys.pci_driver_bound(THREEWARE_DRIVER) {
         return prepare_unit(sys, reaper, boot_disk, target);
     }
@@ -46,37 +41,26 @@ pub(crate) fn prepare(
     let deadline = std::time::Instant::now() + DISK_WAIT;
     let mut present = Vec::new();
     while std::time::Instant::now() < deadline {
-        present = sys
-            .block_devices()
-            .map(|d| coffer_raid::data_disk_candidates(&d, boot_disk))
-            .unwrap_or_default();
+        present = sys.block_devices().map(|d| coffer_raid::data_disk_candidates(&d, boot_disk)).unwrap_or_default();
         if present.len() >= 2 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     // Blank disks hold no array: the first boot need not ask mdadm.
-    if !present
-        .iter()
-        .all(|d| sys.disk_is_blank(&d.name, d.size).unwrap_or(false))
-    {
+    if !present.iter().all(|d| sys.disk_is_blank(&d.name, d.size).unwrap_or(false)) {
         let _ = reaper.run("/sbin/mdadm", &["--assemble", "--scan", "--run"]);
     }
     let array = sys.dev_node(ARRAY_NODE);
     let mut fsck = Fsck::Check;
     if !array.exists() {
-        let devices = sys
-            .block_devices()
-            .map_err(|e| SupervisorError::Boot(e.to_string()))?;
+        let devices = sys.block_devices().map_err(|e| SupervisorError::Boot(e.to_string()))?;
         let candidates = coffer_raid::data_disk_candidates(&devices, boot_disk);
         let mut blank = Vec::new();
         for d in &candidates {
             match sys.disk_is_blank(&d.name, d.size) {
                 Ok(true) => blank.push(d.clone()),
-                Ok(false) => event(&Event::DataDiskNotBlank {
-                    disk: d.name.clone(),
-                    serial: d.serial.clone(),
-                }),
+                Ok(false) => event(&Event::DataDiskNotBlank { disk: d.name.clone(), serial: d.serial.clone() }),
                 Err(e) => log::warn!("reading {}: {e}", d.name),
             }
         }
@@ -99,10 +83,7 @@ fn mount(reaper: &Reaper, device: &Path, target: &Path, fsck: Fsck) -> Result<()
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o711))
         .map_err(|e| SupervisorError::io(format!("setting the mode of {}", target.display()), e))?;
-    event(&Event::DataMounted {
-        array: device.to_string_lossy().into_owned(),
-        path: target.to_string_lossy().into_owned(),
-    });
+    event(&Event::DataMounted { array: device.to_string_lossy().into_owned(), path: target.to_string_lossy().into_owned() });
     Ok(())
 }
 
@@ -126,13 +107,7 @@ pub(crate) enum UnitPlan {
 /// unit. Several candidates, or a unit holding something else, are refused:
 /// guessing could format someone's disk.
 pub(crate) fn plan_unit(units: &[(String, UnitContent)]) -> UnitPlan {
-    let of = |want: UnitContent| {
-        units
-            .iter()
-            .filter(|(_, c)| *c == want)
-            .map(|(n, _)| n.clone())
-            .collect::<Vec<_>>()
-    };
+    let of = |want: UnitContent| units.iter().filter(|(_, c)| *c == want).map(|(n, _)| n.clone()).collect::<Vec<_>>();
     match (of(UnitContent::DataArea).as_slice(), of(UnitContent::Blank).as_slice(), units.len()) {
         (_, _, 0) => UnitPlan::Refuse(
             "the 3ware controller shows no unit: make one RAID1 unit of the two disks in its BIOS (Alt-3 at power-on)".into(),
@@ -161,22 +136,11 @@ pub(crate) fn unit_content(sys: &SysRoot, disk: &BlockDevice) -> std::io::Result
     f.seek(SeekFrom::Start(1024))?;
     f.read_exact(&mut sb)?;
     let label = sb[120..136].split(|b| *b == 0).next().unwrap_or_default();
-    Ok(
-        if sb[56..58] == [0x53, 0xEF] && label == DATA_LABEL.as_bytes() {
-            UnitContent::DataArea
-        } else {
-            UnitContent::Other
-        },
-    )
+    Ok(if sb[56..58] == [0x53, 0xEF] && label == DATA_LABEL.as_bytes() { UnitContent::DataArea } else { UnitContent::Other })
 }
 
 /// The data area on the controller's RAID1 unit.
-fn prepare_unit(
-    sys: &SysRoot,
-    reaper: &Reaper,
-    boot_disk: &str,
-    target: &Path,
-) -> Result<(), SupervisorError> {
+fn prepare_unit(sys: &SysRoot, reaper: &Reaper, boot_disk: &str, target: &Path) -> Result<(), SupervisorError> {
     // The controller's units appear one by one: the choice waits until the
     // list has held still for a while, so a blank unit seen first is not
     // formatted while the data area's unit is still being found.
@@ -204,112 +168,48 @@ fn prepare_unit(
     };
     let mut contents = Vec::new();
     for u in &units {
-        let content = unit_content(sys, u)
-            .map_err(|e| SupervisorError::io(format!("reading 3ware unit {}", u.name), e))?;
+        let content = unit_content(sys, u).map_err(|e| SupervisorError::io(format!("reading 3ware unit {}", u.name), e))?;
         contents.push((u.name.clone(), content));
     }
     match plan_unit(&contents) {
         UnitPlan::Mount(name) => mount(reaper, &sys.dev_node(&name), target, Fsck::Check),
         UnitPlan::Format(name) => {
             let dev = sys.dev_node(&name);
-            event(&Event::DataCreating {
-                disks: vec![dev.to_string_lossy().into_owned()],
-                serials: Vec::new(),
-            });
-            check(
-                reaper,
-                "/sbin/mke2fs",
-                &[
-                    "-q",
-                    "-t",
-                    "ext4",
-                    "-L",
-                    DATA_LABEL,
-                    "-E",
-                    "root_owner=0:0",
-                    &dev.to_string_lossy(),
-                ],
-            )?;
-            event(&Event::DataCreated {
-                array: dev.to_string_lossy().into_owned(),
-            });
+            event(&Event::DataCreating { disks: vec![dev.to_string_lossy().into_owned()], serials: Vec::new() });
+            check(reaper, "/sbin/mke2fs", &["-q", "-t", "ext4", "-L", DATA_LABEL, "-E", "root_owner=0:0", &dev.to_string_lossy()])?;
+            event(&Event::DataCreated { array: dev.to_string_lossy().into_owned() });
             mount(reaper, &dev, target, Fsck::JustMade)
         }
         UnitPlan::Refuse(why) => {
             for (name, _) in contents.iter().filter(|(_, c)| *c == UnitContent::Other) {
-                event(&Event::DataDiskNotBlank {
-                    disk: name.clone(),
-                    serial: None,
-                });
+                event(&Event::DataDiskNotBlank { disk: name.clone(), serial: None });
             }
             Err(SupervisorError::Boot(why))
         }
     }
 }
 
-fn create(
-    sys: &SysRoot,
-    reaper: &Reaper,
-    disks: &[BlockDevice],
-    array: &Path,
-) -> Result<(), SupervisorError> {
-    let devs: Vec<String> = disks
-        .iter()
-        .map(|d| sys.dev_node(&d.name).to_string_lossy().into_owned())
-        .collect();
+fn create(sys: &SysRoot, reaper: &Reaper, disks: &[BlockDevice], array: &Path) -> Result<(), SupervisorError> {
+    let devs: Vec<String> = disks.iter().map(|d| sys.dev_node(&d.name).to_string_lossy().into_owned()).collect();
     let array = array.to_string_lossy();
-    event(&Event::DataCreating {
-        disks: devs.clone(),
-        serials: disks.iter().map(|d| d.serial.clone()).collect(),
-    });
+    event(&Event::DataCreating { disks: devs.clone(), serials: disks.iter().map(|d| d.serial.clone()).collect() });
     let mut args = vec![
-        "--create",
-        &array,
-        "--level=1",
-        "--raid-devices=2",
-        "--metadata=1.2",
-        "--bitmap=internal",
-        "--homehost=coffer",
-        "--name",
-        ARRAY_NAME,
-        "--run",
-        "--force",
+        "--create", &array, "--level=1", "--raid-devices=2", "--metadata=1.2", "--bitmap=internal",
+        "--homehost=coffer", "--name", ARRAY_NAME, "--run", "--force",
     ];
     args.extend(devs.iter().map(String::as_str));
     check(reaper, "/sbin/mdadm", &args)?;
-    check(
-        reaper,
-        "/sbin/mke2fs",
-        &[
-            "-q",
-            "-t",
-            "ext4",
-            "-L",
-            DATA_LABEL,
-            "-E",
-            "root_owner=0:0",
-            &array,
-        ],
-    )?;
-    event(&Event::DataCreated {
-        array: array.to_string(),
-    });
+    check(reaper, "/sbin/mke2fs", &["-q", "-t", "ext4", "-L", DATA_LABEL, "-E", "root_owner=0:0", &array])?;
+    event(&Event::DataCreated { array: array.to_string() });
     Ok(())
 }
 
 fn check(reaper: &Reaper, program: &str, args: &[&str]) -> Result<(), SupervisorError> {
-    let out = reaper
-        .run(program, args)
-        .map_err(|e| SupervisorError::io(format!("running {program}"), e))?;
+    let out = reaper.run(program, args).map_err(|e| SupervisorError::io(format!("running {program}"), e))?;
     if out.exit.success() {
         Ok(())
     } else {
-        Err(SupervisorError::Boot(format!(
-            "{program} {} failed ({}): {}",
-            args.join(" "),
-            out.exit.describe(),
-            out.stderr.trim()
-        )))
+        Err(SupervisorError::Boot(format!("{program} {} failed ({}): {}", args.join(" "), out.exit.describe(), out.stderr.trim())))
     }
 }
 
@@ -324,19 +224,10 @@ mod tests {
 
     #[test]
     fn a_unit_is_mounted_formatted_or_refused() {
-        assert_eq!(
-            plan_unit(&units(&[("sda", DataArea)])),
-            UnitPlan::Mount("sda".into())
-        );
-        assert_eq!(
-            plan_unit(&units(&[("sda", Blank)])),
-            UnitPlan::Format("sda".into())
-        );
+        assert_eq!(plan_unit(&units(&[("sda", DataArea)])), UnitPlan::Mount("sda".into()));
+        assert_eq!(plan_unit(&units(&[("sda", Blank)])), UnitPlan::Format("sda".into()));
         // The data area wins over a blank unit next to it; nothing is formatted.
-        assert_eq!(
-            plan_unit(&units(&[("sda", Blank), ("sdb", DataArea)])),
-            UnitPlan::Mount("sdb".into())
-        );
+        assert_eq!(plan_unit(&units(&[("sda", Blank), ("sdb", DataArea)])), UnitPlan::Mount("sdb".into()));
         for refused in [
             units(&[]),
             units(&[("sda", Other)]),
@@ -344,10 +235,7 @@ mod tests {
             units(&[("sda", Blank), ("sdb", Other)]),
             units(&[("sda", DataArea), ("sdb", DataArea)]),
         ] {
-            assert!(
-                matches!(plan_unit(&refused), UnitPlan::Refuse(_)),
-                "{refused:?}"
-            );
+            assert!(matches!(plan_unit(&refused), UnitPlan::Refuse(_)), "{refused:?}");
         }
     }
 
@@ -365,27 +253,12 @@ mod tests {
             parent: None,
             read_only: false,
         };
-        for (name, label) in [
-            ("blank", None),
-            ("ours", Some(DATA_LABEL)),
-            ("theirs", Some("photos")),
-        ] {
+        for (name, label) in [("blank", None), ("ours", Some(DATA_LABEL)), ("theirs", Some("photos"))] {
             let path = dir.path().join("dev").join(name);
-            std::fs::File::create(&path)
-                .unwrap()
-                .set_len(16 << 20)
-                .unwrap();
+            std::fs::File::create(&path).unwrap().set_len(16 << 20).unwrap();
             if let Some(label) = label {
-                let out = std::process::Command::new("/sbin/mke2fs")
-                    .args(["-q", "-F", "-t", "ext4", "-L", label])
-                    .arg(&path)
-                    .output()
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                let out = std::process::Command::new("/sbin/mke2fs").args(["-q", "-F", "-t", "ext4", "-L", label]).arg(&path).output().unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             }
         }
         assert_eq!(unit_content(&sys, &disk("blank")).unwrap(), Blank);

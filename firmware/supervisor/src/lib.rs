@@ -16,16 +16,13 @@ mod watchdog;
 
 pub use console::{LineWriter, event};
 pub use run::run_as_init;
-pub use services::{Action, ExitOutcome, RestartPolicy, ServiceState, ServiceTable};
 pub use slots::ESP_PARTITION;
+pub use services::{Action, ExitOutcome, RestartPolicy, ServiceState, ServiceTable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
     #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    Io { what: String, source: std::io::Error },
     #[error("{0}")]
     Boot(String),
 }

@@ -13,26 +13,17 @@ use crate::reaper::Reaper;
 const BUSYBOX: &str = "/bin/busybox";
 /// Script udhcpc runs to apply a lease (from `rootfs-overlay/`).
 fn dhcp_script() -> String {
-    coffer_runtime::Paths::appliance()
-        .dhcp_script()
-        .to_string_lossy()
-        .into_owned()
+    coffer_runtime::Paths::appliance().dhcp_script().to_string_lossy().into_owned()
 }
 
 /// How the interface got its address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NetworkOutcome {
     /// A lease; `udhcpc` should keep running on `interface` to renew it.
-    Dhcp {
-        interface: String,
-    },
-    Static {
-        interface: String,
-    },
+    Dhcp { interface: String },
+    Static { interface: String },
     /// No address: DHCP unanswered and no static fallback. Keep asking.
-    Waiting {
-        interface: String,
-    },
+    Waiting { interface: String },
     NoInterface,
 }
 
@@ -54,92 +45,38 @@ fn ip(reaper: &Reaper, args: &[&str]) -> bool {
 
 pub(crate) fn bring_up(sys: &SysRoot, reaper: &Reaper, config: &NetworkConfig) -> NetworkOutcome {
     ip(reaper, &["link", "set", "lo", "up"]);
-    let Some(interface) = sys
-        .network_interfaces()
-        .ok()
-        .and_then(|v| v.into_iter().next())
-    else {
+    let Some(interface) = sys.network_interfaces().ok().and_then(|v| v.into_iter().next()) else {
         event(&Event::NetworkNoInterface);
         return NetworkOutcome::NoInterface;
     };
     ip(reaper, &["link", "set", &interface, "up"]);
     if config.dhcp {
-        let lease = reaper.run(
-            BUSYBOX,
-            &[
-                "udhcpc",
-                "-i",
-                &interface,
-                "-n",
-                "-q",
-                "-t",
-                "5",
-                "-T",
-                "2",
-                "-O",
-                "ntpsrv",
-                "-s",
-                &dhcp_script(),
-            ],
-        );
+        let lease = reaper.run(BUSYBOX, &["udhcpc", "-i", &interface, "-n", "-q", "-t", "5", "-T", "2", "-O", "ntpsrv", "-s", &dhcp_script()]);
         if matches!(&lease, Ok(out) if out.exit.success()) {
-            event(&Event::NetworkUp {
-                interface: interface.clone(),
-                method: "dhcp".to_string(),
-                address: None,
-            });
+            event(&Event::NetworkUp { interface: interface.clone(), method: "dhcp".to_string(), address: None });
             return NetworkOutcome::Dhcp { interface };
         }
     }
     if let Some(address) = &config.address {
         let ok = ip(reaper, &["addr", "add", address, "dev", &interface])
-            && config
-                .gateway
-                .as_deref()
-                .is_none_or(|gw| ip(reaper, &["route", "add", "default", "via", gw]));
-        let resolv: String = config
-            .dns
-            .iter()
-            .map(|d| format!("nameserver {d}\n"))
-            .collect();
+            && config.gateway.as_deref().is_none_or(|gw| ip(reaper, &["route", "add", "default", "via", gw]));
+        let resolv: String = config.dns.iter().map(|d| format!("nameserver {d}\n")).collect();
         if !resolv.is_empty() {
             let _ = std::fs::write("/etc/resolv.conf", resolv);
         }
         if ok {
-            event(&Event::NetworkUp {
-                interface: interface.clone(),
-                method: "static".to_string(),
-                address: Some(address.clone()),
-            });
+            event(&Event::NetworkUp { interface: interface.clone(), method: "static".to_string(), address: Some(address.clone()) });
             return NetworkOutcome::Static { interface };
         }
     }
-    event(&Event::NetworkWaiting {
-        interface: interface.clone(),
-    });
+    event(&Event::NetworkWaiting { interface: interface.clone() });
     NetworkOutcome::Waiting { interface }
 }
 
 /// The long-running DHCP client that renews the lease (or keeps asking).
 pub(crate) fn dhcp_client_argv(interface: &str) -> Vec<String> {
-    [
-        BUSYBOX,
-        "udhcpc",
-        "-f",
-        "-i",
-        interface,
-        "-t",
-        "0",
-        "-T",
-        "3",
-        "-A",
-        "10",
-        "-O",
-        "ntpsrv",
-        "-s",
-        &dhcp_script(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    [BUSYBOX, "udhcpc", "-f", "-i", interface, "-t", "0", "-T", "3", "-A", "10", "-O", "ntpsrv", "-s", &dhcp_script()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }

@@ -22,11 +22,7 @@ pub(crate) struct Exit {
 
 impl Exit {
     fn from_status(pid: i32, status: WaitStatus) -> Self {
-        Exit {
-            pid,
-            code: status.exit_status(),
-            signal: status.terminating_signal(),
-        }
+        Exit { pid, code: status.exit_status(), signal: status.terminating_signal() }
     }
 
     pub(crate) fn success(&self) -> bool {
@@ -58,10 +54,7 @@ pub(crate) struct Reaper {
 impl Reaper {
     /// Starts `cmd` and registers where its exit goes.
     pub(crate) fn spawn(&self, cmd: &mut Command, notify: Sender<Exit>) -> std::io::Result<Child> {
-        let mut waiting = self
-            .waiting
-            .lock()
-            .map_err(|_| std::io::Error::other("process table poisoned"))?;
+        let mut waiting = self.waiting.lock().map_err(|_| std::io::Error::other("process table poisoned"))?;
         let child = cmd.spawn()?;
         waiting.insert(child.id() as i32, notify);
         Ok(child)
@@ -69,9 +62,7 @@ impl Reaper {
 
     /// Collects every exited child; returns the orphans nobody registered.
     pub(crate) fn reap(&self) -> Vec<Exit> {
-        let Ok(mut waiting) = self.waiting.lock() else {
-            return Vec::new();
-        };
+        let Ok(mut waiting) = self.waiting.lock() else { return Vec::new() };
         let mut orphans = Vec::new();
         // `wait`, not `waitpid(None)`: the latter is pid 0, only our own process group.
         while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
@@ -94,10 +85,7 @@ impl Reaper {
     pub(crate) fn run(&self, program: &str, args: &[&str]) -> std::io::Result<HelperOutput> {
         let (tx, rx) = channel();
         let mut cmd = Command::new(program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = self.spawn(&mut cmd, tx)?;
         let stderr_pipe = child.stderr.take();
         let stderr_reader = std::thread::spawn(move || {
@@ -112,14 +100,8 @@ impl Reaper {
             let _ = pipe.read_to_string(&mut stdout);
         }
         let stderr = stderr_reader.join().unwrap_or_default();
-        let exit = rx
-            .recv()
-            .map_err(|_| std::io::Error::other(format!("{program}: exit status lost")))?;
-        Ok(HelperOutput {
-            exit,
-            stdout,
-            stderr,
-        })
+        let exit = rx.recv().map_err(|_| std::io::Error::other(format!("{program}: exit status lost")))?;
+        Ok(HelperOutput { exit, stdout, stderr })
     }
 }
 
@@ -131,19 +113,11 @@ mod tests {
 
     /// Services run in their own process group; their exits must still reach the reaper.
     #[test]
-    #[allow(
-        clippy::zombie_processes,
-        reason = "the reaper waits for it, which is what is tested"
-    )]
+    #[allow(clippy::zombie_processes, reason = "the reaper waits for it, which is what is tested")]
     fn reaps_children_in_other_process_groups() {
         let reaper = Reaper::default();
         let (tx, rx) = channel();
-        let child = reaper
-            .spawn(
-                Command::new("sh").args(["-c", "exit 3"]).process_group(0),
-                tx,
-            )
-            .unwrap();
+        let child = reaper.spawn(Command::new("sh").args(["-c", "exit 3"]).process_group(0), tx).unwrap();
         let pid = child.id() as i32;
         let deadline = Instant::now() + Duration::from_secs(10);
         let exit = loop {
@@ -154,13 +128,6 @@ mod tests {
             assert!(Instant::now() < deadline, "exit never delivered");
             std::thread::sleep(Duration::from_millis(10));
         };
-        assert_eq!(
-            exit,
-            Exit {
-                pid,
-                code: Some(3),
-                signal: None
-            }
-        );
+        assert_eq!(exit, Exit { pid, code: Some(3), signal: None });
     }
 }

@@ -5,8 +5,8 @@
 //! services, unmounts, stops the array and powers off.
 
 use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -40,14 +40,8 @@ const AFTER_ENDPOINT: Duration = Duration::from_secs(1);
 
 enum Msg {
     Exited(Exit),
-    Output {
-        service: String,
-        line: String,
-    },
-    Shutdown {
-        reason: &'static str,
-        reboot: bool,
-    },
+    Output { service: String, line: String },
+    Shutdown { reason: &'static str, reboot: bool },
     Debug(DebugCommand),
     /// Networking finished; DHCP keeps running on this interface.
     DhcpInterface(String),
@@ -81,10 +75,7 @@ pub fn run_as_init() -> ! {
     start_signal_thread(reaper.clone(), tx.clone());
     let cmdline = sys.kernel_cmdline().unwrap_or_default();
     let slot = cmdline.get("coffer.slot").unwrap_or("a").to_string();
-    event(&Event::BootStart {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        slot,
-    });
+    event(&Event::BootStart { version: env!("CARGO_PKG_VERSION").to_string(), slot });
 
     let booted = boot_steps(&sys, &reaper, &tx);
     let mut slots = SlotKeeper::at_boot(&sys, &cmdline);
@@ -99,61 +90,21 @@ pub fn run_as_init() -> ! {
     let now = Instant::now();
     let exe = booted.exe.to_string_lossy().into_owned();
     if booted.state_ok && booted.data_ok {
-        let argv = [
-            &exe,
-            "--state",
-            STATE_DIR,
-            "serve",
-            "--listen",
-            "0.0.0.0:22",
-        ]
-        .map(String::from)
-        .to_vec();
+        let argv = [&exe, "--state", STATE_DIR, "serve", "--listen", "0.0.0.0:22"].map(String::from).to_vec();
         table.add("endpoint", argv, Some("coffer: listening on"), true, now);
-        let argv = [&exe, "--state", STATE_DIR, "raid", "watch"]
-            .map(String::from)
-            .to_vec();
-        table.add(
-            "raid",
-            argv,
-            Some("\"kind\":\"raid.watching\""),
-            true,
-            now + AFTER_ENDPOINT,
-        );
+        let argv = [&exe, "--state", STATE_DIR, "raid", "watch"].map(String::from).to_vec();
+        table.add("raid", argv, Some("\"kind\":\"raid.watching\""), true, now + AFTER_ENDPOINT);
     }
     if booted.state_ok {
-        let argv = [&exe, "--state", STATE_DIR, "alert", "run"]
-            .map(String::from)
-            .to_vec();
-        table.add(
-            "alert",
-            argv,
-            Some("\"kind\":\"alert.running\""),
-            false,
-            now + AFTER_ENDPOINT,
-        );
-        let argv = [&exe, "--state", STATE_DIR, "time", "sync"]
-            .map(String::from)
-            .to_vec();
-        table.add(
-            "time",
-            argv,
-            Some("\"kind\":\"time.running\""),
-            false,
-            now + AFTER_ENDPOINT,
-        );
-        let argv = [&exe, "--state", STATE_DIR, "mdns"]
-            .map(String::from)
-            .to_vec();
+        let argv = [&exe, "--state", STATE_DIR, "alert", "run"].map(String::from).to_vec();
+        table.add("alert", argv, Some("\"kind\":\"alert.running\""), false, now + AFTER_ENDPOINT);
+        let argv = [&exe, "--state", STATE_DIR, "time", "sync"].map(String::from).to_vec();
+        table.add("time", argv, Some("\"kind\":\"time.running\""), false, now + AFTER_ENDPOINT);
+        let argv = [&exe, "--state", STATE_DIR, "mdns"].map(String::from).to_vec();
         table.add("mdns", argv, None, false, now + AFTER_ENDPOINT);
     }
     if !booted.network_started {
-        start_network_thread(
-            sys.clone(),
-            reaper.clone(),
-            coffer_config::NetworkConfig::default(),
-            tx.clone(),
-        );
+        start_network_thread(sys.clone(), reaper.clone(), coffer_config::NetworkConfig::default(), tx.clone());
     }
     for button in coffer_hal::power_button_handlers(&sys).unwrap_or_default() {
         start_power_button_thread(button, tx.clone());
@@ -162,31 +113,15 @@ pub fn run_as_init() -> ! {
         start_debug_console_thread(tx.clone());
     }
     let mut watchdog = Watchdog::open(&sys.dev_node("watchdog"));
-    event(&Event::BootDone {
-        uptime_secs: uptime(),
-        watchdog: watchdog.is_some(),
-    });
+    event(&Event::BootDone { uptime_secs: uptime(), watchdog: watchdog.is_some() });
     let services_ok = booted.state_ok && booted.data_ok;
-    let (reason, reboot) = supervise(
-        &mut table,
-        &reaper,
-        &tx,
-        &rx,
-        &mut watchdog,
-        &mut slots,
-        services_ok,
-    );
+    let (reason, reboot) = supervise(&mut table, &reaper, &tx, &rx, &mut watchdog, &mut slots, services_ok);
     shutdown(&mut table, &reaper, &rx, watchdog, reason, reboot)
 }
 
 fn boot_steps(sys: &SysRoot, reaper: &Arc<Reaper>, tx: &Sender<Msg>) -> Booted {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/bin/coffer"));
-    let mut booted = Booted {
-        exe: exe.clone(),
-        state_ok: false,
-        data_ok: false,
-        network_started: false,
-    };
+    let mut booted = Booted { exe: exe.clone(), state_ok: false, data_ok: false, network_started: false };
     let t0 = Instant::now();
     let modules = boot::load_modules(&Paths::appliance().modules_list());
     event(&Event::BootModules {
@@ -196,29 +131,15 @@ fn boot_steps(sys: &SysRoot, reaper: &Arc<Reaper>, tx: &Sender<Msg>) -> Booted {
         slowest: modules.slowest,
     });
 
-    let Some(state_part) = boot::wait_for_partition(sys, STATE_PARTITION, Duration::from_secs(10))
-    else {
-        fail(
-            "state",
-            &format!(
-                "no partition named {STATE_PARTITION} on any disk: flash the Coffer image to the boot disk"
-            ),
-        );
+    let Some(state_part) = boot::wait_for_partition(sys, STATE_PARTITION, Duration::from_secs(10)) else {
+        fail("state", &format!("no partition named {STATE_PARTITION} on any disk: flash the Coffer image to the boot disk"));
         return booted;
     };
-    if let Err(e) = boot::mount_ext4(
-        reaper,
-        &sys.dev_node(&state_part.name),
-        Path::new(STATE_DIR),
-        boot::Fsck::Check,
-    ) {
+    if let Err(e) = boot::mount_ext4(reaper, &sys.dev_node(&state_part.name), Path::new(STATE_DIR), boot::Fsck::Check) {
         fail("state", &e.to_string());
         return booted;
     }
-    event(&Event::StateMounted {
-        device: state_part.name.clone(),
-        path: STATE_DIR.to_string(),
-    });
+    event(&Event::StateMounted { device: state_part.name.clone(), path: STATE_DIR.to_string() });
     let paths = StatePaths::new(Path::new(STATE_DIR));
     if !paths.config().exists() && !coffer(reaper, &exe, &["init"]) {
         fail("state", "coffer init failed on the state partition");
@@ -227,36 +148,20 @@ fn boot_steps(sys: &SysRoot, reaper: &Arc<Reaper>, tx: &Sender<Msg>) -> Booted {
     let config = match Config::load(&paths.config()) {
         Ok(c) => c,
         Err(e) => {
-            fail(
-                "state",
-                &format!("{e}; the endpoint stays off until coffer.toml is fixed"),
-            );
+            fail("state", &format!("{e}; the endpoint stays off until coffer.toml is fixed"));
             return booted;
         }
     };
     booted.state_ok = true;
     boot::set_hostname(&config.network.hostname);
     // The DHCP lease is got while the data area is made ready.
-    start_network_thread(
-        sys.clone(),
-        reaper.clone(),
-        config.network.clone(),
-        tx.clone(),
-    );
+    start_network_thread(sys.clone(), reaper.clone(), config.network.clone(), tx.clone());
     booted.network_started = true;
 
     let boot_disk = state_part.parent.clone().unwrap_or_default();
-    match data::prepare(
-        sys,
-        reaper,
-        &boot_disk,
-        &paths.data_dir(&config.server.data_dir),
-    ) {
+    match data::prepare(sys, reaper, &boot_disk, &paths.data_dir(&config.server.data_dir)) {
         Ok(()) => booted.data_ok = true,
-        Err(e) => fail(
-            "data",
-            &format!("{e}; the endpoint stays off so no backup lands on the boot disk"),
-        ),
+        Err(e) => fail("data", &format!("{e}; the endpoint stays off so no backup lands on the boot disk")),
     }
     if booted.data_ok {
         add_admin(reaper, &exe, &paths);
@@ -266,15 +171,10 @@ fn boot_steps(sys: &SysRoot, reaper: &Arc<Reaper>, tx: &Sender<Msg>) -> Booted {
 
 /// Networking runs beside the services: the endpoint listens on every
 /// address, so it need not wait for a DHCP answer.
-fn start_network_thread(
-    sys: SysRoot,
-    reaper: Arc<Reaper>,
-    config: coffer_config::NetworkConfig,
-    tx: Sender<Msg>,
-) {
+fn start_network_thread(sys: SysRoot, reaper: Arc<Reaper>, config: coffer_config::NetworkConfig, tx: Sender<Msg>) {
     std::thread::spawn(move || {
-        if let net::NetworkOutcome::Dhcp { interface }
-        | net::NetworkOutcome::Waiting { interface } = net::bring_up(&sys, &reaper, &config)
+        if let net::NetworkOutcome::Dhcp { interface } | net::NetworkOutcome::Waiting { interface } =
+            net::bring_up(&sys, &reaper, &config)
         {
             let _ = tx.send(Msg::DhcpInterface(interface));
         }
@@ -283,22 +183,10 @@ fn start_network_thread(
 
 fn fail(step: &str, message: &str) {
     log::error!("{step}: {message}");
-    event(&Event::BootFailed {
-        step: step.to_string(),
-        message: message.to_string(),
-    });
+    event(&Event::BootFailed { step: step.to_string(), message: message.to_string() });
     // Without the state partition there is no spool (and no alert service).
     if step != "state" {
-        raise(
-            &Paths::appliance(),
-            &stamped(
-                &format!("boot:{step}"),
-                Severity::Critical,
-                &format!("the appliance started without its {step}"),
-                message,
-                false,
-            ),
-        );
+        raise(&Paths::appliance(), &stamped(&format!("boot:{step}"), Severity::Critical, &format!("the appliance started without its {step}"), message, false));
     }
 }
 
@@ -329,9 +217,7 @@ fn show_host_keys(reaper: &Reaper, exe: &Path) {
         for line in out.stdout.lines() {
             console::line(&format!("coffer: host key {line}"));
         }
-        event(&Event::BootHostKeys {
-            fingerprints: out.stdout.lines().map(str::to_string).collect(),
-        });
+        event(&Event::BootHostKeys { fingerprints: out.stdout.lines().map(str::to_string).collect() });
     }
 }
 
@@ -342,27 +228,11 @@ fn add_admin(reaper: &Reaper, exe: &Path, paths: &StatePaths) {
         return;
     }
     let admin_keys = admin_keys.to_string_lossy();
-    let admin = UserDb::load(&paths.users())
-        .ok()
-        .and_then(|db| db.get("admin").map(|u| u.role));
+    let admin = UserDb::load(&paths.users()).ok().and_then(|db| db.get("admin").map(|u| u.role));
     match admin {
         None => {
-            if coffer(
-                reaper,
-                exe,
-                &[
-                    "user",
-                    "add",
-                    "admin",
-                    "--key",
-                    &admin_keys,
-                    "--role",
-                    "admin",
-                ],
-            ) {
-                event(&Event::StateAdminAdded {
-                    user: "admin".to_string(),
-                });
+            if coffer(reaper, exe, &["user", "add", "admin", "--key", &admin_keys, "--role", "admin"]) {
+                event(&Event::StateAdminAdded { user: "admin".to_string() });
             }
         }
         // Made by a firmware that had no roles yet.
@@ -403,11 +273,7 @@ fn supervise(
             healthy_since = healthy.then_some(now);
         }
         if let Some(keeper) = slots.as_mut()
-            && keeper.tick(
-                healthy_since.map(|t| now - t),
-                Duration::from_secs_f64(uptime()),
-                services_ok,
-            )
+            && keeper.tick(healthy_since.map(|t| now - t), Duration::from_secs_f64(uptime()), services_ok)
         {
             return ("the new firmware slot did not become healthy", true);
         }
@@ -417,22 +283,14 @@ fn supervise(
             }
             last_pet = now;
         }
-        let wait = table
-            .next_start()
-            .map_or(TICK, |t| t.saturating_duration_since(now).min(TICK));
+        let wait = table.next_start().map_or(TICK, |t| t.saturating_duration_since(now).min(TICK));
         match rx.recv_timeout(wait) {
             Ok(Msg::Exited(exit)) => {
                 let name = table.by_pid(exit.pid).map(|s| s.name.clone());
                 if let Some(outcome) = table.exited(exit.pid, Instant::now()) {
-                    event(&Event::ServiceExited {
-                        service: name,
-                        status: exit.describe(),
-                        restart_in_secs: outcome.restart_in.map(|d| d.as_secs_f64()),
-                    });
+                    event(&Event::ServiceExited { service: name, status: exit.describe(), restart_in_secs: outcome.restart_in.map(|d| d.as_secs_f64()) });
                     if outcome.at_cap && flapping.insert(outcome.service.clone()) {
-                        event(&Event::ServiceFlapping {
-                            service: outcome.service.clone(),
-                        });
+                        event(&Event::ServiceFlapping { service: outcome.service.clone() });
                         raise(
                             &Paths::appliance(),
                             &stamped(
@@ -448,41 +306,19 @@ fn supervise(
             }
             Ok(Msg::Output { service, line }) => {
                 if table.output_line(&service, &line, Instant::now()) {
-                    event(&Event::ServiceReady {
-                        service: service.clone(),
-                    });
+                    event(&Event::ServiceReady { service: service.clone() });
                     if flapping.remove(&service) {
-                        raise(
-                            &Paths::appliance(),
-                            &stamped(
-                                &format!("service:{service}:flapping"),
-                                Severity::Critical,
-                                &format!("service {service} runs again"),
-                                "",
-                                true,
-                            ),
-                        );
+                        raise(&Paths::appliance(), &stamped(&format!("service:{service}:flapping"), Severity::Critical, &format!("service {service} runs again"), "", true));
                     }
                 }
             }
             Ok(Msg::Shutdown { reason, reboot }) => return (reason, reboot),
             Ok(Msg::DhcpInterface(interface)) => {
-                table.add(
-                    "dhcp",
-                    net::dhcp_client_argv(&interface),
-                    None,
-                    false,
-                    Instant::now(),
-                );
+                table.add("dhcp", net::dhcp_client_argv(&interface), None, false, Instant::now());
             }
             Ok(Msg::Debug(DebugCommand::Kill(name))) => {
-                if let Some(crate::ServiceState::Running { pid, .. }) =
-                    table.get(&name).map(|s| s.state.clone())
-                {
-                    event(&Event::DebugKill {
-                        service: name.clone(),
-                        pid,
-                    });
+                if let Some(crate::ServiceState::Running { pid, .. }) = table.get(&name).map(|s| s.state.clone()) {
+                    event(&Event::DebugKill { service: name.clone(), pid });
                     signal_group(pid, Signal::KILL);
                 }
             }
@@ -502,31 +338,16 @@ fn supervise(
     }
 }
 
-fn start_service(
-    table: &mut ServiceTable,
-    reaper: &Reaper,
-    tx: &Sender<Msg>,
-    name: &str,
-    now: Instant,
-) {
-    let Some(argv) = table.get(name).map(|s| s.argv.clone()) else {
-        return;
-    };
+fn start_service(table: &mut ServiceTable, reaper: &Reaper, tx: &Sender<Msg>, name: &str, now: Instant) {
+    let Some(argv) = table.get(name).map(|s| s.argv.clone()) else { return };
     let (exit_tx, exit_rx) = channel::<Exit>();
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     match reaper.spawn(&mut cmd, exit_tx) {
         Ok(mut child) => {
             let pid = child.id() as i32;
             table.started(name, pid, now);
-            event(&Event::ServiceStarted {
-                service: name.to_string(),
-                pid,
-            });
+            event(&Event::ServiceStarted { service: name.to_string(), pid });
             if let Some(out) = child.stdout.take() {
                 forward_output(name, out, tx.clone());
             }
@@ -543,11 +364,7 @@ fn start_service(
         Err(e) => {
             log::error!("starting {name} ({}): {e}", argv[0]);
             if let Some(outcome) = table.spawn_failed(name, now) {
-                event(&Event::ServiceExited {
-                    service: Some(name.to_string()),
-                    status: format!("not started: {e}"),
-                    restart_in_secs: outcome.restart_in.map(|d| d.as_secs_f64()),
-                });
+                event(&Event::ServiceExited { service: Some(name.to_string()), status: format!("not started: {e}"), restart_in_secs: outcome.restart_in.map(|d| d.as_secs_f64()) });
             }
         }
     }
@@ -560,10 +377,7 @@ fn forward_output(name: &str, pipe: impl Read + Send + 'static, tx: Sender<Msg>)
         for line in BufReader::new(pipe).lines() {
             let Ok(line) = line else { break };
             console::line(&line);
-            let _ = tx.send(Msg::Output {
-                service: name.clone(),
-                line,
-            });
+            let _ = tx.send(Msg::Output { service: name.clone(), line });
         }
     });
 }
@@ -578,8 +392,7 @@ fn reap_orphans(reaper: &Reaper) {
 fn start_signal_thread(reaper: Arc<Reaper>, tx: Sender<Msg>) {
     // SIGPWR: a UPS daemon or the kernel asking for power-off.
     let SIGPWR = Signal::POWER.as_raw();
-    let signals =
-        signal_hook::iterator::Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGPWR, SIGUSR1, SIGUSR2]);
+    let signals = signal_hook::iterator::Signals::new([SIGCHLD, SIGTERM, SIGINT, SIGPWR, SIGUSR1, SIGUSR2]);
     let mut signals = match signals {
         Ok(s) => s,
         Err(e) => {
@@ -592,22 +405,13 @@ fn start_signal_thread(reaper: Arc<Reaper>, tx: Sender<Msg>) {
             match sig {
                 SIGCHLD => reap_orphans(&reaper),
                 SIGINT => {
-                    let _ = tx.send(Msg::Shutdown {
-                        reason: "ctrl-alt-del",
-                        reboot: true,
-                    });
+                    let _ = tx.send(Msg::Shutdown { reason: "ctrl-alt-del", reboot: true });
                 }
                 SIGUSR2 => {
-                    let _ = tx.send(Msg::Shutdown {
-                        reason: "SIGUSR2",
-                        reboot: true,
-                    });
+                    let _ = tx.send(Msg::Shutdown { reason: "SIGUSR2", reboot: true });
                 }
                 _ => {
-                    let _ = tx.send(Msg::Shutdown {
-                        reason: "signal",
-                        reboot: false,
-                    });
+                    let _ = tx.send(Msg::Shutdown { reason: "signal", reboot: false });
                 }
             }
         }
@@ -621,24 +425,14 @@ fn start_power_button_thread(node: PathBuf, tx: Sender<Msg>) {
     const EV_KEY: u16 = 1;
     const KEY_POWER: u16 = 116;
     std::thread::spawn(move || {
-        let Ok(mut file) = std::fs::File::open(&node) else {
-            return;
-        };
+        let Ok(mut file) = std::fs::File::open(&node) else { return };
         let mut buf = [0u8; TIMEVAL + 8];
         while file.read_exact(&mut buf).is_ok() {
             let kind = u16::from_ne_bytes([buf[TIMEVAL], buf[TIMEVAL + 1]]);
             let code = u16::from_ne_bytes([buf[TIMEVAL + 2], buf[TIMEVAL + 3]]);
-            let value = i32::from_ne_bytes([
-                buf[TIMEVAL + 4],
-                buf[TIMEVAL + 5],
-                buf[TIMEVAL + 6],
-                buf[TIMEVAL + 7],
-            ]);
+            let value = i32::from_ne_bytes([buf[TIMEVAL + 4], buf[TIMEVAL + 5], buf[TIMEVAL + 6], buf[TIMEVAL + 7]]);
             if kind == EV_KEY && code == KEY_POWER && value == 1 {
-                let _ = tx.send(Msg::Shutdown {
-                    reason: "power button",
-                    reboot: false,
-                });
+                let _ = tx.send(Msg::Shutdown { reason: "power button", reboot: false });
             }
         }
     });
@@ -661,10 +455,9 @@ fn start_debug_console_thread(tx: Sender<Msg>) {
 
 fn signal_group(pid: i32, signal: Signal) {
     if let Some(pid) = Pid::from_raw(pid)
-        && let Err(e) = kill_process_group(pid, signal)
-    {
-        log::warn!("signalling process group {}: {e}", pid.as_raw_nonzero());
-    }
+        && let Err(e) = kill_process_group(pid, signal) {
+            log::warn!("signalling process group {}: {e}", pid.as_raw_nonzero());
+        }
 }
 
 fn shutdown(
@@ -675,10 +468,7 @@ fn shutdown(
     reason: &str,
     reboot: bool,
 ) -> ! {
-    event(&Event::ShutdownStart {
-        reason: reason.to_string(),
-        reboot,
-    });
+    event(&Event::ShutdownStart { reason: reason.to_string(), reboot });
     let mut running = table.stop_all();
     for (_, pid) in &running {
         signal_group(*pid, Signal::TERM);
@@ -686,19 +476,13 @@ fn shutdown(
     let deadline = Instant::now() + STOP_GRACE;
     while !running.is_empty() && Instant::now() < deadline {
         if let Ok(Msg::Exited(exit)) = rx.recv_timeout(Duration::from_millis(200))
-            && let Some(pos) = running.iter().position(|(_, p)| *p == exit.pid)
-        {
-            let (name, _) = running.remove(pos);
-            event(&Event::ServiceStopped {
-                service: name.clone(),
-                status: exit.describe(),
-            });
-        }
+            && let Some(pos) = running.iter().position(|(_, p)| *p == exit.pid) {
+                let (name, _) = running.remove(pos);
+                event(&Event::ServiceStopped { service: name.clone(), status: exit.describe() });
+            }
     }
     for (name, pid) in running {
-        event(&Event::ServiceKilled {
-            service: name.clone(),
-        });
+        event(&Event::ServiceKilled { service: name.clone() });
         signal_group(pid, Signal::KILL);
     }
     rustix::fs::sync();
@@ -713,11 +497,7 @@ fn shutdown(
         w.disarm();
     }
     event(&Event::ShutdownDone { reboot });
-    let _ = rustix::system::reboot(if reboot {
-        RebootCommand::Restart
-    } else {
-        RebootCommand::PowerOff
-    });
+    let _ = rustix::system::reboot(if reboot { RebootCommand::Restart } else { RebootCommand::PowerOff });
     loop {
         std::thread::sleep(Duration::from_secs(60));
     }

@@ -30,9 +30,7 @@ impl Default for RestartPolicy {
 impl RestartPolicy {
     /// The delay before restart number `failures` (1 for the first restart).
     pub fn delay(&self, failures: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(failures.saturating_sub(1))
-            .unwrap_or(u32::MAX);
+        let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
         self.initial.saturating_mul(factor).min(self.max)
     }
 }
@@ -41,11 +39,7 @@ impl RestartPolicy {
 pub enum ServiceState {
     /// Not started yet, or waiting for its restart time.
     Waiting { start_at: Instant },
-    Running {
-        pid: i32,
-        since: Instant,
-        ready: bool,
-    },
+    Running { pid: i32, since: Instant, ready: bool },
     /// Stopped on purpose (shutdown); never restarted.
     Stopped,
 }
@@ -88,20 +82,10 @@ pub struct ServiceTable {
 
 impl ServiceTable {
     pub fn new(policy: RestartPolicy) -> Self {
-        ServiceTable {
-            policy,
-            services: Vec::new(),
-        }
+        ServiceTable { policy, services: Vec::new() }
     }
 
-    pub fn add(
-        &mut self,
-        name: &str,
-        argv: Vec<String>,
-        ready_marker: Option<&str>,
-        watched: bool,
-        now: Instant,
-    ) {
+    pub fn add(&mut self, name: &str, argv: Vec<String>, ready_marker: Option<&str>, watched: bool, now: Instant) {
         self.services.push(Service {
             name: name.into(),
             argv,
@@ -144,11 +128,7 @@ impl ServiceTable {
     pub fn started(&mut self, name: &str, pid: i32, now: Instant) {
         if let Some(s) = self.get_mut(name) {
             let ready = s.ready_marker.is_none();
-            s.state = ServiceState::Running {
-                pid,
-                since: now,
-                ready,
-            };
+            s.state = ServiceState::Running { pid, since: now, ready };
             if ready {
                 s.last_up = now;
             }
@@ -158,19 +138,13 @@ impl ServiceTable {
     /// A service could not even be spawned: treat it as an immediate exit.
     pub fn spawn_failed(&mut self, name: &str, now: Instant) -> Option<ExitOutcome> {
         let s = self.get_mut(name)?;
-        s.state = ServiceState::Running {
-            pid: 0,
-            since: now,
-            ready: false,
-        };
+        s.state = ServiceState::Running { pid: 0, since: now, ready: false };
         self.exited(0, now)
     }
 
     /// Marks a running service ready when its output shows the marker.
     pub fn output_line(&mut self, name: &str, line: &str, now: Instant) -> bool {
-        let Some(s) = self.get_mut(name) else {
-            return false;
-        };
+        let Some(s) = self.get_mut(name) else { return false };
         let marker_seen = s.ready_marker.as_deref().is_some_and(|m| line.contains(m));
         match &mut s.state {
             ServiceState::Running { ready, .. } if !*ready && marker_seen => {
@@ -184,21 +158,14 @@ impl ServiceTable {
 
     /// The service owning `pid`, if any.
     pub fn by_pid(&self, pid: i32) -> Option<&Service> {
-        self.services
-            .iter()
-            .find(|s| matches!(s.state, ServiceState::Running { pid: p, .. } if p == pid))
+        self.services.iter().find(|s| matches!(s.state, ServiceState::Running { pid: p, .. } if p == pid))
     }
 
     /// A service process exited: schedule its restart.
     pub fn exited(&mut self, pid: i32, now: Instant) -> Option<ExitOutcome> {
         let policy = self.policy;
-        let s = self
-            .services
-            .iter_mut()
-            .find(|s| matches!(s.state, ServiceState::Running { pid: p, .. } if p == pid))?;
-        let ServiceState::Running { since, ready, .. } = s.state else {
-            return None;
-        };
+        let s = self.services.iter_mut().find(|s| matches!(s.state, ServiceState::Running { pid: p, .. } if p == pid))?;
+        let ServiceState::Running { since, ready, .. } = s.state else { return None };
         if ready {
             s.last_up = now;
         }
@@ -207,14 +174,8 @@ impl ServiceTable {
         }
         s.failures = s.failures.saturating_add(1);
         let delay = policy.delay(s.failures);
-        s.state = ServiceState::Waiting {
-            start_at: now + delay,
-        };
-        Some(ExitOutcome {
-            service: s.name.clone(),
-            restart_in: Some(delay),
-            at_cap: delay >= policy.max,
-        })
+        s.state = ServiceState::Waiting { start_at: now + delay };
+        Some(ExitOutcome { service: s.name.clone(), restart_in: Some(delay), at_cap: delay >= policy.max })
     }
 
     /// Marks every service stopped (shutdown) and returns the pids to signal.
@@ -222,10 +183,9 @@ impl ServiceTable {
         let mut pids = Vec::new();
         for s in &mut self.services {
             if let ServiceState::Running { pid, .. } = s.state
-                && pid > 0
-            {
-                pids.push((s.name.clone(), pid));
-            }
+                && pid > 0 {
+                    pids.push((s.name.clone(), pid));
+                }
             s.state = ServiceState::Stopped;
         }
         pids
@@ -234,14 +194,11 @@ impl ServiceTable {
     /// Healthy when every watched service is ready, or has been down for
     /// less than `unhealthy_after` (a quick restart is not a sick box).
     pub fn healthy(&self, now: Instant) -> bool {
-        self.services
-            .iter()
-            .filter(|s| s.watched)
-            .all(|s| match s.state {
-                ServiceState::Running { ready: true, .. } => true,
-                ServiceState::Stopped => false,
-                _ => now.duration_since(s.last_up) < self.policy.unhealthy_after,
-            })
+        self.services.iter().filter(|s| s.watched).all(|s| match s.state {
+            ServiceState::Running { ready: true, .. } => true,
+            ServiceState::Stopped => false,
+            _ => now.duration_since(s.last_up) < self.policy.unhealthy_after,
+        })
     }
 }
 
@@ -252,13 +209,7 @@ mod tests {
 
     fn table(now: Instant) -> ServiceTable {
         let mut t = ServiceTable::new(RestartPolicy::default());
-        t.add(
-            "endpoint",
-            vec!["coffer".into(), "serve".into()],
-            Some("listening on"),
-            true,
-            now,
-        );
+        t.add("endpoint", vec!["coffer".into(), "serve".into()], Some("listening on"), true, now);
         t
     }
 
@@ -281,14 +232,8 @@ mod tests {
         }
         assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60]);
         now += Duration::from_secs(31);
-        assert_eq!(
-            t.exited(18, now).unwrap().restart_in,
-            Some(Duration::from_secs(1))
-        );
-        assert!(
-            t.exited(999, now).is_none(),
-            "unknown pids are orphans, not services"
-        );
+        assert_eq!(t.exited(18, now).unwrap().restart_in, Some(Duration::from_secs(1)));
+        assert!(t.exited(999, now).is_none(), "unknown pids are orphans, not services");
     }
 
     #[test]
@@ -296,32 +241,16 @@ mod tests {
         let t0 = Instant::now();
         let mut t = table(t0);
         t.started("endpoint", 7, t0);
-        assert!(
-            t.healthy(t0 + Duration::from_secs(5)),
-            "starting counts as healthy for a while"
-        );
-        assert!(
-            !t.healthy(t0 + Duration::from_secs(91)),
-            "never became ready"
-        );
+        assert!(t.healthy(t0 + Duration::from_secs(5)), "starting counts as healthy for a while");
+        assert!(!t.healthy(t0 + Duration::from_secs(91)), "never became ready");
         assert!(!t.output_line("endpoint", "something else", t0));
-        assert!(t.output_line(
-            "endpoint",
-            "coffer: listening on 0.0.0.0:22",
-            t0 + Duration::from_secs(2)
-        ));
+        assert!(t.output_line("endpoint", "coffer: listening on 0.0.0.0:22", t0 + Duration::from_secs(2)));
         assert!(t.healthy(t0 + Duration::from_secs(500)));
         t.exited(7, t0 + Duration::from_secs(600));
         assert!(t.healthy(t0 + Duration::from_secs(650)));
-        assert!(
-            !t.healthy(t0 + Duration::from_secs(700)),
-            "down for more than 90 s"
-        );
+        assert!(!t.healthy(t0 + Duration::from_secs(700)), "down for more than 90 s");
         assert_eq!(t.stop_all(), vec![]);
-        assert!(
-            t.plan(t0 + Duration::from_secs(10_000)).is_empty(),
-            "stopped services stay stopped"
-        );
+        assert!(t.plan(t0 + Duration::from_secs(10_000)).is_empty(), "stopped services stay stopped");
     }
 
     proptest! {

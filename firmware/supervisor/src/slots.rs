@@ -33,15 +33,11 @@ pub(crate) struct SlotKeeper {
 }
 
 fn secs(cmdline: &KernelCmdline, key: &str, default: Duration) -> Duration {
-    cmdline
-        .get(key)
-        .and_then(|v| v.parse().ok())
-        .map_or(default, Duration::from_secs)
+    cmdline.get(key).and_then(|v| v.parse().ok()).map_or(default, Duration::from_secs)
 }
 
 fn publish(booted: Slot, state: &str, failed: Option<Slot>) {
-    let text = json!({ "slot": booted.name(), "state": state, "failed": failed.map(Slot::name) })
-        .to_string();
+    let text = json!({ "slot": booted.name(), "state": state, "failed": failed.map(Slot::name) }).to_string();
     // Read by `status` and `update status`.
     let file = Paths::appliance().slot();
     if let Err(e) = std::fs::write(&file, text) {
@@ -56,11 +52,7 @@ impl SlotKeeper {
         let booted = Slot::parse(cmdline.get("coffer.slot")?)?;
         let grace = secs(cmdline, "coffer.mark-good-after", DEFAULT_GRACE);
         let deadline = secs(cmdline, "coffer.trial-deadline", DEFAULT_DEADLINE);
-        let device = sys
-            .partition_named(ESP_PARTITION)
-            .ok()
-            .flatten()
-            .map(|d| sys.dev_node(&d.name));
+        let device = sys.partition_named(ESP_PARTITION).ok().flatten().map(|d| sys.dev_node(&d.name));
         let Some(device) = device else {
             log::warn!("no {ESP_PARTITION} partition: slot {booted} is taken as good");
             publish(booted, "good", None);
@@ -72,12 +64,8 @@ impl SlotKeeper {
             let (v, record) = verdict(esp.record(), booted);
             match v {
                 Verdict::Trial => {}
-                Verdict::RolledBack { .. } => {
-                    esp.apply(&edit::make_good(&esp.loader_files()?, booted, record))?
-                }
-                Verdict::Good if record != esp.record() => {
-                    esp.apply(&[coffer_slots::EspChange::WriteRecord(record)])?
-                }
+                Verdict::RolledBack { .. } => esp.apply(&edit::make_good(&esp.loader_files()?, booted, record))?,
+                Verdict::Good if record != esp.record() => esp.apply(&[coffer_slots::EspChange::WriteRecord(record)])?,
                 Verdict::Good => {}
             }
             Ok(v)
@@ -92,50 +80,30 @@ impl SlotKeeper {
         match v {
             Verdict::Good => publish(booted, "good", None),
             Verdict::Trial => {
-                event(&Event::UpdateTrial {
-                    slot: booted.name().to_string(),
-                    mark_good_after_secs: grace.as_secs(),
-                });
+                event(&Event::UpdateTrial { slot: booted.name().to_string(), mark_good_after_secs: grace.as_secs() });
                 publish(booted, "trial", None);
             }
             Verdict::RolledBack { failed } => {
-                event(&Event::UpdateRolledBack {
-                    slot: booted.name().to_string(),
-                    failed: failed.name().to_string(),
-                });
+                event(&Event::UpdateRolledBack { slot: booted.name().to_string(), failed: failed.name().to_string() });
                 raise(
                     &Paths::appliance(),
                     &stamped(
                         "update:rolled-back",
                         coffer_alert::Severity::Warning,
                         &format!("the firmware update in slot {failed} did not come up"),
-                        &format!(
-                            "The box went back to slot {booted} by itself and runs as before. `ssh admin@coffer logs` and `update status` tell more."
-                        ),
+                        &format!("The box went back to slot {booted} by itself and runs as before. `ssh admin@coffer logs` and `update status` tell more."),
                         false,
                     ),
                 );
                 publish(booted, "good", Some(failed));
             }
         }
-        Some(SlotKeeper {
-            sys: sys.clone(),
-            booted,
-            verdict: v,
-            marked: false,
-            grace,
-            deadline,
-        })
+        Some(SlotKeeper { sys: sys.clone(), booted, verdict: v, marked: false, grace, deadline })
     }
 
     /// Called every tick: `healthy_for` is how long every watched service has
     /// been up. Returns true when the trial failed and the box must reboot.
-    pub(crate) fn tick(
-        &mut self,
-        healthy_for: Option<Duration>,
-        since_boot: Duration,
-        services_ok: bool,
-    ) -> bool {
+    pub(crate) fn tick(&mut self, healthy_for: Option<Duration>, since_boot: Duration, services_ok: bool) -> bool {
         if self.verdict != Verdict::Trial || self.marked {
             return false;
         }
@@ -144,9 +112,7 @@ impl SlotKeeper {
             match self.mark_good() {
                 Ok(()) => {
                     self.marked = true;
-                    event(&Event::UpdateMarkedGood {
-                        slot: self.booted.name().to_string(),
-                    });
+                    event(&Event::UpdateMarkedGood { slot: self.booted.name().to_string() });
                     publish(self.booted, "good", None);
                     return false;
                 }
@@ -154,10 +120,7 @@ impl SlotKeeper {
             }
         }
         if since_boot >= self.deadline {
-            event(&Event::UpdateTrialFailed {
-                slot: self.booted.name().to_string(),
-                reason: "services were not healthy in time".to_string(),
-            });
+            event(&Event::UpdateTrialFailed { slot: self.booted.name().to_string(), reason: "services were not healthy in time".to_string() });
             return true;
         }
         false
@@ -165,22 +128,12 @@ impl SlotKeeper {
 
     fn mark_good(&self) -> Result<(), coffer_slots::EspError> {
         let sys = &self.sys;
-        let device = sys
-            .partition_named(ESP_PARTITION)
-            .ok()
-            .flatten()
-            .map(|d| sys.dev_node(&d.name))
-            .ok_or_else(|| coffer_slots::EspError::Io {
-                path: ESP_PARTITION.into(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            })?;
+        let device = sys.partition_named(ESP_PARTITION).ok().flatten().map(|d| sys.dev_node(&d.name)).ok_or_else(|| {
+            coffer_slots::EspError::Io { path: ESP_PARTITION.into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) }
+        })?;
         let mount = EspMount::mount(&device, &Paths::appliance().esp_mount_point(), true)?;
         let esp = mount.esp();
-        esp.apply(&edit::make_good(
-            &esp.loader_files()?,
-            self.booted,
-            esp.record(),
-        ))
+        esp.apply(&edit::make_good(&esp.loader_files()?, self.booted, esp.record()))
     }
 }
 
@@ -203,43 +156,21 @@ mod tests {
     fn a_trial_that_never_gets_healthy_reboots_at_the_deadline() {
         let mut k = trial();
         assert!(!k.tick(None, Duration::from_secs(599), true));
-        assert!(
-            !k.tick(
-                Some(Duration::from_secs(59)),
-                Duration::from_secs(599),
-                true
-            ),
-            "not healthy long enough yet"
-        );
-        assert!(k.tick(
-            Some(Duration::from_secs(59)),
-            Duration::from_secs(600),
-            true
-        ));
+        assert!(!k.tick(Some(Duration::from_secs(59)), Duration::from_secs(599), true), "not healthy long enough yet");
+        assert!(k.tick(Some(Duration::from_secs(59)), Duration::from_secs(600), true));
     }
 
     #[test]
     fn a_trial_without_its_data_is_never_marked_good() {
         let mut k = trial();
-        assert!(!k.tick(
-            Some(Duration::from_secs(300)),
-            Duration::from_secs(400),
-            false
-        ));
+        assert!(!k.tick(Some(Duration::from_secs(300)), Duration::from_secs(400), false));
         assert!(!k.marked);
-        assert!(k.tick(
-            Some(Duration::from_secs(500)),
-            Duration::from_secs(600),
-            false
-        ));
+        assert!(k.tick(Some(Duration::from_secs(500)), Duration::from_secs(600), false));
     }
 
     #[test]
     fn good_slots_are_left_alone() {
-        let mut k = SlotKeeper {
-            verdict: Verdict::Good,
-            ..trial()
-        };
+        let mut k = SlotKeeper { verdict: Verdict::Good, ..trial() };
         assert!(!k.tick(None, Duration::from_secs(10_000), true));
     }
 }

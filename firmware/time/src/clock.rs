@@ -71,8 +71,7 @@ fn rtc_time(t: SystemTime) -> io::Result<RtcTime> {
         return Err(out_of_range());
     }
     let (year, month, day, hour, minute, second) = coffer_duplicity::civil_from_unix(secs);
-    let start_of_year =
-        coffer_duplicity::unix_from_civil(year, 1, 1, 0, 0, 0).ok_or_else(out_of_range)?;
+    let start_of_year = coffer_duplicity::unix_from_civil(year, 1, 1, 0, 0, 0).ok_or_else(out_of_range)?;
     let int = |v: i64| i32::try_from(v).map_err(|_| out_of_range());
     Ok(RtcTime {
         tm_sec: int(second)?,

@@ -41,30 +41,16 @@ impl SyncLoop {
     /// between rounds once synced.
     pub fn step(&mut self, offset_ms: Option<i64>, interval: Duration) -> SyncStep {
         let Some(offset) = offset_ms else {
-            return SyncStep {
-                step_clock: false,
-                record: false,
-                announce: false,
-                wait: self.wait(interval),
-            };
+            return SyncStep { step_clock: false, record: false, announce: false, wait: self.wait(interval) };
         };
         let big = offset.unsigned_abs() >= STEP_MS.unsigned_abs();
         let first = !self.synced;
         self.synced = true;
-        SyncStep {
-            step_clock: big,
-            record: true,
-            announce: first || big,
-            wait: self.wait(interval),
-        }
+        SyncStep { step_clock: big, record: true, announce: first || big, wait: self.wait(interval) }
     }
 
     fn wait(&self, interval: Duration) -> Duration {
-        if self.synced {
-            interval.max(MIN_INTERVAL)
-        } else {
-            RETRY
-        }
+        if self.synced { interval.max(MIN_INTERVAL) } else { RETRY }
     }
 }
 
@@ -75,12 +61,7 @@ mod tests {
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn step(offset: Option<i64>, announce: bool, step_clock: bool, wait: Duration) -> SyncStep {
-        SyncStep {
-            step_clock,
-            record: offset.is_some(),
-            announce,
-            wait,
-        }
+        SyncStep { step_clock, record: offset.is_some(), announce, wait }
     }
 
     #[test]
@@ -107,18 +88,12 @@ mod tests {
     #[test]
     fn a_large_first_offset_steps_the_clock() {
         let mut sync = SyncLoop::default();
-        assert_eq!(
-            sync.step(Some(i64::MIN), HOUR),
-            step(Some(0), true, true, HOUR)
-        );
+        assert_eq!(sync.step(Some(i64::MIN), HOUR), step(Some(0), true, true, HOUR));
     }
 
     #[test]
     fn the_interval_has_a_floor() {
         let mut sync = SyncLoop::default();
-        assert_eq!(
-            sync.step(Some(0), Duration::from_secs(1)).wait,
-            MIN_INTERVAL
-        );
+        assert_eq!(sync.step(Some(0), Duration::from_secs(1)).wait, MIN_INTERVAL);
     }
 }

@@ -18,10 +18,7 @@ pub(super) struct Signed<R> {
 impl<R: Read> Signed<R> {
     /// `stat_len` chooses the block length, as duplicity does from the size `stat` gave.
     pub(super) fn new(inner: R, stat_len: u64) -> Self {
-        Signed {
-            inner,
-            signature: SignatureWriter::new(Vec::new(), SignatureParams::duplicity(stat_len)),
-        }
+        Signed { inner, signature: SignatureWriter::new(Vec::new(), SignatureParams::duplicity(stat_len)) }
     }
 
     /// The signature of everything read.
@@ -83,9 +80,7 @@ impl<'s, R: Read> Delta<'s, R> {
 impl<R: Read> Read for Delta<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pending.0.borrow().is_empty() {
-            let Some(delta) = self.delta.as_mut() else {
-                return Ok(0);
-            };
+            let Some(delta) = self.delta.as_mut() else { return Ok(0) };
             let n = self.inner.read(&mut self.chunk)?;
             if n == 0 {
                 if let Some(delta) = self.delta.take() {
@@ -116,40 +111,18 @@ mod tests {
         new.splice(1000..1000, b"inserted".iter().copied());
         new.truncate(250_000);
         let mut old_sig = Vec::new();
-        coffer_rsync::write_signature(
-            &old[..],
-            SignatureParams::duplicity(old.len() as u64),
-            &mut old_sig,
-        )
-        .unwrap();
+        coffer_rsync::write_signature(&old[..], SignatureParams::duplicity(old.len() as u64), &mut old_sig).unwrap();
         let old_sig = Signature::from_bytes(&old_sig, 1 << 20).unwrap();
         let mut reader = Delta::new(&new[..], new.len() as u64, &old_sig);
         let mut delta = Vec::new();
         reader.read_to_end(&mut delta).unwrap();
         let new_sig = reader.finish().unwrap();
-        assert!(
-            delta.len() < new.len() / 10,
-            "mostly copies: {} bytes",
-            delta.len()
-        );
+        assert!(delta.len() < new.len() / 10, "mostly copies: {} bytes", delta.len());
         let mut patched = Vec::new();
-        coffer_rsync::apply_patch(
-            std::io::Cursor::new(&old),
-            &delta[..],
-            &mut patched,
-            coffer_rsync::PatchLimits {
-                max_output: 1 << 20,
-            },
-        )
-        .unwrap();
+        coffer_rsync::apply_patch(std::io::Cursor::new(&old), &delta[..], &mut patched, coffer_rsync::PatchLimits { max_output: 1 << 20 }).unwrap();
         assert_eq!(patched, new);
         let mut expected = Vec::new();
-        coffer_rsync::write_signature(
-            &new[..],
-            SignatureParams::duplicity(new.len() as u64),
-            &mut expected,
-        )
-        .unwrap();
+        coffer_rsync::write_signature(&new[..], SignatureParams::duplicity(new.len() as u64), &mut expected).unwrap();
         assert_eq!(new_sig, expected);
     }
 
@@ -161,12 +134,7 @@ mod tests {
         reader.read_to_end(&mut out).unwrap();
         assert_eq!(out, data);
         let mut expected = Vec::new();
-        coffer_rsync::write_signature(
-            &data[..],
-            SignatureParams::duplicity(data.len() as u64),
-            &mut expected,
-        )
-        .unwrap();
+        coffer_rsync::write_signature(&data[..], SignatureParams::duplicity(data.len() as u64), &mut expected).unwrap();
         assert_eq!(reader.finish().unwrap(), expected);
     }
 }

@@ -22,24 +22,17 @@ pub(super) struct Names {
 impl Names {
     /// The local accounts; missing files give no names (empty in the tar).
     pub(super) fn load() -> Names {
-        Names {
-            users: ids(Path::new("/etc/passwd")),
-            groups: ids(Path::new("/etc/group")),
-        }
+        Names { users: ids(Path::new("/etc/passwd")), groups: ids(Path::new("/etc/group")) }
     }
 }
 
 /// `name:x:id:…` lines: id → name.
 fn ids(file: &Path) -> HashMap<u32, Vec<u8>> {
-    let Ok(text) = std::fs::read(file) else {
-        return HashMap::new();
-    };
+    let Ok(text) = std::fs::read(file) else { return HashMap::new() };
     let mut out = HashMap::new();
     for line in text.split(|&b| b == b'\n') {
         let mut fields = line.split(|&b| b == b':');
-        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
+        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else { continue };
         if let Some(id) = std::str::from_utf8(id).ok().and_then(|s| s.parse().ok()) {
             out.entry(id).or_insert_with(|| name.to_vec());
         }
@@ -60,11 +53,7 @@ pub(super) fn file_type(path: &Path, meta: &Metadata) -> std::io::Result<Option<
         FileType::Fifo
     } else if t.is_char_device() || t.is_block_device() {
         let (major, minor) = device_numbers(meta.rdev());
-        if t.is_char_device() {
-            FileType::CharDevice { major, minor }
-        } else {
-            FileType::BlockDevice { major, minor }
-        }
+        if t.is_char_device() { FileType::CharDevice { major, minor } } else { FileType::BlockDevice { major, minor } }
     } else {
         return Ok(None);
     }))
@@ -74,10 +63,7 @@ pub(super) fn file_type(path: &Path, meta: &Metadata) -> std::io::Result<Option<
 fn device_numbers(rdev: u64) -> (u32, u32) {
     let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
     let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
-    (
-        u32::try_from(major).unwrap_or(u32::MAX),
-        u32::try_from(minor).unwrap_or(u32::MAX),
-    )
+    (u32::try_from(major).unwrap_or(u32::MAX), u32::try_from(minor).unwrap_or(u32::MAX))
 }
 
 /// The stored metadata of a path whose type is `file_type`.
@@ -103,10 +89,7 @@ mod tests {
     fn device_numbers_as_glibc_splits_them() {
         // makedev(8, 1) and makedev(259, 65537).
         assert_eq!(device_numbers(0x801), (8, 1));
-        assert_eq!(
-            device_numbers((259 << 8) | (0x1_0000 << 12) | 1),
-            (259, 65537)
-        );
+        assert_eq!(device_numbers((259 << 8) | (0x1_0000 << 12) | 1), (259, 65537));
     }
 
     #[test]

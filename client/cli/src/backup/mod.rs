@@ -25,9 +25,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use coffer_archive::{
-    Change, Entry, FileType, Footer, Index, Kind, Manifest, Meta, SigTarWriter, VolumeWriter,
-};
+use coffer_archive::{Change, Entry, FileType, Footer, Index, Kind, Manifest, Meta, SigTarWriter, VolumeWriter};
 use coffer_duplicity::{ArchiveName, Collection, FileInfo, FileRole, SetKind, format_stamp};
 use coffer_remote::Remote;
 use coffer_select::{Selection, Walk};
@@ -38,6 +36,7 @@ use decide::{Action, decide};
 use previous::{PreviousState, Record};
 pub(crate) use seal::{Opener, Protection};
 use upload::Uploads;
+
 
 /// Everything one run needs from the command line.
 pub(crate) struct BackupArgs<'k> {
@@ -68,27 +67,13 @@ pub(crate) struct Outcome {
 
 /// Runs one backup of `args.source` to `remote` at `now`.
 pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs<'_>, now: i64) -> Result<Outcome> {
-    let source = std::path::absolute(&args.source)
-        .with_context(|| format!("finding {}", args.source.display()))?;
+    let source = std::path::absolute(&args.source).with_context(|| format!("finding {}", args.source.display()))?;
     // A missing or unmounted source must not become a backup of nothing,
     // which would record every file as deleted.
-    let is_dir = std::fs::metadata(&source)
-        .with_context(|| format!("reading the source {}", source.display()))?
-        .is_dir();
+    let is_dir = std::fs::metadata(&source).with_context(|| format!("reading the source {}", source.display()))?.is_dir();
     anyhow::ensure!(is_dir, "the source {} is not a directory", source.display());
-    remote
-        .create_dir()
-        .context("creating the target directory")?;
-    let files: Vec<FileInfo> = remote
-        .list()?
-        .into_iter()
-        .map(|e| FileInfo {
-            name: e.name,
-            mtime: 0,
-            ctime: 0,
-            size: e.size,
-        })
-        .collect();
+    remote.create_dir().context("creating the target directory")?;
+    let files: Vec<FileInfo> = remote.list()?.into_iter().map(|e| FileInfo { name: e.name, mtime: 0, ctime: 0, size: e.size }).collect();
     let collection = Collection::from_files(&files);
     let plan = match plan_backup(&collection, args.options, now) {
         // A run in the same second as the last set: wait for the next one,
@@ -102,57 +87,24 @@ pub(crate) fn run(remote: &dyn Remote, args: &BackupArgs<'_>, now: i64) -> Resul
     for name in &plan.leftovers {
         match remote.delete(name) {
             Ok(()) => log::info!("removed {name}, left by an interrupted run"),
-            Err(e) => log::warn!(
-                "{name} is left by an interrupted run and cannot be removed ({e}); it is ignored"
-            ),
+            Err(e) => log::warn!("{name} is left by an interrupted run and cannot be removed ({e}); it is ignored"),
         }
     }
     let (set, mut previous) = match plan.set {
-        SetPlan::Full { time } => (
-            ArchiveName {
-                kind: SetKind::Full,
-                role: FileRole::Manifest,
-                start: None,
-                end: time,
-                encrypted: false,
-                partial: false,
-                prefix: String::new(),
-            },
-            PreviousState::empty(),
-        ),
+        SetPlan::Full { time } => (ArchiveName { kind: SetKind::Full, role: FileRole::Manifest, start: None, end: time, encrypted: false, partial: false, prefix: String::new() }, PreviousState::empty()),
         SetPlan::Incremental { start, end } => {
             let sigtars = chain_sigtars(remote, &collection, &args.opener)?;
-            (
-                ArchiveName {
-                    kind: SetKind::Incremental,
-                    role: FileRole::Manifest,
-                    start: Some(start),
-                    end,
-                    encrypted: false,
-                    partial: false,
-                    prefix: String::new(),
-                },
-                PreviousState::new(sigtars)?,
-            )
+            (ArchiveName { kind: SetKind::Incremental, role: FileRole::Manifest, start: Some(start), end, encrypted: false, partial: false, prefix: String::new() }, PreviousState::new(sigtars)?)
         }
     };
     match plan.reason {
         Reason::NoChain => log::info!("no backup chain at the target yet: a full backup"),
         Reason::Forced => log::info!("--full: a new chain"),
-        Reason::ChainTooOld { full_time } => {
-            log::info!("the chain began {}: a new chain", format_stamp(full_time))
-        }
+        Reason::ChainTooOld { full_time } => log::info!("the chain began {}: a new chain", format_stamp(full_time)),
         Reason::Continues => log::info!("an incremental backup"),
     }
-    let staging = tempfile::Builder::new()
-        .prefix("coffer-client-")
-        .tempdir()
-        .context("making a staging directory")?;
-    let workers = if args.protection.encrypted() {
-        std::thread::available_parallelism().map_or(2, usize::from)
-    } else {
-        0
-    };
+    let staging = tempfile::Builder::new().prefix("coffer-client-").tempdir().context("making a staging directory")?;
+    let workers = if args.protection.encrypted() { std::thread::available_parallelism().map_or(2, usize::from) } else { 0 };
     let (jobs, queue) = std::sync::mpsc::sync_channel(workers.max(1));
     let (done_tx, done) = std::sync::mpsc::channel();
     let queue = std::sync::Mutex::new(queue);
@@ -184,29 +136,17 @@ fn write_set(
     done: std::sync::mpsc::Receiver<std::io::Result<upload::Stored>>,
 ) -> Result<Outcome> {
     let mut sig_staged = uploads.start(FileRole::Signatures, true)?;
-    let mut sigtar = SigTarWriter::new(std::mem::replace(
-        &mut sig_staged.sealed,
-        Box::new(seal::Discard),
-    ));
-    let footer = if args.protection.encrypted() {
-        Footer::Record
-    } else {
-        Footer::None
-    };
+    let mut sigtar = SigTarWriter::new(std::mem::replace(&mut sig_staged.sealed, Box::new(seal::Discard)));
+    let footer = if args.protection.encrypted() { Footer::Record } else { Footer::None };
     let mut volumes = VolumeWriter::new(uploads, args.volsize_mb.saturating_mul(1 << 20), footer);
-    let selection = Selection::new(
-        source,
-        &args.excludes,
-        &args.exclude_if_present,
-        args.exclude_caches,
-    )?;
+    let selection = Selection::new(source, &args.excludes, &args.exclude_if_present, args.exclude_caches)?;
     let mut outcome = Outcome::default();
     let mut writer = EntryWriter {
-        changes: Changes::new().context("making a temporary file for the list of changed files")?,
         volumes: &mut volumes,
         sigtar: &mut sigtar,
         names: meta::Names::load(),
         links: HashMap::new(),
+        changes: Changes::new().context("making a temporary file for the list of changed files")?,
     };
     let mut record = previous.next_record()?;
     // Directories that could not be read: what the chain holds under them
@@ -256,12 +196,7 @@ fn write_set(
     uploads.store(sig_staged)?;
     // The source as given, as duplicity records it: it compares the text
     // with its own argument before continuing a chain.
-    let manifest = Manifest {
-        hostname: Some(hostname()),
-        localdir: Some(args.source.as_os_str().as_bytes().to_vec()),
-        volumes: std::mem::take(&mut uploads.volumes),
-        files_changed: None,
-    };
+    let manifest = Manifest { hostname: Some(hostname()), localdir: Some(args.source.as_os_str().as_bytes().to_vec()), volumes: std::mem::take(&mut uploads.volumes), files_changed: None };
     outcome.volumes = manifest.volumes.len();
     let mut staged = uploads.start(FileRole::Manifest, false)?;
     std::io::Write::write_all(&mut staged, &manifest.to_bytes())?;
@@ -282,11 +217,7 @@ struct Unreadable {
 }
 
 fn unreadable(path: &Path, source: std::io::Error) -> anyhow::Error {
-    Unreadable {
-        path: path.display().to_string(),
-        source,
-    }
-    .into()
+    Unreadable { path: path.display().to_string(), source }.into()
 }
 
 /// Writes each path's entries into the volumes and the sigtar.
@@ -306,29 +237,17 @@ impl EntryWriter<'_, '_, '_> {
         if record.previous.kind == Kind::Deleted || record.index.is_root() {
             return Ok(());
         }
-        let entry = Entry {
-            kind: Kind::Deleted,
-            index: record.index.clone(),
-            meta: Meta::deleted(),
-        };
+        let entry = Entry { kind: Kind::Deleted, index: record.index.clone(), meta: Meta::deleted() };
         self.volumes.push(&entry, &mut std::io::empty())?;
         self.sigtar.append(&entry, 0, &mut std::io::empty())?;
         if record.previous.meta.file_type == FileType::Regular {
-            self.changes
-                .record(Change::Deleted, record.index.as_bytes())?;
+            self.changes.record(Change::Deleted, record.index.as_bytes())?;
         }
         outcome.deleted += 1;
         Ok(())
     }
 
-    fn path(
-        &mut self,
-        path: &Path,
-        stat: &std::fs::Metadata,
-        index: Index,
-        previous: Option<&Record>,
-        outcome: &mut Outcome,
-    ) -> Result<()> {
+    fn path(&mut self, path: &Path, stat: &std::fs::Metadata, index: Index, previous: Option<&Record>, outcome: &mut Outcome) -> Result<()> {
         let Some(file_type) = meta::file_type(path, stat).map_err(|e| unreadable(path, e))? else {
             log::info!("{}: a socket, left out as duplicity does", path.display());
             return Ok(());
@@ -354,33 +273,15 @@ impl EntryWriter<'_, '_, '_> {
             }
         };
         if stored.file_type != FileType::Regular {
-            self.volumes.push(
-                &Entry {
-                    kind: Kind::Snapshot,
-                    index: index.clone(),
-                    meta: stored.clone(),
-                },
-                &mut std::io::empty(),
-            )?;
-            self.sigtar.append(
-                &Entry {
-                    kind: Kind::Snapshot,
-                    index,
-                    meta: stored,
-                },
-                0,
-                &mut std::io::empty(),
-            )?;
+            self.volumes.push(&Entry { kind: Kind::Snapshot, index: index.clone(), meta: stored.clone() }, &mut std::io::empty())?;
+            self.sigtar.append(&Entry { kind: Kind::Snapshot, index, meta: stored }, 0, &mut std::io::empty())?;
             return Ok(());
         }
         let file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
         let mut in_volume = stored.clone();
         if stat.nlink() > 1 {
             match self.links.get(&(stat.dev(), stat.ino())) {
-                Some(first) => in_volume.extra_pax.push((
-                    coffer_archive::HARDLINK_PAX_KEY.to_vec(),
-                    first.as_bytes().to_vec(),
-                )),
+                Some(first) => in_volume.extra_pax.push((coffer_archive::HARDLINK_PAX_KEY.to_vec(), first.as_bytes().to_vec())),
                 None => {
                     self.links.insert((stat.dev(), stat.ino()), index.clone());
                 }
@@ -388,71 +289,33 @@ impl EntryWriter<'_, '_, '_> {
         }
         let signature = match (action, previous.and_then(|r| r.signature.as_deref())) {
             (Action::Diff, Some(old)) => {
-                let old = coffer_rsync::Signature::from_bytes(old, u64::MAX)
-                    .with_context(|| format!("the previous signature of {}", path.display()))?;
+                let old = coffer_rsync::Signature::from_bytes(old, u64::MAX).with_context(|| format!("the previous signature of {}", path.display()))?;
                 let mut reader = data::Delta::new(file, stat.len(), &old);
-                self.volumes
-                    .push(
-                        &Entry {
-                            kind: Kind::Diff,
-                            index: index.clone(),
-                            meta: in_volume,
-                        },
-                        &mut reader,
-                    )
-                    .with_context(|| format!("reading {}", path.display()))?;
+                self.volumes.push(&Entry { kind: Kind::Diff, index: index.clone(), meta: in_volume }, &mut reader).with_context(|| format!("reading {}", path.display()))?;
                 reader.finish()?
             }
             _ => {
                 let mut reader = data::Signed::new(file, stat.len());
-                self.volumes
-                    .push(
-                        &Entry {
-                            kind: Kind::Snapshot,
-                            index: index.clone(),
-                            meta: in_volume,
-                        },
-                        &mut reader,
-                    )
-                    .with_context(|| format!("reading {}", path.display()))?;
+                self.volumes.push(&Entry { kind: Kind::Snapshot, index: index.clone(), meta: in_volume }, &mut reader).with_context(|| format!("reading {}", path.display()))?;
                 reader.finish()?
             }
         };
         self.changes.record(change, index.as_bytes())?;
-        self.sigtar.append(
-            &Entry {
-                kind: Kind::Signature,
-                index,
-                meta: stored,
-            },
-            signature.len() as u64,
-            &mut &signature[..],
-        )?;
+        self.sigtar.append(&Entry { kind: Kind::Signature, index, meta: stored }, signature.len() as u64, &mut &signature[..])?;
         Ok(())
     }
 }
 
 /// The plain sigtars of the newest chain, oldest first.
-fn chain_sigtars<'k>(
-    remote: &dyn Remote,
-    collection: &Collection,
-    opener: &Opener<'k>,
-) -> Result<Vec<(String, Box<dyn Read + 'k>)>> {
-    let Some(chain) = collection.chains.last() else {
-        bail!("no chain to continue")
-    };
+fn chain_sigtars<'k>(remote: &dyn Remote, collection: &Collection, opener: &Opener<'k>) -> Result<Vec<(String, Box<dyn Read + 'k>)>> {
+    let Some(chain) = collection.chains.last() else { bail!("no chain to continue") };
     let mut out = Vec::new();
     for &i in &chain.sets {
         let set = &collection.sets[i];
         let Some(name) = set.signatures.first() else {
-            bail!(
-                "the set {} has no signature file at the target; run with --full to start a new chain",
-                set.key()
-            )
+            bail!("the set {} has no signature file at the target; run with --full to start a new chain", set.key())
         };
-        let stream = remote
-            .get(name)
-            .with_context(|| format!("reading {name}"))?;
+        let stream = remote.get(name).with_context(|| format!("reading {name}"))?;
         out.push((name.clone(), opener.open(name, stream)?));
     }
     Ok(out)
@@ -460,12 +323,10 @@ fn chain_sigtars<'k>(
 
 /// The host name duplicity records and checks (`socket.gethostname()`).
 fn hostname() -> Vec<u8> {
-    std::fs::read("/proc/sys/kernel/hostname")
-        .map(|mut h| {
-            while h.last().is_some_and(u8::is_ascii_whitespace) {
-                h.pop();
-            }
-            h
-        })
-        .unwrap_or_default()
+    std::fs::read("/proc/sys/kernel/hostname").map(|mut h| {
+        while h.last().is_some_and(u8::is_ascii_whitespace) {
+            h.pop();
+        }
+        h
+    }).unwrap_or_default()
 }

@@ -33,41 +33,17 @@ struct Source<'k> {
 impl Source<'_> {
     fn advance(&mut self) -> Result<()> {
         self.next = None;
-        let Some(header) = self
-            .reader
-            .next_header()
-            .with_context(|| format!("reading {}", self.name))?
-        else {
-            return Ok(());
-        };
-        let entry = header
-            .entry_name()
-            .with_context(|| format!("reading {}", self.name))?;
+        let Some(header) = self.reader.next_header().with_context(|| format!("reading {}", self.name))? else { return Ok(()) };
+        let entry = header.entry_name().with_context(|| format!("reading {}", self.name))?;
         let signature = if entry.kind == Kind::Signature {
-            anyhow::ensure!(
-                header.size <= MAX_SIGNATURE,
-                "{}: the signature of {:?} is {} bytes, more than any file needs",
-                self.name,
-                entry.index,
-                header.size
-            );
+            anyhow::ensure!(header.size <= MAX_SIGNATURE, "{}: the signature of {:?} is {} bytes, more than any file needs", self.name, entry.index, header.size);
             let mut bytes = Vec::new();
-            self.reader
-                .data()
-                .read_to_end(&mut bytes)
-                .with_context(|| format!("reading {}", self.name))?;
+            self.reader.data().read_to_end(&mut bytes).with_context(|| format!("reading {}", self.name))?;
             Some(bytes)
         } else {
             None
         };
-        self.next = Some(Record {
-            index: entry.index,
-            previous: Previous {
-                kind: entry.kind,
-                meta: header.meta,
-            },
-            signature,
-        });
+        self.next = Some(Record { index: entry.index, previous: Previous { kind: entry.kind, meta: header.meta }, signature });
         Ok(())
     }
 }
@@ -83,11 +59,7 @@ impl<'k> PreviousState<'k> {
     pub(super) fn new(sigtars: Vec<(String, Box<dyn Read + 'k>)>) -> Result<PreviousState<'k>> {
         let mut sources = Vec::new();
         for (name, reader) in sigtars {
-            let mut source = Source {
-                name,
-                reader: TarReader::new(reader),
-                next: None,
-            };
+            let mut source = Source { name, reader: TarReader::new(reader), next: None };
             source.advance()?;
             sources.push(source);
         }
@@ -96,21 +68,12 @@ impl<'k> PreviousState<'k> {
 
     /// An empty state (a full backup).
     pub(super) fn empty() -> PreviousState<'k> {
-        PreviousState {
-            sources: Vec::new(),
-        }
+        PreviousState { sources: Vec::new() }
     }
 
     /// The next path's record, in index order.
     pub(super) fn next_record(&mut self) -> Result<Option<Record>> {
-        let Some(smallest) = self
-            .sources
-            .iter()
-            .filter_map(|s| s.next.as_ref().map(|r| r.index.clone()))
-            .min()
-        else {
-            return Ok(None);
-        };
+        let Some(smallest) = self.sources.iter().filter_map(|s| s.next.as_ref().map(|r| r.index.clone())).min() else { return Ok(None) };
         let mut newest = None;
         for source in &mut self.sources {
             if source.next.as_ref().is_some_and(|r| r.index == smallest) {

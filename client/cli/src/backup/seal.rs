@@ -27,10 +27,7 @@ impl Tally {
 
     /// The SHA-1 of everything written, in hex.
     pub(super) fn sha1_hex(&self) -> String {
-        self.sha1
-            .lock()
-            .map(|h| hex::encode(h.clone().finalize()))
-            .unwrap_or_default()
+        self.sha1.lock().map(|h| hex::encode(h.clone().finalize())).unwrap_or_default()
     }
 }
 
@@ -48,10 +45,7 @@ impl Counted {
     }
 
     pub(super) fn new(out: impl Write + Send + Sync + 'static) -> Counted {
-        Counted {
-            file: Box::new(out),
-            tally: Arc::default(),
-        }
+        Counted { file: Box::new(out), tally: Arc::default() }
     }
 
     pub(super) fn tally(&self) -> Arc<Tally> {
@@ -97,10 +91,7 @@ pub(crate) enum Protection<'k> {
     /// `--no-encryption`: gzip, as duplicity writes `.difftar.gz`.
     Gzip,
     /// `--encrypt-key` (and `--sign-key`): OpenPGP to these keys.
-    Pgp {
-        recipients: Vec<&'k Key>,
-        signer: Option<Box<SigningKey>>,
-    },
+    Pgp { recipients: Vec<&'k Key>, signer: Option<Box<SigningKey>> },
 }
 
 impl<'k> Protection<'k> {
@@ -111,18 +102,12 @@ impl<'k> Protection<'k> {
     /// Wraps a staging file; `compress` is false for a plain manifest,
     /// which duplicity stores as it is when it does not encrypt, and for
     /// an encrypted file whose bytes would not shrink.
-    pub(super) fn seal<'s>(
-        &'s self,
-        out: Counted,
-        compress: bool,
-    ) -> io::Result<Box<dyn Sealed + 's>>
+    pub(super) fn seal<'s>(&'s self, out: Counted, compress: bool) -> io::Result<Box<dyn Sealed + 's>>
     where
         'k: 's,
     {
         match self {
-            Protection::Gzip if compress => {
-                Ok(Box::new(GzEncoder::new(out, flate2::Compression::new(6))))
-            }
+            Protection::Gzip if compress => Ok(Box::new(GzEncoder::new(out, flate2::Compression::new(6)))),
             Protection::Gzip => Ok(Box::new(Plain(out))),
             Protection::Pgp { recipients, signer } => {
                 let options = EncryptOptions {
@@ -132,15 +117,9 @@ impl<'k> Protection<'k> {
                     cipher: Cipher::Aes256,
                     // Level 1 compresses archives almost as well as gpg's
                     // default 6, at three times the speed.
-                    compression: if compress {
-                        coffer_pgp::Compression::Zlib(1)
-                    } else {
-                        coffer_pgp::Compression::None
-                    },
+                    compression: if compress { coffer_pgp::Compression::Zlib(1) } else { coffer_pgp::Compression::None },
                 };
-                Ok(Box::new(
-                    Encryptor::new(out, &options).map_err(io::Error::other)?,
-                ))
+                Ok(Box::new(Encryptor::new(out, &options).map_err(io::Error::other)?))
             }
         }
     }
@@ -195,10 +174,7 @@ struct Shared(Mutex<Box<dyn Read + Send>>);
 
 impl Read for Shared {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0
-            .get_mut()
-            .map_err(|_| io::Error::other("a reader panicked"))?
-            .read(buf)
+        self.0.get_mut().map_err(|_| io::Error::other("a reader panicked"))?.read(buf)
     }
 }
 
@@ -209,9 +185,7 @@ struct Verified<'k>(Option<coffer_pgp::Decryptor<'k>>);
 
 impl Read for Verified<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(decryptor) = self.0.as_mut() else {
-            return Ok(0);
-        };
+        let Some(decryptor) = self.0.as_mut() else { return Ok(0) };
         let n = decryptor.read(buf)?;
         if n == 0
             && let Some(decryptor) = self.0.take()
@@ -231,19 +205,13 @@ pub(crate) struct Opener<'k> {
 
 impl<'k> Opener<'k> {
     /// The plain bytes of the archive file `name`, from its stream.
-    pub(crate) fn open(
-        &self,
-        name: &str,
-        stream: Box<dyn Read + Send>,
-    ) -> anyhow::Result<Box<dyn Read + 'k>> {
+    pub(crate) fn open(&self, name: &str, stream: Box<dyn Read + Send>) -> anyhow::Result<Box<dyn Read + 'k>> {
         if name.ends_with(".gz") {
             Ok(Box::new(flate2::read::MultiGzDecoder::new(stream)))
         } else if name.ends_with(".gpg") {
             let passphrase = self.passphrase.clone();
-            let decryptor = coffer_pgp::decrypt(Shared(Mutex::new(stream)), self.keys, move |_| {
-                passphrase.clone()
-            })
-            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let decryptor = coffer_pgp::decrypt(Shared(Mutex::new(stream)), self.keys, move |_| passphrase.clone())
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
             Ok(Box::new(Verified(Some(decryptor))))
         } else {
             Ok(stream)

@@ -92,23 +92,12 @@ impl<'a> Uploads<'a, '_> {
         let path = self.staging.join(&name);
         let counted = Counted::create(&path)?;
         let tally = counted.tally();
-        Ok(Staged {
-            sealed: self.protection.seal(counted, compress)?,
-            tally,
-            plain: 0,
-            path,
-            name,
-        })
+        Ok(Staged { sealed: self.protection.seal(counted, compress)?, tally, plain: 0, path, name })
     }
 
     /// The file name of this set's file in `role`.
     pub(super) fn name(&self, role: FileRole) -> String {
-        ArchiveName {
-            role,
-            encrypted: self.protection.encrypted(),
-            ..self.set.clone()
-        }
-        .file_name()
+        ArchiveName { role, encrypted: self.protection.encrypted(), ..self.set.clone() }.file_name()
     }
 }
 
@@ -123,13 +112,7 @@ impl<'a> Volumes for Uploads<'a, '_> {
         let path = self.staging.join(format!("{name}.plain"));
         let counted = Counted::create(&path)?;
         let tally = counted.tally();
-        Ok(Staged {
-            sealed: super::seal::plain(counted),
-            tally,
-            plain: 0,
-            path,
-            name,
-        })
+        Ok(Staged { sealed: super::seal::plain(counted), tally, plain: 0, path, name })
     }
 
     /// Gzip holds back little, so its output decides, as in duplicity. The
@@ -138,24 +121,14 @@ impl<'a> Volumes for Uploads<'a, '_> {
     /// than the encrypted ones, archives being mostly incompressible)
     /// keep a volume within its size.
     fn output_len(&self, sink: &Staged<'a>) -> u64 {
-        if self.protection.encrypted() {
-            sink.plain
-        } else {
-            sink.tally.written()
-        }
+        if self.protection.encrypted() { sink.plain } else { sink.tally.written() }
     }
 
     fn close(&mut self, sink: Staged<'a>, range: VolumeRange) -> io::Result<()> {
         if let Some(jobs) = &self.jobs {
             sink.sealed.finish()?;
-            let job = Job {
-                range,
-                plain: sink.path,
-                name: sink.name,
-            };
-            return jobs
-                .send(job)
-                .map_err(|_| io::Error::other("the volume workers stopped"));
+            let job = Job { range, plain: sink.path, name: sink.name };
+            return jobs.send(job).map_err(|_| io::Error::other("the volume workers stopped"));
         }
         let sha1 = self.store(sink)?;
         self.volumes.push(VolumeInfo::new(range, &sha1));
@@ -180,12 +153,7 @@ impl Uploads<'_, '_> {
 
 /// One worker: takes filled plain volumes, seals and uploads them, until
 /// the queue closes.
-pub(super) fn work(
-    jobs: &Mutex<Receiver<Job>>,
-    done: &Sender<io::Result<Stored>>,
-    remote: &dyn Remote,
-    protection: &Protection<'_>,
-) {
+pub(super) fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<io::Result<Stored>>, remote: &dyn Remote, protection: &Protection<'_>) {
     loop {
         let job = match jobs.lock().map(|rx| rx.recv()) {
             Ok(Ok(job)) => job,
@@ -199,11 +167,7 @@ pub(super) fn work(
     }
 }
 
-fn seal_and_store(
-    job: &Job,
-    remote: &dyn Remote,
-    protection: &Protection<'_>,
-) -> io::Result<Stored> {
+fn seal_and_store(job: &Job, remote: &dyn Remote, protection: &Protection<'_>) -> io::Result<Stored> {
     let mut plain = std::fs::File::open(&job.plain)?;
     let len = plain.metadata()?.len();
     let compress = worth_compressing(&mut plain, len)?;
@@ -221,15 +185,11 @@ fn seal_and_store(
             sealed.finish()?;
             done.finish()
         });
-        let uploaded = remote
-            .put(&job.name, &mut sealed_bytes)
-            .map_err(|e| io::Error::other(format!("uploading {}: {e}", job.name)));
+        let uploaded = remote.put(&job.name, &mut sealed_bytes).map_err(|e| io::Error::other(format!("uploading {}: {e}", job.name)));
         // An upload that failed leaves the sealing thread writing into a
         // closed pipe, which fails it at its next write.
         drop(sealed_bytes);
-        let sealed = sealing
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the sealing thread panicked")));
+        let sealed = sealing.join().unwrap_or_else(|_| Err(io::Error::other("the sealing thread panicked")));
         match (sealed, uploaded) {
             // The upload's own error says why the pipe broke.
             (Err(e), Err(upload)) if e.kind() == io::ErrorKind::BrokenPipe => Err(upload),
@@ -238,17 +198,11 @@ fn seal_and_store(
         }
     })?;
     log::info!("stored {}", job.name);
-    Ok(Stored {
-        range: job.range.clone(),
-        sha1: tally.sha1_hex(),
-        bytes,
-    })
+    Ok(Stored { range: job.range.clone(), sha1: tally.sha1_hex(), bytes })
 }
 
 /// Uploads a finished staging file as `name`.
 fn put(remote: &dyn Remote, path: &Path, name: &str) -> io::Result<u64> {
     let mut file = std::fs::File::open(path)?;
-    remote
-        .put(name, &mut file)
-        .map_err(|e| io::Error::other(format!("uploading {name}: {e}")))
+    remote.put(name, &mut file).map_err(|e| io::Error::other(format!("uploading {name}: {e}")))
 }

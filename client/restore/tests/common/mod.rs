@@ -51,10 +51,7 @@ pub(crate) fn write_set(entries: &[(Entry, Vec<u8>)], volsize: u64) -> MemSet {
         manifest.volumes.push(VolumeInfo::new(range.clone(), "00"));
         volumes.insert(range.number, bytes);
     }
-    MemSet {
-        manifest: manifest.to_bytes(),
-        volumes,
-    }
+    MemSet { manifest: manifest.to_bytes(), volumes }
 }
 
 /// A source over sets in memory that records what was opened.
@@ -69,11 +66,7 @@ impl VolumeSource for MemSource {
     }
     fn open(&mut self, set: usize, volume: u32) -> io::Result<Box<dyn Read>> {
         self.opened.push((set, volume));
-        let bytes = self
-            .sets
-            .get(set)
-            .and_then(|s| s.get(&volume))
-            .ok_or(io::ErrorKind::NotFound)?;
+        let bytes = self.sets.get(set).and_then(|s| s.get(&volume)).ok_or(io::ErrorKind::NotFound)?;
         Ok(Box::new(Cursor::new(bytes.clone())))
     }
 }
@@ -103,10 +96,7 @@ fn walk(path: &Path, relative: Vec<u8>, out: &mut BTreeMap<Vec<u8>, Node>) {
     } else if t.is_dir() {
         ("dir", Vec::new())
     } else if t.is_symlink() {
-        (
-            "sym",
-            fs::read_link(path).unwrap().as_os_str().as_bytes().to_vec(),
-        )
+        ("sym", fs::read_link(path).unwrap().as_os_str().as_bytes().to_vec())
     } else if t.is_fifo() {
         ("fifo", Vec::new())
     } else {
@@ -116,11 +106,7 @@ fn walk(path: &Path, relative: Vec<u8>, out: &mut BTreeMap<Vec<u8>, Node>) {
         relative.clone(),
         Node {
             kind,
-            mode: if kind == "sym" {
-                0
-            } else {
-                meta.mode() & 0o7777
-            },
+            mode: if kind == "sym" { 0 } else { meta.mode() & 0o7777 },
             owner: (meta.uid(), meta.gid()),
             mtime: (kind != "sym").then_some(meta.mtime()),
             content,
@@ -140,39 +126,20 @@ fn walk(path: &Path, relative: Vec<u8>, out: &mut BTreeMap<Vec<u8>, Node>) {
 }
 
 /// Paths that differ between two snapshots, for a readable failure.
-pub(crate) fn differences(
-    want: &BTreeMap<Vec<u8>, Node>,
-    got: &BTreeMap<Vec<u8>, Node>,
-) -> Vec<String> {
+pub(crate) fn differences(want: &BTreeMap<Vec<u8>, Node>, got: &BTreeMap<Vec<u8>, Node>) -> Vec<String> {
     let keys: BTreeSet<&Vec<u8>> = want.keys().chain(got.keys()).collect();
     keys.into_iter()
         .filter(|k| want.get(*k) != got.get(*k))
         .map(|k| {
             let show = |n: Option<&Node>| {
-                n.map(|n| {
-                    format!(
-                        "{} {:o} {:?} {:?} {} bytes",
-                        n.kind,
-                        n.mode,
-                        n.owner,
-                        n.mtime,
-                        n.content.len()
-                    )
-                })
+                n.map(|n| format!("{} {:o} {:?} {:?} {} bytes", n.kind, n.mode, n.owner, n.mtime, n.content.len()))
             };
-            format!(
-                "{}: want {:?}, got {:?}",
-                k.escape_ascii(),
-                show(want.get(k)),
-                show(got.get(k))
-            )
+            format!("{}: want {:?}, got {:?}", k.escape_ascii(), show(want.get(k)), show(got.get(k)))
         })
         .collect()
 }
 
 /// No file anywhere under `root` has a name of a restore's temporary.
 pub(crate) fn no_temporaries(root: &Path) -> bool {
-    snapshot(root)
-        .keys()
-        .all(|k| !k.windows(15).any(|w| w == b".coffer-restore"))
+    snapshot(root).keys().all(|k| !k.windows(15).any(|w| w == b".coffer-restore"))
 }

@@ -39,17 +39,13 @@ pub(crate) fn run(state: &Path, line: &str) -> ExitCode {
 
 fn parse(state: &Path, line: &str) -> Result<Cli, Refusal> {
     const APPLIANCE_ONLY: &str = "this command is run by the appliance itself, not over SSH";
-    let words =
-        coffer_command::words(line.as_bytes()).map_err(|e| Refusal::Coffer(e.to_string()))?;
+    let words = coffer_command::words(line.as_bytes()).map_err(|e| Refusal::Coffer(e.to_string()))?;
     let mut words = words
         .into_iter()
         .map(String::from_utf8)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| Refusal::Coffer("the command line is not valid UTF-8".into()))?;
-    if words
-        .iter()
-        .any(|w| w == "--state" || w.starts_with("--state="))
-    {
+    if words.iter().any(|w| w == "--state" || w.starts_with("--state=")) {
         return Err(Refusal::Coffer("--state cannot be given over SSH".into()));
     }
     if admin_grammar::names_appliance_only(&words) {
@@ -58,16 +54,8 @@ fn parse(state: &Path, line: &str) -> Result<Cli, Refusal> {
     if words == ["help"] {
         words[0] = "--help".into();
     }
-    let args = [
-        "coffer".to_string(),
-        "--state".into(),
-        state.to_string_lossy().into_owned(),
-    ]
-    .into_iter()
-    .chain(words);
-    let matches = admin_grammar::ssh_command()
-        .try_get_matches_from(args)
-        .map_err(Refusal::Grammar)?;
+    let args = ["coffer".to_string(), "--state".into(), state.to_string_lossy().into_owned()].into_iter().chain(words);
+    let matches = admin_grammar::ssh_command().try_get_matches_from(args).map_err(Refusal::Grammar)?;
     if admin_grammar::parsed_appliance_only(&matches) {
         return Err(Refusal::Coffer(APPLIANCE_ONLY.into()));
     }
@@ -84,12 +72,10 @@ fn parse(state: &Path, line: &str) -> Result<Cli, Refusal> {
 /// data comes on standard input instead.
 fn refused_over_ssh(c: &Command) -> Option<String> {
     match c {
-        Command::User(UserCommand::Add { name, key, .. }) if key.as_os_str() != "-" => {
-            Some(format!(
-                "--key {} cannot be given over SSH: the appliance does not read its own files for you; pipe the public key on standard input instead: ssh ADMIN@BOX user add {name} --key - < {name}.pub",
-                key.display()
-            ))
-        }
+        Command::User(UserCommand::Add { name, key, .. }) if key.as_os_str() != "-" => Some(format!(
+            "--key {} cannot be given over SSH: the appliance does not read its own files for you; pipe the public key on standard input instead: ssh ADMIN@BOX user add {name} --key - < {name}.pub",
+            key.display()
+        )),
         _ => None,
     }
 }
@@ -136,44 +122,21 @@ mod tests {
 
     #[test]
     fn key_files_on_the_appliance_are_refused() {
-        for line in [
-            "user add bob --key /etc/shadow",
-            "user add bob --key=./k.pub --profile read-only",
-            "user add bob --key /dev/stdin",
-        ] {
-            let Err(refusal) = command(line) else {
-                panic!("{line} accepted")
-            };
-            assert!(
-                refusal.contains("--key -") && refusal.contains("standard input"),
-                "{refusal}"
-            );
+        for line in ["user add bob --key /etc/shadow", "user add bob --key=./k.pub --profile read-only", "user add bob --key /dev/stdin"] {
+            let Err(refusal) = command(line) else { panic!("{line} accepted") };
+            assert!(refusal.contains("--key -") && refusal.contains("standard input"), "{refusal}");
         }
     }
 
     #[test]
     fn appliance_internals_and_state_are_refused() {
-        for line in [
-            "serve",
-            "raid watch",
-            "alert run",
-            "init",
-            "session-worker sftp",
-            "time sync",
-            "mdns",
-            "power-request --after-pid 1",
-            "help raid watch",
-            "raid watch --help",
-        ] {
-            let Err(why) = command(line) else {
-                panic!("{line} accepted")
-            };
+        for line in ["serve", "raid watch", "alert run", "init", "session-worker sftp", "time sync", "mdns", "power-request --after-pid 1", "help raid watch", "raid watch --help"]
+        {
+            let Err(why) = command(line) else { panic!("{line} accepted") };
             assert!(why.contains("not over SSH"), "{line}: {why}");
         }
         for line in ["status --state /tmp", "--state=/tmp status"] {
-            let Err(why) = command(line) else {
-                panic!("{line} accepted")
-            };
+            let Err(why) = command(line) else { panic!("{line} accepted") };
             assert!(why.contains("--state"), "{line}: {why}");
         }
         assert!(command("frobnicate").is_err());
@@ -181,23 +144,11 @@ mod tests {
 
     #[test]
     fn help_is_the_ssh_grammars() {
-        for line in [
-            "help",
-            "--help",
-            "-h",
-            "user --help",
-            "help user",
-            "user add -h",
-        ] {
-            let Err(Refusal::Grammar(e)) = parse(Path::new("/s"), line) else {
-                panic!("{line}: no help")
-            };
+        for line in ["help", "--help", "-h", "user --help", "help user", "user add -h"] {
+            let Err(Refusal::Grammar(e)) = parse(Path::new("/s"), line) else { panic!("{line}: no help") };
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp, "{line}");
             let text = e.render().to_string();
-            assert!(
-                text.contains("ssh admin@box") && !text.contains("--state"),
-                "{line}: {text}"
-            );
+            assert!(text.contains("ssh admin@box") && !text.contains("--state"), "{line}: {text}");
         }
     }
 }

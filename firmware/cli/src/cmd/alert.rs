@@ -30,9 +30,7 @@ pub(crate) fn test(state: &Path) -> Result<()> {
         }
     }
     if sinks.len() == 1 {
-        println!(
-            "(only the local log is configured; add [alerts.email] or [alerts.webhook] to coffer.toml)"
-        );
+        println!("(only the local log is configured; add [alerts.email] or [alerts.webhook] to coffer.toml)");
     }
     if failed > 0 {
         bail!("{failed} of {} alert sinks failed", sinks.len());

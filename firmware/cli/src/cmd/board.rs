@@ -10,12 +10,6 @@ use coffer_board::Board;
 /// `coffer board check FILE`: parses and validates a merged board file.
 pub(crate) fn check(file: &Path) -> Result<()> {
     let board = Board::read(file)?;
-    println!(
-        "{}: board {} is valid (bays {}; status LED {})",
-        file.display(),
-        board.name,
-        board.disks.bays.join(", "),
-        board.status_led().unwrap_or("none")
-    );
+    println!("{}: board {} is valid (bays {}; status LED {})", file.display(), board.name, board.disks.bays.join(", "), board.status_led().unwrap_or("none"));
     Ok(())
 }

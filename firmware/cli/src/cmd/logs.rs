@@ -8,12 +8,8 @@ use anyhow::{Context, Result, bail};
 /// `30m`, `2h`, `1d`, `45s` or plain seconds.
 pub(crate) fn parse_since(text: &str) -> Result<u64> {
     let text = text.trim();
-    let (num, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, ""), |i| text.split_at(i));
-    let n: u64 = num
-        .parse()
-        .with_context(|| format!("invalid --since {text:?}: use 30m, 2h, 1d or seconds"))?;
+    let (num, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, ""), |i| text.split_at(i));
+    let n: u64 = num.parse().with_context(|| format!("invalid --since {text:?}: use 30m, 2h, 1d or seconds"))?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -26,10 +22,7 @@ pub(crate) fn parse_since(text: &str) -> Result<u64> {
 
 /// One log line as shown: `2026-11-27 10:00:00 TEXT`, or for events the JSON alone.
 fn shown(line: &str, cutoff: Option<u64>, events_only: bool) -> Option<String> {
-    let (stamp, text) = line
-        .strip_prefix('@')
-        .and_then(|l| l.split_once(' '))
-        .map_or((None, line), |(s, t)| (s.parse::<u64>().ok(), t));
+    let (stamp, text) = line.strip_prefix('@').and_then(|l| l.split_once(' ')).map_or((None, line), |(s, t)| (s.parse::<u64>().ok(), t));
     if let (Some(cut), Some(t)) = (cutoff, stamp)
         && t < cut
     {
@@ -56,10 +49,7 @@ pub(crate) fn logs(follow: bool, since: Option<&str>, events_only: bool) -> Resu
     let path = coffer_runtime::Paths::appliance().log();
     let path = path.as_path();
     if !path.exists() {
-        bail!(
-            "no appliance log at {}: this command reads the log of a running Coffer appliance",
-            path.display()
-        );
+        bail!("no appliance log at {}: this command reads the log of a running Coffer appliance", path.display());
     }
     let mut out = std::io::stdout().lock();
     let older = path.with_extension("1");
@@ -81,9 +71,7 @@ pub(crate) fn logs(follow: bool, since: Option<&str>, events_only: bool) -> Resu
     let mut pending = String::new();
     loop {
         std::thread::sleep(Duration::from_millis(300));
-        let Ok(mut f) = std::fs::File::open(path) else {
-            continue;
-        };
+        let Ok(mut f) = std::fs::File::open(path) else { continue };
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         if len < pos {
             pos = 0;
@@ -123,19 +111,10 @@ mod tests {
 
     #[test]
     fn lines_are_shown_with_their_time() {
-        assert_eq!(
-            shown("@0 coffer: hello", None, false).as_deref(),
-            Some("1970-01-01 00:00:00 coffer: hello")
-        );
+        assert_eq!(shown("@0 coffer: hello", None, false).as_deref(), Some("1970-01-01 00:00:00 coffer: hello"));
         assert_eq!(shown("@10 x", Some(11), false), None);
-        assert_eq!(
-            shown("@10 coffer-event {\"kind\":\"a\"}", None, true).as_deref(),
-            Some("{\"kind\":\"a\"}")
-        );
+        assert_eq!(shown("@10 coffer-event {\"kind\":\"a\"}", None, true).as_deref(), Some("{\"kind\":\"a\"}"));
         assert_eq!(shown("@10 plain", None, true), None);
-        assert_eq!(
-            shown("no stamp", Some(5), false).as_deref(),
-            Some("no stamp")
-        );
+        assert_eq!(shown("no stamp", Some(5), false).as_deref(), Some("no stamp"));
     }
 }

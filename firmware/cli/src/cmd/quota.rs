@@ -16,9 +16,7 @@ pub(crate) fn rescan(dir: &Path, user: Option<&str>) -> Result<()> {
     let db = state.users()?;
     let names: Vec<String> = match user {
         Some(u) => {
-            db.get(u).with_context(|| {
-                format!("no user named {u}; `coffer user list` shows the users")
-            })?;
+            db.get(u).with_context(|| format!("no user named {u}; `coffer user list` shows the users"))?;
             vec![u.to_string()]
         }
         None => db.users.iter().map(|u| u.name.to_string()).collect(),
@@ -48,48 +46,23 @@ pub(crate) fn rescan(dir: &Path, user: Option<&str>) -> Result<()> {
 pub(crate) fn show_user(dir: &Path, name: &str) -> Result<()> {
     let state = State::open(dir)?;
     let db = state.users()?;
-    let user = db
-        .get(name)
-        .with_context(|| format!("no user named {name}; `coffer user list` shows the users"))?;
+    let user = db.get(name).with_context(|| format!("no user named {name}; `coffer user list` shows the users"))?;
     let record = QuotaRecord::load(&state.paths.quota_dir(), name)?;
-    let (bytes, files) = if record.updated_at > 0 {
-        (record.used_bytes, record.used_files)
-    } else {
-        count(&state, name)?
-    };
+    let (bytes, files) = if record.updated_at > 0 { (record.used_bytes, record.used_files) } else { count(&state, name)? };
     println!("user:    {name} (uid {}, gid {})", user.uid, user.gid);
     println!("data:    {}", state.data_dir().join(name).display());
     match user.quota_bytes {
         Some(limit) => {
-            let pct = if limit == 0 {
-                100
-            } else {
-                u128::from(bytes) * 100 / u128::from(limit)
-            };
-            println!(
-                "usage:   {} of {} ({pct}%)",
-                human_bytes(bytes),
-                human_bytes(limit)
-            );
+            let pct = if limit == 0 { 100 } else { u128::from(bytes) * 100 / u128::from(limit) };
+            println!("usage:   {} of {} ({pct}%)", human_bytes(bytes), human_bytes(limit));
         }
         None => println!("usage:   {} (no byte limit)", human_bytes(bytes)),
     }
-    println!(
-        "files:   {files} of {}",
-        crate::file_limits::describe(
-            user.quota_files,
-            crate::file_limits::default_limit(&state.data_dir())
-        )
-    );
+    println!("files:   {files} of {}", crate::file_limits::describe(user.quota_files, crate::file_limits::default_limit(&state.data_dir())));
     for k in &user.keys {
-        let fp = coffer_sshd::parse_authorized_key(&k.key)
-            .map(|p| p.fingerprint(Default::default()).to_string())
-            .unwrap_or_default();
+        let fp = coffer_sshd::parse_authorized_key(&k.key).map(|p| p.fingerprint(Default::default()).to_string()).unwrap_or_default();
         let comment = k.key.split_whitespace().nth(2).unwrap_or("");
-        println!(
-            "key:     {fp} {comment} ({})",
-            crate::state::profile_name(k.profile)
-        );
+        println!("key:     {fp} {comment} ({})", crate::state::profile_name(k.profile));
     }
     if record.warnings.is_empty() {
         println!("warnings: none");
@@ -103,12 +76,7 @@ pub(crate) fn show_user(dir: &Path, name: &str) -> Result<()> {
             human_bytes(w.limit_bytes)
         );
     }
-    let (policy, own) =
-        coffer_config::RetentionFile::load(&state.paths.retention())?.effective(name);
-    println!(
-        "retention: {}{}",
-        policy.describe(),
-        if own { "" } else { " (the default)" }
-    );
+    let (policy, own) = coffer_config::RetentionFile::load(&state.paths.retention())?.effective(name);
+    println!("retention: {}{}", policy.describe(), if own { "" } else { " (the default)" });
     Ok(())
 }

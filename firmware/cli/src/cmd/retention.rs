@@ -52,15 +52,9 @@ pub(crate) struct PolicyArgs {
 pub(crate) fn set(dir: &Path, user: Option<&str>, args: &PolicyArgs) -> Result<()> {
     let state = State::open(dir)?;
     if let Some(u) = user {
-        state
-            .users()?
-            .get(u)
-            .with_context(|| format!("no user named {u}; `coffer user list` shows the users"))?;
+        state.users()?.get(u).with_context(|| format!("no user named {u}; `coffer user list` shows the users"))?;
     }
-    for d in [&args.keep_within, &args.incomplete_grace, &args.max_age]
-        .into_iter()
-        .flatten()
-    {
+    for d in [&args.keep_within, &args.incomplete_grace, &args.max_age].into_iter().flatten() {
         parse_duration(d)?;
     }
     let path = state.paths.retention();
@@ -104,10 +98,7 @@ pub(crate) fn show(dir: &Path, user: Option<&str>) -> Result<()> {
     let print = |who: &str, p: &RetentionPolicy, own: bool| {
         let source = if own { "" } else { " (the default)" };
         println!("{who}: {}{source}", p.describe());
-        println!(
-            "  incomplete sets removed after {}",
-            format_duration(p.incomplete_grace())
-        );
+        println!("  incomplete sets removed after {}", format_duration(p.incomplete_grace()));
         match p.max_age {
             Some(a) => println!("  other files removed after {}", format_duration(a)),
             None => println!("  other files are never removed"),
@@ -115,28 +106,17 @@ pub(crate) fn show(dir: &Path, user: Option<&str>) -> Result<()> {
     };
     let users: Vec<String> = match user {
         Some(u) => {
-            state.users()?.get(u).with_context(|| {
-                format!("no user named {u}; `coffer user list` shows the users")
-            })?;
+            state.users()?.get(u).with_context(|| format!("no user named {u}; `coffer user list` shows the users"))?;
             let (p, own) = file.effective(u);
             print(u, &p, own);
             vec![u.to_string()]
         }
         None => {
-            print(
-                "default",
-                &file.default.to_policy().map_err(anyhow::Error::msg)?,
-                true,
-            );
+            print("default", &file.default.to_policy().map_err(anyhow::Error::msg)?, true);
             for (u, p) in &file.user {
                 print(u, &p.to_policy().map_err(anyhow::Error::msg)?, true);
             }
-            state
-                .users()?
-                .users
-                .iter()
-                .map(|u| u.name.to_string())
-                .collect()
+            state.users()?.users.iter().map(|u| u.name.to_string()).collect()
         }
     };
     for u in users {
@@ -154,23 +134,14 @@ fn print_standing(user: &str, observed: &Observed) {
     for d in &observed.dirs {
         for i in d.unconfirmed() {
             if !listed {
-                println!(
-                    "{user}: unconfirmed sets (kept, counted by no rule; `retention adopt --user {user}` confirms them):"
-                );
+                println!("{user}: unconfirmed sets (kept, counted by no rule; `retention adopt --user {user}` confirms them):");
                 listed = true;
             }
-            println!(
-                "  {} {}: arrived {}",
-                d.shown,
-                describe_set(&d.col.sets[i]),
-                when(d.arrivals[i].at)
-            );
+            println!("  {} {}: arrived {}", d.shown, describe_set(&d.col.sets[i]), when(d.arrivals[i].at));
         }
     }
     if observed.held {
-        println!(
-            "{user}: retention is held: new sets arrived in a burst; nothing is deleted until `retention adopt --user {user}`"
-        );
+        println!("{user}: retention is held: new sets arrived in a burst; nothing is deleted until `retention adopt --user {user}`");
     }
 }
 
@@ -179,22 +150,14 @@ fn print_standing(user: &str, observed: &Observed) {
 /// that has arrived so far, which ends a hold.
 pub(crate) fn adopt(dir: &Path, user: &str) -> Result<()> {
     let state = State::open(dir)?;
-    state
-        .users()?
-        .get(user)
-        .with_context(|| format!("no user named {user}; `coffer user list` shows the users"))?;
+    state.users()?.get(user).with_context(|| format!("no user named {user}; `coffer user list` shows the users"))?;
     let seen_at = accepted_until();
     let observed = observe(&state, user)?;
     let mut adopted = Vec::new();
     for d in &observed.dirs {
         for i in d.unconfirmed() {
             let set = &d.col.sets[i];
-            println!(
-                "{user}: adopted {} {} (arrived {})",
-                d.shown,
-                describe_set(set),
-                when(d.arrivals[i].at)
-            );
+            println!("{user}: adopted {} {} (arrived {})", d.shown, describe_set(set), when(d.arrivals[i].at));
             adopted.push(crate::arrivals::set_key(&d.dir, set));
         }
     }
@@ -205,40 +168,22 @@ pub(crate) fn adopt(dir: &Path, user: &str) -> Result<()> {
             }
         }
         // Everything listed above is accepted, even a set that arrived in this very second.
-        let newest = observed
-            .dirs
-            .iter()
-            .flat_map(|d| d.arrivals.iter().map(|a| a.at))
-            .max()
-            .unwrap_or(seen_at);
+        let newest = observed.dirs.iter().flat_map(|d| d.arrivals.iter().map(|a| a.at)).max().unwrap_or(seen_at);
         r.accepted_at = Some(r.accepted_at.unwrap_or(seen_at).max(seen_at).max(newest));
         r.held = false;
     })?;
-    println!(
-        "{user}: {} set(s) confirmed; every set that arrived until now counts as accepted",
-        adopted.len()
-    );
+    println!("{user}: {} set(s) confirmed; every set that arrived until now counts as accepted", adopted.len());
     if observed.held {
-        raise_hold(
-            dir,
-            user,
-            false,
-            "An administrator adopted the sets that had arrived; retention runs again.",
-        );
+        raise_hold(dir, user, false, "An administrator adopted the sets that had arrived; retention runs again.");
     }
-    event::emit(&Event::RetentionAdopted {
-        user: user.to_string(),
-        sets: adopted.len() as u64,
-    });
+    event::emit(&Event::RetentionAdopted { user: user.to_string(), sets: adopted.len() as u64 });
     Ok(())
 }
 
 /// Parses `--now`: a duplicity time (20261127T052936Z), a date (2026-11-27) or `@SECONDS`.
 pub(crate) fn parse_now(s: &str) -> Result<i64> {
     if let Some(secs) = s.strip_prefix('@') {
-        return secs
-            .parse()
-            .with_context(|| format!("--now {s}: not a number of seconds"));
+        return secs.parse().with_context(|| format!("--now {s}: not a number of seconds"));
     }
     if let Some(t) = parse_stamp(s) {
         return Ok(t);
@@ -250,9 +195,7 @@ pub(crate) fn parse_now(s: &str) -> Result<i64> {
     {
         return Ok(t);
     }
-    bail!(
-        "--now {s}: use a duplicity time such as 20261127T052936Z, a date such as 2026-11-27, or @SECONDS"
-    )
+    bail!("--now {s}: use a duplicity time such as 20261127T052936Z, a date such as 2026-11-27, or @SECONDS")
 }
 
 pub(crate) fn run(dir: &Path, user: Option<&str>, dry_run: bool, now: i64) -> Result<()> {
@@ -267,25 +210,12 @@ pub(crate) fn run(dir: &Path, user: Option<&str>, dry_run: bool, now: i64) -> Re
         None => db.users.iter().map(|u| u.name.to_string()).collect(),
     };
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "retention at {}{}",
-        format_stamp(now),
-        if dry_run {
-            " (dry run: nothing is deleted)"
-        } else {
-            ""
-        }
-    )?;
+    writeln!(out, "retention at {}{}", format_stamp(now), if dry_run { " (dry run: nothing is deleted)" } else { "" })?;
     for u in users {
         let (policy, _) = file.effective(&u);
         let summary = run_user(&state, &u, &policy, now, dry_run, &mut out)?;
         if summary.held {
-            writeln!(
-                out,
-                "{u}: held: nothing {} deleted; see the lines above, then `retention adopt --user {u}` if the new sets are genuine",
-                if dry_run { "would be" } else { "was" }
-            )?;
+            writeln!(out, "{u}: held: nothing {} deleted; see the lines above, then `retention adopt --user {u}` if the new sets are genuine", if dry_run { "would be" } else { "was" })?;
             continue;
         }
         writeln!(
@@ -294,11 +224,7 @@ pub(crate) fn run(dir: &Path, user: Option<&str>, dry_run: bool, now: i64) -> Re
             summary.deleted_sets,
             summary.deleted_files,
             summary.freed_bytes,
-            if dry_run {
-                "would be deleted"
-            } else {
-                "deleted"
-            }
+            if dry_run { "would be deleted" } else { "deleted" }
         )?;
         if !dry_run && summary.deleted_files > 0 {
             crate::rescan::request(&state, &u)?;

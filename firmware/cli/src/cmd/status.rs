@@ -14,16 +14,12 @@ pub(crate) fn show(dir: &Path, json: bool) -> Result<()> {
         v["health"] = serde_json::to_value(status.overall())?;
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!(
-            "{}",
-            coffer_status::render(&status, Style { colour: terminal() })
-        );
+        print!("{}", coffer_status::render(&status, Style { colour: terminal() }));
     }
     Ok(())
 }
 
 /// Whether output goes to a person's terminal (`ssh -t`): colour and alignment then.
 fn terminal() -> bool {
-    std::env::var_os("COFFER_TERMINAL").is_some()
-        || std::io::IsTerminal::is_terminal(&std::io::stdout())
+    std::env::var_os("COFFER_TERMINAL").is_some() || std::io::IsTerminal::is_terminal(&std::io::stdout())
 }

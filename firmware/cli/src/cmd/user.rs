@@ -2,10 +2,10 @@
 //! users in users.toml, with key files read as the person who runs the
 //! command and an administrator always kept.
 
+use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use coffer_config::{AuthorizedKey, ConfigError, KeyProfile, Role, UserDb, UserName};
 use russh::keys::HashAlg;
-use std::path::{Path, PathBuf};
 
 use crate::state::{State, chown_tree, ensure_dir, is_root, profile_name};
 
@@ -13,24 +13,11 @@ use crate::state::{State, chown_tree, ensure_dir, is_root, profile_name};
 const MAX_KEY_TEXT: u64 = 64 << 10;
 
 /// Parses a `--quota`/`--files` value: `None` leaves the limit, `Some(None)` removes it.
-fn limit_arg(
-    v: Option<&str>,
-    what: &str,
-    parse: impl Fn(&str) -> Option<u64>,
-) -> Result<Option<Option<u64>>> {
+fn limit_arg(v: Option<&str>, what: &str, parse: impl Fn(&str) -> Option<u64>) -> Result<Option<Option<u64>>> {
     match v {
         None => Ok(None),
         Some("none") => Ok(Some(None)),
-        Some(s) => parse(s).map(|n| Some(Some(n))).with_context(|| {
-            format!(
-                "invalid {what} {s:?}: use a number{} or `none`",
-                if what == "--quota" {
-                    " with an optional unit K, M, G, T (50G)"
-                } else {
-                    ""
-                }
-            )
-        }),
+        Some(s) => parse(s).map(|n| Some(Some(n))).with_context(|| format!("invalid {what} {s:?}: use a number{} or `none`", if what == "--quota" { " with an optional unit K, M, G, T (50G)" } else { "" })),
     }
 }
 
@@ -69,10 +56,7 @@ fn read_key_text(key_file: &Path) -> Result<String> {
         })?;
     }
     if text.len() as u64 > MAX_KEY_TEXT {
-        bail!(
-            "{} is larger than 64 KiB: that is not a list of public keys",
-            key_name(key_file)
-        );
+        bail!("{} is larger than 64 KiB: that is not a list of public keys", key_name(key_file));
     }
     Ok(text)
 }
@@ -91,9 +75,7 @@ fn invoking_user() -> Option<(u32, u32)> {
     }
     let env = |name| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
     // Without SUDO_GID, no group's rights (nogroup) rather than root's.
-    env("SUDO_UID")
-        .filter(|&uid| uid != 0)
-        .map(|uid| (uid, env("SUDO_GID").unwrap_or(65534)))
+    env("SUDO_UID").filter(|&uid| uid != 0).map(|uid| (uid, env("SUDO_GID").unwrap_or(65534)))
 }
 
 /// Reads at most `MAX_KEY_TEXT + 1` bytes of `path` (opened as `who`). The
@@ -106,14 +88,10 @@ fn read_as(who: Option<(u32, u32)>, path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let read = |path: &Path| {
         let mut text = String::new();
-        std::fs::File::open(path)?
-            .take(MAX_KEY_TEXT + 1)
-            .read_to_string(&mut text)?;
+        std::fs::File::open(path)?.take(MAX_KEY_TEXT + 1).read_to_string(&mut text)?;
         Ok(text)
     };
-    let Some((uid, gid)) = who else {
-        return read(path);
-    };
+    let Some((uid, gid)) = who else { return read(path) };
     let path = path.to_path_buf();
     std::thread::spawn(move || {
         use rustix::process::{Gid, Uid};
@@ -126,20 +104,12 @@ fn read_as(who: Option<(u32, u32)>, path: &Path) -> std::io::Result<String> {
         read(&path)
     })
     .join()
-    .unwrap_or_else(|_| {
-        Err(std::io::Error::other(
-            "the thread reading the key file panicked",
-        ))
-    })
+    .unwrap_or_else(|_| Err(std::io::Error::other("the thread reading the key file panicked")))
 }
 
 /// How a key source is named in messages.
 fn key_name(key_file: &Path) -> String {
-    if key_file == Path::new("-") {
-        "standard input".into()
-    } else {
-        key_file.display().to_string()
-    }
+    if key_file == Path::new("-") { "standard input".into() } else { key_file.display().to_string() }
 }
 
 /// Why line `n` of a key file is refused, without a byte of the line: the
@@ -148,23 +118,14 @@ fn bad_key_line(key_file: &Path, n: usize, e: &coffer_sshd::KeyPolicyError) -> C
     use coffer_sshd::KeyPolicyError;
     let message = match e {
         KeyPolicyError::Malformed(_) => {
-            format!(
-                "line {n} is not an OpenSSH public key (expected a line like `ssh-ed25519 AAAA… comment`)"
-            )
+            format!("line {n} is not an OpenSSH public key (expected a line like `ssh-ed25519 AAAA… comment`)")
         }
-        KeyPolicyError::UnsupportedType(_) => format!(
-            "line {n}: this key type is not accepted; use ed25519, ecdsa-sha2-nistp256/384 or RSA"
-        ),
+        KeyPolicyError::UnsupportedType(_) => format!("line {n}: this key type is not accepted; use ed25519, ecdsa-sha2-nistp256/384 or RSA"),
         // Names only ssh-rsa or ssh-dss: fixed text, not the file's.
         KeyPolicyError::WeakAlgorithm(_) => format!("line {n}: {e}"),
-        _ => format!(
-            "line {n} is not an accepted public key; use the .pub file of an ed25519, ecdsa or RSA key"
-        ),
+        _ => format!("line {n} is not an accepted public key; use the .pub file of an ed25519, ecdsa or RSA key"),
     };
-    ConfigError::BadKey {
-        path: PathBuf::from(key_name(key_file)),
-        message,
-    }
+    ConfigError::BadKey { path: PathBuf::from(key_name(key_file)), message }
 }
 
 /// The keys of an authorized_keys-style text (blank and `#` lines skipped).
@@ -176,27 +137,16 @@ fn parse_key_lines(text: &str, key_file: &Path, profile: KeyProfile) -> Result<V
             continue;
         }
         coffer_sshd::parse_authorized_key(line).map_err(|e| bad_key_line(key_file, n + 1, &e))?;
-        keys.push(AuthorizedKey {
-            key: line.to_string(),
-            profile,
-        });
+        keys.push(AuthorizedKey { key: line.to_string(), profile });
     }
     if keys.is_empty() {
-        bail!(
-            "{} holds no public key; give the .pub file of an ed25519, ecdsa or RSA key",
-            key_name(key_file)
-        );
+        bail!("{} holds no public key; give the .pub file of an ed25519, ecdsa or RSA key", key_name(key_file));
     }
     Ok(keys)
 }
 
 pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, new: NewKey<'_>) -> Result<()> {
-    let NewKey {
-        profile,
-        quota,
-        files,
-        role,
-    } = new;
+    let NewKey { profile, quota, files, role } = new;
     let state = State::open(dir)?;
     let name = UserName::try_from(name.to_string())?;
     let quota = limit_arg(quota, "--quota", coffer_quota::parse_size)?;
@@ -218,10 +168,7 @@ pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, new: NewKey<'_>)
             u.quota_files = f;
         }
     }
-    let user = db
-        .get(name.as_str())
-        .context("user vanished after adding")?
-        .clone();
+    let user = db.get(name.as_str()).context("user vanished after adding")?.clone();
     let home = state.data_dir().join(name.as_str());
     let existed = home.exists();
     ensure_dir(&home, 0o700)?;
@@ -232,17 +179,8 @@ pub(crate) fn user_add(dir: &Path, name: &str, key_file: &Path, new: NewKey<'_>)
     }
     db.save(&state.paths.users())?;
     if created {
-        let admin = if user.role == Role::Admin {
-            ", administrator"
-        } else {
-            ""
-        };
-        println!(
-            "coffer: added user {name} (uid {}) with {} key(s), profile {}{admin}",
-            user.uid,
-            user.keys.len(),
-            profile_name(profile)
-        );
+        let admin = if user.role == Role::Admin { ", administrator" } else { "" };
+        println!("coffer: added user {name} (uid {}) with {} key(s), profile {}{admin}", user.uid, user.keys.len(), profile_name(profile));
     } else {
         println!("coffer: user {name} now has {} key(s)", user.keys.len());
     }
@@ -253,17 +191,11 @@ pub(crate) fn user_list(dir: &Path) -> Result<()> {
     let state = State::open(dir)?;
     let db = state.users()?;
     if db.users.is_empty() {
-        println!(
-            "no users; add one with `coffer --state {} user add NAME --key KEY.pub`",
-            dir.display()
-        );
+        println!("no users; add one with `coffer --state {} user add NAME --key KEY.pub`", dir.display());
         return Ok(());
     }
     let default_files = crate::file_limits::default_limit(&state.data_dir());
-    println!(
-        "{:<24} {:>6} {:>10} {:>10}  KEYS",
-        "USER", "UID", "QUOTA", "FILES"
-    );
+    println!("{:<24} {:>6} {:>10} {:>10}  KEYS", "USER", "UID", "QUOTA", "FILES");
     for u in &db.users {
         let keys: Vec<String> = u
             .keys
@@ -289,31 +221,15 @@ pub(crate) fn user_list(dir: &Path) -> Result<()> {
             (None, Some(n)) => format!("{n}*"),
             (None, None) => "-".into(),
         };
-        println!(
-            "{:<24} {:>6} {:>10} {:>10}  {}",
-            name,
-            u.uid,
-            quota,
-            files,
-            keys.join("; ")
-        );
+        println!("{:<24} {:>6} {:>10} {:>10}  {}", name, u.uid, quota, files, keys.join("; "));
     }
     if default_files.is_some() && db.users.iter().any(|u| u.quota_files.is_none()) {
-        println!(
-            "* the default file limit: 1/{} of the data area's inodes",
-            coffer_quota::DEFAULT_FILES_DIVISOR
-        );
+        println!("* the default file limit: 1/{} of the data area's inodes", coffer_quota::DEFAULT_FILES_DIVISOR);
     }
     Ok(())
 }
 
-pub(crate) fn user_set(
-    dir: &Path,
-    name: &str,
-    quota: Option<&str>,
-    files: Option<&str>,
-    role: Option<Role>,
-) -> Result<()> {
+pub(crate) fn user_set(dir: &Path, name: &str, quota: Option<&str>, files: Option<&str>, role: Option<Role>) -> Result<()> {
     let state = State::open(dir)?;
     let quota = limit_arg(quota, "--quota", coffer_quota::parse_size)?;
     let files = limit_arg(files, "--files", |s| s.parse().ok())?;
@@ -324,19 +240,10 @@ pub(crate) fn user_set(
     if role == Some(Role::User) {
         keep_an_admin(&db, name, "take the administrator role from")?;
     }
-    let user = db
-        .get_mut(name)
-        .ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    let user = db.get_mut(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
     if let Some(r) = role {
         user.role = r;
-        println!(
-            "coffer: {name} is now {}",
-            if r == Role::Admin {
-                "an administrator"
-            } else {
-                "a user (not an administrator)"
-            }
-        );
+        println!("coffer: {name} is now {}", if r == Role::Admin { "an administrator" } else { "a user (not an administrator)" });
     }
     if let Some(q) = quota {
         user.quota_bytes = q;
@@ -357,15 +264,10 @@ pub(crate) fn user_set(
 /// Refuses a change that would leave no unlocked administrator with a key:
 /// the box has no other way in.
 fn keep_an_admin(db: &UserDb, name: &str, what: &str) -> Result<()> {
-    let target = db
-        .get(name)
-        .ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
-    let usable =
-        |u: &&coffer_config::User| u.role == Role::Admin && !u.locked && !u.keys.is_empty();
+    let target = db.get(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    let usable = |u: &&coffer_config::User| u.role == Role::Admin && !u.locked && !u.keys.is_empty();
     if usable(&target) && db.users.iter().filter(usable).count() == 1 {
-        bail!(
-            "refusing to {what} {name}: they are the only administrator who can log in; add another administrator first"
-        );
+        bail!("refusing to {what} {name}: they are the only administrator who can log in; add another administrator first");
     }
     Ok(())
 }
@@ -376,15 +278,11 @@ pub(crate) fn user_lock(dir: &Path, name: &str, locked: bool) -> Result<()> {
     if locked {
         keep_an_admin(&db, name, "lock")?;
     }
-    let user = db
-        .get_mut(name)
-        .ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    let user = db.get_mut(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
     user.locked = locked;
     db.save(&state.paths.users())?;
     if locked {
-        println!(
-            "coffer: locked {name}: their keys no longer log in (data and keys kept; `user unlock {name}` undoes it)"
-        );
+        println!("coffer: locked {name}: their keys no longer log in (data and keys kept; `user unlock {name}` undoes it)");
     } else {
         println!("coffer: unlocked {name}");
     }
@@ -392,25 +290,17 @@ pub(crate) fn user_lock(dir: &Path, name: &str, locked: bool) -> Result<()> {
 }
 
 fn key_fingerprint(k: &AuthorizedKey) -> String {
-    coffer_sshd::parse_authorized_key(&k.key)
-        .map(|p| p.fingerprint(HashAlg::Sha256).to_string())
-        .unwrap_or_else(|_| "invalid key".into())
+    coffer_sshd::parse_authorized_key(&k.key).map(|p| p.fingerprint(HashAlg::Sha256).to_string()).unwrap_or_else(|_| "invalid key".into())
 }
 
 pub(crate) fn user_keys(dir: &Path, name: &str) -> Result<()> {
     let state = State::open(dir)?;
     let db = state.users()?;
-    let user = db
-        .get(name)
-        .ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    let user = db.get(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
     for k in &user.keys {
         let (kind, _) = k.identity();
         let comment = k.key.split_whitespace().nth(2).unwrap_or("");
-        println!(
-            "{}  {kind}  {:<11}  {comment}",
-            key_fingerprint(k),
-            profile_name(k.profile)
-        );
+        println!("{}  {kind}  {:<11}  {comment}", key_fingerprint(k), profile_name(k.profile));
     }
     Ok(())
 }
@@ -420,17 +310,9 @@ pub(crate) fn user_key_remove(dir: &Path, name: &str, fingerprint: &str) -> Resu
     let state = State::open(dir)?;
     let mut db = state.users()?;
     let wanted = fingerprint.strip_prefix("SHA256:").unwrap_or(fingerprint);
-    let user = db
-        .get(name)
-        .ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
-    let Some(pos) = user
-        .keys
-        .iter()
-        .position(|k| key_fingerprint(k).strip_prefix("SHA256:") == Some(wanted))
-    else {
-        bail!(
-            "user {name} has no key with fingerprint {fingerprint}; `user keys {name}` lists them"
-        );
+    let user = db.get(name).ok_or_else(|| ConfigError::NoSuchUser(name.into()))?;
+    let Some(pos) = user.keys.iter().position(|k| key_fingerprint(k).strip_prefix("SHA256:") == Some(wanted)) else {
+        bail!("user {name} has no key with fingerprint {fingerprint}; `user keys {name}` lists them");
     };
     if user.keys.len() == 1 {
         keep_an_admin(&db, name, "remove the last key of")?;
@@ -452,15 +334,11 @@ pub(crate) fn user_remove(dir: &Path, name: &str, purge: bool) -> Result<()> {
     let home = state.data_dir().join(name);
     if purge {
         if home.exists() {
-            std::fs::remove_dir_all(&home)
-                .with_context(|| format!("deleting {}", home.display()))?;
+            std::fs::remove_dir_all(&home).with_context(|| format!("deleting {}", home.display()))?;
         }
         println!("coffer: removed user {name} and deleted their data");
     } else {
-        println!(
-            "coffer: removed user {name}; their data is kept in {} (use --purge to delete it)",
-            home.display()
-        );
+        println!("coffer: removed user {name}; their data is kept in {} (use --purge to delete it)", home.display());
     }
     Ok(())
 }
@@ -482,34 +360,14 @@ mod tests {
             "Zq8type AAAAC3NzaC1lZDI1NTE5AAAAIH2Fsa7LLYk7CceNeHDHPNToTh+IVWxPkEd1Y1cOm6+m me",
         ] {
             let text = format!("# comment\n\n{line}\n");
-            let message = format!(
-                "{:#}",
-                parse_key_lines(&text, file, KeyProfile::Full).expect_err(line)
-            );
+            let message = format!("{:#}", parse_key_lines(&text, file, KeyProfile::Full).expect_err(line));
             assert!(!message.contains("Zq8"), "{message} shows part of {line:?}");
-            assert!(
-                message.contains("/etc/shadow") && message.contains("line 3"),
-                "{message}"
-            );
+            assert!(message.contains("/etc/shadow") && message.contains("line 3"), "{message}");
         }
-        let message = format!(
-            "{:#}",
-            parse_key_lines("root:x:0:0\n", file, KeyProfile::Full).expect_err("not a key")
-        );
-        assert!(
-            message.contains(
-                "is not an OpenSSH public key (expected a line like `ssh-ed25519 AAAA… comment`)"
-            ),
-            "{message}"
-        );
-        let message = format!(
-            "{:#}",
-            parse_key_lines("# only\n", Path::new("-"), KeyProfile::Full).expect_err("empty")
-        );
-        assert!(
-            message.starts_with("standard input holds no public key"),
-            "{message}"
-        );
+        let message = format!("{:#}", parse_key_lines("root:x:0:0\n", file, KeyProfile::Full).expect_err("not a key"));
+        assert!(message.contains("is not an OpenSSH public key (expected a line like `ssh-ed25519 AAAA… comment`)"), "{message}");
+        let message = format!("{:#}", parse_key_lines("# only\n", Path::new("-"), KeyProfile::Full).expect_err("empty"));
+        assert!(message.starts_with("standard input holds no public key"), "{message}");
         let keys = parse_key_lines(
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH2Fsa7LLYk7CceNeHDHPNToTh+IVWxPkEd1Y1cOm6+m me\n",
             file,

@@ -16,10 +16,7 @@ const TICK: Duration = Duration::from_secs(2);
 fn load(path: &Path) -> Dispatcher {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            log::error!(
-                "{} is unreadable ({e}); starting with no open problems",
-                path.display()
-            );
+            log::error!("{} is unreadable ({e}); starting with no open problems", path.display());
             Dispatcher::default()
         }),
         Err(_) => Dispatcher::default(),
@@ -28,8 +25,7 @@ fn load(path: &Path) -> Dispatcher {
 
 fn save(path: &Path, d: &Dispatcher) -> Result<()> {
     let text = serde_json::to_vec_pretty(d)?;
-    coffer_config::write_atomically(path, &text)
-        .with_context(|| format!("saving {}", path.display()))
+    coffer_config::write_atomically(path, &text).with_context(|| format!("saving {}", path.display()))
 }
 
 pub(crate) fn run(state: &Path) -> Result<()> {
@@ -39,16 +35,12 @@ pub(crate) fn run(state: &Path) -> Result<()> {
     let host = config.network.hostname.clone();
     let sinks = configured_sinks(&config.alerts);
     let names: Vec<String> = sinks.iter().map(|s| s.name().to_string()).collect();
-    let dir = coffer_runtime::Paths::appliance()
-        .with_state(state)
-        .alert_spool();
+    let dir = coffer_runtime::Paths::appliance().with_state(state).alert_spool();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let spool = Spool::new(&dir);
     let saved = dir.join("dispatch.json");
     let mut dispatcher = load(&saved);
-    event::emit(&Event::AlertRunning {
-        sinks: names.clone(),
-    });
+    event::emit(&Event::AlertRunning { sinks: names.clone() });
     loop {
         let t = coffer_runtime::clock::now();
         for (file, alert) in spool.list()? {
@@ -56,10 +48,7 @@ pub(crate) fn run(state: &Path) -> Result<()> {
             save(&saved, &dispatcher)?;
             spool.remove(&file)?;
             if !queued {
-                log::debug!(
-                    "alert {} not sent again (duplicate, or nothing open to resolve)",
-                    alert.key
-                );
+                log::debug!("alert {} not sent again (duplicate, or nothing open to resolve)", alert.key);
             }
         }
         dispatcher.remind(t, config.alerts.reminder_hours.max(1) * 3600, &names);
@@ -81,11 +70,7 @@ pub(crate) fn run(state: &Path) -> Result<()> {
                 }
                 Err(e) => {
                     dispatcher.failed(&delivery, t);
-                    event::emit(&Event::AlertFailed {
-                        key: delivery.alert.key.clone(),
-                        sink: delivery.sink.clone(),
-                        error: e.to_string(),
-                    });
+                    event::emit(&Event::AlertFailed { key: delivery.alert.key.clone(), sink: delivery.sink.clone(), error: e.to_string() });
                 }
             }
             save(&saved, &dispatcher)?;

@@ -12,10 +12,7 @@ use coffer_runtime::event::{self, Event};
 
 /// The first global IPv4 address (busybox `ip`), which mDNS advertises.
 fn own_address() -> Option<std::net::Ipv4Addr> {
-    let out = std::process::Command::new("/sbin/ip")
-        .args(["-o", "-4", "addr", "show", "scope", "global"])
-        .output()
-        .ok()?;
+    let out = std::process::Command::new("/sbin/ip").args(["-o", "-4", "addr", "show", "scope", "global"]).output().ok()?;
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .skip_while(|w| *w != "inet")
@@ -32,29 +29,15 @@ pub(crate) fn mdns(state: &Path) -> Result<()> {
             std::thread::sleep(Duration::from_secs(3600));
         }
     }
-    let port = config
-        .server
-        .listen
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(22);
+    let port = config.server.listen.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(22);
     loop {
         let Some(addr) = own_address() else {
             std::thread::sleep(Duration::from_secs(2));
             continue;
         };
         let responder = coffer_mdns::Responder::new(&config.network.hostname, addr, port)
-            .with_context(|| {
-                format!(
-                    "network.hostname {:?} is not a valid mDNS name",
-                    config.network.hostname
-                )
-            })?;
-        event::emit(&Event::MdnsAdvertising {
-            name: format!("{}.local", config.network.hostname),
-            address: addr.to_string(),
-        });
+            .with_context(|| format!("network.hostname {:?} is not a valid mDNS name", config.network.hostname))?;
+        event::emit(&Event::MdnsAdvertising { name: format!("{}.local", config.network.hostname), address: addr.to_string() });
         let stop = Arc::new(AtomicBool::new(false));
         let watcher = {
             let stop = Arc::clone(&stop);

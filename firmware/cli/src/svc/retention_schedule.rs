@@ -36,11 +36,7 @@ pub(crate) fn scheduled(dir: &Path) {
                 }
             };
             if summary.deleted_files > 0 {
-                event::emit(&Event::RetentionDeleted {
-                    user: name.to_string(),
-                    sets: summary.deleted_sets as u64,
-                    bytes: summary.freed_bytes,
-                });
+                event::emit(&Event::RetentionDeleted { user: name.to_string(), sets: summary.deleted_sets as u64, bytes: summary.freed_bytes });
                 crate::rescan::request(&state, &name)?;
             }
         }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use coffer_runtime::Paths;
-use coffer_runtime::event::{self, Event};
 use coffer_sshd::admission::AdmissionLimits;
 use coffer_sshd::quota::QuotaBook;
 use coffer_sshd::throttle::ThrottlePolicy;
+use coffer_runtime::event::{self, Event};
+use coffer_runtime::Paths;
 use coffer_sshd::{Endpoint, EndpointConfig, WorkerCommand};
 
 use crate::state::{State, chown_tree};
@@ -34,8 +34,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
     for user in &users.users {
         let home = data_dir.join(user.name.as_str());
         if !home.is_dir() {
-            std::fs::create_dir_all(&home)
-                .with_context(|| format!("creating {}", home.display()))?;
+            std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
         }
         if root {
             chown_tree(&home, user.uid, user.gid, false)?;
@@ -47,13 +46,8 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
     let quota = Arc::new(QuotaBook::default());
     let default_files = crate::file_limits::default_limit(&state.data_dir());
     match default_files {
-        Some(n) => log::info!(
-            "users without a file limit of their own may keep {n} files (1/{} of the data area's inodes)",
-            coffer_quota::DEFAULT_FILES_DIVISOR
-        ),
-        None => log::warn!(
-            "the data area's file system reports no inode count: users without a file limit of their own have none"
-        ),
+        Some(n) => log::info!("users without a file limit of their own may keep {n} files (1/{} of the data area's inodes)", coffer_quota::DEFAULT_FILES_DIVISOR),
+        None => log::warn!("the data area's file system reports no inode count: users without a file limit of their own have none"),
     }
     quota.set_default_files(default_files);
     for user in &users.users {
@@ -63,9 +57,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         log::info!("removed {swept} unfinished upload(s) left by an earlier run");
     }
     if root {
-        log::info!(
-            "sessions run as each user's own uid, confined with Landlock where the kernel has it"
-        );
+        log::info!("sessions run as each user's own uid, confined with Landlock where the kernel has it");
     } else {
         log::warn!(
             "not running as root: sessions run as this user (uid {}) with path confinement and Landlock only, not under per-user uids",
@@ -80,17 +72,10 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         host_key,
         users_file: state.paths.users(),
         data_dir: data_dir.clone(),
-        worker: WorkerCommand {
-            program: exe.clone(),
-            args: vec!["session-worker".into()],
-        },
+        worker: WorkerCommand { program: exe.clone(), args: vec!["session-worker".into()] },
         admin: WorkerCommand {
             program: exe,
-            args: vec![
-                "--state".into(),
-                std::path::absolute(dir)?.to_string_lossy().into_owned(),
-                "admin".into(),
-            ],
+            args: vec!["--state".into(), std::path::absolute(dir)?.to_string_lossy().into_owned(), "admin".into()],
         },
         drop_privileges: root,
         throttle: ThrottlePolicy {
@@ -106,26 +91,17 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         log_level: state.config.log.level.clone(),
         quota: Arc::clone(&quota),
     };
-    let retention_every = state
-        .config
-        .retention
-        .enabled
-        .then(|| Duration::from_secs(state.config.retention.interval_secs.max(1)));
+    let retention_every = state.config.retention.enabled.then(|| Duration::from_secs(state.config.retention.interval_secs.max(1)));
 
     // One thread runs every connection: it encrypts over 1 GB/s, far more
     // than the appliance's network carries, while handing each packet
     // between two threads cost a download 15 % more front-end CPU and 20 %
     // more wall time (README, Performance). Blocking work goes to the
     // blocking pool (`spawn_blocking`, `block_in_place`).
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))?;
         let local = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
@@ -140,10 +116,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
             loop {
                 tick.tick().await;
                 let (dir, book) = (state_dir.clone(), Arc::clone(&book));
-                let _ = tokio::task::spawn_blocking(move || {
-                    crate::quota_book::housekeeping(&dir, &book)
-                })
-                .await;
+                let _ = tokio::task::spawn_blocking(move || crate::quota_book::housekeeping(&dir, &book)).await;
             }
         });
         let state_dir = dir.to_path_buf();
@@ -156,10 +129,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                if !timer.due(
-                    coffer_runtime::clock::trusted(&Paths::appliance()),
-                    start.elapsed(),
-                ) {
+                if !timer.due(coffer_runtime::clock::trusted(&Paths::appliance()), start.elapsed()) {
                     continue;
                 }
                 let dir = state_dir.clone();
@@ -173,10 +143,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
         });
         let state_dir = dir.to_path_buf();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(
-                tokio::time::Instant::now() + ARRIVALS_EVERY,
-                ARRIVALS_EVERY,
-            );
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + ARRIVALS_EVERY, ARRIVALS_EVERY);
             loop {
                 tick.tick().await;
                 let dir = state_dir.clone();
@@ -195,19 +162,14 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
                 loop {
                     tick.tick().await;
                     let dir = state_dir.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        crate::svc::retention_schedule::scheduled(&dir)
-                    })
-                    .await;
+                    let _ = tokio::task::spawn_blocking(move || crate::svc::retention_schedule::scheduled(&dir)).await;
                 }
             });
         }
         let endpoint = Endpoint::new(config, stop_rx);
         println!("coffer: listening on {local}");
         std::io::stdout().flush().ok();
-        event::emit(&Event::ServerListening {
-            address: local.to_string(),
-        });
+        event::emit(&Event::ServerListening { address: local.to_string() });
         endpoint.run(listener, SHUTDOWN_GRACE).await?;
         crate::quota_book::housekeeping(dir, &quota);
         event::emit(&Event::ServerStopped);
@@ -238,33 +200,19 @@ const WANTED_DESCRIPTORS: u64 = 65_536;
 fn raise_descriptor_limit() {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let now = getrlimit(Resource::Nofile);
-    let want = now
-        .maximum
-        .map_or(WANTED_DESCRIPTORS, |hard| hard.min(WANTED_DESCRIPTORS));
+    let want = now.maximum.map_or(WANTED_DESCRIPTORS, |hard| hard.min(WANTED_DESCRIPTORS));
     if now.current.is_some_and(|soft| soft >= want) {
         return;
     }
-    match setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(want),
-            maximum: now.maximum,
-        },
-    ) {
+    match setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: now.maximum }) {
         Ok(()) => log::info!("open file limit raised to {want}"),
-        Err(e) => log::warn!(
-            "cannot raise the open file limit to {want} (it stays {:?}): {e}",
-            now.current
-        ),
+        Err(e) => log::warn!("cannot raise the open file limit to {want} (it stays {:?}): {e}", now.current),
     }
 }
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         log::error!("cannot install signal handlers; stop the server with SIGKILL");
         return std::future::pending().await;
     };
@@ -278,18 +226,13 @@ async fn wait_for_signal() {
 /// they never became visible, so no client can be relying on them.
 fn sweep_unfinished_uploads(dir: &Path) -> usize {
     let mut removed = 0;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     for entry in entries.flatten() {
         let Ok(ft) = entry.file_type() else { continue };
         let path = entry.path();
         if ft.is_dir() {
             removed += sweep_unfinished_uploads(&path);
-        } else if entry
-            .file_name()
-            .as_encoded_bytes()
-            .starts_with(coffer_storage::UPLOAD_PREFIX)
+        } else if entry.file_name().as_encoded_bytes().starts_with(coffer_storage::UPLOAD_PREFIX)
             && std::fs::remove_file(&path).is_ok()
         {
             removed += 1;

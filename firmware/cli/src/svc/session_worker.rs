@@ -55,68 +55,39 @@ pub(crate) const WORKER_MEMORY_LIMIT: u64 = 256 << 20;
 fn limit_memory() -> std::io::Result<()> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let old = getrlimit(Resource::Data);
-    let limit = [old.current, old.maximum]
-        .into_iter()
-        .flatten()
-        .fold(WORKER_MEMORY_LIMIT, u64::min);
-    Ok(setrlimit(
-        Resource::Data,
-        Rlimit {
-            current: Some(limit),
-            maximum: Some(limit),
-        },
-    )?)
+    let limit = [old.current, old.maximum].into_iter().flatten().fold(WORKER_MEMORY_LIMIT, u64::min);
+    Ok(setrlimit(Resource::Data, Rlimit { current: Some(limit), maximum: Some(limit) })?)
 }
 
 pub(crate) fn run(args: WorkerArgs) -> ExitCode {
     // Before any input is read: whatever a client sends, this worker's
     // memory stays bounded.
     if let Err(e) = limit_memory() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "coffer: cannot limit the memory of the session worker of user {}: {e}",
-            args.user
-        );
+        let _ = writeln!(std::io::stderr(), "coffer: cannot limit the memory of the session worker of user {}: {e}", args.user);
         return ExitCode::from(1);
     }
     let sftp = matches!(args.mode, WorkerMode::Sftp);
     if sftp {
         let level = args.log_level.parse().unwrap_or(log::LevelFilter::Info);
-        let config = simplelog::ConfigBuilder::new()
-            .set_time_level(log::LevelFilter::Off)
-            .build();
+        let config = simplelog::ConfigBuilder::new().set_time_level(log::LevelFilter::Off).build();
         let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
     }
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
     let jail = match UserJail::open(&args.jail) {
         Ok(j) => j,
         Err(e) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "coffer: cannot open the data area of user {}: {e}",
-                args.user
-            );
+            let _ = writeln!(std::io::stderr(), "coffer: cannot open the data area of user {}: {e}", args.user);
             return ExitCode::from(1);
         }
     };
     let Some(profile) = Profile::parse(&args.profile) else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "coffer: unknown key profile {:?}",
-            args.profile
-        );
+        let _ = writeln!(std::io::stderr(), "coffer: unknown key profile {:?}", args.profile);
         return ExitCode::from(1);
     };
-    let quota: Box<dyn QuotaGate> = match args
-        .quota_fd
-        .map(|fd| adopt_socket(fd).and_then(|s| QuotaClient::new(&args.user, s)))
-    {
+    let quota: Box<dyn QuotaGate> = match args.quota_fd.map(|fd| adopt_socket(fd).and_then(|s| QuotaClient::new(&args.user, s))) {
         Some(Ok(client)) => Box::new(client),
         Some(Err(e)) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "coffer: the quota socket from the server is unusable: {e}"
-            );
+            let _ = writeln!(std::io::stderr(), "coffer: the quota socket from the server is unusable: {e}");
             return ExitCode::from(1);
         }
         None => Box::new(Unlimited),
@@ -128,31 +99,16 @@ pub(crate) fn run(args: WorkerArgs) -> ExitCode {
     }
     // The standard streams as plain files: std's Stdout is line-buffered,
     // which would scan every megabyte of file data for newlines.
-    let (stdin, stdout) = match (
-        raw_stream(&std::io::stdin()),
-        raw_stream(&std::io::stdout()),
-    ) {
+    let (stdin, stdout) = match (raw_stream(&std::io::stdin()), raw_stream(&std::io::stdout())) {
         (Ok(i), Ok(o)) => (i, o),
         (Err(e), _) | (_, Err(e)) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "coffer: session worker has no usable stdio: {e}"
-            );
+            let _ = writeln!(std::io::stderr(), "coffer: session worker has no usable stdio: {e}");
             return ExitCode::from(1);
         }
     };
     // Append-only rules are about which file a name denotes; links never redirect them.
-    let jail = if profile == Profile::AppendOnly {
-        jail.without_symlinks()
-    } else {
-        jail
-    };
-    let ctx = SessionContext {
-        jail,
-        user: args.user.clone(),
-        profile,
-        quota,
-    };
+    let jail = if profile == Profile::AppendOnly { jail.without_symlinks() } else { jail };
+    let ctx = SessionContext { jail, user: args.user.clone(), profile, quota };
     match args.mode {
         WorkerMode::Sftp => match coffer_session::sftp::serve_fd(ctx, stdin, stdout) {
             Ok(()) => ExitCode::SUCCESS,
@@ -184,9 +140,7 @@ fn adopt_socket(fd: i32) -> std::io::Result<std::os::unix::net::UnixStream> {
     // The descriptor must be an open socket, or adopting it would be unsound.
     let target = std::fs::read_link(format!("/proc/self/fd/{fd}"))?;
     if fd < 3 || !target.to_string_lossy().starts_with("socket:") {
-        return Err(std::io::Error::other(format!(
-            "descriptor {fd} is not a socket"
-        )));
+        return Err(std::io::Error::other(format!("descriptor {fd} is not a socket")));
     }
     // SAFETY: `serve` opened this descriptor for this process alone (see
     // `spawn_with_inherited`), it is an open socket (checked above) and nothing else in

@@ -28,17 +28,9 @@ pub(crate) fn check_stale_backups(dir: &Path, raised: &mut BTreeMap<String, bool
             continue;
         }
         raised.insert(u.name.clone(), u.stale);
-        let last = u.last_backup.map_or("never".to_string(), |t| {
-            format!(
-                "{} ago",
-                coffer_status::duration((status.now - t).max(0) as u64)
-            )
-        });
+        let last = u.last_backup.map_or("never".to_string(), |t| format!("{} ago", coffer_status::duration((status.now - t).max(0) as u64)));
         if u.stale {
-            coffer_runtime::event::emit(&coffer_runtime::event::Event::BackupStale {
-                user: u.name.clone(),
-                days: u64::from(status.stale_after_days),
-            });
+            coffer_runtime::event::emit(&coffer_runtime::event::Event::BackupStale { user: u.name.clone(), days: u64::from(status.stale_after_days) });
         }
         coffer_runtime::alert::raise(
             &Paths::appliance().with_state(dir),
@@ -46,17 +38,11 @@ pub(crate) fn check_stale_backups(dir: &Path, raised: &mut BTreeMap<String, bool
                 key: format!("backup:{}:stale", u.name),
                 severity: Severity::Warning,
                 title: if u.stale {
-                    format!(
-                        "{} has not backed up for {}+ days",
-                        u.name, status.stale_after_days
-                    )
+                    format!("{} has not backed up for {}+ days", u.name, status.stale_after_days)
                 } else {
                     format!("{} backs up again", u.name)
                 },
-                body: format!(
-                    "Last backup: {last}. Check that the backup job on {}'s computer still runs.",
-                    u.name
-                ),
+                body: format!("Last backup: {last}. Check that the backup job on {}'s computer still runs.", u.name),
                 resolved: !u.stale,
                 time: status.now as u64,
             },

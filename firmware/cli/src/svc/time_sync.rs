@@ -18,21 +18,14 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn servers(config: &Config) -> Vec<String> {
     // NTP servers the DHCP server named (udhcpc's hook writes them).
-    server_list(
-        &std::fs::read_to_string(Paths::appliance().dhcp_ntp()).unwrap_or_default(),
-        &config.time.servers,
-    )
+    server_list(&std::fs::read_to_string(Paths::appliance().dhcp_ntp()).unwrap_or_default(), &config.time.servers)
 }
 
 /// The servers to try, in order: the DHCP server's (udhcpc's space-separated
 /// `$ntpsrv`), then the configured ones, each once.
 fn server_list(dhcp: &str, configured: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for s in dhcp
-        .split_whitespace()
-        .map(str::to_string)
-        .chain(configured.iter().cloned())
-    {
+    for s in dhcp.split_whitespace().map(str::to_string).chain(configured.iter().cloned()) {
         if !out.contains(&s) {
             out.push(s);
         }
@@ -47,30 +40,20 @@ pub(crate) fn time_sync(state: &Path) -> Result<()> {
     crate::logging::init(&config.log.level);
     let interval = Duration::from_secs(config.time.interval_secs);
     let mut sync = SyncLoop::default();
-    event::emit(&Event::TimeRunning {
-        servers: servers(&config),
-    });
+    event::emit(&Event::TimeRunning { servers: servers(&config) });
     loop {
         let answer = coffer_time::query_any(&servers(&config), QUERY_TIMEOUT);
         if let Err(e) = &answer {
             log::warn!("setting the clock: {e}");
         }
-        let decision = sync.step(
-            answer.as_ref().ok().map(|(_, sample)| sample.offset_ms()),
-            interval,
-        );
+        let decision = sync.step(answer.as_ref().ok().map(|(_, sample)| sample.offset_ms()), interval);
         if let Ok((server, sample)) = answer {
             let offset = sample.offset_ms();
             if decision.step_clock {
-                let t = sample
-                    .corrected(system_now())
-                    .context("the server's time is out of range")?;
+                let t = sample.corrected(system_now()).context("the server's time is out of range")?;
                 coffer_time::set_system_clock(t).context("setting the system clock")?;
             }
-            let rtc = match coffer_time::write_rtc(
-                &coffer_hal::SysRoot::system().dev_node(RTC),
-                system_now(),
-            ) {
+            let rtc = match coffer_time::write_rtc(&coffer_hal::SysRoot::system().dev_node(RTC), system_now()) {
                 Ok(()) => true,
                 Err(e) => {
                     log::debug!("writing the hardware clock {RTC}: {e}");
@@ -82,11 +65,7 @@ pub(crate) fn time_sync(state: &Path) -> Result<()> {
                 coffer_config::write_atomically(&Paths::appliance().clock(), &text)?;
             }
             if decision.announce {
-                event::emit(&Event::TimeSynced {
-                    server: server.to_string(),
-                    offset_ms: offset,
-                    rtc,
-                });
+                event::emit(&Event::TimeSynced { server: server.to_string(), offset_ms: offset, rtc });
             }
         }
         std::thread::sleep(decision.wait);
@@ -100,10 +79,7 @@ mod tests {
     #[test]
     fn dhcp_servers_come_first_and_each_once() {
         let configured = vec!["pool.ntp.org".to_string(), "10.0.0.1".to_string()];
-        assert_eq!(
-            server_list("10.0.0.1 192.168.1.1\n", &configured),
-            ["10.0.0.1", "192.168.1.1", "pool.ntp.org"]
-        );
+        assert_eq!(server_list("10.0.0.1 192.168.1.1\n", &configured), ["10.0.0.1", "192.168.1.1", "pool.ntp.org"]);
         assert_eq!(server_list("", &configured), ["pool.ntp.org", "10.0.0.1"]);
     }
 }

@@ -16,9 +16,7 @@ pub(super) fn may_change_existing(s: &Session, p: &JailPath) -> bool {
         Profile::ReadOnly => false,
         Profile::AppendOnly => {
             // One link only: a second name would let a change reach an older file.
-            s.jail
-                .lstat(p)
-                .is_ok_and(|m| m.is_dir() || (m.is_file() && m.nlink == 1))
+            s.jail.lstat(p).is_ok_and(|m| m.is_dir() || (m.is_file() && m.nlink == 1))
                 && (s.created_here(p) || is_incomplete_duplicity_file(&s.jail, p))
         }
     }

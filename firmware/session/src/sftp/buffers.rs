@@ -11,18 +11,11 @@ pub(super) struct BufferPool {
 
 impl BufferPool {
     pub(super) fn new(keep: usize) -> Self {
-        BufferPool {
-            free: Mutex::new(Vec::new()),
-            keep,
-        }
+        BufferPool { free: Mutex::new(Vec::new()), keep }
     }
 
     pub(super) fn take(&self) -> Vec<u8> {
-        self.free
-            .lock()
-            .ok()
-            .and_then(|mut v| v.pop())
-            .unwrap_or_default()
+        self.free.lock().ok().and_then(|mut v| v.pop()).unwrap_or_default()
     }
 
     pub(super) fn give(&self, mut buf: Vec<u8>) {

@@ -39,12 +39,7 @@ mod tests {
     use super::*;
 
     fn id(ino: u64, generation: u32) -> FileId {
-        FileId {
-            dev: 7,
-            ino,
-            btime: Some((1_700_000_000, 5)),
-            generation: Some(generation),
-        }
+        FileId { dev: 7, ino, btime: Some((1_700_000_000, 5)), generation: Some(generation) }
     }
 
     /// A later file that reuses a recorded inode number is not the recorded
@@ -55,13 +50,7 @@ mod tests {
         created.record(id(10, 1));
         assert!(created.holds(&id(10, 1)));
         assert!(!created.holds(&id(10, 2)), "same number, new generation");
-        assert!(
-            !created.holds(&FileId {
-                btime: Some((1_700_000_001, 0)),
-                ..id(10, 1)
-            }),
-            "same number, later birth"
-        );
+        assert!(!created.holds(&FileId { btime: Some((1_700_000_001, 0)), ..id(10, 1) }), "same number, later birth");
         assert!(!created.holds(&id(11, 1)));
         created.forget((7, 10));
         assert!(!created.holds(&id(10, 1)));

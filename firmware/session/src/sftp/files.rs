@@ -28,12 +28,7 @@ pub(super) fn open(s: &Session, id: u32, path: &[u8], flags: OpenFlags, attrs: &
     // Before anything is opened or charged: a refused OPEN leaves nothing behind.
     tri!(s.handles.room(&s.user, id, &p));
     let mode = attrs.permissions.map_or(0o666, |m| m & 0o777);
-    let writes = [
-        OpenFlags::WRITE,
-        OpenFlags::APPEND,
-        OpenFlags::CREAT,
-        OpenFlags::TRUNC,
-    ];
+    let writes = [OpenFlags::WRITE, OpenFlags::APPEND, OpenFlags::CREAT, OpenFlags::TRUNC];
     if writes.iter().any(|&f| flags.has(f)) && s.profile == Profile::ReadOnly {
         return s.deny(id, "writing files");
     }
@@ -61,15 +56,10 @@ pub(super) fn open(s: &Session, id: u32, path: &[u8], flags: OpenFlags, attrs: &
     if exists && !flags.has(OpenFlags::TRUNC) {
         // Append (sftp reput) or a write without truncation (scp): the client
         // asks to change the existing file, so it is changed in place.
-        return match s.jail.open_write_in_place(
-            &p,
-            flags.has(OpenFlags::APPEND),
-            flags.has(OpenFlags::READ),
-        ) {
+        return match s.jail.open_write_in_place(&p, flags.has(OpenFlags::APPEND), flags.has(OpenFlags::READ)) {
             Ok(f) => {
                 let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-                s.handles
-                    .insert(&s.user, id, p, HandleKind::InPlace(f), size)
+                s.handles.insert(&s.user, id, p, HandleKind::InPlace(f), size)
             }
             Err(e) => err_reply(id, &e),
         };
@@ -81,9 +71,7 @@ pub(super) fn open(s: &Session, id: u32, path: &[u8], flags: OpenFlags, attrs: &
     // An append-only key never replaces a file that appears meanwhile.
     let no_replace = flags.has(OpenFlags::EXCL) || (s.profile == Profile::AppendOnly && !exists);
     match s.jail.create_upload(&p, mode, no_replace) {
-        Ok(up) => s
-            .handles
-            .insert(&s.user, id, p, HandleKind::Upload(Mutex::new(Some(up))), 0),
+        Ok(up) => s.handles.insert(&s.user, id, p, HandleKind::Upload(Mutex::new(Some(up))), 0),
         Err(e) => {
             s.quota.free(0, 1);
             err_reply(id, &e)
@@ -97,15 +85,9 @@ pub(super) fn write(s: &Session, id: u32, handle: &[u8], offset: u64, data: &[u8
     if let Some(msg) = h.refused.get() {
         return Reply::status(id, StatusCode::Failure, msg.clone());
     }
-    let Some(file) = h.file() else {
-        return Reply::status(id, StatusCode::Failure, "handle is a directory");
-    };
+    let Some(file) = h.file() else { return Reply::status(id, StatusCode::Failure, "handle is a directory") };
     if matches!(h.kind, HandleKind::Read(_)) {
-        return Reply::status(
-            id,
-            StatusCode::PermissionDenied,
-            "file was opened read-only",
-        );
+        return Reply::status(id, StatusCode::PermissionDenied, "file was opened read-only");
     }
     // The file's real size: another handle or a SETSTAT may have changed it.
     let size = match file.with(|f| f.metadata()) {
@@ -114,20 +96,13 @@ pub(super) fn write(s: &Session, id: u32, handle: &[u8], offset: u64, data: &[u8
     };
     h.size.store(size, Ordering::Relaxed);
     let append = matches!(&h.kind, HandleKind::InPlace(f) if is_append(f));
-    let end = if append {
-        size + data.len() as u64
-    } else {
-        offset.saturating_add(data.len() as u64)
-    };
+    let end = if append { size + data.len() as u64 } else { offset.saturating_add(data.len() as u64) };
     let growth = end.saturating_sub(size);
     if growth > 0
         && let Err(q) = s.quota.charge(growth, 0)
     {
         let msg = q.to_string();
-        log::warn!(
-            "{msg} (upload of {})",
-            String::from_utf8_lossy(&h.path.display())
-        );
+        log::warn!("{msg} (upload of {})", String::from_utf8_lossy(&h.path.display()));
         if let HandleKind::Upload(u) = &h.kind {
             // The partial upload is removed and never appears under its name.
             if u.lock().ok().and_then(|mut g| g.take()).is_some() {
@@ -165,9 +140,7 @@ pub(super) fn close(s: &Session, id: u32, handle: &[u8]) -> Reply {
 /// Closes a handle; an upload is committed under its name (and replaces
 /// what was there) only now.
 fn close_handle(s: &Session, id: u32, handle: &[u8]) -> Reply {
-    let Some(h) = s.handles.remove(handle) else {
-        return Reply::status(id, StatusCode::Failure, "invalid handle");
-    };
+    let Some(h) = s.handles.remove(handle) else { return Reply::status(id, StatusCode::Failure, "invalid handle") };
     if let Some(msg) = h.refused.get() {
         return Reply::status(id, StatusCode::Failure, msg.clone());
     }
@@ -178,10 +151,7 @@ fn close_handle(s: &Session, id: u32, handle: &[u8]) -> Reply {
             match up.map(Upload::commit) {
                 Some(Ok(replaced)) => {
                     if let Some(m) = replaced.filter(|m| !m.is_dir()) {
-                        s.quota.free(
-                            if m.nlink <= 1 { m.size } else { 0 },
-                            u64::from(m.nlink <= 1),
-                        );
+                        s.quota.free(if m.nlink <= 1 { m.size } else { 0 }, u64::from(m.nlink <= 1));
                         s.created.forget(m.inode);
                     }
                     if let Some(identity) = identity {
@@ -192,11 +162,7 @@ fn close_handle(s: &Session, id: u32, handle: &[u8]) -> Reply {
                 None => Reply::ok(id),
                 Some(Err(e)) => {
                     s.quota.free(h.size.load(Ordering::Relaxed), 1);
-                    log::warn!(
-                        "user {}: could not complete upload of {}: {e}",
-                        s.user,
-                        String::from_utf8_lossy(&h.path.display())
-                    );
+                    log::warn!("user {}: could not complete upload of {}: {e}", s.user, String::from_utf8_lossy(&h.path.display()));
                     err_reply(id, &e)
                 }
             }
@@ -272,11 +238,7 @@ pub(super) fn fsetstat(s: &Session, id: u32, handle: &[u8], attrs: &Attrs) -> Re
 }
 
 /// SETSTAT on a path. The outer error is the file system's, the inner one a quota refusal.
-fn set_path_attrs(
-    s: &Session,
-    p: &JailPath,
-    attrs: &Attrs,
-) -> io::Result<Result<(), QuotaExceeded>> {
+fn set_path_attrs(s: &Session, p: &JailPath, attrs: &Attrs) -> io::Result<Result<(), QuotaExceeded>> {
     if let Some((uid, gid)) = attrs.uid_gid {
         let m = s.jail.stat(p)?;
         if (uid, gid) != (m.uid, m.gid) {
@@ -310,12 +272,7 @@ fn set_path_attrs(
 }
 
 /// SETSTAT on an open file, as [`set_path_attrs`].
-fn set_file_attrs(
-    s: &Session,
-    h: &Handle,
-    f: &File,
-    attrs: &Attrs,
-) -> io::Result<Result<(), QuotaExceeded>> {
+fn set_file_attrs(s: &Session, h: &Handle, f: &File, attrs: &Attrs) -> io::Result<Result<(), QuotaExceeded>> {
     if let Some((uid, gid)) = attrs.uid_gid {
         let m = meta_from_std(&f.metadata()?);
         if (uid, gid) != (m.uid, m.gid) {
@@ -340,14 +297,8 @@ fn set_file_attrs(
     }
     if let Some((atime, mtime)) = attrs.times {
         let ts = rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec {
-                tv_sec: i64::from(atime),
-                tv_nsec: 0,
-            },
-            last_modification: rustix::fs::Timespec {
-                tv_sec: i64::from(mtime),
-                tv_nsec: 0,
-            },
+            last_access: rustix::fs::Timespec { tv_sec: i64::from(atime), tv_nsec: 0 },
+            last_modification: rustix::fs::Timespec { tv_sec: i64::from(mtime), tv_nsec: 0 },
         };
         rustix::fs::futimens(f, &ts)?;
     }

@@ -56,9 +56,7 @@ impl FileRef<'_> {
         match self {
             FileRef::Plain(file) => f(file),
             FileRef::Upload(m) => {
-                let guard = m
-                    .lock()
-                    .map_err(|_| io::Error::other("upload lock poisoned"))?;
+                let guard = m.lock().map_err(|_| io::Error::other("upload lock poisoned"))?;
                 match guard.as_ref() {
                     Some(up) => f(up.file()),
                     None => Err(io::Error::other("upload already closed")),
@@ -76,10 +74,7 @@ pub(super) struct Handles {
 
 impl Handles {
     pub(super) fn new() -> Self {
-        Handles {
-            open: Mutex::new(HashMap::new()),
-            next: AtomicU32::new(1),
-        }
+        Handles { open: Mutex::new(HashMap::new()), next: AtomicU32::new(1) }
     }
 
     /// Refuses to open `path` when `user`'s session holds [`MAX_HANDLES`] handles.
@@ -88,10 +83,7 @@ impl Handles {
         if open < MAX_HANDLES {
             return Ok(());
         }
-        log::warn!(
-            "user {user}: refused to open {}: {MAX_HANDLES} handles open",
-            String::from_utf8_lossy(&path.display())
-        );
+        log::warn!("user {user}: refused to open {}: {MAX_HANDLES} handles open", String::from_utf8_lossy(&path.display()));
         Err(Reply::status(
             id,
             StatusCode::Failure,
@@ -103,34 +95,14 @@ impl Handles {
     }
 
     /// Files a newly opened `kind` and answers with its handle.
-    pub(super) fn insert(
-        &self,
-        user: &str,
-        id: u32,
-        path: JailPath,
-        kind: HandleKind,
-        size: u64,
-    ) -> Reply {
+    pub(super) fn insert(&self, user: &str, id: u32, path: JailPath, kind: HandleKind, size: u64) -> Reply {
         if let Err(refused) = self.room(user, id, &path) {
             return refused;
         }
-        let Ok(mut handles) = self.open.lock() else {
-            return Reply::status(id, StatusCode::Failure, "lock poisoned");
-        };
+        let Ok(mut handles) = self.open.lock() else { return Reply::status(id, StatusCode::Failure, "lock poisoned") };
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        handles.insert(
-            n,
-            Arc::new(Handle {
-                path,
-                kind,
-                size: AtomicU64::new(size),
-                refused: OnceLock::new(),
-            }),
-        );
-        Reply::Handle {
-            id,
-            handle: n.to_string().into_bytes(),
-        }
+        handles.insert(n, Arc::new(Handle { path, kind, size: AtomicU64::new(size), refused: OnceLock::new() }));
+        Reply::Handle { id, handle: n.to_string().into_bytes() }
     }
 
     pub(super) fn get(&self, id: u32, handle: &[u8]) -> Result<Arc<Handle>, Reply> {
@@ -147,10 +119,7 @@ impl Handles {
 
     /// Takes every handle still open.
     pub(super) fn drain(&self) -> Vec<Arc<Handle>> {
-        self.open
-            .lock()
-            .map(|mut h| h.drain().map(|(_, v)| v).collect())
-            .unwrap_or_default()
+        self.open.lock().map(|mut h| h.drain().map(|(_, v)| v).collect()).unwrap_or_default()
     }
 }
 

@@ -12,23 +12,13 @@ use crate::quota::QuotaUsage;
 pub(super) fn realpath(id: u32, path: &[u8]) -> Reply {
     let p = tri!(parse_path(id, path));
     let name = p.display();
-    Reply::Name {
-        id,
-        entries: vec![NameEntry {
-            longname: name.clone(),
-            filename: name,
-            attrs: Attrs::default(),
-        }],
-    }
+    Reply::Name { id, entries: vec![NameEntry { longname: name.clone(), filename: name, attrs: Attrs::default() }] }
 }
 
 pub(super) fn stat(s: &Session, id: u32, path: &[u8]) -> Reply {
     let p = tri!(parse_path(id, path));
     match s.jail.stat(&p) {
-        Ok(m) => Reply::Attrs {
-            id,
-            attrs: attrs_of(&m),
-        },
+        Ok(m) => Reply::Attrs { id, attrs: attrs_of(&m) },
         Err(e) => err_reply(id, &e),
     }
 }
@@ -36,10 +26,7 @@ pub(super) fn stat(s: &Session, id: u32, path: &[u8]) -> Reply {
 pub(super) fn lstat(s: &Session, id: u32, path: &[u8]) -> Reply {
     let p = tri!(parse_path(id, path));
     match s.jail.lstat(&p) {
-        Ok(m) => Reply::Attrs {
-            id,
-            attrs: attrs_of(&m),
-        },
+        Ok(m) => Reply::Attrs { id, attrs: attrs_of(&m) },
         Err(e) => err_reply(id, &e),
     }
 }
@@ -51,10 +38,7 @@ pub(super) fn fstat(s: &Session, id: u32, handle: &[u8]) -> Reply {
         None => s.jail.stat(&h.path),
     };
     match meta {
-        Ok(m) => Reply::Attrs {
-            id,
-            attrs: attrs_of(&m),
-        },
+        Ok(m) => Reply::Attrs { id, attrs: attrs_of(&m) },
         Err(e) => err_reply(id, &e),
     }
 }
@@ -64,11 +48,7 @@ pub(super) fn readlink(s: &Session, id: u32, path: &[u8]) -> Reply {
     match s.jail.readlink(&p) {
         Ok(target) => Reply::Name {
             id,
-            entries: vec![NameEntry {
-                longname: target.clone(),
-                filename: target,
-                attrs: Attrs::default(),
-            }],
+            entries: vec![NameEntry { longname: target.clone(), filename: target, attrs: Attrs::default() }],
         },
         Err(e) => err_reply(id, &e),
     }
@@ -77,10 +57,7 @@ pub(super) fn readlink(s: &Session, id: u32, path: &[u8]) -> Reply {
 /// STATVFS and FSTATVFS: the user's area, whichever path or handle is named.
 pub(super) fn statvfs(s: &Session, id: u32) -> Reply {
     match s.jail.statvfs() {
-        Ok(v) => Reply::StatVfs {
-            id,
-            vfs: limited_by_quota(&v, s.quota.usage()),
-        },
+        Ok(v) => Reply::StatVfs { id, vfs: limited_by_quota(&v, s.quota.usage()) },
         Err(e) => err_reply(id, &e),
     }
 }

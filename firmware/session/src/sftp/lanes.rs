@@ -47,28 +47,20 @@ pub(super) fn run(
         let (tx, rx) = sync_channel::<Vec<u8>>(LANE_QUEUE);
         let session = Arc::clone(session);
         let replies = reply_tx.clone();
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("sftp-lane-{lane}"))
-                .spawn(move || {
-                    for packet in rx {
-                        let reply = handle_packet(&session, &packet);
-                        session.buffers.give(packet);
-                        if replies.send(reply).is_err() {
-                            break;
-                        }
-                    }
-                })?,
-        );
+        workers.push(std::thread::Builder::new().name(format!("sftp-lane-{lane}")).spawn(move || {
+            for packet in rx {
+                let reply = handle_packet(&session, &packet);
+                session.buffers.give(packet);
+                if replies.send(reply).is_err() {
+                    break;
+                }
+            }
+        })?);
         lanes.push(tx);
     }
     drop(reply_tx);
 
-    let result = read_requests(
-        &mut BufReader::with_capacity(512 * 1024, input),
-        &lanes,
-        &session.buffers,
-    );
+    let result = read_requests(&mut BufReader::with_capacity(512 * 1024, input), &lanes, &session.buffers);
     drop(lanes);
     for w in workers {
         let _ = w.join();
@@ -77,12 +69,7 @@ pub(super) fn run(
     result
 }
 
-fn write_replies(
-    rx: Receiver<Outgoing>,
-    output: impl Write,
-    splice_to: Option<OwnedFd>,
-    session: &Session,
-) {
+fn write_replies(rx: Receiver<Outgoing>, output: impl Write, splice_to: Option<OwnedFd>, session: &Session) {
     // Small replies are gathered; DATA packets larger than the buffer go
     // straight to the output without another copy.
     let mut out = BufWriter::with_capacity(64 * 1024, output);
@@ -111,20 +98,10 @@ fn write_replies(
                 }
                 session.buffers.give(packet);
             }
-            Outgoing::Spliced {
-                header,
-                pipe,
-                spliced,
-                tail,
-            } => {
+            Outgoing::Spliced { header, pipe, spliced, tail } => {
                 // The header must be out before the pipe's bytes follow it.
-                let (Some(to), Some(pool)) = (&splice_to, &session.pipes) else {
-                    return;
-                };
-                if out.write_all(&header).is_err()
-                    || out.flush().is_err()
-                    || !pipe.splice_out(to, spliced)
-                {
+                let (Some(to), Some(pool)) = (&splice_to, &session.pipes) else { return };
+                if out.write_all(&header).is_err() || out.flush().is_err() || !pipe.splice_out(to, spliced) {
                     return;
                 }
                 pool.give(pipe);
@@ -138,11 +115,7 @@ fn write_replies(
 }
 
 /// Reads packets and hands each to its lane. Returns at end of input.
-fn read_requests(
-    input: &mut impl Read,
-    lanes: &[SyncSender<Vec<u8>>],
-    buffers: &BufferPool,
-) -> io::Result<()> {
+fn read_requests(input: &mut impl Read, lanes: &[SyncSender<Vec<u8>>], buffers: &BufferPool) -> io::Result<()> {
     let mut len_buf = [0u8; 4];
     loop {
         match input.read_exact(&mut len_buf) {
@@ -154,19 +127,14 @@ fn read_requests(
         if len == 0 || len > MAX_PACKET {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "client sent a packet of {len} bytes (limit {MAX_PACKET}); closing the session"
-                ),
+                format!("client sent a packet of {len} bytes (limit {MAX_PACKET}); closing the session"),
             ));
         }
         let mut packet = buffers.take();
         packet.extend_from_slice(&len_buf);
         let body_len = u64::from(len);
         if input.by_ref().take(body_len).read_to_end(&mut packet)? != len as usize {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "client closed the channel inside a packet",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "client closed the channel inside a packet"));
         }
         let lane = lane_of(&packet[4..]);
         if lanes[lane].send(packet).is_err() {

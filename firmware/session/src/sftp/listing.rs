@@ -20,9 +20,7 @@ pub(super) fn opendir(s: &Session, id: u32, path: &[u8]) -> Reply {
     // Check the limit first: a refused OPENDIR opens nothing.
     tri!(s.handles.room(&s.user, id, &p));
     match s.jail.open_dir(&p) {
-        Ok(dir) => s
-            .handles
-            .insert(&s.user, id, p, HandleKind::Dir(Mutex::new(dir)), 0),
+        Ok(dir) => s.handles.insert(&s.user, id, p, HandleKind::Dir(Mutex::new(dir)), 0),
         Err(e) => err_reply(id, &e),
     }
 }
@@ -32,9 +30,7 @@ pub(super) fn readdir(s: &Session, id: u32, handle: &[u8]) -> Reply {
     let HandleKind::Dir(dir) = &h.kind else {
         return Reply::status(id, StatusCode::Failure, "handle is not a directory");
     };
-    let Ok(mut dir) = dir.lock() else {
-        return Reply::status(id, StatusCode::Failure, "lock poisoned");
-    };
+    let Ok(mut dir) = dir.lock() else { return Reply::status(id, StatusCode::Failure, "lock poisoned") };
     let batch = match dir.next_batch(READDIR_BATCH) {
         Ok(batch) => batch,
         Err(e) => return err_reply(id, &e),
@@ -44,11 +40,7 @@ pub(super) fn readdir(s: &Session, id: u32, handle: &[u8]) -> Reply {
     }
     let entries = batch
         .into_iter()
-        .map(|e| NameEntry {
-            longname: longname(&e.name, &e.meta, &s.user),
-            attrs: attrs_of(&e.meta),
-            filename: e.name,
-        })
+        .map(|e| NameEntry { longname: longname(&e.name, &e.meta, &s.user), attrs: attrs_of(&e.meta), filename: e.name })
         .collect();
     Reply::Name { id, entries }
 }
@@ -70,20 +62,14 @@ fn longname(name: &[u8], m: &Meta, user: &str) -> Vec<u8> {
         perms.push(if bits & 1 != 0 { 'x' } else { '-' });
     }
     let date = format_date(m.mtime);
-    let mut line = format!(
-        "{perms} {:>4} {user:<8} {user:<8} {:>12} {date} ",
-        m.nlink, m.size
-    )
-    .into_bytes();
+    let mut line = format!("{perms} {:>4} {user:<8} {user:<8} {:>12} {date} ", m.nlink, m.size).into_bytes();
     line.extend_from_slice(name);
     line
 }
 
 /// "Nov 27 06:51" from seconds since the epoch (UTC).
 fn format_date(t: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let (_, month, day, hour, minute, _) = coffer_duplicity::civil_from_unix(t);
     let name = MONTHS[usize::try_from(month - 1).unwrap_or(0).min(11)];
     format!("{name} {day:>2} {hour:02}:{minute:02}")
@@ -130,10 +116,7 @@ mod tests {
             }
             assert_eq!(r[0], 104, "NAME");
             let count = u32::from_be_bytes(r[5..9].try_into().unwrap()) as usize;
-            assert!(
-                (1..=READDIR_BATCH).contains(&count),
-                "{count} entries in one reply"
-            );
+            assert!((1..=READDIR_BATCH).contains(&count), "{count} entries in one reply");
             total += count;
         }
         assert_eq!(total, 1000);
@@ -141,32 +124,14 @@ mod tests {
             assert_eq!(opendir(&mut s)[0], 102, "HANDLE");
         }
         let refused = opendir(&mut s);
-        assert_eq!(
-            (
-                refused[0],
-                u32::from_be_bytes(refused[5..9].try_into().unwrap())
-            ),
-            (101, 4),
-            "STATUS FAILURE"
-        );
+        assert_eq!((refused[0], u32::from_be_bytes(refused[5..9].try_into().unwrap())), (101, 4), "STATUS FAILURE");
         assert!(String::from_utf8_lossy(&refused).contains("128 open handles"));
-        s.send(&packet(
-            3,
-            Some(4),
-            &[&string(b"/f1"), &1u32.to_be_bytes(), &0u32.to_be_bytes()],
-        ));
+        s.send(&packet(3, Some(4), &[&string(b"/f1"), &1u32.to_be_bytes(), &0u32.to_be_bytes()]));
         assert_eq!(s.reply()[0], 101, "OPEN refused as well");
         // A CLOSE makes room again.
         s.send(&packet(4, Some(5), &[&string(&handle)]));
         let closed = s.reply();
-        assert_eq!(
-            (
-                closed[0],
-                u32::from_be_bytes(closed[5..9].try_into().unwrap())
-            ),
-            (101, 0),
-            "STATUS OK"
-        );
+        assert_eq!((closed[0], u32::from_be_bytes(closed[5..9].try_into().unwrap())), (101, 0), "STATUS OK");
         assert_eq!(opendir(&mut s)[0], 102, "HANDLE");
         s.finish();
     }

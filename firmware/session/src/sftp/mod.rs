@@ -37,30 +37,20 @@ use std::sync::Arc;
 
 use buffers::BufferPool;
 use pipes::{PIPE_GROW_LIMIT, PipePool};
-use session::Session;
 pub use session::SessionContext;
+use session::Session;
 
 /// Serves SFTP on `input`/`output` until the client closes its side.
 /// Uploads that were never closed are discarded, never left looking complete.
-pub fn serve(
-    ctx: SessionContext,
-    input: impl Read,
-    output: impl Write + Send + 'static,
-) -> io::Result<()> {
+pub fn serve(ctx: SessionContext, input: impl Read, output: impl Write + Send + 'static) -> io::Result<()> {
     serve_with(ctx, input, output, None, 0)
 }
 
 /// [`serve`] onto a file descriptor; when it is a pipe, downloads are
 /// spliced into it rather than copied.
 pub fn serve_fd(ctx: SessionContext, input: impl Read, output: File) -> io::Result<()> {
-    let is_pipe = rustix::fs::fstat(&output).is_ok_and(|st| {
-        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo
-    });
-    let splice_to = if is_pipe {
-        Some(OwnedFd::from(output.try_clone()?))
-    } else {
-        None
-    };
+    let is_pipe = rustix::fs::fstat(&output).is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo);
+    let splice_to = if is_pipe { Some(OwnedFd::from(output.try_clone()?)) } else { None };
     serve_with(ctx, input, output, splice_to, PIPE_GROW_LIMIT)
 }
 
@@ -72,20 +62,13 @@ fn serve_with(
     pipe_grow_limit: usize,
 ) -> io::Result<()> {
     let pipes = splice_to.as_ref().map(|_| PipePool::new(pipe_grow_limit));
-    let session = Arc::new(Session::new(
-        ctx,
-        BufferPool::new(lanes::QUEUED_PACKETS),
-        pipes,
-    ));
+    let session = Arc::new(Session::new(ctx, BufferPool::new(lanes::QUEUED_PACKETS), pipes));
     let result = lanes::run(&session, input, output, splice_to);
     // Whatever is still open was never closed by the client: drop it, which
     // discards unfinished uploads.
     let leftover = files::discard_unclosed(&session);
     if leftover > 0 {
-        log::info!(
-            "user {}: session ended with {leftover} handle(s) open; unfinished uploads discarded",
-            session.user
-        );
+        log::info!("user {}: session ended with {leftover} handle(s) open; unfinished uploads discarded", session.user);
     }
     result
 }

@@ -23,10 +23,7 @@ pub(super) fn remove(s: &Session, id: u32, path: &[u8]) -> Reply {
     match s.jail.remove_file(&p) {
         Ok(()) => {
             if let Ok(m) = before {
-                s.quota.free(
-                    if m.nlink <= 1 { m.size } else { 0 },
-                    u64::from(m.nlink <= 1),
-                );
+                s.quota.free(if m.nlink <= 1 { m.size } else { 0 }, u64::from(m.nlink <= 1));
                 s.created.forget(m.inode);
             }
             Reply::ok(id)
@@ -92,10 +89,7 @@ pub(super) fn rename(s: &Session, id: u32, from: &[u8], to: &[u8], replace: bool
     match s.jail.rename(&from, &to, replace) {
         Ok(()) => {
             if let Some(m) = target.filter(|m| !m.is_dir()) {
-                s.quota.free(
-                    if m.nlink <= 1 { m.size } else { 0 },
-                    u64::from(m.nlink <= 1),
-                );
+                s.quota.free(if m.nlink <= 1 { m.size } else { 0 }, u64::from(m.nlink <= 1));
             }
             Reply::ok(id)
         }

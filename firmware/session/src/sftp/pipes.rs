@@ -24,14 +24,7 @@ impl SplicePipe {
     pub(super) fn splice_out(&self, to: &OwnedFd, len: usize) -> bool {
         let mut left = len;
         while left > 0 {
-            match rustix::pipe::splice(
-                &self.read,
-                None,
-                to,
-                None,
-                left,
-                rustix::pipe::SpliceFlags::MORE,
-            ) {
+            match rustix::pipe::splice(&self.read, None, to, None, left, rustix::pipe::SpliceFlags::MORE) {
                 Ok(0) => return false,
                 Ok(n) => left -= n,
                 Err(rustix::io::Errno::INTR) => {}
@@ -57,12 +50,7 @@ pub(super) struct PipePool {
 
 impl PipePool {
     pub(super) fn new(grow_limit: usize) -> Self {
-        PipePool {
-            free: Mutex::new(Vec::new()),
-            made: AtomicUsize::new(0),
-            works: AtomicBool::new(true),
-            grow_limit,
-        }
+        PipePool { free: Mutex::new(Vec::new()), made: AtomicUsize::new(0), works: AtomicBool::new(true), grow_limit }
     }
 
     pub(super) fn take(&self) -> Option<SplicePipe> {
@@ -79,11 +67,7 @@ impl PipePool {
         match rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) {
             Ok((read, write)) => {
                 let capacity = rustix::pipe::fcntl_getpipe_size(&write).unwrap_or(4096);
-                Some(SplicePipe {
-                    read,
-                    write,
-                    capacity,
-                })
+                Some(SplicePipe { read, write, capacity })
             }
             Err(_) => {
                 self.made.fetch_sub(1, Ordering::Relaxed);
@@ -108,13 +92,7 @@ impl PipePool {
     /// Splices up to `len` bytes of `file` at `offset` into the (empty) pipe,
     /// growing the pipe to fit when the kernel allows. Returns the bytes moved
     /// (0 at end of file), or `None` when nothing could be spliced.
-    pub(super) fn splice_in(
-        &self,
-        pipe: &mut SplicePipe,
-        file: &File,
-        offset: u64,
-        len: usize,
-    ) -> Option<usize> {
+    pub(super) fn splice_in(&self, pipe: &mut SplicePipe, file: &File, offset: u64, len: usize) -> Option<usize> {
         use rustix::io::Errno;
         use rustix::pipe::{SpliceFlags, fcntl_setpipe_size, splice};
         // A read that starts inside a page may need one slot more than this;
@@ -130,14 +108,7 @@ impl PipePool {
         let mut filled = 0;
         while filled < len {
             // Non-blocking on the pipe: a full pipe ends this READ short instead of waiting.
-            match splice(
-                file,
-                Some(&mut at),
-                &pipe.write,
-                None,
-                len - filled,
-                SpliceFlags::NONBLOCK,
-            ) {
+            match splice(file, Some(&mut at), &pipe.write, None, len - filled, SpliceFlags::NONBLOCK) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(Errno::INTR) => {}

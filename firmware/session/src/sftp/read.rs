@@ -20,9 +20,7 @@ pub(super) fn read(s: &Session, id: u32, handle: &[u8], offset: u64, len: u32) -
         Err(reply) => return Outgoing::Packet(reply.encode()),
     };
     let Some(file) = h.file() else {
-        return Outgoing::Packet(
-            Reply::status(id, StatusCode::Failure, "handle is a directory").encode(),
-        );
+        return Outgoing::Packet(Reply::status(id, StatusCode::Failure, "handle is a directory").encode());
     };
     let len = len.min(MAX_IO) as usize;
     // Only files no request of this session can change: a spliced pipe holds
@@ -35,9 +33,7 @@ pub(super) fn read(s: &Session, id: u32, handle: &[u8], offset: u64, len: u32) -
         && let Some(mut pipe) = pool.take()
     {
         let spliced = file.with(|f| {
-            let Some(n) = pool.splice_in(&mut pipe, f, offset, len) else {
-                return Ok(None);
-            };
+            let Some(n) = pool.splice_in(&mut pipe, f, offset, len) else { return Ok(None) };
             let mut tail = s.buffers.take();
             tail.resize(len - n, 0);
             let got = read_full(f, &mut tail, offset + n as u64)?;
@@ -48,17 +44,10 @@ pub(super) fn read(s: &Session, id: u32, handle: &[u8], offset: u64, len: u32) -
             Ok(Some((0, tail))) if tail.is_empty() => {
                 s.buffers.give(tail);
                 pool.give(pipe);
-                return Outgoing::Packet(
-                    Reply::status(id, StatusCode::Eof, "End of file").encode(),
-                );
+                return Outgoing::Packet(Reply::status(id, StatusCode::Eof, "End of file").encode());
             }
             Ok(Some((n, tail))) => {
-                return Outgoing::Spliced {
-                    header: data_header(id, n + tail.len()),
-                    pipe,
-                    spliced: n,
-                    tail,
-                };
+                return Outgoing::Spliced { header: data_header(id, n + tail.len()), pipe, spliced: n, tail };
             }
             Err(e) => {
                 // Bytes may wait in the pipe: it is closed, never reused.
@@ -114,28 +103,19 @@ mod tests {
         assert_eq!(u32::from_be_bytes(r[1..5].try_into().unwrap()), id);
         let start = usize::try_from(offset).unwrap();
         if start >= content.len() {
-            assert_eq!(
-                (r[0], u32::from_be_bytes(r[5..9].try_into().unwrap())),
-                (101, 1),
-                "STATUS EOF past the end"
-            );
+            assert_eq!((r[0], u32::from_be_bytes(r[5..9].try_into().unwrap())), (101, 1), "STATUS EOF past the end");
             return;
         }
         assert_eq!(r[0], 103, "DATA");
         let n = u32::from_be_bytes(r[5..9].try_into().unwrap()) as usize;
         assert_eq!(r.len(), 9 + n);
         let want = (start + len.min(MAX_IO) as usize).min(content.len()) - start;
-        assert_eq!(
-            n, want,
-            "read {id} is whole (clients mishandle short reads)"
-        );
+        assert_eq!(n, want, "read {id} is whole (clients mishandle short reads)");
         assert_eq!(&r[9..], &content[start..start + n], "read {id}");
     }
 
     fn test_content(len: u32) -> Vec<u8> {
-        (0..len)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect()
+        (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
     }
 
     /// Over real pipes, READ replies are spliced: whole reads (also from
@@ -186,9 +166,7 @@ mod tests {
         std::fs::write(dir.path().join("f"), &content).unwrap();
         let mut s = PipeSession::start(dir.path(), PIPE_GROW_LIMIT);
         let handle = s.open(b"/f", 1);
-        let reads: Vec<(u64, u32)> = (0..96u32)
-            .map(|i| (u64::from(i) * 32_768, 32_768))
-            .collect();
+        let reads: Vec<(u64, u32)> = (0..96u32).map(|i| (u64::from(i) * 32_768, 32_768)).collect();
         for (i, (offset, len)) in reads.iter().enumerate() {
             s.read(100 + u32::try_from(i).unwrap(), &handle, *offset, *len);
         }
@@ -210,23 +188,11 @@ mod tests {
         // READ | WRITE, no TRUNC: a file changed in place.
         let handle = s.open(b"/f", 1 | 2);
         s.read(7, &handle, 0, 50_000);
-        s.send(&packet(
-            6,
-            Some(8),
-            &[
-                &string(&handle),
-                &0u64.to_be_bytes(),
-                &string(&[0xAA; 50_000]),
-            ],
-        ));
+        s.send(&packet(6, Some(8), &[&string(&handle), &0u64.to_be_bytes(), &string(&[0xAA; 50_000])]));
         let r = s.reply();
         check_read(&r, 7, &content, 0, 50_000);
         let w = s.reply();
-        assert_eq!(
-            (w[0], u32::from_be_bytes(w[5..9].try_into().unwrap())),
-            (101, 0),
-            "WRITE OK"
-        );
+        assert_eq!((w[0], u32::from_be_bytes(w[5..9].try_into().unwrap())), (101, 0), "WRITE OK");
         s.finish();
     }
 }

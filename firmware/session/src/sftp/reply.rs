@@ -16,12 +16,7 @@ pub(super) enum Outgoing {
     Packet(Vec<u8>),
     /// `spliced` bytes wait in the pipe; `tail` follows them (the part a
     /// pipe too small to grow could not take).
-    Spliced {
-        header: [u8; DATA_HEADER],
-        pipe: SplicePipe,
-        spliced: usize,
-        tail: Vec<u8>,
-    },
+    Spliced { header: [u8; DATA_HEADER], pipe: SplicePipe, spliced: usize, tail: Vec<u8> },
 }
 
 /// A DATA packet's length(4) type(1) id(4) data-length(4), then the data.
@@ -58,9 +53,7 @@ pub(super) fn quota_reply(id: u32, e: &QuotaExceeded) -> Reply {
 /// hidden upload temporaries) do not exist as far as clients can tell.
 pub(super) fn parse_path(id: u32, p: &[u8]) -> Result<JailPath, Reply> {
     JailPath::parse(p).map_err(|e| match e {
-        coffer_storage::PathError::Reserved => {
-            Reply::status(id, StatusCode::NoSuchFile, "No such file")
-        }
+        coffer_storage::PathError::Reserved => Reply::status(id, StatusCode::NoSuchFile, "No such file"),
         other => Reply::status(id, StatusCode::BadMessage, other.to_string()),
     })
 }

@@ -52,9 +52,7 @@ impl Session {
 
     /// Did this session create the inode that `p` names (not following a final link)?
     pub(super) fn created_here(&self, p: &JailPath) -> bool {
-        self.jail
-            .identity(p)
-            .is_ok_and(|id| self.created.holds(&id))
+        self.jail.identity(p).is_ok_and(|id| self.created.holds(&id))
     }
 
     /// Records a file or directory this session made. Only append-only
@@ -65,10 +63,7 @@ impl Session {
         }
         match id {
             Ok(id) => self.created.record(id),
-            Err(e) => log::warn!(
-                "user {}: cannot record a file this session created ({e}); it cannot be changed later",
-                self.user
-            ),
+            Err(e) => log::warn!("user {}: cannot record a file this session created ({e}); it cannot be changed later", self.user),
         }
     }
 

@@ -19,20 +19,14 @@ pub(super) fn packet(kind: u8, id: Option<u32>, fields: &[&[u8]]) -> Vec<u8> {
     for f in fields {
         body.extend_from_slice(f);
     }
-    let mut p = u32::try_from(body.len())
-        .expect("test fixture")
-        .to_be_bytes()
-        .to_vec();
+    let mut p = u32::try_from(body.len()).expect("test fixture").to_be_bytes().to_vec();
     p.extend_from_slice(&body);
     p
 }
 
 /// An SFTP string: length, then bytes.
 pub(super) fn string(b: &[u8]) -> Vec<u8> {
-    let mut v = u32::try_from(b.len())
-        .expect("test fixture")
-        .to_be_bytes()
-        .to_vec();
+    let mut v = u32::try_from(b.len()).expect("test fixture").to_be_bytes().to_vec();
     v.extend_from_slice(b);
     v
 }
@@ -55,23 +49,13 @@ pub(super) struct PipeSession {
 impl PipeSession {
     pub(super) fn start(dir: &std::path::Path, pipe_grow_limit: usize) -> Self {
         let jail = UserJail::open(dir).expect("test fixture");
-        let ctx = SessionContext {
-            jail,
-            user: "t".into(),
-            profile: Profile::Full,
-            quota: Box::new(crate::quota::Unlimited),
-        };
+        let ctx = SessionContext { jail, user: "t".into(), profile: Profile::Full, quota: Box::new(crate::quota::Unlimited) };
         let (req_r, requests) = std::io::pipe().expect("test fixture");
         let (replies, rep_w) = std::io::pipe().expect("test fixture");
         let out = File::from(OwnedFd::from(rep_w));
         let splice_to = Some(OwnedFd::from(out.try_clone().expect("test fixture")));
-        let server =
-            std::thread::spawn(move || serve_with(ctx, req_r, out, splice_to, pipe_grow_limit));
-        let mut s = PipeSession {
-            requests,
-            replies,
-            server,
-        };
+        let server = std::thread::spawn(move || serve_with(ctx, req_r, out, splice_to, pipe_grow_limit));
+        let mut s = PipeSession { requests, replies, server };
         s.send(&packet(1, None, &[&3u32.to_be_bytes()]));
         assert_eq!(s.reply()[0], 2, "VERSION");
         s
@@ -88,30 +72,19 @@ impl PipeSession {
 
     /// OPEN with SSH_FXF_* flags; returns the handle.
     pub(super) fn open(&mut self, path: &[u8], flags: u32) -> Vec<u8> {
-        self.send(&packet(
-            3,
-            Some(1),
-            &[&string(path), &flags.to_be_bytes(), &0u32.to_be_bytes()],
-        ));
+        self.send(&packet(3, Some(1), &[&string(path), &flags.to_be_bytes(), &0u32.to_be_bytes()]));
         let h = self.reply();
         assert_eq!(h[0], 102, "HANDLE");
         h[9..].to_vec()
     }
 
     pub(super) fn read(&mut self, id: u32, handle: &[u8], offset: u64, len: u32) {
-        self.send(&packet(
-            5,
-            Some(id),
-            &[&string(handle), &offset.to_be_bytes(), &len.to_be_bytes()],
-        ));
+        self.send(&packet(5, Some(id), &[&string(handle), &offset.to_be_bytes(), &len.to_be_bytes()]));
     }
 
     /// Ends the input and waits for the server to finish cleanly.
     pub(super) fn finish(self) {
         drop(self.requests);
-        self.server
-            .join()
-            .expect("the session thread panicked")
-            .expect("the session failed");
+        self.server.join().expect("the session thread panicked").expect("the session failed");
     }
 }
