@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::disconnect::cut;
 use crate::endpoint::{Endpoint, EndpointError, Shared};
 use crate::handler::ConnHandler;
+use crate::lanes::Lanes;
 use crate::relay::RelayCount;
 use crate::throttle::Admission;
 
@@ -22,6 +23,8 @@ impl Endpoint {
     /// waits (up to `grace`) for open sessions to finish their work.
     pub async fn run(&self, listener: TcpListener, grace: Duration) -> Result<(), EndpointError> {
         let mut shutdown = self.shared.shutdown.clone();
+        let lanes = Lanes::for_cores().map_err(EndpointError::Lanes)?;
+        log::info!("connections run on {} thread(s)", lanes.len());
         let mut tasks = tokio::task::JoinSet::new();
         let watcher = tokio::spawn(watch_users(Arc::clone(&self.shared)));
         loop {
@@ -42,7 +45,7 @@ impl Endpoint {
             let Some((stream, cutter)) = admit(&self.shared, stream, peer) else { continue };
             // Registered and counted now, before the next accept looks at the counts.
             let connection = Connection::open(&self.shared, stream, cutter, peer);
-            self.lanes.spawn(&mut tasks, connection.serve(Arc::clone(&self.shared), Arc::clone(&self.ssh)));
+            lanes.spawn(&mut tasks, connection.serve(Arc::clone(&self.shared), Arc::clone(&self.ssh)));
         }
         drop(listener);
         watcher.abort();

@@ -13,7 +13,6 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::admission::{AdmissionLimits, Occupancy};
-use crate::lanes::Lanes;
 use crate::live::LiveSessions;
 use crate::protocol;
 use crate::quota::QuotaBook;
@@ -84,20 +83,14 @@ impl Shared {
 pub struct Endpoint {
     pub(crate) shared: Arc<Shared>,
     pub(crate) ssh: Arc<russh::server::Config>,
-    /// The threads connections run on, started with the endpoint so that
-    /// their descriptors are there before the first connection.
-    pub(crate) lanes: Lanes,
 }
 
 impl Endpoint {
-    pub fn new(config: EndpointConfig, shutdown: watch::Receiver<bool>) -> Result<Self, EndpointError> {
+    pub fn new(config: EndpointConfig, shutdown: watch::Receiver<bool>) -> Self {
         let ssh = protocol::server_config(&config.host_key, config.idle_timeout);
         let throttle = LoginThrottle::new(config.throttle);
         let occupancy = Occupancy::new(config.admission);
-        let lanes = Lanes::for_cores().map_err(EndpointError::Lanes)?;
-        log::info!("connections run on {} thread(s)", lanes.len());
-        Ok(Endpoint {
-            lanes,
+        Endpoint {
             shared: Arc::new(Shared {
                 config,
                 throttle: Mutex::new(throttle),
@@ -107,6 +100,6 @@ impl Endpoint {
                 shutdown,
             }),
             ssh: Arc::new(ssh),
-        })
+        }
     }
 }

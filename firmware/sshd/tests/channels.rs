@@ -96,7 +96,7 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("listener");
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let endpoint = Endpoint::new(config, stopped).expect("the endpoint starts");
+        let endpoint = Endpoint::new(config, stopped);
         tokio::spawn(async move { endpoint.run(listener, Duration::from_secs(1)).await });
         Server { address, _stop: stop, dir }
     }

@@ -167,7 +167,7 @@ pub(crate) fn serve(dir: &Path, listen: Option<&str>) -> Result<()> {
                 }
             });
         }
-        let endpoint = Endpoint::new(config, stop_rx)?;
+        let endpoint = Endpoint::new(config, stop_rx);
         println!("coffer: listening on {local}");
         std::io::stdout().flush().ok();
         event::emit(&Event::ServerListening { address: local.to_string() });
