@@ -1,7 +1,6 @@
 //! The listener: accepts connections, admits them (login throttle,
 //! connection limits), runs each one's SSH session with its login grace
-//! time on one of the per-core lanes (`lanes`), keeps open sessions in step
-//! with users.toml, and drains on shutdown.
+//! time, keeps open sessions in step with users.toml, and drains on shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +13,6 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::disconnect::cut;
 use crate::endpoint::{Endpoint, EndpointError, Shared};
 use crate::handler::ConnHandler;
-use crate::lanes::Lanes;
 use crate::relay::RelayCount;
 use crate::throttle::Admission;
 
@@ -23,8 +21,6 @@ impl Endpoint {
     /// waits (up to `grace`) for open sessions to finish their work.
     pub async fn run(&self, listener: TcpListener, grace: Duration) -> Result<(), EndpointError> {
         let mut shutdown = self.shared.shutdown.clone();
-        let lanes = Lanes::for_cores().map_err(EndpointError::Lanes)?;
-        log::info!("connections run on {} thread(s)", lanes.len());
         let mut tasks = tokio::task::JoinSet::new();
         let watcher = tokio::spawn(watch_users(Arc::clone(&self.shared)));
         loop {
@@ -45,7 +41,7 @@ impl Endpoint {
             let Some((stream, cutter)) = admit(&self.shared, stream, peer) else { continue };
             // Registered and counted now, before the next accept looks at the counts.
             let connection = Connection::open(&self.shared, stream, cutter, peer);
-            lanes.spawn(&mut tasks, connection.serve(Arc::clone(&self.shared), Arc::clone(&self.ssh)));
+            tasks.spawn(connection.serve(Arc::clone(&self.shared), Arc::clone(&self.ssh)));
         }
         drop(listener);
         watcher.abort();

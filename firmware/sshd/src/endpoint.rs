@@ -24,8 +24,6 @@ use crate::throttle::{LoginThrottle, ThrottlePolicy};
 pub enum EndpointError {
     #[error("accepting connections failed: {0}")]
     Accept(#[source] std::io::Error),
-    #[error("starting the connection threads failed: {0}")]
-    Lanes(#[source] std::io::Error),
 }
 
 /// How to start a session worker: the program and the arguments before the

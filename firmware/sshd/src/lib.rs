@@ -8,8 +8,7 @@
 //!
 //! Modules by job: `endpoint` (the public types and shared state),
 //! `protocol` (algorithms and russh settings), `accept` (the listener,
-//! admission, login grace, the users.toml watcher, shutdown), `lanes` (four
-//! runtime threads per core, each connection pinned to one), `handler` (the
+//! admission, login grace, the users.toml watcher, shutdown), `handler` (the
 //! russh handler: login and channel requests), `request` (pure: what a
 //! channel request becomes, and refusal messages), `spawn` (starting a
 //! worker or an administrator command), `relay` (channel <-> process),
@@ -24,7 +23,6 @@ mod disconnect;
 mod endpoint;
 mod handler;
 mod keys;
-mod lanes;
 mod live;
 mod protocol;
 pub mod quota;
