@@ -61,16 +61,12 @@ mod tests {
 
     use super::*;
 
+    /// Incompressible bytes: SHA-1 digests of a counter.
     fn random(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
+        use sha1::{Digest, Sha1};
+        let mut out: Vec<u8> = (0u64..).take(len / 20 + 1).flat_map(|i| Sha1::digest([seed.to_le_bytes(), i.to_le_bytes()].concat())).collect();
+        out.truncate(len);
+        out
     }
 
     fn text(len: usize) -> Vec<u8> {
